@@ -1,0 +1,96 @@
+// A device handle: one configured device driven through its plugin's hooks.
+// It tracks which of open, connected and locked hold, checks every call's
+// precondition before calling the plugin (refusing with DEVHOST_E_STATE), and
+// answers DEVHOST_E_UNSUPPORTED for hooks the plugin leaves NULL. It keeps the
+// plugin's library loaded while the device exists, and owns the device's
+// cancel handle (an eventfd).
+#pragma once
+
+#include "loader.hpp"
+
+#include <devhost/plugin.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace devhost {
+
+// What a hook call came to.
+struct Outcome {
+    devhost_status status = DEVHOST_OK;
+    std::string message;  // empty on success
+    int os_errno = 0;
+    bool ok() const { return status == DEVHOST_OK; }
+};
+
+struct OpenRequest {
+    std::string path;             // resolved Linux path (or class path)
+    std::string configured_path;  // as written in the config
+    // Configured option values by name, validated here against the plugin's
+    // schema (unknown name or bad value: DEVHOST_E_INVALID, no hook called).
+    std::map<std::string, std::string> options;
+    bool inherit = false;
+    int32_t timeout_ms = -1;
+};
+
+struct ConnectRequest {
+    std::optional<std::vector<uint8_t>> context;
+    std::optional<uint32_t> context_size;  // default: the context's length
+    std::vector<std::pair<std::string, std::string>> args;
+    int32_t timeout_ms = -1;
+};
+
+using InfoList = std::vector<std::pair<std::string, std::string>>;
+
+class Device {
+public:
+    Device(std::shared_ptr<const Plugin> plugin, std::string name);
+    // Unwinds whatever is still held (unlock, disconnect, close).
+    ~Device();
+    Device(const Device &) = delete;
+    Device &operator=(const Device &) = delete;
+
+    const std::string &name() const { return name_; }
+    const Plugin &plugin() const { return *plugin_; }
+
+    Outcome open(const OpenRequest &request);
+    Outcome connect(const ConnectRequest &request);
+    Outcome info(InfoList &out);
+    Outcome lock(int32_t timeout_ms);
+    // The caller fills op, buffers, timeout and the rest; struct_size is set
+    // here. Checks the op is declared and the class's precondition holds.
+    Outcome transfer(devhost_transfer &xfer);
+    Outcome unlock();
+    Outcome disconnect();
+    Outcome close();
+
+    bool is_open() const { return open_; }
+    bool is_connected() const { return connected_; }
+    bool is_locked() const { return locked_; }
+    bool was_closed() const { return closed_; }
+
+    // Makes the cancel handle readable: a hook blocked in the plugin returns
+    // DEVHOST_E_CANCELLED. Thread-safe; cannot be undone.
+    void cancel();
+    bool cancelled() const { return cancelled_.load(); }
+    int cancel_fd() const { return cancel_fd_; }
+
+private:
+    Outcome refuse_state(const char *hook, const char *needs) const;
+    Outcome call_failed(devhost_status status, const devhost_error &err, const char *hook) const;
+
+    std::shared_ptr<const Plugin> plugin_;
+    std::string name_;
+    devhost_device *handle_ = nullptr;
+    bool open_ = false, connected_ = false, locked_ = false, closed_ = false;
+    int cancel_fd_ = -1;
+    std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace devhost

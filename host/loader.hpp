@@ -1,0 +1,113 @@
+// Plugin discovery and loading: finds plugin files, loads them with
+// Boost.DLL, negotiates the ABI, validates the descriptor, and refuses
+// anything unsafe with a one-line reason. The loaded library stays alive as
+// long as the Plugin object or any device opened through it.
+#pragma once
+
+#include <devhost/plugin.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace boost::dll {
+class shared_library;
+}
+
+namespace devhost {
+
+namespace fs = std::filesystem;
+
+// The oldest and newest ABI versions this host speaks.
+inline constexpr uint32_t host_min_abi_version = DEVHOST_MAKE_VERSION(1, 0);
+inline constexpr uint32_t host_max_abi_version = DEVHOST_ABI_VERSION;
+
+std::string format_version(uint32_t abi_version);  // "1.0"
+
+// A plugin's option schema entry, copied out of the descriptor.
+struct OptionSpec {
+    std::string name;
+    uint32_t type = DEVHOST_OPTION_STRING;
+    std::optional<std::string> default_value;
+    std::string help;
+    std::vector<std::string> choices;  // ENUM only
+    int64_t min = 0;
+    int64_t max = 0;
+};
+
+struct ControlSpec {
+    std::string name;
+    uint32_t code = 0;
+    std::string help;
+    uint32_t flags = 0;
+};
+
+class Plugin {
+public:
+    const fs::path &file() const { return file_; }
+    const std::string &name() const { return name_; }
+    const std::string &device_class() const { return class_; }
+    const std::string &version() const { return version_; }
+    const std::string &description() const { return description_; }
+    uint32_t abi_version() const { return abi_version_; }
+    uint32_t flags() const { return flags_; }
+    uint32_t transfer_ops() const { return transfer_ops_; }
+    uint32_t transfer_requires() const { return transfer_requires_; }
+    uint32_t lock_requires() const { return lock_requires_; }
+    bool supports_op(uint32_t op) const { return op < 32 && (transfer_ops_ & DEVHOST_OP_BIT(op)); }
+    const std::vector<OptionSpec> &options() const { return options_; }
+    const OptionSpec *find_option(std::string_view name) const;
+    const std::vector<ControlSpec> &controls() const { return controls_; }
+    const ControlSpec *find_control(std::string_view name) const;
+    const ControlSpec *find_control(uint32_t code) const;
+    // The plugin's hook table, copied; hooks past the plugin's struct_size
+    // are NULL.
+    const devhost_hooks &hooks() const { return hooks_; }
+    // Devices keep this alive so the code they call stays mapped.
+    const std::shared_ptr<boost::dll::shared_library> &library() const { return library_; }
+
+private:
+    friend class PluginRegistry;
+    fs::path file_;
+    std::string name_, class_, version_, description_;
+    uint32_t abi_version_ = 0, flags_ = 0, transfer_ops_ = 0, transfer_requires_ = 0, lock_requires_ = 0;
+    std::vector<OptionSpec> options_;
+    std::vector<ControlSpec> controls_;
+    devhost_hooks hooks_{};
+    std::shared_ptr<boost::dll::shared_library> library_;
+};
+
+struct Refusal {
+    fs::path file;
+    std::string reason;
+};
+
+class PluginRegistry {
+public:
+    // Loads one plugin file. On refusal, records it, logs one warning line
+    // naming the file and the reason, and returns nullptr.
+    std::shared_ptr<const Plugin> load_file(const fs::path &file);
+    // Loads every regular file named *.so in `dir`, in name order. A missing
+    // directory is logged at debug level and skipped.
+    void load_directory(const fs::path &dir);
+    // The plugin serving `device_class`, or nullptr.
+    std::shared_ptr<const Plugin> find(std::string_view device_class) const;
+    const std::vector<std::shared_ptr<const Plugin>> &plugins() const { return plugins_; }
+    const std::vector<Refusal> &refusals() const { return refusals_; }
+
+private:
+    std::vector<std::shared_ptr<const Plugin>> plugins_;
+    std::vector<Refusal> refusals_;
+};
+
+// The directories to search, in order: --plugin-path, DEVHOST_PLUGIN_PATH,
+// the config's [host] plugin-path (each may list several, ':'-separated),
+// then ../lib/devhost/plugins relative to the executable.
+std::vector<fs::path> plugin_search_path(const std::optional<std::string> &cli_path,
+                                         const std::optional<std::string> &config_path);
+
+}  // namespace devhost

@@ -1,0 +1,92 @@
+// Helpers for devhost's tests: where the build put things, temporary
+// directories, and running a program (usually the devhost binary) with a
+// deadline while capturing what it printed.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace devhost::test {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+fs::path bin_dir();      // build/bin: devhost, devhost-vdev
+fs::path plugin_dir();   // build/lib/devhost/plugins
+fs::path source_dir();   // the source tree
+fs::path binary_dir();   // the build tree
+fs::path devhost_exe();  // bin_dir() / "devhost"
+
+// A fresh directory under $TMPDIR, removed with everything in it on scope exit.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir &) = delete;
+    TempDir &operator=(const TempDir &) = delete;
+    const fs::path &path() const { return path_; }
+    fs::path operator/(const std::string &name) const { return path_ / name; }
+
+private:
+    fs::path path_;
+};
+
+void write_file(const fs::path &file, const std::string &content);
+std::string read_file(const fs::path &file);
+
+struct ProcessResult {
+    int exit_code = -1;      // exit status, or -1 if killed by a signal
+    int term_signal = 0;     // the signal that ended it, or 0
+    bool timed_out = false;  // killed by us when the deadline passed
+    std::string out;
+    std::string err;
+};
+
+struct ProcessOptions {
+    std::chrono::milliseconds timeout = 60s;
+    std::string stdin_data;                      // fed, then stdin is closed
+    std::map<std::string, std::string> env;      // added to the environment
+    fs::path cwd;                                // empty: inherit
+};
+
+// Runs argv[0] (a path) with the arguments, waits for it to end or the
+// deadline to pass (then SIGKILL), and returns what it printed.
+ProcessResult run_process(const std::vector<std::string> &argv, const ProcessOptions &options = {});
+
+// run_process on the devhost binary.
+ProcessResult run_devhost(const std::vector<std::string> &args, const ProcessOptions &options = {});
+
+// A program started in the background, for tests that signal it or race it.
+// Its stdout and stderr go to files in `dir`; killed (SIGKILL) on destruction
+// if still running.
+class Child {
+public:
+    Child(const std::vector<std::string> &argv, const fs::path &dir, const ProcessOptions &options = {});
+    ~Child();
+    Child(const Child &) = delete;
+    Child &operator=(const Child &) = delete;
+    pid_t pid() const { return pid_; }
+    void signal(int sig);
+    // Waits up to `timeout` for the process to end; timed_out if it did not
+    // (it is then left running).
+    ProcessResult wait(std::chrono::milliseconds timeout);
+    std::string out() const;   // what it printed so far
+    std::string err() const;
+    // Waits until stdout or stderr contains `text`, up to `timeout`.
+    bool wait_for_output(const std::string &text, std::chrono::milliseconds timeout);
+
+private:
+    pid_t pid_ = -1;
+    fs::path out_file_;
+    fs::path err_file_;
+};
+
+// Splits text into lines (without the newlines); a last line without a
+// newline is kept.
+std::vector<std::string> lines(const std::string &text);
+
+}  // namespace devhost::test
