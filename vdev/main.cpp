@@ -1,0 +1,172 @@
+// devhost-vdev's entry: parses the command line, arranges the stop signal,
+// and runs the requested kind. See vdev.hpp for the protocol.
+#include "vdev.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <stdexcept>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+namespace devhost::vdev {
+
+namespace {
+
+std::vector<Kind> &registry()
+{
+    static std::vector<Kind> all;
+    return all;
+}
+
+void usage(std::ostream &out)
+{
+    out << "usage: devhost-vdev KIND [--name=NAME] [--key=value ...]\n"
+           "Runs a virtual device peer until SIGTERM; prints \"READY <path>\" once it serves.\n\n"
+           "kinds:\n";
+    auto sorted = kinds();
+    std::sort(sorted.begin(), sorted.end(),
+              [](const Kind &a, const Kind &b) { return std::string_view(a.name) < b.name; });
+    for (const auto &k : sorted)
+        out << "  " << k.name << "\n      " << k.help << "\n      options: " << k.options << "\n";
+}
+
+}  // namespace
+
+Registrar::Registrar(const Kind &kind) { registry().push_back(kind); }
+
+const std::vector<Kind> &kinds() { return registry(); }
+
+std::string Context::get(const std::string &key, const std::string &fallback) const
+{
+    used.push_back(key);
+    auto it = options.find(key);
+    return it == options.end() ? fallback : it->second;
+}
+
+long long Context::get_int(const std::string &key, long long fallback) const
+{
+    std::string v = get(key);
+    if (v.empty())
+        return fallback;
+    try {
+        size_t end = 0;
+        long long n = std::stoll(v, &end, 0);
+        if (end != v.size())
+            throw std::invalid_argument(v);
+        return n;
+    } catch (const std::exception &) {
+        throw std::invalid_argument("--" + key + "=" + v + ": expected an integer");
+    }
+}
+
+double Context::get_seconds(const std::string &key, double fallback) const
+{
+    std::string v = get(key);
+    if (v.empty())
+        return fallback;
+    try {
+        size_t end = 0;
+        double n = std::stod(v, &end);
+        std::string unit = v.substr(end);
+        if (unit == "ms")
+            return n / 1000.0;
+        if (unit == "s" || unit.empty())
+            return n;
+        if (unit == "us")
+            return n / 1e6;
+        if (unit == "m")
+            return n * 60.0;
+    } catch (const std::exception &) {
+    }
+    throw std::invalid_argument("--" + key + "=" + v + ": expected a duration like 250ms or 2s");
+}
+
+bool Context::get_bool(const std::string &key, bool fallback) const
+{
+    std::string v = get(key);
+    if (v.empty())
+        return fallback;
+    if (v == "true" || v == "yes" || v == "on" || v == "1")
+        return true;
+    if (v == "false" || v == "no" || v == "off" || v == "0")
+        return false;
+    throw std::invalid_argument("--" + key + "=" + v + ": expected true or false");
+}
+
+void Context::reject_unknown() const
+{
+    for (const auto &[key, value] : options)
+        if (std::find(used.begin(), used.end(), key) == used.end())
+            throw std::invalid_argument("unknown option --" + key + " (see devhost-vdev --help)");
+}
+
+void Context::ready(const std::string &path) const
+{
+    std::printf("READY %s\n", path.c_str());
+    std::fflush(stdout);
+}
+
+void Context::log(const std::string &line) const
+{
+    std::fprintf(stderr, "devhost-vdev[%s]: %s\n", name.c_str(), line.c_str());
+}
+
+}  // namespace devhost::vdev
+
+int main(int argc, char **argv)
+{
+    using namespace devhost::vdev;
+    if (argc < 2 || std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h") {
+        usage(argc < 2 ? std::cerr : std::cout);
+        return argc < 2 ? 2 : 0;
+    }
+    Context ctx;
+    ctx.kind = argv[1];
+    const Kind *kind = nullptr;
+    for (const auto &k : kinds())
+        if (ctx.kind == k.name)
+            kind = &k;
+    if (!kind) {
+        std::cerr << "devhost-vdev: unknown kind '" << ctx.kind << "' (see devhost-vdev --help)\n";
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        std::string arg = argv[i];
+        auto eq = arg.find('=');
+        if (arg.rfind("--", 0) != 0 || eq == std::string::npos || eq == 2) {
+            std::cerr << "devhost-vdev: argument '" << arg << "': expected --key=value\n";
+            return 2;
+        }
+        ctx.options[arg.substr(2, eq - 2)] = arg.substr(eq + 1);
+    }
+    ctx.name = ctx.get("name", ctx.kind);
+
+    // Stop on SIGTERM/SIGINT, and when the parent (the host) dies.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        return 0;
+    ctx.stop_fd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (ctx.stop_fd < 0) {
+        std::perror("devhost-vdev: signalfd");
+        return 1;
+    }
+    try {
+        return kind->run(ctx);
+    } catch (const std::invalid_argument &e) {
+        std::cerr << "devhost-vdev: " << ctx.kind << ": " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception &e) {
+        std::cerr << "devhost-vdev: " << ctx.kind << ": " << e.what() << "\n";
+        return 1;
+    }
+}
