@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+struct devhost_host_device;
+
 namespace devhost {
 
 // What a hook call came to.
@@ -47,6 +49,9 @@ struct ConnectRequest {
 };
 
 using InfoList = std::vector<std::pair<std::string, std::string>>;
+
+// "write", "read until", ...: a transfer op's name for messages.
+const char *op_name(uint32_t op);
 
 class Device {
 public:
@@ -87,6 +92,7 @@ private:
 
     std::shared_ptr<const Plugin> plugin_;
     std::string name_;
+    std::unique_ptr<devhost_host_device> token_;  // what the plugin logs with
     devhost_device *handle_ = nullptr;
     bool open_ = false, connected_ = false, locked_ = false, closed_ = false;
     int cancel_fd_ = -1;

@@ -1,0 +1,307 @@
+#include "loader.hpp"
+
+#include "logging.hpp"
+#include "options.hpp"
+
+#include <algorithm>
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <sys/stat.h>
+
+namespace devhost {
+
+namespace {
+
+// Size of the v1 part of each struct: everything up to and including its last
+// v1 field. A struct_size below these is too small to be a v1 struct.
+constexpr size_t v1_descriptor_size =
+    offsetof(devhost_plugin_descriptor, reserved) + sizeof(uint32_t);
+constexpr size_t v1_hooks_size = offsetof(devhost_hooks, transfer) + sizeof(void *);
+constexpr size_t v1_option_spec_size = offsetof(devhost_option_spec, max) + sizeof(int64_t);
+constexpr size_t v1_control_spec_size = offsetof(devhost_control_spec, flags) + sizeof(uint32_t);
+
+struct Refused {
+    std::string reason;
+};
+
+bool valid_identifier(const char *s)
+{
+    if (!s || !*s || std::strlen(s) > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            return false;
+    return true;
+}
+
+std::string text_or_empty(const char *s) { return s ? s : ""; }
+
+std::vector<std::string> split(const std::string &s, char sep)
+{
+    std::vector<std::string> parts;
+    std::string part;
+    std::istringstream in(s);
+    while (std::getline(in, part, sep))
+        parts.push_back(part);
+    return parts;
+}
+
+// Element i of a plugin-declared array whose elements all start with
+// struct_size; the first element's size is the stride.
+template <class T>
+const T *element(const T *array, uint32_t i)
+{
+    const auto stride = static_cast<size_t>(array[0].struct_size);
+    return reinterpret_cast<const T *>(reinterpret_cast<const unsigned char *>(array) + stride * i);
+}
+
+std::vector<OptionSpec> copy_options(const devhost_plugin_descriptor &d)
+{
+    std::vector<OptionSpec> out;
+    if (d.option_count == 0)
+        return out;
+    if (!d.options)
+        throw Refused{"descriptor declares " + std::to_string(d.option_count) + " options but no option table"};
+    if (d.option_count > 256)
+        throw Refused{"descriptor declares " + std::to_string(d.option_count) + " options (at most 256)"};
+    const uint32_t stride = d.options[0].struct_size;
+    if (stride < v1_option_spec_size)
+        throw Refused{"option spec struct_size " + std::to_string(stride) + " is smaller than v1's " +
+                      std::to_string(v1_option_spec_size)};
+    for (uint32_t i = 0; i < d.option_count; i++) {
+        const devhost_option_spec *s = element(d.options, i);
+        if (s->struct_size != stride)
+            throw Refused{"option spec " + std::to_string(i) + " has struct_size " +
+                          std::to_string(s->struct_size) + ", the first has " + std::to_string(stride)};
+        if (!valid_identifier(s->name))
+            throw Refused{"option spec " + std::to_string(i) + " has an invalid name (expected [a-z0-9-])"};
+        OptionSpec spec;
+        spec.name = s->name;
+        spec.type = s->type;
+        if (s->type < DEVHOST_OPTION_STRING || s->type > DEVHOST_OPTION_DURATION)
+            throw Refused{"option '" + spec.name + "': unknown type " + std::to_string(s->type)};
+        spec.help = text_or_empty(s->help);
+        spec.min = s->min;
+        spec.max = s->max;
+        if (s->type == DEVHOST_OPTION_ENUM) {
+            if (!s->choices || !*s->choices)
+                throw Refused{"option '" + spec.name + "': enum without choices"};
+            spec.choices = split(s->choices, '|');
+        }
+        if (s->type == DEVHOST_OPTION_INT && spec.min > spec.max)
+            throw Refused{"option '" + spec.name + "': min is greater than max"};
+        if (s->default_value) {
+            spec.default_value = s->default_value;
+            std::string error;
+            if (!parse_option_value(spec, *spec.default_value, error))
+                throw Refused{"option '" + spec.name + "': default '" + *spec.default_value + "': " + error};
+        }
+        for (const auto &other : out)
+            if (other.name == spec.name)
+                throw Refused{"option '" + spec.name + "' is declared twice"};
+        out.push_back(std::move(spec));
+    }
+    return out;
+}
+
+std::vector<ControlSpec> copy_controls(const devhost_plugin_descriptor &d)
+{
+    std::vector<ControlSpec> out;
+    if (d.control_count == 0)
+        return out;
+    if (!d.controls)
+        throw Refused{"descriptor declares " + std::to_string(d.control_count) + " controls but no control table"};
+    if (d.control_count > 1024)
+        throw Refused{"descriptor declares " + std::to_string(d.control_count) + " controls (at most 1024)"};
+    const uint32_t stride = d.controls[0].struct_size;
+    if (stride < v1_control_spec_size)
+        throw Refused{"control spec struct_size " + std::to_string(stride) + " is smaller than v1's " +
+                      std::to_string(v1_control_spec_size)};
+    for (uint32_t i = 0; i < d.control_count; i++) {
+        const devhost_control_spec *s = element(d.controls, i);
+        if (s->struct_size != stride)
+            throw Refused{"control spec " + std::to_string(i) + " has struct_size " +
+                          std::to_string(s->struct_size) + ", the first has " + std::to_string(stride)};
+        if (!valid_identifier(s->name))
+            throw Refused{"control spec " + std::to_string(i) + " has an invalid name (expected [a-z0-9-])"};
+        ControlSpec c{s->name, s->code, text_or_empty(s->help), s->flags};
+        for (const auto &other : out)
+            if (other.name == c.name || other.code == c.code)
+                throw Refused{"control '" + c.name + "' repeats the name or code of '" + other.name + "'"};
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+}  // namespace
+
+const OptionSpec *Plugin::find_option(std::string_view name) const
+{
+    for (const auto &o : options_)
+        if (o.name == name)
+            return &o;
+    return nullptr;
+}
+
+const ControlSpec *Plugin::find_control(std::string_view name) const
+{
+    for (const auto &c : controls_)
+        if (c.name == name)
+            return &c;
+    return nullptr;
+}
+
+const ControlSpec *Plugin::find_control(uint32_t code) const
+{
+    for (const auto &c : controls_)
+        if (c.code == code)
+            return &c;
+    return nullptr;
+}
+
+std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
+{
+    try {
+        struct stat st {};
+        if (::stat(file.c_str(), &st) != 0)
+            throw Refused{std::string("cannot stat: ") + std::strerror(errno)};
+        if (!S_ISREG(st.st_mode))
+            throw Refused{"not a regular file"};
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+            throw Refused{std::string("writable by group or others (mode ") + mode +
+                          "): a plugin runs as the host's user, so only its owner may change it"};
+        }
+
+        auto library = std::make_shared<boost::dll::shared_library>();
+        try {
+            library->load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+        } catch (const std::exception &e) {
+            throw Refused{std::string("not a loadable library: ") + e.what()};
+        }
+        if (!library->has(DEVHOST_ENTRY_POINT_NAME))
+            throw Refused{"no entry point " DEVHOST_ENTRY_POINT_NAME};
+        auto negotiate = library->get<devhost_status(devhost_negotiation *)>(DEVHOST_ENTRY_POINT_NAME);
+
+        devhost_error error{};
+        error.struct_size = sizeof error;
+        devhost_negotiation n{};
+        n.struct_size = sizeof n;
+        n.host_abi_version = host_max_abi_version;
+        n.host_min_abi_version = host_min_abi_version;
+        n.services = logging::host_services();
+        n.error = &error;
+        devhost_status status = negotiate(&n);
+        if (status != DEVHOST_OK) {
+            error.message[sizeof error.message - 1] = '\0';
+            throw Refused{std::string("plugin refused: ") +
+                          (error.message[0] ? error.message : devhost_status_name(status))};
+        }
+        const uint32_t v = n.plugin_abi_version;
+        if (DEVHOST_VERSION_MAJOR(v) != DEVHOST_VERSION_MAJOR(host_max_abi_version) || v > host_max_abi_version ||
+            v < host_min_abi_version)
+            throw Refused{"plugin speaks ABI " + format_version(v) + ", host speaks " +
+                          format_version(host_min_abi_version) + " to " + format_version(host_max_abi_version)};
+        const devhost_plugin_descriptor *d = n.descriptor;
+        if (!d)
+            throw Refused{"no descriptor returned"};
+        if (d->struct_size < v1_descriptor_size)
+            throw Refused{"descriptor struct_size " + std::to_string(d->struct_size) + " is smaller than v1's " +
+                          std::to_string(v1_descriptor_size)};
+        if (!valid_identifier(d->device_class))
+            throw Refused{"descriptor has no valid device class (expected [a-z0-9-])"};
+        if (!d->name || !*d->name)
+            throw Refused{"descriptor has no name"};
+        if (!d->hooks)
+            throw Refused{"hooks table missing"};
+        if (d->hooks->struct_size < v1_hooks_size)
+            throw Refused{"hooks struct_size " + std::to_string(d->hooks->struct_size) + " is smaller than v1's " +
+                          std::to_string(v1_hooks_size)};
+        if (!d->hooks->open || !d->hooks->close)
+            throw Refused{"hooks table lacks open or close (both are required)"};
+        if (d->transfer_ops & ~((DEVHOST_OP_BIT(DEVHOST_OP_LAST) << 1) - DEVHOST_OP_BIT(1)))
+            throw Refused{"descriptor declares unknown transfer ops"};
+        if (d->transfer_ops && !d->hooks->transfer)
+            throw Refused{"descriptor declares transfer ops but has no transfer hook"};
+
+        auto plugin = std::make_shared<Plugin>();
+        plugin->file_ = file;
+        plugin->name_ = d->name;
+        plugin->class_ = d->device_class;
+        plugin->version_ = text_or_empty(d->version);
+        plugin->description_ = text_or_empty(d->description);
+        plugin->abi_version_ = v;
+        plugin->flags_ = d->flags;
+        plugin->transfer_ops_ = d->transfer_ops;
+        plugin->transfer_requires_ = d->transfer_requires;
+        plugin->lock_requires_ = d->lock_requires;
+        plugin->options_ = copy_options(*d);
+        plugin->controls_ = copy_controls(*d);
+        std::memcpy(&plugin->hooks_, d->hooks, std::min<size_t>(d->hooks->struct_size, sizeof(devhost_hooks)));
+        plugin->hooks_.struct_size = sizeof(devhost_hooks);
+        plugin->library_ = std::move(library);
+
+        if (auto taken = find(plugin->class_))
+            throw Refused{"class '" + plugin->class_ + "' already provided by " + taken->file().string()};
+        plugins_.push_back(plugin);
+        spdlog::debug("loaded plugin {} (class {}, version {}, ABI {}) from {}", plugin->name_, plugin->class_,
+                      plugin->version_, format_version(v), file.string());
+        return plugin;
+    } catch (const Refused &r) {
+        refusals_.push_back({file, r.reason});
+        spdlog::warn("plugin {} refused: {}", file.string(), r.reason);
+        return nullptr;
+    }
+}
+
+void PluginRegistry::load_directory(const fs::path &dir)
+{
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+        spdlog::debug("plugin directory {} does not exist; skipped", dir.string());
+        return;
+    }
+    std::vector<fs::path> files;
+    for (const auto &entry : fs::directory_iterator(dir, ec))
+        if (entry.path().extension() == ".so" && !entry.is_directory())
+            files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (const auto &f : files)
+        load_file(f);
+}
+
+std::shared_ptr<const Plugin> PluginRegistry::find(std::string_view device_class) const
+{
+    for (const auto &p : plugins_)
+        if (p->device_class() == device_class)
+            return p;
+    return nullptr;
+}
+
+std::vector<fs::path> plugin_search_path(const std::optional<std::string> &cli_path,
+                                         const std::optional<std::string> &config_path)
+{
+    std::vector<fs::path> dirs;
+    auto add_list = [&](const std::string &list) {
+        for (const auto &part : split(list, ':'))
+            if (!part.empty())
+                dirs.emplace_back(part);
+    };
+    if (cli_path)
+        add_list(*cli_path);
+    if (const char *env = std::getenv("DEVHOST_PLUGIN_PATH"))
+        add_list(env);
+    if (config_path)
+        add_list(*config_path);
+    std::error_code ec;
+    fs::path exe = boost::dll::program_location(ec);
+    if (!ec)
+        dirs.push_back((exe.parent_path() / ".." / "lib" / "devhost" / "plugins").lexically_normal());
+    return dirs;
+}
+
+}  // namespace devhost

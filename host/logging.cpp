@@ -1,0 +1,82 @@
+#include "logging.hpp"
+
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <time.h>
+#include <vector>
+
+namespace devhost::logging {
+
+std::optional<spdlog::level::level_enum> parse_level(std::string_view name)
+{
+    static const std::pair<const char *, spdlog::level::level_enum> table[] = {
+        {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+        {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+        {"warning", spdlog::level::warn}, {"error", spdlog::level::err},
+        {"off", spdlog::level::off},
+    };
+    for (const auto &[n, level] : table)
+        if (name == n)
+            return level;
+    return std::nullopt;
+}
+
+void setup(const Settings &settings)
+{
+    std::vector<spdlog::sink_ptr> sinks;
+    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    console->set_pattern("devhost: %^%l%$: %v");
+    sinks.push_back(console);
+    if (settings.file) {
+        auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
+            settings.file->string(), settings.max_file_size, settings.max_files);
+        file->set_pattern("%Y-%m-%dT%H:%M:%S.%f%z %l [%t] %v");
+        sinks.push_back(file);
+    }
+    auto logger = std::make_shared<spdlog::logger>("devhost", sinks.begin(), sinks.end());
+    logger->set_level(parse_level(settings.level).value_or(spdlog::level::info));
+    logger->flush_on(spdlog::level::warn);
+    spdlog::set_default_logger(logger);
+}
+
+namespace {
+
+spdlog::level::level_enum to_spdlog(int32_t level)
+{
+    switch (level) {
+    case DEVHOST_LOG_TRACE: return spdlog::level::trace;
+    case DEVHOST_LOG_DEBUG: return spdlog::level::debug;
+    case DEVHOST_LOG_INFO: return spdlog::level::info;
+    case DEVHOST_LOG_WARN: return spdlog::level::warn;
+    default: return spdlog::level::err;
+    }
+}
+
+void plugin_log(const devhost_host_device *device, int32_t level, const char *message)
+{
+    if (!message)
+        return;
+    if (device)
+        spdlog::log(to_spdlog(level), "{}: {}", device->name, message);
+    else
+        spdlog::log(to_spdlog(level), "{}", message);
+}
+
+uint64_t monotonic_ns()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+const devhost_host_services *host_services()
+{
+    static const devhost_host_services services = {
+        sizeof(devhost_host_services), DEVHOST_ABI_VERSION, plugin_log, monotonic_ns,
+    };
+    return &services;
+}
+
+}  // namespace devhost::logging

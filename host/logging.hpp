@@ -1,0 +1,40 @@
+// The host's log: readable lines on stderr (never stdout, which carries
+// records), optionally a rotating log file, and the log service plugins call.
+#pragma once
+
+#include <devhost/plugin.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <spdlog/spdlog.h>
+#include <string>
+#include <string_view>
+
+namespace devhost::logging {
+
+struct Settings {
+    std::string level = "info";                 // trace debug info warn error off
+    std::optional<std::filesystem::path> file;  // rotating log file
+    std::size_t max_file_size = 5 * 1024 * 1024;
+    std::size_t max_files = 3;
+};
+
+// Valid level names, for error messages.
+inline constexpr const char *level_names = "trace, debug, info, warn, error, off";
+
+std::optional<spdlog::level::level_enum> parse_level(std::string_view name);
+
+// (Re)configures the default logger. Throws std::runtime_error when the log
+// file cannot be opened.
+void setup(const Settings &settings);
+
+// The host services handed to every plugin.
+const devhost_host_services *host_services();
+
+}  // namespace devhost::logging
+
+// The host's per-device token given to plugins for their log calls.
+struct devhost_host_device {
+    std::string name;
+};

@@ -1,0 +1,77 @@
+#include "options.hpp"
+
+#include "text.hpp"
+
+namespace devhost {
+
+const char *option_type_name(uint32_t type)
+{
+    switch (type) {
+    case DEVHOST_OPTION_STRING: return "string";
+    case DEVHOST_OPTION_INT: return "int";
+    case DEVHOST_OPTION_BOOL: return "bool";
+    case DEVHOST_OPTION_ENUM: return "enum";
+    case DEVHOST_OPTION_DURATION: return "duration";
+    default: return "unknown";
+    }
+}
+
+std::string option_expectation(const OptionSpec &spec)
+{
+    switch (spec.type) {
+    case DEVHOST_OPTION_INT:
+        return "an integer from " + std::to_string(spec.min) + " to " + std::to_string(spec.max);
+    case DEVHOST_OPTION_BOOL:
+        return "true or false";
+    case DEVHOST_OPTION_ENUM: {
+        std::string s = "one of ";
+        for (size_t i = 0; i < spec.choices.size(); i++)
+            s += (i ? "|" : "") + spec.choices[i];
+        return s;
+    }
+    case DEVHOST_OPTION_DURATION:
+        return "a duration like 250ms or 2s";
+    default:
+        return "text";
+    }
+}
+
+std::optional<int64_t> parse_option_value(const OptionSpec &spec, std::string_view value, std::string &error)
+{
+    auto fail = [&]() -> std::optional<int64_t> {
+        error = "expected " + option_expectation(spec) + ", got '" + std::string(value) + "'";
+        return std::nullopt;
+    };
+    switch (spec.type) {
+    case DEVHOST_OPTION_STRING:
+        return 0;
+    case DEVHOST_OPTION_INT: {
+        auto v = text::parse_int(value);
+        if (!v || *v < spec.min || *v > spec.max)
+            return fail();
+        return *v;
+    }
+    case DEVHOST_OPTION_BOOL: {
+        auto v = text::parse_bool(value);
+        if (!v)
+            return fail();
+        return *v ? 1 : 0;
+    }
+    case DEVHOST_OPTION_ENUM:
+        for (size_t i = 0; i < spec.choices.size(); i++)
+            if (spec.choices[i] == value)
+                return static_cast<int64_t>(i);
+        return fail();
+    case DEVHOST_OPTION_DURATION: {
+        auto v = text::parse_duration_ms(value);
+        if (!v)
+            return fail();
+        return *v;
+    }
+    default:
+        error = "option has an unknown type";
+        return std::nullopt;
+    }
+}
+
+}  // namespace devhost
