@@ -76,9 +76,9 @@ TEST_CASE("devhost run with no config runs the default config and exits 0", "[ru
     auto r = run_devhost({"run"});
     INFO(r.err);
     CHECK(r.exit_code == 0);
-    auto lines = lines(r.out);
-    REQUIRE(lines.size() >= 5);
-    for (const auto &l : lines) {
+    auto records = lines(r.out);
+    REQUIRE(records.size() >= 5);
+    for (const auto &l : records) {
         CHECK(l.rfind("{\"time\":", 0) == 0);
         CHECK(l.find("\"status\":\"DEVHOST_OK\"") != std::string::npos);
     }
