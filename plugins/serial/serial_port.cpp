@@ -67,6 +67,23 @@ devhost_status open_status(int e)
     }
 }
 
+// The Bnnn code of a standard rate, or 0 (then BOTHER carries the rate).
+tcflag_t standard_rate(uint32_t baud)
+{
+    static const struct { uint32_t baud; tcflag_t code; } rates[] = {
+        {50, B50}, {75, B75}, {110, B110}, {134, B134}, {150, B150}, {200, B200}, {300, B300},
+        {600, B600}, {1200, B1200}, {1800, B1800}, {2400, B2400}, {4800, B4800}, {9600, B9600},
+        {19200, B19200}, {38400, B38400}, {57600, B57600}, {115200, B115200}, {230400, B230400},
+        {460800, B460800}, {500000, B500000}, {576000, B576000}, {921600, B921600},
+        {1000000, B1000000}, {1152000, B1152000}, {1500000, B1500000}, {2000000, B2000000},
+        {2500000, B2500000}, {3000000, B3000000}, {3500000, B3500000}, {4000000, B4000000},
+    };
+    for (const auto &r : rates)
+        if (r.baud == baud)
+            return r.code;
+    return 0;
+}
+
 // Unix98 pty slaves are majors 136..143.
 bool is_pty_major(unsigned major) { return major >= 136 && major <= 143; }
 
@@ -262,8 +279,12 @@ devhost_status Port::apply_settings(devhost_error *err)
         t.c_cflag |= HUPCL;
     else if (s.hupcl == Line::off)
         t.c_cflag &= ~tcflag_t(HUPCL);
-    // BOTHER for every rate: the kernel maps standard rates itself.
-    t.c_cflag |= BOTHER | (BOTHER << IBSHIFT);
+    // A standard rate by its code (what other programs read back with
+    // cfgetospeed); any other rate through BOTHER.
+    tcflag_t code = standard_rate(s.baud);
+    if (!code)
+        code = BOTHER;
+    t.c_cflag |= code | (code << IBSHIFT);
     t.c_ispeed = s.baud;
     t.c_ospeed = s.baud;
 
@@ -450,7 +471,16 @@ devhost_status Port::write_all(devhost_transfer *xfer, uint64_t deadline_ns, dev
         devhost_status s = wait(POLLOUT, deadline_ns, err, "writing");
         if (s != DEVHOST_OK)
             return s;
+        // A blocking tty write waits until every byte is queued, however
+        // long: a synchronous handle is made non-blocking for this one call.
+        int fl = settings_.overlapped ? -1 : fcntl(fd_, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd_, F_SETFL, fl | O_NONBLOCK);
         ssize_t n = ::write(fd_, xfer->out + xfer->out_done, xfer->out_len - xfer->out_done);
+        int write_errno = errno;
+        if (fl >= 0)
+            fcntl(fd_, F_SETFL, fl);
+        errno = write_errno;
         if (n > 0) {
             xfer->out_done += size_t(n);
             continue;
