@@ -21,6 +21,7 @@ namespace {
 struct Echo {
     const Context *ctx = nullptr;
     std::string accept_context;  // empty: any context
+    int delay_ms = 0;            // before each response
 };
 
 devhost_status echo_connect(void *user, uint64_t client, const devhost_port_peer *peer, const void *context,
@@ -41,9 +42,16 @@ void echo_disconnect(void *user, uint64_t client)
     static_cast<Echo *>(user)->ctx->log("client " + std::to_string(client) + " disconnected");
 }
 
-devhost_status echo_message(void *, uint64_t, const void *request, size_t request_len, void *reply,
-                            size_t reply_capacity, size_t *reply_len, devhost_error *)
+devhost_status echo_message(void *user, uint64_t, const void *request, size_t request_len, void *reply,
+                            size_t reply_capacity, size_t *reply_len, devhost_error *err)
 {
+    auto *e = static_cast<Echo *>(user);
+    if (e->delay_ms > 0) {
+        // A slow server: waits on the stop handle, so stopping is prompt.
+        pollfd p{e->ctx->stop_fd, POLLIN, 0};
+        if (::poll(&p, 1, e->delay_ms) > 0)
+            return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "the echo port is stopping");
+    }
     *reply_len = request_len < reply_capacity ? request_len : reply_capacity;
     if (*reply_len)
         std::memcpy(reply, request, *reply_len);
@@ -67,6 +75,7 @@ int run(Context &ctx)
     Echo echo;
     echo.ctx = &ctx;
     echo.accept_context = ctx.get("accept-context");
+    echo.delay_ms = static_cast<int>(ctx.get_seconds("delay", 0) * 1000);
     ctx.reject_unknown();
     if (name.empty() || name.find('/') != std::string::npos)
         throw std::invalid_argument("--port=" + name + ": expected a port name without /");
@@ -142,7 +151,7 @@ int run(Context &ctx)
 DEVHOST_VDEV_KIND("filterport-echo",
                    "a filter port (devhost/port.h) that echoes requests and can send clients messages",
                    "--port-dir=/run/devhost/ports --port=NAME (default: --name) --send-every=D --message=TEXT "
-                   "--max-connections=16 --mode=0600 --accept-context=TEXT",
+                   "--max-connections=16 --mode=0600 --accept-context=TEXT --delay=D",
                    run);
 
 }  // namespace devhost::vdev

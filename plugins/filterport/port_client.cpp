@@ -123,6 +123,8 @@ devhost_status PortClient::wait_fd(short events, int64_t deadline_ns, devhost_er
 devhost_status PortClient::send_frame(uint32_t type, uint32_t flags, uint64_t id, const void *payload, size_t len,
                                       int64_t deadline_ns, devhost_error *err)
 {
+    if (type == DEVHOST_PORT_FRAME_ERROR)
+        len = std::min<size_t>(len, DEVHOST_PORT_MAX_TEXT);
     std::vector<uint8_t> buf(DEVHOST_PORT_HEADER_SIZE + len);
     size_t n = devhost_port_frame_encode(buf.data(), buf.size(), type, flags, 0, id, payload,
                                          static_cast<uint32_t>(len));
@@ -159,7 +161,7 @@ devhost_status PortClient::send_frame(uint32_t type, uint32_t flags, uint64_t id
 
 devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err)
 {
-    rx_.resize(DEVHOST_PORT_HEADER_SIZE + static_cast<size_t>(max_payload));
+    rx_.resize(DEVHOST_PORT_HEADER_SIZE + static_cast<size_t>(std::max(max_payload, DEVHOST_PORT_MAX_TEXT)));
     for (;;) {
         ssize_t n = ::recv(fd_, rx_.data(), rx_.size(), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)

@@ -104,6 +104,8 @@ devhost_status devhost_port_frame_decode(const uint8_t *buf, size_t size, uint32
     if (carries_status(f.type) ? f.status > 0 : f.status != 0)
         return refuse(why, why_size, "%s frame with invalid status %d", devhost_port_frame_type_name(f.type),
                       (int)f.status);
+    if ((f.type == DEVHOST_PORT_FRAME_WELCOME || f.type == DEVHOST_PORT_FRAME_ERROR) && bound < DEVHOST_PORT_MAX_TEXT)
+        bound = DEVHOST_PORT_MAX_TEXT;
     if (f.length > bound)
         return refuse(why, why_size, "oversized %s frame: payload of %u bytes, the bound is %u",
                       devhost_port_frame_type_name(f.type), (unsigned)f.length, (unsigned)bound);

@@ -159,7 +159,7 @@ struct devhost_port {
 
     void send_text(Client &c, uint32_t type, int32_t status, uint64_t id, const std::string &text)
     {
-        send_frame(c, type, status, id, text.data(), std::min<size_t>(text.size(), max_payload));
+        send_frame(c, type, status, id, text.data(), std::min<size_t>(text.size(), DEVHOST_PORT_MAX_TEXT));
     }
 
     // Refuses a frame: ERROR with the reason, then drop.
@@ -488,8 +488,8 @@ devhost_status devhost_port_create(const devhost_port_config *config, devhost_po
             std::memcpy(&port->cb, config->callbacks, n);
             port->cb.struct_size = sizeof port->cb;
         }
-        port->rx.resize(DEVHOST_PORT_HEADER_SIZE + port->max_payload);
-        port->tx.resize(DEVHOST_PORT_HEADER_SIZE + port->max_payload);
+        port->rx.resize(DEVHOST_PORT_HEADER_SIZE + DEVHOST_PORT_MAX_PAYLOAD);  // decode applies max_payload
+        port->tx.resize(DEVHOST_PORT_HEADER_SIZE + std::max(port->max_payload, DEVHOST_PORT_MAX_TEXT));
         port->reply_buf.resize(port->max_payload);
 
         // Something at the path already: replace only a stale socket.

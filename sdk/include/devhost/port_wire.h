@@ -36,7 +36,9 @@
  * HELLO; a second HELLO), and a RESPONSE or REPLY to an id that was never
  * sent. A REPLY that comes after the server gave up waiting for it (timeout)
  * is dropped, not an error. Payloads are bounded by
- * DEVHOST_PORT_MAX_PAYLOAD on both sides (a port may set a lower bound).
+ * DEVHOST_PORT_MAX_PAYLOAD on both sides (a port or client may set a lower
+ * bound); the text of a WELCOME or ERROR is at most DEVHOST_PORT_MAX_TEXT
+ * bytes and always accepted.
  *
  * The codec below is pure: no I/O, no allocation, no global state.
  */
@@ -64,6 +66,9 @@ extern "C" {
 #define DEVHOST_PORT_HEADER_SIZE 20
 /* The largest payload either side accepts. */
 #define DEVHOST_PORT_MAX_PAYLOAD 65536u
+/* The longest text a WELCOME or ERROR carries; receivers accept it whatever
+ * their own payload bound. */
+#define DEVHOST_PORT_MAX_TEXT 256u
 /* The largest context a HELLO carries (the size fits in 16 bits). */
 #define DEVHOST_PORT_MAX_CONTEXT 65535u
 
@@ -109,7 +114,8 @@ DEVHOST_PORT_API size_t devhost_port_frame_encode(uint8_t *buf, size_t capacity,
 
 /* Decodes the datagram buf[0..size) into *frame. A pure function: it checks
  * the frame on its own (layout, version, type, flags, status, length, the
- * payload bound `max_payload`, itself capped at DEVHOST_PORT_MAX_PAYLOAD) and
+ * payload bound `max_payload`, itself capped at DEVHOST_PORT_MAX_PAYLOAD, or
+ * DEVHOST_PORT_MAX_TEXT for WELCOME and ERROR if that is larger) and
  * knows nothing of the conversation (which ids are pending, who may send
  * what). Returns DEVHOST_OK, or DEVHOST_E_PROTOCOL with one line in
  * why[0..why_size) naming what is wrong ("short frame: 7 bytes, the header
