@@ -1,0 +1,94 @@
+// The filterport plugin's backend: one client connection to a port server
+// over a Unix SOCK_SEQPACKET socket, speaking devhost/port_wire.h.
+//
+// Not thread-safe: the host never calls two hooks of one device at once, and
+// a PortClient belongs to one device. Every wait polls the device's cancel
+// handle and honours a deadline.
+#pragma once
+
+#include <devhost/plugin.h>
+#include <devhost/port_wire.h>
+
+#include <cstdint>
+#include <deque>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace filterport {
+
+struct PortClient {
+    // Set by open.
+    std::string path;
+    bool sync = false;          // the sync option; connect's sync= overrides
+    bool inherit = false;       // DEVHOST_OPEN_INHERIT
+    uint32_t max_payload = DEVHOST_PORT_MAX_PAYLOAD;
+    int cancel_fd = -1;
+    const devhost_host_services *services = nullptr;
+    const devhost_host_device *host_device = nullptr;
+
+    ~PortClient() { disconnect(); }
+
+    // Connects and says HELLO with the context; the caller has validated the
+    // context/size pair. On failure no descriptor is left open.
+    devhost_status connect(const void *context, uint32_t context_size, bool sync_handle, int32_t timeout_ms,
+                           devhost_error *err);
+    void disconnect();
+    bool connected() const { return fd_ >= 0 || broken_ != DEVHOST_OK; }
+    int fd() const { return fd_; }
+    bool sync_handle() const { return sync_handle_; }
+    size_t queued_messages() const { return inbox_.size(); }
+    size_t unanswered_messages() const { return unanswered_.size(); }
+    // The server's credentials (SO_PEERCRED), once connected.
+    bool server_credentials(int &pid, unsigned &uid, unsigned &gid) const;
+
+    // REQUEST: sends `out`, waits for the RESPONSE with the same id.
+    devhost_status request(const uint8_t *out, size_t out_len, uint8_t *in, size_t in_capacity, size_t &in_len,
+                           size_t &out_done, int32_t timeout_ms, devhost_error *err);
+    // GET_MESSAGE: the oldest MESSAGE the server sent, with its id.
+    devhost_status get_message(uint8_t *in, size_t in_capacity, size_t &in_len, uint64_t &id, int32_t timeout_ms,
+                               devhost_error *err);
+    // REPLY to a message get_message returned and nobody answered yet.
+    devhost_status reply(uint64_t id, const uint8_t *out, size_t out_len, size_t &out_done, int32_t timeout_ms,
+                         devhost_error *err);
+
+private:
+    struct Message {
+        uint64_t id;
+        std::vector<uint8_t> data;
+    };
+    struct Frame {
+        uint32_t type = 0;
+        int32_t status = 0;
+        uint64_t id = 0;
+        std::vector<uint8_t> payload;
+    };
+
+    devhost_status send_frame(uint32_t type, uint32_t flags, uint64_t id, const void *payload, size_t len,
+                              int64_t deadline_ns, devhost_error *err);
+    devhost_status recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err);
+    // Waits for `events` on the socket; OK, E_TIMEOUT or E_CANCELLED.
+    devhost_status wait_fd(short events, int64_t deadline_ns, devhost_error *err);
+    // Handles a frame that is not what the caller waits for: queues a
+    // MESSAGE, drops a RESPONSE to an abandoned request, refuses the rest.
+    devhost_status stray_frame(Frame &frame, devhost_error *err);
+    // Marks the connection unusable: closes the socket, remembers why, and
+    // returns the status for the current transfer.
+    devhost_status break_connection(devhost_status status, int os_errno, const std::string &why, devhost_error *err);
+    devhost_status check_usable(devhost_error *err) const;
+    int64_t deadline(int32_t timeout_ms) const;
+    void log(int32_t level, const std::string &line) const;
+
+    int fd_ = -1;
+    bool sync_handle_ = false;
+    uint64_t next_request_ = 1;
+    std::deque<Message> inbox_;        // MESSAGEs not yet got
+    std::set<uint64_t> unanswered_;    // got, not yet replied
+    std::deque<uint64_t> answered_;    // replied (for a clear error)
+    std::deque<uint64_t> abandoned_;   // REQUEST ids that timed out
+    devhost_status broken_ = DEVHOST_OK;
+    std::string broken_why_;
+    std::vector<uint8_t> rx_;
+};
+
+}  // namespace filterport

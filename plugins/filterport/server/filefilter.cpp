@@ -1,0 +1,438 @@
+// devhost-filefilter: the reference filter-port server. A file-access filter
+// on fanotify permission events: every open of a file directly inside a
+// watched directory is held, sent to each connected port client as a
+// message, and allowed or denied by their replies.
+//
+//   devhost-filefilter --watch=DIR [--watch=DIR ...] [--port=PATH |
+//       --port-dir=DIR --name=NAME] [--timeout=5000] [--default=allow|deny]
+//       [--mode=0600] [--max-connections=8] [--allow-uid=N ...]
+//       [--allow-gid=N ...]
+//
+// Message to clients (text): "open pid=PID access=open path=PATH"
+// Client reply: "allow" or "deny" (anything else counts as no answer).
+// Verdict: deny if any client denies, allow if one allows and none denies,
+// else the --default verdict (also when no client is connected, or none
+// answers within --timeout milliseconds).
+// Requests clients may send (text): "add DIR", "remove DIR", "list", "stats".
+//
+// Safety: only the configured directories are marked (FAN_MARK_ADD on the
+// directory inode with FAN_EVENT_ON_CHILD: its direct children), never a
+// mount, a filesystem or /. Every permission event is answered: by the
+// clients' verdict, the default on timeout or error, and on shutdown the
+// port closes first (pending waits end) and queued events get the default
+// before the fanotify descriptor closes (the kernel allows whatever is left
+// if the process dies).
+//
+// Prints "READY <socket path>" on stdout once it serves; diagnostics go to
+// stderr. Stops on SIGTERM or SIGINT. Exit codes: 0 stopped, 1 runtime
+// failure, 2 bad usage.
+#include <devhost/port.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/fanotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace {
+
+struct Usage : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+void diag(const std::string &line) { std::fprintf(stderr, "devhost-filefilter: %s\n", line.c_str()); }
+
+struct Filter {
+    int fan_fd = -1;
+    devhost_port *port = nullptr;
+    int timeout_ms = 5000;
+    bool default_allow = true;
+    std::mutex mu;
+    std::vector<std::string> watches;
+    std::atomic<uint64_t> events{0}, allowed{0}, denied{0}, defaulted{0};
+
+    // Marks one directory. Returns an empty string or the reason it failed.
+    std::string add_watch(const std::string &dir)
+    {
+        char real[PATH_MAX];
+        if (!::realpath(dir.c_str(), real))
+            return "cannot watch " + dir + ": " + std::strerror(errno);
+        std::string r = real;
+        if (r == "/")
+            return "refusing to watch / (an unanswered filter on / would stall the machine)";
+        struct stat st;
+        if (::stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+            return "cannot watch " + dir + ": not a directory";
+        std::lock_guard lock(mu);
+        if (std::find(watches.begin(), watches.end(), r) != watches.end())
+            return {};
+        if (::fanotify_mark(fan_fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, AT_FDCWD,
+                            real) != 0)
+            return "cannot watch " + r + ": fanotify_mark: " + std::strerror(errno);
+        watches.push_back(r);
+        return {};
+    }
+
+    std::string remove_watch(const std::string &dir)
+    {
+        char real[PATH_MAX];
+        std::string r = ::realpath(dir.c_str(), real) ? std::string(real) : dir;
+        std::lock_guard lock(mu);
+        auto it = std::find(watches.begin(), watches.end(), r);
+        if (it == watches.end())
+            return r + " is not watched";
+        if (::fanotify_mark(fan_fd, FAN_MARK_REMOVE | FAN_MARK_ONLYDIR, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD,
+                            AT_FDCWD, r.c_str()) != 0 &&
+            errno != ENOENT)
+            return "cannot stop watching " + r + ": " + std::strerror(errno);
+        watches.erase(it);
+        return {};
+    }
+
+    std::string stats()
+    {
+        std::lock_guard lock(mu);
+        return "events=" + std::to_string(events.load()) + " allowed=" + std::to_string(allowed.load()) +
+               " denied=" + std::to_string(denied.load()) + " defaulted=" + std::to_string(defaulted.load()) +
+               " clients=" + std::to_string(devhost_port_clients(port, nullptr, 0)) +
+               " watches=" + std::to_string(watches.size());
+    }
+
+    // Asks every connected client; returns the verdict (FAN_ALLOW/FAN_DENY).
+    uint32_t decide(const std::string &message)
+    {
+        uint64_t ids[64];
+        uint32_t n = std::min<uint32_t>(devhost_port_clients(port, ids, 64), 64);
+        if (n == 0) {
+            defaulted++;
+            return default_allow ? FAN_ALLOW : FAN_DENY;
+        }
+        std::vector<int> answers(n, 0);  // 1 allow, -1 deny, 0 none
+        std::vector<std::thread> askers;
+        for (uint32_t i = 0; i < n; i++) {
+            askers.emplace_back([&, i] {
+                char reply[64];
+                size_t len = 0;
+                devhost_error err{};
+                err.struct_size = sizeof err;
+                devhost_status st = devhost_port_send(port, ids[i], message.data(), message.size(), reply,
+                                                      sizeof reply, &len, timeout_ms, &err);
+                if (st != DEVHOST_OK) {
+                    diag("no verdict from client " + std::to_string(ids[i]) + ": " + err.message);
+                    return;
+                }
+                std::string r(reply, std::min(len, sizeof reply));
+                while (!r.empty() && (r.back() == '\n' || r.back() == '\r' || r.back() == ' '))
+                    r.pop_back();
+                if (r == "allow")
+                    answers[i] = 1;
+                else if (r == "deny")
+                    answers[i] = -1;
+                else
+                    diag("client " + std::to_string(ids[i]) + " replied '" + r + "' (expected allow or deny)");
+            });
+        }
+        for (auto &t : askers)
+            t.join();
+        if (std::count(answers.begin(), answers.end(), -1)) {
+            denied++;
+            return FAN_DENY;
+        }
+        if (std::count(answers.begin(), answers.end(), 1)) {
+            allowed++;
+            return FAN_ALLOW;
+        }
+        defaulted++;
+        return default_allow ? FAN_ALLOW : FAN_DENY;
+    }
+
+    void respond(int fd, uint32_t verdict)
+    {
+        fanotify_response r{fd, verdict};
+        if (::write(fan_fd, &r, sizeof r) != static_cast<ssize_t>(sizeof r))
+            diag(std::string("cannot answer a permission event: ") + std::strerror(errno));
+    }
+
+    // Handles one event; always answers a permission event, always closes fd.
+    void handle(const fanotify_event_metadata &m, bool ask)
+    {
+        events++;
+        uint32_t verdict = default_allow ? FAN_ALLOW : FAN_DENY;
+        if (m.mask & (FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM)) {
+            if (m.pid == ::getpid()) {
+                verdict = FAN_ALLOW;
+            } else if (ask) {
+                std::string path = "?";
+                char link[64], target[PATH_MAX];
+                std::snprintf(link, sizeof link, "/proc/self/fd/%d", m.fd);
+                ssize_t len = ::readlink(link, target, sizeof target - 1);
+                if (len > 0)
+                    path.assign(target, static_cast<size_t>(len));
+                const char *access = (m.mask & FAN_OPEN_EXEC_PERM) ? "exec" : (m.mask & FAN_ACCESS_PERM) ? "read"
+                                                                                                          : "open";
+                try {
+                    verdict = decide("open pid=" + std::to_string(m.pid) + " access=" + access + " path=" + path);
+                } catch (const std::exception &e) {
+                    diag(std::string("deciding failed: ") + e.what() + "; applying the default");
+                    defaulted++;
+                }
+            } else {
+                defaulted++;
+            }
+            respond(m.fd, verdict);
+        }
+        ::close(m.fd);
+    }
+
+    // Reads what is queued; returns false when the descriptor is unusable.
+    bool drain(bool ask)
+    {
+        alignas(fanotify_event_metadata) char buf[8192];
+        for (;;) {
+            ssize_t n = ::read(fan_fd, buf, sizeof buf);
+            if (n < 0)
+                return errno == EAGAIN || errno == EINTR;
+            if (n == 0)
+                return true;
+            auto *m = reinterpret_cast<fanotify_event_metadata *>(buf);
+            for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+                if (m->vers != FANOTIFY_METADATA_VERSION) {
+                    diag("fanotify metadata version mismatch");
+                    return false;
+                }
+                if (m->mask & FAN_Q_OVERFLOW)
+                    diag("fanotify queue overflowed: some events were lost");
+                if (m->fd >= 0)
+                    handle(*m, ask);
+            }
+        }
+    }
+};
+
+devhost_status on_connect(void *, uint64_t client, const devhost_port_peer *peer, const void *, uint32_t,
+                          devhost_error *)
+{
+    diag("client " + std::to_string(client) + " connected (pid " + std::to_string(peer->pid) + ", uid " +
+         std::to_string(peer->uid) + ")");
+    return DEVHOST_OK;
+}
+
+void on_disconnect(void *, uint64_t client) { diag("client " + std::to_string(client) + " disconnected"); }
+
+devhost_status on_message(void *user, uint64_t, const void *request, size_t request_len, void *reply,
+                          size_t reply_capacity, size_t *reply_len, devhost_error *err)
+{
+    auto *f = static_cast<Filter *>(user);
+    std::string cmd(static_cast<const char *>(request), request ? request_len : 0);
+    while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r'))
+        cmd.pop_back();
+    std::string answer;
+    auto arg = [&](const char *verb) -> std::string {
+        size_t n = std::strlen(verb);
+        return cmd.size() > n + 1 && cmd.compare(0, n, verb) == 0 && cmd[n] == ' ' ? cmd.substr(n + 1) : std::string();
+    };
+    try {
+        if (cmd == "stats") {
+            answer = f->stats();
+        } else if (cmd == "list") {
+            std::lock_guard lock(f->mu);
+            for (const auto &w : f->watches)
+                answer += w + "\n";
+        } else if (!arg("add").empty()) {
+            std::string why = f->add_watch(arg("add"));
+            if (!why.empty())
+                return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s", why.c_str());
+            answer = "ok watching " + arg("add");
+        } else if (!arg("remove").empty()) {
+            std::string why = f->remove_watch(arg("remove"));
+            if (!why.empty())
+                return devhost_fail(err, DEVHOST_E_NOT_FOUND, 0, "%s", why.c_str());
+            answer = "ok stopped watching " + arg("remove");
+        } else {
+            return devhost_fail(err, DEVHOST_E_INVALID, 0,
+                                "unknown command '%.80s' (expected add DIR, remove DIR, list or stats)", cmd.c_str());
+        }
+    } catch (const std::exception &e) {
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, 0, "%s", e.what());
+    }
+    *reply_len = std::min(answer.size(), reply_capacity);
+    std::memcpy(reply, answer.data(), *reply_len);
+    return DEVHOST_OK;
+}
+
+void on_log(void *, int32_t level, const char *line)
+{
+    if (level >= DEVHOST_LOG_INFO)
+        diag(line);
+}
+
+uint32_t parse_uint(const std::string &key, const std::string &v, uint32_t max, int base = 10)
+{
+    char *end = nullptr;
+    errno = 0;
+    unsigned long n = std::strtoul(v.c_str(), &end, base);
+    if (v.empty() || *end || errno || n > max || v[0] == '-')
+        throw Usage("--" + key + "=" + v + ": expected a number up to " + std::to_string(max));
+    return static_cast<uint32_t>(n);
+}
+
+int run(int argc, char **argv)
+{
+    std::vector<std::string> watch_dirs;
+    std::string port_path, port_dir = DEVHOST_PORT_DEFAULT_DIR, name = "FileFilter";
+    Filter f;
+    uint32_t mode = 0600, max_conn = 8;
+    std::vector<uint32_t> uids, gids;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            std::printf("usage: devhost-filefilter --watch=DIR [--watch=DIR ...] [--port=PATH | --port-dir=DIR "
+                        "--name=NAME]\n  [--timeout=MS] [--default=allow|deny] [--mode=0600] "
+                        "[--max-connections=N] [--allow-uid=N ...] [--allow-gid=N ...]\n");
+            return 0;
+        }
+        auto eq = a.find('=');
+        if (a.rfind("--", 0) != 0 || eq == std::string::npos)
+            throw Usage("argument '" + a + "': expected --key=value (see --help)");
+        std::string k = a.substr(2, eq - 2), v = a.substr(eq + 1);
+        if (k == "watch")
+            watch_dirs.push_back(v);
+        else if (k == "port")
+            port_path = v;
+        else if (k == "port-dir")
+            port_dir = v;
+        else if (k == "name")
+            name = v;
+        else if (k == "timeout")
+            f.timeout_ms = static_cast<int>(parse_uint(k, v, 3600000));
+        else if (k == "default") {
+            if (v != "allow" && v != "deny")
+                throw Usage("--default=" + v + ": expected allow or deny");
+            f.default_allow = v == "allow";
+        } else if (k == "mode")
+            mode = parse_uint(k, v, 0777, 8);
+        else if (k == "max-connections")
+            max_conn = std::max<uint32_t>(1, parse_uint(k, v, 1024));
+        else if (k == "allow-uid")
+            uids.push_back(parse_uint(k, v, UINT32_MAX - 1));
+        else if (k == "allow-gid")
+            gids.push_back(parse_uint(k, v, UINT32_MAX - 1));
+        else
+            throw Usage("unknown option --" + k + " (see --help)");
+    }
+    if (watch_dirs.empty())
+        throw Usage("give at least one --watch=DIR");
+    if (port_path.empty()) {
+        if (name.empty() || name.find('/') != std::string::npos)
+            throw Usage("--name=" + name + ": expected a port name without /");
+        std::error_code ec;
+        std::filesystem::create_directories(port_dir, ec);
+        port_path = port_dir + "/" + name;
+    }
+
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // before any thread starts
+    std::signal(SIGPIPE, SIG_IGN);
+    int stop_fd = ::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (stop_fd < 0)
+        throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+
+    f.fan_fd = ::fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    if (f.fan_fd < 0)
+        throw std::runtime_error(std::string("fanotify_init: ") + std::strerror(errno) +
+                                 (errno == EPERM ? " (needs CAP_SYS_ADMIN)" : ""));
+    for (const auto &d : watch_dirs) {
+        std::string why = f.add_watch(d);
+        if (!why.empty()) {
+            ::close(f.fan_fd);
+            throw Usage(why);
+        }
+    }
+
+    devhost_port_callbacks cb{};
+    cb.struct_size = sizeof cb;
+    cb.user = &f;
+    cb.connect = on_connect;
+    cb.disconnect = on_disconnect;
+    cb.message = on_message;
+    cb.log = on_log;
+    devhost_port_config cfg{};
+    cfg.struct_size = sizeof cfg;
+    cfg.path = port_path.c_str();
+    cfg.max_connections = max_conn;
+    cfg.mode = mode;
+    cfg.allowed_uids = uids.data();
+    cfg.allowed_uid_count = static_cast<uint32_t>(uids.size());
+    cfg.allowed_gids = gids.data();
+    cfg.allowed_gid_count = static_cast<uint32_t>(gids.size());
+    cfg.callbacks = &cb;
+    devhost_error err{};
+    err.struct_size = sizeof err;
+    if (devhost_port_create(&cfg, &f.port, &err) != DEVHOST_OK) {
+        ::close(f.fan_fd);
+        throw std::runtime_error(err.message);
+    }
+    std::printf("READY %s\n", port_path.c_str());
+    std::fflush(stdout);
+
+    int rc = 0;
+    for (;;) {
+        pollfd fds[2] = {{f.fan_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            diag(std::string("poll: ") + std::strerror(errno));
+            rc = 1;
+            break;
+        }
+        if (fds[1].revents)
+            break;
+        if (fds[0].revents && !f.drain(true)) {
+            rc = 1;
+            break;
+        }
+    }
+    // Shutdown: no client is asked any more; what is queued gets the default.
+    devhost_port_close(f.port);
+    f.port = nullptr;
+    f.drain(false);
+    ::close(f.fan_fd);
+    ::close(stop_fd);
+    diag("stopped: " + f.stats());
+    return rc;
+}
+
+}  // namespace
+
+int main(int argc, char **argv)
+{
+    try {
+        return run(argc, argv);
+    } catch (const Usage &e) {
+        diag(e.what());
+        return 2;
+    } catch (const std::exception &e) {
+        diag(e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,762 @@
+// libdevhost-port: the filter-port server (devhost/port.h). C API outside,
+// C++ inside; no exception crosses the API.
+//
+// One service thread per port polls the listening socket, a wake eventfd and
+// every client; it runs all callbacks. Other threads talk to it through the
+// port's mutex: devhost_port_send registers a pending message and waits on
+// the condition variable for the service thread to complete it.
+#include <devhost/port.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long the service thread waits for a client that does not read before
+// dropping it, and how many late reply ids a client's record remembers.
+constexpr int send_stall_ms = 1000;
+constexpr size_t expired_ids_kept = 4096;
+
+struct Client {
+    uint64_t id = 0;
+    int fd = -1;
+    devhost_port_peer peer{};
+    bool accepted = false;
+    bool sync = false;
+    bool gone = false;
+    std::set<uint64_t> outstanding;  // MESSAGE ids sent, not yet replied
+    std::deque<uint64_t> expired;    // MESSAGE ids whose sender gave up
+    ~Client()
+    {
+        if (fd >= 0)
+            ::close(fd);
+    }
+};
+
+struct Pending {
+    uint64_t client = 0;
+    bool done = false;
+    devhost_status status = DEVHOST_OK;
+    std::string message;
+    std::vector<uint8_t> reply;
+};
+
+void set_error(devhost_error *err, int os_errno, const std::string &text)
+{
+    if (err && DEVHOST_HAS_FIELD(devhost_error, err->struct_size, message)) {
+        std::snprintf(err->message, sizeof err->message, "%s", text.c_str());
+        err->os_errno = os_errno;
+    }
+}
+
+devhost_status fail(devhost_error *err, devhost_status status, int os_errno, const std::string &text)
+{
+    set_error(err, os_errno, text);
+    return status;
+}
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+}  // namespace
+
+struct devhost_port {
+    std::string path;
+    uint32_t max_connections = 1;
+    uint32_t max_payload = DEVHOST_PORT_MAX_PAYLOAD;
+    std::vector<uint32_t> uids, gids;
+    devhost_port_callbacks cb{};
+    int listen_fd = -1;
+    int wake_fd = -1;
+    dev_t sock_dev = 0;
+    ino_t sock_ino = 0;
+    std::thread thread;
+    std::thread::id service_id;
+
+    std::mutex mu;
+    std::condition_variable cv;
+    std::map<uint64_t, std::shared_ptr<Client>> clients;
+    std::map<uint64_t, std::shared_ptr<Pending>> pending;  // by message id
+    std::vector<uint64_t> to_disconnect;
+    uint64_t next_client = 1;
+    uint64_t next_message = 1;
+    bool closing = false;
+    int senders = 0;  // threads inside devhost_port_send
+
+    std::vector<uint8_t> rx;  // service thread's receive buffer
+    std::vector<uint8_t> tx;  // service thread's send buffer
+    std::vector<uint8_t> reply_buf;
+
+    void log(int32_t level, const char *fmt, ...) __attribute__((format(printf, 3, 4)))
+    {
+        if (!cb.log)
+            return;
+        char line[768];
+        va_list ap;
+        va_start(ap, fmt);
+        std::vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        cb.log(cb.user, level, line);
+    }
+
+    void wake()
+    {
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(wake_fd, &one, sizeof one);
+    }
+
+    // Sends one frame from the service thread; false if the client cannot
+    // take it (gone, or not reading for send_stall_ms).
+    bool send_frame(Client &c, uint32_t type, int32_t status, uint64_t id, const void *payload, size_t len)
+    {
+        size_t n = devhost_port_frame_encode(tx.data(), tx.size(), type, 0, status, id, payload,
+                                             static_cast<uint32_t>(len));
+        if (n == 0)
+            return false;
+        auto deadline = Clock::now() + std::chrono::milliseconds(send_stall_ms);
+        for (;;) {
+            ssize_t w = ::send(c.fd, tx.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w == static_cast<ssize_t>(n))
+                return true;
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+                if (left <= 0) {
+                    log(DEVHOST_LOG_WARN, "port %s: client %llu does not read; dropping it", path.c_str(),
+                        static_cast<unsigned long long>(c.id));
+                    return false;
+                }
+                pollfd p{c.fd, POLLOUT, 0};
+                ::poll(&p, 1, static_cast<int>(left));
+                continue;
+            }
+            return false;
+        }
+    }
+
+    void send_text(Client &c, uint32_t type, int32_t status, uint64_t id, const std::string &text)
+    {
+        send_frame(c, type, status, id, text.data(), std::min<size_t>(text.size(), DEVHOST_PORT_MAX_TEXT));
+    }
+
+    // Refuses a frame: ERROR with the reason, then drop.
+    void protocol_error(const std::shared_ptr<Client> &c, const std::string &why)
+    {
+        log(DEVHOST_LOG_WARN, "port %s: client %llu (pid %d): %s; closing its connection", path.c_str(),
+            static_cast<unsigned long long>(c->id), c->peer.pid, why.c_str());
+        send_text(*c, DEVHOST_PORT_FRAME_ERROR, DEVHOST_E_PROTOCOL, 0, why);
+        drop(c);
+    }
+
+    // Removes a client: fails its pending messages, runs disconnect.
+    void drop(const std::shared_ptr<Client> &c)
+    {
+        bool was_accepted;
+        {
+            std::lock_guard lock(mu);
+            if (c->gone)
+                return;
+            c->gone = true;
+            was_accepted = c->accepted;
+            clients.erase(c->id);
+            for (auto it = pending.begin(); it != pending.end();) {
+                if (it->second->client == c->id) {
+                    it->second->done = true;
+                    it->second->status = DEVHOST_E_REMOVED;
+                    it->second->message = "client " + std::to_string(c->id) + " went away before replying";
+                    it = pending.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            ::shutdown(c->fd, SHUT_RDWR);
+        }
+        cv.notify_all();
+        if (was_accepted && cb.disconnect)
+            cb.disconnect(cb.user, c->id);
+    }
+
+    bool peer_allowed(const devhost_port_peer &p) const
+    {
+        if (uids.empty() && gids.empty())
+            return true;
+        return std::find(uids.begin(), uids.end(), p.uid) != uids.end() ||
+               std::find(gids.begin(), gids.end(), p.gid) != gids.end();
+    }
+
+    void on_hello(const std::shared_ptr<Client> &c, const devhost_port_frame &f)
+    {
+        c->peer.flags = f.flags;
+        if (!peer_allowed(c->peer)) {
+            std::string why = "uid " + std::to_string(c->peer.uid) + " gid " + std::to_string(c->peer.gid) +
+                              " is not allowed to connect to port " + path;
+            log(DEVHOST_LOG_WARN, "port %s: refused pid %d: %s", path.c_str(), c->peer.pid, why.c_str());
+            send_text(*c, DEVHOST_PORT_FRAME_WELCOME, DEVHOST_E_ACCESS, 0, why);
+            drop(c);
+            return;
+        }
+        size_t accepted = 0;
+        {
+            std::lock_guard lock(mu);
+            for (auto &[id, other] : clients)
+                accepted += other->accepted;
+        }
+        if (accepted >= max_connections) {
+            std::string why = "port " + path + " already has its maximum of " + std::to_string(max_connections) +
+                              " connection" + (max_connections == 1 ? "" : "s");
+            send_text(*c, DEVHOST_PORT_FRAME_WELCOME, DEVHOST_E_BUSY, 0, why);
+            drop(c);
+            return;
+        }
+        if (cb.connect) {
+            devhost_error err{};
+            err.struct_size = sizeof err;
+            devhost_status st = cb.connect(cb.user, c->id, &c->peer, f.payload, f.length, &err);
+            if (st != DEVHOST_OK) {
+                if (st > 0)
+                    st = DEVHOST_E_ACCESS;
+                std::string why(err.message, strnlen(err.message, sizeof err.message));
+                if (why.empty())
+                    why = std::string("the port's server refused the connection: ") + devhost_status_name(st);
+                send_text(*c, DEVHOST_PORT_FRAME_WELCOME, st, 0, why);
+                drop(c);
+                return;
+            }
+        }
+        {
+            std::lock_guard lock(mu);
+            c->accepted = true;
+            c->sync = (f.flags & DEVHOST_PORT_HELLO_SYNC) != 0;
+        }
+        if (!send_frame(*c, DEVHOST_PORT_FRAME_WELCOME, DEVHOST_OK, 0, nullptr, 0))
+            drop(c);
+    }
+
+    void on_request(const std::shared_ptr<Client> &c, const devhost_port_frame &f)
+    {
+        devhost_error err{};
+        err.struct_size = sizeof err;
+        size_t len = 0;
+        devhost_status st = DEVHOST_E_UNSUPPORTED;
+        if (cb.message) {
+            st = cb.message(cb.user, c->id, f.payload, f.length, reply_buf.data(), reply_buf.size(), &len, &err);
+            if (st > 0)
+                st = DEVHOST_E_IO;
+        } else {
+            set_error(&err, 0, "port " + path + " takes no requests");
+        }
+        bool ok;
+        if (st == DEVHOST_OK) {
+            ok = send_frame(*c, DEVHOST_PORT_FRAME_RESPONSE, DEVHOST_OK, f.id, reply_buf.data(),
+                            std::min(len, reply_buf.size()));
+        } else {
+            std::string why(err.message, strnlen(err.message, sizeof err.message));
+            ok = send_frame(*c, DEVHOST_PORT_FRAME_RESPONSE, st, f.id, why.data(), why.size());
+        }
+        if (!ok)
+            drop(c);
+    }
+
+    void on_reply(const std::shared_ptr<Client> &c, const devhost_port_frame &f)
+    {
+        bool matched = false, late = false;
+        {
+            std::lock_guard lock(mu);
+            auto it = pending.find(f.id);
+            if (it != pending.end() && it->second->client == c->id) {
+                auto &p = *it->second;
+                p.reply.assign(f.payload, f.payload + f.length);
+                p.done = true;
+                pending.erase(it);
+                c->outstanding.erase(f.id);
+                matched = true;
+            } else {
+                late = std::find(c->expired.begin(), c->expired.end(), f.id) != c->expired.end();
+            }
+        }
+        if (matched) {
+            cv.notify_all();
+        } else if (late) {
+            log(DEVHOST_LOG_DEBUG, "port %s: client %llu replied to message %llu after its sender gave up",
+                path.c_str(), static_cast<unsigned long long>(c->id), static_cast<unsigned long long>(f.id));
+        } else {
+            protocol_error(c, "REPLY to unknown message id " + std::to_string(f.id));
+        }
+    }
+
+    void on_readable(const std::shared_ptr<Client> &c)
+    {
+        ssize_t n = ::recv(c->fd, rx.data(), rx.size(), MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            drop(c);
+            return;
+        }
+        if (static_cast<size_t>(n) > rx.size()) {
+            protocol_error(c, "oversized frame: " + std::to_string(n) + " bytes, the bound is " +
+                                  std::to_string(rx.size()));
+            return;
+        }
+        devhost_port_frame f;
+        char why[256];
+        if (devhost_port_frame_decode(rx.data(), static_cast<size_t>(n), max_payload, &f, why, sizeof why) !=
+            DEVHOST_OK) {
+            protocol_error(c, why);
+            return;
+        }
+        if (!c->accepted) {
+            if (f.type != DEVHOST_PORT_FRAME_HELLO) {
+                protocol_error(c, std::string("expected HELLO first, got ") + devhost_port_frame_type_name(f.type));
+                return;
+            }
+            on_hello(c, f);
+            return;
+        }
+        switch (f.type) {
+        case DEVHOST_PORT_FRAME_REQUEST: on_request(c, f); return;
+        case DEVHOST_PORT_FRAME_REPLY: on_reply(c, f); return;
+        case DEVHOST_PORT_FRAME_ERROR:
+            log(DEVHOST_LOG_WARN, "port %s: client %llu reported: %.*s", path.c_str(),
+                static_cast<unsigned long long>(c->id), static_cast<int>(f.length),
+                f.payload ? reinterpret_cast<const char *>(f.payload) : "");
+            drop(c);
+            return;
+        case DEVHOST_PORT_FRAME_HELLO: protocol_error(c, "second HELLO on a connected client"); return;
+        default:
+            protocol_error(c, std::string("a client may not send ") + devhost_port_frame_type_name(f.type));
+            return;
+        }
+    }
+
+    void on_accept()
+    {
+        for (;;) {
+            int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0)
+                return;
+            ucred cred{};
+            socklen_t len = sizeof cred;
+            if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+                log(DEVHOST_LOG_WARN, "port %s: SO_PEERCRED failed: %s; refusing", path.c_str(),
+                    errno_text(errno).c_str());
+                ::close(fd);
+                continue;
+            }
+            auto c = std::make_shared<Client>();
+            c->fd = fd;
+            c->peer.struct_size = sizeof c->peer;
+            c->peer.pid = cred.pid;
+            c->peer.uid = cred.uid;
+            c->peer.gid = cred.gid;
+            std::lock_guard lock(mu);
+            size_t waiting = 0;
+            for (auto &[id, other] : clients)
+                waiting += !other->accepted;
+            if (waiting >= max_connections + 16u) {
+                // Too many connections that never said HELLO: refuse outright.
+                log(DEVHOST_LOG_WARN, "port %s: too many connections waiting for HELLO; refusing pid %d",
+                    path.c_str(), cred.pid);
+                continue;  // c's destructor closes fd
+            }
+            c->id = next_client++;
+            clients[c->id] = c;
+        }
+    }
+
+    void run()
+    {
+        std::vector<pollfd> fds;
+        std::vector<std::shared_ptr<Client>> polled;
+        for (;;) {
+            fds.clear();
+            polled.clear();
+            fds.push_back({wake_fd, POLLIN, 0});
+            fds.push_back({listen_fd, POLLIN, 0});
+            {
+                std::lock_guard lock(mu);
+                for (auto &[id, c] : clients) {
+                    fds.push_back({c->fd, POLLIN, 0});
+                    polled.push_back(c);
+                }
+            }
+            if (::poll(fds.data(), fds.size(), -1) < 0) {
+                if (errno == EINTR)
+                    continue;
+                log(DEVHOST_LOG_ERROR, "port %s: poll failed: %s", path.c_str(), errno_text(errno).c_str());
+                break;
+            }
+            if (fds[0].revents) {
+                uint64_t v;
+                [[maybe_unused]] ssize_t n = ::read(wake_fd, &v, sizeof v);
+                std::vector<uint64_t> doomed;
+                bool stop;
+                {
+                    std::lock_guard lock(mu);
+                    doomed.swap(to_disconnect);
+                    stop = closing;
+                }
+                if (stop)
+                    break;
+                for (uint64_t id : doomed) {
+                    std::shared_ptr<Client> c;
+                    {
+                        std::lock_guard lock(mu);
+                        auto it = clients.find(id);
+                        if (it != clients.end())
+                            c = it->second;
+                    }
+                    if (c)
+                        drop(c);
+                }
+            }
+            if (fds[1].revents & POLLIN)
+                on_accept();
+            for (size_t i = 2; i < fds.size(); i++)
+                if (fds[i].revents && !polled[i - 2]->gone)
+                    on_readable(polled[i - 2]);
+        }
+        std::vector<std::shared_ptr<Client>> all;
+        {
+            std::lock_guard lock(mu);
+            for (auto &[id, c] : clients)
+                all.push_back(c);
+        }
+        for (auto &c : all)
+            drop(c);
+    }
+};
+
+extern "C" {
+
+devhost_status devhost_port_create(const devhost_port_config *config, devhost_port **out, devhost_error *err)
+{
+    if (!out)
+        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_create: port is NULL");
+    *out = nullptr;
+    if (!config || !DEVHOST_HAS_FIELD(devhost_port_config, config->struct_size, callbacks))
+        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_create: config is NULL or too small");
+    if (!config->path || !*config->path)
+        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_create: no socket path");
+    std::string path = config->path;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        return fail(err, DEVHOST_E_INVALID, 0,
+                    "port path '" + path + "' is too long for a Unix socket (" + std::to_string(path.size()) +
+                        " bytes, at most " + std::to_string(sizeof addr.sun_path - 1) + ")");
+    if (config->max_connections < 1)
+        return fail(err, DEVHOST_E_INVALID, 0, "port " + path + ": max_connections must be at least 1");
+    if ((config->allowed_uid_count && !config->allowed_uids) || (config->allowed_gid_count && !config->allowed_gids))
+        return fail(err, DEVHOST_E_INVALID, 0, "port " + path + ": allowed uid/gid count without an array");
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    const mode_t mode = config->mode ? (config->mode & 07777) : 0600;
+
+    try {
+        auto port = std::make_unique<devhost_port>();
+        port->path = path;
+        port->max_connections = config->max_connections;
+        if (config->max_message_size && config->max_message_size < DEVHOST_PORT_MAX_PAYLOAD)
+            port->max_payload = config->max_message_size;
+        port->uids.assign(config->allowed_uids, config->allowed_uids + config->allowed_uid_count);
+        port->gids.assign(config->allowed_gids, config->allowed_gids + config->allowed_gid_count);
+        if (config->callbacks) {
+            size_t n = std::min<size_t>(config->callbacks->struct_size, sizeof port->cb);
+            std::memcpy(&port->cb, config->callbacks, n);
+            port->cb.struct_size = sizeof port->cb;
+        }
+        port->rx.resize(DEVHOST_PORT_HEADER_SIZE + DEVHOST_PORT_MAX_PAYLOAD);  // decode applies max_payload
+        port->tx.resize(DEVHOST_PORT_HEADER_SIZE + std::max(port->max_payload, DEVHOST_PORT_MAX_TEXT));
+        port->reply_buf.resize(port->max_payload);
+
+        // Something at the path already: replace only a stale socket.
+        struct stat st;
+        if (::lstat(path.c_str(), &st) == 0) {
+            if (!S_ISSOCK(st.st_mode))
+                return fail(err, DEVHOST_E_INVALID, 0, "port path " + path + " exists and is not a socket");
+            int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+            if (probe < 0)
+                return fail(err, DEVHOST_E_IO, errno, "socket: " + errno_text(errno));
+            int rc = ::connect(probe, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+            int e = errno;
+            ::close(probe);
+            if (rc == 0)
+                return fail(err, DEVHOST_E_BUSY, 0, "port " + path + " is already served by another server");
+            if (e != ECONNREFUSED)
+                return fail(err, DEVHOST_E_IO, e, "port " + path + ": cannot probe the existing socket: " + errno_text(e));
+            ::unlink(path.c_str());
+        }
+
+        port->listen_fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (port->listen_fd < 0)
+            return fail(err, DEVHOST_E_IO, errno, "socket: " + errno_text(errno));
+        // The inode's mode before bind decides the file's mode at creation
+        // (narrowed by the umask), so it is never wider than `mode`.
+        ::fchmod(port->listen_fd, mode);
+        if (::bind(port->listen_fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
+            int e = errno;
+            ::close(port->listen_fd);
+            devhost_status s = e == ENOENT ? DEVHOST_E_NOT_FOUND
+                               : e == EACCES || e == EPERM ? DEVHOST_E_ACCESS
+                               : e == EADDRINUSE           ? DEVHOST_E_BUSY
+                                                           : DEVHOST_E_IO;
+            return fail(err, s, e, "cannot create port " + path + ": " + errno_text(e));
+        }
+        auto unbind = [&](int e, const std::string &what) {
+            ::close(port->listen_fd);
+            ::unlink(path.c_str());
+            if (port->wake_fd >= 0)
+                ::close(port->wake_fd);
+            return fail(err, DEVHOST_E_IO, e, "port " + path + ": " + what + ": " + errno_text(e));
+        };
+        if (::chmod(path.c_str(), mode) != 0)
+            return unbind(errno, "chmod");
+        if (::lstat(path.c_str(), &st) != 0)
+            return unbind(errno, "stat");
+        port->sock_dev = st.st_dev;
+        port->sock_ino = st.st_ino;
+        if (::listen(port->listen_fd, 64) != 0)
+            return unbind(errno, "listen");
+        port->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (port->wake_fd < 0)
+            return unbind(errno, "eventfd");
+        devhost_port *p = port.get();
+        {
+            // The thread runs only once service_id is set.
+            std::lock_guard lock(p->mu);
+            p->thread = std::thread([p] {
+                { std::lock_guard started(p->mu); }
+                p->run();
+            });
+            p->service_id = p->thread.get_id();
+        }
+        *out = port.release();
+        return DEVHOST_OK;
+    } catch (const std::bad_alloc &) {
+        return fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "port " + path + ": out of memory");
+    } catch (const std::system_error &e) {
+        return fail(err, DEVHOST_E_IO, e.code().value(), "port " + path + ": " + e.what());
+    }
+}
+
+devhost_status devhost_port_send(devhost_port *port, uint64_t client, const void *message, size_t message_len,
+                                 void *reply, size_t reply_capacity, size_t *reply_len, int32_t timeout_ms,
+                                 devhost_error *err)
+{
+    if (reply_len)
+        *reply_len = 0;
+    if (!port)
+        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_send: port is NULL");
+    if (std::this_thread::get_id() == port->service_id)
+        return fail(err, DEVHOST_E_STATE, 0,
+                    "devhost_port_send called from a port callback (it would wait on itself)");
+    if (message_len > port->max_payload)
+        return fail(err, DEVHOST_E_INVALID, 0,
+                    "message of " + std::to_string(message_len) + " bytes exceeds the port's bound of " +
+                        std::to_string(port->max_payload));
+    if ((message_len && !message) || (reply_capacity && !reply))
+        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_send: NULL buffer with a non-zero size");
+    const bool forever = timeout_ms < 0;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(forever ? 0 : timeout_ms);
+    const std::string who = "client " + std::to_string(client) + " of port " + port->path;
+    try {
+        std::unique_lock lock(port->mu);
+        struct SenderCount {
+            devhost_port *p;
+            ~SenderCount()
+            {
+                p->senders--;
+                p->cv.notify_all();
+            }
+        };
+        port->senders++;
+        SenderCount guard{port};
+        auto wait = [&](auto pred) {
+            if (forever) {
+                port->cv.wait(lock, pred);
+                return true;
+            }
+            return port->cv.wait_until(lock, deadline, pred);
+        };
+        auto find = [&]() -> std::shared_ptr<Client> {
+            auto it = port->clients.find(client);
+            return it != port->clients.end() && it->second->accepted ? it->second : nullptr;
+        };
+        std::shared_ptr<Client> c = find();
+        if (!c || port->closing)
+            return fail(err, DEVHOST_E_NOT_FOUND, 0, "no " + who);
+        if (c->sync &&
+            !wait([&] { return port->closing || c->gone || c->outstanding.empty(); }))
+            return fail(err, DEVHOST_E_TIMEOUT, 0,
+                        who + " has a synchronous handle and did not answer its previous message in time");
+        if (port->closing || c->gone)
+            return fail(err, DEVHOST_E_REMOVED, 0, who + " went away");
+        const uint64_t id = port->next_message++;
+        auto p = std::make_shared<Pending>();
+        p->client = client;
+        port->pending[id] = p;
+        c->outstanding.insert(id);
+        lock.unlock();
+
+        std::vector<uint8_t> frame(DEVHOST_PORT_HEADER_SIZE + message_len);
+        size_t n = devhost_port_frame_encode(frame.data(), frame.size(), DEVHOST_PORT_FRAME_MESSAGE, 0, 0, id,
+                                             message, static_cast<uint32_t>(message_len));
+        devhost_status sent = DEVHOST_OK;
+        int sent_errno = 0;
+        for (;;) {
+            ssize_t w = ::send(c->fd, frame.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w == static_cast<ssize_t>(n))
+                break;
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                int left = -1;
+                if (!forever) {
+                    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+                    if (ms <= 0) {
+                        sent = DEVHOST_E_TIMEOUT;
+                        break;
+                    }
+                    left = static_cast<int>(std::min<long long>(ms, 100));
+                } else {
+                    left = 100;
+                }
+                pollfd pf{c->fd, POLLOUT, 0};
+                ::poll(&pf, 1, left);
+                std::lock_guard check(port->mu);
+                if (port->closing || c->gone) {
+                    sent = DEVHOST_E_REMOVED;
+                    break;
+                }
+                continue;
+            }
+            sent_errno = errno;
+            sent = (errno == EPIPE || errno == ECONNRESET) ? DEVHOST_E_REMOVED : DEVHOST_E_IO;
+            break;
+        }
+
+        lock.lock();
+        auto forget = [&](bool remember_late) {
+            port->pending.erase(id);
+            c->outstanding.erase(id);
+            if (remember_late) {
+                c->expired.push_back(id);
+                if (c->expired.size() > expired_ids_kept)
+                    c->expired.pop_front();
+            }
+            port->cv.notify_all();
+        };
+        if (sent != DEVHOST_OK && !p->done) {
+            forget(false);
+            return fail(err, sent, sent_errno,
+                        sent == DEVHOST_E_TIMEOUT ? who + " did not take the message in time"
+                        : sent == DEVHOST_E_REMOVED ? who + " went away"
+                                                    : "sending to " + who + ": " + errno_text(sent_errno));
+        }
+        if (!wait([&] { return p->done; })) {
+            forget(true);
+            return fail(err, DEVHOST_E_TIMEOUT, 0, who + " did not reply in time");
+        }
+        if (p->status != DEVHOST_OK)
+            return fail(err, p->status, 0, p->message);
+        if (reply_len)
+            *reply_len = p->reply.size();
+        size_t copy = std::min(reply_capacity, p->reply.size());
+        if (copy)
+            std::memcpy(reply, p->reply.data(), copy);
+        if (p->reply.size() > reply_capacity)
+            return fail(err, DEVHOST_E_INVALID, 0,
+                        "reply of " + std::to_string(p->reply.size()) + " bytes from " + who +
+                            " exceeds the capacity of " + std::to_string(reply_capacity));
+        return DEVHOST_OK;
+    } catch (const std::bad_alloc &) {
+        return fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "devhost_port_send: out of memory");
+    } catch (const std::system_error &e) {
+        return fail(err, DEVHOST_E_IO, e.code().value(), std::string("devhost_port_send: ") + e.what());
+    }
+}
+
+devhost_status devhost_port_disconnect(devhost_port *port, uint64_t client)
+{
+    if (!port)
+        return DEVHOST_E_INVALID;
+    {
+        std::lock_guard lock(port->mu);
+        auto it = port->clients.find(client);
+        if (it == port->clients.end() || !it->second->accepted)
+            return DEVHOST_E_NOT_FOUND;
+        port->to_disconnect.push_back(client);
+    }
+    port->wake();
+    return DEVHOST_OK;
+}
+
+uint32_t devhost_port_clients(devhost_port *port, uint64_t *ids, uint32_t capacity)
+{
+    if (!port)
+        return 0;
+    std::lock_guard lock(port->mu);
+    uint32_t n = 0;
+    for (auto &[id, c] : port->clients) {
+        if (!c->accepted)
+            continue;
+        if (ids && n < capacity)
+            ids[n] = id;
+        n++;
+    }
+    return n;
+}
+
+void devhost_port_close(devhost_port *port)
+{
+    if (!port)
+        return;
+    if (std::this_thread::get_id() == port->service_id) {
+        port->log(DEVHOST_LOG_ERROR, "port %s: devhost_port_close called from a callback; ignored",
+                  port->path.c_str());
+        return;
+    }
+    {
+        std::lock_guard lock(port->mu);
+        port->closing = true;
+    }
+    port->cv.notify_all();
+    port->wake();
+    if (port->thread.joinable())
+        port->thread.join();
+    {
+        std::unique_lock lock(port->mu);
+        port->cv.wait(lock, [&] { return port->senders == 0; });
+    }
+    struct stat st;
+    if (::lstat(port->path.c_str(), &st) == 0 && st.st_dev == port->sock_dev && st.st_ino == port->sock_ino)
+        ::unlink(port->path.c_str());
+    ::close(port->listen_fd);
+    ::close(port->wake_fd);
+    delete port;
+}
+
+}  // extern "C"

@@ -1,0 +1,157 @@
+// filterport-echo: a filter-port server (devhost/port.h) that answers every
+// request with the request's bytes, and optionally sends every connected
+// client a message at a fixed period, logging each reply.
+#include "vdev.hpp"
+
+#include <devhost/port.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <poll.h>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace devhost::vdev {
+namespace {
+
+struct Echo {
+    const Context *ctx = nullptr;
+    std::string accept_context;  // empty: any context
+    int delay_ms = 0;            // before each response
+};
+
+devhost_status echo_connect(void *user, uint64_t client, const devhost_port_peer *peer, const void *context,
+                            uint32_t context_size, devhost_error *err)
+{
+    auto *e = static_cast<Echo *>(user);
+    std::string ctx(static_cast<const char *>(context), context ? context_size : 0);
+    if (!e->accept_context.empty() && ctx != e->accept_context)
+        return devhost_fail(err, DEVHOST_E_ACCESS, 0, "context '%.64s' is not accepted by this port", ctx.c_str());
+    e->ctx->log("client " + std::to_string(client) + " connected (pid " + std::to_string(peer->pid) + ", context " +
+                std::to_string(context_size) + " bytes" +
+                ((peer->flags & DEVHOST_PORT_HELLO_SYNC) ? ", synchronous handle)" : ")"));
+    return DEVHOST_OK;
+}
+
+void echo_disconnect(void *user, uint64_t client)
+{
+    static_cast<Echo *>(user)->ctx->log("client " + std::to_string(client) + " disconnected");
+}
+
+devhost_status echo_message(void *user, uint64_t, const void *request, size_t request_len, void *reply,
+                            size_t reply_capacity, size_t *reply_len, devhost_error *err)
+{
+    auto *e = static_cast<Echo *>(user);
+    if (e->delay_ms > 0) {
+        // A slow server: waits on the stop handle, so stopping is prompt.
+        pollfd p{e->ctx->stop_fd, POLLIN, 0};
+        if (::poll(&p, 1, e->delay_ms) > 0)
+            return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "the echo port is stopping");
+    }
+    *reply_len = request_len < reply_capacity ? request_len : reply_capacity;
+    if (*reply_len)
+        std::memcpy(reply, request, *reply_len);
+    return DEVHOST_OK;
+}
+
+void echo_log(void *user, int32_t, const char *line) { static_cast<Echo *>(user)->ctx->log(line); }
+
+int run(Context &ctx)
+{
+    const std::string dir = ctx.get("port-dir", DEVHOST_PORT_DEFAULT_DIR);
+    const std::string name = ctx.get("port", ctx.name);
+    const double every = ctx.get_seconds("send-every", 0);
+    const std::string message = ctx.get("message", "ping");
+    const long long max_conn = ctx.get_int("max-connections", 16);
+    const std::string mode_text = ctx.get("mode", "0600");
+    char *mode_end = nullptr;
+    const long mode = std::strtol(mode_text.c_str(), &mode_end, 8);
+    if (mode_text.empty() || *mode_end || mode <= 0 || mode > 0777)
+        throw std::invalid_argument("--mode=" + mode_text + ": expected an octal file mode like 0600");
+    Echo echo;
+    echo.ctx = &ctx;
+    echo.accept_context = ctx.get("accept-context");
+    echo.delay_ms = static_cast<int>(ctx.get_seconds("delay", 0) * 1000);
+    ctx.reject_unknown();
+    if (name.empty() || name.find('/') != std::string::npos)
+        throw std::invalid_argument("--port=" + name + ": expected a port name without /");
+    if (max_conn < 1 || max_conn > 1024)
+        throw std::invalid_argument("--max-connections: expected 1 to 1024");
+    if (every < 0)
+        throw std::invalid_argument("--send-every: expected a positive duration");
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    const std::string path = dir + "/" + name;
+
+    devhost_port_callbacks cb{};
+    cb.struct_size = sizeof cb;
+    cb.user = &echo;
+    cb.connect = echo_connect;
+    cb.disconnect = echo_disconnect;
+    cb.message = echo_message;
+    cb.log = echo_log;
+    devhost_port_config cfg{};
+    cfg.struct_size = sizeof cfg;
+    cfg.path = path.c_str();
+    cfg.max_connections = static_cast<uint32_t>(max_conn);
+    cfg.mode = static_cast<uint32_t>(mode);
+    cfg.callbacks = &cb;
+    devhost_port *port = nullptr;
+    devhost_error err{};
+    err.struct_size = sizeof err;
+    if (devhost_port_create(&cfg, &port, &err) != DEVHOST_OK)
+        throw std::runtime_error(err.message);
+
+    // The sender: every `every` seconds, one message to each client.
+    std::atomic<bool> stopping{false};
+    std::thread sender;
+    if (every > 0) {
+        sender = std::thread([&] {
+            const int period_ms = static_cast<int>(every * 1000);
+            while (!stopping) {
+                pollfd p{ctx.stop_fd, POLLIN, 0};
+                if (::poll(&p, 1, period_ms) != 0)
+                    break;
+                uint64_t ids[64];
+                uint32_t n = devhost_port_clients(port, ids, 64);
+                for (uint32_t i = 0; i < n && i < 64 && !stopping; i++) {
+                    char reply[256];
+                    size_t len = 0;
+                    devhost_error e{};
+                    e.struct_size = sizeof e;
+                    devhost_status st = devhost_port_send(port, ids[i], message.data(), message.size(), reply,
+                                                          sizeof reply, &len, period_ms > 1000 ? period_ms : 1000, &e);
+                    if (st == DEVHOST_OK)
+                        ctx.log("client " + std::to_string(ids[i]) + " replied \"" +
+                                std::string(reply, len < sizeof reply ? len : sizeof reply) + "\"");
+                    else
+                        ctx.log("client " + std::to_string(ids[i]) + ": " + devhost_status_name(st) + ": " +
+                                e.message);
+                }
+            }
+        });
+    }
+    ctx.ready(path);
+    pollfd p{ctx.stop_fd, POLLIN, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    stopping = true;
+    if (sender.joinable())
+        sender.join();  // a send in progress ends within its timeout
+    devhost_port_close(port);
+    return 0;
+}
+
+}  // namespace
+
+DEVHOST_VDEV_KIND("filterport-echo",
+                   "a filter port (devhost/port.h) that echoes requests and can send clients messages",
+                   "--port-dir=/run/devhost/ports --port=NAME (default: --name) --send-every=D --message=TEXT "
+                   "--max-connections=16 --mode=0600 --accept-context=TEXT --delay=D",
+                   run);
+
+}  // namespace devhost::vdev
