@@ -638,7 +638,7 @@ static const devhost_hooks loop_hooks = {
 
 static const devhost_plugin_descriptor loop_descriptor = {
     sizeof(devhost_plugin_descriptor),
-    0,                                   /* flags */
+    DEVHOST_PLUGIN_SHARED_PATHS,         /* flags: devices on one NAME share its lock */
     "loop",                              /* name */
     "loop",                              /* device class */
     "1.0.0",
