@@ -467,6 +467,9 @@ static devhost_status op_read_until(devhost_device *dev, devhost_transfer *x, de
     devhost_status s;
     if (!x->delimiter || x->delimiter_len == 0)
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "read until from loop:%s needs a delimiter", dev->name);
+    if (x->in_capacity == 0)
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "read until from loop:%s needs room for at least 1 byte",
+                            dev->name);
     at = find_bytes(dev->data, window, x->delimiter, x->delimiter_len);
     if (at != SIZE_MAX) {
         x->in_len = at + x->delimiter_len;
