@@ -167,3 +167,37 @@ TEST_CASE("loader: a missing plugin directory is skipped", "[loader]")
     CHECK(registry.plugins().empty());
     CHECK(registry.refusals().empty());
 }
+
+TEST_CASE("devhost plugins reports every refused file on one line and lists the good plugins", "[loader][cli]")
+{
+    ProcessResult r = run_devhost({"plugins", "--plugin-path", abi_dir().string()});
+    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\nabitest: abitest-dup_class") && Catch::Contains("\nthrowing: throwing") &&
+                          Catch::Contains("\nloop: loop"));
+    const std::vector<std::pair<std::string, std::string>> refused = {
+        {"abi_major2.so", "ABI 2.0"},
+        {"abi_too_new_minor.so", "ABI 1.99"},
+        {"bad_option.so", "option 'x': unknown type 99"},
+        {"good.so", "class 'abitest' already provided by"},
+        {"no_entry.so", "no entry point devhost_plugin_negotiate"},
+        {"no_hooks.so", "hooks table missing"},
+        {"not_a_library.so", "not a loadable library"},
+        {"refuses.so", "plugin refused: abitest refuses this host on purpose"},
+        {"small_descriptor.so", "descriptor struct_size 16 is smaller than v1"},
+    };
+    for (const auto &[file, reason] : refused) {
+        const std::string path = (abi_dir() / file).string();
+        int on_stdout = 0, on_stderr = 0;
+        for (const auto &line : lines(r.out))
+            if (line.find("refused: " + path + ": ") == 0 && line.find(reason) != std::string::npos)
+                on_stdout++;
+        for (const auto &line : lines(r.err))
+            if (line.find(path) != std::string::npos && line.find(reason) != std::string::npos)
+                on_stderr++;
+        INFO(file);
+        CHECK(on_stdout == 1);
+        CHECK(on_stderr == 1);
+    }
+}

@@ -75,6 +75,14 @@ private:
     std::string path_;
 };
 
+// A class with only a constructor gets NULL for every optional hook.
+struct Bare {
+    explicit Bare(const devhost_open_params &) {}
+};
+static_assert(!devhost::hooks_for<Bare>()->connect && !devhost::hooks_for<Bare>()->disconnect &&
+              !devhost::hooks_for<Bare>()->lock && !devhost::hooks_for<Bare>()->unlock &&
+              !devhost::hooks_for<Bare>()->info && !devhost::hooks_for<Bare>()->transfer);
+
 const devhost_plugin_descriptor descriptor = [] {
     auto d = devhost::describe<Throwing>("throwing", "throwing", "1.0.0", "test plugin whose hooks throw");
     d.transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ);
