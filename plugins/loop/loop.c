@@ -19,6 +19,10 @@
  *   open-delay    DURATION, default 0ms           open waits this long
  *                                                 (honours timeout, cancel)
  *
+ * Descriptor flags
+ *   DEVHOST_PLUGIN_SHARED_PATHS  several devices may open one loop:NAME (they
+ *                                share its lock), so `devhost check` allows it
+ *
  * Hooks                          needs (host-checked)
  *   loop_open                    -
  *   loop_close                   open (also half-opened); drops a forgotten
