@@ -1,0 +1,46 @@
+#!/bin/sh
+# Builds devhost and its benchmarks in Release (in build-bench/, or
+# $DEVHOST_BENCH_BUILD_DIR) and runs every comparison against its plain
+# syscall baseline; see bench/README.md.
+#
+#   bench/run.sh [--smoke] [--json FILE] [--reps N] [--only GROUP,...]
+#
+# --smoke: tiny counts and two repetitions, seconds in all (what CI runs);
+# it checks that every benchmark still builds and works, never its timing.
+# The figures go to bench/results.json (smoke: BUILD_DIR/bench-smoke.json)
+# unless --json says otherwise.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+source_dir=$(dirname "$here")
+build_dir=${DEVHOST_BENCH_BUILD_DIR:-$source_dir/build-bench}
+jobs=${DEVHOST_BENCH_JOBS:-2}
+
+smoke=false
+json=
+pass=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --smoke) smoke=true; pass="$pass --smoke" ;;
+        --json) [ $# -ge 2 ] || { echo "run.sh: --json needs a file" >&2; exit 2; }
+                json=$2; shift ;;
+        --reps|--only) [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
+                pass="$pass $1 $2"; shift ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ -z "$json" ]; then
+    if $smoke; then json=$build_dir/bench-smoke.json; else json=$here/results.json; fi
+fi
+
+cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
+    -DDEVHOST_BUILD_BENCH=ON -DDEVHOST_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build_dir" -j"$jobs" --target devhost-bench devhost-bench-launch devhost \
+    serial raw filterport loop devhost_configs >/dev/null
+
+echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck disable=SC2086
+"$build_dir/bin/devhost-bench" $pass --json "$json" --work "$build_dir/bench-work"

@@ -1,0 +1,184 @@
+// Start-up and scale, both through the devhost binary itself.
+//   start-up: wall time and peak RSS (wait4's ru_maxrss) of `devhost check`
+//     and `devhost run` on the default config, against spawning /bin/true
+//     (the floor of any process start); each plugin's load time in-process
+//   scale: N devices (1, 16, 128, 512) on N ptys served by one echo peer
+//     process, each device doing `request` steps, all run by one
+//     `devhost run`; aggregate round trips/s and the host's RSS per device
+#include "bench.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+namespace bench {
+namespace {
+
+std::string message()
+{
+    return std::string(63, 'r');
+}
+
+// A config of `devices` serial devices, each opening its pty, doing
+// `steps` request/reply round trips and closing.
+std::string scale_config(const std::vector<std::string> &slaves, int steps, const fs::path &records)
+{
+    std::string text = "[host]\nlog-level = warn\noutput = " + records.string() + "\n";
+    std::string body;
+    for (int i = 0; i < steps; i++)
+        body += "step = request \"" + message() + "\\n\" until=\"\\n\"\n";
+    for (size_t d = 0; d < slaves.size(); d++)
+        text += "[device d" + std::to_string(d) + "]\nclass = serial\npath = " + slaves[d] + "\nstep = open\n" + body +
+                "step = close\n";
+    return text;
+}
+
+}  // namespace
+
+void bench_startup(const Params &p, Report &report)
+{
+    const std::string devhost = (p.bin_dir / "devhost").string();
+    const std::string config = (p.source_dir / "configs" / "default.ini").string();
+    auto measure = [&](const std::vector<std::string> &argv, bool rss) {
+        ProcessRun run = run_process(argv);
+        if (run.exit_code != 0)
+            fail(argv[0] + " " + argv[1] + " exited with " + std::to_string(run.exit_code));
+        return rss ? double(run.max_rss_kib) : run.wall_ms;
+    };
+    for (const char *command : {"check", "run"}) {
+        const std::vector<std::string> argv{devhost, command, config};
+        const std::vector<std::string> floor{"/bin/true", "x"};
+        Result r{"startup", std::string("devhost ") + command + " default.ini: wall", "ms", false,
+                 "/bin/true (process start floor)", {}, {}, ""};
+        r.note = "all four plugins loaded from the build tree; records and log to /dev/null";
+        report.add(compare(p, r, [&] { return measure(argv, false); }, [&] { return measure(floor, false); }));
+        r = {"startup", std::string("devhost ") + command + " default.ini: peak RSS", "KiB", false,
+             "/bin/true (process start floor)", {}, {}, ""};
+        report.add(compare(p, r, [&] { return measure(argv, true); }, [&] { return measure(floor, true); }));
+    }
+
+    std::vector<fs::path> plugins;
+    for (const auto &entry : fs::directory_iterator(p.plugin_dir))
+        if (entry.path().extension() == ".so")
+            plugins.push_back(entry.path());
+    std::sort(plugins.begin(), plugins.end());
+    for (const fs::path &file : plugins) {
+        Result r{"startup", "load " + file.filename().string(), "ms", false, "", {}, {}, ""};
+        r.note = "PluginRegistry::load_file in-process: dlopen, negotiate, descriptor copy; dlclose between samples";
+        for (int i = 0; i < p.reps; i++) {
+            devhost::PluginRegistry registry;
+            const auto start = Clock::now();
+            if (!registry.load_file(file))
+                fail("plugin refused: " + file.string());
+            r.devhost.samples.push_back(seconds_since(start) * 1000);
+        }
+        report.add(r);
+    }
+}
+
+namespace {
+
+// Seconds since midnight UTC of a record's "time" (2026-11-21T20:27:23.123456Z).
+double record_time(const std::string &line)
+{
+    auto at = line.find("\"time\":\"");
+    if (at == std::string::npos || line.size() < at + 8 + 27)
+        return -1;
+    const std::string t = line.substr(at + 8 + 11, 15);  // HH:MM:SS.ffffff
+    return std::stoi(t.substr(0, 2)) * 3600.0 + std::stoi(t.substr(3, 2)) * 60.0 + std::stod(t.substr(6));
+}
+
+std::string record_field(const std::string &line, const char *key)
+{
+    const std::string k = std::string("\"") + key + "\":\"";
+    auto at = line.find(k);
+    if (at == std::string::npos)
+        return "";
+    at += k.size();
+    return line.substr(at, line.find('"', at) - at);
+}
+
+// Aggregate request rate while every device was running: from the last
+// device's open to the first device's last request, counting the requests
+// that ended in between (each record is written as its step ends).
+double steady_rate(const fs::path &records)
+{
+    std::ifstream in(records);
+    std::string line;
+    struct Span {
+        double open = -1, last = -1;
+    };
+    std::map<std::string, Span> spans;
+    std::vector<double> requests;
+    while (std::getline(in, line)) {
+        const std::string step = record_field(line, "step");
+        const double t = record_time(line);
+        Span &s = spans[record_field(line, "device")];
+        if (step == "open")
+            s.open = t;
+        else if (step.rfind("request", 0) == 0) {
+            s.last = t;
+            requests.push_back(t);
+        }
+    }
+    double t0 = 0, t1 = 1e30;
+    for (const auto &[name, s] : spans) {
+        t0 = std::max(t0, s.open);
+        t1 = std::min(t1, s.last);
+    }
+    size_t n = 0;
+    for (double t : requests)
+        n += t > t0 && t <= t1;
+    if (t1 <= t0 || n == 0)
+        fail("scale: the devices' request spans do not overlap in " + records.string());
+    return double(n) / (t1 - t0);
+}
+
+}  // namespace
+
+void bench_scale(const Params &p, Report &report)
+{
+    const std::vector<int> sizes = p.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 16, 128, 512};
+    const int total = p.smoke ? 400 : 40000;  // round trips a run, all devices together
+    const std::string devhost = (p.bin_dir / "devhost").string();
+    const fs::path records = p.work_dir / "scale-records.jsonl";
+    double rss_one = 0;
+    for (int n : sizes) {
+        const int steps = std::max(40, total / n);
+        Result rate{"scale", std::to_string(n) + " devices: aggregate request/reply", "round trips/s", true, "", {}, {}, ""};
+        rate.note = "one `devhost run`, " + std::to_string(steps) +
+                    " request steps a device; rate from the records while all devices ran";
+        Result rss{"scale", std::to_string(n) + " devices: host peak RSS", "KiB", false, "", {}, {}, ""};
+        Result per{"scale", std::to_string(n) + " devices: RSS per device over 1 device", "KiB", false, "", {}, {}, ""};
+        for (int rep = 0; rep < p.reps; rep++) {
+            std::vector<Pty> ptys;
+            std::vector<std::string> slaves;
+            for (int d = 0; d < n; d++) {
+                ptys.push_back(open_pty());
+                slaves.push_back(ptys.back().slave);
+            }
+            SerialPeer peer(ptys, SerialPeer::Mode::Echo);
+            const fs::path config = p.work_dir / "scale.ini";
+            write_file(config, scale_config(slaves, steps, records));
+            fs::remove(records);
+            ProcessRun run = run_process({devhost, "run", config.string()});
+            if (run.exit_code != 0)
+                fail("scale: devhost run with " + std::to_string(n) + " devices exited with " +
+                     std::to_string(run.exit_code));
+            rate.devhost.samples.push_back(steady_rate(records));
+            rss.devhost.samples.push_back(double(run.max_rss_kib));
+        }
+        if (n == 1)
+            rss_one = rss.devhost.median();
+        else
+            for (double s : rss.devhost.samples)
+                per.devhost.samples.push_back((s - rss_one) / (n - 1));
+        report.add(rate);
+        report.add(rss);
+        if (n > 1)
+            report.add(per);
+    }
+}
+
+}  // namespace bench
