@@ -12,7 +12,14 @@
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/program_options.hpp>
+#include <cerrno>
 #include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <cstdlib>
 #include <iostream>
 #include <set>
@@ -114,12 +121,21 @@ public:
         sigaddset(&set_, SIGTERM);
         sigaddset(&set_, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+        // The stop signals arrive on a signalfd; the destructor wakes the
+        // watcher through an eventfd, so ending takes no polling tick.
+        signal_fd_ = signalfd(-1, &set_, SFD_CLOEXEC);
+        wake_fd_ = eventfd(0, EFD_CLOEXEC);
+        if (signal_fd_ < 0 || wake_fd_ < 0)
+            throw std::runtime_error(std::string("signal watcher: ") + std::strerror(errno));
         thread_ = std::thread([this] { watch(); });
     }
     ~SignalWatcher()
     {
-        stop_ = true;
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
         thread_.join();
+        ::close(signal_fd_);
+        ::close(wake_fd_);
         pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
     }
     bool interrupted() const { return interrupted_; }
@@ -127,11 +143,16 @@ public:
 private:
     void watch()
     {
-        timespec tick{0, 50 * 1000 * 1000};
-        while (!stop_) {
-            int sig = sigtimedwait(&set_, nullptr, &tick);
-            if (sig <= 0)
+        for (;;) {
+            pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+            if (::poll(fds, 2, -1) < 0)
                 continue;
+            if (fds[1].revents & POLLIN)
+                return;
+            signalfd_siginfo info{};
+            if (::read(signal_fd_, &info, sizeof info) != ssize_t(sizeof info))
+                continue;
+            int sig = static_cast<int>(info.ssi_signo);
             if (interrupted_) {
                 spdlog::error("second {} received: exiting now without waiting for the plugins", strsignal(sig));
                 std::_Exit(exit_interrupted);
@@ -143,7 +164,8 @@ private:
     }
     Engine &engine_;
     sigset_t set_;
-    std::atomic<bool> stop_{false}, interrupted_{false};
+    std::atomic<bool> interrupted_{false};
+    int signal_fd_ = -1, wake_fd_ = -1;
     std::thread thread_;
 };
 
