@@ -16,26 +16,33 @@ namespace devhost {
 
 std::string json_string(std::string_view s)
 {
-    std::string out = "\"";
+    // Runs of characters that need no escape are appended whole: records
+    // carry kilobytes of hex and text per step.
+    std::string out;
+    out.reserve(s.size() + 2);
+    out.push_back('"');
+    size_t plain = 0;  // first character not yet appended
     for (size_t i = 0; i < s.size(); i++) {
         unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            continue;
+        out.append(s.data() + plain, i - plain);
+        plain = i + 1;
         switch (c) {
         case '"': out += "\\\""; break;
         case '\\': out += "\\\\"; break;
         case '\n': out += "\\n"; break;
         case '\r': out += "\\r"; break;
         case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20 || c >= 0x7f) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out.push_back(static_cast<char>(c));
-            }
+        default: {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        }
         }
     }
-    out += "\"";
+    out.append(s.data() + plain, s.size() - plain);
+    out.push_back('"');
     return out;
 }
 
