@@ -122,4 +122,7 @@ void bench_raw(const Params &p, Report &report);
 void bench_startup(const Params &p, Report &report);
 void bench_scale(const Params &p, Report &report);
 
+// Loads one plugin file into a fresh registry; returns milliseconds.
+double load_plugin_here(const fs::path &file);
+
 }  // namespace bench

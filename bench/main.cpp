@@ -22,6 +22,17 @@ int main(int argc, char **argv)
     p.work_dir = bench::fs::path(DEVHOST_BENCH_BINARY_DIR) / "bench-work";
     bench::fs::path json = "bench-results.json";
     bool reps_given = false;
+    if (argc == 3 && std::strcmp(argv[1], "--load-plugin") == 0) {
+        // Internal: the start-up group's per-plugin load time, measured in a
+        // process that has not loaded the plugin yet.
+        try {
+            std::printf("%.6f\n", bench::load_plugin_here(argv[2]));
+            return 0;
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "devhost-bench: %s\n", e.what());
+            return 1;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {

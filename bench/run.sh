@@ -3,8 +3,10 @@
 # $DEVHOST_BENCH_BUILD_DIR) and runs every comparison against its plain
 # syscall baseline; see bench/README.md.
 #
-#   bench/run.sh [--smoke] [--json FILE] [--reps N] [--only GROUP,...]
+#   bench/run.sh [--smoke] [--json FILE] [--reps N] [--only GROUP,...] [--cpu N]
 #
+# --cpu N: run every process of the benchmark on CPU N only (taskset), which
+# steadies the figures on a machine shared with other work.
 # --smoke: tiny counts and two repetitions, seconds in all (what CI runs);
 # it checks that every benchmark still builds and works, never its timing.
 # The figures go to bench/results.json (smoke: BUILD_DIR/bench-smoke.json)
@@ -19,14 +21,17 @@ jobs=${DEVHOST_BENCH_JOBS:-2}
 smoke=false
 json=
 pass=
+cpu=
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) smoke=true; pass="$pass --smoke" ;;
         --json) [ $# -ge 2 ] || { echo "run.sh: --json needs a file" >&2; exit 2; }
                 json=$2; shift ;;
+        --cpu) [ $# -ge 2 ] || { echo "run.sh: --cpu needs a CPU number" >&2; exit 2; }
+               cpu=$2; shift ;;
         --reps|--only) [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
                 pass="$pass $1 $2"; shift ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -42,5 +47,11 @@ cmake --build "$build_dir" -j"$jobs" --target devhost-bench devhost-bench-launch
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+pin=
+if [ -n "$cpu" ]; then
+    command -v taskset >/dev/null || { echo "run.sh: --cpu needs taskset (util-linux)" >&2; exit 2; }
+    pin="taskset -c $cpu"
+    echo "pinned to CPU $cpu"
+fi
 # shellcheck disable=SC2086
-"$build_dir/bin/devhost-bench" $pass --json "$json" --work "$build_dir/bench-work"
+$pin "$build_dir/bin/devhost-bench" $pass --json "$json" --work "$build_dir/bench-work"
