@@ -162,8 +162,7 @@ double steady_rate(const fs::path &records)
 void bench_scale(const Params &p, Report &report)
 {
     const std::vector<int> sizes = p.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 16, 128, 512};
-    // Round trips a run, all devices together: the config's size, and so the
-    // memory its parsed steps take, is the same for every N.
+    // Round trips a rate run, all devices together (at least 200 a device).
     const int total = p.smoke ? 400 : 20480;
     // Every device sleeps this long after its open, so that all are open
     // before the first request.
@@ -172,30 +171,40 @@ void bench_scale(const Params &p, Report &report)
     const fs::path records = p.work_dir / "scale-records.jsonl";
     double rss_one = 0;
     for (int n : sizes) {
-        const int steps = std::max(10, total / n);
+        // Enough steps that every device is still busy when the last one
+        // starts its requests (they wake from their settle sleep in the
+        // order they were opened).
+        const int steps = std::max(p.smoke ? 20 : 200, total / n);
         Result rate{"scale", std::to_string(n) + " devices: aggregate request/reply", "round trips/s", true, "", {}, {}, ""};
-        rate.note = "one `devhost run`, " + std::to_string(steps) +
-                    " request steps a device after a " + settle +
+        rate.note = "one `devhost run`, " + std::to_string(steps) + " request steps a device after a " + settle +
                     " sleep; rate from the records while all devices ran";
         Result rss{"scale", std::to_string(n) + " devices: host peak RSS", "KiB", false, "", {}, {}, ""};
+        rss.note = "a separate run where every device has the same pipeline: open, sleep, 10 requests, close";
         Result per{"scale", std::to_string(n) + " devices: RSS per device over 1 device", "KiB", false, "", {}, {}, ""};
+        per.note = "(peak RSS(N) - median peak RSS(1)) / (N-1), same per-device pipeline";
         for (int rep = 0; rep < p.reps; rep++) {
-            std::vector<Pty> ptys;
-            std::vector<std::string> slaves;
-            for (int d = 0; d < n; d++) {
-                ptys.push_back(open_pty());
-                slaves.push_back(ptys.back().slave);
+            for (int k = 0; k < 2; k++) {
+                const bool measuring_rate = k == 0;
+                std::vector<Pty> ptys;
+                std::vector<std::string> slaves;
+                for (int d = 0; d < n; d++) {
+                    ptys.push_back(open_pty());
+                    slaves.push_back(ptys.back().slave);
+                }
+                SerialPeer peer(ptys, SerialPeer::Mode::Echo);
+                const fs::path config = p.work_dir / "scale.ini";
+                write_file(config, scale_config(slaves, measuring_rate ? steps : 10, records,
+                                                measuring_rate ? settle : "100ms"));
+                fs::remove(records);
+                ProcessRun run = run_process({devhost, "run", config.string()});
+                if (run.exit_code != 0)
+                    fail("scale: devhost run with " + std::to_string(n) + " devices exited with " +
+                         std::to_string(run.exit_code));
+                if (measuring_rate)
+                    rate.devhost.samples.push_back(steady_rate(records));
+                else
+                    rss.devhost.samples.push_back(double(run.max_rss_kib));
             }
-            SerialPeer peer(ptys, SerialPeer::Mode::Echo);
-            const fs::path config = p.work_dir / "scale.ini";
-            write_file(config, scale_config(slaves, steps, records, settle));
-            fs::remove(records);
-            ProcessRun run = run_process({devhost, "run", config.string()});
-            if (run.exit_code != 0)
-                fail("scale: devhost run with " + std::to_string(n) + " devices exited with " +
-                     std::to_string(run.exit_code));
-            rate.devhost.samples.push_back(steady_rate(records));
-            rss.devhost.samples.push_back(double(run.max_rss_kib));
         }
         if (n == 1)
             rss_one = rss.devhost.median();
