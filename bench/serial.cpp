@@ -87,41 +87,6 @@ void read_exactly(int fd, char *buf, size_t want)
     }
 }
 
-double baseline_round_trips(int count)
-{
-    std::vector<Pty> ptys{open_pty()};
-    const std::string slave = ptys[0].slave;
-    SerialPeer peer(ptys, SerialPeer::Mode::Echo);
-    int fd = open_raw_slave(slave);
-    const std::string msg = request_message();
-    char buf[message_size];
-    const auto start = Clock::now();
-    for (int i = 0; i < count; i++) {
-        write_all(fd, msg.data(), msg.size());
-        read_exactly(fd, buf, message_size);
-    }
-    double s = seconds_since(start);
-    ::close(fd);
-    return count / s;
-}
-
-double baseline_stream(int blocks)
-{
-    std::vector<Pty> ptys{open_pty()};
-    const std::string slave = ptys[0].slave;
-    SerialPeer peer(ptys, SerialPeer::Mode::Sink, size_t(blocks) * stream_block);
-    int fd = open_raw_slave(slave);
-    std::string block(stream_block, 'x');
-    char ack;
-    const auto start = Clock::now();
-    for (int i = 0; i < blocks; i++)
-        write_all(fd, block.data(), block.size());
-    read_exactly(fd, &ack, 1);
-    double s = seconds_since(start);
-    ::close(fd);
-    return double(blocks) * stream_block / s / (1024.0 * 1024.0);
-}
-
 devhost::Outcome must(devhost::Outcome o, const char *what)
 {
     if (!o.ok())
@@ -129,116 +94,144 @@ devhost::Outcome must(devhost::Outcome o, const char *what)
     return o;
 }
 
-double device_round_trips(const Params &p, int count)
-{
-    auto plugin = load_plugin(p, "serial");
-    std::vector<Pty> ptys{open_pty()};
-    const std::string slave = ptys[0].slave;
-    SerialPeer peer(ptys, SerialPeer::Mode::Echo);
-    devhost::Device dev(plugin, "bench");
-    must(dev.open({.path = slave}), "open");
-    const std::string msg = request_message();
-    const uint8_t delim = '\n';
-    std::vector<uint8_t> buf(4096);
-    const auto start = Clock::now();
-    for (int i = 0; i < count; i++) {
-        devhost_transfer x{};
-        x.op = DEVHOST_OP_REQUEST;
-        x.timeout_ms = 5000;
-        x.out = reinterpret_cast<const uint8_t *>(msg.data());
-        x.out_len = msg.size();
-        x.in = buf.data();
-        x.in_capacity = buf.size();
-        x.delimiter = &delim;
-        x.delimiter_len = 1;
-        must(dev.transfer(x), "request");
-        if (x.in_len != message_size)
-            fail("device: short reply");
-    }
-    double s = seconds_since(start);
-    must(dev.close(), "close");
-    return count / s;
-}
-
-double device_stream(const Params &p, int blocks)
-{
-    auto plugin = load_plugin(p, "serial");
-    std::vector<Pty> ptys{open_pty()};
-    const std::string slave = ptys[0].slave;
-    SerialPeer peer(ptys, SerialPeer::Mode::Sink, size_t(blocks) * stream_block);
-    devhost::Device dev(plugin, "bench");
-    must(dev.open({.path = slave}), "open");
-    std::string block(stream_block, 'x');
-    uint8_t ack;
-    const auto start = Clock::now();
-    for (int i = 0; i < blocks; i++) {
-        devhost_transfer x{};
-        x.op = DEVHOST_OP_WRITE;
-        x.timeout_ms = 5000;
-        x.out = reinterpret_cast<const uint8_t *>(block.data());
-        x.out_len = block.size();
-        must(dev.transfer(x), "write");
-    }
-    devhost_transfer x{};
-    x.op = DEVHOST_OP_READ;
-    x.timeout_ms = 5000;
-    x.in = &ack;
-    x.in_capacity = 1;
-    must(dev.transfer(x), "read ack");
-    double s = seconds_since(start);
-    must(dev.close(), "close");
-    return double(blocks) * stream_block / s / (1024.0 * 1024.0);
-}
-
 // Runs a generated config's single device through the engine; returns the
 // engine's wall time in seconds. The steps between open and close are
 // `body` repeated `count` times.
-double engine_run(const Params &p, const std::string &slave, const std::string &body, int count,
-                  const std::string &tail)
-{
-    load_plugin(p, "serial");
-    std::string text = "[host]\nlog-level = warn\n[device s]\nclass = serial\npath = " + slave + "\nstep = open\n";
-    for (int i = 0; i < count; i++)
-        text += body;
-    text += tail + "step = close\n";
-    std::vector<devhost::Diagnostic> diagnostics;
-    devhost::Config config = devhost::parse_config(text, "bench-serial.ini", diagnostics);
-    devhost::PluginRegistry registry;
-    if (!registry.load_file(p.plugin_dir / "serial.so"))
-        fail("cannot load serial.so");
-    devhost::Plan plan = devhost::check_config(config, registry, diagnostics);
-    if (!diagnostics.empty())
-        fail("generated serial config: " + diagnostics.front().str());
-    const fs::path records_file = p.work_dir / "serial-records.jsonl";
-    fs::remove(records_file);
-    devhost::RecordWriter records(records_file.string());
-    devhost::Engine engine(records, 5000);
-    const auto start = Clock::now();
-    devhost::PipelineResult r = engine.run_device(plan.devices.at(0));
-    double s = seconds_since(start);
-    if (!r.ok)
-        fail(std::string("engine: pipeline failed: ") + devhost_status_name(r.status));
-    return s;
-}
+// A generated single-device config, checked once and run as often as asked.
+class EnginePipeline {
+public:
+    EnginePipeline(const Params &p, const std::string &slave, const std::string &body, int count,
+                   const std::string &tail)
+    {
+        std::string text = "[host]\nlog-level = warn\n[device s]\nclass = serial\npath = " + slave + "\nstep = open\n";
+        for (int i = 0; i < count; i++)
+            text += body;
+        text += tail + "step = close\n";
+        std::vector<devhost::Diagnostic> diagnostics;
+        config_ = devhost::parse_config(text, "bench-serial.ini", diagnostics);
+        if (!registry_.load_file(p.plugin_dir / "serial.so"))
+            fail("cannot load serial.so");
+        plan_ = devhost::check_config(config_, registry_, diagnostics);
+        if (!diagnostics.empty())
+            fail("generated serial config: " + diagnostics.front().str());
+        const fs::path records_file = p.work_dir / "serial-records.jsonl";
+        fs::remove(records_file);
+        records_ = std::make_unique<devhost::RecordWriter>(records_file.string());
+        engine_ = std::make_unique<devhost::Engine>(*records_, 5000);
+    }
+    void run()
+    {
+        devhost::PipelineResult r = engine_->run_device(plan_.devices.at(0));
+        if (!r.ok)
+            fail(std::string("engine: pipeline failed: ") + devhost_status_name(r.status));
+    }
 
-double engine_round_trips(const Params &p, int count)
-{
-    std::vector<Pty> ptys{open_pty()};
-    const std::string slave = ptys[0].slave;
-    SerialPeer peer(ptys, SerialPeer::Mode::Echo);
-    std::string msg = request_message();
-    msg.pop_back();
-    return count / engine_run(p, slave, "step = request \"" + msg + "\\n\" until=\"\\n\"\n", count, "");
-}
+private:
+    devhost::Config config_;
+    devhost::PluginRegistry registry_;
+    devhost::Plan plan_;
+    std::unique_ptr<devhost::RecordWriter> records_;
+    std::unique_ptr<devhost::Engine> engine_;
+};
 
-double engine_stream(const Params &p, int blocks)
+// One sample of each side of the 64-byte round trip, taken together: both
+// talk to the same echo process, each over a pty of its own, in ten
+// alternating chunks, so that both see the same load from the rest of the
+// machine. Returns {devhost, baseline} round trips per second.
+//
+// Streaming (`stream`): each chunk writes `count`/10 blocks of 4 KiB and
+// waits for the sink peer's one-byte acknowledgement of the chunk. Returns
+// MiB/s then.
+std::pair<double, double> interleaved(const Params &p, int count, bool engine, bool stream)
 {
-    std::vector<Pty> ptys{open_pty()};
-    const std::string slave = ptys[0].slave;
-    SerialPeer peer(ptys, SerialPeer::Mode::Sink, size_t(blocks) * stream_block);
-    const std::string step = "step = write \"" + std::string(stream_block, 'x') + "\"\n";
-    double s = engine_run(p, slave, step, blocks, "step = read 1\n");
-    return double(blocks) * stream_block / s / (1024.0 * 1024.0);
+    auto plugin = load_plugin(p, "serial");
+    std::vector<Pty> ptys{open_pty(), open_pty()};
+    const std::string base_path = ptys[0].slave, dev_path = ptys[1].slave;
+    const int chunks = 10;
+    const int per = std::max(1, count / chunks);
+    SerialPeer peer(ptys, stream ? SerialPeer::Mode::Sink : SerialPeer::Mode::Echo, size_t(per) * stream_block);
+    const std::string msg = stream ? std::string(stream_block, 'x') : request_message();
+
+    int fd = open_raw_slave(base_path);
+    auto baseline_chunk = [&] {
+        char buf[message_size];
+        for (int i = 0; i < per; i++) {
+            write_all(fd, msg.data(), msg.size());
+            if (!stream)
+                read_exactly(fd, buf, message_size);
+        }
+        if (stream)
+            read_exactly(fd, buf, 1);
+    };
+
+    std::unique_ptr<EnginePipeline> pipeline;
+    devhost::Device dev(plugin, "bench");
+    std::vector<uint8_t> buf(4096);
+    const uint8_t delim = '\n';
+    if (engine && stream) {
+        pipeline = std::make_unique<EnginePipeline>(p, dev_path, "step = write \"" + msg + "\"\n", per, "step = read 1\n");
+    } else if (engine) {
+        std::string body = msg;
+        body.pop_back();
+        pipeline = std::make_unique<EnginePipeline>(p, dev_path, "step = request \"" + body + "\\n\" until=\"\\n\"\n", per, "");
+    } else {
+        must(dev.open({.path = dev_path}), "open");
+    }
+    auto devhost_chunk = [&] {
+        if (engine) {
+            pipeline->run();  // its open and close are inside the time
+            return;
+        }
+        for (int i = 0; stream && i < per; i++) {
+            devhost_transfer x{};
+            x.op = DEVHOST_OP_WRITE;
+            x.timeout_ms = 5000;
+            x.out = reinterpret_cast<const uint8_t *>(msg.data());
+            x.out_len = msg.size();
+            must(dev.transfer(x), "write");
+        }
+        if (stream) {
+            devhost_transfer x{};
+            x.op = DEVHOST_OP_READ;
+            x.timeout_ms = 5000;
+            x.in = buf.data();
+            x.in_capacity = 1;
+            must(dev.transfer(x), "read the acknowledgement");
+            return;
+        }
+        for (int i = 0; i < per; i++) {
+            devhost_transfer x{};
+            x.op = DEVHOST_OP_REQUEST;
+            x.timeout_ms = 5000;
+            x.out = reinterpret_cast<const uint8_t *>(msg.data());
+            x.out_len = msg.size();
+            x.in = buf.data();
+            x.in_capacity = buf.size();
+            x.delimiter = &delim;
+            x.delimiter_len = 1;
+            must(dev.transfer(x), "request");
+            if (x.in_len != message_size)
+                fail("device: short reply");
+        }
+    };
+
+    double t_dev = 0, t_base = 0;
+    for (int c = 0; c < chunks; c++) {
+        for (int side = 0; side < 2; side++) {
+            const bool devhost_turn = (side == 0) == (c % 2 == 0);
+            const auto start = Clock::now();
+            if (devhost_turn)
+                devhost_chunk();
+            else
+                baseline_chunk();
+            (devhost_turn ? t_dev : t_base) += seconds_since(start);
+        }
+    }
+    ::close(fd);
+    if (!engine)
+        must(dev.close(), "close");
+    const double unit = stream ? double(stream_block) / (1024.0 * 1024.0) : 1.0;
+    return {double(per) * chunks * unit / t_dev, double(per) * chunks * unit / t_base};
 }
 
 }  // namespace
@@ -247,22 +240,30 @@ void bench_serial(const Params &p, Report &report)
 {
     const int rt = p.smoke ? 200 : 20000;
     const int blocks = p.smoke ? 64 : 8192;  // 32 MiB a sample
-    const std::string base_rt = "write/poll/read on a raw pty slave";
-    const std::string base_stream = "write(2) of 4 KiB blocks on a raw pty slave";
-
-    Result r{"serial", "64 B request/reply, engine (config steps)", "round trips/s", true, base_rt, {}, {}, ""};
-    r.note = "records written to a file; peer: plain echo process on the pty master";
-    report.add(compare(p, r, [&] { return engine_round_trips(p, rt); }, [&] { return baseline_round_trips(rt); }));
-
-    r = {"serial", "64 B request/reply, Device API", "round trips/s", true, base_rt, {}, {}, ""};
-    report.add(compare(p, r, [&] { return device_round_trips(p, rt); }, [&] { return baseline_round_trips(rt); }));
-
-    r = {"serial", "4 KiB streaming, engine (write steps)", "MiB/s", true, base_stream, {}, {}, ""};
-    r.note = "each step's record carries the 4 KiB as hex and text";
-    report.add(compare(p, r, [&] { return engine_stream(p, blocks / 4); }, [&] { return baseline_stream(blocks / 4); }));
-
-    r = {"serial", "4 KiB streaming, Device API", "MiB/s", true, base_stream, {}, {}, ""};
-    report.add(compare(p, r, [&] { return device_stream(p, blocks); }, [&] { return baseline_stream(blocks); }));
+    struct Kind {
+        const char *name;
+        bool engine, stream;
+    };
+    const Kind kinds[] = {{"64 B request/reply, engine (config steps)", true, false},
+                          {"64 B request/reply, Device API", false, false},
+                          {"4 KiB streaming, engine (write steps)", true, true},
+                          {"4 KiB streaming, Device API", false, true}};
+    for (const Kind &k : kinds) {
+        Result r{"serial", k.name, k.stream ? "MiB/s" : "round trips/s", true,
+                 k.stream ? "write(2) of 4 KiB blocks on a raw pty slave" : "write/poll/read on a raw pty slave", {}, {},
+                 ""};
+        r.note = std::string(k.engine ? "records written to a file" : "") +
+                 (k.engine && k.stream ? ", each carrying the 4 KiB as hex and text" : "") + (k.engine ? "; " : "") +
+                 "both sides in 10 alternating chunks a sample, same peer process, a pty each";
+        // The engine's records make streaming slow: a quarter of the blocks.
+        const int count = k.stream ? (k.engine ? blocks / 4 : blocks) : rt;
+        for (int i = 0; i < p.reps; i++) {
+            auto [d, b] = interleaved(p, count, k.engine, k.stream);
+            r.devhost.samples.push_back(d);
+            r.baseline.samples.push_back(b);
+        }
+        report.add(r);
+    }
 }
 
 }  // namespace bench
