@@ -87,12 +87,13 @@ Pty open_pty();
 
 // A virtual serial peer in a child process serving the masters of `ptys`:
 // echo mode sends back every byte; sink mode swallows bytes and answers one
-// 'K' each time `sink_total` more bytes have arrived. The parent's copies of
+// 'K' each time `sink_total` more bytes have arrived; gated echo holds every
+// echo until each pty has sent something, then echoes as echo mode does. The parent's copies of
 // the master descriptors are closed. The child holds each slave open so the
 // master never sees a hang-up between clients, and dies with its parent.
 class SerialPeer {
 public:
-    enum class Mode { Echo, Sink };
+    enum class Mode { Echo, Sink, GatedEcho };
     SerialPeer(std::vector<Pty> &ptys, Mode mode, size_t sink_total = 0);
     ~SerialPeer();
     SerialPeer(const SerialPeer &) = delete;

@@ -242,6 +242,10 @@ bool write_all(int fd, const char *data, size_t len)
         epoll_ctl(ep, EPOLL_CTL_ADD, ptys[i].master, &ev);
     }
     std::vector<size_t> counts(ptys.size(), 0);
+    // Gate: hold every echo until each pty has sent something, so that all
+    // clients start together.
+    std::vector<std::string> held(ptys.size());
+    size_t waiting = mode == SerialPeer::Mode::GatedEcho ? ptys.size() : 0;
     static char buf[1 << 16];
     epoll_event events[64];
     for (;;) {
@@ -257,7 +261,14 @@ bool write_all(int fd, const char *data, size_t len)
             ssize_t got = ::read(ptys[i].master, buf, sizeof buf);
             if (got <= 0)
                 continue;
-            if (mode == SerialPeer::Mode::Echo) {
+            if (waiting > 0) {
+                if (held[i].empty())
+                    waiting--;
+                held[i].append(buf, size_t(got));
+                if (waiting == 0)
+                    for (size_t h = 0; h < ptys.size(); h++)
+                        write_all(ptys[h].master, held[h].data(), held[h].size());
+            } else if (mode != SerialPeer::Mode::Sink) {
                 write_all(ptys[i].master, buf, size_t(got));
             } else {
                 counts[i] += size_t(got);

@@ -164,20 +164,19 @@ void bench_scale(const Params &p, Report &report)
     const std::vector<int> sizes = p.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 16, 128, 512};
     // Round trips a rate run, all devices together (at least 200 a device).
     const int total = p.smoke ? 400 : 20480;
-    // Every device sleeps this long after its open, so that all are open
-    // before the first request.
-    const std::string settle = p.smoke ? "100ms" : "1s";
+    // Every device sleeps this long after its open (the peer's gate then
+    // starts them together).
+    const std::string settle = p.smoke ? "10ms" : "100ms";
     const std::string devhost = (p.bin_dir / "devhost").string();
     const fs::path records = p.work_dir / "scale-records.jsonl";
     double rss_one = 0;
     for (int n : sizes) {
-        // Enough steps that every device is still busy when the last one
-        // starts its requests (they wake from their settle sleep in the
-        // order they were opened).
+        // Enough steps that every device is still busy for a while after the
+        // peer's gate lets them all go.
         const int steps = std::max(p.smoke ? 20 : 200, total / n);
         Result rate{"scale", std::to_string(n) + " devices: aggregate request/reply", "round trips/s", true, "", {}, {}, ""};
         rate.note = "one `devhost run`, " + std::to_string(steps) + " request steps a device after a " + settle +
-                    " sleep; rate from the records while all devices ran";
+                    " sleep; the peer holds every reply until each device has sent its first request; rate from the records while all devices ran";
         Result rss{"scale", std::to_string(n) + " devices: host peak RSS", "KiB", false, "", {}, {}, ""};
         rss.note = "a separate run where every device has the same pipeline: open, sleep, 10 requests, close";
         Result per{"scale", std::to_string(n) + " devices: RSS per device over 1 device", "KiB", false, "", {}, {}, ""};
@@ -191,10 +190,12 @@ void bench_scale(const Params &p, Report &report)
                     ptys.push_back(open_pty());
                     slaves.push_back(ptys.back().slave);
                 }
-                SerialPeer peer(ptys, SerialPeer::Mode::Echo);
+                // Gated: no device gets its first reply before every device
+                // has sent its first request.
+                SerialPeer peer(ptys, measuring_rate ? SerialPeer::Mode::GatedEcho : SerialPeer::Mode::Echo);
                 const fs::path config = p.work_dir / "scale.ini";
                 write_file(config, scale_config(slaves, measuring_rate ? steps : 10, records,
-                                                measuring_rate ? settle : "100ms"));
+                                                settle));
                 fs::remove(records);
                 ProcessRun run = run_process({devhost, "run", config.string()});
                 if (run.exit_code != 0)
