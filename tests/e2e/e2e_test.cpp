@@ -76,9 +76,9 @@ TEST_CASE("devhost run with no config runs the default config and exits 0", "[ru
     auto r = run_devhost({"run"});
     INFO(r.err);
     CHECK(r.exit_code == 0);
-    auto lines = lines(r.out);
-    REQUIRE(lines.size() >= 5);
-    for (const auto &l : lines) {
+    auto records = lines(r.out);
+    REQUIRE(records.size() >= 5);
+    for (const auto &l : records) {
         CHECK(l.rfind("{\"time\":", 0) == 0);
         CHECK(l.find("\"status\":\"DEVHOST_OK\"") != std::string::npos);
     }
@@ -213,7 +213,7 @@ TEST_CASE("a virtual device that cannot start stops the run before any pipeline"
     auto r = run_config(dir, "[virtual v]\nkind = no-such-kind\n[device a]\nclass = loop\npath = loop:a\nstep = open\n");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("devhost-vdev: unknown kind 'no-such-kind'") != std::string::npos);
-    CHECK(r.err.find(":1: [virtual v] (no-such-kind, line 1): devhost-vdev exited with code 2 before it was ready") !=
+    CHECK(r.err.find(":1: [virtual v] (no-such-kind): devhost-vdev exited with code 2 before it was ready") !=
           std::string::npos);
     CHECK(r.out.empty());
 }
