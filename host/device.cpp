@@ -84,9 +84,20 @@ std::optional<Outcome> Device::fault_before(Hook hook, const Fault *&pending)
         return std::nullopt;
     spdlog::warn("{}: injecting fault '{}'", name_, f->text);
     switch (f->action) {
-    case Fault::Action::Crash:
+    case Fault::Action::Crash: {
+        // Die the way a faulting plugin would kill an unprotected host: the
+        // default action, whatever handler a sanitizer or the environment put
+        // in place, and even if the signal was blocked or ignored.
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        ::sigaction(SIGSEGV, &dfl, nullptr);
+        sigset_t segv;
+        sigemptyset(&segv);
+        sigaddset(&segv, SIGSEGV);
+        ::pthread_sigmask(SIG_UNBLOCK, &segv, nullptr);
         std::raise(SIGSEGV);
         return Outcome{DEVHOST_E_IO, "injected crash did not crash", 0};
+    }
     case Fault::Action::Block: {
         pollfd p{cancel_fd_, POLLIN, 0};
         while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
