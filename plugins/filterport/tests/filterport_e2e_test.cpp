@@ -91,7 +91,14 @@ TEST_CASE("the filterport snippet proposed for configs/default.ini runs and pass
 {
     TempDir dir;
     auto cfg = dir / "default-filterport.ini";
-    write_file(cfg, std::string("[host]\nlog-level = info\noutput = -\ntimeout = 2s\n\n") + k_default_snippet);
+    // The snippet as proposed, but serving its port in this test's directory,
+    // so that a run of the real default config at the same time (the e2e
+    // suite runs it) does not find its socket taken.
+    std::string snippet = k_default_snippet;
+    const std::string kind = "kind = filterport-echo\n";
+    REQUIRE(snippet.find(kind) != std::string::npos);
+    snippet.insert(snippet.find(kind) + kind.size(), "port-dir = " + dir.path().string() + "\n");
+    write_file(cfg, std::string("[host]\nlog-level = info\noutput = -\ntimeout = 2s\n\n") + snippet);
     auto c = run_devhost({"check", cfg.string()});
     INFO(c.err);
     CHECK(c.exit_code == 0);
