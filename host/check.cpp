@@ -1,0 +1,237 @@
+#include "check.hpp"
+
+#include "device.hpp"
+#include "options.hpp"
+#include "text.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace devhost {
+
+std::string closest(const std::string &word, const std::vector<std::string> &candidates)
+{
+    std::string best;
+    size_t best_distance = 3;
+    for (const auto &c : candidates) {
+        std::vector<size_t> prev(c.size() + 1), cur(c.size() + 1);
+        for (size_t j = 0; j <= c.size(); j++)
+            prev[j] = j;
+        for (size_t i = 1; i <= word.size(); i++) {
+            cur[0] = i;
+            for (size_t j = 1; j <= c.size(); j++)
+                cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (word[i - 1] != c[j - 1])});
+            std::swap(prev, cur);
+        }
+        if (prev[c.size()] < best_distance) {
+            best_distance = prev[c.size()];
+            best = c;
+        }
+    }
+    return best;
+}
+
+namespace {
+
+std::string join(const std::vector<std::string> &v)
+{
+    std::string s;
+    for (const auto &x : v)
+        s += (s.empty() ? "" : ", ") + x;
+    return s.empty() ? "none" : s;
+}
+
+uint32_t op_of(const Step &s)
+{
+    switch (s.kind) {
+    case StepKind::Write: return DEVHOST_OP_WRITE;
+    case StepKind::Read:
+        return s.read_mode == ReadMode::UpTo ? DEVHOST_OP_READ
+               : s.read_mode == ReadMode::Exactly ? DEVHOST_OP_READ_EXACT
+                                                  : DEVHOST_OP_READ_UNTIL;
+    case StepKind::Request: return DEVHOST_OP_REQUEST;
+    case StepKind::GetMessage: return DEVHOST_OP_GET_MESSAGE;
+    case StepKind::Reply: return DEVHOST_OP_REPLY;
+    case StepKind::Control: return DEVHOST_OP_CONTROL;
+    default: return 0;
+    }
+}
+
+// Walks the steps in order through the states a device can be in, the same
+// rules Device enforces at run time.
+void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string &file, DevicePlan &plan,
+                 std::vector<Diagnostic> &diags)
+{
+    bool open = false, connected = false, locked = false, closed = false, got_message = false;
+    auto fail = [&](const Step &s, const std::string &what) {
+        diags.push_back({file, s.line, "[device " + d.name + "] step '" + s.text + "': " + what});
+    };
+    const auto &h = plugin.hooks();
+    const std::string cls = "class '" + plugin.device_class() + "'";
+    for (const Step &s : d.steps) {
+        uint32_t code = 0;
+        if (closed && s.kind != StepKind::Sleep) {
+            fail(s, "comes after close (a closed device cannot be used again)");
+            plan.control_codes.push_back(0);
+            continue;
+        }
+        if (!open && s.kind != StepKind::Open && s.kind != StepKind::Sleep) {
+            fail(s, "needs an open device: add 'step = open' before it");
+            plan.control_codes.push_back(0);
+            continue;
+        }
+        switch (s.kind) {
+        case StepKind::Open:
+            if (open)
+                fail(s, "device is already open");
+            open = true;
+            break;
+        case StepKind::Connect:
+            if (!h.connect)
+                fail(s, cls + " does not support connect");
+            else if (connected)
+                fail(s, "device is already connected");
+            connected = true;
+            break;
+        case StepKind::Info:
+            if (!h.info)
+                fail(s, cls + " does not support info");
+            break;
+        case StepKind::Lock:
+            if (!h.lock)
+                fail(s, cls + " does not support lock");
+            else if ((plugin.lock_requires() & DEVHOST_REQUIRES_CONNECTED) && !connected)
+                fail(s, cls + " needs connect before lock");
+            else if (locked)
+                fail(s, "device is already locked");
+            locked = true;
+            break;
+        case StepKind::Unlock:
+            if (!locked)
+                fail(s, "device is not locked at this point");
+            locked = false;
+            break;
+        case StepKind::Disconnect:
+            if (!connected)
+                fail(s, "device is not connected at this point");
+            connected = false;
+            break;
+        case StepKind::Close:
+            open = connected = locked = false;
+            closed = true;
+            break;
+        case StepKind::Sleep:
+            break;
+        default: {
+            const uint32_t op = op_of(s);
+            if (!plugin.supports_op(op)) {
+                fail(s, cls + " does not support " + op_name(op));
+                break;
+            }
+            if ((plugin.transfer_requires() & DEVHOST_REQUIRES_CONNECTED) && !connected)
+                fail(s, cls + " needs connect before transfers");
+            else if ((plugin.transfer_requires() & DEVHOST_REQUIRES_LOCKED) && !locked)
+                fail(s, cls + " needs lock before transfers");
+            if (s.kind == StepKind::GetMessage)
+                got_message = true;
+            if (s.kind == StepKind::Reply && !s.message_id && !got_message)
+                fail(s, "no get-message before it to reply to (or give id=N)");
+            if (s.kind == StepKind::Control) {
+                std::vector<std::string> names;
+                for (const auto &c : plugin.controls())
+                    names.push_back(c.name);
+                if (auto c = plugin.find_control(s.control)) {
+                    code = c->code;
+                } else if (auto n = text::parse_int(s.control); n && *n >= 0 && *n <= UINT32_MAX) {
+                    code = static_cast<uint32_t>(*n);
+                } else {
+                    std::string hint = closest(s.control, names);
+                    fail(s, "unknown control code '" + s.control + "' for " + cls +
+                                (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " + join(names));
+                }
+            }
+        }
+        }
+        plan.control_codes.push_back(code);
+    }
+}
+
+}  // namespace
+
+Plan check_config(const Config &config, const PluginRegistry &registry, std::vector<Diagnostic> &diags)
+{
+    Plan plan;
+    const std::string file = config.file.string();
+    std::vector<std::string> classes;
+    for (const auto &p : registry.plugins())
+        classes.push_back(p->device_class());
+    std::set<std::string> virtual_names;
+    for (const auto &v : config.virtuals)
+        virtual_names.insert(v.name);
+    std::map<std::string, std::pair<std::string, int>> paths;  // resolved path -> device, line
+
+    for (const auto &d : config.devices) {
+        DevicePlan dp;
+        dp.config = &d;
+        if (d.class_name.value.empty() || d.path.value.empty())
+            continue;  // already reported by the config parser
+        dp.plugin = registry.find(d.class_name.value);
+        if (!dp.plugin) {
+            std::string hint = closest(d.class_name.value, classes);
+            diags.push_back({file, d.class_name.line,
+                             "[device " + d.name + "] class: no usable plugin for class '" + d.class_name.value + "'" +
+                                 (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                                 "; loaded classes: " + join(classes)});
+            plan.missing_plugin = true;
+            continue;
+        }
+        const Plugin &p = *dp.plugin;
+
+        std::string error;
+        if (d.path.value.rfind("virtual:", 0) == 0) {
+            std::string vname = d.path.value.substr(8);
+            if (!virtual_names.count(vname))
+                diags.push_back({file, d.path.line,
+                                 "[device " + d.name + "] path: no [virtual " + vname + "] section declares '" +
+                                     d.path.value + "'"});
+            dp.path = d.path.value;
+        } else if (auto resolved = resolve_device_name(d.path.value, config.names, error)) {
+            dp.path = *resolved;
+        } else {
+            diags.push_back({file, d.path.line, "[device " + d.name + "] path: " + error});
+        }
+        if (!dp.path.empty() && !(p.flags() & DEVHOST_PLUGIN_SHARED_PATHS)) {
+            auto [it, fresh] = paths.emplace(dp.path, std::make_pair(d.name, d.path.line));
+            if (!fresh)
+                diags.push_back({file, d.path.line,
+                                 "[device " + d.name + "] path: '" + dp.path + "' is already used by device '" +
+                                     it->second.first + "' (line " + std::to_string(it->second.second) +
+                                     "); class '" + p.device_class() + "' opens devices exclusively"});
+        }
+
+        std::vector<std::string> option_names;
+        for (const auto &o : p.options())
+            option_names.push_back(o.name);
+        for (const auto &o : d.options) {
+            const OptionSpec *spec = p.find_option(o.key);
+            if (!spec) {
+                std::string hint = closest(o.key, option_names);
+                diags.push_back({file, o.line,
+                                 "[device " + d.name + "] " + o.key + ": not an option of class '" +
+                                     p.device_class() + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                                     "; options: " + join(option_names) +
+                                     ", and for every device: class, path, inherit, timeout, step"});
+                continue;
+            }
+            std::string e;
+            if (!parse_option_value(*spec, o.value, e))
+                diags.push_back({file, o.line, "[device " + d.name + "] " + o.key + ": " + e});
+            dp.options[o.key] = o.value;
+        }
+        check_steps(d, p, file, dp, diags);
+        plan.devices.push_back(std::move(dp));
+    }
+    return plan;
+}
+
+}  // namespace devhost

@@ -1,0 +1,35 @@
+// Everything `devhost check` verifies without touching a device, and the plan
+// `devhost run` executes: each device's plugin, resolved path, validated
+// options, and steps whose preconditions can hold in pipeline order.
+#pragma once
+
+#include "config.hpp"
+#include "loader.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace devhost {
+
+struct DevicePlan {
+    const DeviceConfig *config = nullptr;
+    std::shared_ptr<const Plugin> plugin;
+    std::string path;             // resolved (virtual:NAME stays until started)
+    std::map<std::string, std::string> options;
+    std::vector<uint32_t> control_codes;  // per step; for control steps
+};
+
+struct Plan {
+    std::vector<DevicePlan> devices;
+    bool missing_plugin = false;  // a device's class has no loaded plugin
+};
+
+// Appends every mistake to `diagnostics`.
+Plan check_config(const Config &config, const PluginRegistry &registry, std::vector<Diagnostic> &diagnostics);
+
+// The closest candidate to `word` (edit distance at most 2), or "".
+std::string closest(const std::string &word, const std::vector<std::string> &candidates);
+
+}  // namespace devhost

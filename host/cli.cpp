@@ -1,0 +1,509 @@
+#include "cli.hpp"
+
+#include "check.hpp"
+#include "config.hpp"
+#include "loader.hpp"
+#include "logging.hpp"
+#include "names.hpp"
+#include "options.hpp"
+#include "pipeline.hpp"
+#include "records.hpp"
+#include "virtual_devices.hpp"
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/program_options.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+namespace devhost {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char *usage_text =
+    "usage: devhost [OPTIONS] COMMAND [ARGS]\n"
+    "\n"
+    "devhost drives devices through plugins, one plugin per device class, as a\n"
+    "config's pipelines say (open, connect, lock, transfer, unlock, disconnect,\n"
+    "close). Step records go to stdout as JSON lines; the log goes to stderr.\n"
+    "\n"
+    "commands:\n"
+    "  run [CONFIG]          run every device's pipeline (no CONFIG: the default\n"
+    "                        config, which needs no hardware)\n"
+    "  check CONFIG          find every mistake in CONFIG without touching a device\n"
+    "  plugins [--json]      list loaded plugins, their options and refused files\n"
+    "  probe [--class C] NAME\n"
+    "                        open NAME, report its info, close it\n";
+
+const char *exit_text =
+    "\n"
+    "exit codes:\n"
+    "  0  every pipeline succeeded (check: the config is valid)\n"
+    "  1  a pipeline failed\n"
+    "  2  usage or config error\n"
+    "  3  no usable plugin for a configured device\n"
+    "  4  interrupted by SIGINT or SIGTERM (held devices were released)\n"
+    "\n"
+    "plugin search order: --plugin-path, $DEVHOST_PLUGIN_PATH, the config's\n"
+    "[host] plugin-path, then ../lib/devhost/plugins next to the executable.\n";
+
+struct Cli {
+    std::string command;
+    std::vector<std::string> args;
+    std::optional<std::string> plugin_path, log_level, log_file, output, device_class;
+    bool json = false;
+};
+
+void error_line(const std::string &message) { std::cerr << "devhost: error: " << message << "\n"; }
+
+fs::path default_config()
+{
+    if (const char *env = std::getenv("DEVHOST_DEFAULT_CONFIG"))
+        return env;
+    std::error_code ec;
+    fs::path exe = boost::dll::program_location(ec);
+    return (exe.parent_path() / ".." / "share" / "devhost" / "configs" / "default.ini").lexically_normal();
+}
+
+void setup_logging(const Cli &cli, const Config *config)
+{
+    logging::Settings s;
+    if (cli.log_level)
+        s.level = *cli.log_level;
+    else if (config && config->host.log_level)
+        s.level = *config->host.log_level;
+    if (cli.log_file)
+        s.file = *cli.log_file;
+    else if (config && config->host.log_file)
+        s.file = *config->host.log_file;
+    logging::setup(s);
+}
+
+void load_plugins(PluginRegistry &registry, const Cli &cli, const Config *config)
+{
+    std::set<fs::path> seen;
+    for (const auto &dir : plugin_search_path(cli.plugin_path, config ? config->host.plugin_path : std::nullopt)) {
+        std::error_code ec;
+        fs::path canonical = fs::weakly_canonical(dir, ec);
+        if (!seen.insert(ec ? dir : canonical).second)
+            continue;
+        registry.load_directory(dir);
+    }
+}
+
+void print_diagnostics(const std::vector<Diagnostic> &diags)
+{
+    for (const auto &d : diags)
+        error_line(d.str());
+}
+
+// Blocks the stop signals in every thread and turns them into
+// Engine::cancel_all() on a thread of their own.
+class SignalWatcher {
+public:
+    explicit SignalWatcher(Engine &engine) : engine_(engine)
+    {
+        sigemptyset(&set_);
+        sigaddset(&set_, SIGINT);
+        sigaddset(&set_, SIGTERM);
+        sigaddset(&set_, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+        thread_ = std::thread([this] { watch(); });
+    }
+    ~SignalWatcher()
+    {
+        stop_ = true;
+        thread_.join();
+        pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+    }
+    bool interrupted() const { return interrupted_; }
+
+private:
+    void watch()
+    {
+        timespec tick{0, 50 * 1000 * 1000};
+        while (!stop_) {
+            int sig = sigtimedwait(&set_, nullptr, &tick);
+            if (sig <= 0)
+                continue;
+            if (interrupted_) {
+                spdlog::error("second {} received: exiting now without waiting for the plugins", strsignal(sig));
+                std::_Exit(exit_interrupted);
+            }
+            interrupted_ = true;
+            spdlog::warn("{} received: cancelling pipelines and releasing devices", strsignal(sig));
+            engine_.cancel_all();
+        }
+    }
+    Engine &engine_;
+    sigset_t set_;
+    std::atomic<bool> stop_{false}, interrupted_{false};
+    std::thread thread_;
+};
+
+// Loads and checks a config; returns the exit code to stop with, or -1 to go
+// on.
+int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry &registry, Plan &plan)
+{
+    std::vector<Diagnostic> diags;
+    config = load_config(file, diags);
+    setup_logging(cli, diags.empty() ? &config : nullptr);
+    load_plugins(registry, cli, &config);
+    if (!diags.empty()) {
+        print_diagnostics(diags);
+        return exit_usage;
+    }
+    plan = check_config(config, registry, diags);
+    if (!diags.empty()) {
+        print_diagnostics(diags);
+        bool only_plugins = plan.missing_plugin;
+        for (const auto &d : diags)
+            only_plugins = only_plugins && d.message.find("no usable plugin") != std::string::npos;
+        return only_plugins ? exit_no_plugin : exit_usage;
+    }
+    return -1;
+}
+
+int cmd_check(const Cli &cli)
+{
+    if (cli.args.size() != 1) {
+        error_line("check needs exactly one CONFIG (see devhost --help)");
+        return exit_usage;
+    }
+    Config config;
+    PluginRegistry registry;
+    Plan plan;
+    int code = prepare(cli, cli.args[0], config, registry, plan);
+    if (code >= 0)
+        return code;
+    size_t steps = 0;
+    for (const auto &d : config.devices)
+        steps += d.steps.size();
+    std::cout << cli.args[0] << ": ok: " << config.devices.size() << " device(s), " << steps << " step(s), "
+              << config.virtuals.size() << " virtual device(s)\n";
+    return exit_ok;
+}
+
+int cmd_run(const Cli &cli)
+{
+    if (cli.args.size() > 1) {
+        error_line("run takes at most one CONFIG (see devhost --help)");
+        return exit_usage;
+    }
+    fs::path file = cli.args.empty() ? default_config() : fs::path(cli.args[0]);
+    Config config;
+    PluginRegistry registry;
+    Plan plan;
+    int code = prepare(cli, file, config, registry, plan);
+    if (code >= 0)
+        return code;
+
+    std::optional<RecordWriter> records;
+    try {
+        records.emplace(cli.output.value_or(config.host.output));
+    } catch (const std::exception &e) {
+        error_line(e.what());
+        return exit_usage;
+    }
+
+    VirtualDevices virtuals;
+    for (const auto &v : config.virtuals) {
+        std::string error;
+        bool usage = false;
+        if (!virtuals.start(v, 10000, error, usage)) {
+            error_line(config.file.string() + ":" + std::to_string(v.line) + ": " + error);
+            return usage ? exit_usage : exit_failed;
+        }
+    }
+    for (auto &d : plan.devices)
+        if (d.path.rfind("virtual:", 0) == 0)
+            d.path = virtuals.path_of(d.path.substr(8));
+
+    Engine engine(*records, config.host.timeout_ms);
+    std::vector<PipelineResult> results;
+    bool interrupted = false;
+    {
+        SignalWatcher signals(engine);
+        results = engine.run_all(plan.devices);
+        interrupted = signals.interrupted();
+        if (engine.abandoned()) {
+            virtuals.stop_all();
+            std::_Exit(interrupted ? exit_interrupted : exit_failed);
+        }
+    }
+    virtuals.stop_all();
+    size_t failed = 0;
+    for (const auto &r : results)
+        failed += !r.ok;
+    if (interrupted)
+        return exit_interrupted;
+    if (failed) {
+        spdlog::error("{} of {} pipeline(s) failed", failed, results.size());
+        return exit_failed;
+    }
+    spdlog::info("{} pipeline(s) succeeded", results.size());
+    return exit_ok;
+}
+
+std::string json_list(const std::vector<std::string> &v)
+{
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); i++)
+        s += (i ? "," : "") + json_string(v[i]);
+    return s + "]";
+}
+
+std::vector<std::string> op_names(const Plugin &p)
+{
+    std::vector<std::string> ops;
+    for (uint32_t op = 1; op <= DEVHOST_OP_LAST; op++)
+        if (p.supports_op(op))
+            ops.push_back(op_name(op));
+    return ops;
+}
+
+std::vector<std::string> hook_names(const Plugin &p)
+{
+    const auto &h = p.hooks();
+    std::vector<std::string> names{"open", "close"};
+    if (h.connect) names.push_back("connect");
+    if (h.disconnect) names.push_back("disconnect");
+    if (h.lock) names.push_back("lock");
+    if (h.unlock) names.push_back("unlock");
+    if (h.info) names.push_back("info");
+    if (h.transfer) names.push_back("transfer");
+    return names;
+}
+
+std::string requires_text(uint32_t bits)
+{
+    std::vector<std::string> r{"open"};
+    if (bits & DEVHOST_REQUIRES_CONNECTED) r.push_back("connected");
+    if (bits & DEVHOST_REQUIRES_LOCKED) r.push_back("locked");
+    std::string s;
+    for (const auto &x : r)
+        s += (s.empty() ? "" : "+") + x;
+    return s;
+}
+
+int cmd_plugins(const Cli &cli)
+{
+    if (!cli.args.empty()) {
+        error_line("plugins takes no arguments (see devhost --help)");
+        return exit_usage;
+    }
+    setup_logging(cli, nullptr);
+    PluginRegistry registry;
+    load_plugins(registry, cli, nullptr);
+    if (cli.json) {
+        std::string s = "{\"host_abi\":" + json_string(format_version(host_max_abi_version)) + ",\"plugins\":[";
+        for (size_t i = 0; i < registry.plugins().size(); i++) {
+            const Plugin &p = *registry.plugins()[i];
+            s += (i ? "," : "");
+            s += "{\"name\":" + json_string(p.name()) + ",\"class\":" + json_string(p.device_class()) +
+                 ",\"version\":" + json_string(p.version()) + ",\"abi\":" + json_string(format_version(p.abi_version())) +
+                 ",\"description\":" + json_string(p.description()) + ",\"file\":" + json_string(p.file().string()) +
+                 ",\"hooks\":" + json_list(hook_names(p)) + ",\"ops\":" + json_list(op_names(p)) +
+                 ",\"transfer_requires\":" + json_string(requires_text(p.transfer_requires())) +
+                 ",\"lock_requires\":" + json_string(requires_text(p.lock_requires())) +
+                 ",\"shared_paths\":" + (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS ? "true" : "false") + ",\"options\":[";
+            for (size_t j = 0; j < p.options().size(); j++) {
+                const auto &o = p.options()[j];
+                s += (j ? "," : "");
+                s += "{\"name\":" + json_string(o.name) + ",\"type\":" + json_string(option_type_name(o.type)) +
+                     ",\"default\":" + (o.default_value ? json_string(*o.default_value) : "null") +
+                     ",\"accepts\":" + json_string(option_expectation(o)) + ",\"help\":" + json_string(o.help) + "}";
+            }
+            s += "],\"controls\":[";
+            for (size_t j = 0; j < p.controls().size(); j++) {
+                const auto &c = p.controls()[j];
+                s += (j ? "," : "");
+                s += "{\"name\":" + json_string(c.name) + ",\"code\":" + std::to_string(c.code) +
+                     ",\"modifies\":" + (c.flags & DEVHOST_CONTROL_MODIFIES ? "true" : "false") +
+                     ",\"help\":" + json_string(c.help) + "}";
+            }
+            s += "]}";
+        }
+        s += "],\"refused\":[";
+        for (size_t i = 0; i < registry.refusals().size(); i++) {
+            const auto &r = registry.refusals()[i];
+            s += (i ? "," : "");
+            s += "{\"file\":" + json_string(r.file.string()) + ",\"reason\":" + json_string(r.reason) + "}";
+        }
+        std::cout << s << "]}\n";
+    } else {
+        std::cout << "host ABI " << format_version(host_min_abi_version) << " to "
+                  << format_version(host_max_abi_version) << "\n";
+        for (const auto &pp : registry.plugins()) {
+            const Plugin &p = *pp;
+            std::cout << "\n" << p.device_class() << ": " << p.name() << " " << p.version() << ", ABI "
+                      << format_version(p.abi_version()) << ", " << p.file().string() << "\n  " << p.description()
+                      << "\n  hooks: ";
+            for (const auto &h : hook_names(p))
+                std::cout << h << " ";
+            std::cout << "\n  transfers: ";
+            for (const auto &o : op_names(p))
+                std::cout << o << ", ";
+            std::cout << "needing " << requires_text(p.transfer_requires()) << "\n";
+            if (!p.options().empty())
+                std::cout << "  options:\n";
+            for (const auto &o : p.options())
+                std::cout << "    " << o.name << " (" << option_type_name(o.type)
+                          << (o.default_value ? ", default " + *o.default_value : "") << "): " << o.help << " ["
+                          << option_expectation(o) << "]\n";
+            if (!p.controls().empty())
+                std::cout << "  controls:\n";
+            for (const auto &c : p.controls())
+                std::cout << "    " << c.name << " (" << c.code
+                          << (c.flags & DEVHOST_CONTROL_MODIFIES ? ", modifies" : "") << "): " << c.help << "\n";
+        }
+        for (const auto &r : registry.refusals())
+            std::cout << "\nrefused: " << r.file.string() << ": " << r.reason << "\n";
+    }
+    return registry.plugins().empty() ? exit_no_plugin : exit_ok;
+}
+
+int cmd_probe(const Cli &cli)
+{
+    if (cli.args.size() != 1) {
+        error_line("probe needs exactly one NAME (see devhost --help)");
+        return exit_usage;
+    }
+    setup_logging(cli, nullptr);
+    const std::string name = cli.args[0];
+    NameTable table;
+    std::string error;
+    auto path = resolve_device_name(name, table, error);
+    if (!path) {
+        error_line(error);
+        return exit_usage;
+    }
+    std::optional<std::string> cls = cli.device_class ? cli.device_class : guess_class(name, *path);
+    if (!cls) {
+        error_line("cannot tell the class of '" + name + "': give --class");
+        return exit_usage;
+    }
+    PluginRegistry registry;
+    load_plugins(registry, cli, nullptr);
+    Config config;
+    config.file = "probe";
+    DeviceConfig d;
+    d.name = name;
+    d.class_name = {"class", *cls, 0};
+    d.path = {"path", name, 0};
+    for (const char *s : {"open", "info", "close"}) {
+        std::string e;
+        d.steps.push_back(*parse_step(s, e));
+    }
+    config.devices.push_back(d);
+    std::vector<Diagnostic> diags;
+    Plan plan = check_config(config, registry, diags);
+    if (!diags.empty()) {
+        print_diagnostics(diags);
+        return plan.missing_plugin ? exit_no_plugin : exit_usage;
+    }
+    std::optional<RecordWriter> records;
+    try {
+        records.emplace(cli.output.value_or("-"));
+    } catch (const std::exception &e) {
+        error_line(e.what());
+        return exit_usage;
+    }
+    Engine engine(*records, config.host.timeout_ms);
+    SignalWatcher signals(engine);
+    PipelineResult r = engine.run_device(plan.devices[0]);
+    if (signals.interrupted())
+        return exit_interrupted;
+    return r.ok ? exit_ok : exit_failed;
+}
+
+}  // namespace
+
+int run_cli(int argc, char **argv)
+{
+    std::signal(SIGPIPE, SIG_IGN);
+    po::options_description visible("options");
+    visible.add_options()
+        ("help,h", "show this help and exit")
+        ("version", "show the version and exit")
+        ("plugin-path", po::value<std::string>(), "directories to load plugins from, ':'-separated")
+        ("log-level", po::value<std::string>(), "trace, debug, info, warn, error or off (default info)")
+        ("log-file", po::value<std::string>(), "also log to this file (rotated at 5 MiB, 3 kept)")
+        ("output,o", po::value<std::string>(), "where step records go: - (stdout) or a file; overrides [host] output")
+        ("json", "plugins: print JSON")
+        ("class", po::value<std::string>(), "probe: the device class (default: guessed from NAME)");
+    po::options_description hidden;
+    hidden.add_options()
+        ("command", po::value<std::string>())
+        ("args", po::value<std::vector<std::string>>());
+    po::options_description all;
+    all.add(visible).add(hidden);
+    po::positional_options_description positional;
+    positional.add("command", 1).add("args", -1);
+
+    Cli cli;
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+        po::notify(vm);
+    } catch (const po::error &e) {
+        error_line(std::string(e.what()) + " (see devhost --help)");
+        return exit_usage;
+    }
+    if (vm.count("help")) {
+        std::cout << usage_text << "\n" << visible << exit_text;
+        return exit_ok;
+    }
+    if (vm.count("version")) {
+        std::cout << "devhost " DEVHOST_VERSION ", plugin ABI " << format_version(host_min_abi_version) << " to "
+                  << format_version(host_max_abi_version) << "\n";
+        return exit_ok;
+    }
+    if (!vm.count("command")) {
+        std::cerr << usage_text << "\nrun 'devhost --help' for options and exit codes\n";
+        return exit_usage;
+    }
+    cli.command = vm["command"].as<std::string>();
+    if (vm.count("args"))
+        cli.args = vm["args"].as<std::vector<std::string>>();
+    auto opt = [&](const char *name, std::optional<std::string> &out) {
+        if (vm.count(name))
+            out = vm[name].as<std::string>();
+    };
+    opt("plugin-path", cli.plugin_path);
+    opt("log-level", cli.log_level);
+    opt("log-file", cli.log_file);
+    opt("output", cli.output);
+    opt("class", cli.device_class);
+    cli.json = vm.count("json") > 0;
+    if (cli.log_level && !logging::parse_level(*cli.log_level)) {
+        error_line("--log-level " + *cli.log_level + ": expected one of " + logging::level_names);
+        return exit_usage;
+    }
+    try {
+        if (cli.command == "run")
+            return cmd_run(cli);
+        if (cli.command == "check")
+            return cmd_check(cli);
+        if (cli.command == "plugins")
+            return cmd_plugins(cli);
+        if (cli.command == "probe")
+            return cmd_probe(cli);
+    } catch (const spdlog::spdlog_ex &e) {
+        error_line(std::string("cannot set up logging: ") + e.what());
+        return exit_usage;
+    } catch (const std::exception &e) {
+        error_line(e.what());
+        return exit_failed;
+    }
+    error_line("unknown command '" + cli.command + "' (expected run, check, plugins or probe; see devhost --help)");
+    return exit_usage;
+}
+
+}  // namespace devhost

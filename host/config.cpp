@@ -1,0 +1,285 @@
+#include "config.hpp"
+
+#include "logging.hpp"
+#include "text.hpp"
+
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/parsers.hpp>
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace devhost {
+
+namespace po = boost::program_options;
+
+std::string Diagnostic::str() const
+{
+    return line > 0 ? file + ":" + std::to_string(line) + ": " + message : file + ": " + message;
+}
+
+namespace {
+
+// One `key = value` line as Program_options will see it, with its line
+// number, which Program_options does not report.
+struct Entry {
+    std::string section;  // as written between [ ], "" before any section
+    std::string key;
+    std::string value;
+    int line = 0;
+    int section_line = 0;
+};
+
+// Mirrors Program_options' config syntax (comments start at '#', white space
+// trimmed, "[section]" headers, "key = value") to find each entry's line and
+// to report syntax errors with their line, which Program_options cannot.
+std::vector<Entry> scan(const std::string &content, const std::string &file, std::vector<Diagnostic> &diags)
+{
+    std::vector<Entry> entries;
+    std::istringstream in(content);
+    std::string raw, section;
+    int line = 0, section_line = 0;
+    while (std::getline(in, raw)) {
+        line++;
+        std::string s = raw;
+        if (auto hash = s.find('#'); hash != std::string::npos)
+            s.erase(hash);
+        std::string_view t = text::trim(s);
+        if (t.empty())
+            continue;
+        if (t.front() == '[') {
+            if (t.back() != ']' || t.size() < 3) {
+                diags.push_back({file, line, "malformed section header '" + std::string(t) + "' (expected [name])"});
+                continue;
+            }
+            section = std::string(text::trim(t.substr(1, t.size() - 2)));
+            section_line = line;
+            continue;
+        }
+        auto eq = t.find('=');
+        if (eq == std::string_view::npos) {
+            diags.push_back({file, line, "expected 'key = value' or '[section]', got '" + std::string(t) + "'"});
+            continue;
+        }
+        Entry e;
+        e.section = section;
+        e.key = std::string(text::trim(t.substr(0, eq)));
+        e.value = std::string(text::trim(t.substr(eq + 1)));
+        e.line = line;
+        e.section_line = section_line;
+        if (e.key.empty()) {
+            diags.push_back({file, line, "missing key before '='"});
+            continue;
+        }
+        entries.push_back(std::move(e));
+    }
+    return entries;
+}
+
+// Cross-checks the scan against Program_options' own parse: the values come
+// from Program_options, the lines from the scan.
+void parse_with_program_options(const std::string &content, std::vector<Entry> &entries, const std::string &file,
+                                std::vector<Diagnostic> &diags)
+{
+    std::istringstream in(content);
+    po::options_description none;
+    po::parsed_options parsed(&none);
+    try {
+        parsed = po::parse_config_file(in, none, true);
+    } catch (const po::error &e) {
+        diags.push_back({file, 0, std::string("cannot parse: ") + e.what()});
+        return;
+    }
+    if (parsed.options.size() != entries.size()) {
+        diags.push_back({file, 0, "internal: Program_options read " + std::to_string(parsed.options.size()) +
+                                      " entries where the line scan found " + std::to_string(entries.size())});
+        return;
+    }
+    for (size_t i = 0; i < entries.size(); i++) {
+        const auto &opt = parsed.options[i];
+        entries[i].value = opt.value.empty() ? std::string() : opt.value.front();
+    }
+}
+
+std::string quoted(const std::string &s) { return "'" + s + "'"; }
+
+}  // namespace
+
+Config parse_config(const std::string &content, const std::string &file, std::vector<Diagnostic> &diags)
+{
+    Config config;
+    config.file = file;
+    const size_t syntax_errors_before = diags.size();
+    std::vector<Entry> entries = scan(content, file, diags);
+    if (diags.size() == syntax_errors_before)
+        parse_with_program_options(content, entries, file, diags);
+
+    std::map<std::string, int> seen;  // "section\nkey" -> first line, for single-valued keys
+    auto once = [&](const Entry &e) {
+        auto [it, fresh] = seen.emplace(e.section + "\n" + e.key, e.line);
+        if (!fresh)
+            diags.push_back({file, e.line, "[" + e.section + "] " + e.key + ": given twice (first on line " +
+                                               std::to_string(it->second) + ")"});
+        return fresh;
+    };
+    auto bad = [&](const Entry &e, const std::string &what) {
+        diags.push_back({file, e.line, "[" + e.section + "] " + e.key + ": " + what});
+    };
+
+    std::map<std::string, size_t> device_index, virtual_index;
+    for (const Entry &e : entries) {
+        const std::string &sec = e.section;
+        if (sec.empty()) {
+            diags.push_back({file, e.line, "key '" + e.key + "' is outside any section"});
+            continue;
+        }
+        if (sec == "host") {
+            if (!once(e))
+                continue;
+            if (e.key == "plugin-path") {
+                config.host.plugin_path = e.value;
+            } else if (e.key == "log-level") {
+                if (!logging::parse_level(e.value))
+                    bad(e, "expected one of " + std::string(logging::level_names) + ", got " + quoted(e.value));
+                config.host.log_level = e.value;
+            } else if (e.key == "log-file") {
+                config.host.log_file = e.value;
+            } else if (e.key == "output") {
+                if (e.value.empty())
+                    bad(e, "expected - (stdout) or a file path");
+                config.host.output = e.value;
+            } else if (e.key == "timeout") {
+                auto ms = text::parse_duration_ms(e.value);
+                if (!ms)
+                    bad(e, "expected a duration like 250ms or 2s, got " + quoted(e.value));
+                else
+                    config.host.timeout_ms = *ms;
+            } else if (e.key == "port-dir") {
+                config.host.port_dir = e.value;
+            } else if (e.key == "physical-drives") {
+                if (e.value == "all")
+                    config.host.physical_drives_all = true;
+                else if (e.value != "disks")
+                    bad(e, "expected 'disks' (leave out loop, ram, zram) or 'all', got " + quoted(e.value));
+            } else {
+                bad(e, "unknown key (expected plugin-path, log-level, log-file, output, timeout, port-dir, "
+                       "physical-drives)");
+            }
+            continue;
+        }
+        if (sec == "names") {
+            if (!once(e))
+                continue;
+            if (e.value.empty())
+                bad(e, "expected a Linux path");
+            config.names.overrides.emplace_back(e.key, e.value);
+            continue;
+        }
+        auto space = sec.find(' ');
+        std::string kind = sec.substr(0, space);
+        std::string name = space == std::string::npos ? "" : std::string(text::trim(sec.substr(space + 1)));
+        if (kind == "device" || kind == "virtual") {
+            if (name.empty() || name.find_first_of(" \t\"") != std::string::npos) {
+                diags.push_back({file, e.section_line, "[" + sec + "]: expected [" + kind + " NAME], NAME without spaces"});
+                continue;
+            }
+        }
+        if (kind == "device") {
+            auto [it, fresh] = device_index.emplace(name, config.devices.size());
+            if (fresh) {
+                DeviceConfig d;
+                d.name = name;
+                d.line = e.section_line;
+                config.devices.push_back(std::move(d));
+            }
+            DeviceConfig &d = config.devices[it->second];
+            if (e.key == "step") {
+                d.step_lines++;
+                std::string error;
+                auto step = parse_step(e.value, error);
+                if (!step) {
+                    bad(e, error);
+                    continue;
+                }
+                step->line = e.line;
+                d.steps.push_back(std::move(*step));
+                continue;
+            }
+            if (!once(e))
+                continue;
+            if (e.key == "class") {
+                d.class_name = {e.key, e.value, e.line};
+            } else if (e.key == "path") {
+                d.path = {e.key, e.value, e.line};
+            } else if (e.key == "inherit") {
+                auto b = text::parse_bool(e.value);
+                if (!b)
+                    bad(e, "expected true or false, got " + quoted(e.value));
+                d.inherit = b.value_or(false);
+            } else if (e.key == "timeout") {
+                auto ms = text::parse_duration_ms(e.value);
+                if (!ms)
+                    bad(e, "expected a duration like 250ms or 2s, got " + quoted(e.value));
+                d.timeout_ms = ms;
+            } else {
+                d.options.push_back({e.key, e.value, e.line});
+            }
+            continue;
+        }
+        if (kind == "virtual") {
+            auto [it, fresh] = virtual_index.emplace(name, config.virtuals.size());
+            if (fresh) {
+                VirtualConfig v;
+                v.name = name;
+                v.line = e.section_line;
+                config.virtuals.push_back(std::move(v));
+            }
+            VirtualConfig &v = config.virtuals[it->second];
+            if (!once(e))
+                continue;
+            if (e.key == "kind")
+                v.kind = {e.key, e.value, e.line};
+            else
+                v.options.push_back({e.key, e.value, e.line});
+            continue;
+        }
+        if (seen.emplace("[section]\n" + sec, e.line).second)
+            diags.push_back({file, e.section_line,
+                             "unknown section [" + sec + "] (expected [host], [names], [device NAME], [virtual NAME])"});
+    }
+
+    for (const auto &d : config.devices) {
+        if (d.class_name.value.empty())
+            diags.push_back({file, d.line, "[device " + d.name + "]: missing 'class = ...'"});
+        if (d.path.value.empty())
+            diags.push_back({file, d.line, "[device " + d.name + "]: missing 'path = ...'"});
+        if (d.step_lines == 0)
+            diags.push_back({file, d.line, "[device " + d.name + "]: no steps (add 'step = open' and so on)"});
+    }
+    for (const auto &v : config.virtuals)
+        if (v.kind.value.empty())
+            diags.push_back({file, v.line, "[virtual " + v.name + "]: missing 'kind = ...' (see devhost-vdev --help)"});
+    std::stable_sort(diags.begin() + static_cast<std::ptrdiff_t>(syntax_errors_before), diags.end(),
+                     [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });
+    config.names.port_dir = config.host.port_dir;
+    config.names.physical_drives_all = config.host.physical_drives_all;
+    return config;
+}
+
+Config load_config(const std::filesystem::path &file, std::vector<Diagnostic> &diagnostics)
+{
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        diagnostics.push_back({file.string(), 0, "cannot open config file: " + std::string(std::strerror(errno))});
+        Config c;
+        c.file = file;
+        return c;
+    }
+    std::ostringstream s;
+    s << in.rdbuf();
+    return parse_config(s.str(), file.string(), diagnostics);
+}
+
+}  // namespace devhost

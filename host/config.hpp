@@ -1,0 +1,83 @@
+// The INI config, read with Boost.Program_options. Sections:
+//
+//   [host]          plugin-path, log-level, log-file, output, timeout,
+//                   port-dir, physical-drives
+//   [names]         NAME = /linux/path (extends or overrides the name table)
+//   [device NAME]   class, path, inherit, timeout, step (repeated, in order),
+//                   and the class's own options (checked against its schema)
+//   [virtual NAME]  kind, and options passed to devhost-vdev as --key=value
+//
+// Loading reports every syntax and structure mistake it finds, each naming
+// file, line and key; checks that need plugins are in check.hpp.
+#pragma once
+
+#include "names.hpp"
+#include "steps.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace devhost {
+
+struct Diagnostic {
+    std::string file;
+    int line = 0;  // 0: no particular line
+    std::string message;
+
+    std::string str() const;  // "file:line: message"
+};
+
+struct Setting {
+    std::string key;
+    std::string value;
+    int line = 0;
+};
+
+struct DeviceConfig {
+    std::string name;
+    int line = 0;                 // the section header
+    Setting class_name;
+    Setting path;                 // as configured
+    bool inherit = false;
+    std::optional<int64_t> timeout_ms;
+    std::vector<Setting> options; // the class's own keys
+    std::vector<Step> steps;
+    int step_lines = 0;           // `step =` lines, parsed or not
+};
+
+struct VirtualConfig {
+    std::string name;
+    int line = 0;
+    Setting kind;
+    std::vector<Setting> options;
+};
+
+struct HostSettings {
+    std::optional<std::string> plugin_path;
+    std::optional<std::string> log_level;
+    std::optional<std::string> log_file;
+    std::string output = "-";
+    int64_t timeout_ms = 5000;    // default step timeout
+    std::string port_dir = default_port_dir;
+    bool physical_drives_all = false;
+};
+
+struct Config {
+    std::filesystem::path file;
+    HostSettings host;
+    NameTable names;
+    std::vector<DeviceConfig> devices;
+    std::vector<VirtualConfig> virtuals;
+};
+
+// Reads and parses `file`. Problems are appended to `diagnostics`; the
+// returned config holds everything that could be understood.
+Config load_config(const std::filesystem::path &file, std::vector<Diagnostic> &diagnostics);
+
+// Parses config text (for tests and fuzzing); `file` only names it.
+Config parse_config(const std::string &content, const std::string &file, std::vector<Diagnostic> &diagnostics);
+
+}  // namespace devhost

@@ -1,0 +1,42 @@
+// Device names: maps names written the Windows way to Linux paths.
+//
+//   \\.\COMn            /dev/ttyS(n-1)
+//   \\.\LPTn            /dev/parport(n-1)
+//   \\.\PhysicalDriveN  the N-th whole disk in /sys/block order (loop, ram
+//                       and zram left out unless [host] physical-drives = all)
+//   \Name               a filter port: <port-dir>/Name
+//   [names] entries     override or extend the table: `COM7 = /dev/ttyUSB0`
+//   anything else       taken as it is (a Linux path, loop:NAME, vport:NAME,
+//                       virtual:NAME)
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace devhost {
+
+inline constexpr const char *default_port_dir = "/run/devhost/ports";
+
+struct NameTable {
+    // From [names], in config order. Keys are written with or without \\.\ .
+    std::vector<std::pair<std::string, std::string>> overrides;
+    std::string port_dir = default_port_dir;
+    bool physical_drives_all = false;                // include loop, ram, zram
+    std::filesystem::path sys_block = "/sys/block";  // for tests
+};
+
+// Resolves a configured device path. Returns the Linux path, or nullopt with
+// `error` set to one line that names the name and lists the table.
+std::optional<std::string> resolve_device_name(const std::string &configured, const NameTable &table,
+                                               std::string &error);
+
+// The whole disks \\.\PhysicalDriveN counts, in order (names under /sys/block).
+std::vector<std::string> physical_drives(const NameTable &table);
+
+// Guesses a device's class from its configured name or path, for `probe`.
+std::optional<std::string> guess_class(const std::string &configured, const std::string &resolved);
+
+}  // namespace devhost

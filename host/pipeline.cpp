@@ -1,0 +1,326 @@
+#include "pipeline.hpp"
+
+#include "logging.hpp"
+#include "text.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <poll.h>
+#include <thread>
+
+namespace devhost {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+bool contains(const uint8_t *data, size_t len, const text::Bytes &needle)
+{
+    if (needle.empty())
+        return true;
+    return std::search(data, data + len, needle.begin(), needle.end()) != data + len;
+}
+
+// Waits `ms` or until the device is cancelled.
+Outcome sleep_cancellable(const Device &device, int64_t ms)
+{
+    const auto deadline = Clock::now() + std::chrono::milliseconds(ms);
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0)
+            return {};
+        pollfd p{device.cancel_fd(), POLLIN, 0};
+        int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 60000)));
+        if (n > 0)
+            return {DEVHOST_E_CANCELLED, "sleep cancelled", 0};
+    }
+}
+
+struct StepRunner {
+    Device &device;
+    const DevicePlan &plan;
+    int64_t default_timeout_ms;
+    std::optional<uint64_t> last_message_id;
+    std::vector<uint8_t> buffer;
+
+    int32_t timeout_for(const Step &s) const
+    {
+        int64_t ms = s.timeout_ms.value_or(plan.config->timeout_ms.value_or(default_timeout_ms));
+        return static_cast<int32_t>(std::min<int64_t>(ms, INT32_MAX));
+    }
+
+    // Runs one step and fills the record's outcome fields.
+    Outcome run(const Step &s, uint32_t control_code, Record &rec)
+    {
+        const int32_t timeout = timeout_for(s);
+        switch (s.kind) {
+        case StepKind::Open: {
+            OpenRequest req;
+            req.path = plan.path;
+            req.configured_path = plan.config->path.value;
+            req.options = plan.options;
+            req.inherit = plan.config->inherit;
+            req.timeout_ms = timeout;
+            return device.open(req);
+        }
+        case StepKind::Connect: {
+            ConnectRequest req;
+            req.context = s.context;
+            req.context_size = s.context_size;
+            req.args = s.args;
+            req.timeout_ms = timeout;
+            return device.connect(req);
+        }
+        case StepKind::Info: {
+            static thread_local InfoList info;
+            info.clear();
+            Outcome o = device.info(info);
+            rec.info = &info;
+            return o;
+        }
+        case StepKind::Lock: return device.lock(timeout);
+        case StepKind::Unlock: return device.unlock();
+        case StepKind::Disconnect: return device.disconnect();
+        case StepKind::Close: return device.close();
+        case StepKind::Sleep: return sleep_cancellable(device, s.sleep_ms);
+        default: return transfer(s, control_code, timeout, rec);
+        }
+    }
+
+    Outcome transfer(const Step &s, uint32_t control_code, int32_t timeout, Record &rec)
+    {
+        devhost_transfer x{};
+        x.timeout_ms = timeout;
+        size_t capacity = 0;
+        bool sends = false;
+        switch (s.kind) {
+        case StepKind::Write:
+            x.op = DEVHOST_OP_WRITE;
+            sends = true;
+            break;
+        case StepKind::Read:
+            x.op = s.read_mode == ReadMode::UpTo ? DEVHOST_OP_READ
+                   : s.read_mode == ReadMode::Exactly ? DEVHOST_OP_READ_EXACT
+                                                      : DEVHOST_OP_READ_UNTIL;
+            capacity = s.read_mode == ReadMode::Until ? s.max : s.count;
+            break;
+        case StepKind::Request:
+            x.op = DEVHOST_OP_REQUEST;
+            capacity = s.max;
+            break;
+        case StepKind::GetMessage:
+            x.op = DEVHOST_OP_GET_MESSAGE;
+            capacity = s.max;
+            break;
+        case StepKind::Reply:
+            x.op = DEVHOST_OP_REPLY;
+            sends = true;
+            if (!s.message_id && !last_message_id)
+                return {DEVHOST_E_STATE, "reply: no message was received to reply to (give id=N)", 0};
+            x.message_id = s.message_id.value_or(last_message_id.value_or(0));
+            rec.message_id = x.message_id;
+            break;
+        case StepKind::Control:
+            x.op = DEVHOST_OP_CONTROL;
+            x.control_code = control_code;
+            capacity = s.max;
+            break;
+        default:
+            return {DEVHOST_E_INVALID, "not a transfer step", 0};
+        }
+        if (s.offset) {
+            x.flags |= DEVHOST_TRANSFER_HAS_OFFSET;
+            x.offset = *s.offset;
+        }
+        if (!s.data.empty()) {
+            x.out = s.data.data();
+            x.out_len = s.data.size();
+        }
+        if (s.until) {
+            x.delimiter = s.until->data();
+            x.delimiter_len = s.until->size();
+        }
+        buffer.resize(capacity);
+        x.in = capacity ? buffer.data() : nullptr;
+        x.in_capacity = capacity;
+
+        Outcome o = device.transfer(x);
+        if (sends) {
+            rec.data = x.out;
+            rec.data_len = x.out_done;
+            rec.bytes = x.out_done;
+        } else {
+            rec.data = buffer.data();
+            rec.data_len = x.in_len;
+            rec.bytes = x.in_len;
+        }
+        if (x.op == DEVHOST_OP_GET_MESSAGE && o.ok()) {
+            last_message_id = x.message_id;
+            rec.message_id = x.message_id;
+        }
+        if (o.ok() && s.expect && !contains(buffer.data(), x.in_len, *s.expect)) {
+            o.status = DEVHOST_E_PROTOCOL;
+            o.message = "expected \"" + text::to_printable(s.expect->data(), s.expect->size()) + "\", got \"" +
+                        text::to_printable(buffer.data(), x.in_len) + "\"";
+        }
+        return o;
+    }
+};
+
+}  // namespace
+
+Engine::Engine(RecordWriter &records, int64_t default_timeout_ms)
+    : records_(records), default_timeout_ms_(default_timeout_ms)
+{
+}
+
+void Engine::cancel_all()
+{
+    cancelled_ = true;
+    std::lock_guard lock(mutex_);
+    for (Device *d : live_)
+        d->cancel();
+}
+
+PipelineResult Engine::run_device(const DevicePlan &plan)
+{
+    const DeviceConfig &cfg = *plan.config;
+    PipelineResult result;
+    result.device = cfg.name;
+    Device device(plan.plugin, cfg.name);
+    {
+        std::lock_guard lock(mutex_);
+        live_.push_back(&device);
+        if (cancelled_)
+            device.cancel();
+    }
+    StepRunner runner{device, plan, default_timeout_ms_, std::nullopt, {}};
+    int seq = 0;
+
+    for (size_t i = 0; i < cfg.steps.size(); i++) {
+        const Step &s = cfg.steps[i];
+        Record rec;
+        rec.device = cfg.name;
+        rec.seq = ++seq;
+        rec.step = s.text;
+        rec.line = s.line;
+        Outcome o;
+        const auto start = Clock::now();
+        if (device.cancelled())
+            o = {DEVHOST_E_CANCELLED, "pipeline cancelled before this step", 0};
+        else
+            o = runner.run(s, i < plan.control_codes.size() ? plan.control_codes[i] : 0, rec);
+        rec.duration_ms = ms_since(start);
+        rec.status = o.status;
+        rec.message = o.message;
+        rec.os_errno = o.os_errno;
+        records_.write(rec);
+        if (!o.ok()) {
+            spdlog::error("{}: step '{}' (line {}) failed: {}: {}", cfg.name, s.text, s.line,
+                          devhost_status_name(o.status), o.message);
+            result.ok = false;
+            result.status = o.status;
+            break;
+        }
+    }
+
+    // Unwind what the pipeline still holds, in the order the seeds list it.
+    auto unwind = [&](const char *step, auto &&call) {
+        Record rec;
+        rec.device = cfg.name;
+        rec.seq = ++seq;
+        rec.step = step;
+        rec.unwind = true;
+        const auto start = Clock::now();
+        Outcome o = call();
+        rec.duration_ms = ms_since(start);
+        rec.status = o.status;
+        rec.message = o.message;
+        rec.os_errno = o.os_errno;
+        records_.write(rec);
+        if (o.ok())
+            spdlog::info("{}: {} (unwinding what the pipeline held)", cfg.name, step);
+        else
+            spdlog::warn("{}: unwinding {} failed: {}", cfg.name, step, o.message);
+    };
+    if (device.is_connected())
+        unwind("disconnect", [&] { return device.disconnect(); });
+    if (device.is_locked())
+        unwind("unlock", [&] { return device.unlock(); });
+    if (device.is_open())
+        unwind("close", [&] { return device.close(); });
+    {
+        std::lock_guard lock(mutex_);
+        live_.erase(std::remove(live_.begin(), live_.end(), &device), live_.end());
+    }
+    return result;
+}
+
+std::vector<PipelineResult> Engine::run_all(const std::vector<DevicePlan> &plans, std::chrono::milliseconds grace)
+{
+    struct Shared {
+        std::mutex mutex;
+        std::condition_variable done_cv;
+        size_t done = 0;
+        std::vector<PipelineResult> results;
+        std::vector<bool> finished;
+    };
+    auto shared = std::make_shared<Shared>();
+    shared->results.resize(plans.size());
+    shared->finished.resize(plans.size());
+    for (size_t i = 0; i < plans.size(); i++)
+        shared->results[i].device = plans[i].config->name;
+
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < plans.size(); i++) {
+        threads.emplace_back([this, shared, &plans, i] {
+            PipelineResult r;
+            try {
+                r = run_device(plans[i]);
+            } catch (const std::exception &e) {
+                spdlog::error("{}: pipeline aborted: {}", plans[i].config->name, e.what());
+                r.device = plans[i].config->name;
+                r.ok = false;
+                r.status = DEVHOST_E_IO;
+            }
+            std::lock_guard lock(shared->mutex);
+            shared->results[i] = r;
+            shared->finished[i] = true;
+            shared->done++;
+            shared->done_cv.notify_all();
+        });
+    }
+
+    std::unique_lock lock(shared->mutex);
+    while (shared->done < plans.size()) {
+        if (!cancelled_) {
+            shared->done_cv.wait_for(lock, std::chrono::milliseconds(100));
+            continue;
+        }
+        // Cancelled: give the pipelines `grace` to unwind, then stop waiting.
+        if (!shared->done_cv.wait_for(lock, grace, [&] { return shared->done == plans.size(); })) {
+            for (size_t i = 0; i < shared->results.size(); i++)
+                if (!shared->finished[i])
+                    spdlog::error("{}: still inside the plugin {} ms after cancel; abandoning it",
+                              shared->results[i].device, grace.count());
+            abandoned_ = true;
+            break;
+        }
+    }
+    lock.unlock();
+    for (auto &t : threads) {
+        if (abandoned_)
+            t.detach();
+        else
+            t.join();
+    }
+    std::lock_guard relock(shared->mutex);
+    return shared->results;
+}
+
+}  // namespace devhost

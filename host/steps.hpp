@@ -1,0 +1,68 @@
+// The step language: one pipeline step per `step =` line of a device.
+//
+//   open                     connect [context=DATA] [context-size=N] [key=value ...]
+//   info                     lock [timeout=D]
+//   write DATA [offset=N]    read N | exactly=N | until=DATA [max=N] [expect=DATA] [offset=N]
+//   request DATA [until=DATA] [max=N] [expect=DATA]
+//   get-message [max=N] [expect=DATA]      reply DATA [id=N]
+//   control CODE [DATA] [max=N] [expect=DATA]
+//   sleep D                  unlock     disconnect     close
+//
+// Every step but sleep also takes timeout=D. DATA is a "C-escaped string" or
+// hex:0a0b; D is a duration (250ms, 2s); N an integer (0x allowed).
+#pragma once
+
+#include "text.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace devhost {
+
+enum class StepKind {
+    Open, Connect, Info, Lock, Write, Read, Request, GetMessage, Reply, Control, Sleep, Unlock, Disconnect, Close
+};
+
+enum class ReadMode { UpTo, Exactly, Until };
+
+// The largest buffer a step may ask for.
+inline constexpr size_t max_step_buffer = 16u * 1024 * 1024;
+// The buffer for replies, messages and reads until a delimiter, unless max=.
+inline constexpr size_t default_step_buffer = 4096;
+
+struct Step {
+    StepKind kind = StepKind::Open;
+    std::string text;                     // the step as written
+    int line = 0;                         // config line, 0 if none
+    std::optional<int64_t> timeout_ms;
+    text::Bytes data;                     // write, request, reply; control input
+    ReadMode read_mode = ReadMode::UpTo;
+    size_t count = 0;                     // read N / exactly=N
+    std::optional<text::Bytes> until;     // read until=, request until=
+    std::optional<text::Bytes> expect;    // reply must contain this
+    size_t max = default_step_buffer;     // capacity for what comes back
+    std::optional<uint64_t> offset;
+    std::optional<uint64_t> message_id;   // reply id=
+    std::string control;                  // control CODE as written
+    int64_t sleep_ms = 0;
+    std::optional<text::Bytes> context;   // connect context=
+    std::optional<uint32_t> context_size; // connect context-size=
+    std::vector<std::pair<std::string, std::string>> args;  // connect's other pairs
+};
+
+const char *step_name(StepKind kind);
+
+// Parses one step. On error returns nullopt and sets `error` to one line
+// naming the step and what was wrong.
+std::optional<Step> parse_step(std::string_view line, std::string &error);
+
+// Splits a step line into words; a double-quoted part (with backslash
+// escapes) stays inside its word with its quotes. nullopt on an unterminated
+// quote.
+std::optional<std::vector<std::string>> split_words(std::string_view line);
+
+}  // namespace devhost

@@ -1,0 +1,154 @@
+#include "virtual_devices.hpp"
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace devhost {
+
+std::filesystem::path VirtualDevices::default_tool()
+{
+    std::error_code ec;
+    auto exe = boost::dll::program_location(ec);
+    return ec ? std::filesystem::path("devhost-vdev") : exe.parent_path() / "devhost-vdev";
+}
+
+VirtualDevices::VirtualDevices(std::filesystem::path tool) : tool_(std::move(tool)) {}
+
+VirtualDevices::~VirtualDevices() { stop_all(); }
+
+std::string VirtualDevices::path_of(const std::string &name) const
+{
+    for (const auto &p : peers_)
+        if (p.name == name)
+            return p.path;
+    return {};
+}
+
+bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &error, bool &usage_error)
+{
+    usage_error = false;
+    std::vector<std::string> args{tool_.string(), v.kind.value, "--name=" + v.name};
+    for (const auto &o : v.options)
+        args.push_back("--" + o.key + "=" + o.value);
+    std::vector<char *> argv;
+    for (auto &a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        error = std::string("pipe: ") + std::strerror(errno);
+        return false;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        error = std::string("fork: ") + std::strerror(errno);
+        ::close(out[0]);
+        ::close(out[1]);
+        return false;
+    }
+    if (pid == 0) {
+        // The child keeps stderr (its diagnostics reach the user's log) and
+        // gets a fresh signal mask: the host blocks SIGTERM in its threads.
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        dup2(out[1], STDOUT_FILENO);
+        int devnull = ::open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        execv(argv[0], argv.data());
+        std::fprintf(stderr, "devhost: cannot run %s: %s\n", argv[0], std::strerror(errno));
+        _exit(127);
+    }
+    ::close(out[1]);
+    peers_.push_back({v.name, pid, {}});
+
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    bool got_line = false;
+    while (!got_line) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            break;
+        pollfd p{out[0], POLLIN, 0};
+        int n = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        char c;
+        ssize_t r = ::read(out[0], &c, 1);
+        if (r <= 0)
+            break;
+        if (c == '\n')
+            got_line = true;
+        else if (line.size() < 4096)
+            line.push_back(c);
+    }
+    ::close(out[0]);
+    const std::string prefix = "[virtual " + v.name + "] (" + v.kind.value + ", line " + std::to_string(v.line) + "): ";
+    if (got_line && line.rfind("READY ", 0) == 0 && line.size() > 6) {
+        peers_.back().path = line.substr(6);
+        spdlog::info("virtual {} ({}) serving at {}", v.name, v.kind.value, peers_.back().path);
+        return true;
+    }
+    // Not up: find out whether it exited, and how.
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 50 && (done = waitpid(pid, &status, WNOHANG)) == 0; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (done == pid) {
+        peers_.pop_back();
+        if (WIFEXITED(status)) {
+            usage_error = WEXITSTATUS(status) == 2;
+            error = prefix + "devhost-vdev exited with code " + std::to_string(WEXITSTATUS(status)) +
+                    " before it was ready" + (WEXITSTATUS(status) == 127 ? " (could not run " + tool_.string() + ")" : "");
+        } else {
+            error = prefix + "devhost-vdev died of signal " + std::to_string(WTERMSIG(status)) + " before it was ready";
+        }
+    } else if (got_line) {
+        error = prefix + "expected 'READY <path>' from devhost-vdev, got '" + line + "'";
+    } else {
+        error = prefix + "devhost-vdev was not ready within " + std::to_string(timeout_ms) + " ms";
+    }
+    return false;
+}
+
+void VirtualDevices::stop_all(int grace_ms)
+{
+    for (const auto &p : peers_)
+        if (p.pid > 0)
+            kill(p.pid, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+    for (auto &p : peers_) {
+        if (p.pid <= 0)
+            continue;
+        int status = 0;
+        for (;;) {
+            pid_t done = waitpid(p.pid, &status, WNOHANG);
+            if (done == p.pid || (done < 0 && errno != EINTR))
+                break;
+            if (std::chrono::steady_clock::now() >= deadline) {
+                spdlog::warn("virtual {} did not stop within {} ms; killing it", p.name, grace_ms);
+                kill(p.pid, SIGKILL);
+                waitpid(p.pid, &status, 0);
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        p.pid = -1;
+    }
+    peers_.clear();
+}
+
+}  // namespace devhost

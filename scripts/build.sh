@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One entry point for building devhost on Debian bookworm.
+#
+#   scripts/build.sh run [CONFIG]   install what is missing, build, run CONFIG
+#                                   (default: configs/default.ini)
+#   scripts/build.sh test           install what is missing, build, run every test
+#   scripts/build.sh build          install what is missing, build
+#
+# Environment: BUILD_DIR (default: build), DEVHOST_WERROR=ON for -Werror,
+# DEVHOST_SANITIZE=address|thread, CMAKE_BUILD_TYPE, CTEST_ARGS (extra ctest
+# arguments, e.g. "-L unit").
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+build_dir=${BUILD_DIR:-build}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Debian packages the build and the tests need. The QEMU test installs its
+# own (large) packages when it runs.
+packages=(
+  build-essential cmake pkg-config
+  libboost-dev libboost-program-options-dev
+  libspdlog-dev libfmt-dev catch2
+  util-linux e2fsprogs socat procps
+)
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "devhost: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+    exit 2
+  fi
+  echo "devhost: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+build() {
+  install_missing
+  cmake -S . -B "$build_dir" \
+    -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
+    -DDEVHOST_WERROR="${DEVHOST_WERROR:-OFF}" \
+    -DDEVHOST_SANITIZE="${DEVHOST_SANITIZE:-}" >&2
+  cmake --build "$build_dir" -j "$jobs" >&2
+}
+
+case "${1:-}" in
+  run)
+    shift
+    build
+    exec "$build_dir/bin/devhost" run "$@"
+    ;;
+  test)
+    build
+    cd "$build_dir"
+    # shellcheck disable=SC2086
+    exec ctest --output-on-failure -j "$jobs" ${CTEST_ARGS:-}
+    ;;
+  build)
+    build
+    ;;
+  *)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

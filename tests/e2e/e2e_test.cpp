@@ -1,0 +1,239 @@
+#include "devhost_test.hpp"
+
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <thread>
+
+using namespace devhost::test;
+
+namespace {
+
+// Runs `devhost run` on an inline config.
+ProcessResult run_config(const TempDir &dir, const std::string &ini, std::vector<std::string> extra = {})
+{
+    auto file = dir / "config.ini";
+    write_file(file, ini);
+    std::vector<std::string> args{"run"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(file.string());
+    return run_devhost(args);
+}
+
+size_t count(const std::string &text, const std::string &needle)
+{
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        n++;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("devhost --help answers and --version names the ABI", "[cli]")
+{
+    auto help = run_devhost({"--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("run [CONFIG]") != std::string::npos);
+    CHECK(help.out.find("exit codes:") != std::string::npos);
+    auto version = run_devhost({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK(version.out.find("plugin ABI 1.0 to 1.0") != std::string::npos);
+}
+
+TEST_CASE("bad command lines exit 2 with one clear line", "[cli]")
+{
+    auto none = run_devhost({});
+    CHECK(none.exit_code == 2);
+    auto unknown = run_devhost({"frobnicate"});
+    CHECK(unknown.exit_code == 2);
+    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins or probe; see "
+                         "devhost --help)\n");
+    auto option = run_devhost({"run", "--colour"});
+    CHECK(option.exit_code == 2);
+    CHECK(option.err.find("unrecognised option '--colour'") != std::string::npos);
+    auto level = run_devhost({"plugins", "--log-level", "loud"});
+    CHECK(level.exit_code == 2);
+    CHECK(level.err == "devhost: error: --log-level loud: expected one of trace, debug, info, warn, error, off\n");
+    auto check = run_devhost({"check"});
+    CHECK(check.exit_code == 2);
+}
+
+TEST_CASE("devhost plugins lists loop with its ABI version and options", "[cli]")
+{
+    auto r = run_devhost({"plugins"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("loop: loop ") != std::string::npos);
+    CHECK(r.out.find("ABI 1.0") != std::string::npos);
+    CHECK(r.out.find("    capacity (int, default 4096)") != std::string::npos);
+    auto j = run_devhost({"plugins", "--json"});
+    CHECK(j.exit_code == 0);
+    CHECK(j.out.find(R"("class":"loop")") != std::string::npos);
+    CHECK(j.out.find(R"({"name":"capacity","type":"int","default":"4096")") != std::string::npos);
+}
+
+TEST_CASE("devhost run with no config runs the default config and exits 0", "[run]")
+{
+    auto r = run_devhost({"run"});
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    auto records = lines(r.out);
+    REQUIRE(records.size() >= 5);
+    for (const auto &l : records) {
+        CHECK(l.rfind("{\"time\":", 0) == 0);
+        CHECK(l.find("\"status\":\"DEVHOST_OK\"") != std::string::npos);
+    }
+}
+
+TEST_CASE("devhost check on a config with a typo exits 2 naming line and key", "[check]")
+{
+    TempDir dir;
+    auto file = dir / "typo.ini";
+    write_file(file, "[device a]\nclass = loop\npath = loop:a\ncapacty = 64\nstep = open\nstep = close\n");
+    auto r = run_devhost({"check", file.string()});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(file.string() + ":4: [device a] capacty: not an option of class 'loop' (did you mean "
+                                     "'capacity'?)") != std::string::npos);
+    CHECK(r.out.empty());
+
+    write_file(file, "[device a]\nclass = loop\npath = loop:a\ncapacity = 64\nstep = open\nstep = close\n");
+    auto ok = run_devhost({"check", file.string()});
+    CHECK(ok.exit_code == 0);
+    CHECK(ok.out == file.string() + ": ok: 1 device(s), 2 step(s), 0 virtual device(s)\n");
+}
+
+TEST_CASE("a class no plugin serves exits 3", "[run]")
+{
+    TempDir dir;
+    auto r = run_config(dir, "[device a]\nclass = lop\npath = loop:a\nstep = open\n");
+    CHECK(r.exit_code == 3);
+    CHECK(r.err.find(":2: [device a] class: no usable plugin for class 'lop' (did you mean 'loop'?)") !=
+          std::string::npos);
+    auto empty = run_config(dir, "[device a]\nclass = loop\npath = loop:a\nstep = open\n",
+                            {"--plugin-path", dir.path().string()});
+    // The default directory is still searched after --plugin-path.
+    CHECK(empty.exit_code == 0);
+}
+
+TEST_CASE("a failing pipeline exits 1, records every step and unwinds", "[run]")
+{
+    TempDir dir;
+    auto r = run_config(dir, R"([device a]
+class = loop
+path = loop:a
+step = open
+step = lock
+step = read 4 timeout=200ms
+step = unlock
+step = close
+)");
+    CHECK(r.exit_code == 1);
+    auto l = lines(r.out);
+    REQUIRE(l.size() == 5);
+    CHECK(l[2].find(R"("step":"read 4 timeout=200ms","line":6,"status":"DEVHOST_E_TIMEOUT")") != std::string::npos);
+    CHECK(l[3].find(R"("step":"unlock")") != std::string::npos);
+    CHECK(l[3].find(R"("unwind":true)") != std::string::npos);
+    CHECK(l[4].find(R"("step":"close")") != std::string::npos);
+    CHECK(r.err.find("a: step 'read 4 timeout=200ms' (line 6) failed: DEVHOST_E_TIMEOUT") != std::string::npos);
+}
+
+TEST_CASE("records go to the file named by --output", "[run]")
+{
+    TempDir dir;
+    auto out = dir / "records.jsonl";
+    auto r = run_config(dir, "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = close\n",
+                        {"--output", out.string()});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.empty());
+    CHECK(lines(read_file(out)).size() == 2);
+}
+
+TEST_CASE("SIGTERM during a blocked read unwinds and exits 4 with the records intact", "[run][signal]")
+{
+    TempDir dir;
+    auto file = dir / "block.ini";
+    auto out = dir / "records.jsonl";
+    write_file(file, R"([device a]
+class = loop
+path = loop:a
+step = open
+step = lock
+step = read 1 timeout=5m
+step = close
+)");
+    Child child({devhost_exe().string(), "run", "--output", out.string(), file.string()}, dir.path());
+    for (int i = 0; i < 1000 && lines(read_file(out)).size() < 2; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(lines(read_file(out)).size() == 2);
+    child.signal(SIGTERM);
+    auto r = child.wait(std::chrono::seconds(10));
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == 4);
+    auto l = lines(read_file(out));
+    REQUIRE(l.size() == 5);
+    CHECK(l[0].find(R"("step":"open")") != std::string::npos);
+    CHECK(l[2].find(R"("status":"DEVHOST_E_CANCELLED")") != std::string::npos);
+    CHECK(l[3].find(R"("step":"unlock","status":"DEVHOST_OK")") != std::string::npos);
+    CHECK(l[4].find(R"("step":"close","status":"DEVHOST_OK")") != std::string::npos);
+    CHECK(r.err.find("cancelling pipelines") != std::string::npos);
+}
+
+TEST_CASE("records already written survive a SIGKILL of the host", "[run][signal]")
+{
+    TempDir dir;
+    auto file = dir / "block.ini";
+    auto out = dir / "records.jsonl";
+    write_file(file, "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = write \"x\"\nstep = read exactly=9 timeout=5m\n");
+    Child child({devhost_exe().string(), "run", "--output", out.string(), file.string()}, dir.path());
+    for (int i = 0; i < 1000 && lines(read_file(out)).size() < 2; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    child.signal(SIGKILL);
+    auto r = child.wait(std::chrono::seconds(10));
+    CHECK(r.term_signal == SIGKILL);
+    auto l = lines(read_file(out));
+    REQUIRE(l.size() == 2);
+    CHECK(l[1].find(R"("step":"write \"x\"","line":5,"status":"DEVHOST_OK","code":0)") != std::string::npos);
+    CHECK(l[1].back() == '}');
+}
+
+TEST_CASE("several devices run concurrently in one run", "[run]")
+{
+    TempDir dir;
+    std::string ini;
+    for (int i = 0; i < 8; i++)
+        ini += "[device d" + std::to_string(i) + "]\nclass = loop\npath = loop:d" + std::to_string(i) +
+               "\nstep = open\nstep = write \"abc\"\nstep = read exactly=3 expect=\"abc\"\nstep = close\n";
+    auto r = run_config(dir, ini);
+    CHECK(r.exit_code == 0);
+    CHECK(count(r.out, "\"status\":\"DEVHOST_OK\"") == 32);
+}
+
+TEST_CASE("a virtual device that cannot start stops the run before any pipeline", "[run][virtual]")
+{
+    TempDir dir;
+    auto r = run_config(dir, "[virtual v]\nkind = no-such-kind\n[device a]\nclass = loop\npath = loop:a\nstep = open\n");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("devhost-vdev: unknown kind 'no-such-kind'") != std::string::npos);
+    CHECK(r.err.find(":1: [virtual v] (no-such-kind, line 1): devhost-vdev exited with code 2 before it was ready") !=
+          std::string::npos);
+    CHECK(r.out.empty());
+}
+
+TEST_CASE("a device path naming an undeclared virtual device is a config error", "[check]")
+{
+    TempDir dir;
+    auto r = run_config(dir, "[device a]\nclass = loop\npath = virtual:nope\nstep = open\n");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(":3: [device a] path: no [virtual nope] section declares 'virtual:nope'") != std::string::npos);
+}
+
+TEST_CASE("probe opens a device, reports its info and closes it", "[probe]")
+{
+    auto r = run_devhost({"probe", "loop:probe"});
+    CHECK(r.exit_code == 0);
+    auto l = lines(r.out);
+    REQUIRE(l.size() == 3);
+    CHECK(l[1].find(R"("info":{)") != std::string::npos);
+    auto unknown = run_devhost({"probe", "/nonexistent/thing"});
+    CHECK(unknown.exit_code == 2);
+    CHECK(unknown.err == "devhost: error: cannot tell the class of '/nonexistent/thing': give --class\n");
+}

@@ -1,0 +1,65 @@
+#include "devhost_test.hpp"
+#include "names.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace devhost;
+
+TEST_CASE("Windows device names map to Linux paths", "[names]")
+{
+    test::TempDir sys;
+    for (const char *d : {"sda", "loop0", "nvme0n1", "ram0", "zram0"})
+        std::filesystem::create_directory(sys / d);
+    NameTable t;
+    t.sys_block = sys.path();
+    std::string error;
+    CHECK(resolve_device_name("\\\\.\\COM1", t, error) == "/dev/ttyS0");
+    CHECK(resolve_device_name("\\\\.\\com12", t, error) == "/dev/ttyS11");
+    CHECK(resolve_device_name("\\\\.\\LPT2", t, error) == "/dev/parport1");
+    CHECK(resolve_device_name("\\\\.\\PhysicalDrive0", t, error) == "/dev/nvme0n1");
+    CHECK(resolve_device_name("\\\\.\\PhysicalDrive1", t, error) == "/dev/sda");
+    CHECK(resolve_device_name("\\MyFilterPort", t, error) == "/run/devhost/ports/MyFilterPort");
+    CHECK(resolve_device_name("/dev/ttyUSB0", t, error) == "/dev/ttyUSB0");
+    CHECK(resolve_device_name("loop:x", t, error) == "loop:x");
+
+    t.physical_drives_all = true;
+    CHECK(physical_drives(t) == std::vector<std::string>{"loop0", "nvme0n1", "ram0", "sda", "zram0"});
+}
+
+TEST_CASE("[names] entries override and extend the table", "[names]")
+{
+    NameTable t;
+    t.sys_block = "/nonexistent";
+    t.overrides = {{"COM1", "/dev/ttyUSB3"}, {"\\\\.\\A:", "/dev/fd0"}};
+    std::string error;
+    CHECK(resolve_device_name("\\\\.\\COM1", t, error) == "/dev/ttyUSB3");
+    CHECK(resolve_device_name("\\\\.\\a:", t, error) == "/dev/fd0");
+    CHECK(resolve_device_name("\\\\.\\COM2", t, error) == "/dev/ttyS1");
+}
+
+TEST_CASE("a name that maps to nothing is an error listing the table", "[names]")
+{
+    NameTable t;
+    t.sys_block = "/nonexistent";
+    t.overrides = {{"COM7", "/dev/ttyUSB0"}};
+    std::string error;
+    CHECK_FALSE(resolve_device_name("\\\\.\\Scanner", t, error));
+    CHECK(error.rfind("'\\\\.\\Scanner' maps to nothing; known: \\\\.\\COMn -> /dev/ttyS(n-1)", 0) == 0);
+    CHECK(error.find("COM7 -> /dev/ttyUSB0") != std::string::npos);
+    CHECK_FALSE(resolve_device_name("\\\\.\\PhysicalDrive0", t, error));
+    CHECK(error.rfind("'\\\\.\\PhysicalDrive0' maps to nothing: this machine has 0 whole disk(s)", 0) == 0);
+    CHECK_FALSE(resolve_device_name("\\\\.\\COM0", t, error));
+    CHECK_FALSE(resolve_device_name("\\a/b", t, error));
+    CHECK(error == "'\\a/b' is not a valid port name (expected \\Name, without / or \\)");
+}
+
+TEST_CASE("probe guesses a class from the name", "[names]")
+{
+    CHECK(guess_class("\\\\.\\COM3", "/dev/ttyS2") == "serial");
+    CHECK(guess_class("\\\\.\\LPT1", "/dev/parport0") == "parallel");
+    CHECK(guess_class("\\\\.\\PhysicalDrive0", "/dev/sda") == "raw");
+    CHECK(guess_class("\\Port", "/run/devhost/ports/Port") == "filterport");
+    CHECK(guess_class("/dev/pts/3", "/dev/pts/3") == "serial");
+    CHECK(guess_class("loop:a", "loop:a") == "loop");
+    CHECK_FALSE(guess_class("/nonexistent/thing", "/nonexistent/thing"));
+}

@@ -1,0 +1,292 @@
+// The device state machine and the pipeline engine, in-process, through the
+// real loop plugin: every illegal call is refused with DEVHOST_E_STATE, and a
+// failing or cancelled pipeline unwinds so nothing stays open, connected or
+// locked (the loop plugin's process-wide counters prove it).
+#include "check.hpp"
+#include "config.hpp"
+#include "devhost_test.hpp"
+#include "device.hpp"
+#include "pipeline.hpp"
+
+#include <catch2/catch.hpp>
+#include <future>
+#include <thread>
+
+using namespace devhost;
+
+namespace {
+
+std::shared_ptr<const Plugin> loop_plugin()
+{
+    static PluginRegistry registry;
+    static auto plugin = registry.load_file(test::plugin_dir() / "loop.so");
+    REQUIRE(plugin);
+    return plugin;
+}
+
+// The loop plugin's counters, read through its `stats` control on a fresh
+// device (which itself counts as one open device while it asks).
+std::string loop_stats()
+{
+    Device probe(loop_plugin(), "stats-probe");
+    REQUIRE(probe.open({.path = "loop:stats-probe"}).ok());
+    uint8_t buf[256];
+    devhost_transfer x{};
+    x.op = DEVHOST_OP_CONTROL;
+    x.control_code = loop_plugin()->find_control("stats")->code;
+    x.in = buf;
+    x.in_capacity = sizeof buf;
+    x.timeout_ms = 1000;
+    REQUIRE(probe.transfer(x).ok());
+    return std::string(reinterpret_cast<char *>(buf), x.in_len);
+}
+
+const std::string idle_stats_prefix = "open=1 connected=0 locked=0";  // just the probe
+
+devhost_transfer read_xfer(uint32_t op, uint8_t *buf, size_t cap, int32_t timeout_ms)
+{
+    devhost_transfer x{};
+    x.op = op;
+    x.in = buf;
+    x.in_capacity = cap;
+    x.timeout_ms = timeout_ms;
+    return x;
+}
+
+}  // namespace
+
+TEST_CASE("every call out of order is refused with DEVHOST_E_STATE", "[state]")
+{
+    Device d(loop_plugin(), "d");
+    uint8_t buf[8];
+    auto x = read_xfer(DEVHOST_OP_READ, buf, sizeof buf, 10);
+    InfoList info;
+
+    CHECK(d.connect({}).status == DEVHOST_E_STATE);
+    CHECK(d.lock(10).status == DEVHOST_E_STATE);
+    CHECK(d.transfer(x).status == DEVHOST_E_STATE);
+    CHECK(d.info(info).status == DEVHOST_E_STATE);
+    CHECK(d.unlock().status == DEVHOST_E_STATE);
+    CHECK(d.disconnect().status == DEVHOST_E_STATE);
+    Outcome c = d.close();
+    CHECK(c.status == DEVHOST_E_STATE);
+    CHECK(c.message == "close on device 'd' needs an open device");
+
+    REQUIRE(d.open({.path = "loop:state"}).ok());
+    CHECK(d.open({.path = "loop:state"}).status == DEVHOST_E_STATE);
+    CHECK(d.unlock().status == DEVHOST_E_STATE);
+    CHECK(d.disconnect().status == DEVHOST_E_STATE);
+    REQUIRE(d.lock(100).ok());
+    CHECK(d.lock(100).status == DEVHOST_E_STATE);
+    REQUIRE(d.connect({}).ok());
+    CHECK(d.connect({}).status == DEVHOST_E_STATE);
+    REQUIRE(d.close().ok());
+
+    Outcome after = d.transfer(x);
+    CHECK(after.status == DEVHOST_E_STATE);
+    CHECK(after.message == "read on device 'd' after close");
+    CHECK(d.open({.path = "loop:state"}).status == DEVHOST_E_STATE);
+    CHECK(d.close().status == DEVHOST_E_STATE);
+    CHECK(d.lock(10).status == DEVHOST_E_STATE);
+    CHECK(loop_stats().rfind(idle_stats_prefix, 0) == 0);
+}
+
+TEST_CASE("open validates option values against the schema before calling the plugin", "[state]")
+{
+    Device d(loop_plugin(), "d");
+    Outcome bad = d.open({.path = "loop:x", .options = {{"capacity", "lots"}}});
+    CHECK(bad.status == DEVHOST_E_INVALID);
+    CHECK(bad.message.rfind("option 'capacity': expected an integer from", 0) == 0);
+    Outcome unknown = d.open({.path = "loop:x", .options = {{"colour", "red"}}});
+    CHECK(unknown.status == DEVHOST_E_INVALID);
+    CHECK(unknown.message == "unknown option 'colour' for class 'loop'");
+    CHECK_FALSE(d.is_open());
+}
+
+TEST_CASE("a device destroyed while holding everything releases it all", "[state]")
+{
+    {
+        Device d(loop_plugin(), "held");
+        REQUIRE(d.open({.path = "loop:held"}).ok());
+        REQUIRE(d.connect({}).ok());
+        REQUIRE(d.lock(100).ok());
+    }
+    CHECK(loop_stats().rfind(idle_stats_prefix, 0) == 0);
+}
+
+namespace {
+
+struct PlanFixture {
+    Config config;
+    std::vector<Diagnostic> diags;
+    PluginRegistry registry;
+    Plan plan;
+
+    explicit PlanFixture(const std::string &ini)
+    {
+        config = parse_config(ini, "pipeline.ini", diags);
+        registry.load_file(test::plugin_dir() / "loop.so");
+        plan = check_config(config, registry, diags);
+        INFO((diags.empty() ? std::string() : diags[0].str()));
+        REQUIRE(diags.empty());
+    }
+};
+
+std::vector<std::string> record_lines(const test::TempDir &dir)
+{
+    return test::lines(test::read_file(dir / "records.jsonl"));
+}
+
+}  // namespace
+
+TEST_CASE("a failure mid-pipeline unwinds disconnect, unlock and close", "[pipeline]")
+{
+    PlanFixture f(R"([device a]
+class = loop
+path = loop:unwind
+step = open
+step = connect
+step = lock
+step = write "abc"
+step = read exactly=10 timeout=50ms
+step = unlock
+step = close
+)");
+    test::TempDir dir;
+    RecordWriter records((dir / "records.jsonl").string());
+    Engine engine(records, 1000);
+    PipelineResult r = engine.run_device(f.plan.devices[0]);
+    CHECK_FALSE(r.ok);
+    CHECK(r.status == DEVHOST_E_TIMEOUT);
+
+    auto lines = record_lines(dir);
+    REQUIRE(lines.size() == 8);
+    CHECK(lines[4].find("\"status\":\"DEVHOST_E_TIMEOUT\"") != std::string::npos);
+    CHECK(lines[4].find("\"hex\":\"616263\"") != std::string::npos);  // the 3 bytes it did get
+    CHECK(lines[5].find("\"step\":\"disconnect\"") != std::string::npos);
+    CHECK(lines[5].find("\"unwind\":true") != std::string::npos);
+    CHECK(lines[6].find("\"step\":\"unlock\"") != std::string::npos);
+    CHECK(lines[7].find("\"step\":\"close\"") != std::string::npos);
+    CHECK(lines[7].find("\"status\":\"DEVHOST_OK\"") != std::string::npos);
+    CHECK(loop_stats().rfind(idle_stats_prefix, 0) == 0);
+}
+
+TEST_CASE("a reply that misses its expectation fails the step with the bytes shown", "[pipeline]")
+{
+    PlanFixture f(R"([device a]
+class = loop
+path = loop:expect
+step = open
+step = request "pong" expect="ping"
+step = close
+)");
+    test::TempDir dir;
+    RecordWriter records((dir / "records.jsonl").string());
+    Engine engine(records, 1000);
+    PipelineResult r = engine.run_device(f.plan.devices[0]);
+    CHECK(r.status == DEVHOST_E_PROTOCOL);
+    auto lines = record_lines(dir);
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[1].find(R"("message":"expected \"ping\", got \"pong\"")") != std::string::npos);
+    CHECK(lines[2].find("\"unwind\":true") != std::string::npos);
+}
+
+TEST_CASE("cancel ends a blocked read promptly and the pipeline unwinds", "[pipeline]")
+{
+    PlanFixture f(R"([device a]
+class = loop
+path = loop:cancel
+step = open
+step = lock
+step = read 1 timeout=60s
+step = close
+)");
+    test::TempDir dir;
+    RecordWriter records((dir / "records.jsonl").string());
+    Engine engine(records, 1000);
+    auto done = std::async(std::launch::async, [&] { return engine.run_all(f.plan.devices); });
+    // Wait until the read is under way (two records: open, lock).
+    for (int i = 0; i < 500 && record_lines(dir).size() < 2; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(record_lines(dir).size() == 2);
+    engine.cancel_all();
+    REQUIRE(done.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    auto results = done.get();
+    REQUIRE(results.size() == 1);
+    CHECK(results[0].status == DEVHOST_E_CANCELLED);
+    CHECK_FALSE(engine.abandoned());
+    auto lines = record_lines(dir);
+    REQUIRE(lines.size() == 5);
+    CHECK(lines[2].find("\"status\":\"DEVHOST_E_CANCELLED\"") != std::string::npos);
+    CHECK(lines[3].find("\"step\":\"unlock\"") != std::string::npos);
+    CHECK(lines[4].find("\"step\":\"close\"") != std::string::npos);
+    CHECK(loop_stats().rfind(idle_stats_prefix, 0) == 0);
+}
+
+TEST_CASE("devices run concurrently, each on its own thread", "[pipeline]")
+{
+    // b waits for the lock a holds; a releases it after a sleep. Run one at a
+    // time, b would time out before a even started.
+    PlanFixture f(R"([device a]
+class = loop
+path = loop:shared
+step = open
+step = lock
+step = sleep 200ms
+step = unlock
+step = close
+[device b]
+class = loop
+path = loop:shared
+step = open
+step = sleep 50ms
+step = lock timeout=5s
+step = unlock
+step = close
+)");
+    test::TempDir dir;
+    RecordWriter records((dir / "records.jsonl").string());
+    Engine engine(records, 1000);
+    auto results = engine.run_all(f.plan.devices);
+    REQUIRE(results.size() == 2);
+    CHECK(results[0].ok);
+    CHECK(results[1].ok);
+    CHECK(record_lines(dir).size() == 10);
+}
+
+TEST_CASE("check refuses steps whose precondition cannot hold", "[check]")
+{
+    Config config;
+    std::vector<Diagnostic> diags;
+    config = parse_config(R"([device a]
+class = loop
+path = loop:a
+capacty = 10
+step = lock
+step = open
+step = unlock
+step = reply "x"
+step = control frobnicate
+step = close
+step = info
+)",
+                          "c.ini", diags);
+    REQUIRE(diags.empty());
+    PluginRegistry registry;
+    registry.load_file(test::plugin_dir() / "loop.so");
+    check_config(config, registry, diags);
+    std::vector<std::string> msgs;
+    for (const auto &d : diags)
+        msgs.push_back(d.str());
+    REQUIRE(msgs.size() == 6);
+    CHECK(msgs[0] == "c.ini:4: [device a] capacty: not an option of class 'loop' (did you mean 'capacity'?); "
+                     "options: capacity, exclusive, open-delay, and for every device: class, path, inherit, timeout, "
+                     "step");
+    CHECK(msgs[1] == "c.ini:5: [device a] step 'lock': needs an open device: add 'step = open' before it");
+    CHECK(msgs[2] == "c.ini:7: [device a] step 'unlock': device is not locked at this point");
+    CHECK(msgs[3] == "c.ini:8: [device a] step 'reply \"x\"': no get-message before it to reply to (or give id=N)");
+    CHECK(msgs[4].rfind("c.ini:9: [device a] step 'control frobnicate': unknown control code 'frobnicate' for class "
+                        "'loop'; known: stats, clear, fill",
+                        0) == 0);
+    CHECK(msgs[5] == "c.ini:11: [device a] step 'info': comes after close (a closed device cannot be used again)");
+}
