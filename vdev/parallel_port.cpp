@@ -251,14 +251,16 @@ void ParallelPort::unplug()
 {
     ctx_.log("unplugged after " + std::to_string(printed_) + " bytes");
     unplugged_ = true;
+    // The socket goes first, so that a client seeing the hang-up cannot
+    // reach a half-removed port.
+    ::unlink(socket_path_.c_str());
+    ::close(listen_fd_);
+    listen_fd_ = -1;
     for (auto &[fd, c] : clients_)
         ::close(fd);
     clients_.clear();
     queue_.clear();
     owner_ = -1;
-    ::close(listen_fd_);
-    listen_fd_ = -1;
-    ::unlink(socket_path_.c_str());
 }
 
 void ParallelPort::reply(int fd, uint8_t cmd, uint8_t status, uint32_t value, const std::string &payload)

@@ -481,5 +481,5 @@ static devhost_status ppdev_read(par_device *d, uint8_t *buf, size_t cap, int ex
 
 const par_backend par_ppdev_backend = {
     "ppdev",     ppdev_open,     ppdev_close,     ppdev_claim, ppdev_release, ppdev_negotiate,
-    ppdev_query, ppdev_reg_read, ppdev_reg_write, ppdev_write, ppdev_read,
+    ppdev_query, ppdev_reg_read, ppdev_reg_write, ppdev_write, ppdev_read, 1,
 };

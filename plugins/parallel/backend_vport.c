@@ -444,5 +444,5 @@ static devhost_status vport_read(par_device *d, uint8_t *buf, size_t cap, int ex
 
 const par_backend par_vport_backend = {
     "vport",      vport_open,     vport_close,    vport_claim,     vport_release, vport_negotiate,
-    vport_query,  vport_reg_read, vport_reg_write, vport_write,    vport_read,
+    vport_query,  vport_reg_read, vport_reg_write, vport_write,    vport_read, 0,
 };

@@ -402,8 +402,8 @@ static void caps_text(uint32_t caps, char *out, size_t size)
 
 /* info: backend, modes the port offers (PPGETMODES), the current mode, the
  * status lines decoded and the peripheral's IEEE 1284 device ID. State:
- * open; takes a brief claim when not locked to read the lines (when the
- * port stays busy, lines are reported unavailable). Returns OK; E_REMOVED;
+ * open. On ppdev it takes a brief claim when not locked, to read the lines
+ * (when the port stays busy, the lines are reported unavailable). Returns OK; E_REMOVED;
  * E_IO. */
 static devhost_status par_info(devhost_device *device, const devhost_info_sink *sink, devhost_error *err)
 {
@@ -420,7 +420,8 @@ static devhost_status par_info(devhost_device *device, const devhost_info_sink *
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
     memset(&claim_err, 0, sizeof claim_err);
     claim_err.struct_size = sizeof claim_err;
-    if (brief_claim(d, d->claim_timeout_ms, &took, &claim_err) != DEVHOST_OK && d->removed) {
+    if (d->backend->query_needs_claim && brief_claim(d, d->claim_timeout_ms, &took, &claim_err) != DEVHOST_OK &&
+        d->removed) {
         free(info);
         return devhost_fail(err, DEVHOST_E_REMOVED, ENODEV, "%s", claim_err.message);
     }

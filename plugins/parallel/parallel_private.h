@@ -60,6 +60,9 @@ typedef struct par_backend {
     /* Reverse-channel read: 1..cap bytes (all cap when exact). */
     devhost_status (*read)(par_device *d, uint8_t *buf, size_t cap, int exact, size_t *got,
                            uint64_t deadline, devhost_error *err);
+    /* query() reads the lines only under a claim (ppdev), so info takes a
+     * brief one; a vport answers info without it. */
+    int query_needs_claim;
 } par_backend;
 
 enum { PAR_WRITE_HANDSHAKE = 0, PAR_WRITE_DRIVER = 1 };
