@@ -374,7 +374,7 @@ static devhost_status vport_write(par_device *d, const uint8_t *data, size_t len
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
     while (*done < len) {
         size_t chunk = len - *done > VPORT_MAX_PAYLOAD ? VPORT_MAX_PAYLOAD : len - *done;
-        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(deadline), err);
+        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(0), err);
         if (st != DEVHOST_OK)
             break;
         if (r->status == VPORT_E_NOT_READY) {
