@@ -1,10 +1,11 @@
 // devhost-vdev kind `parallel-port`: a virtual parallel port with a printer
 // on it, served as vport:NAME to the parallel plugin's vport backend.
 //
-// Socket: $DEVHOST_VPORT_DIR/NAME.sock, or /run/devhost/vport/NAME.sock
-// (the protocol is documented in plugins/parallel/vport_protocol.h). READY
-// prints "vport:NAME"; the plugin derives the socket path from it the same
-// way.
+// Socket: $DEVHOST_VPORT_DIR/NAME.sock, else /run/devhost/vport/NAME.sock
+// or, where that cannot be written, under $XDG_RUNTIME_DIR/devhost/vport or
+// /tmp/devhost-vport-UID (vport_dir_candidate in
+// plugins/parallel/vport_protocol.h, which also documents the protocol).
+// READY prints "vport:NAME"; the plugin finds the socket from it the same way.
 //
 // The port follows the kernel's parport rules: any number of clients may be
 // connected; one at a time holds the claim; waiters queue first come first
@@ -114,7 +115,10 @@ void make_dirs(const std::string &dir)
     while (pos != std::string::npos) {
         pos = dir.find('/', pos + 1);
         partial = dir.substr(0, pos);
-        if (!partial.empty() && mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
+        // A private fallback under /tmp is ours alone; elsewhere sockets'
+        // own modes decide who may connect.
+        const mode_t mode = dir.rfind("/tmp/", 0) == 0 ? 0700 : 0755;
+        if (!partial.empty() && mkdir(partial.c_str(), mode) != 0 && errno != EEXIST)
             throw std::runtime_error("cannot create " + partial + ": " + std::strerror(errno));
     }
 }
@@ -175,9 +179,26 @@ void ParallelPort::setup()
             throw std::runtime_error("--output=" + output + ": " + std::strerror(errno));
     }
 
-    const char *env = std::getenv(VPORT_DIR_ENV);
-    std::string dir = env && *env ? env : VPORT_DEFAULT_DIR;
-    make_dirs(dir);
+    // The first candidate directory we can create and write (the plugin
+    // looks in the same ones, in the same order).
+    std::string dir, first_error;
+    char candidate[sizeof(sockaddr_un::sun_path)];
+    for (int i = 0; dir.empty() && vport_dir_candidate(i, candidate, sizeof candidate); i++) {
+        try {
+            make_dirs(candidate);
+            struct stat ds {};
+            if (::lstat(candidate, &ds) != 0 || !S_ISDIR(ds.st_mode) || ::access(candidate, W_OK | X_OK) != 0)
+                throw std::runtime_error(std::string(candidate) + " is not a writable directory");
+            if (ds.st_uid != ::getuid() && (ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
+                throw std::runtime_error(std::string(candidate) + " is writable by anyone");
+            dir = candidate;
+        } catch (const std::exception &e) {
+            if (first_error.empty())
+                first_error = e.what();
+        }
+    }
+    if (dir.empty())
+        throw std::runtime_error("no directory for the vport socket: " + first_error);
     socket_path_ = dir + "/" + ctx_.name + ".sock";
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -534,8 +555,8 @@ int run_parallel_port(Context &ctx)
 }  // namespace
 
 DEVHOST_VDEV_KIND("parallel-port",
-                  "a shared parallel port with a printer, served as vport:NAME (socket in $DEVHOST_VPORT_DIR or "
-                  "/run/devhost/vport)",
+                  "a shared parallel port with a printer, served as vport:NAME (socket in $DEVHOST_VPORT_DIR, else "
+                  "/run/devhost/vport, $XDG_RUNTIME_DIR/devhost/vport or /tmp/devhost-vport-UID)",
                   "--output=FILE --device-id=TEXT --fault=none|paper-out|offline|busy-forever --unplug-after=N "
                   "--modes=compat,nibble,byte,ecp,epp --reverse-data=TEXT",
                   run_parallel_port);

@@ -156,12 +156,14 @@ static devhost_status server_status(par_device *d, const vport_reply *r, const c
     }
 }
 
+/* The socket for vport:NAME: DIR/NAME.sock in the first candidate directory
+ * where it exists (the first candidate when none has it). */
 static devhost_status socket_path(par_device *d, struct sockaddr_un *addr, devhost_error *err)
 {
     const char *name = d->path + strlen(VPORT_PATH_PREFIX);
-    const char *dir = getenv(VPORT_DIR_ENV);
+    char dir[sizeof addr->sun_path];
     size_t i, n = strlen(name);
-    int written;
+    int index;
     if (n == 0 || n > VPORT_NAME_MAX)
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: a vport name has 1 to %d characters", d->path,
                             VPORT_NAME_MAX);
@@ -171,13 +173,20 @@ static devhost_status socket_path(par_device *d, struct sockaddr_un *addr, devho
               c == '-') || (i == 0 && c == '.'))
             return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: a vport name uses only A-Z a-z 0-9 . _ -", d->path);
     }
-    if (!dir || !*dir)
-        dir = VPORT_DEFAULT_DIR;
     memset(addr, 0, sizeof *addr);
     addr->sun_family = AF_UNIX;
-    written = snprintf(addr->sun_path, sizeof addr->sun_path, "%s/%s.sock", dir, name);
-    if (written < 0 || (size_t)written >= sizeof addr->sun_path)
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: socket path under %s is too long", d->path, dir);
+    for (index = 0; vport_dir_candidate(index, dir, sizeof dir); index++) {
+        char path[sizeof addr->sun_path];
+        int written = snprintf(path, sizeof path, "%s/%s.sock", dir, name);
+        if (written < 0 || (size_t)written >= sizeof path)
+            continue;
+        if (index == 0 || access(path, F_OK) == 0)
+            memcpy(addr->sun_path, path, (size_t)written + 1);
+        if (access(path, F_OK) == 0)
+            break;
+    }
+    if (!addr->sun_path[0])
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: the vport socket path is too long", d->path);
     return DEVHOST_OK;
 }
 

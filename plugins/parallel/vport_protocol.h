@@ -2,9 +2,13 @@
  * The virtual parallel port protocol, spoken between the parallel plugin's
  * vport backend (client) and devhost-vdev's `parallel-port` kind (server).
  *
- * Where: a device path `vport:NAME` names the Unix socket
- *   $DEVHOST_VPORT_DIR/NAME.sock, or /run/devhost/vport/NAME.sock when the
- *   variable is unset or empty. NAME is 1..64 of [A-Za-z0-9._-].
+ * Where: a device path `vport:NAME` names the Unix socket DIR/NAME.sock, NAME
+ *   being 1..64 of [A-Za-z0-9._-] (not starting with a dot). DIR is
+ *   $DEVHOST_VPORT_DIR when that is set and not empty; otherwise the first
+ *   of these the server can create and write: /run/devhost/vport,
+ *   $XDG_RUNTIME_DIR/devhost/vport, /tmp/devhost-vport-UID (see
+ *   vport_dir_candidate). The client tries the same list in the same order
+ *   and uses the first DIR/NAME.sock that exists.
  *
  * Transport: SOCK_SEQPACKET, one message per request and per reply, so
  * message boundaries are kept by the kernel and every message is bounded.
@@ -47,6 +51,9 @@
 #define DEVHOST_PARALLEL_VPORT_PROTOCOL_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #define VPORT_DEFAULT_DIR "/run/devhost/vport"
 #define VPORT_DIR_ENV "DEVHOST_VPORT_DIR"
@@ -118,6 +125,30 @@ enum {
 #define VPORT_CAP_COMPAT 0x10
 #define VPORT_CAP_DMA 0x20
 #define VPORT_CAP_SAFEININT 0x40
+
+/* The index-th directory where vport sockets may live (see "Where" above):
+ * writes it to out and returns 1, or returns 0 when there are no more. */
+static inline int vport_dir_candidate(int index, char *out, size_t size)
+{
+    const char *env = getenv(VPORT_DIR_ENV);
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    const int have_xdg = xdg && *xdg == '/';
+    int n;
+    if (env && *env) {
+        if (index != 0)
+            return 0;
+        n = snprintf(out, size, "%s", env);
+    } else if (index == 0) {
+        n = snprintf(out, size, "%s", VPORT_DEFAULT_DIR);
+    } else if (have_xdg && index == 1) {
+        n = snprintf(out, size, "%s/devhost/vport", xdg);
+    } else if (index == (have_xdg ? 2 : 1)) {
+        n = snprintf(out, size, "/tmp/devhost-vport-%lu", (unsigned long)getuid());
+    } else {
+        return 0;
+    }
+    return n > 0 && (size_t)n < size;
+}
 
 static inline void vport_put_u32(uint8_t *p, uint32_t v)
 {

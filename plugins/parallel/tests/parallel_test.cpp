@@ -580,6 +580,68 @@ TEST_CASE("parallel refuses bad paths with one clear line", "[parallel]")
     }
 }
 
+TEST_CASE("parallel finds the virtual port's socket without DEVHOST_VPORT_DIR", "[parallel]")
+{
+    // Restores the process environment whatever happens.
+    struct Env {
+        std::string vport, xdg;
+        bool had_vport, had_xdg;
+        Env()
+        {
+            const char *v = std::getenv(VPORT_DIR_ENV), *x = std::getenv("XDG_RUNTIME_DIR");
+            had_vport = v != nullptr, had_xdg = x != nullptr;
+            vport = v ? v : "", xdg = x ? x : "";
+        }
+        ~Env()
+        {
+            had_vport ? setenv(VPORT_DIR_ENV, vport.c_str(), 1) : unsetenv(VPORT_DIR_ENV);
+            had_xdg ? setenv("XDG_RUNTIME_DIR", xdg.c_str(), 1) : unsetenv("XDG_RUNTIME_DIR");
+        }
+    } saved;
+    TempDir dir;
+    char out[108];
+
+    setenv(VPORT_DIR_ENV, "/somewhere/else", 1);
+    REQUIRE(vport_dir_candidate(0, out, sizeof out));
+    CHECK(std::string(out) == "/somewhere/else");
+    CHECK_FALSE(vport_dir_candidate(1, out, sizeof out));
+
+    unsetenv(VPORT_DIR_ENV);
+    setenv("XDG_RUNTIME_DIR", dir.path().c_str(), 1);
+    std::vector<std::string> candidates;
+    for (int i = 0; vport_dir_candidate(i, out, sizeof out); i++)
+        candidates.push_back(out);
+    CHECK(candidates == std::vector<std::string>{VPORT_DEFAULT_DIR, (dir / "devhost" / "vport").string(),
+                                                 "/tmp/devhost-vport-" + std::to_string(getuid())});
+    unsetenv("XDG_RUNTIME_DIR");
+    CHECK(vport_dir_candidate(1, out, sizeof out));
+    CHECK(std::string(out) == "/tmp/devhost-vport-" + std::to_string(getuid()));
+    CHECK_FALSE(vport_dir_candidate(2, out, sizeof out));
+
+    // A peer serving in the second directory (the first has no such socket)
+    // is found there by a client that has no DEVHOST_VPORT_DIR.
+    const std::string name = "fallback-" + std::to_string(getpid());
+    const fs::path served = dir / "devhost" / "vport";
+    ProcessOptions options;
+    options.env[VPORT_DIR_ENV] = served.string();
+    Child peer({(bin_dir() / "devhost-vdev").string(), "parallel-port", "--name=" + name,
+                "--output=" + (dir / "out").string()},
+               dir.path(), options);
+    bool ready = peer.wait_for_output("READY vport:" + name + "\n", 10s);
+    INFO(peer.err());
+    REQUIRE(ready);
+    setenv("XDG_RUNTIME_DIR", dir.path().c_str(), 1);
+    {
+        auto dev = make_device();
+        Outcome o = open_on(*dev, "vport:" + name);
+        INFO(o.message);
+        CHECK(o.ok());
+        CHECK(dev->close().ok());
+    }
+    peer.signal(SIGTERM);
+    CHECK(peer.wait(5s).exit_code == 0);
+}
+
 namespace {
 
 // A server that answers HELLO properly and then a canned (bad) reply to
