@@ -1,9 +1,9 @@
 # Test helpers shared by tests/ and plugins/<class>/tests/.
 #
-# devhost_add_test(<name> SOURCES <files...> [LINK <libs...>] [LABELS <labels...>])
+# devhost_add_test(<name> SOURCES <files...> [LINK <libs...>] [LABELS <label>])
 #   A Catch2 test binary, linked with the shared Catch2 main and the test
 #   support library (tests/support), whose test cases are registered with
-#   CTest one by one. Compile definitions give the test the build's layout:
+#   CTest one by one, with one label (default: unit). Compile definitions give the test the build's layout:
 #   DEVHOST_BIN_DIR (devhost, devhost-vdev), DEVHOST_PLUGIN_DIR (built plugins),
 #   DEVHOST_SOURCE_DIR, DEVHOST_BINARY_DIR.
 enable_testing()
@@ -22,8 +22,14 @@ function(devhost_add_test name)
   if(NOT _labels)
     set(_labels unit)
   endif()
+  # Catch's test discovery splits a list of labels into separate property
+  # arguments, so a test binary carries exactly one label.
+  list(LENGTH _labels _count)
+  if(_count GREATER 1)
+    message(FATAL_ERROR "devhost_add_test(${name}): give one label, not '${_labels}'")
+  endif()
   catch_discover_tests(${name}
     TEST_PREFIX "${name}: "
-    PROPERTIES LABELS "${_labels}" TIMEOUT 120
-    DISCOVERY_TIMEOUT 30)
+    DISCOVERY_TIMEOUT 30
+    PROPERTIES LABELS "${_labels}" TIMEOUT 120)
 endfunction()

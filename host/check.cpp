@@ -220,7 +220,7 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
                                  "[device " + d.name + "] " + o.key + ": not an option of class '" +
                                      p.device_class() + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
                                      "; options: " + join(option_names) +
-                                     ", and for every device: class, path, inherit, timeout, step"});
+                                     ", and for every device: class, path, inherit, timeout, step, fault"});
                 continue;
             }
             std::string e;

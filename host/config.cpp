@@ -22,6 +22,11 @@ std::string Diagnostic::str() const
 
 namespace {
 
+std::string printable(std::string_view s)
+{
+    return text::to_printable(reinterpret_cast<const uint8_t *>(s.data()), s.size());
+}
+
 // One `key = value` line as Program_options will see it, with its line
 // number, which Program_options does not report.
 struct Entry {
@@ -51,7 +56,7 @@ std::vector<Entry> scan(const std::string &content, const std::string &file, std
             continue;
         if (t.front() == '[') {
             if (t.back() != ']' || t.size() < 3) {
-                diags.push_back({file, line, "malformed section header '" + std::string(t) + "' (expected [name])"});
+                diags.push_back({file, line, "malformed section header '" + printable(t) + "' (expected [name])"});
                 continue;
             }
             section = std::string(text::trim(t.substr(1, t.size() - 2)));
@@ -60,7 +65,7 @@ std::vector<Entry> scan(const std::string &content, const std::string &file, std
         }
         auto eq = t.find('=');
         if (eq == std::string_view::npos) {
-            diags.push_back({file, line, "expected 'key = value' or '[section]', got '" + std::string(t) + "'"});
+            diags.push_back({file, line, "expected 'key = value' or '[section]', got '" + printable(t) + "'"});
             continue;
         }
         Entry e;
@@ -113,7 +118,8 @@ Config parse_config(const std::string &content, const std::string &file, std::ve
     config.file = file;
     const size_t syntax_errors_before = diags.size();
     std::vector<Entry> entries = scan(content, file, diags);
-    if (diags.size() == syntax_errors_before)
+    const bool syntax_ok = diags.size() == syntax_errors_before;
+    if (syntax_ok)
         parse_with_program_options(content, entries, file, diags);
 
     std::map<std::string, int> seen;  // "section\nkey" -> first line, for single-valued keys
@@ -207,6 +213,15 @@ Config parse_config(const std::string &content, const std::string &file, std::ve
                 d.steps.push_back(std::move(*step));
                 continue;
             }
+            if (e.key == "fault") {
+                std::string error;
+                auto fault = parse_fault(e.value, error);
+                if (!fault)
+                    bad(e, error);
+                else
+                    d.faults.push_back(std::move(*fault));
+                continue;
+            }
             if (!once(e))
                 continue;
             if (e.key == "class") {
@@ -250,7 +265,11 @@ Config parse_config(const std::string &content, const std::string &file, std::ve
                              "unknown section [" + sec + "] (expected [host], [names], [device NAME], [virtual NAME])"});
     }
 
+    // Required keys are checked only in a file that parsed: after a syntax
+    // error they would mostly repeat it.
     for (const auto &d : config.devices) {
+        if (!syntax_ok)
+            break;
         if (d.class_name.value.empty())
             diags.push_back({file, d.line, "[device " + d.name + "]: missing 'class = ...'"});
         if (d.path.value.empty())
@@ -259,7 +278,7 @@ Config parse_config(const std::string &content, const std::string &file, std::ve
             diags.push_back({file, d.line, "[device " + d.name + "]: no steps (add 'step = open' and so on)"});
     }
     for (const auto &v : config.virtuals)
-        if (v.kind.value.empty())
+        if (syntax_ok && v.kind.value.empty())
             diags.push_back({file, v.line, "[virtual " + v.name + "]: missing 'kind = ...' (see devhost-vdev --help)"});
     std::stable_sort(diags.begin() + static_cast<std::ptrdiff_t>(syntax_errors_before), diags.end(),
                      [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });

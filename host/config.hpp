@@ -4,13 +4,15 @@
 //                   port-dir, physical-drives
 //   [names]         NAME = /linux/path (extends or overrides the name table)
 //   [device NAME]   class, path, inherit, timeout, step (repeated, in order),
-//                   and the class's own options (checked against its schema)
+//                   fault (repeated; test mode, see faults.hpp), and the
+//                   class's own options (checked against its schema)
 //   [virtual NAME]  kind, and options passed to devhost-vdev as --key=value
 //
 // Loading reports every syntax and structure mistake it finds, each naming
 // file, line and key; checks that need plugins are in check.hpp.
 #pragma once
 
+#include "faults.hpp"
 #include "names.hpp"
 #include "steps.hpp"
 
@@ -46,6 +48,7 @@ struct DeviceConfig {
     std::vector<Setting> options; // the class's own keys
     std::vector<Step> steps;
     int step_lines = 0;           // `step =` lines, parsed or not
+    std::vector<Fault> faults;    // test mode: `fault =` lines (faults.hpp)
 };
 
 struct VirtualConfig {

@@ -3,7 +3,10 @@
 #include "logging.hpp"
 #include "options.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <poll.h>
 #include <cstring>
 #include <stdexcept>
 #include <sys/eventfd.h>
@@ -71,6 +74,56 @@ Outcome Device::call_failed(devhost_status status, const devhost_error &err, con
     return o;
 }
 
+std::optional<Outcome> Device::fault_before(Hook hook, const Fault *&pending)
+{
+    pending = nullptr;
+    if (faults_.empty())
+        return std::nullopt;
+    const Fault *f = faults_.next(hook);
+    if (!f)
+        return std::nullopt;
+    spdlog::warn("{}: injecting fault '{}'", name_, f->text);
+    switch (f->action) {
+    case Fault::Action::Crash: {
+        // Die the way a faulting plugin would kill an unprotected host: the
+        // default action, whatever handler a sanitizer or the environment put
+        // in place, and even if the signal was blocked or ignored.
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        ::sigaction(SIGSEGV, &dfl, nullptr);
+        sigset_t segv;
+        sigemptyset(&segv);
+        sigaddset(&segv, SIGSEGV);
+        ::pthread_sigmask(SIG_UNBLOCK, &segv, nullptr);
+        std::raise(SIGSEGV);
+        return Outcome{DEVHOST_E_IO, "injected crash did not crash", 0};
+    }
+    case Fault::Action::Block: {
+        pollfd p{cancel_fd_, POLLIN, 0};
+        while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+        }
+        return Outcome{DEVHOST_E_CANCELLED, "injected fault '" + f->text + "': blocked until cancelled", 0};
+    }
+    case Fault::Action::Fail:
+        if (hook == Hook::Unlock || hook == Hook::Disconnect || hook == Hook::Close) {
+            pending = f;  // release for real, then report the failure
+            return std::nullopt;
+        }
+        return Outcome{f->status, "injected fault '" + f->text + "'", 0};
+    case Fault::Action::Short:
+        pending = f;
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+Outcome Device::fault_after(const Fault *pending, Outcome real) const
+{
+    if (pending && pending->action == Fault::Action::Fail)
+        return Outcome{pending->status, "injected fault '" + pending->text + "'", 0};
+    return real;
+}
+
 static Outcome unsupported(const std::string &cls, const char *hook)
 {
     return {DEVHOST_E_UNSUPPORTED, "class '" + cls + "' does not support " + hook, 0};
@@ -115,6 +168,10 @@ Outcome Device::open(const OpenRequest &request)
         values[i].text = texts[i].c_str();
     }
 
+    const Fault *pending = nullptr;
+    if (auto injected = fault_before(Hook::Open, pending))
+        return *injected;
+
     devhost_open_params params{};
     params.struct_size = sizeof params;
     params.flags = request.inherit ? DEVHOST_OPEN_INHERIT : 0;
@@ -149,12 +206,16 @@ Outcome Device::close()
 {
     if (!open_)
         return refuse_state("close", "an open device");
+    const Fault *pending = nullptr;
+    std::optional<Outcome> injected = fault_before(Hook::Close, pending);
     devhost_error err = fresh_error();
     devhost_status status = plugin_->hooks().close(handle_, &err);
     handle_ = nullptr;
     open_ = connected_ = locked_ = false;
     closed_ = true;
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "close");
+    if (injected)  // block or crash: the plugin's close still ran, above
+        return *injected;
+    return fault_after(pending, status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "close"));
 }
 
 Outcome Device::connect(const ConnectRequest &request)
@@ -165,6 +226,9 @@ Outcome Device::connect(const ConnectRequest &request)
         return refuse_state("connect", "a device that is not connected yet");
     if (!plugin_->hooks().connect)
         return unsupported(plugin_->device_class(), "connect");
+    const Fault *pending = nullptr;
+    if (auto injected = fault_before(Hook::Connect, pending))
+        return *injected;
     std::vector<devhost_kv> args;
     for (const auto &[k, v] : request.args)
         args.push_back({k.c_str(), v.c_str()});
@@ -193,11 +257,15 @@ Outcome Device::disconnect()
     if (!connected_)
         return refuse_state("disconnect", "a connected device");
     connected_ = false;
-    if (!plugin_->hooks().disconnect)
-        return {};
-    devhost_error err = fresh_error();
-    devhost_status status = plugin_->hooks().disconnect(handle_, &err);
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "disconnect");
+    const Fault *pending = nullptr;
+    std::optional<Outcome> injected = fault_before(Hook::Disconnect, pending);
+    Outcome real;
+    if (plugin_->hooks().disconnect) {
+        devhost_error err = fresh_error();
+        devhost_status status = plugin_->hooks().disconnect(handle_, &err);
+        real = status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "disconnect");
+    }
+    return injected ? *injected : fault_after(pending, real);
 }
 
 Outcome Device::lock(int32_t timeout_ms)
@@ -210,6 +278,9 @@ Outcome Device::lock(int32_t timeout_ms)
         return refuse_state("lock", "a device that is not locked yet");
     if (!plugin_->hooks().lock)
         return unsupported(plugin_->device_class(), "lock");
+    const Fault *pending = nullptr;
+    if (auto injected = fault_before(Hook::Lock, pending))
+        return *injected;
     devhost_error err = fresh_error();
     devhost_status status = plugin_->hooks().lock(handle_, timeout_ms, &err);
     if (status != DEVHOST_OK)
@@ -223,11 +294,15 @@ Outcome Device::unlock()
     if (!locked_)
         return refuse_state("unlock", "a locked device");
     locked_ = false;
-    if (!plugin_->hooks().unlock)
-        return {};
-    devhost_error err = fresh_error();
-    devhost_status status = plugin_->hooks().unlock(handle_, &err);
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "unlock");
+    const Fault *pending = nullptr;
+    std::optional<Outcome> injected = fault_before(Hook::Unlock, pending);
+    Outcome real;
+    if (plugin_->hooks().unlock) {
+        devhost_error err = fresh_error();
+        devhost_status status = plugin_->hooks().unlock(handle_, &err);
+        real = status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "unlock");
+    }
+    return injected ? *injected : fault_after(pending, real);
 }
 
 namespace {
@@ -251,6 +326,9 @@ Outcome Device::info(InfoList &out)
         return refuse_state("info", "an open device");
     if (!plugin_->hooks().info)
         return unsupported(plugin_->device_class(), "info");
+    const Fault *pending = nullptr;
+    if (auto injected = fault_before(Hook::Info, pending))
+        return *injected;
     InfoCollector collector{&out};
     devhost_info_sink sink{};
     sink.struct_size = sizeof sink;
@@ -290,14 +368,40 @@ Outcome Device::transfer(devhost_transfer &xfer)
     xfer.struct_size = sizeof xfer;
     xfer.out_done = 0;
     xfer.in_len = 0;
+    const Fault *pending = nullptr;
+    if (auto injected = fault_before(Hook::Transfer, pending))
+        return *injected;
+    const size_t full_out = xfer.out_len, full_in = xfer.in_capacity;
+    if (pending && pending->action == Fault::Action::Short) {
+        xfer.out_len = std::min(xfer.out_len, pending->limit);
+        xfer.in_capacity = std::min(xfer.in_capacity, pending->limit);
+    }
     devhost_error err = fresh_error();
     devhost_status status = plugin_->hooks().transfer(handle_, &xfer, &err);
+    xfer.out_len = full_out;
+    xfer.in_capacity = full_in;
     // Never trust a length past the buffer the host owns.
     if (xfer.in_len > xfer.in_capacity)
         xfer.in_len = xfer.in_capacity;
     if (xfer.out_done > xfer.out_len)
         xfer.out_done = xfer.out_len;
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, name);
+    if (status != DEVHOST_OK)
+        return call_failed(status, err, name);
+    // A success must mean the whole op was done: a plugin that reports OK
+    // for part of it broke the contract, and the pipeline must not go on as
+    // if every byte had moved.
+    const bool sends_all = xfer.op == DEVHOST_OP_WRITE || xfer.op == DEVHOST_OP_REPLY;
+    if (sends_all && xfer.out_done < xfer.out_len)
+        return {DEVHOST_E_IO,
+                std::string(name) + ": plugin reported success after sending " + std::to_string(xfer.out_done) +
+                    " of " + std::to_string(xfer.out_len) + " bytes",
+                0};
+    if (xfer.op == DEVHOST_OP_READ_EXACT && xfer.in_len < xfer.in_capacity)
+        return {DEVHOST_E_IO,
+                std::string(name) + ": plugin reported success after reading " + std::to_string(xfer.in_len) +
+                    " of " + std::to_string(xfer.in_capacity) + " bytes",
+                0};
+    return {};
 }
 
 }  // namespace devhost

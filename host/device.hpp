@@ -6,6 +6,7 @@
 // cancel handle (an eventfd).
 #pragma once
 
+#include "faults.hpp"
 #include "loader.hpp"
 
 #include <devhost/plugin.h>
@@ -80,6 +81,9 @@ public:
     bool is_locked() const { return locked_; }
     bool was_closed() const { return closed_; }
 
+    // Test mode: faults to inject into this device's hook calls.
+    void set_faults(FaultSchedule faults) { faults_ = std::move(faults); }
+
     // Makes the cancel handle readable: a hook blocked in the plugin returns
     // DEVHOST_E_CANCELLED. Thread-safe; cannot be undone.
     void cancel();
@@ -89,6 +93,11 @@ public:
 private:
     Outcome refuse_state(const char *hook, const char *needs) const;
     Outcome call_failed(devhost_status status, const devhost_error &err, const char *hook) const;
+    // Applies an injected fault due for this call of `hook`: returns the
+    // outcome to report instead of calling the plugin, or nullopt to call it
+    // (`pending` then holds a fault to apply after the call, if any).
+    std::optional<Outcome> fault_before(Hook hook, const Fault *&pending);
+    Outcome fault_after(const Fault *pending, Outcome real) const;
 
     std::shared_ptr<const Plugin> plugin_;
     std::string name_;
@@ -97,6 +106,7 @@ private:
     bool open_ = false, connected_ = false, locked_ = false, closed_ = false;
     int cancel_fd_ = -1;
     std::atomic<bool> cancelled_{false};
+    FaultSchedule faults_;
 };
 
 }  // namespace devhost

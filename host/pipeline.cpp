@@ -193,6 +193,7 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
     PipelineResult result;
     result.device = cfg.name;
     Device device(plan.plugin, cfg.name);
+    device.set_faults(FaultSchedule(cfg.faults));
     {
         std::lock_guard lock(mutex_);
         live_.push_back(&device);

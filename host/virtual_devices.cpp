@@ -96,7 +96,7 @@ bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &
             line.push_back(c);
     }
     ::close(out[0]);
-    const std::string prefix = "[virtual " + v.name + "] (" + v.kind.value + ", line " + std::to_string(v.line) + "): ";
+    const std::string prefix = "[virtual " + v.name + "] (" + v.kind.value + "): ";
     if (got_line && line.rfind("READY ", 0) == 0 && line.size() > 6) {
         peers_.back().path = line.substr(6);
         spdlog::info("virtual {} ({}) serving at {}", v.name, v.kind.value, peers_.back().path);

@@ -8,7 +8,7 @@
 #
 # Environment: BUILD_DIR (default: build), DEVHOST_WERROR=ON for -Werror,
 # DEVHOST_SANITIZE=address|thread, CMAKE_BUILD_TYPE, CTEST_ARGS (extra ctest
-# arguments, e.g. "-L unit").
+# arguments, e.g. "-L unit"), BUILD_TARGETS (build only these targets).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,7 +47,8 @@ build() {
     -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
     -DDEVHOST_WERROR="${DEVHOST_WERROR:-OFF}" \
     -DDEVHOST_SANITIZE="${DEVHOST_SANITIZE:-}" >&2
-  cmake --build "$build_dir" -j "$jobs" >&2
+  # shellcheck disable=SC2086
+  cmake --build "$build_dir" -j "$jobs" ${BUILD_TARGETS:+--target $BUILD_TARGETS} >&2
 }
 
 case "${1:-}" in

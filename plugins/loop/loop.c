@@ -19,6 +19,10 @@
  *   open-delay    DURATION, default 0ms           open waits this long
  *                                                 (honours timeout, cancel)
  *
+ * Descriptor flags
+ *   DEVHOST_PLUGIN_SHARED_PATHS  several devices may open one loop:NAME (they
+ *                                share its lock), so `devhost check` allows it
+ *
  * Hooks                          needs (host-checked)
  *   loop_open                    -
  *   loop_close                   open (also half-opened); drops a forgotten
@@ -467,6 +471,9 @@ static devhost_status op_read_until(devhost_device *dev, devhost_transfer *x, de
     devhost_status s;
     if (!x->delimiter || x->delimiter_len == 0)
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "read until from loop:%s needs a delimiter", dev->name);
+    if (x->in_capacity == 0)
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "read until from loop:%s needs room for at least 1 byte",
+                            dev->name);
     at = find_bytes(dev->data, window, x->delimiter, x->delimiter_len);
     if (at != SIZE_MAX) {
         x->in_len = at + x->delimiter_len;

@@ -213,7 +213,7 @@ TEST_CASE("a virtual device that cannot start stops the run before any pipeline"
     auto r = run_config(dir, "[virtual v]\nkind = no-such-kind\n[device a]\nclass = loop\npath = loop:a\nstep = open\n");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("devhost-vdev: unknown kind 'no-such-kind'") != std::string::npos);
-    CHECK(r.err.find(":1: [virtual v] (no-such-kind, line 1): devhost-vdev exited with code 2 before it was ready") !=
+    CHECK(r.err.find(":1: [virtual v] (no-such-kind): devhost-vdev exited with code 2 before it was ready") !=
           std::string::npos);
     CHECK(r.out.empty());
 }

@@ -295,6 +295,7 @@ TEST_CASE("loop read until stops after the delimiter and keeps the surplus", "[l
     SECTION("the delimiter is required")
     {
         CHECK(transfer(*dev, DEVHOST_OP_READ_UNTIL, "", 4, 30).outcome.status == DEVHOST_E_INVALID);
+        CHECK(transfer(*dev, DEVHOST_OP_READ_UNTIL, "", 0, 30, "\n").outcome.status == DEVHOST_E_INVALID);
     }
 }
 

@@ -1,0 +1,61 @@
+// Fault injection, a test mode: a device's `fault = ...` config lines make
+// any hook of any plugin fail with any status, block until cancelled, move
+// only part of a transfer, or crash the host, so tests can prove the host
+// unwinds, reports and keeps its records whatever a plugin does.
+//
+//   fault = HOOK[@N]:ACTION
+//   HOOK    open connect lock transfer unlock disconnect close info
+//   @N      only the N-th call of that hook on the device (default: every call)
+//   ACTION  fail=STATUS   the call fails with STATUS (a name such as
+//                         DEVHOST_E_IO or io, busy, timeout, removed ...);
+//                         release hooks (unlock, disconnect, close) still run
+//                         the plugin's hook so nothing leaks, then fail
+//           block         wait until the device is cancelled, then fail with
+//                         DEVHOST_E_CANCELLED (the plugin is not called)
+//           short=N       transfer only: the plugin sees at most N bytes to
+//                         send and N bytes of room
+//           crash         the host raises SIGSEGV where the hook would run
+#pragma once
+
+#include <devhost/plugin.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace devhost {
+
+enum class Hook { Open, Connect, Lock, Transfer, Unlock, Disconnect, Close, Info };
+
+struct Fault {
+    enum class Action { Fail, Block, Short, Crash };
+    Hook hook = Hook::Open;
+    uint32_t call = 0;            // 1-based; 0 = every call
+    Action action = Action::Fail;
+    devhost_status status = DEVHOST_E_IO;  // Fail
+    size_t limit = 0;             // Short
+    std::string text;             // as written
+};
+
+std::optional<Fault> parse_fault(std::string_view text, std::string &error);
+
+// A status by name: "DEVHOST_E_BUSY", "E_BUSY" or "busy".
+std::optional<devhost_status> parse_status(std::string_view name);
+
+// Counts hook calls and answers which fault, if any, applies to this one.
+class FaultSchedule {
+public:
+    FaultSchedule() = default;
+    explicit FaultSchedule(std::vector<Fault> faults) : faults_(std::move(faults)) {}
+    bool empty() const { return faults_.empty(); }
+    // Call once per hook call; returns the fault to apply, or nullptr.
+    const Fault *next(Hook hook);
+
+private:
+    std::vector<Fault> faults_;
+    uint32_t calls_[8] = {};
+};
+
+}  // namespace devhost

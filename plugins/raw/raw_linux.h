@@ -1,0 +1,95 @@
+/*
+ * raw plugin, Linux backend: the per-device state and the operations the
+ * hook table (raw.c) dispatches to.
+ *
+ *   raw_linux.c  open (open-existing, O_EXCL, O_DIRECT), geometry, reads and
+ *                writes at an offset, control codes, removal detection
+ *   raw_sysfs.c  what sysfs and /proc/self/mountinfo say about a block
+ *                device: model, serial, WWN, queue flags, partitions, mounts
+ */
+#ifndef DEVHOST_RAW_LINUX_H
+#define DEVHOST_RAW_LINUX_H
+
+#include <devhost/plugin.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Control codes (devhost_transfer.control_code). Numbers are part of the
+ * plugin's interface: only append. Outputs are decimal ASCII text without a
+ * newline (see README.md). */
+enum {
+    RAW_CONTROL_GET_LENGTH = 1,               /* bytes: BLKGETSIZE64 / st_size */
+    RAW_CONTROL_GET_LOGICAL_SECTOR_SIZE = 2,  /* BLKSSZGET; files: 512 */
+    RAW_CONTROL_GET_PHYSICAL_SECTOR_SIZE = 3, /* BLKPBSZGET; files: st_blksize */
+    RAW_CONTROL_GET_READ_ONLY = 4,            /* 1 or 0: BLKROGET / file mode */
+    RAW_CONTROL_GET_ROTATIONAL = 5,           /* 1 or 0: sysfs queue/rotational */
+    RAW_CONTROL_GET_DISCARD = 6,              /* sysfs queue/discard_max_bytes */
+    RAW_CONTROL_FLUSH = 7                     /* fsync + BLKFLSBUF; modifies */
+};
+
+typedef enum raw_kind {
+    RAW_KIND_BLOCK = 1,
+    RAW_KIND_CHAR = 2,
+    RAW_KIND_FILE = 3
+} raw_kind;
+
+/* Per-device state: allocated zeroed by raw.c's open (fd = -1), filled by
+ * raw_linux_open, released by raw_linux_release. */
+struct devhost_device {
+    int fd;                  /* -1 until opened */
+    raw_kind kind;
+    dev_t rdev;              /* block and character devices */
+    char path[PATH_MAX];     /* as the host passed it */
+    int allow_write;         /* option allow-write */
+    int exclusive;           /* option exclusive */
+    int direct;              /* option direct: O_DIRECT */
+    uint64_t size;           /* bytes, as last seen; 0 for char devices */
+    uint64_t open_size;      /* bytes at open: a smaller size later means the
+                                device shrank or went away */
+    uint32_t logical_sector; /* direct I/O alignment */
+    uint32_t physical_sector;
+    uint64_t position;       /* next offset for transfers without one */
+    int cancel_fd;           /* host's, never closed here */
+    const devhost_host_device *host_device;
+    uint8_t *bounce;         /* aligned buffer for direct I/O */
+    size_t bounce_size;
+};
+
+/* Set by negotiation, read-only afterwards. */
+extern const devhost_host_services *raw_services;
+
+/* Opens dev->path as configured in dev (allow_write, exclusive, direct) and
+ * reads its geometry. `inherit`: leave the descriptor inheritable.
+ * Returns OK, E_NOT_FOUND, E_BUSY, E_ACCESS, E_INVALID, E_IO. On failure the
+ * state is still safe to pass to raw_linux_release. */
+devhost_status raw_linux_open(struct devhost_device *dev, int inherit, devhost_error *err);
+
+/* Closes the descriptor and frees buffers (not `dev` itself). Returns OK or
+ * E_IO when close reported an error. */
+devhost_status raw_linux_release(struct devhost_device *dev, devhost_error *err);
+
+/* WRITE, READ and READ_EXACT. Checks permission, bounds and alignment before
+ * any I/O. */
+devhost_status raw_linux_io(struct devhost_device *dev, devhost_transfer *xfer, devhost_error *err);
+
+/* CONTROL: one of RAW_CONTROL_*, output as decimal text into xfer->in. */
+devhost_status raw_linux_control(struct devhost_device *dev, devhost_transfer *xfer, devhost_error *err);
+
+/* info: reports type, size, sector sizes, flags and sysfs facts. */
+devhost_status raw_linux_info(struct devhost_device *dev, const devhost_info_sink *sink, devhost_error *err);
+
+/* ---- raw_sysfs.c ---- */
+
+/* Reads /sys/dev/block/MAJ:MIN/<rel> (for a partition, queue/ and device/
+ * come from its whole disk) into buf, without the trailing newline.
+ * Returns 0, or -1 when the attribute does not exist. */
+int raw_sysfs_read(dev_t rdev, const char *rel, char *buf, size_t size);
+
+/* Reports, through `sink`, the sysfs facts of a block device: model, vendor,
+ * serial, wwn, backing-file (loop), rotational, discard, partitions, and
+ * whether it or one of its partitions is mounted (and where). */
+void raw_sysfs_report(dev_t rdev, const devhost_info_sink *sink);
+
+#endif /* DEVHOST_RAW_LINUX_H */

@@ -1,0 +1,768 @@
+// Linux tty backend of the serial class: exclusive open (flock + TIOCEXCL),
+// termios2 settings with read-back, deadline-driven I/O through poll, and
+// control codes. See serial_port.hpp.
+#include "serial_port.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <time.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+// termios2 (arbitrary baud rates) comes from the kernel headers; they clash
+// with glibc's <termios.h>, so only ioctls are used here.
+#include <asm/termbits.h>
+#include <sys/ioctl.h>
+
+static_assert(sizeof(struct termios2) <= 64, "saved_ buffer too small for termios2");
+
+namespace devhost::serial {
+
+const char *parity_name(Parity p)
+{
+    switch (p) {
+    case Parity::none: return "none";
+    case Parity::odd: return "odd";
+    case Parity::even: return "even";
+    case Parity::mark: return "mark";
+    case Parity::space: return "space";
+    }
+    return "?";
+}
+
+const char *flow_name(Flow f)
+{
+    switch (f) {
+    case Flow::none: return "none";
+    case Flow::rtscts: return "rtscts";
+    case Flow::xonxoff: return "xonxoff";
+    }
+    return "?";
+}
+
+namespace {
+
+const char *on_off(bool on) { return on ? "on" : "off"; }
+
+// Status for an errno met while opening.
+devhost_status open_status(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENODEV:
+    case ENXIO: return DEVHOST_E_NOT_FOUND;
+    case EACCES:
+    case EPERM:
+    case EROFS: return DEVHOST_E_ACCESS;
+    case EBUSY: return DEVHOST_E_BUSY;
+    case EISDIR:
+    case ENOTDIR:
+    case ENOTTY: return DEVHOST_E_INVALID;
+    default: return DEVHOST_E_IO;
+    }
+}
+
+// The Bnnn code of a standard rate, or 0 (then BOTHER carries the rate).
+tcflag_t standard_rate(uint32_t baud)
+{
+    static const struct { uint32_t baud; tcflag_t code; } rates[] = {
+        {50, B50}, {75, B75}, {110, B110}, {134, B134}, {150, B150}, {200, B200}, {300, B300},
+        {600, B600}, {1200, B1200}, {1800, B1800}, {2400, B2400}, {4800, B4800}, {9600, B9600},
+        {19200, B19200}, {38400, B38400}, {57600, B57600}, {115200, B115200}, {230400, B230400},
+        {460800, B460800}, {500000, B500000}, {576000, B576000}, {921600, B921600},
+        {1000000, B1000000}, {1152000, B1152000}, {1500000, B1500000}, {2000000, B2000000},
+        {2500000, B2500000}, {3000000, B3000000}, {3500000, B3500000}, {4000000, B4000000},
+    };
+    for (const auto &r : rates)
+        if (r.baud == baud)
+            return r.code;
+    return 0;
+}
+
+// Unix98 pty slaves are majors 136..143.
+bool is_pty_major(unsigned major) { return major >= 136 && major <= 143; }
+
+Parity parity_of(const struct termios2 &t)
+{
+    if (!(t.c_cflag & PARENB))
+        return Parity::none;
+    bool odd = t.c_cflag & PARODD;
+    if (t.c_cflag & CMSPAR)
+        return odd ? Parity::mark : Parity::space;
+    return odd ? Parity::odd : Parity::even;
+}
+
+int data_bits_of(const struct termios2 &t)
+{
+    switch (t.c_cflag & CSIZE) {
+    case CS5: return 5;
+    case CS6: return 6;
+    case CS7: return 7;
+    default: return 8;
+    }
+}
+
+Flow flow_of(const struct termios2 &t)
+{
+    if (t.c_cflag & CRTSCTS)
+        return Flow::rtscts;
+    if (t.c_iflag & (IXON | IXOFF))
+        return Flow::xonxoff;
+    return Flow::none;
+}
+
+}  // namespace
+
+Port::Port(const devhost_host_services *services, const devhost_host_device *host_device, int cancel_fd)
+    : services_(services), host_device_(host_device), cancel_fd_(cancel_fd)
+{
+}
+
+Port::~Port()
+{
+    if (fd_ >= 0) {
+        devhost_error ignored{};
+        ignored.struct_size = sizeof ignored;
+        close(&ignored);
+    }
+}
+
+uint64_t Port::now() const
+{
+    if (services_ && services_->monotonic_ns)
+        return services_->monotonic_ns();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+// The absolute deadline for a transfer: its own timeout, shortened for reads
+// by read-total-timeout. 0 means none.
+uint64_t Port::deadline(int32_t timeout_ms, bool reading) const
+{
+    int64_t ms = timeout_ms < 0 ? -1 : timeout_ms;
+    if (reading && settings_.read_total_ms > 0 && (ms < 0 || settings_.read_total_ms < ms))
+        ms = settings_.read_total_ms;
+    if (ms < 0)
+        return 0;
+    return now() + uint64_t(ms) * 1000000u + 1;  // +1: 0 would mean "none"
+}
+
+devhost_status Port::open(const std::string &name, const std::string &path, const Settings &settings,
+                          devhost_error *err)
+{
+    name_ = name;
+    path_ = path;
+    settings_ = settings;
+
+    // Look before opening: a missing path must stay missing, and anything
+    // but a character device is not a tty (a FIFO would even block).
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+        int e = errno;
+        return devhost_fail(err, open_status(e), e, "serial: cannot open %s: %s", path.c_str(), strerror(e));
+    }
+    if (!S_ISCHR(st.st_mode))
+        return devhost_fail(err, DEVHOST_E_INVALID, ENOTTY, "serial: %s is not a tty (not a character device)",
+                            path.c_str());
+    is_pty_ = is_pty_major(major(st.st_rdev));
+
+    // O_NONBLOCK for the open itself, so that a modem port without carrier
+    // does not block; the synchronous mode clears it again below. Never O_CREAT.
+    int flags = O_RDWR | O_NOCTTY | O_NONBLOCK | (settings.inherit ? 0 : O_CLOEXEC);
+    fd_ = ::open(path.c_str(), flags);
+    if (fd_ < 0) {
+        int e = errno;
+        if (e == EBUSY)
+            return devhost_fail(err, DEVHOST_E_BUSY, e,
+                                "serial: %s is busy: another program holds it exclusively (TIOCEXCL)",
+                                path.c_str());
+        return devhost_fail(err, open_status(e), e, "serial: cannot open %s: %s", path.c_str(), strerror(e));
+    }
+    struct termios2 t;
+    if (ioctl(fd_, TCGETS2, &t) != 0) {
+        int e = errno;
+        return devhost_fail(err, e == ENOTTY || e == EINVAL ? DEVHOST_E_INVALID : DEVHOST_E_IO, e,
+                            "serial: %s is not a tty: %s", path.c_str(), strerror(e));
+    }
+    if (settings.exclusive) {
+        devhost_status s = take_locks(err);
+        if (s != DEVHOST_OK)
+            return s;
+    }
+    std::memcpy(saved_, &t, sizeof t);
+    saved_valid_ = true;
+
+    if (!settings.overlapped) {
+        int fl = fcntl(fd_, F_GETFL);
+        if (fl < 0 || fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+            int e = errno;
+            return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: cannot make the handle synchronous: %s",
+                                path.c_str(), strerror(e));
+        }
+    }
+    return apply_settings(err);
+}
+
+// flock and TIOCEXCL do not see each other, so take both, and also refuse a
+// tty that someone else put in exclusive mode (root passes TIOCEXCL's check
+// at open, so ask the tty with TIOCGEXCL).
+devhost_status Port::take_locks(devhost_error *err)
+{
+    int excl = 0;
+    if (ioctl(fd_, TIOCGEXCL, &excl) == 0 && excl) {
+        std::string who = format_holders(tty_holders(fd_, fd_));
+        return devhost_fail(err, DEVHOST_E_BUSY, EBUSY,
+                            "serial: %s is busy: another program holds it exclusively (TIOCEXCL)%s",
+                            path_.c_str(), who.c_str());
+    }
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            std::string who = format_holders(tty_holders(fd_, fd_));
+            return devhost_fail(err, DEVHOST_E_BUSY, e, "serial: %s is busy: another program has it locked (flock)%s",
+                                path_.c_str(), who.c_str());
+        }
+        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: flock: %s", path_.c_str(), strerror(e));
+    }
+    if (ioctl(fd_, TIOCEXCL) != 0) {
+        int e = errno;
+        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: TIOCEXCL: %s", path_.c_str(), strerror(e));
+    }
+    excl_set_ = true;
+    return DEVHOST_OK;
+}
+
+devhost_status Port::apply_settings(devhost_error *err)
+{
+    struct termios2 t;
+    std::memcpy(&t, saved_, sizeof t);
+    const Settings &s = settings_;
+
+    // Raw, binary-transparent: no echo, no line editing, no translations.
+    t.c_iflag &= ~tcflag_t(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON | IXOFF | IXANY);
+    t.c_oflag &= ~tcflag_t(OPOST);
+    t.c_lflag &= ~tcflag_t(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+    t.c_cflag &= ~tcflag_t(CSIZE | PARENB | PARODD | CMSPAR | CSTOPB | CRTSCTS | CBAUD | (CBAUD << IBSHIFT));
+    t.c_cflag |= CREAD | CLOCAL;
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    switch (s.data_bits) {
+    case 5: t.c_cflag |= CS5; break;
+    case 6: t.c_cflag |= CS6; break;
+    case 7: t.c_cflag |= CS7; break;
+    default: t.c_cflag |= CS8; break;
+    }
+    switch (s.parity) {
+    case Parity::none: break;
+    case Parity::odd: t.c_cflag |= PARENB | PARODD; break;
+    case Parity::even: t.c_cflag |= PARENB; break;
+    case Parity::mark: t.c_cflag |= PARENB | CMSPAR | PARODD; break;
+    case Parity::space: t.c_cflag |= PARENB | CMSPAR; break;
+    }
+    if (s.parity != Parity::none)
+        t.c_iflag |= INPCK;
+    else
+        t.c_iflag &= ~tcflag_t(INPCK);
+    if (s.stop_bits == 2)
+        t.c_cflag |= CSTOPB;
+    if (s.flow == Flow::rtscts)
+        t.c_cflag |= CRTSCTS;
+    else if (s.flow == Flow::xonxoff)
+        t.c_iflag |= IXON | IXOFF;
+    if (s.hupcl == Line::on)
+        t.c_cflag |= HUPCL;
+    else if (s.hupcl == Line::off)
+        t.c_cflag &= ~tcflag_t(HUPCL);
+    // A standard rate by its code (what other programs read back with
+    // cfgetospeed); any other rate through BOTHER.
+    tcflag_t code = standard_rate(s.baud);
+    if (!code)
+        code = BOTHER;
+    t.c_cflag |= code | (code << IBSHIFT);
+    t.c_ispeed = s.baud;
+    t.c_ospeed = s.baud;
+
+    if (ioctl(fd_, TCSETS2, &t) != 0) {
+        int e = errno;
+        return devhost_fail(err, e == EINVAL ? DEVHOST_E_INVALID : DEVHOST_E_IO, e,
+                            "serial: %s refused the settings (baud=%u): %s", path_.c_str(), s.baud, strerror(e));
+    }
+
+    // Read back: a setting the device did not take is an error naming it.
+    struct termios2 got;
+    if (ioctl(fd_, TCGETS2, &got) != 0) {
+        int e = errno;
+        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: cannot read the settings back: %s", path_.c_str(),
+                            strerror(e));
+    }
+    const char *pty_note = is_pty_ ? " (a Linux pty forces 8 data bits and no parity)" : "";
+    // Drivers round rates to what their clock can make; allow 2%.
+    uint32_t b = got.c_ospeed;
+    if (b == 0 || (b > s.baud ? b - s.baud : s.baud - b) * 50 > s.baud)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take baud=%u (it reports %u)",
+                            path_.c_str(), s.baud, b);
+    if (data_bits_of(got) != s.data_bits)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take data-bits=%d (it reports %d)%s",
+                            path_.c_str(), s.data_bits, data_bits_of(got), pty_note);
+    if (parity_of(got) != s.parity)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take parity=%s (it reports %s)%s",
+                            path_.c_str(), parity_name(s.parity), parity_name(parity_of(got)), pty_note);
+    int stop = (got.c_cflag & CSTOPB) ? 2 : 1;
+    if (stop != s.stop_bits)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take stop-bits=%d (it reports %d)",
+                            path_.c_str(), s.stop_bits, stop);
+    if (flow_of(got) != s.flow)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take flow=%s (it reports %s)",
+                            path_.c_str(), flow_name(s.flow), flow_name(flow_of(got)));
+    if (s.hupcl != Line::unchanged && bool(got.c_cflag & HUPCL) != (s.hupcl == Line::on))
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take hupcl=%s", path_.c_str(),
+                            on_off(s.hupcl == Line::on));
+    if ((got.c_lflag & (ICANON | ECHO)) || (got.c_oflag & OPOST))
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take raw mode", path_.c_str());
+
+    if (s.dtr != Line::unchanged) {
+        devhost_status st = set_lines(TIOCM_DTR, s.dtr == Line::on, "dtr", err);
+        if (st != DEVHOST_OK)
+            return st;
+    }
+    if (s.rts != Line::unchanged) {
+        devhost_status st = set_lines(TIOCM_RTS, s.rts == Line::on, "rts", err);
+        if (st != DEVHOST_OK)
+            return st;
+    }
+    return DEVHOST_OK;
+}
+
+devhost_status Port::set_lines(int bits, bool on, const char *what, devhost_error *err)
+{
+    if (ioctl(fd_, on ? TIOCMBIS : TIOCMBIC, &bits) != 0) {
+        int e = errno;
+        if (e == ENOTTY || e == EINVAL)
+            return devhost_fail(err, DEVHOST_E_UNSUPPORTED, e, "serial: %s has no modem lines: cannot set %s=%s%s",
+                                path_.c_str(), what, on_off(on), is_pty_ ? " (a Linux pty has none)" : "");
+        if (e == EIO || e == ENXIO)
+            return removed(e, what, err);
+        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: setting %s=%s: %s", path_.c_str(), what, on_off(on),
+                            strerror(e));
+    }
+    int now_bits = 0;
+    if (ioctl(fd_, TIOCMGET, &now_bits) == 0 && bool(now_bits & bits) != on)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take %s=%s", path_.c_str(), what,
+                            on_off(on));
+    return DEVHOST_OK;
+}
+
+devhost_status Port::get_lines(int &bits, devhost_error *err)
+{
+    if (ioctl(fd_, TIOCMGET, &bits) != 0) {
+        int e = errno;
+        if (e == ENOTTY || e == EINVAL)
+            return devhost_fail(err, DEVHOST_E_UNSUPPORTED, e, "serial: %s has no modem lines%s", path_.c_str(),
+                                is_pty_ ? " (a Linux pty has none)" : "");
+        if (e == EIO || e == ENXIO)
+            return removed(e, "reading the modem lines", err);
+        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: reading the modem lines: %s", path_.c_str(),
+                            strerror(e));
+    }
+    return DEVHOST_OK;
+}
+
+devhost_status Port::removed(int os_errno, const char *doing, devhost_error *err)
+{
+    gone_ = true;
+    return devhost_fail(err, DEVHOST_E_REMOVED, os_errno, "serial: %s went away while %s (hang-up)", path_.c_str(),
+                        doing);
+}
+
+devhost_status Port::close(devhost_error *err)
+{
+    if (fd_ < 0)
+        return DEVHOST_OK;
+    devhost_status status = DEVHOST_OK;
+    if (!gone_) {
+        if (saved_valid_ && ioctl(fd_, TCSETS2, saved_) != 0) {
+            int e = errno;
+            if (e != EIO && e != ENXIO)
+                status = devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: cannot restore the original settings: %s",
+                                      path_.c_str(), strerror(e));
+        }
+        // TIOCEXCL lives on the tty, not the fd: undo it, or the tty stays
+        // exclusive for as long as anyone else keeps it open.
+        if (excl_set_)
+            ioctl(fd_, TIOCNXCL);
+    }
+    ::close(fd_);  // also drops the flock
+    fd_ = -1;
+    return status;
+}
+
+devhost_status Port::wait(short events, uint64_t deadline_ns, devhost_error *err, const char *doing)
+{
+    for (;;) {
+        int timeout = -1;
+        if (deadline_ns) {
+            uint64_t t = now();
+            if (t >= deadline_ns)
+                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "serial: %s: timed out %s", path_.c_str(),
+                                    doing);
+            timeout = int(std::min<uint64_t>((deadline_ns - t + 999999) / 1000000, 1u << 30));
+        }
+        struct pollfd p[2] = {{fd_, events, 0}, {cancel_fd_, POLLIN, 0}};
+        int n = poll(p, cancel_fd_ >= 0 ? 2 : 1, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: poll: %s", path_.c_str(), strerror(e));
+        }
+        if (cancel_fd_ >= 0 && (p[1].revents & POLLIN))
+            return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled %s", path_.c_str(), doing);
+        if (p[0].revents & POLLNVAL)
+            return devhost_fail(err, DEVHOST_E_IO, EBADF, "serial: %s: handle is not valid", path_.c_str());
+        // Readable data is handed out before a hang-up is reported.
+        if ((events & POLLIN) && (p[0].revents & POLLIN)) {
+            int avail = 0;
+            if (ioctl(fd_, FIONREAD, &avail) == 0 && avail > 0)
+                return DEVHOST_OK;
+        }
+        if (p[0].revents & (POLLHUP | POLLERR))
+            return removed(0, doing, err);
+        if (p[0].revents & events)
+            return DEVHOST_OK;
+    }
+}
+
+devhost_status Port::read_some(size_t max, devhost_error *err)
+{
+    int avail = 0;
+    if (ioctl(fd_, FIONREAD, &avail) != 0 || avail <= 0)
+        avail = 1;
+    size_t want = std::min(max, size_t(avail));
+    size_t old = pending_.size();
+    pending_.resize(old + want);
+    ssize_t n;
+    do
+        n = ::read(fd_, pending_.data() + old, want);
+    while (n < 0 && errno == EINTR);
+    int e = errno;
+    pending_.resize(old + (n > 0 ? size_t(n) : 0));
+    if (n > 0)
+        return DEVHOST_OK;
+    if (n == 0)
+        return removed(0, "reading", err);  // a hung-up tty reads as end of file
+    if (e == EAGAIN)
+        return DEVHOST_OK;
+    if (e == EIO || e == ENXIO || e == ENODEV)
+        return removed(e, "reading", err);
+    return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: read: %s", path_.c_str(), strerror(e));
+}
+
+devhost_status Port::write_all(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err)
+{
+    xfer->out_done = 0;
+    while (xfer->out_done < xfer->out_len) {
+        // Poll first, so that a synchronous handle never blocks past the deadline.
+        devhost_status s = wait(POLLOUT, deadline_ns, err, "writing");
+        if (s != DEVHOST_OK)
+            return s;
+        // A blocking tty write waits until every byte is queued, however
+        // long: a synchronous handle is made non-blocking for this one call.
+        int fl = settings_.overlapped ? -1 : fcntl(fd_, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd_, F_SETFL, fl | O_NONBLOCK);
+        ssize_t n = ::write(fd_, xfer->out + xfer->out_done, xfer->out_len - xfer->out_done);
+        int write_errno = errno;
+        if (fl >= 0)
+            fcntl(fd_, F_SETFL, fl);
+        errno = write_errno;
+        if (n > 0) {
+            xfer->out_done += size_t(n);
+            continue;
+        }
+        int e = errno;
+        if (n < 0 && (e == EINTR || e == EAGAIN))
+            continue;
+        if (e == EIO || e == ENXIO || e == ENODEV || e == EPIPE)
+            return removed(e, "writing", err);
+        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: write: %s", path_.c_str(), strerror(e));
+    }
+    return DEVHOST_OK;
+}
+
+static size_t find_delimiter(const std::vector<uint8_t> &buf, const uint8_t *delim, size_t len, size_t from)
+{
+    if (len == 0 || buf.size() < len)
+        return SIZE_MAX;
+    auto it = std::search(buf.begin() + std::min(from, buf.size()), buf.end(), delim, delim + len);
+    return it == buf.end() ? SIZE_MAX : size_t(it - buf.begin());
+}
+
+devhost_status Port::read_op(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err)
+{
+    xfer->in_len = 0;
+    const uint32_t op = xfer->op;
+    const bool until = op == DEVHOST_OP_READ_UNTIL || (op == DEVHOST_OP_REQUEST && xfer->delimiter_len > 0);
+    const bool exact = op == DEVHOST_OP_READ_EXACT;
+    const size_t cap = xfer->in_capacity;
+    if (cap == 0 || !xfer->in)
+        return devhost_fail(err, DEVHOST_E_INVALID, EINVAL, "serial: %s: read with no buffer (capacity 0)",
+                            path_.c_str());
+    if (until && (!xfer->delimiter || xfer->delimiter_len == 0))
+        return devhost_fail(err, DEVHOST_E_INVALID, EINVAL, "serial: %s: read until needs a delimiter", path_.c_str());
+
+    // Hands out n bytes of pending_ into the caller's buffer.
+    auto hand_out = [&](size_t n) {
+        std::memcpy(xfer->in, pending_.data(), n);
+        xfer->in_len = n;
+        pending_.erase(pending_.begin(), pending_.begin() + long(n));
+    };
+    const uint64_t interval_ns = uint64_t(settings_.read_interval_ms) * 1000000u;
+    size_t searched = 0;
+    for (;;) {
+        if (until) {
+            size_t at = find_delimiter(pending_, xfer->delimiter, xfer->delimiter_len, searched);
+            if (at != SIZE_MAX && at + xfer->delimiter_len <= cap) {
+                hand_out(at + xfer->delimiter_len);
+                return DEVHOST_OK;
+            }
+            if (pending_.size() >= cap) {
+                hand_out(cap);
+                return devhost_fail(err, DEVHOST_E_PROTOCOL, 0,
+                                    "serial: %s: no delimiter within %zu bytes (the read buffer is full)",
+                                    path_.c_str(), cap);
+            }
+            searched = pending_.size() >= xfer->delimiter_len ? pending_.size() - xfer->delimiter_len + 1 : 0;
+        } else if (exact) {
+            if (pending_.size() >= cap) {
+                hand_out(cap);
+                return DEVHOST_OK;
+            }
+        } else if (!pending_.empty() && (interval_ns == 0 || pending_.size() >= cap)) {
+            hand_out(std::min(cap, pending_.size()));
+            return DEVHOST_OK;
+        }
+
+        // Wait for more: after the first byte, at most read-interval-timeout.
+        uint64_t d = deadline_ns;
+        bool interval_wait = interval_ns && !pending_.empty();
+        if (interval_wait && (d == 0 || now() + interval_ns < d))
+            d = now() + interval_ns;
+        devhost_status s = wait(POLLIN, d, err, "reading");
+        if (s == DEVHOST_E_TIMEOUT && interval_wait && (deadline_ns == 0 || now() < deadline_ns)) {
+            // The line went quiet for longer than read-interval-timeout.
+            if (!until && !exact) {
+                hand_out(std::min(cap, pending_.size()));
+                return DEVHOST_OK;
+            }
+            size_t got = pending_.size();
+            hand_out(std::min(cap, got));
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "serial: %s: read-interval-timeout (%lld ms) passed after %zu bytes", path_.c_str(),
+                                (long long)settings_.read_interval_ms, got);
+        }
+        if (s != DEVHOST_OK) {
+            // Hand out what arrived: the ABI says in_len tells how far we got.
+            if (s == DEVHOST_E_TIMEOUT || s == DEVHOST_E_REMOVED || s == DEVHOST_E_CANCELLED)
+                hand_out(std::min(cap, pending_.size()));
+            if (s == DEVHOST_E_TIMEOUT)
+                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "serial: %s: timed out reading (%zu bytes received%s)",
+                                    path_.c_str(), xfer->in_len,
+                                    until ? ", no delimiter" : exact ? ", fewer than asked" : "");
+            return s;
+        }
+        size_t room = until ? cap - std::min(cap, pending_.size()) + xfer->delimiter_len : cap - std::min(cap, pending_.size());
+        s = read_some(std::max<size_t>(room, 1), err);
+        if (s != DEVHOST_OK) {
+            hand_out(std::min(cap, pending_.size()));
+            return s;
+        }
+    }
+}
+
+devhost_status Port::transfer(devhost_transfer *xfer, devhost_error *err)
+{
+    if (fd_ < 0)
+        return devhost_fail(err, DEVHOST_E_STATE, 0, "serial: %s is not open", path_.c_str());
+    xfer->out_done = 0;
+    xfer->in_len = 0;
+    if (gone_)
+        return devhost_fail(err, DEVHOST_E_REMOVED, ENXIO, "serial: %s went away earlier (hang-up)", path_.c_str());
+    switch (xfer->op) {
+    case DEVHOST_OP_WRITE:
+        return write_all(xfer, deadline(xfer->timeout_ms, false), err);
+    case DEVHOST_OP_READ:
+    case DEVHOST_OP_READ_EXACT:
+    case DEVHOST_OP_READ_UNTIL:
+        return read_op(xfer, deadline(xfer->timeout_ms, true), err);
+    case DEVHOST_OP_REQUEST: {
+        uint64_t d = deadline(xfer->timeout_ms, false);
+        devhost_status s = write_all(xfer, d, err);
+        if (s != DEVHOST_OK)
+            return s;
+        uint64_t rd = deadline(xfer->timeout_ms, true);
+        return read_op(xfer, d && rd ? std::min(d, rd) : std::max(d, rd), err);
+    }
+    case DEVHOST_OP_CONTROL:
+        return control(xfer, deadline(xfer->timeout_ms, false), err);
+    default:
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: operation %u is not supported", xfer->op);
+    }
+}
+
+devhost_status Port::control(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err)
+{
+    auto put_text = [&](const std::string &text) -> devhost_status {
+        if (text.size() > xfer->in_capacity || (!xfer->in && !text.empty()))
+            return devhost_fail(err, DEVHOST_E_INVALID, EINVAL,
+                                "serial: %s: the control's output needs %zu bytes, the buffer has %zu", path_.c_str(),
+                                text.size(), xfer->in_capacity);
+        if (!text.empty())
+            std::memcpy(xfer->in, text.data(), text.size());
+        xfer->in_len = text.size();
+        return DEVHOST_OK;
+    };
+    auto fail_errno = [&](const char *what) -> devhost_status {
+        int e = errno;
+        if (e == EIO || e == ENXIO || e == ENODEV)
+            return removed(e, what, err);
+        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: %s: %s", path_.c_str(), what, strerror(e));
+    };
+    switch (xfer->control_code) {
+    case control_set_dtr: return set_lines(TIOCM_DTR, true, "dtr", err);
+    case control_clear_dtr: return set_lines(TIOCM_DTR, false, "dtr", err);
+    case control_set_rts: return set_lines(TIOCM_RTS, true, "rts", err);
+    case control_clear_rts: return set_lines(TIOCM_RTS, false, "rts", err);
+    case control_get_modem_lines: {
+        int bits = 0;
+        devhost_status s = get_lines(bits, err);
+        if (s != DEVHOST_OK)
+            return s;
+        std::string text = std::string("dtr=") + on_off(bits & TIOCM_DTR) + " rts=" + on_off(bits & TIOCM_RTS) +
+                           " cts=" + on_off(bits & TIOCM_CTS) + " dsr=" + on_off(bits & TIOCM_DSR) +
+                           " dcd=" + on_off(bits & TIOCM_CD) + " ri=" + on_off(bits & TIOCM_RI);
+        return put_text(text);
+    }
+    case control_send_break: {
+        // Optional input: the break's length in milliseconds, as text.
+        long ms = 250;
+        if (xfer->out_len) {
+            std::string arg(reinterpret_cast<const char *>(xfer->out), xfer->out_len);
+            char *end = nullptr;
+            ms = std::strtol(arg.c_str(), &end, 10);
+            if (arg.empty() || *end || ms < 1 || ms > 10000)
+                return devhost_fail(err, DEVHOST_E_INVALID, EINVAL,
+                                    "serial: send-break: '%s' is not a duration in ms from 1 to 10000", arg.c_str());
+        }
+        if (is_pty_)
+            return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0,
+                                "serial: %s cannot send a break (a Linux pty has no break condition)", path_.c_str());
+        // TIOCSBRK/TIOCCBRK rather than tcsendbreak: the latter first waits,
+        // unbounded, for output to drain.
+        if (ioctl(fd_, TIOCSBRK) != 0)
+            return fail_errno("send-break");
+        uint64_t until = now() + uint64_t(ms) * 1000000u;
+        struct pollfd p = {cancel_fd_, POLLIN, 0};
+        bool cancelled = false;
+        while (!cancelled && now() < until) {
+            int left = int((until - now()) / 1000000u) + 1;
+            cancelled = poll(&p, cancel_fd_ >= 0 ? 1 : 0, left) > 0 && (p.revents & POLLIN);
+        }
+        if (ioctl(fd_, TIOCCBRK) != 0)
+            return fail_errno("send-break");
+        if (cancelled)
+            return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled during a break",
+                                path_.c_str());
+        return DEVHOST_OK;
+    }
+    case control_flush_input:
+        pending_.clear();
+        if (ioctl(fd_, TCFLSH, TCIFLUSH) != 0)
+            return fail_errno("flush-input");
+        return DEVHOST_OK;
+    case control_flush_output:
+        if (ioctl(fd_, TCFLSH, TCOFLUSH) != 0)
+            return fail_errno("flush-output");
+        return DEVHOST_OK;
+    case control_drain:
+        // tcdrain has no deadline: poll the output queue instead.
+        for (;;) {
+            int queued = 0;
+            if (ioctl(fd_, TIOCOUTQ, &queued) != 0)
+                return fail_errno("drain");
+            if (queued <= 0)
+                return DEVHOST_OK;
+            if (deadline_ns && now() >= deadline_ns)
+                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                    "serial: %s: timed out draining (%d bytes still queued)", path_.c_str(), queued);
+            struct pollfd p[2] = {{fd_, 0, 0}, {cancel_fd_, POLLIN, 0}};
+            int n = poll(p, cancel_fd_ >= 0 ? 2 : 1, 10);
+            if (n > 0 && cancel_fd_ >= 0 && (p[1].revents & POLLIN))
+                return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled while draining",
+                                    path_.c_str());
+            if (n > 0 && (p[0].revents & (POLLHUP | POLLERR)))
+                return removed(0, "draining", err);
+        }
+    default:
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: control code %u is not supported",
+                            xfer->control_code);
+    }
+}
+
+devhost_status Port::info(const devhost_info_sink *sink, devhost_error *err)
+{
+    auto put = [&](const char *k, const std::string &v) { sink->put(sink->context, k, v.c_str()); };
+    put("name", name_);
+    put("path", path_);
+    if (fd_ < 0)
+        return devhost_fail(err, DEVHOST_E_STATE, 0, "serial: %s is not open", path_.c_str());
+    TtyFacts f = tty_facts(fd_);
+    if (!f.tty.empty())
+        put("tty", f.tty);
+    if (!f.driver.empty())
+        put("driver", f.driver);
+    int fl = fcntl(fd_, F_GETFL);
+    int fdfl = fcntl(fd_, F_GETFD);
+    put("mode", (fl >= 0 && (fl & O_NONBLOCK)) ? "overlapped (non-blocking)" : "synchronous (blocking)");
+    put("inherit", (fdfl >= 0 && (fdfl & FD_CLOEXEC)) ? "false" : "true");
+    put("exclusive", settings_.exclusive ? "true" : "false");
+    struct termios2 t;
+    if (ioctl(fd_, TCGETS2, &t) == 0) {
+        put("baud", std::to_string(t.c_ospeed));
+        put("data-bits", std::to_string(data_bits_of(t)));
+        put("parity", parity_name(parity_of(t)));
+        put("stop-bits", (t.c_cflag & CSTOPB) ? "2" : "1");
+        put("flow", flow_name(flow_of(t)));
+        put("hupcl", (t.c_cflag & HUPCL) ? "on" : "off");
+    } else if (errno == EIO || errno == ENXIO) {
+        put("state", "removed");
+    }
+    put("read-total-timeout", std::to_string(settings_.read_total_ms) + "ms");
+    put("read-interval-timeout", std::to_string(settings_.read_interval_ms) + "ms");
+    int bits = 0;
+    if (ioctl(fd_, TIOCMGET, &bits) == 0)
+        put("modem-lines", std::string("dtr=") + on_off(bits & TIOCM_DTR) + " rts=" + on_off(bits & TIOCM_RTS) +
+                               " cts=" + on_off(bits & TIOCM_CTS) + " dsr=" + on_off(bits & TIOCM_DSR) +
+                               " dcd=" + on_off(bits & TIOCM_CD) + " ri=" + on_off(bits & TIOCM_RI));
+    else
+        put("modem-lines", is_pty_ ? "unsupported (a Linux pty has none)" : "unsupported");
+    put("buffered", std::to_string(pending_.size()));
+    if (!f.usb_vendor.empty()) {
+        put("usb-vendor", f.usb_vendor);
+        put("usb-product", f.usb_product);
+        if (!f.usb_serial.empty())
+            put("usb-serial", f.usb_serial);
+        if (!f.usb_manufacturer.empty())
+            put("usb-manufacturer", f.usb_manufacturer);
+        if (!f.usb_product_name.empty())
+            put("usb-product-name", f.usb_product_name);
+    }
+    return DEVHOST_OK;
+}
+
+}  // namespace devhost::serial

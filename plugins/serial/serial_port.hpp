@@ -1,0 +1,111 @@
+// The serial class's backend: one open tty, its locks, its termios settings,
+// its transfers and its sysfs facts. Linux only (termios2, TIOCEXCL, flock,
+// sysfs). Everything here reports failures through a devhost_error and a
+// devhost_status; nothing throws on purpose (the hook layer still catches).
+#pragma once
+
+#include <devhost/plugin.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace devhost::serial {
+
+// Settings as configured; "unchanged" is a value for the lines and hupcl.
+enum class Parity { none, odd, even, mark, space };
+enum class Flow { none, rtscts, xonxoff };
+enum class Line { unchanged, on, off };
+
+struct Settings {
+    uint32_t baud = 9600;
+    int data_bits = 8;
+    Parity parity = Parity::none;
+    int stop_bits = 1;
+    Flow flow = Flow::none;
+    Line hupcl = Line::unchanged;
+    Line dtr = Line::unchanged;
+    Line rts = Line::unchanged;
+    int64_t read_total_ms = 0;     // 0: only the transfer's own timeout
+    int64_t read_interval_ms = 0;  // 0: no inter-byte limit
+    bool exclusive = true;
+    bool overlapped = false;
+    bool inherit = false;
+};
+
+const char *parity_name(Parity p);
+const char *flow_name(Flow f);
+
+// Control codes (the numbers are the ABI codes in the control table).
+enum Control : uint32_t {
+    control_set_dtr = 1,
+    control_clear_dtr = 2,
+    control_set_rts = 3,
+    control_clear_rts = 4,
+    control_get_modem_lines = 5,
+    control_send_break = 6,
+    control_flush_input = 7,
+    control_flush_output = 8,
+    control_drain = 9,
+};
+
+class Port {
+public:
+    Port(const devhost_host_services *services, const devhost_host_device *host_device,
+         int cancel_fd);
+    ~Port();  // closes without reporting (close() reports)
+    Port(const Port &) = delete;
+    Port &operator=(const Port &) = delete;
+
+    devhost_status open(const std::string &name, const std::string &path, const Settings &settings,
+                        devhost_error *err);
+    // Restores the settings found at open, drops the locks, closes the fd.
+    devhost_status close(devhost_error *err);
+    devhost_status transfer(devhost_transfer *xfer, devhost_error *err);
+    devhost_status info(const devhost_info_sink *sink, devhost_error *err);
+
+private:
+    devhost_status take_locks(devhost_error *err);
+    devhost_status apply_settings(devhost_error *err);
+    devhost_status set_lines(int bits, bool on, const char *what, devhost_error *err);
+    devhost_status get_lines(int &bits, devhost_error *err);
+
+    // Waits for `events` on the fd until `deadline_ns` (0: none). Returns OK
+    // when ready, E_TIMEOUT, E_CANCELLED, E_REMOVED (POLLHUP/POLLERR) or E_IO.
+    devhost_status wait(short events, uint64_t deadline_ns, devhost_error *err, const char *doing);
+    // One read of whatever is there (at most `max`), appended to pending_.
+    devhost_status read_some(size_t max, devhost_error *err);
+    devhost_status write_all(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
+    devhost_status read_op(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
+    devhost_status control(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
+    devhost_status removed(int os_errno, const char *doing, devhost_error *err);
+    uint64_t now() const;
+    uint64_t deadline(int32_t timeout_ms, bool reading) const;
+
+    const devhost_host_services *services_;
+    const devhost_host_device *host_device_;
+    int cancel_fd_;
+    int fd_ = -1;
+    bool excl_set_ = false;     // we set TIOCEXCL (undo with TIOCNXCL)
+    bool saved_valid_ = false;  // saved_ holds the termios found at open
+    bool gone_ = false;         // the device was removed
+    bool is_pty_ = false;
+    unsigned char saved_[64];   // struct termios2, kept opaque here
+    std::string name_, path_;
+    Settings settings_;
+    std::vector<uint8_t> pending_;  // bytes read but not yet handed out
+};
+
+// sysfs and /proc look-ups (serial_sysfs.cpp).
+struct TtyFacts {
+    std::string tty;        // kernel name, e.g. ttyUSB0, pts/3
+    std::string driver;     // e.g. ftdi_sio, serial8250, pty_slave
+    std::string usb_vendor, usb_product, usb_serial, usb_manufacturer, usb_product_name;
+};
+TtyFacts tty_facts(int fd);
+// Pids (other than our own fd `self_fd`) holding the same tty: from
+// /proc/locks (flock holders) and /proc/*/fd. Empty when none can be found.
+std::vector<long> tty_holders(int fd, int self_fd);
+std::string format_holders(const std::vector<long> &pids);
+
+}  // namespace devhost::serial

@@ -1,0 +1,164 @@
+// A C++ plugin built through devhost/plugin.hpp whose members throw: each
+// exception becomes a status, an errno and a message at the ABI boundary,
+// hooks the class lacks are NULL, and the host process carries on.
+#include "devhost_test.hpp"
+
+#include "device.hpp"
+#include "loader.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+
+using namespace devhost;
+using namespace devhost::test;
+
+namespace {
+
+std::shared_ptr<const Plugin> throwing_plugin()
+{
+    static PluginRegistry registry;
+    static std::shared_ptr<const Plugin> plugin =
+        registry.load_file(fs::path(DEVHOST_ABI_PLUGIN_DIR) / "throwing.so");
+    REQUIRE(plugin);
+    return plugin;
+}
+
+Outcome open(Device &dev, const std::string &path)
+{
+    OpenRequest request;
+    request.path = path;
+    return dev.open(request);
+}
+
+}  // namespace
+
+TEST_CASE("plugin.hpp: members the class lacks are NULL hooks", "[plugin.hpp]")
+{
+    const devhost_hooks &hooks = throwing_plugin()->hooks();
+    CHECK(hooks.open != nullptr);
+    CHECK(hooks.close != nullptr);
+    CHECK(hooks.connect != nullptr);
+    CHECK(hooks.lock != nullptr);
+    CHECK(hooks.info != nullptr);
+    CHECK(hooks.transfer != nullptr);
+    CHECK(hooks.disconnect == nullptr);
+    CHECK(hooks.unlock == nullptr);
+    CHECK(throwing_plugin()->abi_version() == DEVHOST_ABI_VERSION);
+}
+
+TEST_CASE("plugin.hpp: a constructor that throws fails open", "[plugin.hpp]")
+{
+    SECTION("devhost::error keeps its status, errno and message")
+    {
+        Device dev(throwing_plugin(), "t");
+        Outcome o = open(dev, "throwing:missing");
+        CHECK(o.status == DEVHOST_E_NOT_FOUND);
+        CHECK(o.os_errno == ENOENT);
+        CHECK(o.message == "no throwing device at throwing:missing");
+        CHECK_FALSE(dev.is_open());
+    }
+    SECTION("std::bad_alloc is DEVHOST_E_NO_MEMORY")
+    {
+        Device dev(throwing_plugin(), "t");
+        Outcome o = open(dev, "throwing:no-memory");
+        CHECK(o.status == DEVHOST_E_NO_MEMORY);
+        CHECK(o.message == "out of memory");
+        CHECK_FALSE(dev.is_open());
+    }
+}
+
+TEST_CASE("plugin.hpp: each exception from a hook becomes a status", "[plugin.hpp]")
+{
+    Device dev(throwing_plugin(), "t");
+    REQUIRE(open(dev, "throwing:ok").ok());
+
+    SECTION("devhost::error from lock")
+    {
+        Outcome o = dev.lock(100);
+        CHECK(o.status == DEVHOST_E_BUSY);
+        CHECK(o.os_errno == EBUSY);
+        CHECK(o.message == "throwing:ok is held by the test");
+        CHECK_FALSE(dev.is_locked());
+    }
+    SECTION("an int from info is an unknown exception")
+    {
+        InfoList info;
+        Outcome o = dev.info(info);
+        CHECK(o.status == DEVHOST_E_IO);
+        CHECK(o.message == "unknown exception");
+        CHECK(info.empty());
+    }
+    SECTION("std::runtime_error from transfer, after part of the write")
+    {
+        const std::string data = "abc";
+        devhost_transfer x{};
+        x.op = DEVHOST_OP_WRITE;
+        x.timeout_ms = 100;
+        x.out = reinterpret_cast<const uint8_t *>(data.data());
+        x.out_len = data.size();
+        Outcome o = dev.transfer(x);
+        CHECK(o.status == DEVHOST_E_IO);
+        CHECK(o.message == "boom");
+        CHECK(o.os_errno == 0);
+        CHECK(x.out_done == 1);
+    }
+    SECTION("devhost::error with DEVHOST_OK is still a failure")
+    {
+        uint8_t buf[8];
+        devhost_transfer x{};
+        x.op = DEVHOST_OP_READ;
+        x.in = buf;
+        x.in_capacity = sizeof buf;
+        Outcome o = dev.transfer(x);
+        CHECK(o.status == DEVHOST_E_IO);
+        CHECK(o.message == "a failure reported with DEVHOST_OK");
+    }
+    SECTION("std::system_error from connect keeps its errno")
+    {
+        ConnectRequest request;
+        request.args = {{"throw", "system"}};
+        Outcome o = dev.connect(request);
+        CHECK(o.status == DEVHOST_E_IO);
+        CHECK(o.os_errno == ECONNREFUSED);
+        CHECK_THAT(o.message, Catch::Contains("connect to throwing:ok"));
+        CHECK_FALSE(dev.is_connected());
+    }
+    SECTION("std::bad_alloc from connect")
+    {
+        ConnectRequest request;
+        request.args = {{"throw", "bad-alloc"}};
+        Outcome o = dev.connect(request);
+        CHECK(o.status == DEVHOST_E_NO_MEMORY);
+        CHECK(o.message == "out of memory");
+    }
+    SECTION("a member that returns succeeds")
+    {
+        CHECK(dev.connect(ConnectRequest{}).ok());
+        CHECK(dev.is_connected());
+    }
+    SECTION("an op the descriptor does not declare is refused by the host")
+    {
+        devhost_transfer x{};
+        x.op = DEVHOST_OP_REQUEST;
+        CHECK(dev.transfer(x).status == DEVHOST_E_UNSUPPORTED);
+    }
+    // The process survived every throw, and the device still closes.
+    CHECK(dev.close().ok());
+    CHECK(dev.was_closed());
+}
+
+TEST_CASE("plugin.hpp: a close() that throws reports it and still frees the device", "[plugin.hpp]")
+{
+    Device dev(throwing_plugin(), "t");
+    REQUIRE(open(dev, "throwing:close-fails").ok());
+    Outcome o = dev.close();
+    CHECK(o.status == DEVHOST_E_IO);
+    CHECK(o.message == "could not restore throwing:close-fails");
+    CHECK(dev.was_closed());
+    CHECK_FALSE(dev.is_open());
+    // Another device of the plugin opens and closes normally afterwards.
+    Device next(throwing_plugin(), "t2");
+    REQUIRE(open(next, "throwing:ok").ok());
+    CHECK(next.close().ok());
+}

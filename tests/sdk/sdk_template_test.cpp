@@ -1,0 +1,77 @@
+// Installs the build into a temporary prefix (cmake --install), configures
+// and builds the installed plugin template against it with find_package
+// (devhost), and loads the plugin it made. Needs the whole build, as
+// `cmake --install` does.
+#include "devhost_test.hpp"
+
+#include "device.hpp"
+#include "loader.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace devhost;
+using namespace devhost::test;
+
+namespace {
+
+void run(const std::vector<std::string> &argv)
+{
+    ProcessResult r = run_process(argv, {.timeout = 120s});
+    INFO("command: " << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << "\nstdout:\n"
+                     << r.out << "\nstderr:\n" << r.err);
+    REQUIRE_FALSE(r.timed_out);
+    REQUIRE(r.exit_code == 0);
+}
+
+}  // namespace
+
+TEST_CASE("sdk: the installed template builds against find_package(devhost) and loads", "[sdk]")
+{
+    const std::string cmake = DEVHOST_CMAKE_COMMAND;
+    TempDir tmp;
+    const fs::path prefix = tmp / "prefix";
+    run({cmake, "--install", binary_dir().string(), "--prefix", prefix.string()});
+
+    // What an OEM needs is there.
+    CHECK(fs::exists(prefix / "include/devhost/plugin.h"));
+    CHECK(fs::exists(prefix / "include/devhost/plugin.hpp"));
+    const fs::path tmpl = prefix / "share/devhost/plugin-template";
+    REQUIRE(fs::exists(tmpl / "CMakeLists.txt"));
+    CHECK(fs::exists(tmpl / "my_plugin.c"));
+    CHECK(fs::exists(tmpl / "README.md"));
+
+    const fs::path build = tmp / "build";
+    run({cmake, "-S", tmpl.string(), "-B", build.string(), "-DCMAKE_PREFIX_PATH=" + prefix.string(),
+         "-DCMAKE_BUILD_TYPE=Release"});
+    run({cmake, "--build", build.string()});
+
+    PluginRegistry registry;
+    auto plugin = registry.load_file(build / "my_plugin.so");
+    INFO((registry.refusals().empty() ? std::string() : registry.refusals().back().reason));
+    REQUIRE(plugin);
+    CHECK(plugin->device_class() == "my-device");
+    CHECK(plugin->name() == "my_plugin");
+    CHECK(plugin->abi_version() == DEVHOST_ABI_VERSION);
+
+    Device dev(plugin, "mine");
+    OpenRequest request;
+    request.path = "anything";
+    REQUIRE(dev.open(request).ok());
+    const std::string data = "12345";
+    devhost_transfer x{};
+    x.op = DEVHOST_OP_WRITE;
+    x.out = reinterpret_cast<const uint8_t *>(data.data());
+    x.out_len = data.size();
+    REQUIRE(dev.transfer(x).ok());
+    CHECK(x.out_done == 5);
+    InfoList info;
+    REQUIRE(dev.info(info).ok());
+    CHECK(info == InfoList{{"written", "5"}});
+    CHECK(dev.lock(0).status == DEVHOST_E_UNSUPPORTED);
+    CHECK(dev.close().ok());
+
+    // The installed loop plugin loads from the installed layout too.
+    auto loop = registry.load_file(prefix / "lib/devhost/plugins/loop.so");
+    REQUIRE(loop);
+    CHECK(loop->device_class() == "loop");
+}

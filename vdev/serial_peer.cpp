@@ -1,0 +1,285 @@
+// The pty side shared by the serial peers: see serial_peer.hpp.
+#include "serial_peer.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <poll.h>
+#include <stdexcept>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace devhost::vdev {
+
+namespace fs = std::filesystem;
+
+double monotonic_seconds()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+namespace {
+
+int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+std::runtime_error sys_error(const std::string &what)
+{
+    return std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+std::string unescape_serial(const std::string &s)
+{
+    std::string out;
+    for (size_t i = 0; i < s.size(); i++) {
+        if (s[i] != '\\') {
+            out += s[i];
+            continue;
+        }
+        if (++i >= s.size())
+            throw std::invalid_argument("'" + s + "': a backslash ends the text");
+        switch (s[i]) {
+        case 'r': out += '\r'; break;
+        case 'n': out += '\n'; break;
+        case 't': out += '\t'; break;
+        case '0': out += '\0'; break;
+        case '\\': out += '\\'; break;
+        case '"': out += '"'; break;
+        case 'x': {
+            int hi = i + 1 < s.size() ? hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                throw std::invalid_argument("'" + s + "': \\x needs two hex digits");
+            out += char(hi * 16 + lo);
+            i += 2;
+            break;
+        }
+        default:
+            throw std::invalid_argument("'" + s + "': unknown escape \\" + std::string(1, s[i]));
+        }
+    }
+    return out;
+}
+
+std::string parse_serial_data(const std::string &text)
+{
+    if (text.rfind("hex:", 0) == 0) {
+        std::string hex = text.substr(4), out;
+        if (hex.size() % 2)
+            throw std::invalid_argument("'" + text + "': odd number of hex digits");
+        for (size_t i = 0; i < hex.size(); i += 2) {
+            int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
+            if (hi < 0 || lo < 0)
+                throw std::invalid_argument("'" + text + "': not a hex digit");
+            out += char(hi * 16 + lo);
+        }
+        return out;
+    }
+    if (!text.empty() && text[0] == '"') {
+        if (text.size() < 2 || text.back() != '"' || (text.size() >= 3 && text[text.size() - 2] == '\\' &&
+                                                        (text.size() < 4 || text[text.size() - 3] != '\\')))
+            throw std::invalid_argument(text + ": missing closing quote");
+        return unescape_serial(text.substr(1, text.size() - 2));
+    }
+    return text;
+}
+
+SerialPeer::SerialPeer(Context &ctx) : ctx_(ctx)
+{
+    link_ = ctx.get("link", "/run/devhost/vdev/" + ctx.name);
+    delay_ = ctx.get_seconds("delay", 0);
+    garbage_ = ctx.get_int("garbage", 0);
+    hangup_after_ = ctx.get_int("hangup-after", 0);
+    hold_ = ctx.get_bool("hold", false);
+    if (link_.empty())
+        throw std::invalid_argument("--link: empty path");
+    if (delay_ < 0)
+        throw std::invalid_argument("--delay: cannot be negative");
+    if (garbage_ < 0 || garbage_ > 65536)
+        throw std::invalid_argument("--garbage: expected 0 to 65536 bytes");
+    if (hangup_after_ < 0)
+        throw std::invalid_argument("--hangup-after: cannot be negative");
+}
+
+SerialPeer::~SerialPeer() { cleanup(); }
+
+void SerialPeer::cleanup()
+{
+    if (linked_) {
+        std::error_code ec;
+        if (fs::read_symlink(link_, ec) == slave_path_)
+            fs::remove(link_, ec);
+        linked_ = false;
+    }
+    if (master_ >= 0)
+        ::close(master_);
+    if (slave_ >= 0)
+        ::close(slave_);
+    master_ = slave_ = -1;
+}
+
+void SerialPeer::setup()
+{
+    master_ = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (master_ < 0)
+        throw sys_error("posix_openpt");
+    if (grantpt(master_) != 0 || unlockpt(master_) != 0)
+        throw sys_error("unlocking the pty");
+    char name[128];
+    if (ptsname_r(master_, name, sizeof name) != 0)
+        throw sys_error("ptsname");
+    slave_path_ = name;
+    slave_ = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (slave_ < 0)
+        throw sys_error(std::string("opening ") + name);
+    // Raw on the slave, so that the line discipline neither echoes nor
+    // translates what the device writes before it sets its own mode.
+    struct termios t;
+    if (tcgetattr(slave_, &t) != 0)
+        throw sys_error("tcgetattr");
+    cfmakeraw(&t);
+    t.c_cflag |= CLOCAL;
+    if (tcsetattr(slave_, TCSANOW, &t) != 0)
+        throw sys_error("tcsetattr");
+    if (hold_) {
+        if (flock(slave_, LOCK_EX | LOCK_NB) != 0)
+            throw sys_error("flock on " + slave_path_);
+        if (ioctl(slave_, TIOCEXCL) != 0)
+            throw sys_error("TIOCEXCL on " + slave_path_);
+    }
+}
+
+void SerialPeer::publish()
+{
+    fs::path link(link_);
+    std::error_code ec;
+    if (link.has_parent_path())
+        fs::create_directories(link.parent_path(), ec);
+    if (ec)
+        throw std::runtime_error("--link=" + link_ + ": cannot create " + link.parent_path().string() + ": " +
+                                 ec.message());
+    auto st = fs::symlink_status(link, ec);
+    if (fs::exists(st)) {
+        if (!fs::is_symlink(st))
+            throw std::runtime_error("--link=" + link_ + ": exists and is not a symlink; not replacing it");
+        fs::remove(link, ec);  // a stale link from an earlier run
+    }
+    fs::create_symlink(slave_path_, link, ec);
+    if (ec)
+        throw std::runtime_error("--link=" + link_ + ": " + ec.message());
+    linked_ = true;
+}
+
+void SerialPeer::queue(Chunk c)
+{
+    if (!out_.empty())
+        c.due = std::max(c.due, out_.back().due);
+    out_.push_back(std::move(c));
+}
+
+void SerialPeer::reply(const std::string &bytes)
+{
+    std::string data;
+    for (long long i = 0; i < garbage_; i++)
+        data += char(0xF0 | (i & 0x0F));  // never CR, LF or text
+    data += bytes;
+    queue({monotonic_seconds() + delay_, data});
+}
+
+void SerialPeer::send_now(const std::string &bytes) { queue({monotonic_seconds(), bytes}); }
+
+void SerialPeer::pause(double seconds) { queue({monotonic_seconds() + seconds, {}}); }
+
+void SerialPeer::hang_up()
+{
+    ctx_.log("hanging up after " + std::to_string(received_) + " bytes received");
+    cleanup();  // closes master (the device sees POLLHUP) and removes the link
+    out_.clear();
+}
+
+int SerialPeer::run()
+{
+    ctx_.reject_unknown();
+    setup();
+    publish();
+    ctx_.ready(link_);
+    std::string buf(4096, '\0');
+    for (;;) {
+        double now = monotonic_seconds();
+        // Run what is due: output chunks, then a hang-up.
+        while (master_ >= 0 && !out_.empty() && out_.front().due <= now) {
+            Chunk &c = out_.front();
+            if (c.hangup) {
+                hang_up();
+                break;
+            }
+            if (!c.bytes.empty()) {
+                ssize_t n = ::write(master_, c.bytes.data(), c.bytes.size());
+                if (n < 0 && errno != EAGAIN && errno != EINTR)
+                    throw sys_error("writing to the pty");
+                if (n > 0)
+                    c.bytes.erase(0, size_t(n));
+                if (!c.bytes.empty())
+                    break;  // the device is not reading: wait for POLLOUT
+            }
+            out_.pop_front();
+        }
+        int timeout = -1;
+        short master_events = POLLIN;
+        if (!out_.empty()) {
+            double wait = out_.front().due - monotonic_seconds();
+            if (wait <= 0)
+                master_events |= POLLOUT;
+            else
+                timeout = int(wait * 1000) + 1;
+        }
+        struct pollfd p[2] = {{ctx_.stop_fd, POLLIN, 0}, {master_, master_events, 0}};
+        int n = poll(p, master_ >= 0 ? 2 : 1, timeout);
+        if (n < 0 && errno != EINTR)
+            throw sys_error("poll");
+        if (p[0].revents & POLLIN)
+            break;
+        if (master_ < 0 || n <= 0)
+            continue;
+        if (p[1].revents & POLLIN) {
+            ssize_t r = ::read(master_, buf.data(), buf.size());
+            if (r > 0) {
+                std::string got(buf.data(), size_t(r));
+                received_ += r;
+                on_input(got);
+                if (hangup_after_ > 0 && received_ >= hangup_after_ && !hangup_queued_) {
+                    hangup_queued_ = true;
+                    queue({monotonic_seconds() + delay_, {}, true});
+                }
+            } else if (r < 0 && errno != EAGAIN && errno != EINTR) {
+                // EIO: nobody has the slave open; cannot happen while we keep
+                // slave_, but do not spin if it does.
+                usleep(20000);
+            }
+        } else if (p[1].revents & (POLLHUP | POLLERR)) {
+            usleep(20000);
+        }
+    }
+    cleanup();
+    return 0;
+}
+
+}  // namespace devhost::vdev
