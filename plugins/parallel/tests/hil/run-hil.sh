@@ -169,6 +169,21 @@ check_info() { # run, key, value
     fi
 }
 
+check_rc() { # run, devhost's exit code (0 all steps ok, 1 a pipeline failed)
+    if grep -q "^HIL-END $1 rc=$2\$" "$CONSOLE"; then
+        say "ok: $1: exit $2"
+    else
+        say "FAILED: $1: expected exit $2, got: $(grep "^HIL-END $1 " "$CONSOLE")"
+        failures=$((failures + 1))
+    fi
+}
+
+for run in print print-driver ecp-fallback excl-holder claim-holder claim-patient forgot after-forgot; do
+    check_rc $run 0
+done
+for run in ecp excl-second excl-shared claim-impatient; do
+    check_rc $run 1
+done
 check print open DEVHOST_OK
 check print "connect mode=compat" DEVHOST_OK
 check print info DEVHOST_OK
