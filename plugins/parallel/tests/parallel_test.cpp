@@ -238,7 +238,13 @@ TEST_CASE("parallel runs the seed's sequence on a virtual printer", "[parallel]"
     CHECK(write(*dev, "x").outcome.status == DEVHOST_E_STATE);
     InfoList list;
     CHECK(dev->info(list).status == DEVHOST_E_STATE);
+    CHECK(connect(*dev, {{"mode", "compat"}}).status == DEVHOST_E_STATE);
+    CHECK(dev->disconnect().status == DEVHOST_E_STATE);
+    CHECK(dev->unlock().status == DEVHOST_E_STATE);
+    CHECK(control(*dev, "read-status").outcome.status == DEVHOST_E_STATE);
+    CHECK(transfer(*dev, DEVHOST_OP_READ, "", 4).outcome.status == DEVHOST_E_STATE);
     CHECK(dev->close().status == DEVHOST_E_STATE);
+    CHECK(port.printed() == "Hello, printer\f");
 }
 
 TEST_CASE("parallel writes through the driver method in chunks", "[parallel]")
@@ -554,6 +560,51 @@ TEST_CASE("parallel close releases a forgotten claim and logs it", "[parallel]")
         CHECK_THAT(log.text(), Catch::Contains("released the port on close because the pipeline did not unlock it"));
     }
     CHECK(b->lock(1000).ok());
+}
+
+TEST_CASE("parallel: a client process that dies holding the claim wakes the next", "[parallel][e2e]")
+{
+    VPort port("dies");
+    const fs::path config = port.dir() / "holder.ini";
+    write_file(config, "[host]\noutput = -\n\n[device holder]\nclass = parallel\npath = " + port.path() +
+                           "\nstep = open\nstep = lock timeout=2s\nstep = write \"held;\"\nstep = sleep 60s\n");
+    ProcessOptions env;
+    env.env[VPORT_DIR_ENV] = port.vport_dir().string();
+    Child holder({devhost_exe().string(), "run", "--plugin-path", plugin_dir().string(), config.string()}, port.dir(),
+                 env);
+    REQUIRE(holder.wait_for_output("\"step\":\"write", 10s));
+    auto waiter = opened(port.path(), {}, "waiter");
+    CHECK(waiter->lock(200).status == DEVHOST_E_TIMEOUT);
+    auto waiting = std::async(std::launch::async, [&] { return waiter->lock(20000); });
+    std::this_thread::sleep_for(100ms);
+    holder.signal(SIGKILL);  // no unlock, no close: the kernel closes its socket
+    REQUIRE(waiting.wait_for(20s) == std::future_status::ready);
+    Outcome o = waiting.get();
+    INFO(o.message);
+    CHECK(o.ok());
+    CHECK(write(*waiter, "next;").outcome.ok());
+    CHECK(waiter->unlock().ok());
+    CHECK(waiter->close().ok());
+    CHECK(port.printed() == "held;next;");
+}
+
+TEST_CASE("parallel: unplugging the port ends a wait for the claim with removed", "[parallel]")
+{
+    VPort port("unplug-wait", {"--unplug-after=3"});
+    auto holder = opened(port.path(), {}, "holder");
+    auto waiter = opened(port.path(), {}, "waiter");
+    REQUIRE(holder->lock(1000).ok());
+    auto waiting = std::async(std::launch::async, [&] { return waiter->lock(20000); });
+    std::this_thread::sleep_for(100ms);
+    CHECK(write(*holder, "abcdef").outcome.status == DEVHOST_E_REMOVED);
+    REQUIRE(waiting.wait_for(20s) == std::future_status::ready);
+    Outcome o = waiting.get();
+    INFO(o.message);
+    CHECK(o.status == DEVHOST_E_REMOVED);
+    CHECK(port.printed() == "abc");
+    // Removed devices still close cleanly.
+    CHECK(holder->close().ok());
+    CHECK(waiter->close().ok());
 }
 
 TEST_CASE("parallel refuses bad paths with one clear line", "[parallel]")
