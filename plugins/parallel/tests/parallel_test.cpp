@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <exception>
 #include <cstdlib>
 #include <future>
 #include <map>
@@ -59,10 +60,16 @@ public:
         INFO(child_->err());
         REQUIRE(ready);
     }
+    // Stops the peer; it must end cleanly (exit 0 on SIGTERM: under the
+    // sanitizers, a leak or an error in the peer would show here).
     ~VPort()
     {
         child_->signal(SIGTERM);
-        child_->wait(5s);
+        ProcessResult r = child_->wait(5s);
+        if (std::uncaught_exceptions() == 0) {
+            INFO("devhost-vdev parallel-port --name=" << name_ << ": " << child_->err());
+            CHECK(r.exit_code == 0);
+        }
     }
     std::string path() const { return "vport:" + name_; }
     std::string printed() const { return read_file(output_); }
