@@ -82,6 +82,12 @@ TEST_CASE("devhost run with no config runs the default config and exits 0", "[ru
         CHECK(l.rfind("{\"time\":", 0) == 0);
         CHECK(l.find("\"status\":\"DEVHOST_OK\"") != std::string::npos);
     }
+    // Every device class the default config shows did its work: the virtual
+    // modem answered ATI, and the virtual disk's MBR signature was read.
+    CHECK(r.out.find(R"("device":"loopback")") != std::string::npos);
+    CHECK(r.out.find(R"(devhost virtual modem\\r\\n)") != std::string::npos);
+    CHECK(r.out.find(R"("device":"disk")") != std::string::npos);
+    CHECK(r.out.find(R"("hex":"55aa")") != std::string::npos);
 }
 
 TEST_CASE("devhost check on a config with a typo exits 2 naming line and key", "[check]")
