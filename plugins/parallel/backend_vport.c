@@ -157,7 +157,7 @@ static devhost_status server_status(par_device *d, const vport_reply *r, const c
 }
 
 /* The socket for vport:NAME: DIR/NAME.sock in the first candidate directory
- * where it exists (the first candidate when none has it). */
+ * where it exists (else the first candidate it fits in, for the error). */
 static devhost_status socket_path(par_device *d, struct sockaddr_un *addr, devhost_error *err)
 {
     const char *name = d->path + strlen(VPORT_PATH_PREFIX);
@@ -180,10 +180,12 @@ static devhost_status socket_path(par_device *d, struct sockaddr_un *addr, devho
         int written = snprintf(path, sizeof path, "%s/%s.sock", dir, name);
         if (written < 0 || (size_t)written >= sizeof path)
             continue;
-        if (index == 0 || access(path, F_OK) == 0)
+        if (access(path, F_OK) == 0) {
             memcpy(addr->sun_path, path, (size_t)written + 1);
-        if (access(path, F_OK) == 0)
             break;
+        }
+        if (!addr->sun_path[0])
+            memcpy(addr->sun_path, path, (size_t)written + 1);
     }
     if (!addr->sun_path[0])
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: the vport socket path is too long", d->path);
