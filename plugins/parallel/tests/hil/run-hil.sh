@@ -192,6 +192,7 @@ check_info print select yes
 check print lock DEVHOST_OK
 check print "write \\\\\"handshake" DEVHOST_OK
 check print-driver "write" DEVHOST_OK
+check_info print-driver path /dev/parport0
 check print "control read-control" DEVHOST_OK
 check print unlock DEVHOST_OK
 check print close DEVHOST_OK
