@@ -15,13 +15,15 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <csignal>
-#include <exception>
 #include <cstdlib>
+#include <exception>
 #include <future>
 #include <map>
 #include <sstream>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <thread>
@@ -774,6 +776,84 @@ TEST_CASE("parallel answers malformed virtual-port replies with a protocol error
         dev->close();
         fs::remove(dir / "vp" / "bad.sock");
     }
+}
+
+namespace {
+
+// A raw protocol client of the virtual port, for requests the plugin never
+// sends.
+class RawClient {
+public:
+    explicit RawClient(const fs::path &socket)
+    {
+        fd_ = socket_fd();
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket.c_str());
+        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    }
+    ~RawClient() { ::close(fd_); }
+    // Sends a message and returns {echoed command, status, value}.
+    std::array<uint32_t, 3> ask(const std::string &message)
+    {
+        REQUIRE(send(fd_, message.data(), message.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(message.size()));
+        pollfd p{fd_, POLLIN, 0};
+        REQUIRE(poll(&p, 1, 5000) == 1);  // a bound, not a timing check
+        uint8_t reply[VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD];
+        ssize_t n = recv(fd_, reply, sizeof reply, 0);
+        REQUIRE(n >= VPORT_HEADER_SIZE);
+        return {reply[0], reply[1], vport_get_u32(reply + 4)};
+    }
+    static std::string request(uint8_t cmd, uint32_t arg = 0, const std::string &payload = "")
+    {
+        std::string m(VPORT_HEADER_SIZE, '\0');
+        m[0] = static_cast<char>(cmd);
+        vport_put_u32(reinterpret_cast<uint8_t *>(m.data()) + 4, arg);
+        return m + payload;
+    }
+
+private:
+    static int socket_fd()
+    {
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        return fd;
+    }
+    int fd_ = -1;
+};
+
+}  // namespace
+
+TEST_CASE("parallel's virtual port answers malformed requests and keeps serving", "[parallel]")
+{
+    VPort port("rawreq");
+    {
+        RawClient raw(port.vport_dir() / "rawreq.sock");
+        using R = std::array<uint32_t, 3>;
+        CHECK(raw.ask(std::string("\x06\x00\x00", 3)) == R{VPORT_CMD_INFO, VPORT_E_INVALID, 0});
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_INFO)) == R{VPORT_CMD_INFO, VPORT_E_STATE, 0});
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_HELLO, 0, "raw")) ==
+              R{VPORT_CMD_HELLO, VPORT_OK, VPORT_PROTOCOL_VERSION});
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_HELLO))[1] == VPORT_E_STATE);
+        CHECK(raw.ask(RawClient::request(99)) == R{99, VPORT_E_UNSUPPORTED, 0});
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_WRITE, 0, std::string(VPORT_MAX_PAYLOAD + 1, 'x')))[1] ==
+              VPORT_E_INVALID);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_REG_READ, VPORT_REG_STATUS))[1] == VPORT_E_STATE);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_RELEASE))[1] == VPORT_E_STATE);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_CLAIM))[1] == VPORT_OK);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_CLAIM))[1] == VPORT_E_STATE);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_NEGOTIATE, 77))[1] == VPORT_E_INVALID);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_REG_READ, 9))[1] == VPORT_E_INVALID);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_WRITE))[1] == VPORT_E_INVALID);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_READ, 0))[1] != VPORT_OK);
+        CHECK(raw.ask(RawClient::request(VPORT_CMD_WRITE, 0, "ok")) == R{VPORT_CMD_WRITE, VPORT_OK, 2});
+        // Leaves holding the claim: the port gives it to the next client.
+    }
+    auto dev = opened(port.path());
+    REQUIRE(dev->lock(5000).ok());
+    CHECK(write(*dev, "!").outcome.ok());
+    CHECK(dev->close().ok());
+    CHECK(port.printed() == "ok!");
 }
 
 TEST_CASE("parallel: two devhost processes contend for one claim", "[parallel][e2e]")
