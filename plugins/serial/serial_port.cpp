@@ -518,7 +518,8 @@ devhost_status Port::read_op(devhost_transfer *xfer, uint64_t deadline_ns, devho
 
     // Hands out n bytes of pending_ into the caller's buffer.
     auto hand_out = [&](size_t n) {
-        std::memcpy(xfer->in, pending_.data(), n);
+        if (n > 0)  // an empty pending_ has no data() to copy from
+            std::memcpy(xfer->in, pending_.data(), n);
         xfer->in_len = n;
         pending_.erase(pending_.begin(), pending_.begin() + long(n));
     };
