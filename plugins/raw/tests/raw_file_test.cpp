@@ -305,6 +305,33 @@ TEST_CASE("raw: descriptors are close-on-exec unless inherit is asked", "[raw][o
     CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR);
 }
 
+TEST_CASE("raw: a child process sees the descriptor only with inherit", "[raw][open]")
+{
+    // What a program started while the device is open really gets: the
+    // descriptors a shell finds in its /proc/self/fd.
+    TempDir dir;
+    auto image = dir / "disk.img";
+    make_image(image, image_size);
+    auto child_fds_on = [&] {
+        auto r = devhost::test::run_process({"/bin/sh", "-c", "for f in /proc/self/fd/*; do readlink \"$f\"; done"});
+        REQUIRE_FALSE(r.out.empty());  // the shell listed its fds
+        int hits = 0;
+        for (const auto &l : devhost::test::lines(r.out))
+            hits += l == image.string();
+        return hits;
+    };
+    REQUIRE(child_fds_on() == 0);
+    {
+        auto o = open_raw(image.string());
+        REQUIRE(o.outcome.ok());
+        REQUIRE(fd_of(image) >= 0);
+        CHECK(child_fds_on() == 0);
+    }
+    auto o = open_raw(image.string(), {}, true);
+    REQUIRE(o.outcome.ok());
+    CHECK(child_fds_on() == 1);
+}
+
 TEST_CASE("raw: a truncated image file fails reads with REMOVED", "[raw][removal]")
 {
     TempDir dir;
