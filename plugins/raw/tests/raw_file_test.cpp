@@ -62,6 +62,14 @@ TEST_CASE("raw: a missing path is NOT_FOUND and nothing is created", "[raw][open
     CHECK(o.outcome.message == "raw: " + missing.string() + ": no such device or file");
     CHECK(o.outcome.os_errno == ENOENT);
     CHECK_FALSE(fs::exists(missing));
+    // A dangling link (a /dev/disk/by-id name whose disk is gone): the
+    // target it names is not created either.
+    auto link = dir / "by-id-link";
+    fs::create_symlink(dir / "gone-disk", link);
+    auto l = open_raw(link.string(), {{"allow-write", "true"}});
+    CHECK(l.outcome.status == DEVHOST_E_NOT_FOUND);
+    CHECK_FALSE(fs::exists(fs::symlink_status(dir / "gone-disk")));
+    CHECK(fs::is_symlink(link));
 }
 
 TEST_CASE("raw: a directory or a FIFO is refused as INVALID without blocking", "[raw][open]")
