@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <csignal>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -212,6 +214,43 @@ TEST_CASE("a missing path is NOT_FOUND and nothing is created")
     CHECK_THAT(o.message, Catch::Contains(path));
     CHECK_FALSE(fs::exists(fs::symlink_status(path)));
     CHECK(fs::is_empty(dir.path()));
+    // A dangling /dev/serial/by-id style link: its target is not created.
+    fs::create_symlink(dir / "ttyUSB98", dir / "usb-Vendor_Cable-if00");
+    Device linked(serial_plugin(), "port");
+    Outcome l = open_dev(linked, (dir / "usb-Vendor_Cable-if00").string());
+    CHECK(l.status == DEVHOST_E_NOT_FOUND);
+    CHECK_FALSE(fs::exists(fs::symlink_status(dir / "ttyUSB98")));
+}
+
+TEST_CASE("close puts back every termios field it found, also after an arbitrary (BOTHER) rate")
+{
+    // The whole termios2, not only the speed and ICANON: flags, control
+    // characters and both speeds, for a synchronous and an overlapped handle.
+    for (const char *overlapped : {"false", "true"}) {
+        INFO("overlapped=" << overlapped);
+        Pty pty;
+        struct termios before;
+        REQUIRE(tcgetattr(pty.slave, &before) == 0);
+        {
+            Device dev(serial_plugin(), "port");
+            Outcome o = open_dev(dev, pty.path, {{"baud", "250000"}, {"stop-bits", "2"}, {"flow", "rtscts"},
+                                                  {"hupcl", "off"}, {"overlapped", overlapped}});
+            INFO(o.message);
+            REQUIRE(o.ok());
+            REQUIRE(info_value(dev, "baud") == "250000");
+            REQUIRE(write(dev, "x").outcome.ok());
+            CHECK(dev.close().ok());
+        }
+        struct termios after;
+        REQUIRE(tcgetattr(pty.slave, &after) == 0);
+        CHECK(after.c_iflag == before.c_iflag);
+        CHECK(after.c_oflag == before.c_oflag);
+        CHECK(after.c_cflag == before.c_cflag);
+        CHECK(after.c_lflag == before.c_lflag);
+        CHECK(std::equal(std::begin(after.c_cc), std::end(after.c_cc), std::begin(before.c_cc)));
+        CHECK(cfgetispeed(&after) == cfgetispeed(&before));
+        CHECK(cfgetospeed(&after) == cfgetospeed(&before));
+    }
 }
 
 TEST_CASE("a path that is not a tty is INVALID")
