@@ -257,6 +257,17 @@ TEST_CASE("raw-disk detaches its loop device on every way it can end", "[raw][vd
         CHECK(loop_users(image) == "");
         CHECK_FALSE(fs::exists(image));
     }
+    SECTION("SIGHUP (the terminal closed)")
+    {
+        auto image = dir / "hup.img";
+        Child peer({vdev_exe(), "raw-disk", "--path=" + image.string(), "--loop=true"}, dir.path());
+        REQUIRE(peer.wait_for_output("READY /dev/loop", 10s));
+        peer.signal(SIGHUP);
+        auto r = peer.wait(10s);
+        CHECK(r.exit_code == 0);
+        CHECK(loop_users(image) == "");
+        CHECK_FALSE(fs::exists(image));
+    }
     SECTION("its parent killed (the host crashing)")
     {
         auto image = dir / "orphan.img";
