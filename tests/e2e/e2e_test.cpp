@@ -94,6 +94,9 @@ TEST_CASE("devhost run with no config runs the default config and exits 0", "[ru
     CHECK(r.out.find(R"("hex":"55aa")") != std::string::npos);
     CHECK(r.out.find(R"("device-id":"MFG:devhost;MDL:Virtual Printer;CLS:PRINTER;")") != std::string::npos);
     CHECK(read_file(printed) == "devhost test page\r\n\f");
+    CHECK(r.out.find(R"("device":"port","seq":4,"step":"request \"hello, port\" expect=\"hello, port\"")") !=
+          std::string::npos);
+    CHECK(r.out.find(R"("step":"get-message expect=\"ping\"")") != std::string::npos);
 }
 
 TEST_CASE("devhost check on a config with a typo exits 2 naming line and key", "[check]")
