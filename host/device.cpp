@@ -235,6 +235,11 @@ Outcome Device::connect(const ConnectRequest &request)
     devhost_connect_params params{};
     params.struct_size = sizeof params;
     if (request.context) {
+        if (request.context_size && *request.context_size > request.context->size())
+            return {DEVHOST_E_INVALID,
+                    "connect: context-size " + std::to_string(*request.context_size) + " is larger than the context (" +
+                        std::to_string(request.context->size()) + " bytes)",
+                    0};
         params.context = request.context->data();
         params.context_size = request.context_size.value_or(static_cast<uint32_t>(request.context->size()));
     } else {

@@ -272,6 +272,11 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
                 s.args.emplace_back(k, value);
             }
         }
+        // context-size may differ from the context to test a plugin's
+        // checks, but never claim bytes the context does not have.
+        if (ok && s.context && s.context_size && *s.context_size > s.context->size())
+            ok = p.fail("context-size=" + std::to_string(*s.context_size) + " is larger than the context (" +
+                        std::to_string(s.context->size()) + " bytes)");
         break;
     case StepKind::Write:
         ok = want_positional(1, 1, "DATA (a \"quoted string\" or hex:...)") && p.data(positional[0], "DATA", s.data) &&

@@ -145,11 +145,14 @@ int main(int argc, char **argv)
     }
     ctx.name = ctx.get("name", ctx.kind);
 
-    // Stop on SIGTERM/SIGINT, and when the parent (the host) dies.
+    // Stop on SIGTERM/SIGINT/SIGHUP (a closed terminal must not kill a peer
+    // before it undoes what it set up, e.g. a loop device), and when the
+    // parent (the host) dies.
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     sigprocmask(SIG_BLOCK, &stop, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -518,7 +518,10 @@ devhost_status Port::read_op(devhost_transfer *xfer, uint64_t deadline_ns, devho
 
     // Hands out n bytes of pending_ into the caller's buffer.
     auto hand_out = [&](size_t n) {
-        std::memcpy(xfer->in, pending_.data(), n);
+        // n may be 0 with pending_ empty (its data() then null): memcpy's
+        // pointers must be valid even for 0 bytes.
+        if (n > 0)
+            std::memcpy(xfer->in, pending_.data(), n);
         xfer->in_len = n;
         pending_.erase(pending_.begin(), pending_.begin() + long(n));
     };

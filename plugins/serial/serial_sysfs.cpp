@@ -2,6 +2,7 @@
 // device behind it, and which processes hold it (for "busy" messages).
 #include "serial_port.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -125,10 +126,8 @@ std::vector<long> tty_holders(int fd, int self_fd)
                 add(pid);
         }
     }
-    // A flock holder is the one that makes us busy; otherwise list every
-    // process with the tty open (a TIOCEXCL holder is among them).
-    if (!pids.empty())
-        return pids;
+    // Every process with the tty open (a TIOCEXCL holder is among them).
+    std::vector<long> open_by;
     long self = long(getpid());
     if (DIR *proc = opendir("/proc")) {
         while (struct dirent *e = readdir(proc)) {
@@ -150,7 +149,7 @@ std::vector<long> tty_holders(int fd, int self_fd)
                 struct stat st;
                 if (stat((fddir + "/" + d->d_name).c_str(), &st) == 0 && S_ISCHR(st.st_mode) &&
                     st.st_rdev == me.st_rdev) {
-                    add(pid);
+                    open_by.push_back(pid);
                     break;
                 }
             }
@@ -158,7 +157,15 @@ std::vector<long> tty_holders(int fd, int self_fd)
         }
         closedir(proc);
     }
-    return pids;
+    // A flock holder is the one that makes us busy, but /proc/locks names
+    // the process that took the lock, which may have exited and left it to
+    // another that shares the descriptor (`exec 9<>tty; flock 9`): keep the
+    // lockers that still have the tty open, else name everyone who has.
+    std::vector<long> lockers;
+    for (long pid : pids)
+        if (std::find(open_by.begin(), open_by.end(), pid) != open_by.end())
+            lockers.push_back(pid);
+    return lockers.empty() ? open_by : lockers;
 }
 
 std::string format_holders(const std::vector<long> &pids)

@@ -4,6 +4,7 @@
  */
 #include <devhost/port_wire.h>
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 

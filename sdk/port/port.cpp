@@ -545,15 +545,22 @@ devhost_status devhost_port_create(const devhost_port_config *config, devhost_po
             return unbind(errno, "eventfd");
         devhost_port *p = port.get();
         {
-            // The thread runs only once service_id is set.
+            // The thread runs only once service_id and *out are set: a
+            // callback may read the caller's variable holding the port.
             std::lock_guard lock(p->mu);
-            p->thread = std::thread([p] {
-                { std::lock_guard started(p->mu); }
-                p->run();
-            });
+            *out = p;
+            try {
+                p->thread = std::thread([p] {
+                    { std::lock_guard started(p->mu); }
+                    p->run();
+                });
+            } catch (...) {
+                *out = nullptr;
+                throw;
+            }
             p->service_id = p->thread.get_id();
         }
-        *out = port.release();
+        port.release();
         return DEVHOST_OK;
     } catch (const std::bad_alloc &) {
         return fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "port " + path + ": out of memory");

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <filesystem>
 #include <thread>
 
 using namespace devhost::test;
@@ -73,6 +74,9 @@ TEST_CASE("devhost plugins lists loop with its ABI version and options", "[cli]"
 
 TEST_CASE("devhost run with no config runs the default config and exits 0", "[run]")
 {
+    const std::filesystem::path printed = "/tmp/devhost-printer.txt";  // the virtual printer's output
+    std::error_code ec;
+    std::filesystem::remove(printed, ec);
     auto r = run_devhost({"run"});
     INFO(r.err);
     CHECK(r.exit_code == 0);
@@ -82,6 +86,17 @@ TEST_CASE("devhost run with no config runs the default config and exits 0", "[ru
         CHECK(l.rfind("{\"time\":", 0) == 0);
         CHECK(l.find("\"status\":\"DEVHOST_OK\"") != std::string::npos);
     }
+    // Every device class the default config shows did its work: the virtual
+    // modem answered ATI, and the virtual disk's MBR signature was read.
+    CHECK(r.out.find(R"("device":"loopback")") != std::string::npos);
+    CHECK(r.out.find(R"(devhost virtual modem\\r\\n)") != std::string::npos);
+    CHECK(r.out.find(R"("device":"disk")") != std::string::npos);
+    CHECK(r.out.find(R"("hex":"55aa")") != std::string::npos);
+    CHECK(r.out.find(R"("device-id":"MFG:devhost;MDL:Virtual Printer;CLS:PRINTER;")") != std::string::npos);
+    CHECK(read_file(printed) == "devhost test page\r\n\f");
+    CHECK(r.out.find(R"("device":"port","seq":4,"step":"request \"hello, port\" expect=\"hello, port\"")") !=
+          std::string::npos);
+    CHECK(r.out.find(R"("step":"get-message expect=\"ping\"")") != std::string::npos);
 }
 
 TEST_CASE("devhost check on a config with a typo exits 2 naming line and key", "[check]")

@@ -18,6 +18,7 @@ TEST_CASE("Windows device names map to Linux paths", "[names]")
     CHECK(resolve_device_name("\\\\.\\LPT2", t, error) == "/dev/parport1");
     CHECK(resolve_device_name("\\\\.\\PhysicalDrive0", t, error) == "/dev/nvme0n1");
     CHECK(resolve_device_name("\\\\.\\PhysicalDrive1", t, error) == "/dev/sda");
+    CHECK_FALSE(resolve_device_name("\\\\.\\PhysicalDrive2", t, error));  // zram0 is left out too
     CHECK(resolve_device_name("\\MyFilterPort", t, error) == "/run/devhost/ports/MyFilterPort");
     CHECK(resolve_device_name("/dev/ttyUSB0", t, error) == "/dev/ttyUSB0");
     CHECK(resolve_device_name("loop:x", t, error) == "loop:x");

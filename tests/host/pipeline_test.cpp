@@ -91,6 +91,22 @@ TEST_CASE("every call out of order is refused with DEVHOST_E_STATE", "[state]")
     CHECK(loop_stats().rfind(idle_stats_prefix, 0) == 0);
 }
 
+TEST_CASE("connect never hands a plugin a context shorter than the size it claims", "[state]")
+{
+    Device d(loop_plugin(), "d");
+    REQUIRE(d.open({.path = "loop:ctx"}).ok());
+    ConnectRequest too_big;
+    too_big.context = std::vector<uint8_t>{'a', 'b', 'c'};
+    too_big.context_size = 65535;
+    Outcome o = d.connect(too_big);
+    CHECK(o.status == DEVHOST_E_INVALID);
+    CHECK(o.message == "connect: context-size 65535 is larger than the context (3 bytes)");
+    ConnectRequest shorter = too_big;
+    shorter.context_size = 2;  // a prefix of the context: allowed
+    CHECK(d.connect(shorter).ok());
+    REQUIRE(d.close().ok());
+}
+
 TEST_CASE("open validates option values against the schema before calling the plugin", "[state]")
 {
     Device d(loop_plugin(), "d");

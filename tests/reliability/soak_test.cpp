@@ -65,5 +65,11 @@ TEST_CASE("10,000 device cycles leave no fd and no memory behind", "[soak]")
     const size_t rss_after = rss_bytes();
     INFO("rss before " << rss_before << " after " << rss_after);
     CHECK(fds_after == fds_before);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    // A sanitizer's quarantine and shadow memory grow with every allocation,
+    // so RSS says nothing here; LeakSanitizer checks for leaks instead.
+    WARN("skipped: the RSS bound is not checked under a sanitizer (LeakSanitizer covers leaks)");
+#else
     CHECK(rss_after < rss_before + 2 * 1024 * 1024);
+#endif
 }

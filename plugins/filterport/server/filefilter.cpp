@@ -39,6 +39,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -47,6 +48,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/fanotify.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +69,7 @@ struct Filter {
     std::mutex mu;
     std::vector<std::string> watches;
     std::atomic<uint64_t> events{0}, allowed{0}, denied{0}, defaulted{0};
+    std::atomic<bool> stopping{false};  // no client is asked any more
 
     // Marks one directory. Returns an empty string or the reason it failed.
     std::string add_watch(const std::string &dir)
@@ -120,7 +123,7 @@ struct Filter {
     {
         uint64_t ids[64];
         uint32_t n = std::min<uint32_t>(devhost_port_clients(port, ids, 64), 64);
-        if (n == 0) {
+        if (n == 0 || stopping) {
             defaulted++;
             return default_allow ? FAN_ALLOW : FAN_DENY;
         }
@@ -224,6 +227,63 @@ struct Filter {
             }
         }
     }
+};
+
+// Watches the stop signal from its own thread while the main loop may be
+// blocked in Filter::decide: on SIGTERM/SIGINT it sets `stopping` (no client
+// is asked any more) and disconnects every client, so that waits in progress
+// end at once with E_REMOVED instead of running to their timeout. finish()
+// (also run by the destructor, so no exit path leaves the thread joinable)
+// ends the thread when the main loop stops for another reason.
+class StopWatcher {
+public:
+    StopWatcher(Filter &f, int stop_fd) : f_(f), stop_fd_(stop_fd)
+    {
+        done_fd_ = ::eventfd(0, EFD_CLOEXEC);
+        if (done_fd_ < 0)
+            throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+        try {
+            thread_ = std::thread([this] { watch(); });
+        } catch (...) {
+            ::close(done_fd_);
+            throw;
+        }
+    }
+    ~StopWatcher() { finish(); }
+    StopWatcher(const StopWatcher &) = delete;
+    StopWatcher &operator=(const StopWatcher &) = delete;
+
+    void finish()
+    {
+        if (!thread_.joinable())
+            return;
+        uint64_t one = 1;
+        while (::write(done_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+        thread_.join();
+        ::close(done_fd_);
+        done_fd_ = -1;
+    }
+
+private:
+    void watch()
+    {
+        pollfd w[2] = {{stop_fd_, POLLIN, 0}, {done_fd_, POLLIN, 0}};
+        while (::poll(w, 2, -1) < 0 && errno == EINTR) {
+        }
+        if (!(w[0].revents & POLLIN))
+            return;
+        f_.stopping = true;
+        uint64_t ids[64];
+        uint32_t n = std::min<uint32_t>(devhost_port_clients(f_.port, ids, 64), 64);
+        for (uint32_t i = 0; i < n; i++)
+            devhost_port_disconnect(f_.port, ids[i]);
+    }
+
+    Filter &f_;
+    int stop_fd_;
+    int done_fd_ = -1;
+    std::thread thread_;
 };
 
 devhost_status on_connect(void *, uint64_t client, const devhost_port_peer *peer, const void *, uint32_t,
@@ -392,6 +452,18 @@ int run(int argc, char **argv)
         ::close(f.fan_fd);
         throw std::runtime_error(err.message);
     }
+    // On SIGTERM/SIGINT a decision in progress must not hold shutdown up for
+    // its timeout: the watcher disconnects every client, which ends the
+    // waits with E_REMOVED (the event then gets the default verdict).
+    std::optional<StopWatcher> watcher;
+    try {
+        watcher.emplace(f, stop_fd);
+    } catch (...) {
+        devhost_port_close(f.port);
+        ::close(f.fan_fd);
+        ::close(stop_fd);
+        throw;
+    }
     std::printf("READY %s\n", port_path.c_str());
     std::fflush(stdout);
 
@@ -413,6 +485,8 @@ int run(int argc, char **argv)
         }
     }
     // Shutdown: no client is asked any more; what is queued gets the default.
+    f.stopping = true;
+    watcher->finish();
     devhost_port_close(f.port);
     f.port = nullptr;
     f.drain(false);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <csignal>
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace raw_test;
 using namespace devhost::test;
@@ -198,6 +199,9 @@ TEST_CASE("devhost run: write and read back at an offset on a virtual loop disk"
     REQUIRE(l.size() >= 3);
     CHECK(l[1].find(R"("status":"DEVHOST_E_INVALID")") != std::string::npos);
     CHECK(l[1].find("direct I/O needs offset and length aligned to 512 bytes") != std::string::npos);
+    // A failed pipeline still stops the peer, which detaches its loop device.
+    CHECK_FALSE(fs::exists(image));
+    CHECK(run_process({find_tool("losetup").string(), "-j", image.string()}).out == "");
 
     auto ok = run_config(dir, "[virtual disk]\nkind = raw-disk\nloop = true\nsize = 1M\npath = " + image.string() +
                                   "\n\n[device d]\nclass = raw\npath = virtual:disk\nallow-write = true\n"
@@ -216,4 +220,81 @@ TEST_CASE("devhost run: write and read back at an offset on a virtual loop disk"
     CHECK_FALSE(fs::exists(image));
     auto left = run_process({find_tool("losetup").string(), "-j", image.string()});
     CHECK(left.out == "");
+}
+
+namespace {
+
+// Waits (up to a deadline, only to avoid a hang) until no loop device uses
+// `image`; returns what losetup -j last said.
+std::string loop_users(const fs::path &image)
+{
+    std::string out;
+    for (int i = 0; i < 100; i++) {
+        out = run_process({find_tool("losetup").string(), "-j", image.string()}).out;
+        if (out.empty())
+            break;
+        usleep(100000);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("raw-disk detaches its loop device on every way it can end", "[raw][vdev][loop]")
+{
+    if (find_tool("losetup").empty())
+        RAW_SKIP("losetup is not installed");
+    TempDir dir;
+    SECTION("SIGINT")
+    {
+        auto image = dir / "int.img";
+        Child peer({vdev_exe(), "raw-disk", "--path=" + image.string(), "--loop=true"}, dir.path());
+        REQUIRE(peer.wait_for_output("READY /dev/loop", 10s));
+        REQUIRE(run_process({find_tool("losetup").string(), "-j", image.string()}).out != "");
+        peer.signal(SIGINT);
+        auto r = peer.wait(10s);
+        CHECK(r.exit_code == 0);
+        CHECK(loop_users(image) == "");
+        CHECK_FALSE(fs::exists(image));
+    }
+    SECTION("SIGHUP (the terminal closed)")
+    {
+        auto image = dir / "hup.img";
+        Child peer({vdev_exe(), "raw-disk", "--path=" + image.string(), "--loop=true"}, dir.path());
+        REQUIRE(peer.wait_for_output("READY /dev/loop", 10s));
+        peer.signal(SIGHUP);
+        auto r = peer.wait(10s);
+        CHECK(r.exit_code == 0);
+        CHECK(loop_users(image) == "");
+        CHECK_FALSE(fs::exists(image));
+    }
+    SECTION("its parent killed (the host crashing)")
+    {
+        auto image = dir / "orphan.img";
+        // The shell is the peer's parent; `; :` keeps it from exec'ing the peer.
+        Child parent({"/bin/sh", "-c", vdev_exe() + " raw-disk --path=" + image.string() + " --loop=true; :"},
+                     dir.path());
+        REQUIRE(parent.wait_for_output("READY /dev/loop", 10s));
+        parent.signal(SIGKILL);
+        parent.wait(10s);
+        CHECK(loop_users(image) == "");
+        for (int i = 0; i < 100 && fs::exists(image); i++)
+            usleep(100000);
+        CHECK_FALSE(fs::exists(image));
+    }
+    SECTION("devhost run interrupted mid-pipeline")
+    {
+        auto image = dir / "run.img";
+        write_file(dir / "config.ini", "[virtual disk]\nkind = raw-disk\nloop = true\npath = " + image.string() +
+                                           "\n\n[device d]\nclass = raw\npath = virtual:disk\n"
+                                           "step = open\nstep = sleep 60s\nstep = close\n");
+        Child host({devhost_exe().string(), "run", (dir / "config.ini").string()}, dir.path());
+        REQUIRE(host.wait_for_output("\"step\":\"open\"", 20s));
+        REQUIRE(run_process({find_tool("losetup").string(), "-j", image.string()}).out != "");
+        host.signal(SIGTERM);
+        auto r = host.wait(20s);
+        CHECK(r.exit_code == 4);
+        CHECK(loop_users(image) == "");
+        CHECK_FALSE(fs::exists(image));
+    }
 }

@@ -62,6 +62,14 @@ TEST_CASE("raw: a missing path is NOT_FOUND and nothing is created", "[raw][open
     CHECK(o.outcome.message == "raw: " + missing.string() + ": no such device or file");
     CHECK(o.outcome.os_errno == ENOENT);
     CHECK_FALSE(fs::exists(missing));
+    // A dangling link (a /dev/disk/by-id name whose disk is gone): the
+    // target it names is not created either.
+    auto link = dir / "by-id-link";
+    fs::create_symlink(dir / "gone-disk", link);
+    auto l = open_raw(link.string(), {{"allow-write", "true"}});
+    CHECK(l.outcome.status == DEVHOST_E_NOT_FOUND);
+    CHECK_FALSE(fs::exists(fs::symlink_status(dir / "gone-disk")));
+    CHECK(fs::is_symlink(link));
 }
 
 TEST_CASE("raw: a directory or a FIFO is refused as INVALID without blocking", "[raw][open]")
@@ -303,6 +311,33 @@ TEST_CASE("raw: descriptors are close-on-exec unless inherit is asked", "[raw][o
     REQUIRE(fd >= 0);
     CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) == 0);
     CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR);
+}
+
+TEST_CASE("raw: a child process sees the descriptor only with inherit", "[raw][open]")
+{
+    // What a program started while the device is open really gets: the
+    // descriptors a shell finds in its /proc/self/fd.
+    TempDir dir;
+    auto image = dir / "disk.img";
+    make_image(image, image_size);
+    auto child_fds_on = [&] {
+        auto r = devhost::test::run_process({"/bin/sh", "-c", "for f in /proc/self/fd/*; do readlink \"$f\"; done"});
+        REQUIRE_FALSE(r.out.empty());  // the shell listed its fds
+        int hits = 0;
+        for (const auto &l : devhost::test::lines(r.out))
+            hits += l == image.string();
+        return hits;
+    };
+    REQUIRE(child_fds_on() == 0);
+    {
+        auto o = open_raw(image.string());
+        REQUIRE(o.outcome.ok());
+        REQUIRE(fd_of(image) >= 0);
+        CHECK(child_fds_on() == 0);
+    }
+    auto o = open_raw(image.string(), {}, true);
+    REQUIRE(o.outcome.ok());
+    CHECK(child_fds_on() == 1);
 }
 
 TEST_CASE("raw: a truncated image file fails reads with REMOVED", "[raw][removal]")

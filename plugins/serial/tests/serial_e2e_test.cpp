@@ -165,3 +165,20 @@ TEST_CASE("devhost check accepts the real-port example without touching the port
     CHECK(r.exit_code == 0);
     CHECK(has(r.out, "ok: 1 device(s)"));
 }
+
+TEST_CASE("a \\\\.\\COMn name reaches the port through [names]", "[serial]")
+{
+    // The config names the port as Windows programs do; [names] maps COM7 to
+    // the echo peer's stable link, and the record shows the resolved path.
+    TempDir dir;
+    std::unique_ptr<Child> vdev;
+    std::string link = start_vdev(vdev, dir, "serial-echo");
+    auto r = run_config(dir, "[names]\nCOM7 = " + link +
+                                 "\n\n[device port]\nclass = serial\npath = \\\\.\\COM7\nstep = open\nstep = info\n"
+                                 "step = request \"ping\\n\" until=\"\\n\" timeout=2s expect=\"ping\\n\"\nstep = close\n");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(lines(r.out).size() == 4);
+    CHECK(has(record(r.out, "info"), "\"path\":\"" + link + "\""));
+    CHECK(has(record(r.out, "request"), "\"status\":\"DEVHOST_OK\""));
+}

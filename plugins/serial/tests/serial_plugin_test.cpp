@@ -5,10 +5,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <csignal>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <thread>
@@ -211,6 +214,43 @@ TEST_CASE("a missing path is NOT_FOUND and nothing is created")
     CHECK_THAT(o.message, Catch::Contains(path));
     CHECK_FALSE(fs::exists(fs::symlink_status(path)));
     CHECK(fs::is_empty(dir.path()));
+    // A dangling /dev/serial/by-id style link: its target is not created.
+    fs::create_symlink(dir / "ttyUSB98", dir / "usb-Vendor_Cable-if00");
+    Device linked(serial_plugin(), "port");
+    Outcome l = open_dev(linked, (dir / "usb-Vendor_Cable-if00").string());
+    CHECK(l.status == DEVHOST_E_NOT_FOUND);
+    CHECK_FALSE(fs::exists(fs::symlink_status(dir / "ttyUSB98")));
+}
+
+TEST_CASE("close puts back every termios field it found, also after an arbitrary (BOTHER) rate")
+{
+    // The whole termios2, not only the speed and ICANON: flags, control
+    // characters and both speeds, for a synchronous and an overlapped handle.
+    for (const char *overlapped : {"false", "true"}) {
+        INFO("overlapped=" << overlapped);
+        Pty pty;
+        struct termios before;
+        REQUIRE(tcgetattr(pty.slave, &before) == 0);
+        {
+            Device dev(serial_plugin(), "port");
+            Outcome o = open_dev(dev, pty.path, {{"baud", "250000"}, {"stop-bits", "2"}, {"flow", "rtscts"},
+                                                  {"hupcl", "off"}, {"overlapped", overlapped}});
+            INFO(o.message);
+            REQUIRE(o.ok());
+            REQUIRE(info_value(dev, "baud") == "250000");
+            REQUIRE(write(dev, "x").outcome.ok());
+            CHECK(dev.close().ok());
+        }
+        struct termios after;
+        REQUIRE(tcgetattr(pty.slave, &after) == 0);
+        CHECK(after.c_iflag == before.c_iflag);
+        CHECK(after.c_oflag == before.c_oflag);
+        CHECK(after.c_cflag == before.c_cflag);
+        CHECK(after.c_lflag == before.c_lflag);
+        CHECK(std::equal(std::begin(after.c_cc), std::end(after.c_cc), std::begin(before.c_cc)));
+        CHECK(cfgetispeed(&after) == cfgetispeed(&before));
+        CHECK(cfgetospeed(&after) == cfgetospeed(&before));
+    }
 }
 
 TEST_CASE("a path that is not a tty is INVALID")
@@ -265,6 +305,111 @@ TEST_CASE("an open is BUSY while another program holds only TIOCEXCL (even as ro
     CHECK(o.status == DEVHOST_E_BUSY);
     CHECK_THAT(o.message, Catch::Contains(pty.path) && Catch::Contains("TIOCEXCL") &&
                               Catch::Contains(std::to_string(holder.pid)));
+}
+
+TEST_CASE("an open is BUSY while the flock program holds the port, naming its pid")
+{
+    // Another program, not a forked copy of this one: util-linux flock(1),
+    // which takes only a flock, as terminal programs do.
+    // The shell opens the port on fd 9, flock(1) locks that descriptor and
+    // exits, and the shell becomes sleep: one process holding the lock.
+    if (!fs::exists("/usr/bin/flock")) {
+        WARN("skipped: flock(1) (util-linux) is not installed");
+        return;
+    }
+    Pty pty;
+    TempDir dir;
+    Child holder({"/bin/sh", "-c", "exec 9<>" + pty.path + " && /usr/bin/flock --exclusive 9 && echo held && exec sleep 60"},
+                 dir.path());
+    REQUIRE(holder.wait_for_output("held", 10s));
+    Device dev(serial_plugin(), "port");
+    Outcome o = open_dev(dev, pty.path);
+    INFO(o.message);
+    CHECK(o.status == DEVHOST_E_BUSY);
+    CHECK_THAT(o.message, Catch::Contains(pty.path) && Catch::Contains("flock") &&
+                              Catch::Contains(std::to_string(holder.pid())));
+    // The refused open left the holder's lock and the tty's mode alone.
+    int excl = 1;
+    REQUIRE(ioctl(pty.slave, TIOCGEXCL, &excl) == 0);
+    CHECK(excl == 0);
+    holder.signal(SIGKILL);
+    holder.wait(10s);
+    Device again(serial_plugin(), "port");
+    CHECK(open_dev(again, pty.path).ok());
+}
+
+TEST_CASE("the port never becomes the controlling terminal (O_NOCTTY)")
+{
+    // A session leader without a controlling terminal that opens a tty
+    // without O_NOCTTY acquires it; the plugin's open must not. Each case
+    // runs in a forked child that made itself a session leader; it exits 0
+    // when /dev/tty opens (it has a controlling terminal), 1 when it has
+    // none, 2 when the open itself failed.
+    Pty pty;
+    auto in_new_session = [&](bool through_plugin) {
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            if (setsid() < 0)
+                _exit(2);
+            std::unique_ptr<Device> dev;
+            if (through_plugin) {
+                dev = std::make_unique<Device>(serial_plugin(), "port");
+                if (!open_dev(*dev, pty.path, {{"exclusive", "false"}}).ok())
+                    _exit(2);
+            } else if (::open(pty.path.c_str(), O_RDWR) < 0) {
+                _exit(2);
+            }
+            int tty = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
+            _exit(tty >= 0 ? 0 : 1);
+        }
+        int status = 0;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        REQUIRE(WIFEXITED(status));
+        return WEXITSTATUS(status);
+    };
+    CHECK(in_new_session(true) == 1);   // the plugin: no controlling terminal
+    CHECK(in_new_session(false) == 0);  // the control: a plain open takes it
+}
+
+TEST_CASE("as an unprivileged user, a TIOCEXCL holder makes the open itself BUSY")
+{
+    // Root passes TIOCEXCL's check at open (the case above); everyone else
+    // gets EBUSY from open(2), which must still be BUSY naming the device.
+    // Run in a forked child that drops to nobody; it reports through its
+    // exit code and a pipe carrying the message.
+    Pty pty;
+    if (geteuid() != 0) {
+        WARN("skipped: needs root to drop to another user (the root case is tested above)");
+        return;
+    }
+    REQUIRE(fchmod(pty.slave, 0666) == 0);
+    Holder holder(pty.path, false);
+    int msg[2];
+    REQUIRE(pipe(msg) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(msg[0]);
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(3);
+        Device dev(serial_plugin(), "port");
+        Outcome o = open_dev(dev, pty.path);
+        (void)!::write(msg[1], o.message.data(), o.message.size());
+        _exit(o.status == DEVHOST_E_BUSY ? 0 : o.ok() ? 1 : 2);
+    }
+    ::close(msg[1]);
+    std::string message;
+    char buf[512];
+    for (ssize_t n; (n = ::read(msg[0], buf, sizeof buf)) > 0;)
+        message.append(buf, size_t(n));
+    ::close(msg[0]);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    INFO(message);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK_THAT(message, Catch::Contains(pty.path) && Catch::Contains("busy") && Catch::Contains("TIOCEXCL"));
 }
 
 TEST_CASE("exclusive=false takes no locks")
@@ -489,6 +634,51 @@ TEST_CASE("the peer going away mid-read is REMOVED, and so is every later transf
     CHECK(write(dev, "x").outcome.status == DEVHOST_E_REMOVED);
     CHECK(read(dev, DEVHOST_OP_READ, 16, 100).outcome.status == DEVHOST_E_REMOVED);
     CHECK(dev.close().ok());
+}
+
+TEST_CASE("overlapped=true: a non-blocking handle that still waits, times out, cancels and sees removal")
+{
+    Pty pty;
+    Device dev(serial_plugin(), "port");
+    REQUIRE(open_dev(dev, pty.path, {{"overlapped", "true"}}).ok());
+    CHECK(info_value(dev, "mode") == "overlapped (non-blocking)");
+    // Nothing there: the read waits for readiness up to its timeout instead
+    // of failing at once with EAGAIN.
+    Result r = read(dev, DEVHOST_OP_READ, 16, 100);
+    CHECK(r.outcome.status == DEVHOST_E_TIMEOUT);
+    CHECK(r.data.empty());
+    // Data arriving later is waited for.
+    std::thread later([&] {
+        usleep(50000);
+        pty.send("late\n");
+    });
+    r = read(dev, DEVHOST_OP_READ_UNTIL, 16, 5000, "\n");
+    later.join();
+    CHECK(r.outcome.ok());
+    CHECK(r.data == "late\n");
+    std::thread canceller([&] {
+        usleep(100000);
+        dev.cancel();
+    });
+    r = read(dev, DEVHOST_OP_READ, 16, -1);
+    canceller.join();
+    CHECK(r.outcome.status == DEVHOST_E_CANCELLED);
+}
+
+TEST_CASE("overlapped=true: the peer going away mid-read is REMOVED")
+{
+    Pty pty;
+    Device dev(serial_plugin(), "port");
+    REQUIRE(open_dev(dev, pty.path, {{"overlapped", "true"}}).ok());
+    std::thread unplug([&] {
+        usleep(100000);
+        pty.close_master();
+    });
+    Result r = read(dev, DEVHOST_OP_READ, 16, 10000);
+    unplug.join();
+    CHECK(r.outcome.status == DEVHOST_E_REMOVED);
+    CHECK_THAT(r.outcome.message, Catch::Contains(pty.path) && Catch::Contains("went away"));
+    CHECK(write(dev, "x").outcome.status == DEVHOST_E_REMOVED);
 }
 
 TEST_CASE("data that arrived before a hang-up is still handed out first")

@@ -125,8 +125,9 @@ typedef struct devhost_port_config {
     /* since v1.1: append here */
 } devhost_port_config;
 
-/* Creates the port: binds the socket at config->path with the mode, starts
- * the service thread, and stores the port in *port. Returns: OK;
+/* Creates the port: binds the socket at config->path with the mode, stores
+ * the port in *port, then starts the service thread (so callbacks may read
+ * *port's variable). Returns: OK;
  * E_INVALID (bad config, path too long, path exists and is not a socket);
  * E_BUSY (another server serves the path); E_NOT_FOUND (no such directory);
  * E_ACCESS; E_IO; E_NO_MEMORY. On failure *port is NULL and nothing is left

@@ -1,0 +1,485 @@
+/*
+ * The ppdev backend: /dev/parportN through Linux's ppdev driver.
+ *
+ * Claiming with a timeout. PPCLAIM has no timeout and no non-blocking form,
+ * and ppdev runs every ioctl under one global mutex, so a PPCLAIM that
+ * sleeps waiting for the port also stops every other ppdev ioctl on the
+ * machine -- including the PPRELEASE of the client that holds the port. A
+ * blocking PPCLAIM on a busy port can therefore deadlock two clients. So:
+ *   1. never call PPCLAIM while the port is held: the parport core names
+ *      the current holder in /proc/sys/dev/parport/parportN/devices/active
+ *      ("none" when free); poll it (every 5 ms, watching cancel_fd) until
+ *      free or the deadline;
+ *   2. then PPCLAIM from a helper thread, and wait for it with the deadline
+ *      and cancel_fd; if another client won the race and the thread
+ *      sleeps, interrupt it with a signal (a realtime signal with an empty
+ *      handler, installed once if the process has none), which makes
+ *      PPCLAIM return EINTR and drops the global mutex;
+ *   3. after an interrupted PPCLAIM the kernel keeps us in its queue and may
+ *      grant us the port later behind our back, so reopen the port (closing
+ *      the file unregisters us and leaves the queue).
+ * Exclusive (PPEXCL) registration happens at the first PPCLAIM, which open
+ * performs; an exclusive registration never waits (it fails when anyone
+ * else is registered), so exclusivity is settled in open.
+ *
+ * Reads and writes use O_NONBLOCK so ppdev returns after one inactivity
+ * period; the loops here apply the transfer's deadline and cancel_fd.
+ */
+#define _GNU_SOURCE
+
+#include "parallel_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/parport.h>
+#include <linux/ppdev.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define PPDEV_MAJOR 99
+
+typedef struct ppdev_state {
+    int fd;
+    int open_flags;
+    unsigned port;           /* N of /dev/parportN (the minor) */
+    char active_path[96];    /* /proc/sys/dev/parport/parportN/devices/active */
+} ppdev_state;
+
+static ppdev_state *state_of(par_device *d) { return (ppdev_state *)d->backend_state; }
+
+static const int ieee_modes[VPORT_MODE_COUNT] = {
+    IEEE1284_MODE_COMPAT, IEEE1284_MODE_NIBBLE, IEEE1284_MODE_BYTE, IEEE1284_MODE_ECP, IEEE1284_MODE_EPP,
+};
+
+static devhost_status os_fail(par_device *d, int e, const char *what, devhost_error *err)
+{
+    if (e == ENODEV) {
+        d->removed = 1;
+        return devhost_fail(err, DEVHOST_E_REMOVED, e, "%s: %s: the port went away", d->path, what);
+    }
+    return devhost_fail(err, DEVHOST_E_IO, e, "%s: %s: %s", d->path, what, strerror(e));
+}
+
+/* ---- the claim-interrupt signal ---- */
+
+static int claim_signal;
+static pthread_once_t claim_signal_once = PTHREAD_ONCE_INIT;
+
+static void claim_signal_handler(int sig) { (void)sig; }
+
+static void install_claim_signal(void)
+{
+    struct sigaction old, sa;
+    claim_signal = SIGRTMAX - 3;
+    if (sigaction(claim_signal, NULL, &old) != 0)
+        return;
+    if (!(old.sa_flags & SA_SIGINFO) && (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = claim_signal_handler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(claim_signal, &sa, NULL);
+    }
+    /* Otherwise the process has its own handler, which interrupts PPCLAIM
+     * just as well (PPCLAIM returns EINTR whatever SA_RESTART says). */
+}
+
+typedef struct claim_job {
+    int fd;
+    int event_fd;
+    int result;  /* 0 or errno */
+} claim_job;
+
+static void *claim_thread(void *arg)
+{
+    claim_job *job = arg;
+    sigset_t set;
+    uint64_t one = 1;
+    sigemptyset(&set);
+    sigaddset(&set, claim_signal);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    job->result = ioctl(job->fd, PPCLAIM) == 0 ? 0 : errno;
+    if (write(job->event_fd, &one, sizeof one) < 0) {
+        /* cannot fail for an eventfd of ours; the joiner also checks */
+    }
+    return NULL;
+}
+
+/* Reopens the port after an interrupted PPCLAIM, leaving the kernel's queue. */
+static devhost_status reopen(par_device *d, devhost_error *err)
+{
+    ppdev_state *s = state_of(d);
+    int mode = IEEE1284_MODE_COMPAT, fd;
+    /* Closing an unclaimed port in a non-compat mode makes ppdev wait for
+     * the port inside close(); set compat first, restore after. */
+    ioctl(s->fd, PPSETMODE, &mode);
+    close(s->fd);
+    s->fd = -1;
+    fd = open(d->path, s->open_flags);
+    if (fd < 0)
+        return os_fail(d, errno, "reopen after an interrupted claim", err);
+    s->fd = fd;
+    mode = ieee_modes[d->mode];
+    ioctl(s->fd, PPSETMODE, &mode);
+    return DEVHOST_OK;
+}
+
+/* PPCLAIM from a helper thread, waiting for it until deadline or cancel. */
+static devhost_status claim_now(par_device *d, uint64_t deadline, devhost_error *err)
+{
+    ppdev_state *s = state_of(d);
+    claim_job job;
+    pthread_t thread;
+    sigset_t all, old;
+    struct pollfd p[2];
+    devhost_status gave_up = DEVHOST_OK;
+    int rc;
+    pthread_once(&claim_signal_once, install_claim_signal);
+    job.fd = s->fd;
+    job.result = -1;
+    job.event_fd = eventfd(0, EFD_CLOEXEC);
+    if (job.event_fd < 0)
+        return os_fail(d, errno, "eventfd", err);
+    /* The thread starts with every signal blocked and unblocks only ours. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&thread, NULL, claim_thread, &job);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        close(job.event_fd);
+        return os_fail(d, rc, "pthread_create", err);
+    }
+    for (;;) {
+        int n;
+        p[0].fd = job.event_fd;
+        p[0].events = POLLIN;
+        p[0].revents = 0;
+        p[1].fd = d->cancel_fd;
+        p[1].events = POLLIN;
+        p[1].revents = 0;
+        n = poll(p, d->cancel_fd >= 0 ? 2 : 1, gave_up ? 10 : par_poll_ms(deadline));
+        if (n > 0 && (p[0].revents & POLLIN))
+            break;
+        if (n < 0 && errno != EINTR)
+            gave_up = DEVHOST_E_IO;
+        else if (n > 0 && (p[1].revents & POLLIN) && !gave_up)
+            gave_up = DEVHOST_E_CANCELLED;
+        else if (n == 0 && !gave_up)
+            gave_up = DEVHOST_E_TIMEOUT;
+        /* Repeat until the thread is out: a signal that lands before the
+         * ioctl starts does not interrupt it. */
+        if (gave_up)
+            pthread_kill(thread, claim_signal);
+    }
+    pthread_join(thread, NULL);
+    close(job.event_fd);
+    if (job.result == 0) {
+        if (!gave_up)
+            return DEVHOST_OK;
+        ioctl(s->fd, PPRELEASE);  /* got it just as we gave up */
+    } else if (job.result == EINTR) {
+        devhost_error ignored;
+        memset(&ignored, 0, sizeof ignored);
+        ignored.struct_size = sizeof ignored;
+        if (reopen(d, &ignored) != DEVHOST_OK)
+            PAR_LOG(d, DEVHOST_LOG_WARN, "%s", ignored.message);
+    } else if (!gave_up) {
+        if (job.result == ENXIO)
+            return devhost_fail(err, DEVHOST_E_BUSY, EBUSY,
+                                d->exclusive
+                                    ? "%s: exclusive access refused: another client or driver (e.g. lp) uses the port"
+                                    : "%s: the port is held exclusively by another client or driver",
+                                d->path);
+        return os_fail(d, job.result, "PPCLAIM", err);
+    }
+    if (gave_up == DEVHOST_E_TIMEOUT)
+        return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "%s: the port is still claimed by another client",
+                            d->path);
+    if (gave_up == DEVHOST_E_CANCELLED)
+        return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "%s: cancelled while waiting for the port", d->path);
+    return devhost_fail(err, DEVHOST_E_IO, errno, "%s: poll while claiming: %s", d->path, strerror(errno));
+}
+
+/* 1: the port is free (or the holder cannot be read), 0: held. */
+static int port_free(par_device *d)
+{
+    ppdev_state *s = state_of(d);
+    char holder[64];
+    size_t n;
+    FILE *f = fopen(s->active_path, "re");
+    if (!f)
+        return 1;
+    n = fread(holder, 1, sizeof holder - 1, f);
+    fclose(f);
+    holder[n] = '\0';
+    return strncmp(holder, "none", 4) == 0;
+}
+
+static devhost_status ppdev_claim(par_device *d, uint64_t deadline, devhost_error *err)
+{
+    for (;;) {
+        devhost_status st;
+        if (par_cancelled(d))
+            return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "%s: cancelled while waiting for the port", d->path);
+        if (port_free(d)) {
+            st = claim_now(d, deadline, err);
+            if (st != DEVHOST_E_TIMEOUT || (deadline && par_now_ns() >= deadline))
+                return st;
+            continue;  /* lost a race; the deadline has not passed */
+        }
+        st = par_sleep(d, 5, deadline, err);
+        if (st == DEVHOST_E_TIMEOUT)
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "%s: the port is still claimed by another client", d->path);
+        if (st != DEVHOST_OK)
+            return st;
+    }
+}
+
+static devhost_status ppdev_release(par_device *d, devhost_error *err)
+{
+    if (ioctl(state_of(d)->fd, PPRELEASE) != 0)
+        return os_fail(d, errno, "PPRELEASE", err);
+    return DEVHOST_OK;
+}
+
+static devhost_status ppdev_open(par_device *d, const devhost_open_params *params, devhost_error *err)
+{
+    ppdev_state *s;
+    struct stat st;
+    devhost_status rc;
+    if (stat(d->path, &st) != 0) {
+        int e = errno;
+        if (e == ENOENT || e == ENOTDIR)
+            return devhost_fail(err, DEVHOST_E_NOT_FOUND, e, "%s: no such parallel port", d->path);
+        return devhost_fail(err, e == EACCES ? DEVHOST_E_ACCESS : DEVHOST_E_IO, e, "%s: %s", d->path, strerror(e));
+    }
+    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != PPDEV_MAJOR)
+        return devhost_fail(err, DEVHOST_E_INVALID, 0,
+                            "%s: not a ppdev port (expected a character device with major %d, like /dev/parport0)",
+                            d->path, PPDEV_MAJOR);
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
+    d->backend_state = s;
+    s->port = minor(st.st_rdev);
+    snprintf(s->active_path, sizeof s->active_path, "/proc/sys/dev/parport/parport%u/devices/active", s->port);
+    s->open_flags = O_RDWR | O_NONBLOCK | ((params->flags & DEVHOST_OPEN_INHERIT) ? 0 : O_CLOEXEC);
+    s->fd = open(d->path, s->open_flags);
+    if (s->fd < 0) {
+        int e = errno;
+        if (e == ENXIO || e == ENODEV || e == ENOENT)
+            return devhost_fail(err, DEVHOST_E_NOT_FOUND, e, "%s: no parallel port behind it (%s)", d->path,
+                                strerror(e));
+        if (e == EACCES || e == EPERM)
+            return devhost_fail(err, DEVHOST_E_ACCESS, e, "%s: %s", d->path, strerror(e));
+        return devhost_fail(err, DEVHOST_E_IO, e, "%s: open: %s", d->path, strerror(e));
+    }
+    if (d->exclusive && ioctl(s->fd, PPEXCL) != 0)
+        return os_fail(d, errno, "PPEXCL", err);
+    /* Register with the parport core now (a claim and a release), so that
+     * the exclusive rules are settled at open. A non-exclusive open of a
+     * port someone holds right now cannot register without waiting; it
+     * registers at its first lock instead. */
+    if (d->exclusive || port_free(d)) {
+        rc = claim_now(d, par_deadline(params->timeout_ms >= 0 && params->timeout_ms < 2000 ? params->timeout_ms : 2000),
+                       err);
+        if (rc == DEVHOST_E_TIMEOUT && !d->exclusive)
+            return DEVHOST_OK; /* someone took it meanwhile: registers at lock */
+        if (rc != DEVHOST_OK)
+            return rc;
+        return ppdev_release(d, err);
+    }
+    return DEVHOST_OK;
+}
+
+static void ppdev_close(par_device *d)
+{
+    ppdev_state *s = state_of(d);
+    if (!s)
+        return;
+    if (s->fd >= 0) {
+        /* An unclaimed port left in a non-compat mode makes ppdev's release
+         * wait for the port; go back to compat briefly if we can, else
+         * just tell ppdev the mode is compat. */
+        if (d->mode != VPORT_MODE_COMPAT && !d->removed) {
+            devhost_error ignored;
+            int compat = IEEE1284_MODE_COMPAT;
+            memset(&ignored, 0, sizeof ignored);
+            ignored.struct_size = sizeof ignored;
+            if (ppdev_claim(d, par_deadline(d->claim_timeout_ms), &ignored) == DEVHOST_OK) {
+                ioctl(s->fd, PPNEGOT, &compat);
+                ioctl(s->fd, PPRELEASE);
+            } else {
+                ioctl(s->fd, PPSETMODE, &compat);
+            }
+        }
+        close(s->fd);
+    }
+    free(s);
+    d->backend_state = NULL;
+}
+
+static devhost_status ppdev_negotiate(par_device *d, int mode, devhost_error *err)
+{
+    ppdev_state *s = state_of(d);
+    int m = ieee_modes[mode];
+    if (ioctl(s->fd, PPNEGOT, &m) != 0) {
+        int e = errno;
+        if (e == ENXIO)
+            return devhost_fail(err, DEVHOST_E_PROTOCOL, e, "%s: the peripheral refused IEEE 1284 mode '%s'", d->path,
+                                par_mode_name(mode));
+        if (e == EIO)
+            return devhost_fail(err, DEVHOST_E_IO, e,
+                                "%s: IEEE 1284 negotiation of mode '%s' failed (no IEEE 1284 peripheral answered)",
+                                d->path, par_mode_name(mode));
+        return os_fail(d, e, "PPNEGOT", err);
+    }
+    if (ioctl(s->fd, PPSETMODE, &m) != 0)
+        return os_fail(d, errno, "PPSETMODE", err);
+    return DEVHOST_OK;
+}
+
+/* Reads the peripheral's IEEE 1284 device ID (nibble mode, device ID
+ * request); leaves "" when it gives none. The claim is held. */
+static void read_device_id(par_device *d, char *out, size_t size)
+{
+    ppdev_state *s = state_of(d);
+    int m = IEEE1284_MODE_NIBBLE | IEEE1284_DEVICEID, back = ieee_modes[d->mode];
+    unsigned char buf[PAR_DEVICE_ID_MAX];
+    size_t got = 0, want = 2;
+    uint64_t deadline = par_deadline(500);
+    out[0] = '\0';
+    if (ioctl(s->fd, PPNEGOT, &m) != 0)
+        return;
+    ioctl(s->fd, PPSETMODE, &m);
+    while (got < want && par_now_ns() < deadline) {
+        ssize_t n = read(s->fd, buf + got, want - got);
+        if (n > 0) {
+            got += (size_t)n;
+            if (got == 2) {
+                want = (size_t)buf[0] << 8 | buf[1];
+                if (want < 2 || want > sizeof buf - 1)
+                    break;
+            }
+        } else if (n < 0 && errno != EAGAIN) {
+            break;
+        }
+    }
+    if (got == want && want > 2) {
+        size_t len = want - 2 < size - 1 ? want - 2 : size - 1;
+        memcpy(out, buf + 2, len);
+        out[len] = '\0';
+    }
+    m = IEEE1284_MODE_COMPAT;
+    ioctl(s->fd, PPNEGOT, &m);
+    if (back != IEEE1284_MODE_COMPAT)
+        ioctl(s->fd, PPNEGOT, &back);
+    ioctl(s->fd, PPSETMODE, &back);
+}
+
+static devhost_status ppdev_query(par_device *d, par_port_info *info, devhost_error *err)
+{
+    ppdev_state *s = state_of(d);
+    unsigned int modes = 0;
+    if (ioctl(s->fd, PPGETMODES, &modes) != 0)
+        return os_fail(d, errno, "PPGETMODES", err);
+    info->caps = modes;
+    info->mode = d->mode;
+    {
+        /* Lines need the claim (ppdev refuses otherwise): without it they
+         * are reported unavailable. */
+        unsigned char st, ctl;
+        if (ioctl(s->fd, PPRSTATUS, &st) == 0 && ioctl(s->fd, PPRCONTROL, &ctl) == 0) {
+            info->have_lines = 1;
+            info->status = st;
+            info->control = ctl;
+            read_device_id(d, info->device_id, sizeof info->device_id);
+        }
+    }
+    return DEVHOST_OK;
+}
+
+static devhost_status ppdev_reg_read(par_device *d, int reg, uint8_t *value, devhost_error *err)
+{
+    unsigned char v = 0;
+    unsigned long cmd = reg == VPORT_REG_STATUS ? PPRSTATUS : reg == VPORT_REG_CONTROL ? PPRCONTROL : PPRDATA;
+    if (ioctl(state_of(d)->fd, cmd, &v) != 0)
+        return os_fail(d, errno, "register read", err);
+    *value = v;
+    return DEVHOST_OK;
+}
+
+static devhost_status ppdev_reg_write(par_device *d, int reg, uint8_t value, devhost_error *err)
+{
+    unsigned char v = value;
+    unsigned long cmd = reg == VPORT_REG_CONTROL ? PPWCONTROL : PPWDATA;
+    if (reg == VPORT_REG_STATUS)
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: the status register is read-only", d->path);
+    if (ioctl(state_of(d)->fd, cmd, &v) != 0)
+        return os_fail(d, errno, "register write", err);
+    return DEVHOST_OK;
+}
+
+static devhost_status ppdev_write(par_device *d, const uint8_t *data, size_t len, size_t *done, uint64_t deadline,
+                                  devhost_error *err)
+{
+    ppdev_state *s = state_of(d);
+    while (*done < len) {
+        ssize_t n = write(s->fd, data + *done, len - *done);
+        devhost_status st;
+        if (n > 0) {
+            *done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return os_fail(d, errno, "write", err);
+        st = par_sleep(d, 1, deadline, err);
+        if (st == DEVHOST_E_TIMEOUT) {
+            unsigned char status = 0;
+            ioctl(s->fd, PPRSTATUS, &status);
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "%s: peripheral took %zu of %zu bytes in time (status 0x%02x)", d->path, *done, len,
+                                status);
+        }
+        if (st != DEVHOST_OK)
+            return st;
+    }
+    return DEVHOST_OK;
+}
+
+static devhost_status ppdev_read(par_device *d, uint8_t *buf, size_t cap, int exact, size_t *got, uint64_t deadline,
+                                 devhost_error *err)
+{
+    ppdev_state *s = state_of(d);
+    while (*got < cap && !(*got > 0 && !exact)) {
+        ssize_t n = read(s->fd, buf + *got, cap - *got);
+        devhost_status st;
+        if (n > 0) {
+            *got += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return os_fail(d, errno, "read", err);
+        st = par_sleep(d, 1, deadline, err);
+        if (st == DEVHOST_E_TIMEOUT)
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "%s: peripheral sent %zu of %zu bytes in time",
+                                d->path, *got, cap);
+        if (st != DEVHOST_OK)
+            return st;
+    }
+    return DEVHOST_OK;
+}
+
+const par_backend par_ppdev_backend = {
+    "ppdev",     ppdev_open,     ppdev_close,     ppdev_claim, ppdev_release, ppdev_negotiate,
+    ppdev_query, ppdev_reg_read, ppdev_reg_write, ppdev_write, ppdev_read, 1,
+};

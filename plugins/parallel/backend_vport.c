@@ -1,0 +1,459 @@
+/*
+ * The vport backend: a virtual parallel port served by devhost-vdev's
+ * `parallel-port` kind over a Unix SOCK_SEQPACKET socket. The protocol and
+ * where the socket lives are described in vport_protocol.h. The server
+ * arbitrates the claim between all its clients (FIFO), so a claim here is a
+ * request and a wait for its grant; giving up sends CANCEL.
+ */
+#define _GNU_SOURCE
+
+#include "parallel_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+typedef struct vport_state {
+    int sock;
+    int broken;  /* a reply never came: the stream is out of step */
+} vport_state;
+
+typedef struct vport_reply {
+    uint8_t cmd;
+    uint8_t status;
+    uint32_t value;
+    size_t len;
+    uint8_t payload[VPORT_MAX_PAYLOAD];
+} vport_reply;
+
+static vport_state *state_of(par_device *d) { return (vport_state *)d->backend_state; }
+
+static devhost_status removed(par_device *d, int os_errno, devhost_error *err)
+{
+    d->removed = 1;
+    return devhost_fail(err, DEVHOST_E_REMOVED, os_errno, "%s: the virtual port went away", d->path);
+}
+
+static devhost_status send_request(par_device *d, uint8_t cmd, uint32_t arg, const uint8_t *payload, size_t len,
+                                   devhost_error *err)
+{
+    uint8_t msg[VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD];
+    vport_state *s = state_of(d);
+    memset(msg, 0, VPORT_HEADER_SIZE);
+    msg[0] = cmd;
+    vport_put_u32(msg + 4, arg);
+    if (len)
+        memcpy(msg + VPORT_HEADER_SIZE, payload, len);
+    if (s->broken)
+        return devhost_fail(err, DEVHOST_E_IO, 0, "%s: the virtual port stopped answering earlier", d->path);
+    if (send(s->sock, msg, VPORT_HEADER_SIZE + len, MSG_NOSIGNAL) < 0) {
+        if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+            return removed(d, errno, err);
+        return devhost_fail(err, DEVHOST_E_IO, errno, "%s: send to the virtual port: %s", d->path, strerror(errno));
+    }
+    return DEVHOST_OK;
+}
+
+/* Receives one reply, waiting until the deadline (E_TIMEOUT) or cancel. */
+static devhost_status recv_reply(par_device *d, vport_reply *r, uint64_t deadline, devhost_error *err)
+{
+    uint8_t msg[VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD + 1];
+    vport_state *s = state_of(d);
+    struct pollfd p[2];
+    ssize_t n;
+    for (;;) {
+        int ready;
+        p[0].fd = s->sock;
+        p[0].events = POLLIN;
+        p[0].revents = 0;
+        p[1].fd = d->cancel_fd;
+        p[1].events = POLLIN;
+        p[1].revents = 0;
+        ready = poll(p, d->cancel_fd >= 0 ? 2 : 1, par_poll_ms(deadline));
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0)
+            return devhost_fail(err, DEVHOST_E_IO, errno, "%s: poll: %s", d->path, strerror(errno));
+        if (ready == 0)
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "%s: no answer from the virtual port in time",
+                                d->path);
+        if (p[0].revents)
+            break;
+        if (p[1].revents & POLLIN)
+            return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "%s: cancelled while waiting for the virtual port",
+                                d->path);
+    }
+    n = recv(s->sock, msg, sizeof msg, MSG_TRUNC);
+    if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == ENOTCONN)))
+        return removed(d, n == 0 ? ENODEV : errno, err);
+    if (n < 0)
+        return devhost_fail(err, DEVHOST_E_IO, errno, "%s: recv from the virtual port: %s", d->path, strerror(errno));
+    if ((size_t)n < VPORT_HEADER_SIZE || (size_t)n > VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD)
+        return devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: virtual port sent a %zd-byte message (expected %d..%d)",
+                            d->path, n, VPORT_HEADER_SIZE, VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD);
+    r->cmd = msg[0];
+    r->status = msg[1];
+    r->value = vport_get_u32(msg + 4);
+    r->len = (size_t)n - VPORT_HEADER_SIZE;
+    memcpy(r->payload, msg + VPORT_HEADER_SIZE, r->len);
+    if (r->status > VPORT_STATUS_LAST)
+        return devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: virtual port replied with unknown status %u", d->path,
+                            r->status);
+    return DEVHOST_OK;
+}
+
+/* Sends a request and receives its reply; a reply to another command is a
+ * protocol error. Replies the server did not send in time leave the stream
+ * out of step, so the connection is marked broken. */
+static devhost_status exchange(par_device *d, uint8_t cmd, uint32_t arg, const uint8_t *payload, size_t len,
+                               vport_reply *r, uint64_t deadline, devhost_error *err)
+{
+    devhost_status st = send_request(d, cmd, arg, payload, len, err);
+    if (st != DEVHOST_OK)
+        return st;
+    st = recv_reply(d, r, deadline, err);
+    if (st == DEVHOST_E_TIMEOUT || st == DEVHOST_E_CANCELLED)
+        state_of(d)->broken = 1;
+    if (st != DEVHOST_OK)
+        return st;
+    if (r->cmd != cmd)
+        return devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: virtual port answered command %u to command %u", d->path,
+                            r->cmd, cmd);
+    return DEVHOST_OK;
+}
+
+/* Requests other than CLAIM are answered at once; this bounds the wait for
+ * a server that hangs. */
+static uint64_t answer_deadline(uint64_t deadline)
+{
+    uint64_t bound = par_deadline(5000);
+    return deadline && deadline < bound ? deadline : bound;
+}
+
+/* Maps a non-OK server status to a devhost status with a message. */
+static devhost_status server_status(par_device *d, const vport_reply *r, const char *what, devhost_error *err)
+{
+    switch (r->status) {
+    case VPORT_OK: return DEVHOST_OK;
+    case VPORT_E_BUSY:
+        return devhost_fail(err, DEVHOST_E_BUSY, EBUSY, "%s: %s: the port is held exclusively by another client", d->path,
+                            what);
+    case VPORT_E_STATE:
+        return devhost_fail(err, DEVHOST_E_STATE, 0, "%s: %s: not allowed without the claim", d->path, what);
+    case VPORT_E_REFUSED:
+        return devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: %s: refused by the peripheral", d->path, what);
+    case VPORT_E_INVALID:
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s: the virtual port rejected the request", d->path, what);
+    case VPORT_E_UNSUPPORTED:
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "%s: %s: not supported by the virtual port", d->path, what);
+    default:
+        return devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: %s: unexpected status %u", d->path, what, r->status);
+    }
+}
+
+/* The socket for vport:NAME: DIR/NAME.sock in the first candidate directory
+ * where it exists (else the first candidate it fits in, for the error). */
+static devhost_status socket_path(par_device *d, struct sockaddr_un *addr, devhost_error *err)
+{
+    const char *name = d->path + strlen(VPORT_PATH_PREFIX);
+    char dir[sizeof addr->sun_path];
+    size_t i, n = strlen(name);
+    int index;
+    if (n == 0 || n > VPORT_NAME_MAX)
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: a vport name has 1 to %d characters", d->path,
+                            VPORT_NAME_MAX);
+    for (i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-') || (i == 0 && c == '.'))
+            return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: a vport name uses only A-Z a-z 0-9 . _ -", d->path);
+    }
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    for (index = 0; vport_dir_candidate(index, dir, sizeof dir); index++) {
+        char path[sizeof addr->sun_path];
+        int written = snprintf(path, sizeof path, "%s/%s.sock", dir, name);
+        if (written < 0 || (size_t)written >= sizeof path)
+            continue;
+        if (access(path, F_OK) == 0) {
+            memcpy(addr->sun_path, path, (size_t)written + 1);
+            break;
+        }
+        if (!addr->sun_path[0])
+            memcpy(addr->sun_path, path, (size_t)written + 1);
+    }
+    if (!addr->sun_path[0])
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: the vport socket path is too long", d->path);
+    return DEVHOST_OK;
+}
+
+static devhost_status vport_open(par_device *d, const devhost_open_params *params, devhost_error *err)
+{
+    struct sockaddr_un addr;
+    vport_reply *r;
+    vport_state *s;
+    devhost_status st;
+    uint64_t deadline;
+    int type = SOCK_SEQPACKET | ((params->flags & DEVHOST_OPEN_INHERIT) ? 0 : SOCK_CLOEXEC);
+    if ((st = socket_path(d, &addr, err)) != DEVHOST_OK)
+        return st;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
+    s->sock = -1;
+    d->backend_state = s;
+    s->sock = socket(AF_UNIX, type, 0);
+    if (s->sock < 0)
+        return devhost_fail(err, DEVHOST_E_IO, errno, "%s: socket: %s", d->path, strerror(errno));
+    if (connect(s->sock, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        int e = errno;
+        if (e == ENOENT || e == ECONNREFUSED)
+            return devhost_fail(err, DEVHOST_E_NOT_FOUND, e, "%s: no virtual port is served at %s (%s)", d->path,
+                                addr.sun_path, strerror(e));
+        if (e == EACCES || e == EPERM)
+            return devhost_fail(err, DEVHOST_E_ACCESS, e, "%s: %s: %s", d->path, addr.sun_path, strerror(e));
+        return devhost_fail(err, DEVHOST_E_IO, e, "%s: connect %s: %s", d->path, addr.sun_path, strerror(e));
+    }
+    r = malloc(sizeof *r);
+    if (!r)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
+    deadline = answer_deadline(par_deadline(params->timeout_ms));
+    st = exchange(d, VPORT_CMD_HELLO, d->exclusive ? VPORT_HELLO_EXCLUSIVE : 0, (const uint8_t *)params->device_name,
+                  params->device_name ? strnlen(params->device_name, 64) : 0, r, deadline, err);
+    if (st == DEVHOST_OK && r->status == VPORT_E_BUSY)
+        st = devhost_fail(err, DEVHOST_E_BUSY, EBUSY,
+                          d->exclusive ? "%s: exclusive open refused: the port is open by another client"
+                                       : "%s: the port is held exclusively by another client",
+                          d->path);
+    else if (st == DEVHOST_OK)
+        st = server_status(d, r, "open", err);
+    if (st == DEVHOST_OK && r->value != VPORT_PROTOCOL_VERSION)
+        st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: virtual port speaks protocol %u, expected %d", d->path,
+                          r->value, VPORT_PROTOCOL_VERSION);
+    free(r);
+    return st;
+}
+
+static void vport_close(par_device *d)
+{
+    vport_state *s = state_of(d);
+    if (!s)
+        return;
+    if (s->sock >= 0)
+        close(s->sock);  /* the server drops our claim and place in line */
+    free(s);
+    d->backend_state = NULL;
+}
+
+static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_error *err)
+{
+    vport_reply *r = malloc(sizeof *r);
+    devhost_status st, cancel_st;
+    devhost_error cancel_err;
+    uint64_t cancel_deadline;
+    if (!r)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
+    st = send_request(d, VPORT_CMD_CLAIM, 0, NULL, 0, err);
+    if (st == DEVHOST_OK)
+        st = recv_reply(d, r, deadline, err);
+    if (st == DEVHOST_OK) {
+        if (r->cmd != VPORT_CMD_CLAIM)
+            st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: virtual port answered command %u to a claim", d->path,
+                              r->cmd);
+        else
+            st = server_status(d, r, "claim", err);
+        free(r);
+        return st;
+    }
+    if (st != DEVHOST_E_TIMEOUT && st != DEVHOST_E_CANCELLED) {
+        free(r);
+        return st;
+    }
+    if (st == DEVHOST_E_TIMEOUT)
+        devhost_error_set(err, ETIMEDOUT, "%s: the port is still claimed by another client (timed out waiting)",
+                          d->path);
+    /* Leave the line. A grant may cross our CANCEL; the server then takes
+     * it back, and we skip the stale CLAIM reply. */
+    memset(&cancel_err, 0, sizeof cancel_err);
+    cancel_err.struct_size = sizeof cancel_err;
+    cancel_st = send_request(d, VPORT_CMD_CANCEL, 0, NULL, 0, &cancel_err);
+    cancel_deadline = par_deadline(5000);
+    while (cancel_st == DEVHOST_OK) {
+        cancel_st = recv_reply(d, r, cancel_deadline, &cancel_err);
+        if (cancel_st == DEVHOST_OK && r->cmd == VPORT_CMD_CANCEL)
+            break;
+        if (cancel_st == DEVHOST_OK && r->cmd != VPORT_CMD_CLAIM)
+            cancel_st = DEVHOST_E_PROTOCOL;
+    }
+    if (cancel_st != DEVHOST_OK && cancel_st != DEVHOST_E_REMOVED) {
+        state_of(d)->broken = 1;
+        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: leaving the claim queue failed: %s", d->path, cancel_err.message);
+    }
+    free(r);
+    return st;
+}
+
+static devhost_status simple(par_device *d, uint8_t cmd, uint32_t arg, const char *what, vport_reply *r,
+                             devhost_error *err)
+{
+    devhost_status st = exchange(d, cmd, arg, NULL, 0, r, answer_deadline(0), err);
+    if (st != DEVHOST_OK)
+        return st;
+    return server_status(d, r, what, err);
+}
+
+static devhost_status vport_release(par_device *d, devhost_error *err)
+{
+    vport_reply r;
+    devhost_status st = simple(d, VPORT_CMD_RELEASE, 0, "release", &r, err);
+    if (st == DEVHOST_OK && r.len)
+        return devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: release reply carries %zu unexpected bytes", d->path, r.len);
+    return st;
+}
+
+static devhost_status vport_negotiate(par_device *d, int mode, devhost_error *err)
+{
+    vport_reply r;
+    devhost_status st = exchange(d, VPORT_CMD_NEGOTIATE, (uint32_t)mode, NULL, 0, &r, answer_deadline(0), err);
+    if (st != DEVHOST_OK)
+        return st;
+    if (r.status == VPORT_E_REFUSED)
+        return devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: the peripheral refused IEEE 1284 mode '%s'", d->path,
+                            par_mode_name(mode));
+    return server_status(d, &r, "negotiate", err);
+}
+
+static devhost_status vport_query(par_device *d, par_port_info *info, devhost_error *err)
+{
+    vport_reply *r = malloc(sizeof *r);
+    devhost_status st;
+    size_t id_len;
+    if (!r)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
+    st = simple(d, VPORT_CMD_INFO, 0, "info", r, err);
+    if (st == DEVHOST_OK && (r->len < 4 || r->payload[2] >= VPORT_MODE_COUNT || r->value > 0xff))
+        st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: malformed info reply (%zu bytes, mode %u, modes 0x%x)",
+                          d->path, r->len, r->len >= 3 ? r->payload[2] : 0, r->value);
+    if (st == DEVHOST_OK) {
+        info->caps = r->value;
+        info->have_lines = 1;
+        info->status = r->payload[0];
+        info->control = r->payload[1];
+        info->mode = r->payload[2];
+        id_len = r->len - 4;
+        if (id_len >= sizeof info->device_id)
+            id_len = sizeof info->device_id - 1;
+        if (memchr(r->payload + 4, '\0', id_len))
+            st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: device ID contains a NUL byte", d->path);
+        memcpy(info->device_id, r->payload + 4, id_len);
+        info->device_id[id_len] = '\0';
+    }
+    free(r);
+    return st;
+}
+
+static devhost_status vport_reg_read(par_device *d, int reg, uint8_t *value, devhost_error *err)
+{
+    vport_reply r;
+    devhost_status st = simple(d, VPORT_CMD_REG_READ, (uint32_t)reg, "register read", &r, err);
+    if (st != DEVHOST_OK)
+        return st;
+    if (r.value > 0xff || r.len)
+        return devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: register read answered 0x%x with %zu bytes", d->path,
+                            r.value, r.len);
+    *value = (uint8_t)r.value;
+    return DEVHOST_OK;
+}
+
+static devhost_status vport_reg_write(par_device *d, int reg, uint8_t value, devhost_error *err)
+{
+    vport_reply r;
+    return simple(d, VPORT_CMD_REG_WRITE, (uint32_t)reg | (uint32_t)value << 8, "register write", &r, err);
+}
+
+static devhost_status vport_write(par_device *d, const uint8_t *data, size_t len, size_t *done, uint64_t deadline,
+                                  devhost_error *err)
+{
+    vport_reply *r = malloc(sizeof *r);
+    devhost_status st = DEVHOST_OK;
+    if (!r)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
+    while (*done < len) {
+        size_t chunk = len - *done > VPORT_MAX_PAYLOAD ? VPORT_MAX_PAYLOAD : len - *done;
+        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(0), err);
+        if (st != DEVHOST_OK)
+            break;
+        if (r->status == VPORT_E_NOT_READY) {
+            uint8_t s = (uint8_t)r->value;
+            if ((s & VPORT_STATUS_PAPEROUT) && !(s & VPORT_STATUS_ERROR)) {
+                st = devhost_fail(err, DEVHOST_E_IO, EIO, "%s: printer reports paper out (status 0x%02x) at byte %zu",
+                                  d->path, s, *done);
+                break;
+            }
+            if (!(s & VPORT_STATUS_SELECT)) {
+                st = devhost_fail(err, DEVHOST_E_IO, EIO,
+                                  "%s: printer is offline (SELECT low, status 0x%02x) at byte %zu", d->path, s, *done);
+                break;
+            }
+            st = par_sleep(d, 2, deadline, err);
+            if (st == DEVHOST_E_TIMEOUT)
+                st = devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                  "%s: peripheral stayed busy (status 0x%02x) at byte %zu", d->path, s, *done);
+            if (st != DEVHOST_OK)
+                break;
+            continue;
+        }
+        if ((st = server_status(d, r, "write", err)) != DEVHOST_OK)
+            break;
+        if (r->value == 0 || r->value > chunk || r->len) {
+            st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: write of %zu bytes answered %u", d->path, chunk,
+                              r->value);
+            break;
+        }
+        *done += r->value;
+    }
+    free(r);
+    return st;
+}
+
+static devhost_status vport_read(par_device *d, uint8_t *buf, size_t cap, int exact, size_t *got, uint64_t deadline,
+                                 devhost_error *err)
+{
+    vport_reply *r = malloc(sizeof *r);
+    devhost_status st = DEVHOST_OK;
+    if (!r)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
+    while (*got < cap && !(*got > 0 && !exact)) {
+        size_t want = cap - *got > VPORT_MAX_PAYLOAD ? VPORT_MAX_PAYLOAD : cap - *got;
+        st = simple(d, VPORT_CMD_READ, (uint32_t)want, "read", r, err);
+        if (st != DEVHOST_OK)
+            break;
+        if (r->len > want) {
+            st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: asked for %zu bytes, virtual port sent %zu", d->path,
+                              want, r->len);
+            break;
+        }
+        memcpy(buf + *got, r->payload, r->len);
+        *got += r->len;
+        if (r->len == 0) {
+            st = par_sleep(d, 2, deadline, err);
+            if (st == DEVHOST_E_TIMEOUT)
+                st = devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "%s: peripheral sent %zu of %zu bytes in time",
+                                  d->path, *got, cap);
+            if (st != DEVHOST_OK)
+                break;
+        }
+    }
+    free(r);
+    return st;
+}
+
+const par_backend par_vport_backend = {
+    "vport",      vport_open,     vport_close,    vport_claim,     vport_release, vport_negotiate,
+    vport_query,  vport_reg_read, vport_reg_write, vport_write,    vport_read, 0,
+};

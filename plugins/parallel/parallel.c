@@ -1,0 +1,656 @@
+/*
+ * The parallel plugin: class `parallel`, a shared parallel port driven with
+ * claim and release, IEEE 1284 negotiation, status decoding and a strobe
+ * handshake. This file holds the descriptor, the negotiation entry point and
+ * the hooks; the OS work is in the backends, chosen by path:
+ *   /dev/parportN  ->  backend_ppdev.c (Linux ppdev)
+ *   vport:NAME     ->  backend_vport.c (devhost-vdev's parallel-port peer)
+ *
+ * Sequence (from the seed): open, connect, info, lock, transfers,
+ * disconnect, unlock, close. The port is shared: many clients may have it
+ * open; lock claims it (waiting in line), unlock releases it, and transfers
+ * need the claim. `exclusive = true` refuses to share at all.
+ */
+#define _GNU_SOURCE
+
+#include "parallel_private.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+const devhost_host_services *par_services;
+
+/* ------------------------------------------------------------------------
+ * Helpers shared with the backends
+ * ------------------------------------------------------------------------ */
+
+uint64_t par_now_ns(void)
+{
+    struct timespec ts;
+    if (par_services && par_services->monotonic_ns)
+        return par_services->monotonic_ns();
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t par_deadline(int32_t timeout_ms)
+{
+    if (timeout_ms < 0)
+        return 0;
+    return par_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+}
+
+int par_poll_ms(uint64_t deadline)
+{
+    uint64_t now;
+    if (deadline == 0)
+        return -1;
+    now = par_now_ns();
+    if (now >= deadline)
+        return 0;
+    /* Round up so that a wait never ends just short of the deadline. */
+    return (int)((deadline - now + 999999ull) / 1000000ull);
+}
+
+int par_cancelled(const par_device *d)
+{
+    struct pollfd p;
+    if (d->cancel_fd < 0)
+        return 0;
+    p.fd = d->cancel_fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error *err)
+{
+    struct pollfd p;
+    int left = par_poll_ms(deadline);
+    if (left == 0)
+        return DEVHOST_E_TIMEOUT;
+    if (left > 0 && left < ms)
+        ms = left;
+    p.fd = d->cancel_fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    if (poll(&p, d->cancel_fd >= 0 ? 1 : 0, ms) > 0 && (p.revents & POLLIN))
+        return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "%s: cancelled while waiting", d->path);
+    return DEVHOST_OK;
+}
+
+static const char *const mode_names[VPORT_MODE_COUNT] = {"compat", "nibble", "byte", "ecp", "epp"};
+
+const char *par_mode_name(int mode)
+{
+    return mode >= 0 && mode < VPORT_MODE_COUNT ? mode_names[mode] : "unknown";
+}
+
+static int parse_mode(const char *text)
+{
+    int i;
+    for (i = 0; i < VPORT_MODE_COUNT; i++)
+        if (strcasecmp(text, mode_names[i]) == 0)
+            return i;
+    if (strcasecmp(text, "compatibility") == 0 || strcasecmp(text, "spp") == 0)
+        return VPORT_MODE_COMPAT;
+    return -1;
+}
+
+static int parse_bool(const char *text, int *out)
+{
+    if (!strcasecmp(text, "true") || !strcasecmp(text, "yes") || !strcasecmp(text, "on") || !strcmp(text, "1")) {
+        *out = 1;
+        return 1;
+    }
+    if (!strcasecmp(text, "false") || !strcasecmp(text, "no") || !strcasecmp(text, "off") || !strcmp(text, "0")) {
+        *out = 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Descriptor: options and control codes
+ * ------------------------------------------------------------------------ */
+
+#define OPT(type, name, def, help, choices, min, max) \
+    {sizeof(devhost_option_spec), (type), (name), (def), (help), (choices), (min), (max)}
+
+static const devhost_option_spec par_options[] = {
+    OPT(DEVHOST_OPTION_BOOL, "exclusive", "false",
+        "refuse to share the port (PPEXCL): other opens fail with busy", NULL, 0, 0),
+    OPT(DEVHOST_OPTION_ENUM, "mode", "compat",
+        "IEEE 1284 mode connect negotiates when its step names none", "compat|nibble|byte|ecp|epp", 0, 0),
+    OPT(DEVHOST_OPTION_BOOL, "fallback", "false",
+        "when the port refuses the mode, fall back to compat instead of failing", NULL, 0, 0),
+    OPT(DEVHOST_OPTION_ENUM, "write-method", "handshake",
+        "handshake: strobe each byte and wait for busy/ack; driver: the driver's write()",
+        "handshake|driver", 0, 0),
+    OPT(DEVHOST_OPTION_DURATION, "claim-timeout", "2s",
+        "how long connect, info and disconnect wait for a brief claim when not locked", NULL, 0,
+        3600000),
+};
+
+enum {
+    PAR_CTL_READ_STATUS = 1,
+    PAR_CTL_READ_CONTROL = 2,
+    PAR_CTL_WRITE_CONTROL = 3,
+    PAR_CTL_READ_DATA = 4,
+    PAR_CTL_WRITE_DATA = 5
+};
+
+static const devhost_control_spec par_controls[] = {
+    {sizeof(devhost_control_spec), PAR_CTL_READ_STATUS, "read-status",
+     "read the status register (1 byte: busy 0x80 inverted, ack 0x40, paper-out 0x20, select 0x10, error 0x08 inverted)", 0},
+    {sizeof(devhost_control_spec), PAR_CTL_READ_CONTROL, "read-control",
+     "read the control register (1 byte: select 0x08, init 0x04, autofd 0x02, strobe 0x01)", 0},
+    {sizeof(devhost_control_spec), PAR_CTL_WRITE_CONTROL, "write-control",
+     "write the control register (input: 1 byte)", DEVHOST_CONTROL_MODIFIES},
+    {sizeof(devhost_control_spec), PAR_CTL_READ_DATA, "read-data", "read the data register (1 byte)", 0},
+    {sizeof(devhost_control_spec), PAR_CTL_WRITE_DATA, "write-data",
+     "write the data register (input: 1 byte), without strobing", DEVHOST_CONTROL_MODIFIES},
+};
+
+/* ------------------------------------------------------------------------
+ * Brief claims for connect, info and disconnect
+ * ------------------------------------------------------------------------ */
+
+/* Claims the port unless lock() already holds it; *took says whether this
+ * call took it (and must give it back with brief_release). */
+static devhost_status brief_claim(par_device *d, int32_t timeout_ms, int *took, devhost_error *err)
+{
+    devhost_status st;
+    *took = 0;
+    if (d->claimed)
+        return DEVHOST_OK;
+    if (timeout_ms < 0 || timeout_ms > d->claim_timeout_ms)
+        timeout_ms = d->claim_timeout_ms;
+    st = d->backend->claim(d, par_deadline(timeout_ms), err);
+    if (st == DEVHOST_OK)
+        *took = 1;
+    return st;
+}
+
+static void brief_release(par_device *d, int took)
+{
+    devhost_error ignored;
+    if (!took)
+        return;
+    memset(&ignored, 0, sizeof ignored);
+    ignored.struct_size = sizeof ignored;
+    if (d->backend->release(d, &ignored) != DEVHOST_OK)
+        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: release after a brief claim failed: %s", d->path, ignored.message);
+}
+
+static devhost_status check_removed(par_device *d, devhost_error *err)
+{
+    if (d->removed)
+        return devhost_fail(err, DEVHOST_E_REMOVED, ENODEV, "%s: the port was removed", d->path);
+    return DEVHOST_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Hooks
+ * ------------------------------------------------------------------------ */
+
+/* close: when the host is done with the device (or a failed open). State:
+ * any; a claim the pipeline forgot is released here and logged. Returns OK
+ * or E_IO when the release failed; `device` is freed either way. */
+static devhost_status par_close(devhost_device *device, devhost_error *err)
+{
+    par_device *d = (par_device *)device;
+    devhost_status st = DEVHOST_OK;
+    if (!d)
+        return DEVHOST_OK;
+    if (d->claimed && d->backend && !d->removed) {
+        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: released the port on close because the pipeline did not unlock it",
+                d->path);
+        st = d->backend->release(d, err);
+        d->claimed = 0;
+    }
+    if (d->backend)
+        d->backend->close(d);
+    free(d);
+    return st;
+}
+
+/* open: when a pipeline opens the port. State: none. Chooses the backend by
+ * path, opens it, applies `exclusive`. Returns OK; E_NOT_FOUND; E_BUSY (the
+ * port is held exclusively, or exclusive access is refused); E_ACCESS;
+ * E_INVALID (path form); E_IO. *device (owned by the host until close) may
+ * be half-built on failure. */
+static devhost_status par_open(const devhost_open_params *params, devhost_device **device,
+                               devhost_error *err)
+{
+    const devhost_option_value *v;
+    par_device *d;
+    *device = NULL;
+    if (strlen(params->path) >= sizeof d->path)
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "parallel: path '%.64s...' is too long", params->path);
+    d = calloc(1, sizeof *d);
+    if (!d)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "parallel: out of memory");
+    *device = (devhost_device *)d;
+    strcpy(d->path, params->path);
+    d->host_device = params->host_device;
+    d->cancel_fd = params->cancel_fd;
+    d->mode = VPORT_MODE_COMPAT;
+    d->claim_timeout_ms = 2000;
+    if ((v = devhost_option_find(params, "exclusive")) && v->is_set)
+        d->exclusive = v->integer != 0;
+    if ((v = devhost_option_find(params, "write-method")) && v->is_set)
+        d->write_method = strcmp(v->text, "driver") == 0 ? PAR_WRITE_DRIVER : PAR_WRITE_HANDSHAKE;
+    if ((v = devhost_option_find(params, "mode")) && v->is_set && parse_mode(v->text) >= 0)
+        d->default_mode = parse_mode(v->text);
+    if ((v = devhost_option_find(params, "fallback")) && v->is_set)
+        d->default_fallback = v->integer != 0;
+    if ((v = devhost_option_find(params, "claim-timeout")) && v->is_set)
+        d->claim_timeout_ms = (int32_t)v->integer;
+
+    if (strncmp(d->path, VPORT_PATH_PREFIX, strlen(VPORT_PATH_PREFIX)) == 0)
+        d->backend = &par_vport_backend;
+    else if (d->path[0] == '/')
+        d->backend = &par_ppdev_backend;
+    else
+        return devhost_fail(err, DEVHOST_E_INVALID, 0,
+                            "parallel: path '%s' is neither /dev/parportN nor vport:NAME", d->path);
+    return d->backend->open(d, params, err);
+}
+
+/* The mode and fallback a connect step asks for; E_INVALID for unknown
+ * keys or values. */
+static devhost_status connect_args(par_device *d, const devhost_connect_params *p, int *mode,
+                                   int *fallback, devhost_error *err)
+{
+    uint32_t i;
+    if (p->context || p->context_size)
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: connect takes no context for class parallel", d->path);
+    for (i = 0; i < p->arg_count; i++) {
+        const char *k = p->args[i].key, *val = p->args[i].value ? p->args[i].value : "";
+        if (strcmp(k, "mode") == 0) {
+            if ((*mode = parse_mode(val)) < 0)
+                return devhost_fail(err, DEVHOST_E_INVALID, 0,
+                                    "%s: connect mode=%s: expected compat, nibble, byte, ecp or epp", d->path, val);
+        } else if (strcmp(k, "fallback") == 0) {
+            if (!parse_bool(val, fallback))
+                return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: connect fallback=%s: expected true or false",
+                                    d->path, val);
+        } else {
+            return devhost_fail(err, DEVHOST_E_INVALID, 0,
+                                "%s: connect: unknown argument '%s' (expected mode= or fallback=)", d->path, k);
+        }
+    }
+    return DEVHOST_OK;
+}
+
+/* connect: negotiate the IEEE 1284 mode (step's mode=, else option `mode`).
+ * State: open, not connected; takes a brief claim when not locked. Returns
+ * OK; E_INVALID (bad argument); E_UNSUPPORTED (the port lacks the mode);
+ * E_PROTOCOL (the peripheral rejected it); E_IO (negotiation failed);
+ * E_TIMEOUT/E_BUSY (no claim). With fallback, a refused mode leaves the
+ * device connected in compat mode, logged. */
+static devhost_status par_connect(devhost_device *device, const devhost_connect_params *params,
+                                  devhost_error *err)
+{
+    par_device *d = (par_device *)device;
+    int mode = d->default_mode, fallback = d->default_fallback, took = 0;
+    devhost_status st;
+    if ((st = check_removed(d, err)) != DEVHOST_OK)
+        return st;
+    if ((st = connect_args(d, params, &mode, &fallback, err)) != DEVHOST_OK)
+        return st;
+    if ((st = brief_claim(d, params->timeout_ms, &took, err)) != DEVHOST_OK)
+        return st;
+    st = d->backend->negotiate(d, mode, err);
+    if (st == DEVHOST_OK) {
+        d->mode = mode;
+    } else if (st != DEVHOST_E_REMOVED && st != DEVHOST_E_CANCELLED && fallback && mode != VPORT_MODE_COMPAT) {
+        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: IEEE 1284 mode '%s' refused (%s); falling back to compat", d->path,
+                par_mode_name(mode), err->message);
+        memset(err->message, 0, sizeof err->message);
+        err->os_errno = 0;
+        st = d->backend->negotiate(d, VPORT_MODE_COMPAT, err);
+        if (st == DEVHOST_OK)
+            d->mode = VPORT_MODE_COMPAT;
+    }
+    brief_release(d, took);
+    if (st == DEVHOST_OK)
+        d->connected = 1;
+    return st;
+}
+
+/* disconnect: return to compat mode. State: connected. Returns OK, or E_IO
+ * when compat could not be negotiated; not connected afterwards either way. */
+static devhost_status par_disconnect(devhost_device *device, devhost_error *err)
+{
+    par_device *d = (par_device *)device;
+    devhost_status st = DEVHOST_OK;
+    int took = 0;
+    d->connected = 0;
+    if (d->removed || d->mode == VPORT_MODE_COMPAT)
+        return DEVHOST_OK;
+    if ((st = brief_claim(d, d->claim_timeout_ms, &took, err)) != DEVHOST_OK)
+        return st;
+    st = d->backend->negotiate(d, VPORT_MODE_COMPAT, err);
+    if (st == DEVHOST_OK)
+        d->mode = VPORT_MODE_COMPAT;
+    brief_release(d, took);
+    return st;
+}
+
+/* lock: claim the port, waiting in line behind other clients up to
+ * timeout_ms (-1: until cancelled). State: open, not locked. Returns OK;
+ * E_TIMEOUT; E_BUSY (the port is held exclusively by another client);
+ * E_CANCELLED; E_REMOVED; E_IO. */
+static devhost_status par_lock(devhost_device *device, int32_t timeout_ms, devhost_error *err)
+{
+    par_device *d = (par_device *)device;
+    devhost_status st;
+    if ((st = check_removed(d, err)) != DEVHOST_OK)
+        return st;
+    if (d->claimed)
+        return devhost_fail(err, DEVHOST_E_STATE, 0, "%s: lock: the port is already claimed by this device", d->path);
+    st = d->backend->claim(d, par_deadline(timeout_ms), err);
+    if (st == DEVHOST_OK)
+        d->claimed = 1;
+    return st;
+}
+
+/* unlock: release the claim; the next waiting client gets the port. State:
+ * locked. Returns OK or E_IO; not locked afterwards either way. */
+static devhost_status par_unlock(devhost_device *device, devhost_error *err)
+{
+    par_device *d = (par_device *)device;
+    devhost_status st = DEVHOST_OK;
+    if (!d->claimed)
+        return devhost_fail(err, DEVHOST_E_STATE, 0, "%s: unlock: the port is not claimed", d->path);
+    d->claimed = 0;
+    if (!d->removed)
+        st = d->backend->release(d, err);
+    return st;
+}
+
+static void put_yes_no(const devhost_info_sink *sink, const char *key, int value)
+{
+    sink->put(sink->context, key, value ? "yes" : "no");
+}
+
+static void caps_text(uint32_t caps, char *out, size_t size)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {{VPORT_CAP_PCSPP, "pcspp"},   {VPORT_CAP_TRISTATE, "tristate"}, {VPORT_CAP_EPP, "epp"},
+                 {VPORT_CAP_ECP, "ecp"},       {VPORT_CAP_COMPAT, "compat"},     {VPORT_CAP_DMA, "dma"},
+                 {VPORT_CAP_SAFEININT, "safeinint"}};
+    size_t i, used = 0;
+    out[0] = '\0';
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (caps & names[i].bit) {
+            int n = snprintf(out + used, size - used, "%s%s", used ? "," : "", names[i].name);
+            if (n < 0 || (size_t)n >= size - used)
+                return;
+            used += (size_t)n;
+        }
+    }
+}
+
+/* info: backend, modes the port offers (PPGETMODES), the current mode, the
+ * status lines decoded and the peripheral's IEEE 1284 device ID. State:
+ * open. On ppdev it takes a brief claim when not locked, to read the lines
+ * (when the port stays busy, the lines are reported unavailable). Returns OK; E_REMOVED;
+ * E_IO. */
+static devhost_status par_info(devhost_device *device, const devhost_info_sink *sink, devhost_error *err)
+{
+    par_device *d = (par_device *)device;
+    par_port_info *info;
+    devhost_error claim_err;
+    devhost_status st;
+    char text[128];
+    int took = 0;
+    if ((st = check_removed(d, err)) != DEVHOST_OK)
+        return st;
+    info = calloc(1, sizeof *info);
+    if (!info)
+        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
+    memset(&claim_err, 0, sizeof claim_err);
+    claim_err.struct_size = sizeof claim_err;
+    if (d->backend->query_needs_claim && brief_claim(d, d->claim_timeout_ms, &took, &claim_err) != DEVHOST_OK &&
+        d->removed) {
+        free(info);
+        return devhost_fail(err, DEVHOST_E_REMOVED, ENODEV, "%s", claim_err.message);
+    }
+    st = d->backend->query(d, info, err);
+    brief_release(d, took);
+    if (st != DEVHOST_OK) {
+        free(info);
+        return st;
+    }
+    sink->put(sink->context, "backend", d->backend->name);
+    sink->put(sink->context, "path", d->path);
+    put_yes_no(sink, "exclusive", d->exclusive);
+    put_yes_no(sink, "claimed", d->claimed);
+    put_yes_no(sink, "connected", d->connected);
+    caps_text(info->caps, text, sizeof text);
+    sink->put(sink->context, "modes", text);
+    sink->put(sink->context, "mode", par_mode_name(info->mode));
+    if (info->have_lines) {
+        snprintf(text, sizeof text, "0x%02x", info->status);
+        sink->put(sink->context, "status", text);
+        put_yes_no(sink, "busy", !(info->status & VPORT_STATUS_BUSY));
+        put_yes_no(sink, "ack", !(info->status & VPORT_STATUS_ACK));
+        put_yes_no(sink, "paper-out", info->status & VPORT_STATUS_PAPEROUT);
+        put_yes_no(sink, "select", info->status & VPORT_STATUS_SELECT);
+        put_yes_no(sink, "error", !(info->status & VPORT_STATUS_ERROR));
+        snprintf(text, sizeof text, "0x%02x", info->control);
+        sink->put(sink->context, "control", text);
+    } else {
+        snprintf(text, sizeof text, "unavailable (port not claimed: %.80s)",
+                 claim_err.message[0] ? claim_err.message : "held by another client");
+        sink->put(sink->context, "status", text);
+    }
+    sink->put(sink->context, "device-id", info->device_id[0] ? info->device_id : "none");
+    free(info);
+    return DEVHOST_OK;
+}
+
+/* Waits until the peripheral is ready for a byte (BUSY line low). Paper out
+ * and offline are E_IO at once; a peripheral busy past the deadline is
+ * E_TIMEOUT. */
+static devhost_status wait_ready(par_device *d, size_t index, uint64_t deadline, devhost_error *err)
+{
+    unsigned polls = 0;
+    for (;;) {
+        uint8_t st;
+        devhost_status s = d->backend->reg_read(d, VPORT_REG_STATUS, &st, err);
+        if (s != DEVHOST_OK)
+            return s;
+        if (st & VPORT_STATUS_BUSY)
+            return DEVHOST_OK;
+        if ((st & VPORT_STATUS_PAPEROUT) && !(st & VPORT_STATUS_ERROR))
+            return devhost_fail(err, DEVHOST_E_IO, EIO, "%s: printer reports paper out (status 0x%02x) at byte %zu",
+                                d->path, st, index);
+        if (!(st & VPORT_STATUS_SELECT))
+            return devhost_fail(err, DEVHOST_E_IO, EIO,
+                                "%s: printer is offline (SELECT low, status 0x%02x) at byte %zu", d->path, st, index);
+        if (++polls > 32) {
+            s = par_sleep(d, 1, deadline, err);
+            if (s == DEVHOST_E_TIMEOUT)
+                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                    "%s: peripheral stayed busy (status 0x%02x) before byte %zu", d->path, st, index);
+            if (s != DEVHOST_OK)
+                return s;
+        } else if (deadline && par_now_ns() >= deadline) {
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "%s: peripheral stayed busy (status 0x%02x) before byte %zu", d->path, st, index);
+        }
+    }
+}
+
+/* Waits for the peripheral's ACK pulse (nAck low) after a strobe. */
+static devhost_status wait_ack(par_device *d, size_t index, uint64_t deadline, devhost_error *err)
+{
+    unsigned polls = 0;
+    for (;;) {
+        uint8_t st;
+        devhost_status s = d->backend->reg_read(d, VPORT_REG_STATUS, &st, err);
+        if (s != DEVHOST_OK)
+            return s;
+        if (!(st & VPORT_STATUS_ACK))
+            return DEVHOST_OK;
+        if (++polls > 32) {
+            s = par_sleep(d, 1, deadline, err);
+            if (s == DEVHOST_E_TIMEOUT)
+                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                    "%s: peripheral never acknowledged byte %zu (status 0x%02x)", d->path, index, st);
+            if (s != DEVHOST_OK)
+                return s;
+        } else if (deadline && par_now_ns() >= deadline) {
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "%s: peripheral never acknowledged byte %zu (status 0x%02x)", d->path, index, st);
+        }
+    }
+}
+
+/* Compatibility-mode write, byte by byte: wait for not-busy, put the byte on
+ * the data lines, pulse STROBE with INIT and SELECT held high, wait for ACK. */
+static devhost_status handshake_write(par_device *d, devhost_transfer *x, uint64_t deadline, devhost_error *err)
+{
+    const uint8_t base = VPORT_CONTROL_INIT | VPORT_CONTROL_SELECT;
+    devhost_status st = d->backend->reg_write(d, VPORT_REG_CONTROL, base, err);
+    size_t i;
+    for (i = 0; st == DEVHOST_OK && i < x->out_len; i++) {
+        if ((st = wait_ready(d, i, deadline, err)) != DEVHOST_OK)
+            break;
+        if ((st = d->backend->reg_write(d, VPORT_REG_DATA, x->out[i], err)) != DEVHOST_OK)
+            break;
+        if ((st = d->backend->reg_write(d, VPORT_REG_CONTROL, base | VPORT_CONTROL_STROBE, err)) != DEVHOST_OK)
+            break;
+        if ((st = d->backend->reg_write(d, VPORT_REG_CONTROL, base, err)) != DEVHOST_OK)
+            break;
+        if ((st = wait_ack(d, i, deadline, err)) != DEVHOST_OK)
+            break;
+        x->out_done = i + 1;
+    }
+    return st;
+}
+
+static devhost_status control_transfer(par_device *d, devhost_transfer *x, devhost_error *err)
+{
+    uint8_t value = 0;
+    int reg, writing;
+    devhost_status st;
+    switch (x->control_code) {
+    case PAR_CTL_READ_STATUS: reg = VPORT_REG_STATUS; writing = 0; break;
+    case PAR_CTL_READ_CONTROL: reg = VPORT_REG_CONTROL; writing = 0; break;
+    case PAR_CTL_WRITE_CONTROL: reg = VPORT_REG_CONTROL; writing = 1; break;
+    case PAR_CTL_READ_DATA: reg = VPORT_REG_DATA; writing = 0; break;
+    case PAR_CTL_WRITE_DATA: reg = VPORT_REG_DATA; writing = 1; break;
+    default:
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "%s: unknown control code %u", d->path, x->control_code);
+    }
+    if (writing) {
+        if (x->out_len != 1 || !x->out)
+            return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: control %u needs exactly 1 input byte, got %zu",
+                                d->path, x->control_code, x->out_len);
+        st = d->backend->reg_write(d, reg, x->out[0], err);
+        if (st == DEVHOST_OK)
+            x->out_done = 1;
+        return st;
+    }
+    if (x->in_capacity < 1 || !x->in)
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: control %u needs room for 1 output byte", d->path,
+                            x->control_code);
+    st = d->backend->reg_read(d, reg, &value, err);
+    if (st == DEVHOST_OK) {
+        x->in[0] = value;
+        x->in_len = 1;
+    }
+    return st;
+}
+
+/* transfer: write (strobe handshake or the driver's write), read (reverse
+ * modes), control (registers). State: locked (the claim is held). Returns
+ * OK; E_STATE (no claim, or read in compat mode); E_INVALID; E_UNSUPPORTED
+ * (op or code); E_TIMEOUT (peripheral never ready or never acknowledged;
+ * out_done/in_len tell how far it got); E_IO (paper out, offline, driver
+ * error); E_REMOVED; E_CANCELLED; E_PROTOCOL (a virtual port answered
+ * nonsense). */
+static devhost_status par_transfer(devhost_device *device, devhost_transfer *x, devhost_error *err)
+{
+    par_device *d = (par_device *)device;
+    uint64_t deadline = par_deadline(x->timeout_ms);
+    devhost_status st;
+    if ((st = check_removed(d, err)) != DEVHOST_OK)
+        return st;
+    if (!d->claimed)
+        return devhost_fail(err, DEVHOST_E_STATE, 0, "%s: transfers need the port claimed (lock first)", d->path);
+    switch (x->op) {
+    case DEVHOST_OP_WRITE:
+        if (x->out_len == 0)
+            return DEVHOST_OK;
+        if (d->write_method == PAR_WRITE_HANDSHAKE && d->mode == VPORT_MODE_COMPAT)
+            return handshake_write(d, x, deadline, err);
+        return d->backend->write(d, x->out, x->out_len, &x->out_done, deadline, err);
+    case DEVHOST_OP_READ:
+    case DEVHOST_OP_READ_EXACT:
+        if (d->mode == VPORT_MODE_COMPAT)
+            return devhost_fail(err, DEVHOST_E_STATE, 0,
+                                "%s: read needs a reverse mode (connect mode=nibble, byte, ecp or epp); the port is in compat",
+                                d->path);
+        if (x->in_capacity == 0 || !x->in)
+            return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: read of 0 bytes", d->path);
+        return d->backend->read(d, x->in, x->in_capacity, x->op == DEVHOST_OP_READ_EXACT, &x->in_len, deadline, err);
+    case DEVHOST_OP_CONTROL:
+        return control_transfer(d, x, err);
+    default:
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "%s: transfer op %u not supported", d->path, x->op);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Registration
+ * ------------------------------------------------------------------------ */
+
+static const devhost_hooks par_hooks = {
+    sizeof(devhost_hooks), 0, par_open, par_close, par_connect, par_disconnect,
+    par_lock, par_unlock, par_info, par_transfer,
+};
+
+static const devhost_plugin_descriptor par_descriptor = {
+    sizeof(devhost_plugin_descriptor),
+    DEVHOST_PLUGIN_SHARED_PATHS,
+    "parallel",
+    "parallel",
+    "1.0.0",
+    "Shared parallel ports: claim/release, IEEE 1284 modes and device ID, strobe handshake (ppdev, vport)",
+    par_options,
+    sizeof par_options / sizeof par_options[0],
+    sizeof par_controls / sizeof par_controls[0],
+    par_controls,
+    &par_hooks,
+    DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) | DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) |
+        DEVHOST_OP_BIT(DEVHOST_OP_CONTROL),
+    DEVHOST_REQUIRES_LOCKED,
+    0,
+    0,
+};
+
+DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
+{
+    if (!n || n->struct_size < sizeof *n)
+        return DEVHOST_E_INVALID;
+    if (DEVHOST_VERSION_MAJOR(n->host_abi_version) != DEVHOST_ABI_VERSION_MAJOR)
+        return devhost_fail(n->error, DEVHOST_E_UNSUPPORTED, 0, "parallel: speaks ABI %u.x only, host offers %u.%u",
+                            (unsigned)DEVHOST_ABI_VERSION_MAJOR, (unsigned)DEVHOST_VERSION_MAJOR(n->host_abi_version),
+                            (unsigned)DEVHOST_VERSION_MINOR(n->host_abi_version));
+    n->plugin_abi_version = n->host_abi_version < DEVHOST_ABI_VERSION ? n->host_abi_version : DEVHOST_ABI_VERSION;
+    par_services = n->services;
+    n->descriptor = &par_descriptor;
+    return DEVHOST_OK;
+}

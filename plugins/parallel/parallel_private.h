@@ -1,0 +1,109 @@
+/*
+ * The parallel plugin's private header: per-device state, the backend
+ * interface (one backend per path kind: ppdev for /dev/parportN, vport for
+ * vport:NAME), and helpers shared by parallel.c and the backends.
+ */
+#ifndef DEVHOST_PARALLEL_PRIVATE_H
+#define DEVHOST_PARALLEL_PRIVATE_H
+
+#include <devhost/plugin.h>
+
+#include "vport_protocol.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest IEEE 1284 device ID kept (the ID's own length field allows 64 KiB;
+ * real ones are a few hundred bytes). */
+#define PAR_DEVICE_ID_MAX 1024
+
+typedef struct par_device par_device;
+
+/* What a backend reports for info(). */
+typedef struct par_port_info {
+    uint32_t caps;             /* VPORT_CAP_* (= PARPORT_MODE_*) */
+    int mode;                  /* VPORT_MODE_* in effect */
+    int have_lines;            /* status and control below are valid */
+    uint8_t status;
+    uint8_t control;
+    char device_id[PAR_DEVICE_ID_MAX]; /* "" when the peripheral gave none */
+} par_port_info;
+
+/*
+ * A backend. Every function gets a device whose backend state it set up in
+ * open; `deadline` is an absolute monotonic time in ns (0: none). Functions
+ * that wait poll the device's cancel_fd. Statuses are devhost_status values
+ * with err filled on failure.
+ */
+typedef struct par_backend {
+    const char *name;
+    /* Opens d->path; applies d->exclusive. E_BUSY when the exclusive rules
+     * refuse. May leave partial state that close() takes. */
+    devhost_status (*open)(par_device *d, const devhost_open_params *params, devhost_error *err);
+    /* Frees backend state; the core has already released any claim. */
+    void (*close)(par_device *d);
+    /* Waits for the claim until the deadline (E_TIMEOUT) or cancel. */
+    devhost_status (*claim)(par_device *d, uint64_t deadline, devhost_error *err);
+    devhost_status (*release)(par_device *d, devhost_error *err);
+    /* Negotiates VPORT_MODE_*; the claim is held. E_UNSUPPORTED (refused
+     * by the port or peripheral) or E_IO (negotiation failed). */
+    devhost_status (*negotiate)(par_device *d, int mode, devhost_error *err);
+    /* Fills info; reads lines and device ID only when d->claimed. */
+    devhost_status (*query)(par_device *d, par_port_info *info, devhost_error *err);
+    /* Register access (VPORT_REG_*); the claim is held. */
+    devhost_status (*reg_read)(par_device *d, int reg, uint8_t *value, devhost_error *err);
+    devhost_status (*reg_write)(par_device *d, int reg, uint8_t value, devhost_error *err);
+    /* The driver's own compatibility-mode write (write(2) on ppdev, WRITE on
+     * a vport): sets *done to the bytes taken. */
+    devhost_status (*write)(par_device *d, const uint8_t *data, size_t len, size_t *done,
+                            uint64_t deadline, devhost_error *err);
+    /* Reverse-channel read: 1..cap bytes (all cap when exact). */
+    devhost_status (*read)(par_device *d, uint8_t *buf, size_t cap, int exact, size_t *got,
+                           uint64_t deadline, devhost_error *err);
+    /* query() reads the lines only under a claim (ppdev), so info takes a
+     * brief one; a vport answers info without it. */
+    int query_needs_claim;
+} par_backend;
+
+enum { PAR_WRITE_HANDSHAKE = 0, PAR_WRITE_DRIVER = 1 };
+
+struct par_device {
+    const par_backend *backend;
+    const devhost_host_device *host_device;
+    char path[256];
+    int cancel_fd;
+    int exclusive;
+    int write_method;          /* PAR_WRITE_* */
+    int default_mode;          /* option `mode`: VPORT_MODE_* */
+    int default_fallback;      /* option `fallback` */
+    int32_t claim_timeout_ms;  /* for connect/info/disconnect's brief claims */
+    int claimed;               /* lock() holds the claim */
+    int connected;
+    int mode;                  /* negotiated VPORT_MODE_* */
+    int removed;               /* the port went away: every later call fails */
+    void *backend_state;       /* the backend's, freed by its close() */
+};
+
+extern const par_backend par_ppdev_backend;
+extern const par_backend par_vport_backend;
+
+/* The host services, set at negotiation. */
+extern const devhost_host_services *par_services;
+
+#define PAR_LOG(d, level, ...) \
+    devhost_logf(par_services, (d) ? (d)->host_device : NULL, (level), __VA_ARGS__)
+
+/* Monotonic now in ns, and the deadline for a timeout (-1: none -> 0). */
+uint64_t par_now_ns(void);
+uint64_t par_deadline(int32_t timeout_ms);
+/* Milliseconds left until deadline for poll(): -1 when none, 0 when past. */
+int par_poll_ms(uint64_t deadline);
+/* Sleeps up to `ms` (bounded by the deadline) watching cancel_fd. Returns
+ * OK, E_CANCELLED or E_TIMEOUT (deadline already past). */
+devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error *err);
+/* True when the device's cancel handle has fired. */
+int par_cancelled(const par_device *d);
+
+const char *par_mode_name(int mode);
+
+#endif /* DEVHOST_PARALLEL_PRIVATE_H */

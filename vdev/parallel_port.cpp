@@ -1,0 +1,564 @@
+// devhost-vdev kind `parallel-port`: a virtual parallel port with a printer
+// on it, served as vport:NAME to the parallel plugin's vport backend.
+//
+// Socket: $DEVHOST_VPORT_DIR/NAME.sock, else /run/devhost/vport/NAME.sock
+// or, where that cannot be written, under $XDG_RUNTIME_DIR/devhost/vport or
+// /tmp/devhost-vport-UID (vport_dir_candidate in
+// plugins/parallel/vport_protocol.h, which also documents the protocol).
+// READY prints "vport:NAME"; the plugin finds the socket from it the same way.
+//
+// The port follows the kernel's parport rules: any number of clients may be
+// connected; one at a time holds the claim; waiters queue first come first
+// served and a release (or a client going away) hands the claim to the next.
+// A client that asked to be exclusive is refused when anyone else is
+// connected, and nobody else may connect while it is.
+//
+// The printer latches the data register when STROBE rises with INIT and
+// SELECT high (as a PC port's printer does), answers with BUSY then an ACK
+// pulse on the next status reads, and appends every byte it takes to
+// --output. Faults: paper-out, offline, busy-forever. --unplug-after=N
+// removes the port (closes every connection, deletes the socket) once N
+// bytes have been printed.
+#include "vdev.hpp"
+
+#include "../plugins/parallel/vport_protocol.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <map>
+#include <poll.h>
+#include <stdexcept>
+#include <string>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <vector>
+
+namespace devhost::vdev {
+namespace {
+
+constexpr size_t max_clients = 64;
+
+enum class Fault { none, paper_out, offline, busy_forever };
+
+struct Client {
+    int fd = -1;
+    bool hello = false;
+    bool exclusive = false;
+    std::string label;
+};
+
+class ParallelPort {
+public:
+    explicit ParallelPort(Context &ctx) : ctx_(ctx) {}
+    ~ParallelPort();
+    int run();
+
+private:
+    void setup();
+    void accept_client();
+    void serve(int fd);
+    void drop(int fd);
+    void unplug();
+    void reply(int fd, uint8_t cmd, uint8_t status, uint32_t value = 0, const std::string &payload = {});
+    void grant_next();
+    uint8_t status_peek() const;
+    uint8_t status_read();
+    void print(const uint8_t *data, size_t len);
+    bool owns(int fd) const { return owner_ == fd; }
+
+    Context &ctx_;
+    std::string socket_path_;
+    int listen_fd_ = -1;
+    int out_fd_ = -1;
+    std::map<int, Client> clients_;
+    std::deque<int> queue_;
+    int owner_ = -1;
+    bool unplugged_ = false;
+
+    // Options.
+    std::string device_id_;
+    Fault fault_ = Fault::none;
+    long long unplug_after_ = 0;
+    unsigned accepted_modes_ = 1u << VPORT_MODE_COMPAT;
+    std::string reverse_data_;
+
+    // Port registers and printer state.
+    uint8_t data_ = 0;
+    uint8_t control_ = VPORT_CONTROL_INIT | VPORT_CONTROL_SELECT;
+    int mode_ = VPORT_MODE_COMPAT;
+    int ack_phase_ = 0;  // status reads left in the busy/ack sequence
+    long long printed_ = 0;
+};
+
+const char *const mode_names[VPORT_MODE_COUNT] = {"compat", "nibble", "byte", "ecp", "epp"};
+
+bool valid_name(const std::string &name)
+{
+    if (name.empty() || name.size() > VPORT_NAME_MAX || name[0] == '.')
+        return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-';
+    });
+}
+
+void make_dirs(const std::string &dir)
+{
+    std::string partial;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+        pos = dir.find('/', pos + 1);
+        partial = dir.substr(0, pos);
+        // A private fallback under /tmp is ours alone; elsewhere sockets'
+        // own modes decide who may connect.
+        const mode_t mode = dir.rfind("/tmp/", 0) == 0 ? 0700 : 0755;
+        if (!partial.empty() && mkdir(partial.c_str(), mode) != 0 && errno != EEXIST)
+            throw std::runtime_error("cannot create " + partial + ": " + std::strerror(errno));
+    }
+}
+
+ParallelPort::~ParallelPort()
+{
+    for (auto &[fd, c] : clients_)
+        ::close(fd);
+    if (listen_fd_ >= 0) {
+        ::close(listen_fd_);
+        ::unlink(socket_path_.c_str());
+    }
+    if (out_fd_ >= 0)
+        ::close(out_fd_);
+}
+
+void ParallelPort::setup()
+{
+    if (!valid_name(ctx_.name))
+        throw std::invalid_argument("--name=" + ctx_.name + ": use 1 to 64 of A-Z a-z 0-9 . _ -");
+    device_id_ = ctx_.get("device-id", "MFG:devhost;MDL:Virtual Printer;CMD:PCL,PJL;CLS:PRINTER;DES:devhost virtual printer;");
+    if (device_id_.size() > VPORT_MAX_PAYLOAD - 4)
+        throw std::invalid_argument("--device-id: at most " + std::to_string(VPORT_MAX_PAYLOAD - 4) + " bytes");
+    std::string fault = ctx_.get("fault", "none");
+    if (fault == "none")
+        fault_ = Fault::none;
+    else if (fault == "paper-out")
+        fault_ = Fault::paper_out;
+    else if (fault == "offline")
+        fault_ = Fault::offline;
+    else if (fault == "busy-forever")
+        fault_ = Fault::busy_forever;
+    else
+        throw std::invalid_argument("--fault=" + fault + ": expected none, paper-out, offline or busy-forever");
+    unplug_after_ = ctx_.get_int("unplug-after", 0);
+    if (unplug_after_ < 0)
+        throw std::invalid_argument("--unplug-after: expected a byte count >= 0");
+    std::string modes = ctx_.get("modes", "compat,nibble,byte,ecp");
+    size_t start = 0;
+    while (start <= modes.size()) {
+        size_t comma = modes.find(',', start);
+        std::string m = modes.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        auto it = std::find(std::begin(mode_names), std::end(mode_names), m);
+        if (it == std::end(mode_names))
+            throw std::invalid_argument("--modes: '" + m + "' is not one of compat, nibble, byte, ecp, epp");
+        accepted_modes_ |= 1u << (it - std::begin(mode_names));
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+    }
+    reverse_data_ = ctx_.get("reverse-data", "");
+    std::string output = ctx_.get("output", "");
+    ctx_.reject_unknown();
+
+    if (!output.empty()) {
+        out_fd_ = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (out_fd_ < 0)
+            throw std::runtime_error("--output=" + output + ": " + std::strerror(errno));
+    }
+
+    // The first candidate directory we can create and write (the plugin
+    // looks in the same ones, in the same order).
+    std::string dir, first_error;
+    char candidate[sizeof(sockaddr_un::sun_path)];
+    for (int i = 0; dir.empty() && vport_dir_candidate(i, candidate, sizeof candidate); i++) {
+        try {
+            make_dirs(candidate);
+            struct stat ds {};
+            if (::lstat(candidate, &ds) != 0 || !S_ISDIR(ds.st_mode) || ::access(candidate, W_OK | X_OK) != 0)
+                throw std::runtime_error(std::string(candidate) + " is not a writable directory");
+            if (ds.st_uid != ::getuid() && (ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
+                throw std::runtime_error(std::string(candidate) + " is writable by anyone");
+            dir = candidate;
+        } catch (const std::exception &e) {
+            if (first_error.empty())
+                first_error = e.what();
+        }
+    }
+    if (dir.empty())
+        throw std::runtime_error("no directory for the vport socket: " + first_error);
+    socket_path_ = dir + "/" + ctx_.name + ".sock";
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path_.size() >= sizeof addr.sun_path)
+        throw std::runtime_error("socket path " + socket_path_ + " is too long");
+    std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
+
+    // A socket already there: served by someone else, or stale.
+    int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (probe >= 0) {
+        bool live = ::connect(probe, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+        ::close(probe);
+        if (live)
+            throw std::runtime_error("vport:" + ctx_.name + " is already served at " + socket_path_);
+    }
+    struct stat st {};
+    if (::lstat(socket_path_.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            throw std::runtime_error(socket_path_ + " exists and is not a socket");
+        ::unlink(socket_path_.c_str());
+    }
+    listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (listen_fd_ < 0)
+        throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0)
+        throw std::runtime_error("bind " + socket_path_ + ": " + std::strerror(errno));
+}
+
+uint8_t ParallelPort::status_peek() const
+{
+    switch (fault_) {
+    case Fault::paper_out: return VPORT_STATUS_ACK | VPORT_STATUS_PAPEROUT | VPORT_STATUS_SELECT;  // busy, error
+    case Fault::offline: return VPORT_STATUS_ACK;                                                 // busy, error
+    case Fault::busy_forever: return VPORT_STATUS_ACK | VPORT_STATUS_SELECT | VPORT_STATUS_ERROR; // busy
+    case Fault::none: break;
+    }
+    if (ack_phase_ == 2)
+        return VPORT_STATUS_ACK | VPORT_STATUS_SELECT | VPORT_STATUS_ERROR;  // busy, taking the byte
+    if (ack_phase_ == 1)
+        return VPORT_STATUS_SELECT | VPORT_STATUS_ERROR;  // busy, ACK pulse (low)
+    return VPORT_STATUS_BUSY | VPORT_STATUS_ACK | VPORT_STATUS_SELECT | VPORT_STATUS_ERROR;  // ready
+}
+
+uint8_t ParallelPort::status_read()
+{
+    uint8_t s = status_peek();
+    if (ack_phase_ > 0)
+        ack_phase_--;
+    return s;
+}
+
+void ParallelPort::print(const uint8_t *data, size_t len)
+{
+    if (out_fd_ >= 0) {
+        size_t done = 0;
+        while (done < len) {
+            ssize_t n = ::write(out_fd_, data + done, len - done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                ctx_.log(std::string("cannot write the printer output: ") + std::strerror(errno));
+                break;
+            }
+            done += static_cast<size_t>(n);
+        }
+    }
+    printed_ += static_cast<long long>(len);
+}
+
+void ParallelPort::unplug()
+{
+    ctx_.log("unplugged after " + std::to_string(printed_) + " bytes");
+    unplugged_ = true;
+    // The socket goes first, so that a client seeing the hang-up cannot
+    // reach a half-removed port.
+    ::unlink(socket_path_.c_str());
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    for (auto &[fd, c] : clients_)
+        ::close(fd);
+    clients_.clear();
+    queue_.clear();
+    owner_ = -1;
+}
+
+void ParallelPort::reply(int fd, uint8_t cmd, uint8_t status, uint32_t value, const std::string &payload)
+{
+    uint8_t msg[VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD] = {};
+    size_t len = std::min<size_t>(payload.size(), VPORT_MAX_PAYLOAD);
+    msg[0] = cmd;
+    msg[1] = status;
+    vport_put_u32(msg + 4, value);
+    std::memcpy(msg + VPORT_HEADER_SIZE, payload.data(), len);
+    // A client that stopped reading loses its reply; it sees the hang-up later.
+    [[maybe_unused]] ssize_t n = ::send(fd, msg, VPORT_HEADER_SIZE + len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void ParallelPort::grant_next()
+{
+    owner_ = -1;
+    while (!queue_.empty()) {
+        int next = queue_.front();
+        queue_.pop_front();
+        if (clients_.count(next)) {
+            owner_ = next;
+            reply(next, VPORT_CMD_CLAIM, VPORT_OK);
+            return;
+        }
+    }
+}
+
+void ParallelPort::drop(int fd)
+{
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), fd), queue_.end());
+    clients_.erase(fd);
+    ::close(fd);
+    if (owner_ == fd)
+        grant_next();
+}
+
+void ParallelPort::accept_client()
+{
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    if (clients_.size() >= max_clients) {
+        ctx_.log("refusing a client: " + std::to_string(max_clients) + " already connected");
+        ::close(fd);
+        return;
+    }
+    clients_[fd].fd = fd;
+}
+
+void ParallelPort::serve(int fd)
+{
+    uint8_t msg[VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD + 1];
+    ssize_t n = ::recv(fd, msg, sizeof msg, MSG_TRUNC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        drop(fd);
+        return;
+    }
+    Client &c = clients_[fd];
+    const uint8_t cmd = n > 0 ? msg[0] : 0;
+    if (static_cast<size_t>(n) < VPORT_HEADER_SIZE || static_cast<size_t>(n) > VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD) {
+        reply(fd, cmd, VPORT_E_INVALID);
+        return;
+    }
+    const uint32_t arg = vport_get_u32(msg + 4);
+    const uint8_t *payload = msg + VPORT_HEADER_SIZE;
+    const size_t len = static_cast<size_t>(n) - VPORT_HEADER_SIZE;
+
+    if (cmd != VPORT_CMD_HELLO && !c.hello) {
+        reply(fd, cmd, VPORT_E_STATE);
+        return;
+    }
+    switch (cmd) {
+    case VPORT_CMD_HELLO: {
+        if (c.hello) {
+            reply(fd, cmd, VPORT_E_STATE);
+            return;
+        }
+        bool exclusive = arg & VPORT_HELLO_EXCLUSIVE;
+        bool others = false, other_exclusive = false;
+        for (const auto &[ofd, o] : clients_)
+            if (ofd != fd && o.hello) {
+                others = true;
+                other_exclusive |= o.exclusive;
+            }
+        if (other_exclusive || (exclusive && others)) {
+            reply(fd, cmd, VPORT_E_BUSY);
+            return;
+        }
+        c.hello = true;
+        c.exclusive = exclusive;
+        c.label.assign(reinterpret_cast<const char *>(payload), std::min<size_t>(len, 64));
+        reply(fd, cmd, VPORT_OK, VPORT_PROTOCOL_VERSION);
+        return;
+    }
+    case VPORT_CMD_CLAIM:
+        if (owner_ == fd || std::find(queue_.begin(), queue_.end(), fd) != queue_.end()) {
+            reply(fd, cmd, VPORT_E_STATE);
+        } else if (owner_ < 0) {
+            owner_ = fd;
+            reply(fd, cmd, VPORT_OK);
+        } else {
+            queue_.push_back(fd);  // answered when granted
+        }
+        return;
+    case VPORT_CMD_CANCEL: {
+        auto it = std::find(queue_.begin(), queue_.end(), fd);
+        if (it != queue_.end()) {
+            queue_.erase(it);
+            reply(fd, cmd, VPORT_OK, 0);
+        } else if (owner_ == fd) {
+            reply(fd, cmd, VPORT_OK, 1);
+            grant_next();
+        } else {
+            reply(fd, cmd, VPORT_OK, 0);
+        }
+        return;
+    }
+    case VPORT_CMD_RELEASE:
+        if (!owns(fd)) {
+            reply(fd, cmd, VPORT_E_STATE);
+            return;
+        }
+        reply(fd, cmd, VPORT_OK);
+        grant_next();
+        return;
+    case VPORT_CMD_NEGOTIATE:
+        if (!owns(fd)) {
+            reply(fd, cmd, VPORT_E_STATE);
+        } else if (arg >= VPORT_MODE_COUNT) {
+            reply(fd, cmd, VPORT_E_INVALID);
+        } else if (!(accepted_modes_ & (1u << arg))) {
+            reply(fd, cmd, VPORT_E_REFUSED);
+        } else {
+            mode_ = static_cast<int>(arg);
+            reply(fd, cmd, VPORT_OK);
+        }
+        return;
+    case VPORT_CMD_INFO: {
+        uint32_t caps = VPORT_CAP_PCSPP | VPORT_CAP_TRISTATE | VPORT_CAP_COMPAT;
+        if (accepted_modes_ & (1u << VPORT_MODE_ECP))
+            caps |= VPORT_CAP_ECP;
+        if (accepted_modes_ & (1u << VPORT_MODE_EPP))
+            caps |= VPORT_CAP_EPP;
+        std::string p;
+        p += static_cast<char>(status_peek());
+        p += static_cast<char>(control_);
+        p += static_cast<char>(mode_);
+        p += '\0';
+        p += device_id_;
+        reply(fd, cmd, VPORT_OK, caps, p);
+        return;
+    }
+    case VPORT_CMD_REG_READ:
+        if (!owns(fd))
+            reply(fd, cmd, VPORT_E_STATE);
+        else if (arg == VPORT_REG_DATA)
+            reply(fd, cmd, VPORT_OK, data_);
+        else if (arg == VPORT_REG_STATUS)
+            reply(fd, cmd, VPORT_OK, status_read());
+        else if (arg == VPORT_REG_CONTROL)
+            reply(fd, cmd, VPORT_OK, control_);
+        else
+            reply(fd, cmd, VPORT_E_INVALID);
+        return;
+    case VPORT_CMD_REG_WRITE: {
+        const uint32_t reg = arg & 0xff;
+        const uint8_t value = static_cast<uint8_t>(arg >> 8);
+        if (!owns(fd)) {
+            reply(fd, cmd, VPORT_E_STATE);
+        } else if (reg == VPORT_REG_DATA) {
+            data_ = value;
+            reply(fd, cmd, VPORT_OK);
+        } else if (reg == VPORT_REG_CONTROL) {
+            const bool rising = !(control_ & VPORT_CONTROL_STROBE) && (value & VPORT_CONTROL_STROBE);
+            const bool ready = (value & VPORT_CONTROL_INIT) && (value & VPORT_CONTROL_SELECT);
+            control_ = value;
+            if (rising && ready && fault_ == Fault::none && ack_phase_ == 0) {
+                print(&data_, 1);
+                ack_phase_ = 2;
+                if (unplug_after_ > 0 && printed_ >= unplug_after_) {
+                    unplug();  // no reply: the byte's transfer sees the removal
+                    return;
+                }
+            }
+            reply(fd, cmd, VPORT_OK);
+        } else {
+            reply(fd, cmd, VPORT_E_INVALID);
+        }
+        return;
+    }
+    case VPORT_CMD_WRITE:
+        if (!owns(fd) || mode_ == VPORT_MODE_NIBBLE || mode_ == VPORT_MODE_BYTE) {
+            reply(fd, cmd, VPORT_E_STATE);
+        } else if (len == 0) {
+            reply(fd, cmd, VPORT_E_INVALID);
+        } else if (fault_ != Fault::none) {
+            reply(fd, cmd, VPORT_E_NOT_READY, status_peek());
+        } else {
+            size_t take = len;
+            bool pull = false;
+            if (unplug_after_ > 0 && printed_ + static_cast<long long>(len) >= unplug_after_) {
+                take = static_cast<size_t>(unplug_after_ - printed_);
+                pull = true;
+            }
+            print(payload, take);
+            if (pull) {
+                unplug();
+                return;
+            }
+            reply(fd, cmd, VPORT_OK, static_cast<uint32_t>(take));
+        }
+        return;
+    case VPORT_CMD_READ: {
+        if (!owns(fd) || mode_ == VPORT_MODE_COMPAT) {
+            reply(fd, cmd, VPORT_E_STATE);
+            return;
+        }
+        if (arg == 0 || arg > VPORT_MAX_PAYLOAD) {
+            reply(fd, cmd, VPORT_E_INVALID);
+            return;
+        }
+        std::string chunk = reverse_data_.substr(0, arg);
+        reverse_data_.erase(0, chunk.size());
+        reply(fd, cmd, VPORT_OK, 0, chunk);
+        return;
+    }
+    default:
+        reply(fd, cmd, VPORT_E_UNSUPPORTED);
+        return;
+    }
+}
+
+int ParallelPort::run()
+{
+    setup();
+    ctx_.ready(std::string(VPORT_PATH_PREFIX) + ctx_.name);
+    for (;;) {
+        std::vector<pollfd> fds;
+        fds.push_back({ctx_.stop_fd, POLLIN, 0});
+        if (listen_fd_ >= 0)
+            fds.push_back({listen_fd_, POLLIN, 0});
+        for (const auto &[fd, c] : clients_)
+            fds.push_back({fd, POLLIN, 0});
+        if (::poll(fds.data(), fds.size(), -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+        }
+        if (fds[0].revents)
+            return 0;
+        for (size_t i = 1; i < fds.size() && !unplugged_; i++) {
+            if (!fds[i].revents)
+                continue;
+            if (fds[i].fd == listen_fd_)
+                accept_client();
+            else if (clients_.count(fds[i].fd))
+                serve(fds[i].fd);
+        }
+    }
+}
+
+int run_parallel_port(Context &ctx)
+{
+    ParallelPort port(ctx);
+    return port.run();
+}
+
+}  // namespace
+
+DEVHOST_VDEV_KIND("parallel-port",
+                  "a shared parallel port with a printer, served as vport:NAME (socket in $DEVHOST_VPORT_DIR, else "
+                  "/run/devhost/vport, $XDG_RUNTIME_DIR/devhost/vport or /tmp/devhost-vport-UID)",
+                  "--output=FILE --device-id=TEXT --fault=none|paper-out|offline|busy-forever --unplug-after=N "
+                  "--modes=compat,nibble,byte,ecp,epp --reverse-data=TEXT",
+                  run_parallel_port);
+
+}  // namespace devhost::vdev
