@@ -42,8 +42,11 @@ fi
 
 cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
     -DDEVHOST_BUILD_BENCH=ON -DDEVHOST_BUILD_TESTS=OFF >/dev/null
+# Every plugin (one folder each under plugins/): start-up loads them all.
+plugins=$(for d in "$source_dir"/plugins/*/CMakeLists.txt; do basename "$(dirname "$d")"; done)
+# shellcheck disable=SC2086
 cmake --build "$build_dir" -j"$jobs" --target devhost-bench devhost-bench-launch devhost \
-    serial raw filterport loop devhost_configs >/dev/null
+    devhost_configs $plugins >/dev/null
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
