@@ -5,14 +5,34 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <cstdlib>
 #include <fcntl.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <string_view>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
+extern char **environ;
+
 namespace devhost {
+
+namespace {
+
+constexpr const char *dir_env = "DEVHOST_VDEV_DIR";
+
+// mkdtemp in `parent`, or empty with `error` set.
+std::filesystem::path make_temp_dir(const std::filesystem::path &parent, const std::string &prefix, std::string &error)
+{
+    std::string templ = (parent / (prefix + "XXXXXX")).string();
+    if (::mkdtemp(templ.data()))
+        return templ;
+    error = "cannot create a directory in " + parent.string() + ": " + std::strerror(errno);
+    return {};
+}
+
+}  // namespace
 
 std::filesystem::path VirtualDevices::default_tool()
 {
@@ -33,9 +53,34 @@ std::string VirtualDevices::path_of(const std::string &name) const
     return {};
 }
 
+bool VirtualDevices::make_dir(std::string &error)
+{
+    if (!dir_.empty())
+        return true;
+    // /run/devhost/vdev where we may write (root), else the temporary directory.
+    std::error_code ec;
+    const std::filesystem::path run_dir = "/run/devhost/vdev";
+    std::filesystem::create_directories(run_dir, ec);
+    if (!ec && ::access(run_dir.c_str(), W_OK | X_OK) == 0)
+        dir_ = make_temp_dir(run_dir, "run-", error);
+    if (dir_.empty()) {
+        const char *tmp = std::getenv("TMPDIR");
+        dir_ = make_temp_dir(tmp && *tmp ? tmp : "/tmp", "devhost-vdev-", error);
+    }
+    if (dir_.empty())
+        return false;
+    spdlog::info("virtual devices of this run in {}", dir_.string());
+    return true;
+}
+
 bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &error, bool &usage_error)
 {
     usage_error = false;
+    const std::string prefix = "[virtual " + v.name + "] (" + v.kind.value + "): ";
+    if (!make_dir(error)) {
+        error = prefix + error;
+        return false;
+    }
     std::vector<std::string> args{tool_.string(), v.kind.value, "--name=" + v.name};
     for (const auto &o : v.options)
         args.push_back("--" + o.key + "=" + o.value);
@@ -43,6 +88,17 @@ bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &
     for (auto &a : args)
         argv.push_back(a.data());
     argv.push_back(nullptr);
+    // The environment, with DEVHOST_VDEV_DIR naming the private directory
+    // (built before fork: the child only execs).
+    std::vector<std::string> env_text{std::string(dir_env) + "=" + dir_.string()};
+    const std::string env_prefix = std::string(dir_env) + "=";
+    for (char **e = environ; e && *e; e++)
+        if (std::string_view(*e).substr(0, env_prefix.size()) != env_prefix)
+            env_text.emplace_back(*e);
+    std::vector<char *> envp;
+    for (auto &e : env_text)
+        envp.push_back(e.data());
+    envp.push_back(nullptr);
 
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) {
@@ -66,7 +122,7 @@ bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &
         int devnull = ::open("/dev/null", O_RDONLY);
         if (devnull >= 0)
             dup2(devnull, STDIN_FILENO);
-        execv(argv[0], argv.data());
+        execve(argv[0], argv.data(), envp.data());
         std::fprintf(stderr, "devhost: cannot run %s: %s\n", argv[0], std::strerror(errno));
         _exit(127);
     }
@@ -96,7 +152,6 @@ bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &
             line.push_back(c);
     }
     ::close(out[0]);
-    const std::string prefix = "[virtual " + v.name + "] (" + v.kind.value + "): ";
     if (got_line && line.rfind("READY ", 0) == 0 && line.size() > 6) {
         peers_.back().path = line.substr(6);
         spdlog::info("virtual {} ({}) serving at {}", v.name, v.kind.value, peers_.back().path);
@@ -149,6 +204,15 @@ void VirtualDevices::stop_all(int grace_ms)
         p.pid = -1;
     }
     peers_.clear();
+    if (!dir_.empty()) {
+        // Only our own directory: the peers removed their endpoints, and
+        // whatever is left (a peer killed with SIGKILL) goes with it.
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+        if (ec)
+            spdlog::warn("cannot remove {}: {}", dir_.string(), ec.message());
+        dir_.clear();
+    }
 }
 
 }  // namespace devhost

@@ -1,6 +1,9 @@
 // Virtual devices declared in a config's [virtual NAME] sections: started as
 // devhost-vdev child processes before the pipelines, and stopped after.
 // A device whose path is virtual:NAME gets the path the peer announced.
+// The peers of one run share a private directory (mkdtemp, passed to them
+// as DEVHOST_VDEV_DIR) for their endpoints, so concurrent runs using the
+// same virtual names do not collide; it is removed when the peers stop.
 #pragma once
 
 #include "config.hpp"
@@ -32,7 +35,11 @@ public:
     // The announced path for virtual:NAME, or "" if NAME was not started.
     std::string path_of(const std::string &name) const;
 
-    // SIGTERM to every peer, SIGKILL after `grace_ms`, reaped.
+    // The private directory, or empty before the first start().
+    const std::filesystem::path &dir() const { return dir_; }
+
+    // SIGTERM to every peer, SIGKILL after `grace_ms`, reaped; then the
+    // private directory is removed with what the peers left in it.
     void stop_all(int grace_ms = 3000);
 
 private:
@@ -41,7 +48,11 @@ private:
         pid_t pid = -1;
         std::string path;
     };
+    // Creates dir_ if it does not exist yet; false with `error` set if it fails.
+    bool make_dir(std::string &error);
+
     std::filesystem::path tool_;
+    std::filesystem::path dir_;
     std::vector<Peer> peers_;
 };
 

@@ -62,7 +62,7 @@ void echo_log(void *user, int32_t, const char *line) { static_cast<Echo *>(user)
 
 int run(Context &ctx)
 {
-    const std::string dir = ctx.get("port-dir", DEVHOST_PORT_DEFAULT_DIR);
+    const std::string dir = ctx.get("port-dir", ctx.run_dir.empty() ? DEVHOST_PORT_DEFAULT_DIR : ctx.run_dir);
     const std::string name = ctx.get("port", ctx.name);
     const double every = ctx.get_seconds("send-every", 0);
     const std::string message = ctx.get("message", "ping");
@@ -150,7 +150,7 @@ int run(Context &ctx)
 
 DEVHOST_VDEV_KIND("filterport-echo",
                    "a filter port (devhost/port.h) that echoes requests and can send clients messages",
-                   "--port-dir=/run/devhost/ports --port=NAME (default: --name) --send-every=D --message=TEXT "
+                   "--port-dir=DIR (default: $DEVHOST_VDEV_DIR, else /run/devhost/ports) --port=NAME (default: --name) --send-every=D --message=TEXT "
                    "--max-connections=16 --mode=0600 --accept-context=TEXT --delay=D",
                    run);
 

@@ -26,6 +26,8 @@ void usage(std::ostream &out)
 {
     out << "usage: devhost-vdev KIND [--name=NAME] [--key=value ...]\n"
            "Runs a virtual device peer until SIGTERM; prints \"READY <path>\" once it serves.\n\n"
+           "DIR below is $DEVHOST_VDEV_DIR (the private directory `devhost run` gives the peers of\n"
+           "one run), else /run/devhost/vdev.\n\n"
            "kinds:\n";
     auto sorted = kinds();
     std::sort(sorted.begin(), sorted.end(),
@@ -144,6 +146,8 @@ int main(int argc, char **argv)
         ctx.options[arg.substr(2, eq - 2)] = arg.substr(eq + 1);
     }
     ctx.name = ctx.get("name", ctx.kind);
+    if (const char *dir = std::getenv("DEVHOST_VDEV_DIR"))
+        ctx.run_dir = dir;
 
     // Stop on SIGTERM/SIGINT/SIGHUP (a closed terminal must not kill a peer
     // before it undoes what it set up, e.g. a loop device), and when the

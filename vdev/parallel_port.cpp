@@ -1,7 +1,9 @@
 // devhost-vdev kind `parallel-port`: a virtual parallel port with a printer
 // on it, served as vport:NAME to the parallel plugin's vport backend.
 //
-// Socket: $DEVHOST_VPORT_DIR/NAME.sock, else /run/devhost/vport/NAME.sock
+// Socket: $DEVHOST_VDEV_DIR/NAME.sock, announced as vport:/that/path (under
+// `devhost run`, whose peers get a private directory); else
+// $DEVHOST_VPORT_DIR/NAME.sock, else /run/devhost/vport/NAME.sock
 // or, where that cannot be written, under $XDG_RUNTIME_DIR/devhost/vport or
 // /tmp/devhost-vport-UID (vport_dir_candidate in
 // plugins/parallel/vport_protocol.h, which also documents the protocol).
@@ -179,9 +181,10 @@ void ParallelPort::setup()
             throw std::runtime_error("--output=" + output + ": " + std::strerror(errno));
     }
 
-    // The first candidate directory we can create and write (the plugin
-    // looks in the same ones, in the same order).
-    std::string dir, first_error;
+    // Under `devhost run`: the run's private directory (READY then names the
+    // socket's absolute path). Otherwise the first candidate directory we can
+    // create and write (the plugin looks in the same ones, in the same order).
+    std::string dir = ctx_.run_dir, first_error;
     char candidate[sizeof(sockaddr_un::sun_path)];
     for (int i = 0; dir.empty() && vport_dir_candidate(i, candidate, sizeof candidate); i++) {
         try {
@@ -520,7 +523,7 @@ void ParallelPort::serve(int fd)
 int ParallelPort::run()
 {
     setup();
-    ctx_.ready(std::string(VPORT_PATH_PREFIX) + ctx_.name);
+    ctx_.ready(std::string(VPORT_PATH_PREFIX) + (ctx_.run_dir.empty() ? ctx_.name : socket_path_));
     for (;;) {
         std::vector<pollfd> fds;
         fds.push_back({ctx_.stop_fd, POLLIN, 0});
@@ -555,7 +558,8 @@ int run_parallel_port(Context &ctx)
 }  // namespace
 
 DEVHOST_VDEV_KIND("parallel-port",
-                  "a shared parallel port with a printer, served as vport:NAME (socket in $DEVHOST_VPORT_DIR, else "
+                  "a shared parallel port with a printer, served as vport:DIR/NAME.sock with $DEVHOST_VDEV_DIR, else as "
+                  "vport:NAME (socket in $DEVHOST_VPORT_DIR, else "
                   "/run/devhost/vport, $XDG_RUNTIME_DIR/devhost/vport or /tmp/devhost-vport-UID)",
                   "--output=FILE --device-id=TEXT --fault=none|paper-out|offline|busy-forever --unplug-after=N "
                   "--modes=compat,nibble,byte,ecp,epp --reverse-data=TEXT",

@@ -257,7 +257,7 @@ int run_raw_disk(Context &ctx)
     if (mbr)
         make_mbr(size);  // refuse a disk too small for the table before creating anything
 
-    fs::path file = path_text.empty() ? fs::path("/run/devhost/vdev") / (ctx.name + ".img") : fs::path(path_text);
+    fs::path file = path_text.empty() ? fs::path(ctx.dir()) / (ctx.name + ".img") : fs::path(path_text);
     if (path_text.empty()) {
         std::error_code ec;
         fs::create_directories(file.parent_path(), ec);
@@ -307,7 +307,7 @@ int run_raw_disk(Context &ctx)
 }  // namespace
 
 DEVHOST_VDEV_KIND("raw-disk", "a disk image (optionally with an MBR, optionally on a loop device) for the raw class",
-                  "--size=1M --path=FILE --mbr=false --fill=TEXT|hex:55aa --loop=false --keep=false",
+                  "--size=1M --path=FILE (default: DIR/NAME.img) --mbr=false --fill=TEXT|hex:55aa --loop=false --keep=false",
                   run_raw_disk);
 
 }  // namespace devhost::vdev

@@ -128,6 +128,6 @@ int run_modem(Context &ctx)
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-modem", "pty peer answering AT commands (AT, ATI, ATE0/1, ATZ, configured answers)",
-                  "--identity=TEXT --echo=BOOL --answer=CMD:REPLY[;...] --answers=FILE --link=PATH --delay=D "
+                  "--identity=TEXT --echo=BOOL --answer=CMD:REPLY[;...] --answers=FILE --link=PATH (default: DIR/NAME) --delay=D "
                   "--garbage=N --hangup-after=N --hold=BOOL",
                   devhost::vdev::run_modem);

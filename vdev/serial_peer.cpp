@@ -104,7 +104,7 @@ std::string parse_serial_data(const std::string &text)
 
 SerialPeer::SerialPeer(Context &ctx) : ctx_(ctx)
 {
-    link_ = ctx.get("link", "/run/devhost/vdev/" + ctx.name);
+    link_ = ctx.get("link", ctx.dir() + "/" + ctx.name);
     delay_ = ctx.get_seconds("delay", 0);
     garbage_ = ctx.get_int("garbage", 0);
     hangup_after_ = ctx.get_int("hangup-after", 0);

@@ -3,7 +3,8 @@
 // and the far end played by the peer on the master.
 //
 // Common options:
-//   --link=PATH          symlink to the pty slave (default /run/devhost/vdev/NAME)
+//   --link=PATH          symlink to the pty slave (default DIR/NAME, DIR being
+//                        $DEVHOST_VDEV_DIR, else /run/devhost/vdev)
 //   --delay=D            wait D before each reply (250ms, 2s)
 //   --garbage=N          send N garbage bytes before each reply
 //   --hangup-after=N     after receiving N bytes (and --delay), close the

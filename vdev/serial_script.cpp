@@ -148,5 +148,5 @@ int run_script(Context &ctx)
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-script", "pty peer playing a script of expect/send lines",
-                  "--script=FILE --loop=BOOL --link=PATH --delay=D --garbage=N --hangup-after=N --hold=BOOL",
+                  "--script=FILE --loop=BOOL --link=PATH (default: DIR/NAME) --delay=D --garbage=N --hangup-after=N --hold=BOOL",
                   devhost::vdev::run_script);

@@ -29,6 +29,12 @@ struct Context {
     std::string name;                           // --name, default: the kind
     std::map<std::string, std::string> options; // --key=value (without --)
     int stop_fd = -1;  // readable when the peer must stop: poll it, never read it
+    // $DEVHOST_VDEV_DIR: the private directory `devhost run` gives the peers
+    // of one run for their endpoints; empty when unset (standalone use).
+    std::string run_dir;
+
+    // Where a peer puts its endpoint by default: run_dir, else /run/devhost/vdev.
+    std::string dir() const { return run_dir.empty() ? "/run/devhost/vdev" : run_dir; }
 
     // The option's value, or `fallback` when absent.
     std::string get(const std::string &key, const std::string &fallback = {}) const;

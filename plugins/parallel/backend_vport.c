@@ -156,14 +156,26 @@ static devhost_status server_status(par_device *d, const vport_reply *r, const c
     }
 }
 
-/* The socket for vport:NAME: DIR/NAME.sock in the first candidate directory
- * where it exists (else the first candidate it fits in, for the error). */
+/* The socket for vport:/ABS/PATH.sock: that path as it is; for vport:NAME:
+ * DIR/NAME.sock in the first candidate directory where it exists (else the
+ * first candidate it fits in, for the error). */
 static devhost_status socket_path(par_device *d, struct sockaddr_un *addr, devhost_error *err)
 {
     const char *name = d->path + strlen(VPORT_PATH_PREFIX);
     char dir[sizeof addr->sun_path];
     size_t i, n = strlen(name);
     int index;
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    if (name[0] == '/') {
+        /* vport:/abs/path.sock: the socket a peer of `devhost run` announced
+         * in the run's private directory, used as it is. */
+        if (n >= sizeof addr->sun_path)
+            return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: the vport socket path is too long (at most %d bytes)",
+                                d->path, (int)(sizeof addr->sun_path - 1));
+        memcpy(addr->sun_path, name, n + 1);
+        return DEVHOST_OK;
+    }
     if (n == 0 || n > VPORT_NAME_MAX)
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: a vport name has 1 to %d characters", d->path,
                             VPORT_NAME_MAX);
@@ -173,8 +185,6 @@ static devhost_status socket_path(par_device *d, struct sockaddr_un *addr, devho
               c == '-') || (i == 0 && c == '.'))
             return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: a vport name uses only A-Z a-z 0-9 . _ -", d->path);
     }
-    memset(addr, 0, sizeof *addr);
-    addr->sun_family = AF_UNIX;
     for (index = 0; vport_dir_candidate(index, dir, sizeof dir); index++) {
         char path[sizeof addr->sun_path];
         int written = snprintf(path, sizeof path, "%s/%s.sock", dir, name);

@@ -9,6 +9,9 @@
  *   $XDG_RUNTIME_DIR/devhost/vport, /tmp/devhost-vport-UID (see
  *   vport_dir_candidate). The client tries the same list in the same order
  *   and uses the first DIR/NAME.sock that exists.
+ *   `vport:/ABS/PATH` (an absolute socket path, shorter than sun_path) names
+ *   that socket as it is: a peer started by `devhost run` serves in the run's
+ *   private directory ($DEVHOST_VDEV_DIR) and announces it so.
  *
  * Transport: SOCK_SEQPACKET, one message per request and per reply, so
  * message boundaries are kept by the kernel and every message is bounded.

@@ -28,6 +28,40 @@ size_t count(const std::string &text, const std::string &needle)
     return n;
 }
 
+// The private directory a run's log names for its virtual devices, or "".
+std::string vdev_dir_of(const std::string &log)
+{
+    const std::string marker = "virtual devices of this run in ";
+    auto at = log.find(marker);
+    if (at == std::string::npos)
+        return {};
+    at += marker.size();
+    return log.substr(at, log.find('\n', at) - at);
+}
+
+// A config with one virtual device of each endpoint kind (pty link, image
+// file, vport socket, filter port), all with the same names in every run;
+// each pipeline sleeps `hold` after open (while it holds its endpoint).
+std::string same_names_config(const std::string &hold)
+{
+    const std::string wait = hold.empty() ? "" : "step = sleep " + hold + "\n";
+    return "[host]\ntimeout = 10s\n"
+           "[virtual modem]\nkind = serial-modem\nidentity = same name\n"
+           "[virtual disk]\nkind = raw-disk\nsize = 64K\nmbr = true\n"
+           "[virtual printer]\nkind = parallel-port\n"
+           "[virtual echo]\nkind = filterport-echo\n"
+           "[device modem]\nclass = serial\npath = virtual:modem\nstep = open\n" + wait +
+           "step = request \"ATI\\r\" until=\"OK\\r\\n\" expect=\"ATI\\r\\r\\nsame name\\r\\n\\r\\nOK\\r\\n\"\n"
+           "step = close\n"
+           "[device disk]\nclass = raw\npath = virtual:disk\nstep = open\n" + wait +
+           "step = read exactly=2 offset=510 expect=hex:55aa\nstep = close\n"
+           "[device printer]\nclass = parallel\npath = virtual:printer\nstep = open\n" + wait +
+           "step = connect mode=compat\nstep = lock timeout=5s\nstep = write \"page\"\nstep = unlock\n"
+           "step = disconnect\nstep = close\n"
+           "[device echo]\nclass = filterport\npath = virtual:echo\nstep = open\n" + wait +
+           "step = connect\nstep = request \"hello\" expect=\"hello\"\nstep = disconnect\nstep = close\n";
+}
+
 }  // namespace
 
 TEST_CASE("devhost --help answers and --version names the ABI", "[cli]")
@@ -251,4 +285,47 @@ TEST_CASE("probe opens a device, reports its info and closes it", "[probe]")
     auto unknown = run_devhost({"probe", "/nonexistent/thing"});
     CHECK(unknown.exit_code == 2);
     CHECK(unknown.err == "devhost: error: cannot tell the class of '/nonexistent/thing': give --class\n");
+}
+
+TEST_CASE("two runs at once with the same virtual names each get a private directory, removed after", "[run][virtual]")
+{
+    TempDir dir;
+    write_file(dir / "holding.ini", same_names_config("1500ms"));
+    write_file(dir / "quick.ini", same_names_config(""));
+    // The first run serves all four and holds them while the second starts
+    // the same names and uses them; then the first uses its own.
+    Child holding({devhost_exe().string(), "run", (dir / "holding.ini").string()}, dir.path());
+    REQUIRE(holding.wait_for_output("virtual echo (filterport-echo) serving at", 20s));
+    auto quick = run_devhost({"run", (dir / "quick.ini").string()});
+    auto held = holding.wait(60s);
+    INFO("holding run stderr:\n" << held.err << "\nquick run stderr:\n" << quick.err);
+    CHECK(quick.exit_code == 0);
+    CHECK(held.exit_code == 0);
+    CHECK(count(quick.out, "\"status\":\"DEVHOST_OK\"") == 18);
+    CHECK(count(held.out, "\"status\":\"DEVHOST_OK\"") == 22);
+
+    const std::string held_dir = vdev_dir_of(held.err), quick_dir = vdev_dir_of(quick.err);
+    REQUIRE(!held_dir.empty());
+    REQUIRE(!quick_dir.empty());
+    CHECK(held_dir != quick_dir);
+    CHECK(held.err.find("serving at " + held_dir + "/modem\n") != std::string::npos);
+    CHECK(held.err.find("serving at " + held_dir + "/disk.img\n") != std::string::npos);
+    CHECK(held.err.find("serving at vport:" + held_dir + "/printer.sock\n") != std::string::npos);
+    CHECK(held.err.find("serving at " + held_dir + "/echo\n") != std::string::npos);
+    CHECK(!fs::exists(fs::symlink_status(held_dir)));
+    CHECK(!fs::exists(fs::symlink_status(quick_dir)));
+}
+
+TEST_CASE("a run whose virtual device fails to start removes its private directory", "[run][virtual]")
+{
+    TempDir dir;
+    auto r = run_config(dir, "[virtual fine]\nkind = serial-echo\n[virtual bad]\nkind = raw-disk\nsize = 7\n"
+                             "[device a]\nclass = loop\npath = loop:a\nstep = open\n");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("[virtual bad] (raw-disk): devhost-vdev exited with code 2 before it was ready") !=
+          std::string::npos);
+    const std::string vdir = vdev_dir_of(r.err);
+    REQUIRE(!vdir.empty());
+    CHECK(r.err.find("serving at " + vdir + "/fine\n") != std::string::npos);
+    CHECK(!fs::exists(fs::symlink_status(vdir)));
 }

@@ -628,6 +628,9 @@ TEST_CASE("parallel refuses bad paths with one clear line", "[parallel]")
     for (const Case &c : {Case{"vport:nobody", DEVHOST_E_NOT_FOUND, "no virtual port is served"},
                           Case{"vport:", DEVHOST_E_INVALID, "1 to 64 characters"},
                           Case{"vport:../etc", DEVHOST_E_INVALID, "A-Z a-z 0-9"},
+                          Case{"vport:" + (dir / "none.sock").string(), DEVHOST_E_NOT_FOUND,
+                               "no virtual port is served at " + (dir / "none.sock").string()},
+                          Case{"vport:/" + std::string(120, 'a'), DEVHOST_E_INVALID, "socket path is too long"},
                           Case{"LPT1", DEVHOST_E_INVALID, "neither /dev/parportN nor vport:NAME"},
                           Case{"/dev/null", DEVHOST_E_INVALID, "not a ppdev port"},
                           Case{"/dev/parport-none-here", DEVHOST_E_NOT_FOUND, "no such parallel port"}}) {
@@ -638,6 +641,31 @@ TEST_CASE("parallel refuses bad paths with one clear line", "[parallel]")
         CHECK_THAT(o.message, Catch::Contains(c.text));
         CHECK(o.message.find('\n') == std::string::npos);
     }
+}
+
+TEST_CASE("parallel opens vport:/ABS/PATH as announced by a peer given DEVHOST_VDEV_DIR", "[parallel]")
+{
+    TempDir dir;
+    // DEVHOST_VPORT_DIR points elsewhere: the absolute path alone must lead there.
+    setenv(VPORT_DIR_ENV, (dir / "elsewhere").c_str(), 1);
+    ProcessOptions options;
+    options.env["DEVHOST_VDEV_DIR"] = dir.path().string();
+    Child peer({(bin_dir() / "devhost-vdev").string(), "parallel-port", "--name=lpt", "--output=" + (dir / "out").string()},
+               dir.path(), options);
+    const std::string socket = (dir / "lpt.sock").string();
+    bool ready = peer.wait_for_output("READY vport:" + socket + "\n", 10s);
+    INFO(peer.err());
+    REQUIRE(ready);
+    {
+        auto dev = make_device();
+        Outcome o = open_on(*dev, "vport:" + socket);
+        INFO(o.message);
+        CHECK(o.ok());
+        CHECK(dev->close().ok());
+    }
+    peer.signal(SIGTERM);
+    CHECK(peer.wait(5s).exit_code == 0);
+    CHECK_FALSE(fs::exists(fs::symlink_status(socket)));
 }
 
 TEST_CASE("parallel finds the virtual port's socket without DEVHOST_VPORT_DIR", "[parallel]")
