@@ -276,8 +276,11 @@ int cmd_run(const Cli &cli)
 std::string json_list(const std::vector<std::string> &v)
 {
     std::string s = "[";
-    for (size_t i = 0; i < v.size(); i++)
-        s += (i ? "," : "") + json_string(v[i]);
+    for (size_t i = 0; i < v.size(); i++) {
+        if (i)
+            s += ',';
+        s += json_string(v[i]);
+    }
     return s + "]";
 }
 

@@ -79,8 +79,13 @@ std::string RecordWriter::format(const Record &r)
         s += ",\"message_id\":" + std::to_string(*r.message_id);
     if (r.info) {
         s += ",\"info\":{";
-        for (size_t i = 0; i < r.info->size(); i++)
-            s += (i ? "," : "") + json_string((*r.info)[i].first) + ":" + json_string((*r.info)[i].second);
+        for (size_t i = 0; i < r.info->size(); i++) {
+            if (i)
+                s += ',';
+            s += json_string((*r.info)[i].first);
+            s += ':';
+            s += json_string((*r.info)[i].second);
+        }
         s += "}";
     }
     if (!r.message.empty())
