@@ -32,6 +32,42 @@ std::filesystem::path make_temp_dir(const std::filesystem::path &parent, const s
     return {};
 }
 
+// Removes the private directories that runs killed outright (SIGKILL, power
+// cut with a persistent /run) left in `parent`: those named PREFIX<pid>-XXXXXX
+// whose pid no longer exists. A directory of a live process is left alone.
+void remove_stale_dirs(const std::filesystem::path &parent, const std::string &prefix)
+{
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.rfind(prefix, 0) != 0)
+            continue;
+        const std::string rest = name.substr(prefix.size());
+        const size_t dash = rest.find('-');
+        if (dash == 0 || dash == std::string::npos || rest.find_first_not_of("0123456789") != dash)
+            continue;
+        const long pid = std::strtol(rest.c_str(), nullptr, 10);
+        if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)
+            continue;
+        std::error_code rm;
+        std::filesystem::remove_all(it->path(), rm);
+        if (rm)
+            spdlog::warn("cannot remove {}, left by an earlier run (pid {}): {}", it->path().string(), pid,
+                         rm.message());
+        else
+            spdlog::info("removed {}, left by an earlier run (pid {}) that did not end cleanly",
+                         it->path().string(), pid);
+    }
+}
+
+// A private directory PREFIX<our pid>-XXXXXX in `parent`, after sweeping the
+// stale ones; empty with `error` set when it cannot be made.
+std::filesystem::path make_run_dir(const std::filesystem::path &parent, const std::string &prefix, std::string &error)
+{
+    remove_stale_dirs(parent, prefix);
+    return make_temp_dir(parent, prefix + std::to_string(::getpid()) + "-", error);
+}
+
 }  // namespace
 
 std::filesystem::path VirtualDevices::default_tool()
@@ -62,10 +98,10 @@ bool VirtualDevices::make_dir(std::string &error)
     const std::filesystem::path run_dir = "/run/devhost/vdev";
     std::filesystem::create_directories(run_dir, ec);
     if (!ec && ::access(run_dir.c_str(), W_OK | X_OK) == 0)
-        dir_ = make_temp_dir(run_dir, "run-", error);
+        dir_ = make_run_dir(run_dir, "run-", error);
     if (dir_.empty()) {
         const char *tmp = std::getenv("TMPDIR");
-        dir_ = make_temp_dir(tmp && *tmp ? tmp : "/tmp", "devhost-vdev-", error);
+        dir_ = make_run_dir(tmp && *tmp ? tmp : "/tmp", "devhost-vdev-", error);
     }
     if (dir_.empty())
         return false;

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <filesystem>
 #include <thread>
 
@@ -328,4 +330,38 @@ TEST_CASE("a run whose virtual device fails to start removes its private directo
     REQUIRE(!vdir.empty());
     CHECK(r.err.find("serving at " + vdir + "/fine\n") != std::string::npos);
     CHECK(!fs::exists(fs::symlink_status(vdir)));
+}
+
+TEST_CASE("a run sweeps away the private directories of runs that were killed, and only those", "[run][virtual]")
+{
+    TempDir dir;
+    const std::string ini = "[virtual v]\nkind = serial-echo\n[device a]\nclass = loop\npath = loop:a\nstep = open\n";
+    auto first = run_config(dir, ini);
+    REQUIRE(first.exit_code == 0);
+    const fs::path first_dir = vdev_dir_of(first.err);
+    REQUIRE(!first_dir.empty());
+    // run-<pid>-XXXXXX (or devhost-vdev-<pid>-XXXXXX under $TMPDIR)
+    const std::string name = first_dir.filename().string();
+    const std::string prefix = name.substr(0, name.find_first_of("0123456789"));
+    REQUIRE((prefix == "run-" || prefix == "devhost-vdev-"));
+
+    pid_t gone = ::fork();
+    REQUIRE(gone >= 0);
+    if (gone == 0)
+        ::_exit(0);
+    REQUIRE(::waitpid(gone, nullptr, 0) == gone);  // a pid no process has now
+    const fs::path stale = first_dir.parent_path() / (prefix + std::to_string(gone) + "-killed");
+    const fs::path alive = first_dir.parent_path() / (prefix + std::to_string(::getpid()) + "-running");
+    fs::create_directories(stale);
+    fs::create_directories(alive);
+    write_file(stale / "modem", "left behind");
+
+    auto second = run_config(dir, ini);
+    CHECK(second.exit_code == 0);
+    CHECK(second.err.find("removed " + stale.string() + ", left by an earlier run (pid " + std::to_string(gone) +
+                          ") that did not end cleanly") != std::string::npos);
+    CHECK(!fs::exists(stale));
+    CHECK(fs::exists(alive));  // its process still runs: never touched
+    std::error_code ec;
+    fs::remove_all(alive, ec);
 }
