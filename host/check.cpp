@@ -158,10 +158,56 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
 
 }  // namespace
 
-Plan check_config(const Config &config, const PluginRegistry &registry, std::vector<Diagnostic> &diags)
+namespace {
+
+void check_virtuals(const Config &config, const VirtualKinds &kinds, std::vector<Diagnostic> &diags)
+{
+    const std::string file = config.file.string();
+    std::vector<std::string> kind_names;
+    for (const auto &[k, keys] : kinds)
+        kind_names.push_back(k);
+    for (const auto &v : config.virtuals) {
+        if (v.kind.value.empty())
+            continue;  // already reported by the config parser
+        auto it = kinds.find(v.kind.value);
+        if (it == kinds.end()) {
+            std::string hint = closest(v.kind.value, kind_names);
+            diags.push_back({file, v.kind.line,
+                             "[virtual " + v.name + "] kind: unknown kind '" + v.kind.value + "'" +
+                                 (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " +
+                                 join(kind_names)});
+            continue;
+        }
+        std::vector<std::string> keys;
+        for (const auto &k : it->second)
+            if (k != "name")  // the section's own name; the host passes it
+                keys.push_back(k);
+        for (const auto &o : v.options) {
+            if (std::find(keys.begin(), keys.end(), o.key) != keys.end())
+                continue;
+            if (o.key == "name") {
+                diags.push_back({file, o.line,
+                                 "[virtual " + v.name + "] name: not a key here; the section's name is the peer's name"});
+                continue;
+            }
+            std::string hint = closest(o.key, keys);
+            diags.push_back({file, o.line,
+                             "[virtual " + v.name + "] " + o.key + ": not an option of kind '" + v.kind.value + "'" +
+                                 (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; options: " +
+                                 join(keys)});
+        }
+    }
+}
+
+}  // namespace
+
+Plan check_config(const Config &config, const PluginRegistry &registry, std::vector<Diagnostic> &diags,
+                  const VirtualKinds *kinds)
 {
     Plan plan;
     const std::string file = config.file.string();
+    if (kinds)
+        check_virtuals(config, *kinds, diags);
     std::vector<std::string> classes;
     for (const auto &p : registry.plugins())
         classes.push_back(p->device_class());

@@ -26,8 +26,13 @@ struct Plan {
     bool missing_plugin = false;  // a device's class has no loaded plugin
 };
 
-// Appends every mistake to `diagnostics`.
-Plan check_config(const Config &config, const PluginRegistry &registry, std::vector<Diagnostic> &diagnostics);
+// Virtual device kinds and their option keys (devhost-vdev --kinds).
+using VirtualKinds = std::map<std::string, std::vector<std::string>>;
+
+// Appends every mistake to `diagnostics`. With `kinds`, [virtual] sections
+// are checked too: a known kind, and only its options.
+Plan check_config(const Config &config, const PluginRegistry &registry, std::vector<Diagnostic> &diagnostics,
+                  const VirtualKinds *kinds = nullptr);
 
 // The closest candidate to `word` (edit distance at most 2), or "".
 std::string closest(const std::string &word, const std::vector<std::string> &candidates);

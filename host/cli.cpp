@@ -181,7 +181,15 @@ int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry
         print_diagnostics(diags);
         return exit_usage;
     }
-    plan = check_config(config, registry, diags);
+    // [virtual] sections are checked against what devhost-vdev serves.
+    std::optional<VirtualKinds> kinds;
+    if (!config.virtuals.empty()) {
+        std::string error;
+        kinds = VirtualDevices::kinds(VirtualDevices::default_tool(), error);
+        if (!kinds)
+            spdlog::warn("cannot check [virtual] sections: {}; they are checked when they start", error);
+    }
+    plan = check_config(config, registry, diags, kinds ? &*kinds : nullptr);
     if (!diags.empty()) {
         print_diagnostics(diags);
         bool only_plugins = plan.missing_plugin;

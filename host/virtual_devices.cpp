@@ -77,6 +77,77 @@ std::filesystem::path VirtualDevices::default_tool()
     return ec ? std::filesystem::path("devhost-vdev") : exe.parent_path() / "devhost-vdev";
 }
 
+std::optional<std::map<std::string, std::vector<std::string>>>
+VirtualDevices::kinds(const std::filesystem::path &tool, std::string &error)
+{
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        error = std::string("pipe: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    const std::string exe = tool.string();
+    char *argv[] = {const_cast<char *>(exe.c_str()), const_cast<char *>("--kinds"), nullptr};
+    pid_t pid = fork();
+    if (pid < 0) {
+        error = std::string("fork: ") + std::strerror(errno);
+        ::close(out[0]);
+        ::close(out[1]);
+        return std::nullopt;
+    }
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    ::close(out[1]);
+    // A few hundred bytes, at once; bounded all the same.
+    std::string text;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{out[0], POLLIN, 0};
+        int n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        char buf[1024];
+        ssize_t r = n > 0 ? ::read(out[0], buf, sizeof buf) : -1;
+        if (r <= 0 || text.size() > 65536)
+            break;
+        text.append(buf, static_cast<size_t>(r));
+    }
+    ::close(out[0]);
+    ::kill(pid, SIGKILL);  // already gone unless it hung
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        error = exe + " --kinds failed" +
+                (WIFEXITED(status) && WEXITSTATUS(status) == 127 ? std::string(" (cannot run it)") : std::string());
+        return std::nullopt;
+    }
+    std::map<std::string, std::vector<std::string>> kinds;
+    size_t at = 0;
+    while (at < text.size()) {
+        size_t end = text.find('\n', at);
+        std::string line = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        at = end == std::string::npos ? text.size() : end + 1;
+        std::vector<std::string> words;
+        for (size_t w = 0; w < line.size();) {
+            size_t sp = line.find(' ', w);
+            if (sp != w)
+                words.push_back(line.substr(w, sp == std::string::npos ? std::string::npos : sp - w));
+            w = sp == std::string::npos ? line.size() : sp + 1;
+        }
+        if (!words.empty())
+            kinds[words[0]].assign(words.begin() + 1, words.end());
+    }
+    if (kinds.empty()) {
+        error = exe + " --kinds listed no kind";
+        return std::nullopt;
+    }
+    return kinds;
+}
+
 VirtualDevices::VirtualDevices(std::filesystem::path tool) : tool_(std::move(tool)) {}
 
 VirtualDevices::~VirtualDevices() { stop_all(); }
