@@ -168,7 +168,7 @@ Config parse_config(const std::string &content, const std::string &file, std::ve
                 if (e.value == "all")
                     config.host.physical_drives_all = true;
                 else if (e.value != "disks")
-                    bad(e, "expected 'disks' (leave out loop, ram, zram) or 'all', got " + quoted(e.value));
+                    bad(e, "expected 'disks' (physical disks only) or 'all', got " + quoted(e.value));
             } else {
                 bad(e, "unknown key (expected plugin-path, log-level, log-file, output, timeout, port-dir, "
                        "physical-drives)");

@@ -44,6 +44,20 @@ std::string describe_table(const NameTable &table)
     return s;
 }
 
+// Whether /sys/block/NAME is a disk Windows would number as a PhysicalDrive:
+// not a virtual block device (loop, ram, zram, dm-N, md, nbd: their sysfs
+// node is under /sys/devices/virtual), and not an optical drive or floppy
+// (Windows names those CdRomN and A:).
+bool is_physical_disk(const std::filesystem::path &node, const std::string &name)
+{
+    for (const char *prefix : {"loop", "ram", "zram", "sr", "fd"})
+        if (name.rfind(prefix, 0) == 0)
+            return false;
+    std::error_code ec;
+    const std::string target = std::filesystem::canonical(node, ec).string();
+    return ec || target.find("/devices/virtual/") == std::string::npos;
+}
+
 }  // namespace
 
 std::vector<std::string> physical_drives(const NameTable &table)
@@ -52,8 +66,7 @@ std::vector<std::string> physical_drives(const NameTable &table)
     std::error_code ec;
     for (const auto &entry : std::filesystem::directory_iterator(table.sys_block, ec)) {
         std::string n = entry.path().filename().string();
-        if (!table.physical_drives_all &&
-            (n.rfind("loop", 0) == 0 || n.rfind("ram", 0) == 0 || n.rfind("zram", 0) == 0))
+        if (!table.physical_drives_all && !is_physical_disk(entry.path(), n))
             continue;
         names.push_back(n);
     }

@@ -24,7 +24,7 @@ struct NameTable {
     // From [names], in config order. Keys are written with or without \\.\ .
     std::vector<std::pair<std::string, std::string>> overrides;
     std::string port_dir = default_port_dir;
-    bool physical_drives_all = false;                // include loop, ram, zram
+    bool physical_drives_all = false;  // include virtual disks (loop, ram, dm-N, ...), optical, floppy
     std::filesystem::path sys_block = "/sys/block";  // for tests
 };
 

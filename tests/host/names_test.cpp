@@ -8,8 +8,12 @@ using namespace devhost;
 TEST_CASE("Windows device names map to Linux paths", "[names]")
 {
     test::TempDir sys;
-    for (const char *d : {"sda", "loop0", "nvme0n1", "ram0", "zram0"})
+    for (const char *d : {"sda", "loop0", "nvme0n1", "ram0", "zram0", "sr0"})
         std::filesystem::create_directory(sys / d);
+    // As in /sys/block: a device-mapper disk is a link into /sys/devices/virtual.
+    test::TempDir devices;
+    std::filesystem::create_directories(devices / "devices/virtual/block/dm-0");
+    std::filesystem::create_directory_symlink(devices / "devices/virtual/block/dm-0", sys / "dm-0");
     NameTable t;
     t.sys_block = sys.path();
     std::string error;
@@ -18,13 +22,14 @@ TEST_CASE("Windows device names map to Linux paths", "[names]")
     CHECK(resolve_device_name("\\\\.\\LPT2", t, error) == "/dev/parport1");
     CHECK(resolve_device_name("\\\\.\\PhysicalDrive0", t, error) == "/dev/nvme0n1");
     CHECK(resolve_device_name("\\\\.\\PhysicalDrive1", t, error) == "/dev/sda");
-    CHECK_FALSE(resolve_device_name("\\\\.\\PhysicalDrive2", t, error));  // zram0 is left out too
+    CHECK_FALSE(resolve_device_name("\\\\.\\PhysicalDrive2", t, error));  // not dm-0, sr0, zram0
     CHECK(resolve_device_name("\\MyFilterPort", t, error) == "/run/devhost/ports/MyFilterPort");
     CHECK(resolve_device_name("/dev/ttyUSB0", t, error) == "/dev/ttyUSB0");
     CHECK(resolve_device_name("loop:x", t, error) == "loop:x");
 
     t.physical_drives_all = true;
-    CHECK(physical_drives(t) == std::vector<std::string>{"loop0", "nvme0n1", "ram0", "sda", "zram0"});
+    CHECK(physical_drives(t) ==
+          std::vector<std::string>{"dm-0", "loop0", "nvme0n1", "ram0", "sda", "sr0", "zram0"});
 }
 
 TEST_CASE("[names] entries override and extend the table", "[names]")
