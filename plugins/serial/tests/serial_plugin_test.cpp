@@ -187,7 +187,7 @@ TEST_CASE("settings a pty cannot hold fail with an error naming the setting")
     // The same settings on real UART hardware are not tested here: this
     // machine's only UART (ttyS0) is its console and must never be opened.
     WARN("skipped: data-bits 5-7, parity and DTR/RTS round-trips need a real UART; "
-         "this machine has none usable (ttyS0 is the console)");
+         "this machine has none usable (ttyS0 is the console); serial_hil (label hil) runs them on QEMU's 8250");
 }
 
 TEST_CASE("option values out of the schema are refused before anything is opened")
@@ -759,7 +759,8 @@ TEST_CASE("control codes: flushes and drain work, modem lines and break are refu
     CHECK(b.outcome.status == DEVHOST_E_UNSUPPORTED);
     CHECK_THAT(b.outcome.message, Catch::Contains("break") && Catch::Contains("pty"));
     CHECK(control(dev, "send-break", "soon").outcome.status == DEVHOST_E_INVALID);
-    WARN("skipped: DTR/RTS, modem-line reads and breaks need a real UART; none usable here");
+    WARN("skipped: DTR/RTS, modem-line reads and breaks need a real UART; none usable here; "
+         "serial_hil (label hil) runs them on QEMU's 8250");
 }
 
 TEST_CASE("drain on a pty returns at once: a pty queues nothing on its own side")

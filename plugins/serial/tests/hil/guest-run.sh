@@ -1,0 +1,33 @@
+#!/bin/sh
+# /init of the serial hil initramfs: runs devhost pipelines against the
+# guest's second 8250 UART, /dev/ttyS1 (ttyS0 is this guest's console). The
+# 8250 driver is built into Debian's kernel, so no module is loaded.
+# run, start, wait_for, finish: /hil/lib.sh (tests/hil/guest-lib.sh).
+. /hil/lib.sh
+n=0
+while [ ! -e /dev/ttyS1 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+[ -e /dev/ttyS1 ] || echo HIL-NO-TTYS1
+echo "HIL-UART $(grep '^1:' /proc/tty/driver/serial)"
+
+run echo echo.ini
+run com2 com2.ini
+run 7e1 7e1.ini
+run 8n2 8n2.ini
+run 5o1 5o1.ini
+run 6m-bother 6m-bother.ini
+run toofast toofast.ini
+run modem modem.ini
+run flush flush.ini
+
+# Exclusive: while one devhost holds the port, a second one's open is refused.
+start excl-holder excl-holder.ini
+pid=$!
+echo "HIL-HOLDER-PID $pid"
+wait_for /tmp/excl-holder.out '"step":"open'
+run excl-second excl-second.ini
+finish excl-holder $pid
+
+# The driver's own count of the bytes it sent and of the breaks it saw.
+echo "HIL-UART-END $(grep '^1:' /proc/tty/driver/serial)"
+echo HIL-DONE
+poweroff -f
