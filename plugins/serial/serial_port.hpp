@@ -77,7 +77,8 @@ private:
     // One read of whatever is there (at most `max`), appended to pending_.
     // Nothing there (EAGAIN) is OK, unless the last wait saw a hang-up.
     devhost_status read_some(size_t max, devhost_error *err);
-    devhost_status write_all(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
+    // poll_first: wait for room before the first write too.
+    devhost_status write_all(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err);
     // poll_first: wait before the first read (the bytes cannot be there yet).
     devhost_status read_op(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err);
     devhost_status control(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
