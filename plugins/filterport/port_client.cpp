@@ -100,11 +100,14 @@ devhost_status PortClient::wait_fd(short events, int64_t deadline_ns, devhost_er
 {
     for (;;) {
         int wait_ms = -1;
+        bool last = false;
         if (deadline_ns >= 0) {
             int64_t left = deadline_ns - now_ns();
-            if (left <= 0)
-                return DEVHOST_E_TIMEOUT;
-            wait_ms = static_cast<int>(std::min<int64_t>((left + 999999) / 1000000, 1 << 30));
+            // Past the deadline: one look without waiting, so that what is
+            // already there is still taken (a caller may poll before its
+            // first recv).
+            last = left <= 0;
+            wait_ms = last ? 0 : static_cast<int>(std::min<int64_t>((left + 999999) / 1000000, 1 << 30));
         }
         pollfd fds[2] = {{fd_, events, 0}, {cancel_fd, POLLIN, 0}};
         int n = ::poll(fds, cancel_fd >= 0 ? 2 : 1, wait_ms);
@@ -117,6 +120,8 @@ devhost_status PortClient::wait_fd(short events, int64_t deadline_ns, devhost_er
             return DEVHOST_E_CANCELLED;
         if (fds[0].revents)
             return DEVHOST_OK;
+        if (last)
+            return DEVHOST_E_TIMEOUT;
     }
 }
 
@@ -159,9 +164,14 @@ devhost_status PortClient::send_frame(uint32_t type, uint32_t flags, uint64_t id
     }
 }
 
-devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err)
+devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err, bool wait_first)
 {
     rx_.resize(DEVHOST_PORT_HEADER_SIZE + static_cast<size_t>(std::max(max_payload, DEVHOST_PORT_MAX_TEXT)));
+    if (wait_first) {
+        devhost_status st = wait_fd(POLLIN, deadline_ns, err);
+        if (st != DEVHOST_OK)
+            return st;
+    }
     for (;;) {
         ssize_t n = ::recv(fd_, rx_.data(), rx_.size(), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
@@ -368,9 +378,14 @@ devhost_status PortClient::request(const uint8_t *out, size_t out_len, uint8_t *
         return st;
     }
     out_done = out_len;
+    // The response cannot be there right after the request: wait before the
+    // first recv (a recv first would only fail with EAGAIN). Frames queued
+    // behind a stray one are taken without waiting.
+    bool wait_first = true;
     for (;;) {
         Frame f;
-        st = recv_frame(f, dl, err);
+        st = recv_frame(f, dl, err, wait_first);
+        wait_first = false;
         if (st == DEVHOST_E_TIMEOUT || st == DEVHOST_E_CANCELLED) {
             remember(abandoned_, id);
             return fail(err, st, 0,

@@ -66,8 +66,11 @@ private:
 
     devhost_status send_frame(uint32_t type, uint32_t flags, uint64_t id, const void *payload, size_t len,
                               int64_t deadline_ns, devhost_error *err);
-    devhost_status recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err);
-    // Waits for `events` on the socket; OK, E_TIMEOUT or E_CANCELLED.
+    // Receives one frame; `wait_first`: poll before the first recv (when
+    // the frame cannot be there yet), otherwise recv first and poll on EAGAIN.
+    devhost_status recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err, bool wait_first = false);
+    // Waits for `events` on the socket; OK, E_TIMEOUT or E_CANCELLED. Past
+    // the deadline it still looks once without waiting.
     devhost_status wait_fd(short events, int64_t deadline_ns, devhost_error *err);
     // Handles a frame that is not what the caller waits for: queues a
     // MESSAGE, drops a RESPONSE to an abandoned request, refuses the rest.

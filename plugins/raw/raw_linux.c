@@ -330,11 +330,25 @@ static devhost_status wait_ready(struct devhost_device *dev, short events, uint6
  * Reads and writes
  * ------------------------------------------------------------------------ */
 
+/* The memory alignment this plugin gives O_DIRECT buffers: the logical
+ * sector size, at least a page. */
+static size_t direct_align(const struct devhost_device *dev)
+{
+    return dev->logical_sector > 4096 ? dev->logical_sector : 4096;
+}
+
+/* 1 if `len` bytes at `data` can go to O_DIRECT as they are (the length is
+ * already a multiple of the logical sector, checked before any I/O). */
+static int direct_ready(const struct devhost_device *dev, const uint8_t *data, size_t len)
+{
+    return (uintptr_t)data % direct_align(dev) == 0 && len % dev->logical_sector == 0;
+}
+
 /* A buffer aligned for O_DIRECT of at least `size` bytes, kept across
  * transfers. */
 static uint8_t *bounce_buffer(struct devhost_device *dev, size_t size)
 {
-    size_t align = dev->logical_sector > 4096 ? dev->logical_sector : 4096;
+    size_t align = direct_align(dev);
     void *p = NULL;
     if (dev->bounce && dev->bounce_size >= size)
         return dev->bounce;
@@ -401,6 +415,7 @@ static devhost_status move_bytes(struct devhost_device *dev, int writing, int us
     while (*done < len) {
         size_t want = len - *done;
         uint8_t *buf = data + *done;
+        int bounced = 0;
         ssize_t n;
         if (want > RAW_CHUNK)
             want = RAW_CHUNK;
@@ -410,7 +425,10 @@ static devhost_status move_bytes(struct devhost_device *dev, int writing, int us
         if (deadline != 0 && now_ns() >= deadline)
             return devhost_fail(err, DEVHOST_E_TIMEOUT, 0, "raw: %s: timed out after %zu of %zu bytes",
                                 dev->path, *done, len);
-        if (dev->direct) {
+        /* Direct I/O goes straight to the caller's buffer when it is aligned
+         * (no copy); otherwise through the aligned bounce buffer. */
+        if (dev->direct && !direct_ready(dev, buf, want)) {
+            bounced = 1;
             buf = bounce_buffer(dev, want);
             if (!buf)
                 return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM,
@@ -437,7 +455,7 @@ static devhost_status move_bytes(struct devhost_device *dev, int writing, int us
                                     dev->path, *done);
             return io_failed(dev, writing, offset + *done, 0, err);
         }
-        if (dev->direct && !writing)
+        if (bounced && !writing)
             memcpy(data + *done, buf, (size_t)n);
         *done += (size_t)n;
         if (once)

@@ -72,11 +72,15 @@ private:
 
     // Waits for `events` on the fd until `deadline_ns` (0: none). Returns OK
     // when ready, E_TIMEOUT, E_CANCELLED, E_REMOVED (POLLHUP/POLLERR) or E_IO.
+    // POLLIN with a hang-up is OK (data is handed out first) and sets hup_seen_.
     devhost_status wait(short events, uint64_t deadline_ns, devhost_error *err, const char *doing);
     // One read of whatever is there (at most `max`), appended to pending_.
+    // Nothing there (EAGAIN) is OK, unless the last wait saw a hang-up.
     devhost_status read_some(size_t max, devhost_error *err);
-    devhost_status write_all(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
-    devhost_status read_op(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
+    // poll_first: wait for room before the first write too.
+    devhost_status write_all(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err);
+    // poll_first: wait before the first read (the bytes cannot be there yet).
+    devhost_status read_op(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err);
     devhost_status control(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
     devhost_status removed(int os_errno, const char *doing, devhost_error *err);
     uint64_t now() const;
@@ -90,6 +94,13 @@ private:
     bool saved_valid_ = false;  // saved_ holds the termios found at open
     bool gone_ = false;         // the device was removed
     bool is_pty_ = false;
+    // The fd stays O_NONBLOCK while open (reads and writes are tried first
+    // and wait with poll only on EAGAIN), except for a synchronous handle
+    // that is inherited: then it stays blocking for whoever inherits it, and
+    // blocking_fl_ holds its flags, made non-blocking around each write.
+    bool nonblocking_ = true;
+    int blocking_fl_ = -1;
+    bool hup_seen_ = false;     // the last wait saw POLLHUP/POLLERR with POLLIN
     unsigned char saved_[64];   // struct termios2, kept opaque here
     std::string name_, path_;
     Settings settings_;

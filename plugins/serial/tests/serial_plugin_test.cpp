@@ -8,6 +8,8 @@
 #include <algorithm>
 
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -521,6 +523,56 @@ TEST_CASE("a write nobody drains times out and says how far it got")
     CHECK(w.out_done > 0);
     CHECK(w.out_done < big.size());
     CHECK_THAT(w.outcome.message, Catch::Contains("timed out writing"));
+}
+
+namespace {
+
+// O_NONBLOCK of the descriptor this process holds on `path` other than `own`
+// (the plugin's), or -1 when there is none.
+int nonblocking_flag_of(const std::string &path, int own)
+{
+    for (const auto &entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        int fd = std::atoi(entry.path().filename().c_str());
+        std::error_code ec;
+        if (fd == own || std::filesystem::read_symlink(entry.path(), ec).string() != path)
+            continue;
+        int fl = fcntl(fd, F_GETFL);
+        return fl < 0 ? -1 : (fl & O_NONBLOCK) != 0;
+    }
+    return -1;
+}
+
+}  // namespace
+
+TEST_CASE("an inherited synchronous handle stays blocking and still honours deadlines")
+{
+    // Transfers keep the descriptor non-blocking, except a synchronous one a
+    // child may inherit: that stays blocking between transfers, and each
+    // write is made non-blocking only for the call.
+    Pty pty;
+    {
+        Device dev(serial_plugin(), "port");
+        REQUIRE(open_dev(dev, pty.path, {{"overlapped", "false"}}, true).ok());
+        CHECK(info_value(dev, "mode") == "synchronous (blocking)");
+        CHECK(nonblocking_flag_of(pty.path, pty.slave) == 0);
+        std::thread echo([&] { pty.send(pty.receive(4)); });
+        Result r = request(dev, "ab\r\n", "\r\n");
+        echo.join();
+        CHECK(r.outcome.ok());
+        CHECK(r.data == "ab\r\n");
+        std::string big(1024 * 1024, 'x');
+        Result w = write(dev, big, 200);
+        CHECK(w.outcome.status == DEVHOST_E_TIMEOUT);
+        CHECK(w.out_done > 0);
+        CHECK(w.out_done < big.size());
+        CHECK(nonblocking_flag_of(pty.path, pty.slave) == 0);
+    }
+    {
+        Device dev(serial_plugin(), "port");
+        REQUIRE(open_dev(dev, pty.path, {{"overlapped", "false"}}).ok());
+        CHECK(info_value(dev, "mode") == "synchronous (blocking)");
+        CHECK(nonblocking_flag_of(pty.path, pty.slave) == 1);
+    }
 }
 
 TEST_CASE("read until a delimiter joins split data and keeps the surplus")
