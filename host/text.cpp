@@ -150,6 +150,10 @@ std::optional<Bytes> parse_data(std::string_view s, std::string &error)
         }
         return out;
     }
+    if (!s.empty() && s.front() == '"' && (s.size() < 2 || s.back() != '"')) {
+        error = "missing closing quote";
+        return std::nullopt;
+    }
     if (s.size() < 2 || s.front() != '"' || s.back() != '"') {
         error = "data must be a \"quoted string\" or hex:...";
         return std::nullopt;

@@ -1,6 +1,8 @@
 // The pty side shared by the serial peers: see serial_peer.hpp.
 #include "serial_peer.hpp"
 
+#include "text.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -28,17 +30,6 @@ double monotonic_seconds()
 
 namespace {
 
-int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 std::runtime_error sys_error(const std::string &what)
 {
     return std::runtime_error(what + ": " + std::strerror(errno));
@@ -48,58 +39,18 @@ std::runtime_error sys_error(const std::string &what)
 
 std::string unescape_serial(const std::string &s)
 {
-    std::string out;
-    for (size_t i = 0; i < s.size(); i++) {
-        if (s[i] != '\\') {
-            out += s[i];
-            continue;
-        }
-        if (++i >= s.size())
-            throw std::invalid_argument("'" + s + "': a backslash ends the text");
-        switch (s[i]) {
-        case 'r': out += '\r'; break;
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case '0': out += '\0'; break;
-        case '\\': out += '\\'; break;
-        case '"': out += '"'; break;
-        case 'x': {
-            int hi = i + 1 < s.size() ? hex_digit(s[i + 1]) : -1;
-            int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                throw std::invalid_argument("'" + s + "': \\x needs two hex digits");
-            out += char(hi * 16 + lo);
-            i += 2;
-            break;
-        }
-        default:
-            throw std::invalid_argument("'" + s + "': unknown escape \\" + std::string(1, s[i]));
-        }
-    }
-    return out;
+    return parse_serial_data("\"" + s + "\"");
 }
 
 std::string parse_serial_data(const std::string &text)
 {
-    if (text.rfind("hex:", 0) == 0) {
-        std::string hex = text.substr(4), out;
-        if (hex.size() % 2)
-            throw std::invalid_argument("'" + text + "': odd number of hex digits");
-        for (size_t i = 0; i < hex.size(); i += 2) {
-            int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
-            if (hi < 0 || lo < 0)
-                throw std::invalid_argument("'" + text + "': not a hex digit");
-            out += char(hi * 16 + lo);
-        }
-        return out;
-    }
-    if (!text.empty() && text[0] == '"') {
-        if (text.size() < 2 || text.back() != '"' || (text.size() >= 3 && text[text.size() - 2] == '\\' &&
-                                                        (text.size() < 4 || text[text.size() - 3] != '\\')))
-            throw std::invalid_argument(text + ": missing closing quote");
-        return unescape_serial(text.substr(1, text.size() - 2));
-    }
-    return text;
+    if (text.rfind("hex:", 0) != 0 && (text.empty() || text[0] != '"'))
+        return text;  // a bare word is its own bytes
+    std::string error;
+    auto bytes = text::parse_data(text, error);
+    if (!bytes)
+        throw std::invalid_argument("'" + text + "': " + error);
+    return std::string(bytes->begin(), bytes->end());
 }
 
 SerialPeer::SerialPeer(Context &ctx) : ctx_(ctx)

@@ -138,10 +138,10 @@ TEST_CASE("a malformed script fails before READY with file:line and the reason")
         {"send \"ok\"\nexpect\n", ":2: 'expect' needs an argument"},
         {"# c\n\nshout \"hi\"\n", ":3: expected 'send DATA', 'expect DATA' or 'sleep D', got 'shout'"},
         {"send unquoted\n", ":1: DATA must be \"quoted\" or hex:..."},
-        {"send \"open\n", ":1: \"open: missing closing quote"},
-        {"send hex:123\n", ":1: 'hex:123': odd number of hex digits"},
+        {"send \"open\n", ":1: '\"open': missing closing quote"},
+        {"send hex:123\n", ":1: 'hex:123': hex data has an odd number of digits"},
         {"sleep soon\n", ":1: 'soon' is not a duration"},
-        {"send \"\\q\"\n", ":1: '\\q': unknown escape \\q"},
+        {"send \"\\q\"\n", ":1: '\"\\q\"': unknown escape '\\q'"},
     };
     for (const auto &c : cases) {
         write_file(dir / "bad", c.text);
