@@ -5,6 +5,7 @@
 #include "text.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 namespace devhost {
@@ -208,6 +209,17 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
     const std::string file = config.file.string();
     if (kinds)
         check_virtuals(config, *kinds, diags);
+    if (config.host.output != "-" && config.host.output_line > 0) {
+        // Records are appended to a file: its directory must be there.
+        std::filesystem::path parent = std::filesystem::path(config.host.output).parent_path();
+        std::error_code ec;
+        if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+            diags.push_back({file, config.host.output_line,
+                             "[host] output: directory '" + parent.string() + "' does not exist"});
+        else if (std::filesystem::is_directory(config.host.output, ec))
+            diags.push_back({file, config.host.output_line,
+                             "[host] output: '" + config.host.output + "' is a directory, not a file"});
+    }
     std::vector<std::string> classes;
     for (const auto &p : registry.plugins())
         classes.push_back(p->device_class());

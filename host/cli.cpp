@@ -14,6 +14,7 @@
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <csignal>
+#include <mutex>
 #include <cstdint>
 #include <cstring>
 #include <poll.h>
@@ -111,10 +112,11 @@ void print_diagnostics(const std::vector<Diagnostic> &diags)
 }
 
 // Blocks the stop signals in every thread and turns them into
-// Engine::cancel_all() on a thread of their own.
+// Engine::cancel_all() on a thread of their own. Made before anything
+// starts; a signal before attach() cancels the engine when it is attached.
 class SignalWatcher {
 public:
-    explicit SignalWatcher(Engine &engine) : engine_(engine)
+    SignalWatcher()
     {
         sigemptyset(&set_);
         sigaddset(&set_, SIGINT);
@@ -140,6 +142,25 @@ public:
     }
     bool interrupted() const { return interrupted_; }
 
+    // Signals cancel `engine` until the returned guard goes (declare the
+    // guard after the engine, so it goes first).
+    [[nodiscard]] auto attach(Engine &engine)
+    {
+        std::lock_guard lock(mutex_);
+        engine_ = &engine;
+        if (interrupted_)
+            engine_->cancel_all();
+        struct Detach {
+            SignalWatcher *w;
+            ~Detach()
+            {
+                std::lock_guard lock(w->mutex_);
+                w->engine_ = nullptr;
+            }
+        };
+        return Detach{this};
+    }
+
 private:
     void watch()
     {
@@ -159,10 +180,13 @@ private:
             }
             interrupted_ = true;
             spdlog::warn("{} received: cancelling pipelines and releasing devices", strsignal(sig));
-            engine_.cancel_all();
+            std::lock_guard lock(mutex_);
+            if (engine_)
+                engine_->cancel_all();
         }
     }
-    Engine &engine_;
+    std::mutex mutex_;
+    Engine *engine_ = nullptr;
     sigset_t set_;
     std::atomic<bool> interrupted_{false};
     int signal_fd_ = -1, wake_fd_ = -1;
@@ -227,40 +251,54 @@ int cmd_run(const Cli &cli)
         return exit_usage;
     }
     fs::path file = cli.args.empty() ? default_config() : fs::path(cli.args[0]);
+    // From here a stop signal interrupts the run: before it starts anything,
+    // while the virtual devices start (they are stopped again), and while
+    // the pipelines run.
+    SignalWatcher signals;
     Config config;
     PluginRegistry registry;
     Plan plan;
     int code = prepare(cli, file, config, registry, plan);
     if (code >= 0)
         return code;
+    if (signals.interrupted())
+        return exit_interrupted;
 
     std::optional<RecordWriter> records;
     try {
         records.emplace(cli.output.value_or(config.host.output));
     } catch (const std::exception &e) {
-        error_line(e.what());
+        error_line((cli.output ? std::string("--output: ")
+                               : config.file.string() + ":" + std::to_string(config.host.output_line) +
+                                     ": [host] output: ") +
+                   e.what());
         return exit_usage;
     }
-
-    VirtualDevices virtuals;
-    for (const auto &v : config.virtuals) {
-        std::string error;
-        bool usage = false;
-        if (!virtuals.start(v, 10000, error, usage)) {
-            error_line(config.file.string() + ":" + std::to_string(v.line) + ": " + error);
-            return usage ? exit_usage : exit_failed;
-        }
-    }
-    for (auto &d : plan.devices)
-        if (d.path.rfind("virtual:", 0) == 0)
-            d.path = virtuals.path_of(d.path.substr(8));
 
     Engine engine(*records, config.host.timeout_ms);
     std::vector<PipelineResult> results;
     bool interrupted = false;
+    VirtualDevices virtuals;
+    auto attached = signals.attach(engine);
     {
-        SignalWatcher signals(engine);
-        results = engine.run_all(plan.devices);
+        for (const auto &v : config.virtuals) {
+            std::string error;
+            bool usage = false;
+            if (signals.interrupted())
+                break;
+            if (!virtuals.start(v, 10000, error, usage)) {
+                if (signals.interrupted())
+                    break;
+                error_line(config.file.string() + ":" + std::to_string(v.line) + ": " + error);
+                virtuals.stop_all();
+                return usage ? exit_usage : exit_failed;
+            }
+        }
+        for (auto &d : plan.devices)
+            if (d.path.rfind("virtual:", 0) == 0)
+                d.path = virtuals.path_of(d.path.substr(8));
+        if (!signals.interrupted())
+            results = engine.run_all(plan.devices);
         interrupted = signals.interrupted();
         if (engine.abandoned()) {
             virtuals.stop_all();
@@ -273,6 +311,10 @@ int cmd_run(const Cli &cli)
         failed += !r.ok;
     if (interrupted)
         return exit_interrupted;
+    if (records->failed()) {
+        spdlog::error("step records could not all be written: the run is not complete");
+        return exit_failed;
+    }
     if (failed) {
         spdlog::error("{} of {} pipeline(s) failed", failed, results.size());
         return exit_failed;
@@ -449,11 +491,12 @@ int cmd_probe(const Cli &cli)
         return exit_usage;
     }
     Engine engine(*records, config.host.timeout_ms);
-    SignalWatcher signals(engine);
+    SignalWatcher signals;
+    auto attached = signals.attach(engine);
     PipelineResult r = engine.run_device(plan.devices[0]);
     if (signals.interrupted())
         return exit_interrupted;
-    return r.ok ? exit_ok : exit_failed;
+    return r.ok && !records->failed() ? exit_ok : exit_failed;
 }
 
 }  // namespace

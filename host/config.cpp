@@ -37,6 +37,13 @@ struct Entry {
     int section_line = 0;
 };
 
+// Names (sections, keys) are printable: a NUL or other control byte there is
+// a damaged file, not a name.
+bool has_control_char(std::string_view s)
+{
+    return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
 // Mirrors Program_options' config syntax (comments start at '#', white space
 // trimmed, "[section]" headers, "key = value") to find each entry's line and
 // to report syntax errors with their line, which Program_options cannot.
@@ -61,6 +68,8 @@ std::vector<Entry> scan(const std::string &content, const std::string &file, std
             }
             section = std::string(text::trim(t.substr(1, t.size() - 2)));
             section_line = line;
+            if (has_control_char(section))
+                diags.push_back({file, line, "section header '" + printable(t) + "' has a control character"});
             continue;
         }
         auto eq = t.find('=');
@@ -76,6 +85,10 @@ std::vector<Entry> scan(const std::string &content, const std::string &file, std
         e.section_line = section_line;
         if (e.key.empty()) {
             diags.push_back({file, line, "missing key before '='"});
+            continue;
+        }
+        if (has_control_char(e.key)) {
+            diags.push_back({file, line, "key '" + printable(e.key) + "' has a control character"});
             continue;
         }
         entries.push_back(std::move(e));
@@ -112,8 +125,10 @@ std::string quoted(const std::string &s) { return "'" + s + "'"; }
 
 }  // namespace
 
-Config parse_config(const std::string &content, const std::string &file, std::vector<Diagnostic> &diags)
+Config parse_config(const std::string &text, const std::string &file, std::vector<Diagnostic> &diags)
 {
+    // A UTF-8 byte order mark, as some Windows editors write, is not text.
+    const std::string content = text.rfind("\xEF\xBB\xBF", 0) == 0 ? text.substr(3) : text;
     Config config;
     config.file = file;
     const size_t syntax_errors_before = diags.size();
@@ -156,6 +171,7 @@ Config parse_config(const std::string &content, const std::string &file, std::ve
                 if (e.value.empty())
                     bad(e, "expected - (stdout) or a file path");
                 config.host.output = e.value;
+                config.host.output_line = e.line;
             } else if (e.key == "timeout") {
                 auto ms = text::parse_duration_ms(e.value);
                 if (!ms)
@@ -289,16 +305,35 @@ Config parse_config(const std::string &content, const std::string &file, std::ve
 
 Config load_config(const std::filesystem::path &file, std::vector<Diagnostic> &diagnostics)
 {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        diagnostics.push_back({file.string(), 0, "cannot open config file: " + std::string(std::strerror(errno))});
+    auto refuse = [&](const std::string &why) {
+        diagnostics.push_back({file.string(), 0, why});
         Config c;
         c.file = file;
         return c;
-    }
-    std::ostringstream s;
-    s << in.rdbuf();
-    return parse_config(s.str(), file.string(), diagnostics);
+    };
+    // A config is a regular file of sane size: never read a device, a FIFO
+    // or a directory (/dev/zero would be read until memory runs out).
+    std::error_code ec;
+    const auto status = std::filesystem::status(file, ec);
+    if (ec)
+        return refuse("cannot open config file: " + ec.message());
+    if (std::filesystem::is_directory(status))
+        return refuse("is a directory, not a config file");
+    if (!std::filesystem::is_regular_file(status))
+        return refuse("not a regular file (a config is read from a file)");
+    const auto size = std::filesystem::file_size(file, ec);
+    if (!ec && size > max_config_bytes)
+        return refuse("config file is " + std::to_string(size) + " bytes; the limit is " +
+                      std::to_string(max_config_bytes));
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+        return refuse("cannot open config file: " + std::string(std::strerror(errno)));
+    std::string text(static_cast<size_t>(ec ? max_config_bytes : size) + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(in.gcount()));
+    if (text.size() > max_config_bytes)  // grew since the size check
+        return refuse("config file is over the limit of " + std::to_string(max_config_bytes) + " bytes");
+    return parse_config(text, file.string(), diagnostics);
 }
 
 }  // namespace devhost

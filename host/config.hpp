@@ -63,6 +63,7 @@ struct HostSettings {
     std::optional<std::string> log_level;
     std::optional<std::string> log_file;
     std::string output = "-";
+    int output_line = 0;          // where output was set, 0 if not
     int64_t timeout_ms = 5000;    // default step timeout
     std::string port_dir = default_port_dir;
     bool physical_drives_all = false;
@@ -78,6 +79,10 @@ struct Config {
 
 // Reads and parses `file`. Problems are appended to `diagnostics`; the
 // returned config holds everything that could be understood.
+// The largest config file read (a config is a few kilobytes; this bounds
+// the memory a wrong file can take).
+inline constexpr uintmax_t max_config_bytes = 4u << 20;
+
 Config load_config(const std::filesystem::path &file, std::vector<Diagnostic> &diagnostics);
 
 // Parses config text (for tests and fuzzing); `file` only names it.

@@ -52,6 +52,13 @@ public:
 
     static std::string format(const Record &record);
 
+    // Whether a write failed: some records are missing.
+    bool failed()
+    {
+        std::lock_guard lock(mutex_);
+        return failed_;
+    }
+
 private:
     std::mutex mutex_;
     int fd_ = -1;

@@ -151,6 +151,15 @@ std::optional<Bytes> parse_data(std::string_view s, std::string &error)
         return out;
     }
     if (!s.empty() && s.front() == '"' && (s.size() < 2 || s.back() != '"')) {
+        // Either the string never closes, or something follows its close.
+        for (size_t i = 1; i < s.size(); i++) {
+            if (s[i] == '\\') {
+                i++;
+            } else if (s[i] == '"') {
+                error = "unexpected '" + std::string(s.substr(i + 1)) + "' after the closing quote";
+                return std::nullopt;
+            }
+        }
         error = "missing closing quote";
         return std::nullopt;
     }

@@ -366,3 +366,47 @@ TEST_CASE("a run sweeps away the private directories of runs that were killed, a
     std::error_code ec;
     fs::remove_all(alive, ec);
 }
+
+TEST_CASE("a stop signal while the virtual devices start ends the run with 4 and leaves nothing behind",
+          "[run][virtual][signals]")
+{
+    TempDir dir;
+    std::string ini;
+    for (int i = 0; i < 40; i++)  // long enough a start to signal in the middle of it
+        ini += "[virtual e" + std::to_string(i) + "]\nkind = serial-echo\n";
+    ini += "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = close\n";
+    write_file(dir / "many.ini", ini);
+    Child run({devhost_exe().string(), "run", (dir / "many.ini").string()}, dir.path());
+    REQUIRE(run.wait_for_output("virtual e0 (serial-echo) serving at", std::chrono::seconds(20)));
+    run.signal(SIGTERM);
+    auto r = run.wait(std::chrono::seconds(20));
+    REQUIRE_FALSE(r.timed_out);
+    INFO(r.err);
+    CHECK(r.exit_code == 4);
+    CHECK(r.err.find("Terminated received") != std::string::npos);
+    CHECK(r.out.empty());  // no pipeline ran
+    const std::string vdir = vdev_dir_of(r.err);
+    REQUIRE(!vdir.empty());
+    CHECK(!fs::exists(fs::symlink_status(vdir)));  // every peer stopped, the directory removed
+}
+
+TEST_CASE("records that cannot be written fail the run", "[run]")
+{
+    TempDir dir;
+    auto r = run_config(dir, "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = close\n",
+                        {"-o", "/dev/full"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("cannot write step records: No space left on device") != std::string::npos);
+    CHECK(r.err.find("step records could not all be written") != std::string::npos);
+}
+
+TEST_CASE("a config must be a regular file", "[check]")
+{
+    auto zero = run_devhost({"check", "/dev/zero"});
+    CHECK(zero.exit_code == 2);
+    CHECK(zero.err.find("/dev/zero: not a regular file (a config is read from a file)") != std::string::npos);
+    TempDir dir;
+    auto directory = run_devhost({"run", dir.path().string()});
+    CHECK(directory.exit_code == 2);
+    CHECK(directory.err.find(dir.path().string() + ": is a directory, not a config file") != std::string::npos);
+}

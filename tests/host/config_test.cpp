@@ -131,3 +131,22 @@ TEST_CASE("a missing config file is one clear error", "[config]")
     REQUIRE(diags.size() == 1);
     CHECK(diags[0].str() == "/nonexistent/devhost.ini: cannot open config file: No such file or directory");
 }
+
+TEST_CASE("a UTF-8 byte order mark is skipped; control bytes in names are refused", "[config]")
+{
+    std::vector<Diagnostic> diags;
+    Config c = parse_config("\xEF\xBB\xBF[device a]\nclass = loop\npath = loop:a\nstep = open\n", "bom.ini", diags);
+    CHECK(diags.empty());
+    REQUIRE(c.devices.size() == 1);
+    CHECK(c.devices[0].name == "a");
+
+    std::string nul_section("[device a");
+    nul_section += '\0';
+    nul_section += "]\nclass = loop\npath = loop:a\nstep = open\n";
+    auto e = errors_of(nul_section);
+    REQUIRE_FALSE(e.empty());
+    CHECK(e[0] == "test.ini:1: section header '[device a\\x00]' has a control character");
+    auto k = errors_of("[device a]\nclass = loop\npa\x01th = loop:a\nstep = open\n");
+    REQUIRE_FALSE(k.empty());
+    CHECK(k[0] == "test.ini:3: key 'pa\\x01th' has a control character");
+}
