@@ -176,12 +176,42 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
             throw Refused{std::string("writable by group or others (mode ") + mode +
                           "): a plugin runs as the host's user, so only its owner may change it"};
         }
+        // Only root or the host's own user may be able to change what runs
+        // in the host: the file's owner, and whoever can replace it in its
+        // directory.
+        const uid_t me = ::geteuid();
+        if (st.st_uid != 0 && st.st_uid != me)
+            throw Refused{"owned by uid " + std::to_string(st.st_uid) +
+                          ", not by root or the host's user: its owner could change what the host runs"};
+        const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+        struct stat dst {};
+        if (::stat(dir.c_str(), &dst) == 0) {
+            const bool sticky = dst.st_mode & S_ISVTX;  // others cannot replace the owner's file
+            if ((dst.st_mode & (S_IWGRP | S_IWOTH)) && !sticky) {
+                char mode[8];
+                std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(dst.st_mode & 07777));
+                throw Refused{"its directory " + dir.string() + " is writable by group or others (mode " + mode +
+                              "): anyone there could replace the plugin"};
+            }
+            if (dst.st_uid != 0 && dst.st_uid != me)
+                throw Refused{"its directory " + dir.string() + " is owned by uid " + std::to_string(dst.st_uid) +
+                              ", not by root or the host's user: its owner could replace the plugin"};
+        }
 
         auto library = std::make_shared<boost::dll::shared_library>();
         try {
             library->load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
         } catch (const std::exception &e) {
-            throw Refused{std::string("not a loadable library: ") + e.what()};
+            // Boost words it "...(dlerror system message: WHY): <errno text>";
+            // the errno text is stale, the dlerror part is the reason.
+            std::string why = e.what();
+            const std::string marker = "dlerror system message: ";
+            if (auto at = why.find(marker); at != std::string::npos) {
+                auto end = why.rfind("):");
+                why = why.substr(at + marker.size(),
+                                 end != std::string::npos && end > at ? end - at - marker.size() : std::string::npos);
+            }
+            throw Refused{"not a loadable library: " + why};
         }
         if (!library->has(DEVHOST_ENTRY_POINT_NAME))
             throw Refused{"no entry point " DEVHOST_ENTRY_POINT_NAME};

@@ -13,6 +13,7 @@
 
 #include <sstream>
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace devhost;
 using namespace devhost::test;
@@ -132,6 +133,43 @@ TEST_CASE("loader refuses a plugin file writable by group or others", "[loader]"
     auto plugin = registry.load_file(copy);
     REQUIRE(plugin);
     CHECK(plugin->device_class() == "abitest");
+}
+
+TEST_CASE("loader refuses a plugin that someone other than root or the host's user could replace", "[loader]")
+{
+    TempDir dir;
+    const fs::path sub = dir / "plugins";
+    fs::create_directory(sub);
+    const fs::path copy = sub / "abitest.so";
+    fs::copy_file(abi_dir() / "good.so", copy);
+    REQUIRE(::chmod(copy.c_str(), 0755) == 0);
+    {
+        PluginRegistry registry;
+        REQUIRE(::chmod(sub.c_str(), 0777) == 0);
+        CHECK_THAT(refusal(registry, copy),
+                   Catch::Contains("its directory " + sub.string() + " is writable by group or others (mode 0777)"));
+        // A sticky directory (like /tmp) keeps others from replacing the file.
+        REQUIRE(::chmod(sub.c_str(), 01777) == 0);
+        CHECK(registry.load_file(copy));
+    }
+    REQUIRE(::chmod(sub.c_str(), 0755) == 0);
+    if (::geteuid() != 0) {
+        WARN("skipped: changing a file's owner to another user needs root");
+        return;
+    }
+    const uid_t other = 65534;  // nobody
+    {
+        PluginRegistry registry;
+        REQUIRE(::chown(copy.c_str(), other, static_cast<gid_t>(-1)) == 0);
+        CHECK_THAT(refusal(registry, copy), Catch::Contains("owned by uid 65534, not by root or the host's user"));
+        REQUIRE(::chown(copy.c_str(), 0, static_cast<gid_t>(-1)) == 0);
+        REQUIRE(::chown(sub.c_str(), other, static_cast<gid_t>(-1)) == 0);
+        CHECK_THAT(refusal(registry, copy),
+                   Catch::Contains("its directory " + sub.string() + " is owned by uid 65534"));
+        REQUIRE(::chown(sub.c_str(), 0, static_cast<gid_t>(-1)) == 0);
+    }
+    PluginRegistry registry;
+    CHECK(registry.load_file(copy));
 }
 
 TEST_CASE("loader scans a directory in name order and goes on after every refusal", "[loader]")
