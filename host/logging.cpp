@@ -28,6 +28,13 @@ void setup(const Settings &settings)
     console->set_pattern("devhost: %^%l%$: %v");
     sinks.push_back(console);
     if (settings.file) {
+        // The file sink would create missing directories; a mistyped path
+        // must not make directories (as root, anywhere).
+        const auto parent = settings.file->parent_path();
+        std::error_code ec;
+        if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+            throw spdlog::spdlog_ex("log file " + settings.file->string() + ": directory '" + parent.string() +
+                                     "' does not exist");
         auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
             settings.file->string(), settings.max_file_size, settings.max_files);
         file->set_pattern("%Y-%m-%dT%H:%M:%S.%f%z %l [%t] %v");

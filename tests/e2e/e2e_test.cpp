@@ -410,3 +410,15 @@ TEST_CASE("a config must be a regular file", "[check]")
     CHECK(directory.exit_code == 2);
     CHECK(directory.err.find(dir.path().string() + ": is a directory, not a config file") != std::string::npos);
 }
+
+TEST_CASE("a log file in a missing directory is a usage error and creates nothing", "[cli]")
+{
+    TempDir dir;
+    const fs::path missing = dir / "no" / "such";
+    auto r = run_config(dir, "[device a]\nclass = loop\npath = loop:a\nstep = open\n",
+                        {"--log-file", (missing / "devhost.log").string()});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("cannot set up logging: log file " + (missing / "devhost.log").string() + ": directory '" +
+                     missing.string() + "' does not exist") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "no"));
+}
