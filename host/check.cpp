@@ -226,7 +226,12 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
     std::set<std::string> virtual_names;
     for (const auto &v : config.virtuals)
         virtual_names.insert(v.name);
-    std::map<std::string, std::pair<std::string, int>> paths;  // resolved path -> device, line
+    struct PathUse {
+        std::string device;
+        int line = 0;
+        bool exclusive = true;
+    };
+    std::map<std::string, PathUse> paths;  // canonical path -> its first device
 
     for (const auto &d : config.devices) {
         DevicePlan dp;
@@ -259,12 +264,27 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
             diags.push_back({file, d.path.line, "[device " + d.name + "] path: " + error});
         }
         if (!dp.path.empty() && !(p.flags() & DEVHOST_PLUGIN_SHARED_PATHS)) {
-            auto [it, fresh] = paths.emplace(dp.path, std::make_pair(d.name, d.path.line));
-            if (!fresh)
+            // One device, however it is named: a link, ./ and .. lead to the
+            // same file. Two devices that both say exclusive = false may share.
+            bool exclusive = true;
+            for (const auto &o : d.options)
+                if (o.key == "exclusive")
+                    exclusive = text::parse_bool(o.value).value_or(true);
+            std::error_code ec;
+            std::string key = dp.path;
+            if (!key.empty() && key.front() == '/') {
+                auto canonical = std::filesystem::weakly_canonical(key, ec);
+                if (!ec)
+                    key = canonical.string();
+            }
+            auto [it, fresh] = paths.emplace(key, PathUse{d.name, d.path.line, exclusive});
+            if (!fresh && (exclusive || it->second.exclusive))
                 diags.push_back({file, d.path.line,
-                                 "[device " + d.name + "] path: '" + dp.path + "' is already used by device '" +
-                                     it->second.first + "' (line " + std::to_string(it->second.second) +
-                                     "); class '" + p.device_class() + "' opens devices exclusively"});
+                                 "[device " + d.name + "] path: '" + dp.path + "' is " +
+                                     (key == dp.path ? "" : "'" + key + "', ") + "already used by device '" +
+                                     it->second.device + "' (line " + std::to_string(it->second.line) +
+                                     "); class '" + p.device_class() + "' opens devices exclusively" +
+                                     (p.find_option("exclusive") ? " unless both say exclusive = false" : "")});
         }
 
         std::vector<std::string> option_names;

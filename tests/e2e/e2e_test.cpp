@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <filesystem>
+#include <regex>
 #include <thread>
 
 using namespace devhost::test;
@@ -421,4 +422,21 @@ TEST_CASE("a log file in a missing directory is a usage error and creates nothin
     CHECK(r.err.find("cannot set up logging: log file " + (missing / "devhost.log").string() + ": directory '" +
                      missing.string() + "' does not exist") != std::string::npos);
     CHECK_FALSE(fs::exists(dir / "no"));
+}
+
+TEST_CASE("two devices on one path pass check only when both give up exclusivity", "[check]")
+{
+    TempDir dir;
+    const std::string two = "[device a]\nclass = raw\npath = /dev/zero\nexclusive = false\nstep = open\n"
+                            "[device b]\nclass = raw\npath = /dev/zero\nexclusive = EXCL\nstep = open\n";
+    auto file = dir / "two.ini";
+    write_file(file, std::regex_replace(two, std::regex("EXCL"), "false"));
+    auto shared = run_devhost({"check", file.string()});
+    INFO(shared.err);
+    CHECK(shared.exit_code == 0);
+    write_file(file, std::regex_replace(two, std::regex("EXCL"), "true"));
+    auto one_exclusive = run_devhost({"check", file.string()});
+    CHECK(one_exclusive.exit_code == 2);
+    CHECK(one_exclusive.err.find(":8: [device b] path: '/dev/zero' is already used by device 'a' (line 3)") !=
+          std::string::npos);
 }
