@@ -95,12 +95,36 @@ void setup_logging(const Cli &cli, const Config *config)
 
 void load_plugins(PluginRegistry &registry, const Cli &cli, const Config *config)
 {
+    // A relative [host] plugin-path is relative to the config's directory.
+    std::optional<std::string> config_path;
+    if (config && config->host.plugin_path) {
+        std::string joined;
+        std::string_view rest = *config->host.plugin_path;
+        while (!rest.empty()) {
+            const size_t colon = rest.find(':');
+            fs::path part(std::string(rest.substr(0, colon)));
+            rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+            if (part.empty())
+                continue;
+            if (part.is_relative())
+                part = config->file.parent_path() / part;
+            joined += (joined.empty() ? "" : ":") + part.string();
+        }
+        config_path = joined;
+    }
+    const auto dirs = plugin_search_path(cli.plugin_path, config_path);
     std::set<fs::path> seen;
-    for (const auto &dir : plugin_search_path(cli.plugin_path, config ? config->host.plugin_path : std::nullopt)) {
+    for (size_t i = 0; i < dirs.size(); i++) {
+        const fs::path &dir = dirs[i];
         std::error_code ec;
         fs::path canonical = fs::weakly_canonical(dir, ec);
         if (!seen.insert(ec ? dir : canonical).second)
             continue;
+        // A directory the user named that is not there is worth a word; the
+        // built-in one (last) may be absent in an unusual install.
+        if (i + 1 < dirs.size() && !fs::is_directory(dir, ec))
+            spdlog::warn("plugin directory {} {}; skipped", dir.string(),
+                         fs::exists(dir, ec) ? "is not a directory" : "does not exist");
         registry.load_directory(dir);
     }
 }

@@ -440,3 +440,25 @@ TEST_CASE("two devices on one path pass check only when both give up exclusivity
     CHECK(one_exclusive.err.find(":8: [device b] path: '/dev/zero' is already used by device 'a' (line 3)") !=
           std::string::npos);
 }
+
+TEST_CASE("a relative [host] plugin-path is the config's; a named plugin directory that is missing is said", "[cli]")
+{
+    TempDir dir;
+    fs::create_directories(dir / "conf" / "plug");
+    fs::copy_file(fs::path(DEVHOST_PLUGIN_DIR) / "loop.so", dir / "conf" / "plug" / "loop.so");
+    write_file(dir / "conf" / "rel.ini",
+               "[host]\nplugin-path = plug\n[device a]\nclass = loop\npath = loop:a\nstep = open\n");
+    // Run from elsewhere: the directory is found next to the config.
+    ProcessOptions elsewhere;
+    elsewhere.cwd = "/";
+    auto r = run_process(
+        {devhost_exe().string(), "--log-level", "debug", "check", (dir / "conf" / "rel.ini").string()}, elsewhere);
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("loaded plugin loop (class loop, version 1.0.0, ABI 1.0) from " +
+                     (dir / "conf" / "plug" / "loop.so").string()) != std::string::npos);
+
+    auto missing = run_devhost({"plugins", "--plugin-path", (dir / "none").string()});
+    CHECK(missing.err.find("plugin directory " + (dir / "none").string() + " does not exist; skipped") !=
+          std::string::npos);
+}
