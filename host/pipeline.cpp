@@ -222,7 +222,9 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
         rec.os_errno = o.os_errno;
         records_.write(rec);
         if (!o.ok()) {
-            spdlog::error("{}: step '{}' (line {}) failed: {}: {}", cfg.name, s.text, s.line,
+            // Steps made by the host itself (probe) have no config line.
+            spdlog::error("{}: step '{}'{} failed: {}: {}", cfg.name, s.text,
+                          s.line > 0 ? " (line " + std::to_string(s.line) + ")" : std::string(),
                           devhost_status_name(o.status), o.message);
             result.ok = false;
             result.status = o.status;

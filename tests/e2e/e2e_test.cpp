@@ -462,3 +462,13 @@ TEST_CASE("a relative [host] plugin-path is the config's; a named plugin directo
     CHECK(missing.err.find("plugin directory " + (dir / "none").string() + " does not exist; skipped") !=
           std::string::npos);
 }
+
+TEST_CASE("probe of a missing device fails with NOT_FOUND and no made-up config line", "[probe]")
+{
+    auto r = run_devhost({"probe", "--class", "raw", "/dev/devhost-no-such-disk"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find(R"("status":"DEVHOST_E_NOT_FOUND")") != std::string::npos);
+    CHECK(r.err.find("/dev/devhost-no-such-disk: step 'open' failed: DEVHOST_E_NOT_FOUND") != std::string::npos);
+    CHECK(r.err.find("line 0") == std::string::npos);
+    CHECK_FALSE(fs::exists("/dev/devhost-no-such-disk"));
+}
