@@ -221,6 +221,9 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
     for (size_t i = 1; i < words.size(); i++) {
         std::string k, v;
         if (split_pair(words[i], k, v)) {
+            for (const auto &seen : pairs)
+                if (seen.first == k)
+                    return p.fail(k + "= is given twice"), std::nullopt;
             pairs.emplace_back(k, v);
         } else {
             if (!pairs.empty())
