@@ -5,6 +5,7 @@
 #include "text.hpp"
 
 #include <algorithm>
+#include <spdlog/spdlog.h>
 #include <filesystem>
 #include <set>
 
@@ -145,6 +146,13 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
                     code = c->code;
                 } else if (auto n = text::parse_int(s.control); n && *n >= 0 && *n <= UINT32_MAX) {
                     code = static_cast<uint32_t>(*n);
+                    if (!plugin.find_control(code))  // the plugin may still know it: its call
+                        spdlog::warn("{}:{}: [device {}] step '{}': control code {} is not one {} declares; "
+                                     "the plugin decides when it runs",
+                                     file, s.line, d.name, s.text, code, cls);
+                } else if (n) {
+                    fail(s, "control code " + s.control + " is out of range (0 to " + std::to_string(UINT32_MAX) +
+                                ")");
                 } else {
                     std::string hint = closest(s.control, names);
                     fail(s, "unknown control code '" + s.control + "' for " + cls +

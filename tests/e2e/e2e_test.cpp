@@ -472,3 +472,17 @@ TEST_CASE("probe of a missing device fails with NOT_FOUND and no made-up config 
     CHECK(r.err.find("line 0") == std::string::npos);
     CHECK_FALSE(fs::exists("/dev/devhost-no-such-disk"));
 }
+
+TEST_CASE("check warns about a control number its class does not declare, and leaves it to the plugin", "[check]")
+{
+    TempDir dir;
+    auto file = dir / "c.ini";
+    write_file(file, "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = control 0\n");
+    auto checked = run_devhost({"check", file.string()});
+    CHECK(checked.exit_code == 0);
+    CHECK(checked.err.find(":5: [device a] step 'control 0': control code 0 is not one class 'loop' declares") !=
+          std::string::npos);
+    auto ran = run_devhost({"run", file.string()});
+    CHECK(ran.exit_code == 1);
+    CHECK(ran.out.find(R"("status":"DEVHOST_E_UNSUPPORTED")") != std::string::npos);
+}
