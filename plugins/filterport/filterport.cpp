@@ -193,9 +193,12 @@ devhost_status fp_info(devhost_device *device, const devhost_info_sink *sink, de
  * E_STATE (sync handle: get-message before replying to the previous one);
  * E_REMOVED (the server went away: this and every later transfer);
  * E_PROTOCOL (the server broke the protocol: the connection is closed);
- * any status the server failed a request with; E_IO. */
+ * any status the server failed a request with; E_UNSUPPORTED (an offset);
+ * E_IO. */
 devhost_status fp_transfer(devhost_device *device, devhost_transfer *x, devhost_error *err)
 {
+    if (x->flags & DEVHOST_TRANSFER_HAS_OFFSET)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "filterport: a port has no offsets");
     return guarded(err, [&]() -> devhost_status {
         auto &c = device->client;
         switch (x->op) {

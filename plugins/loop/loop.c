@@ -598,9 +598,11 @@ static devhost_status op_control(devhost_device *dev, devhost_transfer *x, devho
  * out_done tell how far it got); E_INVALID (no room, no delimiter, unknown
  * message id, fill too big); E_PROTOCOL (no delimiter within in_capacity, or
  * a reply larger than in_capacity); E_UNSUPPORTED (unknown control code or
- * op). x and its buffers belong to the host. */
+ * op, or an offset: a stream has none). x and its buffers belong to the host. */
 static devhost_status loop_transfer(devhost_device *dev, devhost_transfer *x, devhost_error *err)
 {
+    if (x->flags & DEVHOST_TRANSFER_HAS_OFFSET)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "loop: a loop device has no offsets");
     switch (x->op) {
     case DEVHOST_OP_WRITE: return op_write(dev, x, err);
     case DEVHOST_OP_READ: return op_read(dev, x, err);

@@ -577,7 +577,7 @@ static devhost_status control_transfer(par_device *d, devhost_transfer *x, devho
 /* transfer: write (strobe handshake or the driver's write), read (reverse
  * modes), control (registers). State: locked (the claim is held). Returns
  * OK; E_STATE (no claim, or read in compat mode); E_INVALID; E_UNSUPPORTED
- * (op or code); E_TIMEOUT (peripheral never ready or never acknowledged;
+ * (op, code or an offset); E_TIMEOUT (peripheral never ready or never acknowledged;
  * out_done/in_len tell how far it got); E_IO (paper out, offline, driver
  * error); E_REMOVED; E_CANCELLED; E_PROTOCOL (a virtual port answered
  * nonsense). */
@@ -590,6 +590,8 @@ static devhost_status par_transfer(devhost_device *device, devhost_transfer *x, 
         return st;
     if (!d->claimed)
         return devhost_fail(err, DEVHOST_E_STATE, 0, "%s: transfers need the port claimed (lock first)", d->path);
+    if (x->flags & DEVHOST_TRANSFER_HAS_OFFSET)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "%s: a parallel port has no offsets", d->path);
     switch (x->op) {
     case DEVHOST_OP_WRITE:
         if (x->out_len == 0)

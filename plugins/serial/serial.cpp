@@ -182,10 +182,12 @@ devhost_status serial_info(devhost_device *device, const devhost_info_sink *sink
 // transfer: state open (serial needs no connect or lock). Ops: WRITE, READ,
 // READ_EXACT, READ_UNTIL, REQUEST, CONTROL. Returns OK, TIMEOUT, CANCELLED,
 // REMOVED (hang-up, EIO/ENXIO), PROTOCOL (no delimiter within the buffer),
-// INVALID, UNSUPPORTED (control not possible on this tty), IO. The host owns
+// INVALID, UNSUPPORTED (control not possible on this tty; an offset), IO. The host owns
 // xfer and its buffers.
 devhost_status serial_transfer(devhost_device *device, devhost_transfer *xfer, devhost_error *err)
 {
+    if (xfer->flags & DEVHOST_TRANSFER_HAS_OFFSET)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: a serial port has no offsets");
     try {
         return device->port.transfer(xfer, err);
     } catch (const std::bad_alloc &) {

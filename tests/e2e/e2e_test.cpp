@@ -486,3 +486,29 @@ TEST_CASE("check warns about a control number its class does not declare, and le
     CHECK(ran.exit_code == 1);
     CHECK(ran.out.find(R"("status":"DEVHOST_E_UNSUPPORTED")") != std::string::npos);
 }
+
+TEST_CASE("an offset on a stream device is refused, not ignored", "[run]")
+{
+    TempDir dir;
+    auto r = run_config(dir, "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = write \"abc\" offset=5\n");
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find(R"("status":"DEVHOST_E_UNSUPPORTED")") != std::string::npos);
+    CHECK(r.out.find("loop: a loop device has no offsets") != std::string::npos);
+}
+
+TEST_CASE("serial and parallel devices refuse an offset too", "[run][virtual]")
+{
+    // (The filter port takes no step with offset=: request, get-message and
+    // reply have none.)
+    TempDir dir;
+    auto r = run_config(dir, "[virtual tty]\nkind = serial-echo\n"
+                             "[virtual lpt]\nkind = parallel-port\noutput = " + (dir / "printed").string() + "\n"
+                             "[device s]\nclass = serial\npath = virtual:tty\nstep = open\nstep = write \"a\" offset=1\n"
+                             "[device p]\nclass = parallel\npath = virtual:lpt\nstep = open\nstep = lock\n"
+                             "step = write \"a\" offset=1\nstep = unlock\n");
+    INFO(r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("serial: a serial port has no offsets") != std::string::npos);
+    CHECK(r.out.find("a parallel port has no offsets") != std::string::npos);
+    CHECK(read_file(dir / "printed").empty());  // nothing reached the printer
+}
