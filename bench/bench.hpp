@@ -85,6 +85,10 @@ struct Pty {
 };
 Pty open_pty();
 
+// Writes all of data, waiting (up to 5 s at a time) while the fd is full;
+// false on an error.
+bool write_all(int fd, const char *data, size_t len);
+
 // A virtual serial peer in a child process serving the masters of `ptys`:
 // echo mode sends back every byte; sink mode swallows bytes and answers one
 // 'K' each time `sink_total` more bytes have arrived; gated echo holds every

@@ -202,8 +202,6 @@ Pty open_pty()
     return pty;
 }
 
-namespace {
-
 bool write_all(int fd, const char *data, size_t len)
 {
     while (len > 0) {
@@ -212,7 +210,7 @@ bool write_all(int fd, const char *data, size_t len)
             continue;
         if (n < 0 && errno == EAGAIN) {
             pollfd p{fd, POLLOUT, 0};
-            ::poll(&p, 1, 1000);
+            ::poll(&p, 1, 5000);
             continue;
         }
         if (n <= 0)
@@ -222,6 +220,8 @@ bool write_all(int fd, const char *data, size_t len)
     }
     return true;
 }
+
+namespace {
 
 [[noreturn]] void peer_main(const std::vector<Pty> &ptys, SerialPeer::Mode mode, size_t sink_total, int control)
 {

@@ -49,23 +49,6 @@ int open_raw_slave(const std::string &path)
     return fd;
 }
 
-void write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = ::write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            pollfd p{fd, POLLOUT, 0};
-            ::poll(&p, 1, 5000);
-            continue;
-        }
-        if (n <= 0)
-            fail(std::string("write: ") + std::strerror(errno));
-        data += n;
-        len -= size_t(n);
-    }
-}
 
 // Reads until `want` bytes have arrived.
 void read_exactly(int fd, char *buf, size_t want)
@@ -156,7 +139,8 @@ std::pair<double, double> interleaved(const Params &p, int count, bool engine, b
     auto baseline_chunk = [&] {
         char buf[message_size];
         for (int i = 0; i < per; i++) {
-            write_all(fd, msg.data(), msg.size());
+            if (!write_all(fd, msg.data(), msg.size()))
+                fail(std::string("write: ") + std::strerror(errno));
             if (!stream)
                 read_exactly(fd, buf, message_size);
         }
