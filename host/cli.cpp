@@ -137,7 +137,8 @@ void print_diagnostics(const std::vector<Diagnostic> &diags)
 
 // Blocks the stop signals in every thread and turns them into
 // Engine::cancel_all() on a thread of their own. Made before anything
-// starts; a signal before attach() cancels the engine when it is attached.
+// starts; a signal before attach() cancels the engine when it is attached,
+// and is logged then (logging is set up after the watcher starts).
 class SignalWatcher {
 public:
     SignalWatcher()
@@ -172,8 +173,11 @@ public:
     {
         std::lock_guard lock(mutex_);
         engine_ = &engine;
-        if (interrupted_)
+        logging_ready_ = true;
+        if (interrupted_) {
+            spdlog::warn("{} received: cancelling pipelines and releasing devices", strsignal(first_signal_));
             engine_->cancel_all();
+        }
         struct Detach {
             SignalWatcher *w;
             ~Detach()
@@ -198,19 +202,24 @@ private:
             if (::read(signal_fd_, &info, sizeof info) != ssize_t(sizeof info))
                 continue;
             int sig = static_cast<int>(info.ssi_signo);
+            std::lock_guard lock(mutex_);
             if (interrupted_) {
-                spdlog::error("second {} received: exiting now without waiting for the plugins", strsignal(sig));
+                if (logging_ready_)
+                    spdlog::error("second {} received: exiting now without waiting for the plugins", strsignal(sig));
                 std::_Exit(exit_interrupted);
             }
             interrupted_ = true;
-            spdlog::warn("{} received: cancelling pipelines and releasing devices", strsignal(sig));
-            std::lock_guard lock(mutex_);
+            first_signal_ = sig;
+            if (logging_ready_)
+                spdlog::warn("{} received: cancelling pipelines and releasing devices", strsignal(sig));
             if (engine_)
                 engine_->cancel_all();
         }
     }
-    std::mutex mutex_;
+    std::mutex mutex_;  // guards engine_, logging_ready_ and first_signal_
     Engine *engine_ = nullptr;
+    bool logging_ready_ = false;  // the logger is set up (attach() was called)
+    int first_signal_ = 0;
     sigset_t set_;
     std::atomic<bool> interrupted_{false};
     int signal_fd_ = -1, wake_fd_ = -1;
