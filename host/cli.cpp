@@ -53,7 +53,7 @@ const char *exit_text =
     "\n"
     "exit codes:\n"
     "  0  every pipeline succeeded (check: the config is valid)\n"
-    "  1  a pipeline failed\n"
+    "  1  a pipeline failed, or step records could not be written\n"
     "  2  usage or config error\n"
     "  3  no usable plugin for a configured device\n"
     "  4  interrupted by SIGINT or SIGTERM (held devices were released)\n"
