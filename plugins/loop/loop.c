@@ -105,15 +105,6 @@ struct devhost_device {
  * Helpers
  * ------------------------------------------------------------------------ */
 
-static char *copy_string(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *copy = malloc(n);
-    if (copy)
-        memcpy(copy, s, n);
-    return copy;
-}
-
 static uint64_t now_ns(void)
 {
     return services && services->monotonic_ns ? services->monotonic_ns() : loop_now_ns();
@@ -246,8 +237,8 @@ static devhost_status loop_open(const devhost_open_params *params, devhost_devic
     dev->capacity = capacity && capacity->is_set ? (size_t)capacity->integer : 4096;
     dev->exclusive = exclusive && exclusive->is_set && exclusive->integer;
     dev->open_delay_ms = delay && delay->is_set ? delay->integer : 0;
-    dev->device_name = copy_string(params->device_name ? params->device_name : "?");
-    dev->name = copy_string(path + strlen(LOOP_PREFIX));
+    dev->device_name = loop_copy_string(params->device_name ? params->device_name : "?");
+    dev->name = loop_copy_string(path + strlen(LOOP_PREFIX));
     dev->data = malloc(dev->capacity);
     if (!dev->device_name || !dev->name || !dev->data)
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, 0, "%s: out of memory", path);

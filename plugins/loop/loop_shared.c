@@ -46,8 +46,7 @@ uint64_t loop_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* strdup is POSIX, not C99. Returns NULL when out of memory. */
-static char *copy_string(const char *s)
+char *loop_copy_string(const char *s)
 {
     size_t n = strlen(s) + 1;
     char *copy = malloc(n);
@@ -97,12 +96,12 @@ devhost_status loop_name_acquire(const char *name, const char *device_name, int 
     }
     if (!e) {
         e = calloc(1, sizeof *e);
-        if (!e || !(e->name = copy_string(name))) {
+        if (!e || !(e->name = loop_copy_string(name))) {
             free(e);
             pthread_mutex_unlock(&table_mutex);
             return devhost_fail(err, DEVHOST_E_NO_MEMORY, 0, "loop:%s: out of memory", name);
         }
-        if (exclusive && !(e->exclusive_holder = copy_string(device_name))) {
+        if (exclusive && !(e->exclusive_holder = loop_copy_string(device_name))) {
             free_name(e);
             pthread_mutex_unlock(&table_mutex);
             return devhost_fail(err, DEVHOST_E_NO_MEMORY, 0, "loop:%s: out of memory", name);

@@ -59,4 +59,7 @@ void loop_counters_get(loop_counters *out);
  * service reads, so deadlines from either compare. */
 uint64_t loop_now_ns(void);
 
+/* A malloc'd copy of s (strdup is POSIX, not C99); NULL when out of memory. */
+char *loop_copy_string(const char *s);
+
 #endif /* DEVHOST_LOOP_SHARED_H */
