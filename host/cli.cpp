@@ -8,6 +8,7 @@
 #include "options.hpp"
 #include "pipeline.hpp"
 #include "records.hpp"
+#include "text.hpp"
 #include "virtual_devices.hpp"
 
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -99,16 +100,11 @@ void load_plugins(PluginRegistry &registry, const Cli &cli, const Config *config
     std::optional<std::string> config_path;
     if (config && config->host.plugin_path) {
         std::string joined;
-        std::string_view rest = *config->host.plugin_path;
-        while (!rest.empty()) {
-            const size_t colon = rest.find(':');
-            fs::path part(std::string(rest.substr(0, colon)));
-            rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+        for (const auto &part : text::split(*config->host.plugin_path, ':')) {
             if (part.empty())
                 continue;
-            if (part.is_relative())
-                part = config->file.parent_path() / part;
-            joined += (joined.empty() ? "" : ":") + part.string();
+            const fs::path dir = fs::path(part).is_relative() ? config->file.parent_path() / part : fs::path(part);
+            joined += (joined.empty() ? "" : ":") + dir.string();
         }
         config_path = joined;
     }

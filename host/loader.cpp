@@ -2,13 +2,13 @@
 
 #include "logging.hpp"
 #include "options.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 #include <sys/stat.h>
 
 namespace devhost {
@@ -38,16 +38,6 @@ bool valid_identifier(const char *s)
 }
 
 std::string text_or_empty(const char *s) { return s ? s : ""; }
-
-std::vector<std::string> split(const std::string &s, char sep)
-{
-    std::vector<std::string> parts;
-    std::string part;
-    std::istringstream in(s);
-    while (std::getline(in, part, sep))
-        parts.push_back(part);
-    return parts;
-}
 
 // Element i of a plugin-declared array whose elements all start with
 // struct_size; the first element's size is the stride.
@@ -89,7 +79,7 @@ std::vector<OptionSpec> copy_options(const devhost_plugin_descriptor &d)
         if (s->type == DEVHOST_OPTION_ENUM) {
             if (!s->choices || !*s->choices)
                 throw Refused{"option '" + spec.name + "': enum without choices"};
-            spec.choices = split(s->choices, '|');
+            spec.choices = text::split(s->choices, '|');
         }
         if (s->type == DEVHOST_OPTION_INT && spec.min > spec.max)
             throw Refused{"option '" + spec.name + "': min is greater than max"};
@@ -317,7 +307,7 @@ std::vector<fs::path> plugin_search_path(const std::optional<std::string> &cli_p
 {
     std::vector<fs::path> dirs;
     auto add_list = [&](const std::string &list) {
-        for (const auto &part : split(list, ':'))
+        for (const auto &part : text::split(list, ':'))
             if (!part.empty())
                 dirs.emplace_back(part);
     };

@@ -4,8 +4,19 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <sstream>
 
 namespace devhost::text {
+
+std::vector<std::string> split(const std::string &s, char sep)
+{
+    std::vector<std::string> parts;
+    std::string part;
+    std::istringstream in(s);
+    while (std::getline(in, part, sep))
+        parts.push_back(part);
+    return parts;
+}
 
 std::string_view trim(std::string_view s)
 {

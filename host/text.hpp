@@ -34,6 +34,10 @@ std::string to_hex(const uint8_t *data, size_t len);
 // escapes (\r \n \t \0), else \xHH.
 std::string to_printable(const uint8_t *data, size_t len);
 
+// The parts of s between each `sep` (empty parts kept, none after a
+// trailing separator).
+std::vector<std::string> split(const std::string &s, char sep);
+
 // Trim ASCII white space at both ends.
 std::string_view trim(std::string_view s);
 

@@ -1,5 +1,7 @@
 #include "virtual_devices.hpp"
 
+#include "text.hpp"
+
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cerrno>
 #include <chrono>
@@ -101,7 +103,7 @@ VirtualDevices::kinds(const std::filesystem::path &tool, std::string &error)
     }
     ::close(out[1]);
     // A few hundred bytes, at once; bounded all the same.
-    std::string text;
+    std::string listing;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -111,9 +113,9 @@ VirtualDevices::kinds(const std::filesystem::path &tool, std::string &error)
             continue;
         char buf[1024];
         ssize_t r = n > 0 ? ::read(out[0], buf, sizeof buf) : -1;
-        if (r <= 0 || text.size() > 65536)
+        if (r <= 0 || listing.size() > 65536)
             break;
-        text.append(buf, static_cast<size_t>(r));
+        listing.append(buf, static_cast<size_t>(r));
     }
     ::close(out[0]);
     ::kill(pid, SIGKILL);  // already gone unless it hung
@@ -126,18 +128,11 @@ VirtualDevices::kinds(const std::filesystem::path &tool, std::string &error)
         return std::nullopt;
     }
     std::map<std::string, std::vector<std::string>> kinds;
-    size_t at = 0;
-    while (at < text.size()) {
-        size_t end = text.find('\n', at);
-        std::string line = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
-        at = end == std::string::npos ? text.size() : end + 1;
+    for (const auto &line : text::split(listing, '\n')) {
         std::vector<std::string> words;
-        for (size_t w = 0; w < line.size();) {
-            size_t sp = line.find(' ', w);
-            if (sp != w)
-                words.push_back(line.substr(w, sp == std::string::npos ? std::string::npos : sp - w));
-            w = sp == std::string::npos ? line.size() : sp + 1;
-        }
+        for (auto &w : text::split(line, ' '))
+            if (!w.empty())
+                words.push_back(std::move(w));
         if (!words.empty())
             kinds[words[0]].assign(words.begin() + 1, words.end());
     }
