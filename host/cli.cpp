@@ -290,8 +290,10 @@ int cmd_run(const Cli &cli)
     int code = prepare(cli, file, config, registry, plan);
     if (code >= 0)
         return code;
-    if (signals.interrupted())
+    if (signals.interrupted()) {
+        spdlog::warn("stopped by a signal before any device was started");
         return exit_interrupted;
+    }
 
     std::optional<RecordWriter> records;
     try {
