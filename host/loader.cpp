@@ -1,5 +1,6 @@
 #include "loader.hpp"
 
+#include "elf_check.hpp"
 #include "logging.hpp"
 #include "options.hpp"
 #include "text.hpp"
@@ -9,7 +10,10 @@
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
 
 namespace devhost {
 
@@ -38,6 +42,31 @@ bool valid_identifier(const char *s)
 }
 
 std::string text_or_empty(const char *s) { return s ? s : ""; }
+
+// Refuses a file whose ELF layout would make the dynamic loader fault (see
+// elf_check.hpp) before it is mapped.
+void check_elf_layout(const fs::path &file, uint64_t file_size)
+{
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        throw Refused{std::string("cannot open: ") + std::strerror(errno)};
+    std::vector<uint8_t> head(64);
+    ssize_t n = ::pread(fd, head.data(), head.size(), 0);
+    if (n >= 0) {
+        head.resize(static_cast<size_t>(n));
+        if (size_t need = elf_bytes_needed(head.data(), head.size()); need > head.size()) {
+            head.resize(need);
+            n = ::pread(fd, head.data(), need, 0);
+            head.resize(n > 0 ? static_cast<size_t>(n) : 0);
+        }
+    }
+    const int e = errno;
+    ::close(fd);
+    if (n < 0)
+        throw Refused{std::string("cannot read: ") + std::strerror(e)};
+    if (auto defect = elf_defect(head.data(), head.size(), file_size))
+        throw Refused{"not a loadable library: " + *defect};
+}
 
 // Element i of a plugin-declared array whose elements all start with
 // struct_size; the first element's size is the stride.
@@ -188,6 +217,7 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
                               ", not by root or the host's user: its owner could replace the plugin"};
         }
 
+        check_elf_layout(file, static_cast<uint64_t>(st.st_size));
         auto library = std::make_shared<boost::dll::shared_library>();
         try {
             library->load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
