@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace devhost {
@@ -53,6 +54,7 @@ std::vector<Entry> scan(const std::string &content, const std::string &file, std
     std::istringstream in(content);
     std::string raw, section;
     int line = 0, section_line = 0;
+    bool damaged_section = false;
     while (std::getline(in, raw)) {
         line++;
         std::string s = raw;
@@ -68,7 +70,9 @@ std::vector<Entry> scan(const std::string &content, const std::string &file, std
             }
             section = std::string(text::trim(t.substr(1, t.size() - 2)));
             section_line = line;
-            if (has_control_char(section))
+            // A damaged header is reported once; its keys would only repeat it.
+            damaged_section = has_control_char(section);
+            if (damaged_section)
                 diags.push_back({file, line, "section header '" + printable(t) + "' has a control character"});
             continue;
         }
@@ -91,7 +95,8 @@ std::vector<Entry> scan(const std::string &content, const std::string &file, std
             diags.push_back({file, line, "key '" + printable(e.key) + "' has a control character"});
             continue;
         }
-        entries.push_back(std::move(e));
+        if (!damaged_section)
+            entries.push_back(std::move(e));
     }
     return entries;
 }
@@ -150,6 +155,7 @@ Config parse_config(const std::string &text, const std::string &file, std::vecto
     };
 
     std::map<std::string, size_t> device_index, virtual_index;
+    std::set<int> bad_sections;  // header lines of [device ...] sections already reported
     for (const Entry &e : entries) {
         const std::string &sec = e.section;
         if (sec.empty()) {
@@ -204,7 +210,9 @@ Config parse_config(const std::string &text, const std::string &file, std::vecto
         std::string name = space == std::string::npos ? "" : std::string(text::trim(sec.substr(space + 1)));
         if (kind == "device" || kind == "virtual") {
             if (name.empty() || name.find_first_of(" \t\"") != std::string::npos) {
-                diags.push_back({file, e.section_line, "[" + sec + "]: expected [" + kind + " NAME], NAME without spaces"});
+                if (bad_sections.insert(e.section_line).second)  // once per section, not per key
+                    diags.push_back(
+                        {file, e.section_line, "[" + sec + "]: expected [" + kind + " NAME], NAME without spaces"});
                 continue;
             }
         }

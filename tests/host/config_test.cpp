@@ -145,7 +145,7 @@ TEST_CASE("a UTF-8 byte order mark is skipped; control bytes in names are refuse
     nul_section += "]\nclass = loop\npath = loop:a\nstep = open\n";
     auto e = errors_of(nul_section);
     REQUIRE_FALSE(e.empty());
-    CHECK(e[0] == "test.ini:1: section header '[device a\\x00]' has a control character");
+    CHECK(e[0] == "test.ini:1: section header '[device a\\0]' has a control character");
     auto k = errors_of("[device a]\nclass = loop\npa\x01th = loop:a\nstep = open\n");
     REQUIRE_FALSE(k.empty());
     CHECK(k[0] == "test.ini:3: key 'pa\\x01th' has a control character");

@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <csignal>
+#include <elf.h>
+#include <link.h>
 #include <cstring>
 #include <fstream>
 #include <poll.h>
@@ -315,12 +318,20 @@ TEST_CASE("every bad command line in the catalogue gives its exact error and exi
     test::TempDir dir;
     const auto good = dir / "good.ini";
     test::write_file(good, "[device d]\nclass = loop\npath = loop:x\nstep = open\n");
+    const auto big = dir / "big.ini";
+    test::write_file(big, "");
+    fs::resize_file(big, 5u << 20);
     for (const auto &row : read_tsv("cli.tsv", 3)) {
         auto expand = [&](const std::string &s) {
-            return replace_all(replace_all(s, "{tmp}", dir.path().string()), "{good}", good.string());
+            return replace_all(replace_all(replace_all(s, "{tmp}", dir.path().string()), "{good}", good.string()),
+                               "{big}", big.string());
         };
         INFO("devhost " << row[0]);
-        auto r = test::run_devhost(split_spaces(expand(row[0])), {.timeout = std::chrono::seconds(30)});
+        auto args = split_spaces(expand(row[0]));
+        for (auto &a : args)
+            if (a == "{empty}")
+                a.clear();
+        auto r = test::run_devhost(args, {.timeout = std::chrono::seconds(30)});
         INFO("stderr: " << r.err);
         CHECK_FALSE(r.timed_out);
         CHECK(r.exit_code == std::stoi(row[1]));
@@ -349,6 +360,25 @@ TEST_CASE("every bad plugin file in the catalogue is refused with its reason", "
             test::write_file(file, "");
         } else if (what == "@truncated") {
             test::write_file(file, test::read_file(good).substr(0, 3000));
+        } else if (what == "@truncated-headers") {
+            test::write_file(file, test::read_file(good).substr(0, 100));
+        } else if (what.rfind("@elf-", 0) == 0) {
+            // The good plugin with one field of its ELF header changed.
+            std::string image = test::read_file(good);
+            auto &h = *reinterpret_cast<ElfW(Ehdr) *>(image.data());
+            auto &first = *reinterpret_cast<ElfW(Phdr) *>(image.data() + h.e_phoff);
+            if (what == "@elf-executable")
+                h.e_type = ET_EXEC;
+            else if (what == "@elf-no-program-headers")
+                h.e_phnum = 0;
+            else if (what == "@elf-program-header-size")
+                h.e_phentsize = 12;
+            else if (what == "@elf-impossible-offset")
+                first.p_offset = ~decltype(first.p_offset)(0) - 10;
+            else
+                FAIL("plugins.tsv: unknown special file " << what);
+            REQUIRE(first.p_type == PT_LOAD);
+            test::write_file(file, image);
         } else if (what == "@fifo") {
             REQUIRE(::mkfifo(file.c_str(), 0644) == 0);
         } else if (what == "@dangling-symlink") {
@@ -445,4 +475,10 @@ TEST_CASE("every bad frame in the catalogue is refused by the side that receives
         }
     }
     CHECK(row_no >= 10);
+    // The server survived every row, and stops cleanly (which also writes
+    // its coverage data for scripts/bad-input-coverage.sh).
+    echo.signal(SIGTERM);
+    auto done = echo.wait(std::chrono::seconds(10));
+    CHECK_FALSE(done.timed_out);
+    CHECK(done.exit_code == 0);
 }
