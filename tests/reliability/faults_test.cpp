@@ -1,14 +1,19 @@
 // Injected faults in every hook: the host reports the right status, unwinds
-// so nothing stays open, connected or locked (the loop plugin's counters
-// prove it), exits with the right code, and keeps the records it wrote, even
-// when it crashes inside a hook.
+// so nothing stays open, connected or locked, exits with the right code, and
+// keeps the records it wrote, even when it crashes inside a hook. The proofs:
+// the loop plugin's counters; for plugins on real descriptors (raw on an
+// image file, serial on a pty), this process's fd count and a free exclusive
+// lock afterwards; and a real plugin (crashing_plugin.c) that crashes inside
+// its transfer hook under `devhost run`.
 #include "check.hpp"
 #include "config.hpp"
 #include "devhost_test.hpp"
 #include "pipeline.hpp"
+#include "real_devices.hpp"
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -19,7 +24,8 @@ namespace {
 PluginRegistry &registry()
 {
     static PluginRegistry r;
-    static bool loaded = (r.load_file(test::plugin_dir() / "loop.so"), true);
+    static bool loaded = (r.load_file(test::plugin_dir() / "loop.so"), r.load_file(test::plugin_dir() / "raw.so"),
+                          r.load_file(test::plugin_dir() / "serial.so"), true);
     (void)loaded;
     return r;
 }
@@ -59,10 +65,12 @@ struct Run {
     std::vector<std::string> records;
 };
 
-Run run(const std::string &faults, std::function<void(Engine &, const test::TempDir &)> during = {})
+using During = std::function<void(Engine &, const test::TempDir &)>;
+
+Run run(const std::string &faults, During during = {}, const std::string &pipeline = full_pipeline)
 {
     std::vector<Diagnostic> diags;
-    Config config = parse_config("[device d]\n" + faults + full_pipeline, "faults.ini", diags);
+    Config config = parse_config("[device d]\n" + faults + pipeline, "faults.ini", diags);
     INFO((diags.empty() ? "" : diags[0].str()));
     REQUIRE(diags.empty());
     Plan plan = check_config(config, registry(), diags);
@@ -218,4 +226,204 @@ TEST_CASE("a crash inside a hook leaves every record written before it intact on
         CHECK(l.find(R"("status":"DEVHOST_OK")") != std::string::npos);
     }
     CHECK(lines[4].find(R"("hex":"616263646566")") != std::string::npos);
+}
+
+namespace {
+
+// A device on a real descriptor for the fault cases below: a raw device on
+// an image file (O_RDWR + flock LOCK_EX) or a serial device on a pty (flock +
+// TIOCEXCL) whose master echoes. Made afresh for every section.
+struct RealDevice {
+    explicit RealDevice(const std::string &cls) : cls(cls)
+    {
+        if (cls == "raw") {
+            path = (dir / "disk.img").string();
+            reliability::make_image(path, 4096);
+            options = {{"allow-write", "true"}};
+            pipeline = "class = raw\npath = " + path +
+                       "\nallow-write = true\nstep = open\nstep = info\nstep = write \"abcdef\" offset=0\n"
+                       "step = read exactly=6 offset=0 expect=\"abcdef\"\nstep = close\n";
+        } else {
+            echo = std::make_unique<reliability::PtyEcho>(1);
+            path = echo->pty(0).path;
+            pipeline = "class = serial\npath = " + path +
+                       "\nstep = open\nstep = info\nstep = write \"abcdef\"\n"
+                       "step = read exactly=6 timeout=5s expect=\"abcdef\"\nstep = close\n";
+        }
+    }
+
+    // Nothing of the device is left: no descriptor of this process beyond
+    // those it had before, and its exclusive lock is free (a fresh flock, no
+    // TIOCEXCL, and a second exclusive open through the plugin succeeds).
+    void check_released(size_t fds_before) const
+    {
+        CHECK(reliability::open_fds() == fds_before);
+        CHECK(reliability::exclusive_lock_free(path));
+        Device again(registry().find(cls), "again");
+        Outcome o = again.open({.path = path, .options = options});
+        INFO(o.message);
+        CHECK(o.ok());
+        CHECK(again.close().ok());
+    }
+
+    std::string cls;
+    test::TempDir dir;
+    std::unique_ptr<reliability::PtyEcho> echo;
+    std::string path;
+    std::string pipeline;
+    std::map<std::string, std::string> options;
+};
+
+}  // namespace
+
+TEST_CASE("a failure injected into any hook of a raw or serial device releases its fd and its lock",
+          "[faults][real]")
+{
+    struct Case {
+        const char *fault;
+        devhost_status status;
+        const char *step;  // the failed step's record starts with it
+    };
+    // raw and serial have open, info, transfer and close; connect and lock
+    // are NULL hooks there (DEVHOST_E_UNSUPPORTED before any fault), so the
+    // loop cases above cover those.
+    const Case cases[] = {
+        {"open:fail=not_found", DEVHOST_E_NOT_FOUND, "open"},
+        {"info:fail=io", DEVHOST_E_IO, "info"},
+        {"transfer@1:fail=removed", DEVHOST_E_REMOVED, "write"},
+        {"transfer@2:fail=protocol", DEVHOST_E_PROTOCOL, "read"},
+        {"close:fail=no_memory", DEVHOST_E_NO_MEMORY, "close"},
+    };
+    for (const char *cls : {"raw", "serial"}) {
+        for (const auto &c : cases) {
+            SECTION(std::string(cls) + " " + c.fault)
+            {
+                RealDevice dev(cls);
+                const size_t fds_before = reliability::open_fds();
+                Run r = run(std::string("fault = ") + c.fault + "\n", {}, dev.pipeline);
+                REQUIRE(r.results.size() == 1);
+                CHECK(r.results[0].status == c.status);
+                bool found = false;
+                for (const auto &line : r.records)
+                    if (line.find(std::string("\"message\":\"injected fault '") + c.fault + "'\"") !=
+                        std::string::npos) {
+                        found = true;
+                        CHECK(line.find(std::string("\"step\":\"") + c.step) != std::string::npos);
+                        CHECK(line.find(std::string("\"status\":\"") + devhost_status_name(c.status) + "\"") !=
+                              std::string::npos);
+                    }
+                CHECK(found);
+                // The close record is last whatever failed, once the device opened.
+                if (c.status != DEVHOST_E_NOT_FOUND) {
+                    REQUIRE_FALSE(r.records.empty());
+                    CHECK(r.records.back().find("\"step\":\"close\"") != std::string::npos);
+                }
+                dev.check_released(fds_before);
+            }
+        }
+    }
+}
+
+TEST_CASE("a short transfer on a raw or serial device is an error and releases its fd and its lock",
+          "[faults][real]")
+{
+    for (const char *cls : {"raw", "serial"}) {
+        for (const char *fault : {"transfer@1:short=2", "transfer@2:short=4"}) {
+            SECTION(std::string(cls) + " " + fault)
+            {
+                RealDevice dev(cls);
+                const size_t fds_before = reliability::open_fds();
+                Run r = run(std::string("fault = ") + fault + "\n", {}, dev.pipeline);
+                REQUIRE(r.results.size() == 1);
+                CHECK(r.results[0].status == DEVHOST_E_IO);
+                const bool write = std::string(fault) == "transfer@1:short=2";
+                REQUIRE(r.records.size() == (write ? 4u : 5u));  // open info write [read] close
+                const std::string &failed = r.records[write ? 2 : 3];
+                CHECK(failed.find(write ? "plugin reported success after sending 2 of 6 bytes"
+                                        : "plugin reported success after reading 4 of 6 bytes") != std::string::npos);
+                CHECK(failed.find(write ? R"("hex":"6162")" : R"("hex":"61626364")") != std::string::npos);
+                CHECK(r.records.back().find(R"("step":"close","status":"DEVHOST_OK")") != std::string::npos);
+                dev.check_released(fds_before);
+            }
+        }
+    }
+}
+
+TEST_CASE("a blocked hook of a raw or serial device is ended by cancel and releases its fd and its lock",
+          "[faults][real]")
+{
+    struct Case {
+        const char *fault;
+        size_t records_before;  // written before the blocked hook
+    };
+    const Case cases[] = {
+        {"open:block", 0}, {"info:block", 1}, {"transfer@1:block", 2}, {"transfer@2:block", 3}, {"close:block", 4},
+    };
+    for (const char *cls : {"raw", "serial"}) {
+        for (const auto &c : cases) {
+            SECTION(std::string(cls) + " " + c.fault)
+            {
+                RealDevice dev(cls);
+                const size_t fds_before = reliability::open_fds();
+                Run r = run(
+                    std::string("fault = ") + c.fault + "\n",
+                    [&](Engine &engine, const test::TempDir &dir) {
+                        // Let the pipeline reach the blocked hook, then cancel
+                        // (the deadline only keeps a broken run from hanging).
+                        for (int i = 0; i < 500 && test::lines(test::read_file(dir / "r.jsonl")).size() <
+                                                       c.records_before;
+                             i++)
+                            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                        engine.cancel_all();
+                    },
+                    dev.pipeline);
+                REQUIRE(r.results.size() == 1);
+                CHECK(r.results[0].status == DEVHOST_E_CANCELLED);
+                dev.check_released(fds_before);
+            }
+        }
+    }
+}
+
+TEST_CASE("a plugin that really crashes inside a hook leaves every record written before it intact on disk",
+          "[faults][e2e]")
+{
+    // crashing_plugin.c writes through a null pointer on its 4th transfer
+    // call: open, write, read, write are recorded, the second read crashes.
+    test::TempDir dir;
+    auto file = dir / "c.ini";
+    auto out = dir / "records.jsonl";
+    test::write_file(file, "[device c]\nclass = crashing\npath = crash:one\ncrash-at = 4\n"
+                           "step = open\nstep = write \"first\"\nstep = read exactly=5 expect=\"first\"\n"
+                           "step = write \"second\"\nstep = read exactly=6\nstep = close\n");
+    // A sanitizer's SEGV handler would otherwise end the process with an
+    // exit code: make it abort, so the process still dies by a signal.
+    test::ProcessOptions options;
+    for (const char *var : {"ASAN_OPTIONS", "TSAN_OPTIONS"}) {
+        const char *old = std::getenv(var);
+        options.env[var] = std::string(old && *old ? old + std::string(":") : "") + "abort_on_error=1";
+    }
+    auto r = test::run_devhost({"run", "--plugin-path", DEVHOST_RELIABILITY_PLUGIN_DIR, "-o", out.string(),
+                                file.string()},
+                               options);
+    INFO(r.err);
+    REQUIRE_FALSE(r.timed_out);
+    // SIGSEGV from the kernel; SIGABRT when a sanitizer caught it first.
+    CHECK((r.term_signal == SIGSEGV || r.term_signal == SIGABRT));
+    const std::string text = test::read_file(out);
+    REQUIRE_FALSE(text.empty());
+    CHECK(text.back() == '\n');
+    auto lines = test::lines(text);
+    REQUIRE(lines.size() == 4);  // open write read write
+    const char *steps[] = {"open", "write \\\"first\\\"", "read exactly=5", "write \\\"second\\\""};
+    for (size_t i = 0; i < lines.size(); i++) {
+        INFO(lines[i]);
+        CHECK(lines[i].front() == '{');
+        CHECK(lines[i].back() == '}');
+        CHECK(lines[i].find(std::string("\"step\":\"") + steps[i]) != std::string::npos);
+        CHECK(lines[i].find(R"("status":"DEVHOST_OK")") != std::string::npos);
+    }
+    CHECK(lines[2].find(R"("hex":"6669727374")") != std::string::npos);
+    CHECK(lines[3].find(R"("bytes":6)") != std::string::npos);
 }
