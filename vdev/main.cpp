@@ -2,6 +2,8 @@
 // and runs the requested kind. See vdev.hpp for the protocol.
 #include "vdev.hpp"
 
+#include "text.hpp"
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -75,15 +77,12 @@ long long Context::get_int(const std::string &key, long long fallback) const
     std::string v = get(key);
     if (v.empty())
         return fallback;
-    try {
-        size_t end = 0;
-        long long n = std::stoll(v, &end, 0);
-        if (end != v.size())
-            throw std::invalid_argument(v);
-        return n;
-    } catch (const std::exception &) {
+    // Whole string, decimal or 0x hex, within 64 bits: as the config reads
+    // integers (no octal, no trailing junk, no silent wrap).
+    auto n = text::parse_int(v);
+    if (!n)
         throw std::invalid_argument("--" + key + "=" + v + ": expected an integer");
-    }
+    return *n;
 }
 
 double Context::get_seconds(const std::string &key, double fallback) const
@@ -91,21 +90,13 @@ double Context::get_seconds(const std::string &key, double fallback) const
     std::string v = get(key);
     if (v.empty())
         return fallback;
-    try {
-        size_t end = 0;
-        double n = std::stod(v, &end);
-        std::string unit = v.substr(end);
-        if (unit == "ms")
-            return n / 1000.0;
-        if (unit == "s" || unit.empty())
-            return n;
-        if (unit == "us")
-            return n / 1e6;
-        if (unit == "m")
-            return n * 60.0;
-    } catch (const std::exception &) {
-    }
-    throw std::invalid_argument("--" + key + "=" + v + ": expected a duration like 250ms or 2s");
+    // Exactly the durations the config takes; never inf, NaN or negative.
+    auto ms = text::parse_duration_ms(v);
+    if (!ms)
+        throw std::invalid_argument("--" + key + "=" + v + ": expected a duration like 250ms or 2s");
+    if (*ms > 3600 * 1000)
+        throw std::invalid_argument("--" + key + "=" + v + ": longer than 1h, the longest a peer waits");
+    return static_cast<double>(*ms) / 1000.0;
 }
 
 bool Context::get_bool(const std::string &key, bool fallback) const

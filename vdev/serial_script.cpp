@@ -1,84 +1,59 @@
-// serial-script: a pty peer that plays a script of expect/send lines.
-//   # comment
-//   send "HELLO\r\n"        send bytes (after --delay, with --garbage)
-//   expect "PING\r\n"       wait until the received bytes contain this
-//   sleep 250ms             wait before what follows is sent
-// DATA is "C-escaped" or hex:0a0b. When the script ends the peer keeps the
-// port open and ignores input, or starts over with --loop=true.
+// serial-script: a pty peer that plays a script of expect/send lines (the
+// language: vdev/script/serial_script_parse.hpp). When the script ends the
+// peer keeps the port open and ignores input, or starts over with --loop=true.
 // A malformed script fails before READY with FILE:LINE and the reason.
 #include "serial_peer.hpp"
+#include "serial_script_parse.hpp"
 
-#include <fstream>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 namespace devhost::vdev {
 namespace {
 
-struct Step {
-    enum Kind { send, expect, sleep } kind;
-    std::string data;
-    double seconds = 0;
-};
-
-double parse_duration(const std::string &v)
+// Reads the script file (a regular file of at most max_script_bytes: a
+// directory, FIFO or device such as /dev/zero is refused, not read forever)
+// and parses it.
+std::vector<ScriptStep> load_script(const std::string &file)
 {
-    size_t end = 0;
-    double n = std::stod(v, &end);
-    std::string unit = v.substr(end);
-    if (n < 0)
-        throw std::invalid_argument("negative");
-    if (unit == "ms")
-        return n / 1000;
-    if (unit == "s" || unit.empty())
-        return n;
-    throw std::invalid_argument("unit");
-}
-
-std::vector<Step> load_script(const std::string &file)
-{
-    std::ifstream in(file);
-    if (!in)
-        throw std::invalid_argument("--script=" + file + ": cannot open the file");
-    std::vector<Step> steps;
-    std::string line;
-    for (int no = 1; std::getline(in, line); no++) {
-        std::string where = file + ":" + std::to_string(no) + ": ";
-        size_t a = line.find_first_not_of(" \t\r");
-        if (a == std::string::npos || line[a] == '#')
+    const std::string prefix = "--script=" + file + ": ";
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        throw std::invalid_argument(prefix + "cannot open the file: " + std::strerror(errno));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        throw std::invalid_argument(prefix + "cannot read the file: " + std::strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        throw std::invalid_argument(prefix + "is a directory, not a script file");
+    if (!S_ISREG(st.st_mode))
+        throw std::invalid_argument(prefix + "not a regular file (a FIFO or device is not a script)");
+    const std::string too_large = prefix + "larger than " + std::to_string(max_script_bytes) + " bytes";
+    if (static_cast<unsigned long long>(st.st_size) > max_script_bytes)
+        throw std::invalid_argument(too_large);
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
             continue;
-        size_t b = line.find_last_not_of(" \t\r");
-        std::string t = line.substr(a, b - a + 1);
-        size_t sp = t.find_first_of(" \t");
-        std::string word = t.substr(0, sp);
-        std::string arg = sp == std::string::npos ? "" : t.substr(t.find_first_not_of(" \t", sp));
-        if (word != "send" && word != "expect" && word != "sleep")
-            throw std::invalid_argument(where + "expected 'send DATA', 'expect DATA' or 'sleep D', got '" + word + "'");
-        if (arg.empty())
-            throw std::invalid_argument(where + "'" + word + "' needs an argument");
-        Step s{word == "send" ? Step::send : word == "expect" ? Step::expect : Step::sleep, {}, 0};
-        if (s.kind == Step::sleep) {
-            try {
-                s.seconds = parse_duration(arg);
-            } catch (const std::exception &) {
-                throw std::invalid_argument(where + "'" + arg + "' is not a duration like 250ms or 2s");
-            }
-        } else {
-            if (arg[0] != '"' && arg.rfind("hex:", 0) != 0)
-                throw std::invalid_argument(where + "DATA must be \"quoted\" or hex:..., got '" + arg + "'");
-            try {
-                s.data = parse_serial_data(arg);
-            } catch (const std::invalid_argument &e) {
-                throw std::invalid_argument(where + e.what());
-            }
-            if (s.kind == Step::expect && s.data.empty())
-                throw std::invalid_argument(where + "'expect' needs non-empty data");
-        }
-        steps.push_back(std::move(s));
+        if (n < 0)
+            throw std::invalid_argument(prefix + "cannot read the file: " + std::strerror(errno));
+        if (n == 0)
+            break;
+        text.append(buf, static_cast<size_t>(n));
+        if (text.size() > max_script_bytes)  // grew while being read
+            throw std::invalid_argument(too_large);
     }
-    if (steps.empty())
-        throw std::invalid_argument("--script=" + file + ": no steps in the script");
-    return steps;
+    return parse_serial_script(text, file);
 }
 
 class ScriptPeer : public SerialPeer {
@@ -107,16 +82,16 @@ private:
     void advance()
     {
         while (at_ < steps_.size()) {
-            const Step &s = steps_[at_];
-            if (s.kind == Step::expect) {
+            const ScriptStep &s = steps_[at_];
+            if (s.kind == ScriptStep::expect) {
                 size_t pos = received_.find(s.data);
                 if (pos == std::string::npos)
                     return;
                 received_.erase(0, pos + s.data.size());
-            } else if (s.kind == Step::send) {
+            } else if (s.kind == ScriptStep::send) {
                 reply(s.data);
             } else {
-                pause(s.seconds);
+                pause(static_cast<double>(s.ms) / 1000.0);
             }
             if (++at_ == steps_.size() && loop_)
                 at_ = 0;
@@ -126,13 +101,13 @@ private:
     }
     bool has_expect() const
     {
-        for (const Step &s : steps_)
-            if (s.kind == Step::expect)
+        for (const ScriptStep &s : steps_)
+            if (s.kind == ScriptStep::expect)
                 return true;
         return false;
     }
 
-    std::vector<Step> steps_;
+    std::vector<ScriptStep> steps_;
     size_t at_ = 0;
     bool loop_ = false;
     std::string received_;
