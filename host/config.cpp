@@ -278,10 +278,17 @@ Config parse_config(const std::string &text, const std::string &file, std::vecto
             VirtualConfig &v = config.virtuals[it->second];
             if (!once(e))
                 continue;
-            if (e.key == "kind")
+            if (e.key == "kind") {
                 v.kind = {e.key, e.value, e.line};
-            else
+            } else if ((e.key == "script" || e.key == "answers") && !e.value.empty() &&
+                       std::filesystem::path(e.value).is_relative()) {
+                // Files a peer reads belong with the config, like an include:
+                // a relative one is the config's, not the working directory's.
+                const auto dir = std::filesystem::path(file).parent_path();
+                v.options.push_back({e.key, (dir / e.value).string(), e.line});
+            } else {
                 v.options.push_back({e.key, e.value, e.line});
+            }
             continue;
         }
         if (seen.emplace("[section]\n" + sec, e.line).second)

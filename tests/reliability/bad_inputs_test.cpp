@@ -313,6 +313,44 @@ TEST_CASE("every bad step in the catalogue gives its exact message, and exit 2 i
     CHECK(count >= 20);
 }
 
+TEST_CASE("every bad peer script in the catalogue stops the run before any pipeline, with its FILE:LINE",
+          "[bad-inputs][vdev]")
+{
+    test::TempDir dir;
+    const auto script = dir / "script.txt";
+    const auto config = dir / "config.ini";
+    // A relative script is the config's, wherever devhost runs.
+    test::write_file(config, "[virtual modem]\nkind = serial-script\nscript = script.txt\n"
+                             "[device a]\nclass = loop\npath = loop:a\nstep = open\n");
+    int count = 0;
+    for (const auto &row : read_tsv("scripts.tsv", 2)) {
+        INFO(row[0]);
+        std::string content;
+        for (size_t i = 0; i < row[0].size(); i++) {
+            char c = row[0][i];
+            if (c == '\\' && i + 1 < row[0].size() && std::strchr("n0\\", row[0][i + 1])) {
+                char e = row[0][++i];
+                content.push_back(e == 'n' ? '\n' : e == '0' ? '\0' : '\\');
+            } else {
+                content.push_back(c);
+            }
+        }
+        test::write_file(script, content);
+        auto r = test::run_devhost({"run", config.string()}, {.timeout = std::chrono::seconds(30), .cwd = "/"});
+        INFO("stderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.out.empty());  // no pipeline ran
+        CHECK(r.err.find("devhost-vdev: serial-script: " + replace_all(row[1], "{script}", script.string()) + "\n") !=
+              std::string::npos);
+        CHECK(r.err.find(config.string() +
+                         ":1: [virtual modem] (serial-script): devhost-vdev exited with code 2 before it was ready") !=
+              std::string::npos);
+        check_one_line_errors(r.err);
+        count++;
+    }
+    CHECK(count >= 10);
+}
+
 TEST_CASE("every bad command line in the catalogue gives its exact error and exit code", "[bad-inputs]")
 {
     test::TempDir dir;

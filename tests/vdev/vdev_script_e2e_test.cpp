@@ -38,13 +38,13 @@ TEST_CASE("a bad script in a [virtual] section stops `devhost run` with the pars
     write_file(dir / "bad.txt", "send \"HELLO\\r\\n\"\nsleep inf\n");
     write_file(dir / "config.ini", "[virtual modem]\nkind = serial-script\nscript = bad.txt\n"
                                    "[device a]\nclass = loop\npath = loop:a\nstep = open\n");
-    // A relative script path is relative to where devhost runs.
-    auto r = run_devhost({"run", (dir / "config.ini").string()}, {.timeout = std::chrono::seconds(30), .cwd = dir.path()});
+    // A relative script path is the config's, wherever devhost runs.
+    auto r = run_devhost({"run", (dir / "config.ini").string()}, {.timeout = std::chrono::seconds(30), .cwd = "/"});
     INFO(r.err);
     CHECK(r.exit_code == 2);
     CHECK(r.out.empty());  // no pipeline ran
-    CHECK(r.err.find("devhost-vdev: serial-script: bad.txt:2: 'inf' is not a duration like 250ms or 2s\n") !=
-          std::string::npos);
+    CHECK(r.err.find("devhost-vdev: serial-script: " + (dir / "bad.txt").string() +
+                     ":2: 'inf' is not a duration like 250ms or 2s\n") != std::string::npos);
     CHECK(r.err.find((dir / "config.ini").string() +
                      ":1: [virtual modem] (serial-script): devhost-vdev exited with code 2 before it was ready") !=
           std::string::npos);
