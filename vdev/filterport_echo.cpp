@@ -81,8 +81,6 @@ int run(Context &ctx)
         throw std::invalid_argument("--port=" + name + ": expected a port name without /");
     if (max_conn < 1 || max_conn > 1024)
         throw std::invalid_argument("--max-connections: expected 1 to 1024");
-    if (every < 0)
-        throw std::invalid_argument("--send-every: expected a positive duration");
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     const std::string path = dir + "/" + name;

@@ -39,17 +39,12 @@ std::runtime_error sys_error(const std::string &what)
 
 std::string unescape_serial(const std::string &s)
 {
-    return parse_serial_data("\"" + s + "\"");
-}
-
-std::string parse_serial_data(const std::string &text)
-{
-    if (text.rfind("hex:", 0) != 0 && (text.empty() || text[0] != '"'))
-        return text;  // a bare word is its own bytes
+    // Read as the inside of a quoted string; an error names the text as
+    // written, not the quoted form it was read as.
     std::string error;
-    auto bytes = text::parse_data(text, error);
+    auto bytes = text::parse_data("\"" + s + "\"", error);
     if (!bytes)
-        throw std::invalid_argument("'" + text + "': " + error);
+        throw std::invalid_argument("'" + s + "': " + error);
     return std::string(bytes->begin(), bytes->end());
 }
 
@@ -62,8 +57,6 @@ SerialPeer::SerialPeer(Context &ctx) : ctx_(ctx)
     hold_ = ctx.get_bool("hold", false);
     if (link_.empty())
         throw std::invalid_argument("--link: empty path");
-    if (delay_ < 0)
-        throw std::invalid_argument("--delay: cannot be negative");
     if (garbage_ < 0 || garbage_ > 65536)
         throw std::invalid_argument("--garbage: expected 0 to 65536 bytes");
     if (hangup_after_ < 0)

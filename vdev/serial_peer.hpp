@@ -21,11 +21,8 @@
 
 namespace devhost::vdev {
 
-// Parses a data argument exactly as a step's DATA (text::parse_data:
-// "C-escaped text" or hex:0a0b); an unquoted word is taken as is. Throws
+// The C escapes of DATA in unquoted text (as if it were quoted). Throws
 // std::invalid_argument naming the text and what is wrong.
-std::string parse_serial_data(const std::string &text);
-// The C escapes of DATA in unquoted text (as if it were quoted).
 std::string unescape_serial(const std::string &text);
 
 class SerialPeer {

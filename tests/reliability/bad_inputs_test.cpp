@@ -326,7 +326,10 @@ TEST_CASE("every bad peer script in the catalogue stops the run before any pipel
     for (const auto &row : read_tsv("scripts.tsv", 2)) {
         INFO(row[0]);
         std::string content;
-        for (size_t i = 0; i < row[0].size(); i++) {
+        if (row[0] == "@big")
+            for (size_t i = 0; i < 2u << 20; i += 16)
+                content += "# a comment ...\n";
+        for (size_t i = 0; i < row[0].size() && row[0] != "@big"; i++) {
             char c = row[0][i];
             if (c == '\\' && i + 1 < row[0].size() && std::strchr("n0\\", row[0][i + 1])) {
                 char e = row[0][++i];
@@ -349,6 +352,38 @@ TEST_CASE("every bad peer script in the catalogue stops the run before any pipel
         count++;
     }
     CHECK(count >= 10);
+}
+
+TEST_CASE("every bad devhost-vdev command line in the catalogue is refused before a peer starts",
+          "[bad-inputs][vdev]")
+{
+    test::TempDir dir;
+    const auto answers = dir / "answers.txt";
+    test::write_file(answers, "ATI:\"x\n");
+    int count = 0;
+    for (const auto &row : read_tsv("vdev.tsv", 3)) {
+        auto expand = [&](std::string s) {
+            s = replace_all(s, "{bad-answers}", answers.string());
+            if (auto at = s.find("{x*"); at != std::string::npos) {
+                auto end = s.find('}', at);
+                s.replace(at, end - at + 1, std::string(std::stoul(s.substr(at + 3, end - at - 3)), 'x'));
+            }
+            return s;
+        };
+        INFO("devhost-vdev " << row[0]);
+        auto args = split_spaces(expand(row[0]));
+        args.insert(args.begin(), (test::bin_dir() / "devhost-vdev").string());
+        auto r = test::run_process(args, {.timeout = std::chrono::seconds(10),
+                                          .env = {{"DEVHOST_VDEV_DIR", dir.path().string()}}});
+        INFO("stderr: " << r.err);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.exit_code == std::stoi(row[1]));
+        CHECK(r.err.find(expand(row[2])) != std::string::npos);
+        CHECK(r.out.find("READY") == std::string::npos);
+        check_one_line_errors(r.err);
+        count++;
+    }
+    CHECK(count >= 20);
 }
 
 TEST_CASE("every bad command line in the catalogue gives its exact error and exit code", "[bad-inputs]")

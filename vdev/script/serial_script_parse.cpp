@@ -8,7 +8,7 @@ namespace devhost::vdev {
 
 namespace {
 
-// Throws "'TEXT': reason" for malformed DATA, as parse_serial_data does.
+// Throws "'TEXT': reason" for malformed DATA.
 std::string parse_data_arg(const std::string &arg)
 {
     std::string error;
