@@ -30,21 +30,7 @@ PluginRegistry &registry()
     return r;
 }
 
-std::string loop_stats()
-{
-    Device probe(registry().find("loop"), "probe");
-    REQUIRE(probe.open({.path = "loop:probe"}).ok());
-    uint8_t buf[256];
-    devhost_transfer x{};
-    x.op = DEVHOST_OP_CONTROL;
-    x.control_code = 1;  // stats
-    x.in = buf;
-    x.in_capacity = sizeof buf;
-    REQUIRE(probe.transfer(x).ok());
-    return std::string(reinterpret_cast<char *>(buf), x.in_len);
-}
-
-bool idle() { return loop_stats().rfind("open=1 connected=0 locked=0", 0) == 0; }
+bool idle() { return reliability::loop_stats(registry()).rfind("open=1 connected=0 locked=0", 0) == 0; }
 
 const char *full_pipeline = R"(
 class = loop

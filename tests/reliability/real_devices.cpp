@@ -1,5 +1,8 @@
 #include "real_devices.hpp"
 
+#include "device.hpp"
+#include "loader.hpp"
+
 #include <cerrno>
 #include <fcntl.h>
 #include <fstream>
@@ -120,6 +123,22 @@ void PtyEcho::run()
             }
         }
     }
+}
+
+std::string loop_stats(const devhost::PluginRegistry &registry)
+{
+    devhost::Device probe(registry.find("loop"), "probe");
+    if (!probe.open({.path = "loop:probe"}).ok())
+        throw std::runtime_error("cannot open a loop probe device");
+    uint8_t buf[256];
+    devhost_transfer x{};
+    x.op = DEVHOST_OP_CONTROL;
+    x.control_code = 1;  // stats
+    x.in = buf;
+    x.in_capacity = sizeof buf;
+    if (!probe.transfer(x).ok())
+        throw std::runtime_error("the loop plugin's stats control failed");
+    return std::string(reinterpret_cast<char *>(buf), x.in_len);
 }
 
 }  // namespace reliability

@@ -12,6 +12,10 @@
 #include <thread>
 #include <vector>
 
+namespace devhost {
+class PluginRegistry;
+}
+
 namespace reliability {
 
 namespace fs = std::filesystem;
@@ -29,6 +33,11 @@ void make_image(const fs::path &file, size_t size);
 // (then released), i.e. nobody holds a flock on it. For a tty it also asks
 // TIOCGEXCL: false if the tty is still in exclusive mode.
 bool exclusive_lock_free(const fs::path &path);
+
+// The loop plugin's own counters ("open=N connected=N locked=N ..."), read
+// through a probe device of `registry`'s loop plugin (which counts itself
+// as one open device).
+std::string loop_stats(const devhost::PluginRegistry &registry);
 
 // A pty pair from openpty(), in raw mode (so the termios a device restores
 // on close echoes nothing), both ends close-on-exec. The slave fd stays open

@@ -58,20 +58,6 @@ long soak_cycles()
     return n;
 }
 
-std::string loop_stats(const PluginRegistry &registry)
-{
-    Device probe(registry.find("loop"), "probe");
-    REQUIRE(probe.open({.path = "loop:probe"}).ok());
-    uint8_t buf[256];
-    devhost_transfer x{};
-    x.op = DEVHOST_OP_CONTROL;
-    x.control_code = 1;  // stats
-    x.in = buf;
-    x.in_capacity = sizeof buf;
-    REQUIRE(probe.transfer(x).ok());
-    return std::string(reinterpret_cast<char *>(buf), x.in_len);
-}
-
 }  // namespace
 
 TEST_CASE("10,000 device cycles on files, ptys and loop devices leave no fd, lock or memory behind", "[soak]")
@@ -170,5 +156,5 @@ TEST_CASE("10,000 device cycles on files, ptys and loop devices leave no fd, loc
         CHECK(again.open({.path = path}).ok());
         CHECK(again.close().ok());
     }
-    CHECK(loop_stats(registry).rfind("open=1 connected=0 locked=0", 0) == 0);
+    CHECK(reliability::loop_stats(registry).rfind("open=1 connected=0 locked=0", 0) == 0);
 }
