@@ -32,15 +32,6 @@ bool native_header(const uint8_t *head, size_t head_size, Ehdr &h)
            h.e_ident[EI_DATA] == native_data;
 }
 
-const char *segment_name(uint32_t type)
-{
-    switch (type) {
-    case PT_LOAD: return "loadable segment";
-    case PT_DYNAMIC: return "dynamic section";
-    default: return "segment";
-    }
-}
-
 }  // namespace
 
 size_t elf_bytes_needed(const uint8_t *head, size_t head_size)
@@ -77,7 +68,8 @@ std::optional<std::string> elf_defect(const uint8_t *head, size_t head_size, uin
         std::memcpy(&p, head + h.e_phoff + i * sizeof(Phdr), sizeof p);
         if (p.p_type != PT_LOAD && p.p_type != PT_DYNAMIC)
             continue;
-        const std::string what = std::string(segment_name(p.p_type)) + " " + std::to_string(i);
+        const std::string what =
+            std::string(p.p_type == PT_LOAD ? "loadable segment " : "dynamic section ") + std::to_string(i);
         const uint64_t end = uint64_t(p.p_offset) + uint64_t(p.p_filesz);
         if (end < p.p_offset)
             return what + " has an impossible offset " + std::to_string(p.p_offset);
