@@ -2,12 +2,12 @@
 
 #include "logging.hpp"
 #include "text.hpp"
+#include "text_file.hpp"
 
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/parsers.hpp>
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -320,35 +320,31 @@ Config parse_config(const std::string &text, const std::string &file, std::vecto
 
 Config load_config(const std::filesystem::path &file, std::vector<Diagnostic> &diagnostics)
 {
-    auto refuse = [&](const std::string &why) {
-        diagnostics.push_back({file.string(), 0, why});
-        Config c;
-        c.file = file;
-        return c;
-    };
     // A config is a regular file of sane size: never read a device, a FIFO
     // or a directory (/dev/zero would be read until memory runs out).
-    std::error_code ec;
-    const auto status = std::filesystem::status(file, ec);
-    if (ec)
-        return refuse("cannot open config file: " + ec.message());
-    if (std::filesystem::is_directory(status))
-        return refuse("is a directory, not a config file");
-    if (!std::filesystem::is_regular_file(status))
-        return refuse("not a regular file (a config is read from a file)");
-    const auto size = std::filesystem::file_size(file, ec);
-    if (!ec && size > max_config_bytes)
-        return refuse("config file is " + std::to_string(size) + " bytes; the limit is " +
-                      std::to_string(max_config_bytes));
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
-        return refuse("cannot open config file: " + std::string(std::strerror(errno)));
-    std::string text(static_cast<size_t>(ec ? max_config_bytes : size) + 1, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    text.resize(static_cast<size_t>(in.gcount()));
-    if (text.size() > max_config_bytes)  // grew since the size check
-        return refuse("config file is over the limit of " + std::to_string(max_config_bytes) + " bytes");
-    return parse_config(text, file.string(), diagnostics);
+    using Kind = text::FileRefusal::Kind;
+    text::FileRefusal why;
+    auto text = text::read_small_file(file, max_config_bytes, why);
+    if (text)
+        return parse_config(*text, file.string(), diagnostics);
+    std::string message;
+    switch (why.kind) {
+    case Kind::Directory: message = "is a directory, not a config file"; break;
+    case Kind::NotRegular: message = "not a regular file (a config is read from a file)"; break;
+    case Kind::TooLarge:
+        if (why.size)
+            message = "config file is " + std::to_string(why.size) + " bytes; the limit is " +
+                      std::to_string(max_config_bytes);
+        else  // grew while it was read
+            message = "config file is over the limit of " + std::to_string(max_config_bytes) + " bytes";
+        break;
+    case Kind::Read: message = "cannot read config file: " + std::string(std::strerror(why.os_errno)); break;
+    default: message = "cannot open config file: " + std::string(std::strerror(why.os_errno)); break;
+    }
+    diagnostics.push_back({file.string(), 0, message});
+    Config c;
+    c.file = file;
+    return c;
 }
 
 }  // namespace devhost

@@ -6,11 +6,13 @@
 // --answers=FILE (one CMD:REPLY a line, # comments); REPLY takes C escapes
 // and is sent as "\r\nREPLY\r\n". Commands match case-insensitively.
 #include "serial_peer.hpp"
+#include "text_file.hpp"
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
+#include <cstring>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 
 namespace devhost::vdev {
@@ -45,9 +47,7 @@ public:
         }
         std::string file = ctx.get("answers");
         if (!file.empty()) {
-            std::ifstream in(file);
-            if (!in)
-                throw std::invalid_argument("--answers=" + file + ": cannot open the file");
+            std::istringstream in(read_answers(file));
             std::string line;
             for (int no = 1; std::getline(in, line); no++) {
                 std::string t = trim(line);
@@ -79,6 +79,28 @@ protected:
     }
 
 private:
+    // The answers file: a regular file of at most 1 MiB (a directory, FIFO
+    // or device such as /dev/zero is refused, not read forever).
+    static std::string read_answers(const std::string &file)
+    {
+        using Kind = text::FileRefusal::Kind;
+        constexpr uint64_t max_bytes = 1u << 20;
+        const std::string prefix = "--answers=" + file + ": ";
+        text::FileRefusal why;
+        auto text = text::read_small_file(file, max_bytes, why);
+        if (text)
+            return *text;
+        switch (why.kind) {
+        case Kind::Directory: throw std::invalid_argument(prefix + "is a directory, not an answers file");
+        case Kind::NotRegular:
+            throw std::invalid_argument(prefix + "not a regular file (a FIFO or device is not an answers file)");
+        case Kind::TooLarge:
+            throw std::invalid_argument(prefix + "larger than " + std::to_string(max_bytes) + " bytes");
+        case Kind::Read: throw std::invalid_argument(prefix + "cannot read the file: " + std::strerror(why.os_errno));
+        default: throw std::invalid_argument(prefix + "cannot open the file");
+        }
+    }
+
     void add_answer(const std::string &spec, const std::string &where)
     {
         size_t colon = spec.find(':');

@@ -5,12 +5,10 @@
 #include "serial_peer.hpp"
 #include "serial_script_parse.hpp"
 
-#include <cerrno>
+#include "text_file.hpp"
+
 #include <cstring>
-#include <fcntl.h>
 #include <stdexcept>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <vector>
 
 namespace devhost::vdev {
@@ -21,39 +19,21 @@ namespace {
 // and parses it.
 std::vector<ScriptStep> load_script(const std::string &file)
 {
+    using Kind = text::FileRefusal::Kind;
     const std::string prefix = "--script=" + file + ": ";
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        throw std::invalid_argument(prefix + "cannot open the file: " + std::strerror(errno));
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
-    struct stat st {};
-    if (::fstat(fd, &st) != 0)
-        throw std::invalid_argument(prefix + "cannot read the file: " + std::strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        throw std::invalid_argument(prefix + "is a directory, not a script file");
-    if (!S_ISREG(st.st_mode))
+    text::FileRefusal why;
+    auto text = text::read_small_file(file, max_script_bytes, why);
+    if (text)
+        return parse_serial_script(*text, file);
+    switch (why.kind) {
+    case Kind::Directory: throw std::invalid_argument(prefix + "is a directory, not a script file");
+    case Kind::NotRegular:
         throw std::invalid_argument(prefix + "not a regular file (a FIFO or device is not a script)");
-    const std::string too_large = prefix + "larger than " + std::to_string(max_script_bytes) + " bytes";
-    if (static_cast<unsigned long long>(st.st_size) > max_script_bytes)
-        throw std::invalid_argument(too_large);
-    std::string text;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            throw std::invalid_argument(prefix + "cannot read the file: " + std::strerror(errno));
-        if (n == 0)
-            break;
-        text.append(buf, static_cast<size_t>(n));
-        if (text.size() > max_script_bytes)  // grew while being read
-            throw std::invalid_argument(too_large);
+    case Kind::TooLarge:
+        throw std::invalid_argument(prefix + "larger than " + std::to_string(max_script_bytes) + " bytes");
+    case Kind::Read: throw std::invalid_argument(prefix + "cannot read the file: " + std::strerror(why.os_errno));
+    default: throw std::invalid_argument(prefix + "cannot open the file: " + std::strerror(why.os_errno));
     }
-    return parse_serial_script(text, file);
 }
 
 class ScriptPeer : public SerialPeer {

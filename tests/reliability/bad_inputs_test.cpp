@@ -360,10 +360,12 @@ TEST_CASE("every bad devhost-vdev command line in the catalogue is refused befor
     test::TempDir dir;
     const auto answers = dir / "answers.txt";
     test::write_file(answers, "ATI:\"x\n");
+    const auto big_answers = dir / "big-answers.txt";
+    test::write_file(big_answers, std::string(2u << 20, '#'));
     int count = 0;
     for (const auto &row : read_tsv("vdev.tsv", 3)) {
         auto expand = [&](std::string s) {
-            s = replace_all(s, "{bad-answers}", answers.string());
+            s = replace_all(replace_all(s, "{bad-answers}", answers.string()), "{big-answers}", big_answers.string());
             if (auto at = s.find("{x*"); at != std::string::npos) {
                 auto end = s.find('}', at);
                 s.replace(at, end - at + 1, std::string(std::stoul(s.substr(at + 3, end - at - 3)), 'x'));
