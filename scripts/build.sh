@@ -23,6 +23,7 @@ packages=(
   libboost-dev libboost-program-options-dev
   libspdlog-dev libfmt-dev catch2
   util-linux e2fsprogs socat procps
+  abigail-tools
 )
 
 install_missing() {

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The append-only promise of the public headers, checked by a tool.
+#
+#   scripts/abi-check.sh            compare the headers with the baseline (CI)
+#   scripts/abi-check.sh --include DIR
+#                                   compare the headers in DIR/devhost instead
+#                                   (tests/abi/abi_check_test.sh uses it)
+#   scripts/abi-check.sh --update   write the baseline of the headers' own
+#                                   version (once, when a minor is released;
+#                                   see sdk/abi/README.md)
+#
+# Two checks against every baseline in sdk/abi/ (VERSION is MAJOR.MINOR):
+#  1. Layouts: sdk/abi/anchor.c and port_anchor.c name every struct and
+#     function of plugin.h, port.h and port_wire.h; built with debug info
+#     from the current headers, `abidiff` compares them with the committed
+#     `abidw` dumps (plugin-VERSION.abi, port-VERSION.abi). Members appended at the end of a struct and enumerators
+#     appended to an enum pass (sdk/abi/append-only.suppr); anything else
+#     (a member inserted, removed, resized or moved, a changed signature, a
+#     renumbered enumerator) fails.
+#  2. Values: every DEVHOST_* constant of the headers (status codes, ops,
+#     option types, flags, wire constants and the like) printed as NAME VALUE;
+#     each line of constants-VERSION.txt must still be there unchanged. New constants
+#     pass. The version minor and the *_LAST markers may move.
+#
+# Needs gcc and Debian's abigail-tools (installed here when missing, as root).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+abi=sdk/abi
+include=sdk/include
+update=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --update) update=1 ;;
+    --include) include=${2:?--include needs a directory}; shift ;;
+    *) echo "abi-check: unknown argument '$1' (see the top of $0)" >&2; exit 2 ;;
+  esac
+  shift
+done
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if ! command -v abidiff >/dev/null || ! command -v abidw >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "abi-check: abigail-tools is missing; run as root or: sudo apt-get install abigail-tools" >&2
+    exit 2
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends abigail-tools >&2 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends abigail-tools >&2; }
+fi
+
+# Constants whose value may change from one minor to the next.
+movable='^DEVHOST_(ABI_VERSION|ABI_VERSION_MINOR|[A-Z_]*_LAST) '
+
+build_anchor() { # SOURCE OUTPUT
+  gcc -std=gnu99 -g -O0 -shared -fPIC -fvisibility=hidden -I"$include" "$1" -o "$2"
+}
+
+constants() { # prints NAME VALUE for every DEVHOST_* constant, sorted
+  local headers='#include <devhost/plugin.h>
+#include <devhost/port.h>
+#include <devhost/port_wire.h>'
+  {
+    # Enumerators of every enum, named or not.
+    grep -ohE '^[[:space:]]*DEVHOST_[A-Z0-9_]+[[:space:]]*=' "$include"/devhost/{plugin,port,port_wire}.h |
+      tr -d ' \t='
+    # Object-like macros with a value (not function-like, not empty guards,
+    # not attributes or the entry point's identifier).
+    printf '%s\n' "$headers" | gcc -std=gnu99 -dM -E -I"$include" -x c - |
+      sed -nE 's/^#define (DEVHOST_[A-Z0-9_]+) +[^ ].*$/\1/p' |
+      grep -vxE 'DEVHOST_EXPORT|DEVHOST_PORT_API|DEVHOST_ENTRY_POINT'
+  } | sort -u > "$work/names"
+  {
+    printf '%s\n' "$headers" '#include <stdio.h>'
+    printf '%s\n' 'static void s(const char *n, const char *v) { printf("%s \"%s\"\n", n, v); }'
+    printf '%s\n' 'static void i(const char *n, long long v) { printf("%s %lld\n", n, v); }'
+    printf '%s\n' '#define P(x) _Generic((x), char *: s, const char *: s, default: i)(#x, (x))'
+    printf '%s\n' 'int main(void) {'
+    sed 's/.*/    P(&);/' "$work/names"
+    printf '%s\n' '    return 0;' '}'
+  } > "$work/constants.c"
+  gcc -std=gnu99 -I"$include" "$work/constants.c" -o "$work/constants"
+  "$work/constants" | sort
+}
+
+build_anchor "$abi/anchor.c" "$work/plugin.so"
+build_anchor "$abi/port_anchor.c" "$work/port.so"
+constants > "$work/constants.txt"
+
+if [ "$update" = 1 ]; then
+  version=$(sed -nE 's/^DEVHOST_ABI_VERSION_(MAJOR|MINOR) ([0-9]+)$/\2/p' "$work/constants.txt" | paste -sd.)
+  abidw --no-corpus-path "$work/plugin.so" > "$abi/plugin-$version.abi"
+  abidw --no-corpus-path "$work/port.so" > "$abi/port-$version.abi"
+  grep -vE "$movable" "$work/constants.txt" > "$abi/constants-$version.txt"
+  echo "abi-check: baseline $version written to $abi/"
+  exit 0
+fi
+
+failed=0
+check_baseline() { # VERSION
+  local version=$1 lib missing added
+  for lib in plugin port; do
+    if abidiff --suppressions "$abi/append-only.suppr" "$abi/$lib-$version.abi" "$work/$lib.so" > "$work/$lib.diff"; then
+      echo "abi-check: $version: $lib: layouts and signatures as in the baseline, or only appended to"
+    else
+      echo "abi-check: $version: $lib: a change the append-only rule does not allow (abidiff exit $?):"
+      sed 's/^/  /' "$work/$lib.diff"
+      failed=1
+    fi
+  done
+  missing=$(comm -23 "$abi/constants-$version.txt" "$work/constants.txt")
+  if [ -n "$missing" ]; then
+    echo "abi-check: $version: constants removed or changed (the baseline's value shown):"
+    printf '%s\n' "$missing" | sed 's/^/  /'
+    failed=1
+  else
+    added=$(comm -13 "$abi/constants-$version.txt" <(grep -vE "$movable" "$work/constants.txt") | wc -l)
+    echo "abi-check: $version: constants: every value unchanged ($added added since)"
+  fi
+}
+baselines=$(find "$abi" -maxdepth 1 -name 'constants-*.txt' | sed -E 's|.*/constants-(.*)\.txt$|\1|' | sort -V)
+[ -n "$baselines" ] || { echo "abi-check: no baseline in $abi/" >&2; exit 2; }
+for version in $baselines; do
+  check_baseline "$version"
+done
+exit "$failed"
