@@ -1,6 +1,7 @@
 #include "check.hpp"
 
 #include "device.hpp"
+#include "lifecycle.hpp"
 #include "options.hpp"
 #include "text.hpp"
 
@@ -43,124 +44,129 @@ std::string join(const std::vector<std::string> &v)
     return s.empty() ? "none" : s;
 }
 
-uint32_t op_of(const Step &s)
+// The lifecycle hook a step calls; nullopt for sleep, which calls none.
+std::optional<Hook> hook_of(StepKind kind)
 {
-    switch (s.kind) {
-    case StepKind::Write: return DEVHOST_OP_WRITE;
-    case StepKind::Read:
-        return s.read_mode == ReadMode::UpTo ? DEVHOST_OP_READ
-               : s.read_mode == ReadMode::Exactly ? DEVHOST_OP_READ_EXACT
-                                                  : DEVHOST_OP_READ_UNTIL;
-    case StepKind::Request: return DEVHOST_OP_REQUEST;
-    case StepKind::GetMessage: return DEVHOST_OP_GET_MESSAGE;
-    case StepKind::Reply: return DEVHOST_OP_REPLY;
-    case StepKind::Control: return DEVHOST_OP_CONTROL;
-    default: return 0;
+    switch (kind) {
+    case StepKind::Open: return Hook::Open;
+    case StepKind::Connect: return Hook::Connect;
+    case StepKind::Info: return Hook::Info;
+    case StepKind::Lock: return Hook::Lock;
+    case StepKind::Unlock: return Hook::Unlock;
+    case StepKind::Disconnect: return Hook::Disconnect;
+    case StepKind::Close: return Hook::Close;
+    case StepKind::Sleep: return std::nullopt;
+    default: return Hook::Transfer;
     }
 }
 
-// Walks the steps in order through the states a device can be in, the same
-// rules Device enforces at run time.
+// What a refused step needed, as check says it.
+std::string needed(Need need, const std::string &cls)
+{
+    switch (need) {
+    case Need::None: return "";
+    case Need::NotClosed: return "comes after close (a closed device cannot be used again)";
+    case Need::Open: return "needs an open device: add 'step = open' before it";
+    case Need::NotOpen: return "device is already open";
+    case Need::NotConnected: return "device is already connected";
+    case Need::NotLocked: return "device is already locked";
+    case Need::Connected: return "device is not connected at this point";
+    case Need::Locked: return "device is not locked at this point";
+    case Need::ConnectedForLock: return cls + " needs connect before lock";
+    case Need::ConnectedForTransfer: return cls + " needs connect before transfers";
+    case Need::LockedForTransfer: return cls + " needs lock before transfers";
+    }
+    return "";
+}
+
+// Whether the plugin has the hook (or, for a transfer, the op) a step needs;
+// the reason it does not otherwise.
+std::optional<std::string> unsupported(const Step &s, Hook hook, const Plugin &plugin, const std::string &cls)
+{
+    const auto &h = plugin.hooks();
+    switch (hook) {
+    case Hook::Connect: return h.connect ? std::nullopt : std::optional(cls + " does not support connect");
+    case Hook::Info: return h.info ? std::nullopt : std::optional(cls + " does not support info");
+    case Hook::Lock: return h.lock ? std::nullopt : std::optional(cls + " does not support lock");
+    case Hook::Transfer: {
+        const uint32_t op = transfer_op(s);
+        if (!plugin.supports_op(op))
+            return cls + " does not support " + op_name(op);
+        return std::nullopt;
+    }
+    default: return std::nullopt;
+    }
+}
+
+// The control code a control step names; a reason when it names none.
+uint32_t control_code(const DeviceConfig &d, const Step &s, const Plugin &plugin, const std::string &file,
+                      const std::string &cls, std::optional<std::string> &error)
+{
+    std::vector<std::string> names;
+    for (const auto &c : plugin.controls())
+        names.push_back(c.name);
+    if (auto c = plugin.find_control(s.control))
+        return c->code;
+    if (auto n = text::parse_int(s.control); n && *n >= 0 && *n <= UINT32_MAX) {
+        if (!plugin.find_control(static_cast<uint32_t>(*n)))  // the plugin may still know it: its call
+            spdlog::warn("{}:{}: [device {}] step '{}': control code {} is not one {} declares; "
+                         "the plugin decides when it runs",
+                         file, s.line, d.name, s.text, *n, cls);
+        return static_cast<uint32_t>(*n);
+    } else if (n) {
+        error = "control code " + s.control + " is out of range (0 to " + std::to_string(UINT32_MAX) + ")";
+    } else {
+        std::string hint = closest(s.control, names);
+        error = "unknown control code '" + s.control + "' for " + cls +
+                (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " + join(names);
+    }
+    return 0;
+}
+
+// Walks the steps in order through the device lifecycle (lifecycle.hpp), the
+// same table Device enforces at run time. After a mistake it goes on as if
+// the step had succeeded, so that one mistake does not hide the next.
 void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string &file, DevicePlan &plan,
                  std::vector<Diagnostic> &diags)
 {
-    bool open = false, connected = false, locked = false, closed = false, got_message = false;
+    DeviceState state;
+    const ClassRules rules{plugin.lock_requires(), plugin.transfer_requires()};
+    bool got_message = false;
     auto fail = [&](const Step &s, const std::string &what) {
         diags.push_back({file, s.line, "[device " + d.name + "] step '" + s.text + "': " + what});
     };
-    const auto &h = plugin.hooks();
     const std::string cls = "class '" + plugin.device_class() + "'";
     for (const Step &s : d.steps) {
         uint32_t code = 0;
-        if (closed && s.kind != StepKind::Sleep) {
-            fail(s, "comes after close (a closed device cannot be used again)");
+        const std::optional<Hook> hook = hook_of(s.kind);
+        if (!hook) {  // sleep: no hook, any state
             plan.control_codes.push_back(0);
             continue;
         }
-        if (!open && s.kind != StepKind::Open && s.kind != StepKind::Sleep) {
-            fail(s, "needs an open device: add 'step = open' before it");
+        const Need need = needs(*hook, state, rules);
+        if (need == Need::NotClosed || need == Need::Open) {  // nothing else to say of this step
+            fail(s, needed(need, cls));
             plan.control_codes.push_back(0);
             continue;
         }
-        switch (s.kind) {
-        case StepKind::Open:
-            if (open)
-                fail(s, "device is already open");
-            open = true;
-            break;
-        case StepKind::Connect:
-            if (!h.connect)
-                fail(s, cls + " does not support connect");
-            else if (connected)
-                fail(s, "device is already connected");
-            connected = true;
-            break;
-        case StepKind::Info:
-            if (!h.info)
-                fail(s, cls + " does not support info");
-            break;
-        case StepKind::Lock:
-            if (!h.lock)
-                fail(s, cls + " does not support lock");
-            else if ((plugin.lock_requires() & DEVHOST_REQUIRES_CONNECTED) && !connected)
-                fail(s, cls + " needs connect before lock");
-            else if (locked)
-                fail(s, "device is already locked");
-            locked = true;
-            break;
-        case StepKind::Unlock:
-            if (!locked)
-                fail(s, "device is not locked at this point");
-            locked = false;
-            break;
-        case StepKind::Disconnect:
-            if (!connected)
-                fail(s, "device is not connected at this point");
-            connected = false;
-            break;
-        case StepKind::Close:
-            open = connected = locked = false;
-            closed = true;
-            break;
-        case StepKind::Sleep:
-            break;
-        default: {
-            const uint32_t op = op_of(s);
-            if (!plugin.supports_op(op)) {
-                fail(s, cls + " does not support " + op_name(op));
-                break;
-            }
-            if ((plugin.transfer_requires() & DEVHOST_REQUIRES_CONNECTED) && !connected)
-                fail(s, cls + " needs connect before transfers");
-            else if ((plugin.transfer_requires() & DEVHOST_REQUIRES_LOCKED) && !locked)
-                fail(s, cls + " needs lock before transfers");
+        const std::optional<std::string> why = unsupported(s, *hook, plugin, cls);
+        if (why)
+            fail(s, *why);
+        else if (need != Need::None)
+            fail(s, needed(need, cls));
+        if (!why || *hook != Hook::Transfer) {
             if (s.kind == StepKind::GetMessage)
                 got_message = true;
             if (s.kind == StepKind::Reply && !s.message_id && !got_message)
                 fail(s, "no get-message before it to reply to (or give id=N)");
             if (s.kind == StepKind::Control) {
-                std::vector<std::string> names;
-                for (const auto &c : plugin.controls())
-                    names.push_back(c.name);
-                if (auto c = plugin.find_control(s.control)) {
-                    code = c->code;
-                } else if (auto n = text::parse_int(s.control); n && *n >= 0 && *n <= UINT32_MAX) {
-                    code = static_cast<uint32_t>(*n);
-                    if (!plugin.find_control(code))  // the plugin may still know it: its call
-                        spdlog::warn("{}:{}: [device {}] step '{}': control code {} is not one {} declares; "
-                                     "the plugin decides when it runs",
-                                     file, s.line, d.name, s.text, code, cls);
-                } else if (n) {
-                    fail(s, "control code " + s.control + " is out of range (0 to " + std::to_string(UINT32_MAX) +
-                                ")");
-                } else {
-                    std::string hint = closest(s.control, names);
-                    fail(s, "unknown control code '" + s.control + "' for " + cls +
-                                (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " + join(names));
-                }
+                std::optional<std::string> error;
+                code = control_code(d, s, plugin, file, cls, error);
+                if (error)
+                    fail(s, *error);
             }
         }
-        }
+        apply(*hook, true, state);
         plan.control_codes.push_back(code);
     }
 }

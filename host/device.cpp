@@ -2,6 +2,7 @@
 
 #include "logging.hpp"
 #include "options.hpp"
+#include "steps.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -29,6 +30,7 @@ Device::Device(std::shared_ptr<const Plugin> plugin, std::string name)
     : plugin_(std::move(plugin)), name_(std::move(name)), token_(std::make_unique<devhost_host_device>())
 {
     token_->name = name_;
+    rules_ = {plugin_->lock_requires(), plugin_->transfer_requires()};
     cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (cancel_fd_ < 0)
         throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
@@ -36,13 +38,19 @@ Device::Device(std::shared_ptr<const Plugin> plugin, std::string name)
 
 Device::~Device()
 {
-    if (locked_)
-        unlock();
-    if (connected_)
-        disconnect();
-    if (open_)
-        close();
+    for (Hook hook : unwind_order(state_, rules_))
+        release(hook);
     ::close(cancel_fd_);
+}
+
+Outcome Device::release(Hook hook)
+{
+    switch (hook) {
+    case Hook::Unlock: return unlock();
+    case Hook::Disconnect: return disconnect();
+    case Hook::Close: return close();
+    default: return {DEVHOST_E_INVALID, std::string(hook_name(hook)) + " is not a release", 0};
+    }
 }
 
 void Device::cancel()
@@ -53,15 +61,37 @@ void Device::cancel()
     [[maybe_unused]] ssize_t n = ::write(cancel_fd_, &one, sizeof one);
 }
 
-Outcome Device::refuse_state(const char *hook, const char *needs) const
+namespace {
+
+// What a refused call needed, as Device's messages say it.
+const char *needed(Need need)
 {
-    Outcome o;
-    o.status = DEVHOST_E_STATE;
-    if (closed_)
-        o.message = std::string(hook) + " on device '" + name_ + "' after close";
-    else
-        o.message = std::string(hook) + " on device '" + name_ + "' needs " + needs;
-    return o;
+    switch (need) {
+    case Need::None:
+    case Need::NotClosed: return "";
+    case Need::Open: return "an open device";
+    case Need::NotOpen: return "a device that is not open yet";
+    case Need::NotConnected: return "a device that is not connected yet";
+    case Need::NotLocked: return "a device that is not locked yet";
+    case Need::Connected: return "a connected device";
+    case Need::Locked: return "a locked device";
+    case Need::ConnectedForLock: return "a connected device (class requires connect before lock)";
+    case Need::ConnectedForTransfer: return "a connected device (class requires connect before transfers)";
+    case Need::LockedForTransfer: return "a locked device (class requires lock before transfers)";
+    }
+    return "";
+}
+
+}  // namespace
+
+std::optional<Outcome> Device::refuse(Hook hook, const char *call) const
+{
+    const Need need = needs(hook, state_, rules_);
+    if (need == Need::None)
+        return std::nullopt;
+    if (need == Need::NotClosed)
+        return Outcome{DEVHOST_E_STATE, std::string(call) + " on device '" + name_ + "' after close", 0};
+    return Outcome{DEVHOST_E_STATE, std::string(call) + " on device '" + name_ + "' needs " + needed(need), 0};
 }
 
 Outcome Device::call_failed(devhost_status status, const devhost_error &err, const char *hook) const
@@ -131,8 +161,8 @@ static Outcome unsupported(const std::string &cls, const char *hook)
 
 Outcome Device::open(const OpenRequest &request)
 {
-    if (closed_ || open_)
-        return refuse_state("open", "a device that is not open yet");
+    if (auto refused = refuse(Hook::Open, "open"))
+        return *refused;
 
     // One value per schema entry, in schema order; configured values are
     // validated, the rest take their defaults.
@@ -198,21 +228,20 @@ Outcome Device::open(const OpenRequest &request)
     if (!handle)
         return {DEVHOST_E_INVALID, "plugin '" + plugin_->name() + "' reported a successful open without a device", 0};
     handle_ = handle;
-    open_ = true;
+    apply(Hook::Open, true, state_);
     return {};
 }
 
 Outcome Device::close()
 {
-    if (!open_)
-        return refuse_state("close", "an open device");
+    if (auto refused = refuse(Hook::Close, "close"))
+        return *refused;
     const Fault *pending = nullptr;
     std::optional<Outcome> injected = fault_before(Hook::Close, pending);
     devhost_error err = fresh_error();
     devhost_status status = plugin_->hooks().close(handle_, &err);
     handle_ = nullptr;
-    open_ = connected_ = locked_ = false;
-    closed_ = true;
+    apply(Hook::Close, status == DEVHOST_OK, state_);
     if (injected)  // block or crash: the plugin's close still ran, above
         return *injected;
     return fault_after(pending, status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "close"));
@@ -220,10 +249,8 @@ Outcome Device::close()
 
 Outcome Device::connect(const ConnectRequest &request)
 {
-    if (!open_)
-        return refuse_state("connect", "an open device");
-    if (connected_)
-        return refuse_state("connect", "a device that is not connected yet");
+    if (auto refused = refuse(Hook::Connect, "connect"))
+        return *refused;
     if (!plugin_->hooks().connect)
         return unsupported(plugin_->device_class(), "connect");
     const Fault *pending = nullptr;
@@ -235,11 +262,9 @@ Outcome Device::connect(const ConnectRequest &request)
     devhost_connect_params params{};
     params.struct_size = sizeof params;
     if (request.context) {
-        if (request.context_size && *request.context_size > request.context->size())
-            return {DEVHOST_E_INVALID,
-                    "connect: context-size " + std::to_string(*request.context_size) + " is larger than the context (" +
-                        std::to_string(request.context->size()) + " bytes)",
-                    0};
+        if (request.context_size)
+            if (auto why = context_size_error(request.context->size(), *request.context_size))
+                return {DEVHOST_E_INVALID, "connect: " + *why, 0};
         params.context = request.context->data();
         params.context_size = request.context_size.value_or(static_cast<uint32_t>(request.context->size()));
     } else {
@@ -251,17 +276,17 @@ Outcome Device::connect(const ConnectRequest &request)
     params.timeout_ms = request.timeout_ms;
     devhost_error err = fresh_error();
     devhost_status status = plugin_->hooks().connect(handle_, &params, &err);
+    apply(Hook::Connect, status == DEVHOST_OK, state_);
     if (status != DEVHOST_OK)
         return call_failed(status, err, "connect");
-    connected_ = true;
     return {};
 }
 
 Outcome Device::disconnect()
 {
-    if (!connected_)
-        return refuse_state("disconnect", "a connected device");
-    connected_ = false;
+    if (auto refused = refuse(Hook::Disconnect, "disconnect"))
+        return *refused;
+    apply(Hook::Disconnect, true, state_);  // released whatever the plugin answers
     const Fault *pending = nullptr;
     std::optional<Outcome> injected = fault_before(Hook::Disconnect, pending);
     Outcome real;
@@ -275,12 +300,8 @@ Outcome Device::disconnect()
 
 Outcome Device::lock(int32_t timeout_ms)
 {
-    if (!open_)
-        return refuse_state("lock", "an open device");
-    if ((plugin_->lock_requires() & DEVHOST_REQUIRES_CONNECTED) && !connected_)
-        return refuse_state("lock", "a connected device (class requires connect before lock)");
-    if (locked_)
-        return refuse_state("lock", "a device that is not locked yet");
+    if (auto refused = refuse(Hook::Lock, "lock"))
+        return *refused;
     if (!plugin_->hooks().lock)
         return unsupported(plugin_->device_class(), "lock");
     const Fault *pending = nullptr;
@@ -288,17 +309,17 @@ Outcome Device::lock(int32_t timeout_ms)
         return *injected;
     devhost_error err = fresh_error();
     devhost_status status = plugin_->hooks().lock(handle_, timeout_ms, &err);
+    apply(Hook::Lock, status == DEVHOST_OK, state_);
     if (status != DEVHOST_OK)
         return call_failed(status, err, "lock");
-    locked_ = true;
     return {};
 }
 
 Outcome Device::unlock()
 {
-    if (!locked_)
-        return refuse_state("unlock", "a locked device");
-    locked_ = false;
+    if (auto refused = refuse(Hook::Unlock, "unlock"))
+        return *refused;
+    apply(Hook::Unlock, true, state_);  // released whatever the plugin answers
     const Fault *pending = nullptr;
     std::optional<Outcome> injected = fault_before(Hook::Unlock, pending);
     Outcome real;
@@ -327,8 +348,8 @@ void info_put(void *context, const char *key, const char *value)
 
 Outcome Device::info(InfoList &out)
 {
-    if (!open_)
-        return refuse_state("info", "an open device");
+    if (auto refused = refuse(Hook::Info, "info"))
+        return *refused;
     if (!plugin_->hooks().info)
         return unsupported(plugin_->device_class(), "info");
     const Fault *pending = nullptr;
@@ -362,12 +383,8 @@ const char *op_name(uint32_t op)
 Outcome Device::transfer(devhost_transfer &xfer)
 {
     const char *name = op_name(xfer.op);
-    if (!open_)
-        return refuse_state(name, "an open device");
-    if ((plugin_->transfer_requires() & DEVHOST_REQUIRES_CONNECTED) && !connected_)
-        return refuse_state(name, "a connected device (class requires connect before transfers)");
-    if ((plugin_->transfer_requires() & DEVHOST_REQUIRES_LOCKED) && !locked_)
-        return refuse_state(name, "a locked device (class requires lock before transfers)");
+    if (auto refused = refuse(Hook::Transfer, name))
+        return *refused;
     if (!plugin_->supports_op(xfer.op) || !plugin_->hooks().transfer)
         return unsupported(plugin_->device_class(), name);
     xfer.struct_size = sizeof xfer;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "faults.hpp"
+#include "lifecycle.hpp"
 #include "loader.hpp"
 
 #include <devhost/plugin.h>
@@ -57,7 +58,7 @@ const char *op_name(uint32_t op);
 class Device {
 public:
     Device(std::shared_ptr<const Plugin> plugin, std::string name);
-    // Unwinds whatever is still held (unlock, disconnect, close).
+    // Releases whatever is still held, in the lifecycle's unwind order.
     ~Device();
     Device(const Device &) = delete;
     Device &operator=(const Device &) = delete;
@@ -76,10 +77,14 @@ public:
     Outcome disconnect();
     Outcome close();
 
-    bool is_open() const { return open_; }
-    bool is_connected() const { return connected_; }
-    bool is_locked() const { return locked_; }
-    bool was_closed() const { return closed_; }
+    const DeviceState &state() const { return state_; }
+    const ClassRules &rules() const { return rules_; }
+    bool is_open() const { return state_.open; }
+    bool is_connected() const { return state_.connected; }
+    bool is_locked() const { return state_.locked; }
+    bool was_closed() const { return state_.closed; }
+    // Calls the release hook (unlock, disconnect or close) named by `hook`.
+    Outcome release(Hook hook);
 
     // Test mode: faults to inject into this device's hook calls.
     void set_faults(FaultSchedule faults) { faults_ = std::move(faults); }
@@ -91,7 +96,8 @@ public:
     int cancel_fd() const { return cancel_fd_; }
 
 private:
-    Outcome refuse_state(const char *hook, const char *needs) const;
+    // DEVHOST_E_STATE for a call the lifecycle does not allow, or nullopt.
+    std::optional<Outcome> refuse(Hook hook, const char *call) const;
     Outcome call_failed(devhost_status status, const devhost_error &err, const char *hook) const;
     // Applies an injected fault due for this call of `hook`: returns the
     // outcome to report instead of calling the plugin, or nullopt to call it
@@ -103,7 +109,8 @@ private:
     std::string name_;
     std::unique_ptr<devhost_host_device> token_;  // what the plugin logs with
     devhost_device *handle_ = nullptr;
-    bool open_ = false, connected_ = false, locked_ = false, closed_ = false;
+    ClassRules rules_;
+    DeviceState state_;
     int cancel_fd_ = -1;
     std::atomic<bool> cancelled_{false};
     FaultSchedule faults_;

@@ -21,11 +21,6 @@ std::optional<devhost_status> parse_status(std::string_view name)
 
 std::optional<Fault> parse_fault(std::string_view text_in, std::string &error)
 {
-    static const std::pair<const char *, Hook> hooks[] = {
-        {"open", Hook::Open},     {"connect", Hook::Connect},       {"lock", Hook::Lock},
-        {"transfer", Hook::Transfer}, {"unlock", Hook::Unlock}, {"disconnect", Hook::Disconnect},
-        {"close", Hook::Close},   {"info", Hook::Info},
-    };
     Fault f;
     std::string_view t = text::trim(text_in);
     f.text = std::string(t);
@@ -45,8 +40,8 @@ std::optional<Fault> parse_fault(std::string_view text_in, std::string &error)
         hook = hook.substr(0, hash);
     }
     bool found = false;
-    for (const auto &[name, h] : hooks)
-        if (hook == name) {
+    for (Hook h : all_hooks)
+        if (hook == hook_name(h)) {
             f.hook = h;
             found = true;
         }

@@ -17,6 +17,8 @@
 //           crash         the host raises SIGSEGV where the hook would run
 #pragma once
 
+#include "lifecycle.hpp"
+
 #include <devhost/plugin.h>
 
 #include <cstdint>
@@ -26,8 +28,6 @@
 #include <vector>
 
 namespace devhost {
-
-enum class Hook { Open, Connect, Lock, Transfer, Unlock, Disconnect, Close, Info };
 
 struct Fault {
     enum class Action { Fail, Block, Short, Crash };

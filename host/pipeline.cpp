@@ -98,27 +98,19 @@ struct StepRunner {
         x.timeout_ms = timeout;
         size_t capacity = 0;
         bool sends = false;
+        x.op = transfer_op(s);
         switch (s.kind) {
         case StepKind::Write:
-            x.op = DEVHOST_OP_WRITE;
             sends = true;
             break;
         case StepKind::Read:
-            x.op = s.read_mode == ReadMode::UpTo ? DEVHOST_OP_READ
-                   : s.read_mode == ReadMode::Exactly ? DEVHOST_OP_READ_EXACT
-                                                      : DEVHOST_OP_READ_UNTIL;
             capacity = s.read_mode == ReadMode::Until ? s.max : s.count;
             break;
         case StepKind::Request:
-            x.op = DEVHOST_OP_REQUEST;
-            capacity = s.max;
-            break;
         case StepKind::GetMessage:
-            x.op = DEVHOST_OP_GET_MESSAGE;
             capacity = s.max;
             break;
         case StepKind::Reply:
-            x.op = DEVHOST_OP_REPLY;
             sends = true;
             if (!s.message_id && !last_message_id)
                 return {DEVHOST_E_STATE, "reply: no message was received to reply to (give id=N)", 0};
@@ -126,7 +118,6 @@ struct StepRunner {
             rec.message_id = x.message_id;
             break;
         case StepKind::Control:
-            x.op = DEVHOST_OP_CONTROL;
             x.control_code = control_code;
             capacity = s.max;
             break;
@@ -232,15 +223,16 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
         }
     }
 
-    // Unwind what the pipeline still holds, in the order the seeds list it.
-    auto unwind = [&](const char *step, auto &&call) {
+    // Unwind what the pipeline still holds, in the lifecycle's order.
+    for (Hook hook : unwind_order(device.state(), device.rules())) {
+        const char *step = hook_name(hook);
         Record rec;
         rec.device = cfg.name;
         rec.seq = ++seq;
         rec.step = step;
         rec.unwind = true;
         const auto start = Clock::now();
-        Outcome o = call();
+        Outcome o = device.release(hook);
         rec.duration_ms = ms_since(start);
         rec.status = o.status;
         rec.message = o.message;
@@ -250,13 +242,7 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
             spdlog::info("{}: {} (unwinding what the pipeline held)", cfg.name, step);
         else
             spdlog::warn("{}: unwinding {} failed: {}", cfg.name, step, o.message);
-    };
-    if (device.is_connected())
-        unwind("disconnect", [&] { return device.disconnect(); });
-    if (device.is_locked())
-        unwind("unlock", [&] { return device.unlock(); });
-    if (device.is_open())
-        unwind("close", [&] { return device.close(); });
+    }
     {
         std::lock_guard lock(mutex_);
         live_.erase(std::remove(live_.begin(), live_.end(), &device), live_.end());

@@ -1,5 +1,7 @@
 #include "steps.hpp"
 
+#include <devhost/plugin.h>
+
 #include <map>
 
 namespace devhost {
@@ -275,11 +277,9 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
                 s.args.emplace_back(k, value);
             }
         }
-        // context-size may differ from the context to test a plugin's
-        // checks, but never claim bytes the context does not have.
-        if (ok && s.context && s.context_size && *s.context_size > s.context->size())
-            ok = p.fail("context-size=" + std::to_string(*s.context_size) + " is larger than the context (" +
-                        std::to_string(s.context->size()) + " bytes)");
+        if (ok && s.context && s.context_size)
+            if (auto why = context_size_error(s.context->size(), *s.context_size))
+                ok = p.fail(*why);
         break;
     case StepKind::Write:
         ok = want_positional(1, 1, "DATA (a \"quoted string\" or hex:...)") && p.data(positional[0], "DATA", s.data) &&
@@ -336,6 +336,30 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
     if (!ok)
         return std::nullopt;
     return std::move(p.step);
+}
+
+std::optional<std::string> context_size_error(size_t context_len, uint32_t context_size)
+{
+    if (context_size <= context_len)
+        return std::nullopt;
+    return "context-size=" + std::to_string(context_size) + " is larger than the context (" +
+           std::to_string(context_len) + " bytes)";
+}
+
+uint32_t transfer_op(const Step &s)
+{
+    switch (s.kind) {
+    case StepKind::Write: return DEVHOST_OP_WRITE;
+    case StepKind::Read:
+        return s.read_mode == ReadMode::UpTo      ? DEVHOST_OP_READ
+               : s.read_mode == ReadMode::Exactly ? DEVHOST_OP_READ_EXACT
+                                                  : DEVHOST_OP_READ_UNTIL;
+    case StepKind::Request: return DEVHOST_OP_REQUEST;
+    case StepKind::GetMessage: return DEVHOST_OP_GET_MESSAGE;
+    case StepKind::Reply: return DEVHOST_OP_REPLY;
+    case StepKind::Control: return DEVHOST_OP_CONTROL;
+    default: return 0;
+    }
 }
 
 }  // namespace devhost

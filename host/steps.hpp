@@ -56,6 +56,16 @@ struct Step {
 
 const char *step_name(StepKind kind);
 
+// The host's part of the connect context rule (the plugin judges the rest,
+// such as a context with size 0): context-size may differ from the context's
+// length, so that a plugin's own checks can be tried, but never claims bytes
+// the context does not have. The reason, or nullopt when the pair is fine.
+std::optional<std::string> context_size_error(size_t context_len, uint32_t context_size);
+
+// The transfer op a step performs (DEVHOST_OP_*), or 0 for a step that is no
+// transfer (open, connect, info, lock, unlock, disconnect, close, sleep).
+uint32_t transfer_op(const Step &step);
+
 // Parses one step. On error returns nullopt and sets `error` to one line
 // naming the step and what was wrong.
 std::optional<Step> parse_step(std::string_view line, std::string &error);

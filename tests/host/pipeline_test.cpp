@@ -100,7 +100,7 @@ TEST_CASE("connect never hands a plugin a context shorter than the size it claim
     too_big.context_size = 65535;
     Outcome o = d.connect(too_big);
     CHECK(o.status == DEVHOST_E_INVALID);
-    CHECK(o.message == "connect: context-size 65535 is larger than the context (3 bytes)");
+    CHECK(o.message == "connect: context-size=65535 is larger than the context (3 bytes)");
     ConnectRequest shorter = too_big;
     shorter.context_size = 2;  // a prefix of the context: allowed
     CHECK(d.connect(shorter).ok());
