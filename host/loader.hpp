@@ -88,11 +88,15 @@ struct Refusal {
 
 class PluginRegistry {
 public:
-    // Loads one plugin file. On refusal, records it, logs one warning line
-    // naming the file and the reason, and returns nullptr.
+    // Loads one plugin file: resolves and checks it and every directory on
+    // its way by descriptor (trusted_file.hpp), checks its ELF header, and
+    // loads the checked descriptor. On refusal, records it, logs one warning
+    // line naming the file (as given) and the reason, and returns nullptr.
     std::shared_ptr<const Plugin> load_file(const fs::path &file);
-    // Loads every regular file named *.so in `dir`, in name order. A missing
-    // directory is logged at debug level and skipped.
+    // Loads every entry named *.so in `dir`, in name order; one that is no
+    // plugin (a directory, a symlink loop, a target it may not read) is one
+    // refusal like any other. A missing directory is logged at debug level
+    // and skipped, one that cannot be read is a warning.
     void load_directory(const fs::path &dir);
     // The plugin serving `device_class`, or nullptr.
     std::shared_ptr<const Plugin> find(std::string_view device_class) const;
