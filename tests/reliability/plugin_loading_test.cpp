@@ -225,6 +225,7 @@ TEST_CASE("the loader maps the very file it checked, even when the path is swapp
         }
         r = host.wait(0ms);
     }
+    fan.reset();  // any open still held goes on, so the host can end
     INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
     REQUIRE_FALSE(r.timed_out);
     CHECK(r.exit_code == 0);
@@ -350,6 +351,18 @@ TEST_CASE("a scan by a host running as nobody refuses what it may not read, alon
     CHECK(r.exit_code == 0);
     for (const auto &[name, reason] : refused)
         check_json_refused_once(r.out, plugins / name, reason);
+
+    // A whole plugin directory it may not read is a warning, and the next
+    // directory still loads.
+    const fs::path closed = t / "closed";
+    make_dir(closed, 0700);
+    install(good_plugin(), closed / "abitest.so");
+    r = as_nobody({devhost_exe().string(), "--plugin-path", closed.string() + ":" + plugins.string(), "plugins"});
+    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(count_lines(r.err, "warning: plugin directory " + closed.string() + " cannot be read: Permission denied; skipped") == 1);
+    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.0, " + (plugins / "good.so").string() + "\n") !=
+          std::string::npos);
 }
 
 TEST_CASE("plugins loaded one after another, through the same descriptor number, each get their own library",
