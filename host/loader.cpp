@@ -189,8 +189,8 @@ std::shared_ptr<boost::dll::shared_library> load_library(int fd, const fs::path 
                 at = end;  // another descriptor's name
                 continue;
             }
-            why.replace(at, name.size(), file.string());
-            at += file.string().size();
+            why.replace(at, name.size(), display_path(file));
+            at += display_path(file).size();
         }
         throw Refused{"not a loadable library: " + why};
     }
@@ -385,14 +385,14 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
         plugin->library_ = std::move(library);
 
         if (auto taken = find(plugin->class_))
-            throw Refused{"class '" + plugin->class_ + "' already provided by " + taken->file().string()};
+            throw Refused{"class '" + plugin->class_ + "' already provided by " + display_path(taken->file())};
         plugins_.push_back(plugin);
         spdlog::debug("loaded plugin {} (class {}, version {}, ABI {}) from {}", plugin->name_, plugin->class_,
-                      plugin->version_, format_version(v), file.string());
+                      plugin->version_, format_version(v), display_path(file));
         return plugin;
     } catch (const Refused &r) {
         refusals_.push_back({file, r.reason});
-        spdlog::warn("plugin {} refused: {}", file.string(), r.reason);
+        spdlog::warn("plugin {} refused: {}", display_path(file), r.reason);
         return nullptr;
     }
 }
@@ -426,6 +426,12 @@ std::shared_ptr<const Plugin> PluginRegistry::find(std::string_view device_class
         if (p->device_class() == device_class)
             return p;
     return nullptr;
+}
+
+std::string display_path(const fs::path &file)
+{
+    const std::string &s = file.native();
+    return text::to_printable(reinterpret_cast<const uint8_t *>(s.data()), s.size());
 }
 
 std::vector<fs::path> plugin_search_path(const std::optional<std::string> &cli_path,

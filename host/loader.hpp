@@ -108,6 +108,10 @@ private:
     std::vector<Refusal> refusals_;
 };
 
+// A plugin file's path for a log line or a listing: printable (text::
+// to_printable), so a file name holding a newline stays on its line.
+std::string display_path(const fs::path &file);
+
 // The directories to search, in order: --plugin-path, DEVHOST_PLUGIN_PATH,
 // the config's [host] plugin-path (each may list several, ':'-separated),
 // then ../lib/devhost/plugins relative to the executable.

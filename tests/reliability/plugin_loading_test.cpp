@@ -275,6 +275,7 @@ TEST_CASE("a plugin directory scan survives every entry: each bad one is one ref
     fs::create_symlink(std::string(300, 'n'), plugins / "long.so");  // a name too long to resolve
     fs::create_directory(plugins / "x.so");                           // a directory named like a plugin
     fs::create_symlink(t / "gone.so", plugins / "gone.so");           // a target that is not there
+    write_file(plugins / "forged\nabitest: forged.so", "text, with a name that would forge a line\n");
     const std::vector<std::pair<std::string, std::string>> refused = {
         {"gone.so", "cannot open " + (t / "gone.so").string() + ": No such file or directory"},
         {"long.so", "cannot open " + plugins.string() + "/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...(300 bytes): File name too long"},
@@ -290,7 +291,13 @@ TEST_CASE("a plugin directory scan survives every entry: each bad one is one ref
     CHECK(r.out.find("\nloop: loop") != std::string::npos);
     for (const auto &[name, reason] : refused)
         check_refused_once(r, plugins / name, reason);
-    CHECK(count_lines(r.out, "refused: ") == 4);
+    // A name holding a newline stays on its one line, printed escaped.
+    const std::string forged = plugins.string() + "/forged\\nabitest: forged.so";
+    CHECK(count_lines(r.out, "refused: " + forged + ": not a loadable library: " + forged + ": file too short") == 1);
+    CHECK(count_lines(r.err, "plugin " + forged + " refused: ") == 1);
+    for (const auto &line : lines(r.out + r.err))
+        CHECK(line.rfind("abitest: forged", 0) == std::string::npos);
+    CHECK(count_lines(r.out, "refused: ") == 5);
 
     r = run_devhost({"--plugin-path", plugins.string(), "plugins", "--json"});
     INFO("json:\n" << r.out);
@@ -309,7 +316,7 @@ TEST_CASE("a plugin directory scan survives every entry: each bad one is one ref
     INFO("run stdout:\n" << r.out << "\nrun stderr:\n" << r.err);
     CHECK(r.exit_code == 0);
     CHECK(count_lines(r.out, "\"status\":\"DEVHOST_OK\"") == 3);
-    CHECK(count_lines(r.err, " refused: ") == 4);
+    CHECK(count_lines(r.err, " refused: ") == 5);
 }
 
 TEST_CASE("a scan by a host running as nobody refuses what it may not read, alone", "[loader]")
