@@ -449,7 +449,7 @@ int cmd_plugins(const Cli &cli)
         for (const auto &pp : registry.plugins()) {
             const Plugin &p = *pp;
             std::cout << "\n" << p.device_class() << ": " << p.name() << " " << p.version() << ", ABI "
-                      << format_version(p.abi_version()) << ", " << p.file().string() << "\n  " << p.description()
+                      << format_version(p.abi_version()) << ", " << display_path(p.file()) << "\n  " << p.description()
                       << "\n  hooks: ";
             for (const auto &h : hook_names(p))
                 std::cout << h << " ";
@@ -470,7 +470,7 @@ int cmd_plugins(const Cli &cli)
                           << (c.flags & DEVHOST_CONTROL_MODIFIES ? ", modifies" : "") << "): " << c.help << "\n";
         }
         for (const auto &r : registry.refusals())
-            std::cout << "\nrefused: " << r.file.string() << ": " << r.reason << "\n";
+            std::cout << "\nrefused: " << display_path(r.file) << ": " << r.reason << "\n";
     }
     return registry.plugins().empty() ? exit_no_plugin : exit_ok;
 }

@@ -22,6 +22,45 @@ constexpr unsigned char native_class = ELFCLASS64;
 constexpr unsigned char native_class = ELFCLASS32;
 #endif
 
+// The host's machine, from the compiler's target macros.
+constexpr uint16_t compiled_machine =
+#if defined(__x86_64__)
+    EM_X86_64;
+#elif defined(__i386__)
+    EM_386;
+#elif defined(__aarch64__)
+    EM_AARCH64;
+#elif defined(__arm__)
+    EM_ARM;
+#elif defined(__riscv)
+    EM_RISCV;
+#elif defined(__powerpc64__)
+    EM_PPC64;
+#elif defined(__powerpc__)
+    EM_PPC;
+#elif defined(__s390__)
+    EM_S390;
+#elif defined(__mips__)
+    EM_MIPS;
+#elif defined(__loongarch__)
+    258;  // EM_LOONGARCH, newer than some elf.h
+#else
+    0;  // unknown: no machine is refused
+#endif
+
+// e_machine sits at byte 18 in both ELF classes, in the file's byte order.
+// Nothing when `head` is not ELF or too short to say.
+std::optional<uint16_t> file_machine(const uint8_t *head, size_t head_size)
+{
+    if (!head || head_size < 20 || std::memcmp(head, ELFMAG, SELFMAG) != 0)
+        return std::nullopt;
+    if (head[EI_DATA] == ELFDATA2LSB)
+        return static_cast<uint16_t>(head[18] | head[19] << 8);
+    if (head[EI_DATA] == ELFDATA2MSB)
+        return static_cast<uint16_t>(head[18] << 8 | head[19]);
+    return std::nullopt;
+}
+
 // The header, if `head` starts with a native one.
 bool native_header(const uint8_t *head, size_t head_size, Ehdr &h)
 {
@@ -46,8 +85,31 @@ size_t elf_bytes_needed(const uint8_t *head, size_t head_size)
     return static_cast<size_t>(end);
 }
 
+uint16_t host_elf_machine() { return compiled_machine; }
+
+std::string elf_machine_name(uint16_t machine)
+{
+    static const struct {
+        uint16_t machine;
+        const char *name;
+    } names[] = {
+        {EM_386, "x86"},         {EM_68K, "m68k"},        {EM_MIPS, "MIPS"},      {EM_PPC, "PowerPC"},
+        {EM_PPC64, "PowerPC64"}, {EM_S390, "S/390"},      {EM_ARM, "ARM"},        {EM_SPARCV9, "SPARC V9"},
+        {EM_IA_64, "IA-64"},     {EM_X86_64, "x86-64"},   {EM_AARCH64, "AArch64"}, {EM_RISCV, "RISC-V"},
+        {258, "LoongArch"},
+    };
+    const std::string number = "e_machine " + std::to_string(machine);
+    for (const auto &n : names)
+        if (n.machine == machine)
+            return std::string(n.name) + " (" + number + ")";
+    return number;
+}
+
 std::optional<std::string> elf_defect(const uint8_t *head, size_t head_size, uint64_t file_size)
 {
+    const auto machine = file_machine(head, head_size);
+    if (machine && compiled_machine && *machine != compiled_machine)
+        return "built for " + elf_machine_name(*machine) + ", this host is " + elf_machine_name(compiled_machine);
     Ehdr h;
     if (!native_header(head, head_size, h))
         return std::nullopt;

@@ -4,14 +4,21 @@
 #include "logging.hpp"
 #include "options.hpp"
 #include "text.hpp"
+#include "trusted_file.hpp"
+#include "unique_fd.hpp"
 
 #include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <mutex>
+#include <set>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <vector>
 
@@ -43,13 +50,76 @@ bool valid_identifier(const char *s)
 
 std::string text_or_empty(const char *s) { return s ? s : ""; }
 
-// Refuses a file whose ELF layout would make the dynamic loader fault (see
-// elf_check.hpp) before it is mapped.
-void check_elf_layout(const fs::path &file, uint64_t file_size)
+const char *file_type_name(mode_t type)
 {
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        throw Refused{std::string("cannot open: ") + std::strerror(errno)};
+    switch (type & S_IFMT) {
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    default: return "another kind of file";
+    }
+}
+
+// A path for a message: printable, and each component over 64 bytes cut to
+// its first 32 and its length, or a name too long to resolve fills the line.
+std::string shown_path(const std::string &path)
+{
+    std::string out;
+    const auto parts = text::split(path, '/');
+    for (size_t i = 0; i < parts.size(); i++) {
+        const std::string &part = parts[i];
+        if (i)
+            out += '/';
+        const std::string cut = part.size() > 64 ? part.substr(0, 32) : part;
+        out += text::to_printable(reinterpret_cast<const uint8_t *>(cut.data()), cut.size());
+        if (part.size() > 64)
+            out += "...(" + std::to_string(part.size()) + " bytes)";
+    }
+    return out.empty() ? path : out;
+}
+
+// Words a refusal of open_trusted_file in the loader's terms.
+[[noreturn]] void refuse_untrusted(const TrustRefusal &why, const fs::path &file)
+{
+    using Kind = TrustRefusal::Kind;
+    const std::string path = shown_path(why.path);
+    std::error_code ec;
+    const bool is_file = why.path == fs::absolute(file, ec).lexically_normal().string();
+    const std::string dir = why.own_directory ? "its directory " + path : "the directory " + path + " above it";
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(why.mode & 07777));
+    switch (why.kind) {
+    case Kind::Open:
+        throw Refused{"cannot open" + (is_file ? "" : " " + path) + ": " + std::strerror(why.os_errno)};
+    case Kind::NotRegular:
+        throw Refused{"not a regular file (" + (is_file ? "" : path + " is ") + file_type_name(why.mode) + ")"};
+    case Kind::FileWritable:
+        throw Refused{std::string("writable by group or others (mode ") + mode +
+                      "): a plugin runs as the host's user, so only its owner may change it"};
+    case Kind::FileOwner:
+        throw Refused{"owned by uid " + std::to_string(why.uid) +
+                      ", not by root or the host's user: its owner could change what the host runs"};
+    case Kind::DirWritable:
+        throw Refused{dir + " is writable by group or others (mode " + mode + "): anyone there could replace the plugin"};
+    case Kind::DirOwner:
+        throw Refused{dir + " is owned by uid " + std::to_string(why.uid) +
+                      ", not by root or the host's user: its owner could replace the plugin"};
+    case Kind::LinkOwner:
+        throw Refused{"the symlink " + path + " is owned by uid " + std::to_string(why.uid) +
+                      " in a directory others may write to: anyone there could have put it"};
+    case Kind::Changed:
+    case Kind::None:
+        throw Refused{"replaced while it was checked: " + path};
+    }
+    std::abort();  // every kind throws above
+}
+
+// Refuses the file open as `fd` when its ELF header or layout would make the
+// dynamic loader fail without a useful word or fault (see elf_check.hpp).
+void check_elf_layout(int fd, uint64_t file_size)
+{
     std::vector<uint8_t> head(64);
     ssize_t n = ::pread(fd, head.data(), head.size(), 0);
     if (n >= 0) {
@@ -60,12 +130,71 @@ void check_elf_layout(const fs::path &file, uint64_t file_size)
             head.resize(n > 0 ? static_cast<size_t>(n) : 0);
         }
     }
-    const int e = errno;
-    ::close(fd);
     if (n < 0)
-        throw Refused{std::string("cannot read: ") + std::strerror(e)};
+        throw Refused{std::string("cannot read: ") + std::strerror(errno)};
     if (auto defect = elf_defect(head.data(), head.size(), file_size))
         throw Refused{"not a loadable library: " + *defect};
+}
+
+// The numbers whose /proc/self/fd/N this process ever gave dlopen. dlopen
+// knows a library by every name it was opened by, and for a known name it
+// returns that library without opening anything. A plugin's descriptor is
+// closed once it is loaded, and a library may stay mapped after it is
+// unloaded (glibc keeps a C++ library with unique symbols), so a number's
+// name is never given twice: it could answer with another plugin.
+std::mutex used_fd_names_lock;
+std::set<int> used_fd_names;
+
+// Loads the library open as `fd` through /proc/self/fd, so the file checked
+// is the file mapped whatever happens to its path meanwhile. Without /proc
+// the plugin is refused rather than loaded again by its path: loading by
+// descriptor is what makes the checks hold for what runs.
+std::shared_ptr<boost::dll::shared_library> load_library(int fd, const fs::path &file)
+{
+    struct statfs proc {};
+    if (::statfs("/proc/self/fd", &proc) != 0 || proc.f_type != PROC_SUPER_MAGIC)
+        throw Refused{"cannot load it through its descriptor: /proc is not mounted (the host does not "
+                      "load a plugin by its path, which could change after the checks)"};
+    std::lock_guard<std::mutex> lock(used_fd_names_lock);
+    std::vector<UniqueFd> copies;  // open until dlopen returned
+    int number = fd;
+    while (used_fd_names.count(number)) {
+        int from = number + 1;
+        while (used_fd_names.count(from))
+            from++;
+        copies.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, from));
+        if (!copies.back())
+            throw Refused{std::string("cannot duplicate its descriptor: ") + std::strerror(errno)};
+        number = copies.back().get();
+    }
+    used_fd_names.insert(number);
+    const std::string name = "/proc/self/fd/" + std::to_string(number);
+    auto library = std::make_shared<boost::dll::shared_library>();
+    try {
+        library->load(name, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    } catch (const std::exception &e) {
+        // Boost words it "...(dlerror system message: WHY): <errno text>";
+        // the errno text is stale, the dlerror part is the reason. It names
+        // the file as dlopen knew it; the user knows it by its path.
+        std::string why = e.what();
+        const std::string marker = "dlerror system message: ";
+        if (auto at = why.find(marker); at != std::string::npos) {
+            auto end = why.rfind("):");
+            why = why.substr(at + marker.size(),
+                             end != std::string::npos && end > at ? end - at - marker.size() : std::string::npos);
+        }
+        for (size_t at = 0; (at = why.find(name, at)) != std::string::npos;) {
+            const size_t end = at + name.size();
+            if (end < why.size() && std::isdigit(static_cast<unsigned char>(why[end]))) {
+                at = end;  // another descriptor's name
+                continue;
+            }
+            why.replace(at, name.size(), display_path(file));
+            at += display_path(file).size();
+        }
+        throw Refused{"not a loadable library: " + why};
+    }
+    return library;
 }
 
 // Element i of a plugin-declared array whose elements all start with
@@ -184,55 +313,15 @@ const ControlSpec *Plugin::find_control(uint32_t code) const
 std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
 {
     try {
+        // Resolved and checked by descriptor, then loaded through that same
+        // descriptor (trusted_file.hpp), open until the load is over.
         struct stat st {};
-        if (::stat(file.c_str(), &st) != 0)
-            throw Refused{std::string("cannot stat: ") + std::strerror(errno)};
-        if (!S_ISREG(st.st_mode))
-            throw Refused{"not a regular file"};
-        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-            char mode[8];
-            std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-            throw Refused{std::string("writable by group or others (mode ") + mode +
-                          "): a plugin runs as the host's user, so only its owner may change it"};
-        }
-        // Only root or the host's own user may be able to change what runs
-        // in the host: the file's owner, and whoever can replace it in its
-        // directory.
-        const uid_t me = ::geteuid();
-        if (st.st_uid != 0 && st.st_uid != me)
-            throw Refused{"owned by uid " + std::to_string(st.st_uid) +
-                          ", not by root or the host's user: its owner could change what the host runs"};
-        const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
-        struct stat dst {};
-        if (::stat(dir.c_str(), &dst) == 0) {
-            const bool sticky = dst.st_mode & S_ISVTX;  // others cannot replace the owner's file
-            if ((dst.st_mode & (S_IWGRP | S_IWOTH)) && !sticky) {
-                char mode[8];
-                std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(dst.st_mode & 07777));
-                throw Refused{"its directory " + dir.string() + " is writable by group or others (mode " + mode +
-                              "): anyone there could replace the plugin"};
-            }
-            if (dst.st_uid != 0 && dst.st_uid != me)
-                throw Refused{"its directory " + dir.string() + " is owned by uid " + std::to_string(dst.st_uid) +
-                              ", not by root or the host's user: its owner could replace the plugin"};
-        }
-
-        check_elf_layout(file, static_cast<uint64_t>(st.st_size));
-        auto library = std::make_shared<boost::dll::shared_library>();
-        try {
-            library->load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
-        } catch (const std::exception &e) {
-            // Boost words it "...(dlerror system message: WHY): <errno text>";
-            // the errno text is stale, the dlerror part is the reason.
-            std::string why = e.what();
-            const std::string marker = "dlerror system message: ";
-            if (auto at = why.find(marker); at != std::string::npos) {
-                auto end = why.rfind("):");
-                why = why.substr(at + marker.size(),
-                                 end != std::string::npos && end > at ? end - at - marker.size() : std::string::npos);
-            }
-            throw Refused{"not a loadable library: " + why};
-        }
+        TrustRefusal untrusted;
+        const UniqueFd fd = open_trusted_file(file, st, untrusted);
+        if (!fd)
+            refuse_untrusted(untrusted, file);
+        check_elf_layout(fd.get(), static_cast<uint64_t>(st.st_size));
+        auto library = load_library(fd.get(), file);
         if (!library->has(DEVHOST_ENTRY_POINT_NAME))
             throw Refused{"no entry point " DEVHOST_ENTRY_POINT_NAME};
         auto negotiate = library->get<devhost_status(devhost_negotiation *)>(DEVHOST_ENTRY_POINT_NAME);
@@ -296,14 +385,14 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
         plugin->library_ = std::move(library);
 
         if (auto taken = find(plugin->class_))
-            throw Refused{"class '" + plugin->class_ + "' already provided by " + taken->file().string()};
+            throw Refused{"class '" + plugin->class_ + "' already provided by " + display_path(taken->file())};
         plugins_.push_back(plugin);
         spdlog::debug("loaded plugin {} (class {}, version {}, ABI {}) from {}", plugin->name_, plugin->class_,
-                      plugin->version_, format_version(v), file.string());
+                      plugin->version_, format_version(v), display_path(file));
         return plugin;
     } catch (const Refused &r) {
         refusals_.push_back({file, r.reason});
-        spdlog::warn("plugin {} refused: {}", file.string(), r.reason);
+        spdlog::warn("plugin {} refused: {}", display_path(file), r.reason);
         return nullptr;
     }
 }
@@ -315,10 +404,17 @@ void PluginRegistry::load_directory(const fs::path &dir)
         spdlog::debug("plugin directory {} does not exist; skipped", dir.string());
         return;
     }
+    // Names only: whatever an entry is (a directory, a symlink loop, a name
+    // too long to resolve, something the host may not read), load_file
+    // finds out and refuses it alone.
     std::vector<fs::path> files;
-    for (const auto &entry : fs::directory_iterator(dir, ec))
-        if (entry.path().extension() == ".so" && !entry.is_directory())
-            files.push_back(entry.path());
+    fs::directory_iterator it(dir, ec), end;
+    for (; !ec && it != end; it.increment(ec))
+        if (it->path().extension() == ".so")
+            files.push_back(it->path());
+    if (ec)
+        spdlog::warn("plugin directory {} cannot be read: {}; {}", dir.string(), ec.message(),
+                     files.empty() ? "skipped" : "only the files listed before the error are loaded");
     std::sort(files.begin(), files.end());
     for (const auto &f : files)
         load_file(f);
@@ -330,6 +426,12 @@ std::shared_ptr<const Plugin> PluginRegistry::find(std::string_view device_class
         if (p->device_class() == device_class)
             return p;
     return nullptr;
+}
+
+std::string display_path(const fs::path &file)
+{
+    const std::string &s = file.native();
+    return text::to_printable(reinterpret_cast<const uint8_t *>(s.data()), s.size());
 }
 
 std::vector<fs::path> plugin_search_path(const std::optional<std::string> &cli_path,

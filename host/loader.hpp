@@ -88,11 +88,15 @@ struct Refusal {
 
 class PluginRegistry {
 public:
-    // Loads one plugin file. On refusal, records it, logs one warning line
-    // naming the file and the reason, and returns nullptr.
+    // Loads one plugin file: resolves and checks it and every directory on
+    // its way by descriptor (trusted_file.hpp), checks its ELF header, and
+    // loads the checked descriptor. On refusal, records it, logs one warning
+    // line naming the file (as given) and the reason, and returns nullptr.
     std::shared_ptr<const Plugin> load_file(const fs::path &file);
-    // Loads every regular file named *.so in `dir`, in name order. A missing
-    // directory is logged at debug level and skipped.
+    // Loads every entry named *.so in `dir`, in name order; one that is no
+    // plugin (a directory, a symlink loop, a target it may not read) is one
+    // refusal like any other. A missing directory is logged at debug level
+    // and skipped, one that cannot be read is a warning.
     void load_directory(const fs::path &dir);
     // The plugin serving `device_class`, or nullptr.
     std::shared_ptr<const Plugin> find(std::string_view device_class) const;
@@ -103,6 +107,10 @@ private:
     std::vector<std::shared_ptr<const Plugin>> plugins_;
     std::vector<Refusal> refusals_;
 };
+
+// A plugin file's path for a log line or a listing: printable (text::
+// to_printable), so a file name holding a newline stays on its line.
+std::string display_path(const fs::path &file);
 
 // The directories to search, in order: --plugin-path, DEVHOST_PLUGIN_PATH,
 // the config's [host] plugin-path (each may list several, ':'-separated),

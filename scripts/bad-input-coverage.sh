@@ -25,7 +25,7 @@ audited=(
   "host/check.cpp|diags\.push_back|diag\(|warn\("
   "host/cli.cpp|error_line\("
   "host/loader.cpp|throw Refused"
-  "host/elf_check.cpp|return .*(not a shared|no program|program header|truncated|impossible)"
+  "host/elf_check.cpp|return .*(built for|not a shared|no program|program header|truncated|impossible)"
   "sdk/port/frame.c|refuse\("
   "sdk/port/port.cpp|protocol_error\(c,"
   "plugins/filterport/port_client.cpp|DEVHOST_E_PROTOCOL, 0,"

@@ -1,5 +1,6 @@
-// The loader's ELF layout check on synthetic headers: every refusal with its
-// message, and the files it leaves to the dynamic loader.
+// The loader's ELF check on synthetic headers: every refusal with its
+// message (a foreign machine, a broken layout), and the files it leaves to
+// the dynamic loader.
 #include "elf_check.hpp"
 
 #include <catch2/catch.hpp>
@@ -32,6 +33,7 @@ Image good_image()
     h.e_ident[EI_CLASS] = sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32;
     h.e_ident[EI_DATA] = ELFDATA2LSB;
     h.e_type = ET_DYN;
+    h.e_machine = host_elf_machine();
     h.e_phoff = sizeof(ElfW(Ehdr));
     h.e_phentsize = sizeof(ElfW(Phdr));
     h.e_phnum = 2;
@@ -85,4 +87,43 @@ TEST_CASE("ELF check: what is not native ELF is left to the dynamic loader", "[e
     im.header().e_ident[EI_CLASS] = ELFCLASSNONE;
     CHECK_FALSE(elf_defect(im.bytes.data(), im.bytes.size(), 4096));
     CHECK(elf_bytes_needed(im.bytes.data(), im.bytes.size()) == 0);
+}
+
+TEST_CASE("ELF check: a library built for another machine is refused, naming both machines", "[elf]")
+{
+#if defined(__x86_64__)
+    CHECK(host_elf_machine() == EM_X86_64);
+    const std::string host = "x86-64 (e_machine 62)";
+#elif defined(__aarch64__)
+    CHECK(host_elf_machine() == EM_AARCH64);
+    const std::string host = "AArch64 (e_machine 183)";
+#else
+    const std::string host = elf_machine_name(host_elf_machine());
+#endif
+    REQUIRE(host_elf_machine() != 0);
+    const uint16_t foreign = host_elf_machine() == EM_ARM ? EM_X86_64 : EM_ARM;
+    Image im = good_image();
+    im.header().e_machine = foreign;
+    CHECK(defect(im, 4096) == "built for " + elf_machine_name(foreign) + ", this host is " + host);
+    CHECK(elf_machine_name(EM_ARM) == "ARM (e_machine 40)");
+    CHECK(elf_machine_name(EM_RISCV) == "RISC-V (e_machine 243)");
+    CHECK(elf_machine_name(0x1234) == "e_machine 4660");
+
+    // The machine is read in the file's own byte order and class: a 32-bit
+    // or big-endian library for another machine is named too, not left to
+    // the dynamic loader's "wrong ELF class".
+    im = good_image();
+    im.header().e_ident[EI_CLASS] = ELFCLASS32;
+    im.header().e_machine = foreign;
+    CHECK(defect(im, 4096) == "built for " + elf_machine_name(foreign) + ", this host is " + host);
+    im = good_image();
+    im.header().e_ident[EI_DATA] = ELFDATA2MSB;
+    im.bytes[18] = 0;
+    im.bytes[19] = EM_PPC64;
+    CHECK(defect(im, 4096) == "built for PowerPC64 (e_machine 21), this host is " + host);
+    im = good_image();
+    im.header().e_machine = EM_NONE;
+    CHECK(defect(im, 4096) == "built for e_machine 0, this host is " + host);
+    // Too short to hold e_machine: left to the dynamic loader.
+    CHECK_FALSE(elf_defect(im.bytes.data(), 19, 19));
 }

@@ -3,6 +3,7 @@
 // socket, each with the exact error it gives and the exit code (or, for a
 // frame sent to a server, the ERROR frame) that goes with it.
 #include "devhost_test.hpp"
+#include "elf_check.hpp"
 #include "steps.hpp"
 
 #include <devhost/port_wire.h>
@@ -450,6 +451,8 @@ TEST_CASE("every bad plugin file in the catalogue is refused with its reason", "
                 h.e_phentsize = 12;
             else if (what == "@elf-impossible-offset")
                 first.p_offset = ~decltype(first.p_offset)(0) - 10;
+            else if (what == "@elf-machine")
+                h.e_machine = EM_ARM;
             else
                 FAIL("plugins.tsv: unknown special file " << what);
             REQUIRE(first.p_type == PT_LOAD);
@@ -458,6 +461,27 @@ TEST_CASE("every bad plugin file in the catalogue is refused with its reason", "
             REQUIRE(::mkfifo(file.c_str(), 0644) == 0);
         } else if (what == "@dangling-symlink") {
             fs::create_symlink(base / "nothing.so", file);
+        } else if (what == "@directory") {
+            fs::create_directory(file);
+        } else if (what == "@symlink-loop") {
+            fs::create_symlink("abitest.so", dir / "other");
+            fs::create_symlink("other", file);
+        } else if (what == "@long-symlink") {
+            fs::create_symlink(std::string(300, 'x'), file);
+        } else if (what == "@symlink-to-directory") {
+            fs::create_symlink(".", file);
+        } else if (what == "@symlink-through-file") {
+            test::write_file(base / "plain", "");
+            fs::create_symlink(base / "plain" / "abitest.so", file);
+        } else if (what == "@foreign-symlink-in-sticky") {
+            if (!root) {
+                WARN("skipped " << what << ": giving a symlink to another user needs root");
+                continue;
+            }
+            fs::copy_file(good, base / "real.so");
+            fs::create_symlink(base / "real.so", file);
+            REQUIRE(::lchown(file.c_str(), 4242, 4242) == 0);
+            REQUIRE(::chmod(dir.c_str(), 01777) == 0);
         } else if (what == "@dup-class") {
             fs::copy_file(good, dir / "a.so");
             fs::copy_file(good, file);
@@ -467,12 +491,15 @@ TEST_CASE("every bad plugin file in the catalogue is refused with its reason", "
                 ::chmod(file.c_str(), 0664);
             } else if (what == "@open-directory") {
                 ::chmod(dir.c_str(), 0777);
-            } else if (what == "@foreign-owner" || what == "@foreign-directory") {
+            } else if (what == "@open-ancestor") {
+                ::chmod(base.path().c_str(), 0777);
+            } else if (what == "@foreign-owner" || what == "@foreign-directory" || what == "@foreign-ancestor") {
                 if (!root) {
                     WARN("skipped " << what << ": giving a file to another user needs root");
                     continue;
                 }
-                REQUIRE(::chown(what == "@foreign-owner" ? file.c_str() : dir.c_str(), 4242, 4242) == 0);
+                const fs::path &owned = what == "@foreign-owner" ? file : what == "@foreign-directory" ? dir : base.path();
+                REQUIRE(::chown(owned.c_str(), 4242, 4242) == 0);
             } else {
                 FAIL("plugins.tsv: unknown special file " << what);
             }
@@ -486,7 +513,9 @@ TEST_CASE("every bad plugin file in the catalogue is refused with its reason", "
         INFO("stderr: " << r.err);
         CHECK(r.term_signal == 0);
         CHECK(r.exit_code == std::stoi(row[1]));
-        const std::string reason = replace_all(row[2], "{dir}", dir.string());
+        const std::string reason =
+            replace_all(replace_all(replace_all(row[2], "{dir}", dir.string()), "{base}", base.path().string()),
+                        "{host-machine}", elf_machine_name(host_elf_machine()));
         if (reason.empty()) {
             CHECK(r.err.find("refused") == std::string::npos);
         } else {
