@@ -33,6 +33,9 @@ static const devhost_option_spec raw_options[] = {
                "permit writes and flush; without it a write is refused before any I/O"),
     RAW_OPTION(DEVHOST_OPTION_BOOL, "exclusive", "true",
                "open block devices with O_EXCL: a mounted or exclusively held device is busy"),
+    RAW_OPTION(DEVHOST_OPTION_BOOL, "allow-mounted-write", "false",
+               "with allow-write: open even when a filesystem on the device (or on a loop device over "
+               "the image) is mounted, which writes can corrupt; block devices also need exclusive = false"),
     RAW_OPTION(DEVHOST_OPTION_BOOL, "direct", "false",
                "O_DIRECT: offsets and lengths must be multiples of the logical sector size"),
 };
@@ -71,12 +74,15 @@ static int option_bool(const devhost_open_params *params, const char *name, int 
 
 /* open: called first for a device; allocates its state and opens the path.
  * State: none. Returns OK; E_NOT_FOUND (missing path: nothing is created);
- * E_BUSY (block device mounted or held with O_EXCL, or an image file locked
- * by another client); E_ACCESS (permission, or allow-write on a read-only
- * device); E_INVALID (not a device or file; direct on a character device);
- * E_IO; E_NO_MEMORY. On failure *device may hold a half-opened state for
- * close. `params` is borrowed for the call; host_device and cancel_fd are
- * kept until close. */
+ * E_BUSY (block device mounted or held with O_EXCL; with allow-write and
+ * without allow-mounted-write, a mounted filesystem that writes would reach:
+ * on the device, a partition of it, a device built on it, or a loop device
+ * over the image file; an image file locked by another client); E_ACCESS
+ * (permission, or allow-write on a read-only device); E_INVALID (not a
+ * device or file; direct on a character device); E_IO (also when
+ * /proc/self/mountinfo cannot be read for that check); E_NO_MEMORY. On
+ * failure *device may hold a half-opened state for close. `params` is
+ * borrowed for the call; host_device and cancel_fd are kept until close. */
 static devhost_status raw_open(const devhost_open_params *params, devhost_device **device,
                                devhost_error *err)
 {
@@ -96,6 +102,7 @@ static devhost_status raw_open(const devhost_open_params *params, devhost_device
     memcpy(dev->path, params->path, len + 1);
     dev->allow_write = option_bool(params, "allow-write", 0);
     dev->exclusive = option_bool(params, "exclusive", 1);
+    dev->allow_mounted_write = option_bool(params, "allow-mounted-write", 0);
     dev->direct = option_bool(params, "direct", 0);
     dev->cancel_fd = params->cancel_fd;
     dev->host_device = params->host_device;

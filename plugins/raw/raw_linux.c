@@ -129,6 +129,69 @@ static devhost_status read_geometry(struct devhost_device *dev, devhost_error *e
  * Open and release
  * ------------------------------------------------------------------------ */
 
+/* allow-write where a mounted filesystem would be written: BUSY naming
+ * each device and where it is mounted, never suggesting exclusive = false. */
+static devhost_status mounted_write_refused(struct devhost_device *dev, const raw_mounts *mounts, int e,
+                                            devhost_error *err)
+{
+    return devhost_fail(err, DEVHOST_E_BUSY, e,
+                        "raw: %s: busy: mounted (%s): a raw write would corrupt the mounted filesystem; "
+                        "unmount it first", dev->path, mounts->where);
+}
+
+/* The open failed with EBUSY: O_EXCL on a block device that is mounted or
+ * claimed, or a character device in exclusive use. The mounts are looked up
+ * by the number stat saw before the open (there is no descriptor). */
+static devhost_status busy(struct devhost_device *dev, int e, devhost_error *err)
+{
+    raw_mounts mounts;
+    if (dev->kind != RAW_KIND_BLOCK)
+        return devhost_fail(err, DEVHOST_E_BUSY, e, "raw: %s: busy: in use by another program", dev->path);
+    raw_mounts_of_device(dev->rdev, &mounts);
+    if (mounts.count > 0 && !dev->allow_write)
+        return devhost_fail(err, DEVHOST_E_BUSY, e,
+                            "raw: %s: busy: mounted (%s): exclusive = true wants it to itself; "
+                            "exclusive = false reads it while mounted", dev->path, mounts.where);
+    if (mounts.count > 0 && dev->allow_mounted_write)
+        return devhost_fail(err, DEVHOST_E_BUSY, e,
+                            "raw: %s: busy: mounted (%s): exclusive = true cannot open a mounted device; "
+                            "allow-mounted-write needs exclusive = false", dev->path, mounts.where);
+    if (mounts.count > 0)
+        return mounted_write_refused(dev, &mounts, e, err);
+    if (dev->allow_write)
+        return devhost_fail(err, DEVHOST_E_BUSY, e,
+                            "raw: %s: busy: held exclusively by another program, or by the kernel "
+                            "(device mapper, RAID, swap)", dev->path);
+    return devhost_fail(err, DEVHOST_E_BUSY, e,
+                        "raw: %s: busy: held exclusively by another program, or by the kernel "
+                        "(device mapper, RAID, swap); exclusive = false shares it for reading", dev->path);
+}
+
+/* With allow-write and without allow-mounted-write, refuses a block device
+ * or image file through which a mounted filesystem would be written: the
+ * device itself, a partition, a device stacked on it or a loop device backed
+ * by it (raw_mounts.c), found from the opened descriptor's numbers. On a
+ * block device opened with O_EXCL, the device, its partitions and stacked
+ * devices cannot be mounted after this check (a loop device set up over it
+ * later can); with exclusive = false a mount made later is not seen. */
+static devhost_status refuse_mounted_write(struct devhost_device *dev, const struct stat *st, devhost_error *err)
+{
+    raw_mounts mounts;
+    if (!dev->allow_write || dev->allow_mounted_write)
+        return DEVHOST_OK;
+    if (dev->kind == RAW_KIND_BLOCK)
+        raw_mounts_of_device(st->st_rdev, &mounts);
+    else if (dev->kind == RAW_KIND_FILE)
+        raw_mounts_of_file(st->st_dev, st->st_ino, &mounts);
+    else
+        return DEVHOST_OK;
+    if (mounts.count < 0)
+        return devhost_fail(err, DEVHOST_E_IO, mounts.os_errno,
+                            "raw: %s: cannot read /proc/self/mountinfo to make sure no mounted filesystem "
+                            "would be written: %s", dev->path, strerror(mounts.os_errno));
+    return mounts.count > 0 ? mounted_write_refused(dev, &mounts, 0, err) : DEVHOST_OK;
+}
+
 static devhost_status open_failed(struct devhost_device *dev, int e, devhost_error *err)
 {
     const char *mode = dev->allow_write ? "read-write" : "read-only";
@@ -141,9 +204,7 @@ static devhost_status open_failed(struct devhost_device *dev, int e, devhost_err
         return devhost_fail(err, DEVHOST_E_NOT_FOUND, e, "raw: %s: no device behind this node (%s)",
                             dev->path, strerror(e));
     case EBUSY:
-        return devhost_fail(err, DEVHOST_E_BUSY, e,
-                            "raw: %s: busy: mounted or held exclusively by another client "
-                            "(set exclusive = false to share it)", dev->path);
+        return busy(dev, e, err);
     case EACCES:
     case EPERM:
         return devhost_fail(err, DEVHOST_E_ACCESS, e, "raw: %s: permission denied opening %s",
@@ -162,15 +223,13 @@ static devhost_status open_failed(struct devhost_device *dev, int e, devhost_err
     }
 }
 
-devhost_status raw_linux_open(struct devhost_device *dev, int inherit, devhost_error *err)
+/* Looks before opening: opening a FIFO would block, and nothing but a
+ * device or a regular file is ours to open. stat() follows symlinks
+ * (/dev/disk/by-id/...). Sets dev->kind, and dev->rdev for busy(); the
+ * opened descriptor's numbers replace it. */
+static devhost_status classify(struct devhost_device *dev, devhost_error *err)
 {
     struct stat st;
-    int flags;
-    int fd_flags;
-
-    /* Look before opening: opening a FIFO would block, and nothing but a
-     * device or a regular file is ours to open. stat() follows symlinks
-     * (/dev/disk/by-id/...). */
     if (stat(dev->path, &st) != 0)
         return open_failed(dev, errno, err);
     if (S_ISBLK(st.st_mode))
@@ -186,6 +245,34 @@ devhost_status raw_linux_open(struct devhost_device *dev, int inherit, devhost_e
         return devhost_fail(err, DEVHOST_E_INVALID, 0,
                             "raw: %s: direct = true applies to block devices and image files, "
                             "not character devices", dev->path);
+    dev->rdev = st.st_rdev;
+    return DEVHOST_OK;
+}
+
+/* An image file has no O_EXCL; a non-blocking flock keeps two devhost
+ * clients from driving it at once. */
+static devhost_status lock_image(struct devhost_device *dev, devhost_error *err)
+{
+    int e;
+    if (dev->kind != RAW_KIND_FILE || !dev->exclusive ||
+        flock(dev->fd, (dev->allow_write ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+        return DEVHOST_OK;
+    e = errno;
+    if (e == EWOULDBLOCK)
+        return devhost_fail(err, DEVHOST_E_BUSY, e,
+                            "raw: %s: image file is locked by another client (set exclusive = false to share it)",
+                            dev->path);
+    return devhost_fail(err, DEVHOST_E_IO, e, "raw: %s: flock: %s", dev->path, strerror(e));
+}
+
+devhost_status raw_linux_open(struct devhost_device *dev, int inherit, devhost_error *err)
+{
+    struct stat st;
+    int flags;
+    int fd_flags;
+    devhost_status status = classify(dev, err);
+    if (status != DEVHOST_OK)
+        return status;
 
     /* Never O_CREAT or O_TRUNC: open what exists, as it is. */
     flags = (dev->allow_write ? O_RDWR : O_RDONLY) | O_NOCTTY;
@@ -211,18 +298,11 @@ devhost_status raw_linux_open(struct devhost_device *dev, int inherit, devhost_e
         (dev->kind == RAW_KIND_FILE && !S_ISREG(st.st_mode)))
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "raw: %s: changed type while being opened", dev->path);
     dev->rdev = st.st_rdev;
-
-    /* An image file has no O_EXCL; a non-blocking flock keeps two devhost
-     * clients from driving it at once. */
-    if (dev->kind == RAW_KIND_FILE && dev->exclusive &&
-        flock(dev->fd, (dev->allow_write ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
-        int e = errno;
-        if (e == EWOULDBLOCK)
-            return devhost_fail(err, DEVHOST_E_BUSY, e,
-                                "raw: %s: image file is locked by another client (set exclusive = false to share it)",
-                                dev->path);
-        return devhost_fail(err, DEVHOST_E_IO, e, "raw: %s: flock: %s", dev->path, strerror(e));
-    }
+    status = refuse_mounted_write(dev, &st, err);
+    if (status == DEVHOST_OK)
+        status = lock_image(dev, err);
+    if (status != DEVHOST_OK)
+        return status;
 
     if (dev->kind == RAW_KIND_BLOCK && dev->allow_write) {
         int ro = 0;
@@ -230,11 +310,9 @@ devhost_status raw_linux_open(struct devhost_device *dev, int inherit, devhost_e
             return devhost_fail(err, DEVHOST_E_ACCESS, EROFS,
                                 "raw: %s: device is read-only, cannot honour allow-write = true", dev->path);
     }
-    {
-        devhost_status status = read_geometry(dev, err);
-        if (status != DEVHOST_OK)
-            return status;
-    }
+    status = read_geometry(dev, err);
+    if (status != DEVHOST_OK)
+        return status;
     devhost_logf(raw_services, dev->host_device, DEVHOST_LOG_DEBUG,
                  "opened %s (%s, %" PRIu64 " bytes, sectors %u/%u, %s%s%s)", dev->path, kind_name(dev->kind),
                  dev->size, dev->logical_sector, dev->physical_sector, dev->allow_write ? "read-write" : "read-only",
@@ -697,6 +775,7 @@ devhost_status raw_linux_info(struct devhost_device *dev, const devhost_info_sin
     sink->put(sink->context, "exclusive",
               dev->exclusive && dev->kind != RAW_KIND_CHAR ? "true" : "false");
     sink->put(sink->context, "direct", dev->direct ? "true" : "false");
+    sink->put(sink->context, "allow-mounted-write", dev->allow_mounted_write ? "true" : "false");
     if (dev->kind == RAW_KIND_BLOCK)
         raw_sysfs_report(dev->rdev, sink);
     return DEVHOST_OK;

@@ -4,8 +4,10 @@
  *
  *   raw_linux.c  open (open-existing, O_EXCL, O_DIRECT), geometry, reads and
  *                writes at an offset, control codes, removal detection
- *   raw_sysfs.c  what sysfs and /proc/self/mountinfo say about a block
- *                device: model, serial, WWN, queue flags, partitions, mounts
+ *   raw_sysfs.c  what sysfs says about a block device: model, serial, WWN,
+ *                queue flags, partitions, holders, loop devices
+ *   raw_mounts.c which mounted filesystems a write to a block device or an
+ *                image file would reach (/proc/self/mountinfo)
  */
 #ifndef DEVHOST_RAW_LINUX_H
 #define DEVHOST_RAW_LINUX_H
@@ -44,6 +46,7 @@ struct devhost_device {
     char path[PATH_MAX];     /* as the host passed it */
     int allow_write;         /* option allow-write */
     int exclusive;           /* option exclusive */
+    int allow_mounted_write; /* option allow-mounted-write */
     int direct;              /* option direct: O_DIRECT */
     uint64_t size;           /* bytes, as last seen; 0 for char devices */
     uint64_t open_size;      /* bytes at open: a smaller size later means the
@@ -89,7 +92,47 @@ int raw_sysfs_read(dev_t rdev, const char *rel, char *buf, size_t size);
 
 /* Reports, through `sink`, the sysfs facts of a block device: model, vendor,
  * serial, wwn, backing-file (loop), rotational, discard, partitions, and
- * whether it or one of its partitions is mounted (and where). */
+ * whether a filesystem on it is mounted (raw_mounts_of_device), and where. */
 void raw_sysfs_report(dev_t rdev, const devhost_info_sink *sink);
+
+/* Called with a device number and its kernel name (e.g. "loop0p1"). */
+typedef void (*raw_sysfs_visit)(void *context, dev_t rdev, const char *name);
+
+/* Visits the partitions of a whole disk (none for a partition). Returns
+ * how many. */
+int raw_sysfs_partitions(dev_t rdev, raw_sysfs_visit visit, void *context);
+
+/* Visits the devices stacked directly on `rdev` (its sysfs holders/: device
+ * mapper, md). Returns how many. */
+int raw_sysfs_holders(dev_t rdev, raw_sysfs_visit visit, void *context);
+
+/* Visits every loop device that has a backing file attached. Returns how
+ * many. */
+int raw_sysfs_loops(raw_sysfs_visit visit, void *context);
+
+/* The kernel name of a block device ("loop0p1") into name. 0 or -1. */
+int raw_sysfs_name(dev_t rdev, char *name, size_t size);
+
+/* ---- raw_mounts.c ---- */
+
+#define RAW_MOUNTS_TEXT 1024
+
+/* The mounted filesystems a write would reach. */
+typedef struct raw_mounts {
+    int count;                    /* mounts found; -1: mountinfo unreadable */
+    int os_errno;                 /* why, when count is -1 */
+    char points[RAW_MOUNTS_TEXT]; /* "/mnt/a,/mnt/b": mount points, decoded */
+    char where[RAW_MOUNTS_TEXT];  /* "/dev/loop0p1 on /mnt/a, ...": each
+                                     device and where it is mounted */
+} raw_mounts;
+
+/* Mounts of the block device `rdev`, of its partitions, of the devices
+ * stacked on them (holders) and of loop devices backed by any of these,
+ * found by device number in /proc/self/mountinfo. */
+void raw_mounts_of_device(dev_t rdev, raw_mounts *out);
+
+/* Mounts reached through a regular file (st_dev, st_ino): those of the loop
+ * devices backed by it, as raw_mounts_of_device finds them. */
+void raw_mounts_of_file(dev_t file_dev, ino_t file_ino, raw_mounts *out);
 
 #endif /* DEVHOST_RAW_LINUX_H */

@@ -1,10 +1,13 @@
 /*
- * raw plugin: what sysfs and /proc/self/mountinfo tell about a block device.
+ * raw plugin: what sysfs tells about a block device, and what is built on
+ * it (partitions, holders, loop devices), for info and for raw_mounts.c.
  *
  * /sys/dev/block/MAJ:MIN is the device's sysfs directory. A partition's
  * directory has a `partition` file and lives inside its whole disk's
  * directory, which holds queue/ and device/; partitions of a whole disk are
- * its subdirectories that have a `partition` file.
+ * its subdirectories that have a `partition` file. holders/ links to the
+ * devices stacked on it (device mapper, md). An attached loop device has
+ * /sys/block/loopN/loop/backing_file.
  */
 #include "raw_linux.h"
 
@@ -87,66 +90,129 @@ static void list_append(char *buf, size_t size, const char *item)
     strcpy(buf + used, item);
 }
 
-/* The partitions of the whole disk `dir`: names into `names` (comma list)
- * and their "MAJ:MIN" numbers into `numbers` (space separated, with leading
- * and trailing spaces so " 7:1 " can be searched for). Returns the count. */
-static int list_partitions(const char *dir, char *names, size_t names_size, char *numbers, size_t numbers_size)
+/* Parses "MAJ:MIN" into *rdev. 0 or -1. */
+static int parse_dev(const char *text, dev_t *rdev)
 {
-    DIR *d = opendir(dir);
+    unsigned int maj = 0;
+    unsigned int min = 0;
+    char extra = 0;
+    if (sscanf(text, "%u:%u%c", &maj, &min, &extra) != 2)
+        return -1;
+    *rdev = makedev(maj, min);
+    return 0;
+}
+
+/* The device number in the sysfs directory `dir` (its `dev` file). */
+static int dir_dev(const char *dir, dev_t *rdev)
+{
+    char file[PATH_MAX + 8];
+    char number[32];
+    if ((size_t)snprintf(file, sizeof file, "%s/dev", dir) >= sizeof file || read_text(file, number, sizeof number) != 0)
+        return -1;
+    return parse_dev(number, rdev);
+}
+
+int raw_sysfs_partitions(dev_t rdev, raw_sysfs_visit visit, void *context)
+{
+    char dir[PATH_MAX];
+    DIR *d;
     struct dirent *e;
     int count = 0;
-    names[0] = '\0';
-    snprintf(numbers, numbers_size, " ");
-    if (!d)
+    device_dir(rdev, dir, sizeof dir);
+    if (is_partition(dir) || !(d = opendir(dir)))
         return 0;
     while ((e = readdir(d)) != NULL) {
         char sub[PATH_MAX];
-        char file[PATH_MAX + 8];
-        char number[32];
+        dev_t part;
         if (e->d_name[0] == '.')
             continue;
-        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub || !is_partition(sub))
+        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub || !is_partition(sub) ||
+            dir_dev(sub, &part) != 0)
             continue;
-        snprintf(file, sizeof file, "%s/dev", sub);
-        if (read_text(file, number, sizeof number) != 0)
-            continue;
-        list_append(names, names_size, e->d_name);
-        if (strlen(numbers) + strlen(number) + 2 < numbers_size) {
-            strcat(numbers, number);
-            strcat(numbers, " ");
-        }
+        visit(context, part, e->d_name);
         count++;
     }
     closedir(d);
     return count;
 }
 
-/* Mount points of any device whose "MAJ:MIN" appears in `numbers` (as
- * " MAJ:MIN "), as a comma list. Returns how many were found. */
-static int find_mounts(const char *numbers, char *points, size_t size)
+int raw_sysfs_holders(dev_t rdev, raw_sysfs_visit visit, void *context)
 {
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[4096];
+    char dir[PATH_MAX];
+    char holders[PATH_MAX + 16];
+    DIR *d;
+    struct dirent *e;
     int count = 0;
-    points[0] = '\0';
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f)) {
-        /* mount-id parent-id MAJ:MIN root mount-point ... */
-        char number[40];
-        char root[1024];
-        char point[1024];
-        char key[48];
-        if (sscanf(line, "%*s %*s %39s %1023s %1023s", number, root, point) != 3)
+    device_dir(rdev, dir, sizeof dir);
+    snprintf(holders, sizeof holders, "%s/holders", dir);
+    if (!(d = opendir(holders)))
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char sub[PATH_MAX + 16];
+        dev_t holder;
+        if (e->d_name[0] == '.')
             continue;
-        snprintf(key, sizeof key, " %s ", number);
-        if (strstr(numbers, key)) {
-            list_append(points, size, point);
-            count++;
-        }
+        /* Each entry links to the holder's own sysfs directory. */
+        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", holders, e->d_name) >= sizeof sub || dir_dev(sub, &holder) != 0)
+            continue;
+        visit(context, holder, e->d_name);
+        count++;
     }
-    fclose(f);
+    closedir(d);
     return count;
+}
+
+int raw_sysfs_loops(raw_sysfs_visit visit, void *context)
+{
+    DIR *d = opendir("/sys/block");
+    struct dirent *e;
+    int count = 0;
+    if (!d)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char sub[PATH_MAX];
+        char file[PATH_MAX + 32];
+        struct stat st;
+        dev_t loop;
+        if (strncmp(e->d_name, "loop", 4) != 0)
+            continue;
+        if ((size_t)snprintf(sub, sizeof sub, "/sys/block/%s", e->d_name) >= sizeof sub)
+            continue;
+        /* loop/backing_file exists only while a file is attached. */
+        snprintf(file, sizeof file, "%s/loop/backing_file", sub);
+        if (stat(file, &st) != 0 || dir_dev(sub, &loop) != 0)
+            continue;
+        visit(context, loop, e->d_name);
+        count++;
+    }
+    closedir(d);
+    return count;
+}
+
+int raw_sysfs_name(dev_t rdev, char *name, size_t size)
+{
+    char dir[PATH_MAX];
+    char target[PATH_MAX];
+    const char *base;
+    ssize_t n;
+    device_dir(rdev, dir, sizeof dir);
+    n = readlink(dir, target, sizeof target - 1);
+    if (n <= 0 || size == 0)
+        return -1;
+    target[n] = '\0';
+    base = strrchr(target, '/');
+    base = base ? base + 1 : target;
+    if (strlen(base) >= size)
+        return -1;
+    strcpy(name, base);
+    return 0;
+}
+
+/* Collects partition names as a comma list, for raw_sysfs_partitions. */
+static void add_name(void *context, dev_t rdev, const char *name)
+{
+    (void)rdev;
+    list_append((char *)context, RAW_SYSFS_TEXT, name);
 }
 
 void raw_sysfs_report(dev_t rdev, const devhost_info_sink *sink)
@@ -161,11 +227,9 @@ void raw_sysfs_report(dev_t rdev, const devhost_info_sink *sink)
     static const char *const discard_gran[] = {"queue/discard_granularity", NULL};
     char dir[PATH_MAX];
     char names[RAW_SYSFS_TEXT];
-    char numbers[RAW_SYSFS_TEXT];
-    char points[RAW_SYSFS_TEXT];
     char count_text[16];
     int count;
-    int mounts;
+    raw_mounts mounts;
 
     report_first(rdev, sink, "model", model);
     report_first(rdev, sink, "vendor", vendor);
@@ -179,25 +243,19 @@ void raw_sysfs_report(dev_t rdev, const devhost_info_sink *sink)
     device_dir(rdev, dir, sizeof dir);
     if (is_partition(dir)) {
         sink->put(sink->context, "partition", "true");
-        names[0] = '\0';
-        snprintf(numbers, sizeof numbers, " ");
     } else {
-        count = list_partitions(dir, names, sizeof names, numbers, sizeof numbers);
+        names[0] = '\0';
+        count = raw_sysfs_partitions(rdev, add_name, names);
         snprintf(count_text, sizeof count_text, "%d", count);
         sink->put(sink->context, "partition-count", count_text);
         sink->put(sink->context, "partitions", names);
     }
-    /* Mounted: the device itself or any of its partitions. */
-    {
-        char self[40];
-        snprintf(self, sizeof self, "%u:%u ", major(rdev), minor(rdev));
-        if (strlen(numbers) + strlen(self) < sizeof numbers)
-            strcat(numbers, self);
-    }
-    mounts = find_mounts(numbers, points, sizeof points);
-    if (mounts >= 0) {
-        sink->put(sink->context, "mounted", mounts > 0 ? "true" : "false");
-        if (mounts > 0)
-            sink->put(sink->context, "mount-points", points);
+    /* Mounted: the device, one of its partitions, or a device stacked on
+     * them; the same walk that refuses writes (raw_mounts.c). */
+    raw_mounts_of_device(rdev, &mounts);
+    if (mounts.count >= 0) {
+        sink->put(sink->context, "mounted", mounts.count > 0 ? "true" : "false");
+        if (mounts.count > 0)
+            sink->put(sink->context, "mount-points", mounts.points);
     }
 }

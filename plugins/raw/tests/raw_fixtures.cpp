@@ -81,6 +81,14 @@ LoopDevice::~LoopDevice()
         losetup({"-d", path_});
 }
 
+int LoopDevice::detach()
+{
+    int rc = losetup({"-d", path_});
+    if (rc == 0)
+        path_.clear();
+    return rc;
+}
+
 int LoopDevice::losetup(const std::vector<std::string> &args) const
 {
     std::vector<std::string> argv{find_tool("losetup").string()};

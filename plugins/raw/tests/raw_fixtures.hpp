@@ -45,6 +45,11 @@ public:
     const std::string &path() const { return path_; }
     // Runs losetup with the arguments; returns its exit code.
     int losetup(const std::vector<std::string> &args) const;
+    // Detaches the device now (losetup -d; Linux defers it while the device
+    // is open) and forgets it, so the destructor never detaches its number
+    // again: by then the kernel may have given it to another test's image.
+    // Returns losetup's exit code.
+    int detach();
 
 private:
     std::string path_;
