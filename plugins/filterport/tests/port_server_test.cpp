@@ -103,7 +103,7 @@ TEST_CASE("the port refuses clients over its maximum of connections", "[port]")
     auto w = c.hello();
     REQUIRE(w);
     CHECK(w->status == DEVHOST_E_BUSY);
-    CHECK(w->payload == "port " + (dir / "P").string() + " already has its maximum of 2 connections");
+    CHECK(w->payload == "port " + (dir / "P").string() + " is full: it already has its maximum of 2 connections");
     CHECK(c.closed());
     a.reset();
     REQUIRE(server.wait_clients(1));
