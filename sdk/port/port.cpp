@@ -50,6 +50,7 @@ struct Client {
     bool accepted = false;
     bool sync = false;
     bool gone = false;
+    bool refused = false;              // answered at accept, kept until its HELLO
     Clock::time_point hello_deadline;  // closed if no HELLO by then
     std::set<uint64_t> outstanding;  // MESSAGE ids sent, not yet replied
     std::deque<uint64_t> expired;    // MESSAGE ids whose sender gave up
@@ -322,8 +323,8 @@ struct devhost_port {
         ssize_t n = ::recv(c->fd, rx.data(), rx.size(), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        if (n <= 0) {
-            drop(c);
+        if (n <= 0 || c->refused) {
+            drop(c);  // gone, or refused at accept and now read: closing cannot reset it
             return;
         }
         if (static_cast<size_t>(n) > rx.size()) {
@@ -366,11 +367,14 @@ struct devhost_port {
     // why, and closes it: at accept, before it has said anything. What it
     // may have sent already is read first, so that the close does not turn
     // into ECONNRESET before the client has read the answer.
-    void refuse_at_accept(Client &c, devhost_status status, const std::string &why)
+    // Returns true when the client had already sent something.
+    bool refuse_at_accept(Client &c, devhost_status status, const std::string &why)
     {
-        for (int i = 0; i < 4 && ::recv(c.fd, rx.data(), rx.size(), MSG_DONTWAIT) > 0; i++) {
-        }
+        int frames = 0;
+        while (frames < 4 && ::recv(c.fd, rx.data(), rx.size(), MSG_DONTWAIT) > 0)
+            frames++;
         send_text(c, DEVHOST_PORT_FRAME_WELCOME, status, 0, why);
+        return frames > 0;
     }
 
     // Why a new connection from `uid` cannot wait for its HELLO (the
@@ -415,15 +419,18 @@ struct devhost_port {
             c->peer.pid = cred.pid;
             c->peer.uid = cred.uid;
             c->peer.gid = cred.gid;
+            std::string full = pending_full(cred.uid);
             if (!peer_allowed(c->peer)) {
                 std::string why = "uid " + std::to_string(cred.uid) + " gid " + std::to_string(cred.gid) +
                                   " is not allowed to connect to port " + path;
                 log(DEVHOST_LOG_WARN, "port %s: refused pid %d: %s", path.c_str(), cred.pid, why.c_str());
-                refuse_at_accept(*c, DEVHOST_E_ACCESS, why);
-                continue;
-            }
-            std::string full = pending_full(cred.uid);
-            if (!full.empty()) {
+                if (refuse_at_accept(*c, DEVHOST_E_ACCESS, why) || !full.empty())
+                    continue;  // closed now: it has spoken, or its uid holds enough already
+                // Kept (within its uid's bound) until its HELLO arrives, so
+                // that a v1.0 client, which sends HELLO before reading, can
+                // still send it and read the answer instead of EPIPE.
+                c->refused = true;
+            } else if (!full.empty()) {
                 log(DEVHOST_LOG_WARN, "port %s: refused pid %d: %s", path.c_str(), cred.pid, full.c_str());
                 refuse_at_accept(*c, DEVHOST_E_BUSY, full);
                 continue;
@@ -454,6 +461,10 @@ struct devhost_port {
             }
         }
         for (auto &c : late) {
+            if (c->refused) {
+                drop(c);  // it had its answer
+                continue;
+            }
             std::string why = "no HELLO within " + std::to_string(hello_timeout_ms) + " ms";
             log(DEVHOST_LOG_WARN, "port %s: closing the connection of pid %d (uid %u): %s", path.c_str(), c->peer.pid,
                 c->peer.uid, why.c_str());

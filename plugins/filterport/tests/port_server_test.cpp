@@ -394,6 +394,9 @@ TEST_CASE("a client that goes away fails its pending message with E_REMOVED and 
     CHECK(r.status == DEVHOST_E_REMOVED);
     CHECK(r.message == "client " + std::to_string(id) + " went away before replying");
     REQUIRE(server.wait_clients(0));
+    // The callback runs just after the client leaves the list: wait for it.
+    for (int i = 0; i < 500 && server.disconnected().empty(); i++)
+        usleep(2000);
     CHECK(server.disconnected() == std::vector<uint64_t>{id});
 }
 

@@ -34,7 +34,10 @@
  * link). The peer's credentials (SO_PEERCRED) are checked against the
  * allowed uids and gids as soon as the connection is accepted, before it
  * may send anything: a refused client receives DEVHOST_E_ACCESS with a
- * message naming its uid and gid, and the connection is closed at once. A
+ * message naming its uid and gid at once, and the connection is closed when
+ * its HELLO arrives (so that a client that sends before it reads still gets
+ * the answer), at its HELLO deadline, or at once when its uid already holds
+ * max_pending_per_uid connections that have not said HELLO. A
  * connection that has not said HELLO within hello_timeout_ms is closed, and
  * each uid may hold at most max_pending_per_uid such connections, so that
  * idle connections cannot lock other clients out. A client refused for
