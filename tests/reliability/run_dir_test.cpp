@@ -359,3 +359,47 @@ TEST_CASE("a vport socket planted by nobody does not receive root's print job", 
     std::this_thread::sleep_for(200ms);
     CHECK(squatter.out().find("GOT") == std::string::npos);
 }
+
+TEST_CASE("the default port directory is created 0755 whatever the umask and a bad one is refused",
+          "[run-dir][hardening]")
+{
+    if (::geteuid() != 0) {
+        WARN("skipped: /run/devhost is root's");
+        return;
+    }
+    TempDir logs;
+    auto echo = [&](mode_t mask, const std::function<void()> &plant) {
+        return with_private_run([&] {
+            plant();
+            Umask m(mask);
+            ::unsetenv("DEVHOST_VDEV_DIR");
+            ProcessResult r;
+            {
+                Child peer({(bin_dir() / "devhost-vdev").string(), "filterport-echo", "--port=Echo"}, logs.path());
+                if (!peer.wait_for_output("READY", 10s)) {
+                    auto done = peer.wait(5s);
+                    return "exit " + std::to_string(done.exit_code) + ": " + peer.err();
+                }
+                std::string modes = "devhost=" + mode_of("/run/devhost") + " ports=" + mode_of("/run/devhost/ports") +
+                                    " socket=" + mode_of("/run/devhost/ports/Echo");
+                peer.signal(SIGTERM);
+                peer.wait(5s);
+                return modes;
+            }
+        });
+    };
+    for (mode_t mask : {mode_t(0000), mode_t(0077)}) {
+        std::string r = echo(mask, [] {});
+        if (skipped(r))
+            return;
+        INFO("umask " << mask);
+        CHECK(r == "devhost=0755 ports=0755 socket=0600");
+    }
+    std::string bad = echo(022, [] {
+        ::mkdir("/run/devhost", 0755);
+        ::mkdir("/run/devhost/ports", 0755);
+        ::chmod("/run/devhost/ports", 0777);
+    });
+    CHECK(bad == "exit 1: devhost-vdev: filterport-echo: --port-dir=/run/devhost/ports: directory /run/devhost/ports "
+                 "is writable by group or others (mode 0777) and is not a sticky directory owned by root\n");
+}
