@@ -221,12 +221,12 @@ devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost
         frame.id = f.id;
         frame.payload.assign(f.payload, f.payload + f.length);
         if (f.type == DEVHOST_PORT_FRAME_ERROR && f.status == DEVHOST_E_TIMEOUT)
-            return break_connection(DEVHOST_E_TIMEOUT, failure_errno(frame.payload),
+            return break_connection(DEVHOST_E_TIMEOUT, 0,
                                     "port " + path + ": the server closed the connection: " +
                                         payload_text(frame.payload),
                                     err);
         if (f.type == DEVHOST_PORT_FRAME_ERROR)
-            return break_connection(DEVHOST_E_PROTOCOL, failure_errno(frame.payload),
+            return break_connection(DEVHOST_E_PROTOCOL, 0,
                                     "port " + path + ": the server refused our frame: " + payload_text(frame.payload),
                                     err);
         if (f.type == DEVHOST_PORT_FRAME_HELLO || f.type == DEVHOST_PORT_FRAME_REQUEST ||
