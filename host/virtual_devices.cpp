@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstring>
 #include <cstdlib>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -24,24 +25,25 @@ namespace {
 
 constexpr const char *dir_env = "DEVHOST_VDEV_DIR";
 
-// mkdtemp in `parent`, or empty with `error` set.
-std::filesystem::path make_temp_dir(const std::filesystem::path &parent, const std::string &prefix, std::string &error)
-{
-    std::string templ = (parent / (prefix + "XXXXXX")).string();
-    if (::mkdtemp(templ.data()))
-        return templ;
-    error = "cannot create a directory in " + parent.string() + ": " + std::strerror(errno);
-    return {};
-}
-
 // Removes the private directories that runs killed outright (SIGKILL, power
 // cut with a persistent /run) left in `parent`: those named PREFIX<pid>-XXXXXX
-// whose pid no longer exists. A directory of a live process is left alone.
-void remove_stale_dirs(const std::filesystem::path &parent, const std::string &prefix)
+// whose pid no longer exists. A directory of a live process, or one that is
+// not ours, is left alone; removal goes through descriptors and never
+// follows a link (trusted_dir::remove_tree).
+void remove_stale_dirs(const trusted_dir::Dir &parent, const std::string &prefix)
 {
-    std::error_code ec;
-    for (std::filesystem::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
-        const std::string name = it->path().filename().string();
+    int list_fd = ::openat(parent.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = list_fd >= 0 ? ::fdopendir(list_fd) : nullptr;
+    if (!d) {
+        if (list_fd >= 0)
+            ::close(list_fd);
+        return;
+    }
+    std::vector<std::string> names;
+    while (dirent *e = ::readdir(d))
+        names.emplace_back(e->d_name);
+    ::closedir(d);
+    for (const std::string &name : names) {
         if (name.rfind(prefix, 0) != 0)
             continue;
         const std::string rest = name.substr(prefix.size());
@@ -51,23 +53,13 @@ void remove_stale_dirs(const std::filesystem::path &parent, const std::string &p
         const long pid = std::strtol(rest.c_str(), nullptr, 10);
         if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)
             continue;
-        std::error_code rm;
-        std::filesystem::remove_all(it->path(), rm);
-        if (rm)
-            spdlog::warn("cannot remove {}, left by an earlier run (pid {}): {}", it->path().string(), pid,
-                         rm.message());
+        const std::string shown = parent.path() + "/" + name;
+        trusted_dir::Error err;
+        if (trusted_dir::remove_tree(parent.fd(), name, err))
+            spdlog::info("removed {}, left by an earlier run (pid {}) that did not end cleanly", shown, pid);
         else
-            spdlog::info("removed {}, left by an earlier run (pid {}) that did not end cleanly",
-                         it->path().string(), pid);
+            spdlog::warn("cannot remove {}, left by an earlier run (pid {}): {}", shown, pid, err.message);
     }
-}
-
-// A private directory PREFIX<our pid>-XXXXXX in `parent`, after sweeping the
-// stale ones; empty with `error` set when it cannot be made.
-std::filesystem::path make_run_dir(const std::filesystem::path &parent, const std::string &prefix, std::string &error)
-{
-    remove_stale_dirs(parent, prefix);
-    return make_temp_dir(parent, prefix + std::to_string(::getpid()) + "-", error);
 }
 
 }  // namespace
@@ -157,22 +149,59 @@ std::string VirtualDevices::path_of(const std::string &name) const
 
 bool VirtualDevices::make_dir(std::string &error)
 {
-    if (!dir_.empty())
+    if (dir_fd_)
         return true;
-    // /run/devhost/vdev where we may write (root), else the temporary directory.
-    std::error_code ec;
-    const std::filesystem::path run_dir = "/run/devhost/vdev";
-    std::filesystem::create_directories(run_dir, ec);
-    if (!ec && ::access(run_dir.c_str(), W_OK | X_OK) == 0)
-        dir_ = make_run_dir(run_dir, "run-", error);
-    if (dir_.empty()) {
-        const char *tmp = std::getenv("TMPDIR");
-        dir_ = make_run_dir(tmp && *tmp ? tmp : "/tmp", "devhost-vdev-", error);
-    }
-    if (dir_.empty())
+    // /run/devhost/vdev where we may write (root), else the temporary
+    // directory. Both are created with explicit modes and checked by
+    // descriptor with every directory above them.
+    trusted_dir::Error err;
+    std::string prefix = "run-";
+    parent_ = trusted_dir::open("/run/devhost/vdev", 0755, err);  // and /run/devhost, 0755
+    if (err.refused) {
+        error = err.message;
         return false;
+    }
+    if (!parent_ || ::faccessat(parent_.fd(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
+        const char *tmp = std::getenv("TMPDIR");
+        parent_ = trusted_dir::open(tmp && *tmp ? tmp : "/tmp", 0, err);
+        if (!parent_) {
+            error = "no directory for the run's virtual devices: " + err.message;
+            return false;
+        }
+        prefix = "devhost-vdev-";
+    }
+    remove_stale_dirs(parent_, prefix);
+    dir_fd_ = trusted_dir::make_private(parent_, prefix + std::to_string(::getpid()) + "-", dir_name_, err);
+    if (!dir_fd_) {
+        error = err.message;
+        parent_.reset();
+        return false;
+    }
+    dir_ = dir_fd_.path();
     spdlog::info("virtual devices of this run in {}", dir_.string());
     return true;
+}
+
+void VirtualDevices::remove_dir()
+{
+    if (!dir_fd_)
+        return;
+    trusted_dir::Error err;
+    if (trusted_dir::still_names(parent_, dir_name_, dir_fd_)) {
+        if (!trusted_dir::remove_tree(parent_.fd(), dir_name_, err))
+            spdlog::warn("cannot remove {}: {}", dir_.string(), err.message);
+    } else {
+        // Moved or replaced behind our back: empty what we created through
+        // its descriptor, and leave whatever is now at the path alone.
+        spdlog::warn("{} no longer names this run's directory; emptying the directory itself, not the path",
+                     dir_.string());
+        if (!trusted_dir::empty_dir(dir_fd_.fd(), err))
+            spdlog::warn("cannot empty this run's directory: {}", err.message);
+    }
+    dir_fd_.reset();
+    parent_.reset();
+    dir_.clear();
+    dir_name_.clear();
 }
 
 bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &error, bool &usage_error)
@@ -181,6 +210,11 @@ bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &
     const std::string prefix = "[virtual " + v.name + "] (" + v.kind.value + "): ";
     if (!make_dir(error)) {
         error = prefix + error;
+        return false;
+    }
+    if (!trusted_dir::still_names(parent_, dir_name_, dir_fd_)) {
+        error = prefix + dir_.string() + " no longer names this run's directory (moved or replaced); not starting "
+                         "a peer there";
         return false;
     }
     std::vector<std::string> args{tool_.string(), v.kind.value, "--name=" + v.name};
@@ -306,15 +340,9 @@ void VirtualDevices::stop_all(int grace_ms)
         p.pid = -1;
     }
     peers_.clear();
-    if (!dir_.empty()) {
-        // Only our own directory: the peers removed their endpoints, and
-        // whatever is left (a peer killed with SIGKILL) goes with it.
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-        if (ec)
-            spdlog::warn("cannot remove {}: {}", dir_.string(), ec.message());
-        dir_.clear();
-    }
+    // Only our own directory: the peers removed their endpoints, and
+    // whatever is left (a peer killed with SIGKILL) goes with it.
+    remove_dir();
 }
 
 }  // namespace devhost

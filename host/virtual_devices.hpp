@@ -1,12 +1,21 @@
 // Virtual devices declared in a config's [virtual NAME] sections: started as
 // devhost-vdev child processes before the pipelines, and stopped after.
 // A device whose path is virtual:NAME gets the path the peer announced.
-// The peers of one run share a private directory (mkdtemp, passed to them
-// as DEVHOST_VDEV_DIR) for their endpoints, so concurrent runs using the
-// same virtual names do not collide; it is removed when the peers stop.
+// The peers of one run share a private directory (passed to them as
+// DEVHOST_VDEV_DIR) for their endpoints, so
+// concurrent runs using the same virtual names do not collide; it is removed
+// when the peers stop.
+//
+// The directories are created with explicit modes whatever the umask
+// (/run/devhost and /run/devhost/vdev 0755, the run's own 0700), checked
+// (owner, mode) with every directory above them when they exist already
+// (trusted_dir.hpp), and the run's directory is held open and used through
+// its descriptor: before each peer starts the path must still name it, and
+// it is emptied and removed through the descriptor, never re-resolved.
 #pragma once
 
 #include "config.hpp"
+#include "trusted_dir.hpp"
 
 #include <filesystem>
 #include <map>
@@ -56,9 +65,14 @@ private:
     };
     // Creates dir_ if it does not exist yet; false with `error` set if it fails.
     bool make_dir(std::string &error);
+    // Removes the run's directory through the descriptors.
+    void remove_dir();
 
     std::filesystem::path tool_;
     std::filesystem::path dir_;
+    trusted_dir::Dir parent_;    // /run/devhost/vdev, or the temporary directory
+    trusted_dir::Dir dir_fd_;    // the run's directory
+    std::string dir_name_;       // its name in parent_
     std::vector<Peer> peers_;
 };
 

@@ -5,6 +5,8 @@
 
 #include <devhost/port.h>
 
+#include "trusted_dir.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -81,8 +83,11 @@ int run(Context &ctx)
         throw std::invalid_argument("--port=" + name + ": expected a port name without /");
     if (max_conn < 1 || max_conn > 1024)
         throw std::invalid_argument("--max-connections: expected 1 to 1024");
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
+    // The port directory: created 0755 whatever the umask, and with every
+    // directory above it owned by root or us and writable by nobody else.
+    trusted_dir::Error dir_err;
+    if (!trusted_dir::open(std::filesystem::absolute(dir).string(), 0755, dir_err))
+        throw std::runtime_error("--port-dir=" + dir + ": " + dir_err.message);
     const std::string path = dir + "/" + name;
 
     devhost_port_callbacks cb{};

@@ -4,9 +4,10 @@
 // Socket: $DEVHOST_VDEV_DIR/NAME.sock, announced as vport:/that/path (under
 // `devhost run`, whose peers get a private directory); else
 // $DEVHOST_VPORT_DIR/NAME.sock, else /run/devhost/vport/NAME.sock
-// or, where that cannot be written, under $XDG_RUNTIME_DIR/devhost/vport or
-// /tmp/devhost-vport-UID (vport_dir_candidate in
-// plugins/parallel/vport_protocol.h, which also documents the protocol).
+// or, where that cannot be written, under $XDG_RUNTIME_DIR/devhost/vport
+// (vport_dir_candidate in plugins/parallel/vport_protocol.h, which also
+// documents the protocol). Each directory is created with an explicit mode
+// and checked, with every directory above it (trusted_dir.hpp).
 // READY prints "vport:NAME"; the plugin finds the socket from it the same way.
 //
 // The port follows the kernel's parport rules: any number of clients may be
@@ -24,6 +25,7 @@
 #include "vdev.hpp"
 
 #include "../plugins/parallel/vport_protocol.h"
+#include "trusted_dir.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -110,19 +112,17 @@ bool valid_name(const std::string &name)
     });
 }
 
-void make_dirs(const std::string &dir)
+// Opens (creating what is missing) a directory for the socket: /run/...
+// readable by all (the socket's own mode decides who connects), a private
+// runtime directory for the user alone. Throws when it is not trusted.
+void open_socket_dir(const std::string &dir)
 {
-    std::string partial;
-    size_t pos = 0;
-    while (pos != std::string::npos) {
-        pos = dir.find('/', pos + 1);
-        partial = dir.substr(0, pos);
-        // A private fallback under /tmp is ours alone; elsewhere sockets'
-        // own modes decide who may connect.
-        const mode_t mode = dir.rfind("/tmp/", 0) == 0 ? 0700 : 0755;
-        if (!partial.empty() && mkdir(partial.c_str(), mode) != 0 && errno != EEXIST)
-            throw std::runtime_error("cannot create " + partial + ": " + std::strerror(errno));
-    }
+    const mode_t mode = dir.rfind("/run/devhost/", 0) == 0 ? 0755 : 0700;
+    trusted_dir::Error err;
+    if (!trusted_dir::open(dir, mode, err))
+        throw std::runtime_error(err.message);
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+        throw std::runtime_error(dir + " is not a writable directory");
 }
 
 ParallelPort::~ParallelPort()
@@ -188,12 +188,7 @@ void ParallelPort::setup()
     char candidate[sizeof(sockaddr_un::sun_path)];
     for (int i = 0; dir.empty() && vport_dir_candidate(i, candidate, sizeof candidate); i++) {
         try {
-            make_dirs(candidate);
-            struct stat ds {};
-            if (::lstat(candidate, &ds) != 0 || !S_ISDIR(ds.st_mode) || ::access(candidate, W_OK | X_OK) != 0)
-                throw std::runtime_error(std::string(candidate) + " is not a writable directory");
-            if (ds.st_uid != ::getuid() && (ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
-                throw std::runtime_error(std::string(candidate) + " is writable by anyone");
+            open_socket_dir(candidate);
             dir = candidate;
         } catch (const std::exception &e) {
             if (first_error.empty())
@@ -226,6 +221,10 @@ void ParallelPort::setup()
     listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (listen_fd_ < 0)
         throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    // The socket is the user's alone (the umask may only narrow it): set
+    // on the socket before bind, never on the path after.
+    if (::fchmod(listen_fd_, 0600) != 0)
+        throw std::runtime_error(std::string("fchmod: ") + std::strerror(errno));
     if (::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0)
         throw std::runtime_error("bind " + socket_path_ + ": " + std::strerror(errno));
 }
@@ -560,7 +559,7 @@ int run_parallel_port(Context &ctx)
 DEVHOST_VDEV_KIND("parallel-port",
                   "a shared parallel port with a printer, served as vport:DIR/NAME.sock with $DEVHOST_VDEV_DIR, else as "
                   "vport:NAME (socket in $DEVHOST_VPORT_DIR, else "
-                  "/run/devhost/vport, $XDG_RUNTIME_DIR/devhost/vport or /tmp/devhost-vport-UID)",
+                  "/run/devhost/vport or $XDG_RUNTIME_DIR/devhost/vport)",
                   "--output=FILE --device-id=TEXT --fault=none|paper-out|offline|busy-forever --unplug-after=N "
                   "--modes=compat,nibble,byte,ecp,epp --reverse-data=TEXT",
                   run_parallel_port);

@@ -10,6 +10,7 @@
 // 4 KiB (after the first MiB on disks of 2 MiB and more), a fixed disk
 // signature "DVH1" at 0x1B8, and the 0x55AA boot signature at 0x1FE.
 #include "vdev.hpp"
+#include "trusted_dir.hpp"
 
 #include <algorithm>
 #include <array>
@@ -259,10 +260,11 @@ int run_raw_disk(Context &ctx)
 
     fs::path file = path_text.empty() ? fs::path(ctx.dir()) / (ctx.name + ".img") : fs::path(path_text);
     if (path_text.empty()) {
-        std::error_code ec;
-        fs::create_directories(file.parent_path(), ec);
-        if (ec)
-            throw std::runtime_error("cannot create " + file.parent_path().string() + ": " + ec.message());
+        // /run/devhost/vdev or the run's directory: created 0755 whatever the
+        // umask, and checked with every directory above it.
+        trusted_dir::Error dir_err;
+        if (!trusted_dir::open(fs::absolute(file.parent_path()).string(), 0755, dir_err))
+            throw std::runtime_error(dir_err.message);
     }
     create_image(file, size, fill, mbr);
 

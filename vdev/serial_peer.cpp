@@ -2,6 +2,7 @@
 #include "serial_peer.hpp"
 
 #include "text.hpp"
+#include "trusted_dir.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -115,11 +116,11 @@ void SerialPeer::publish()
 {
     fs::path link(link_);
     std::error_code ec;
-    if (link.has_parent_path())
-        fs::create_directories(link.parent_path(), ec);
-    if (ec)
-        throw std::runtime_error("--link=" + link_ + ": cannot create " + link.parent_path().string() + ": " +
-                                 ec.message());
+    // Its directory (/run/devhost/vdev by default): created 0755 whatever
+    // the umask, and checked with every directory above it.
+    trusted_dir::Error dir_err;
+    if (link.has_parent_path() && !trusted_dir::open(fs::absolute(link.parent_path()).string(), 0755, dir_err))
+        throw std::runtime_error("--link=" + link_ + ": " + dir_err.message);
     auto st = fs::symlink_status(link, ec);
     if (fs::exists(st)) {
         if (!fs::is_symlink(st))

@@ -39,6 +39,9 @@ const devhost_option_spec k_options[] = {
            "synchronous handle (FLT_PORT_FLAG_SYNC_HANDLE): one server message at a time; connect sync= overrides"),
     option(DEVHOST_OPTION_INT, "max-message", "65536",
            "largest message or reply accepted from the server, in bytes", 1, DEVHOST_PORT_MAX_PAYLOAD),
+    option(DEVHOST_OPTION_INT, "server-uid", nullptr,
+           "connect only to a server run by this uid (SO_PEERCRED), e.g. 0; another is refused with E_ACCESS", 0,
+           UINT32_MAX - 1),
 };
 
 template <typename F>
@@ -101,6 +104,9 @@ devhost_status fp_open(const devhost_open_params *params, devhost_device **devic
         if (const devhost_option_value *v = devhost_option_find(params, "max-message"))
             if (v->is_set)
                 dev->client.max_payload = static_cast<uint32_t>(v->integer);
+        if (const devhost_option_value *v = devhost_option_find(params, "server-uid"))
+            if (v->is_set)
+                dev->client.server_uid = v->integer;
         *device = dev;
         return DEVHOST_OK;
     });
@@ -119,8 +125,8 @@ devhost_status fp_close(devhost_device *device, devhost_error *)
  * non-zero size, no context needs size 0, the size fits in 16 bits) and the
  * arguments (only sync=BOOL). Then connects, sends the context and waits up
  * to params->timeout_ms for the server's answer. Returns OK; E_INVALID;
- * E_NOT_FOUND (no server); E_ACCESS (socket mode or the server's credential
- * check); E_BUSY (the port's maximum of connections); any status the
+ * E_NOT_FOUND (no server); E_ACCESS (socket mode, the server's credential
+ * check, or a server not run by the server-uid option's uid); E_BUSY (the port's maximum of connections); any status the
  * server's connect callback refused with; E_TIMEOUT; E_CANCELLED; E_IO. A
  * failed connect leaves no descriptor open. params is valid for this call. */
 devhost_status fp_connect(devhost_device *device, const devhost_connect_params *params, devhost_error *err)

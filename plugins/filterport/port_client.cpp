@@ -35,14 +35,20 @@ devhost_status fail(devhost_error *err, devhost_status status, int os_errno, con
     return status;
 }
 
+// The text of a payload, non-printable bytes shown as '.'. A failure's
+// payload stops at its NUL (the errno after it: failure_errno).
 std::string payload_text(const std::vector<uint8_t> &p)
 {
-    std::string s(p.begin(), p.end());
+    size_t len = p.size();
+    devhost_port_failure_decode(p.data(), p.size(), &len);
+    std::string s(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(len));
     for (char &ch : s)
         if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e)
             ch = '.';
     return s;
 }
+
+int failure_errno(const std::vector<uint8_t> &p) { return devhost_port_failure_decode(p.data(), p.size(), nullptr); }
 
 void remember(std::deque<uint64_t> &ids, uint64_t id)
 {
@@ -172,10 +178,19 @@ devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost
         if (st != DEVHOST_OK)
             return st;
     }
+    bool reset = false;
     for (;;) {
         ssize_t n = ::recv(fd_, rx_.data(), rx_.size(), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == ECONNRESET && !reset) {
+            // The server closed with our frames unread: the kernel reports
+            // the reset first, then still hands out what the server sent.
+            reset = true;
+            continue;
+        }
+        if (reset && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            n = 0;  // nothing was left after the reset
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             devhost_status st = wait_fd(POLLIN, deadline_ns, err);
             if (st != DEVHOST_OK)
@@ -205,6 +220,11 @@ devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost
         frame.status = f.status;
         frame.id = f.id;
         frame.payload.assign(f.payload, f.payload + f.length);
+        if (f.type == DEVHOST_PORT_FRAME_ERROR && f.status == DEVHOST_E_TIMEOUT)
+            return break_connection(DEVHOST_E_TIMEOUT, 0,
+                                    "port " + path + ": the server closed the connection: " +
+                                        payload_text(frame.payload),
+                                    err);
         if (f.type == DEVHOST_PORT_FRAME_ERROR)
             return break_connection(DEVHOST_E_PROTOCOL, 0,
                                     "port " + path + ": the server refused our frame: " + payload_text(frame.payload),
@@ -289,11 +309,19 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
     }
     broken_ = DEVHOST_OK;
     broken_why_.clear();
-    devhost_status st = send_frame(DEVHOST_PORT_FRAME_HELLO, sync_handle ? DEVHOST_PORT_HELLO_SYNC : 0, 0, context,
-                                   context_size, dl, err);
+    devhost_status st = check_server(err);
+    if (st != DEVHOST_OK) {
+        ::close(fd_);
+        fd_ = -1;
+        return st;
+    }
+    bool closed = false;
+    st = send_hello(context, context_size, sync_handle, dl, closed, err);
     Frame welcome;
     if (st == DEVHOST_OK)
-        st = recv_frame(welcome, dl, err);
+        st = recv_frame(welcome, closed ? now_ns() : dl, err);
+    if (st == DEVHOST_E_TIMEOUT && closed)
+        st = fail(err, DEVHOST_E_REMOVED, EPIPE, "port " + path + ": the server went away");
     if (st == DEVHOST_OK && welcome.type != DEVHOST_PORT_FRAME_WELCOME) {
         std::string why = std::string("expected WELCOME, got ") + devhost_port_frame_type_name(welcome.type);
         send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), now_ns(), nullptr);
@@ -301,12 +329,12 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
     }
     if (st == DEVHOST_OK && welcome.status != DEVHOST_OK) {
         std::string why = payload_text(welcome.payload);
-        st = fail(err, welcome.status, 0,
+        st = fail(err, welcome.status, failure_errno(welcome.payload),
                   "port " + path + " refused the connection: " +
                       (why.empty() ? std::string(devhost_status_name(welcome.status)) : why));
     }
     if (st != DEVHOST_OK) {
-        if (st == DEVHOST_E_TIMEOUT)
+        if (st == DEVHOST_E_TIMEOUT && welcome.type != DEVHOST_PORT_FRAME_ERROR)
             devhost_error_set(err, 0, "port %s: no WELCOME from the server in time", path.c_str());
         else if (st == DEVHOST_E_CANCELLED)
             devhost_error_set(err, 0, "port %s: connect cancelled", path.c_str());
@@ -327,6 +355,54 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
     }
     log(DEVHOST_LOG_DEBUG, "connected to port " + path + (sync_handle ? " (synchronous handle)" : ""));
     return DEVHOST_OK;
+}
+
+devhost_status PortClient::check_server(devhost_error *err)
+{
+    if (server_uid < 0)
+        return DEVHOST_OK;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return fail(err, DEVHOST_E_IO, errno, "port " + path + ": SO_PEERCRED: " + std::strerror(errno));
+    if (static_cast<int64_t>(cred.uid) != server_uid)
+        return fail(err, DEVHOST_E_ACCESS, 0,
+                    "port " + path + " is served by uid " + std::to_string(cred.uid) + " (pid " +
+                        std::to_string(cred.pid) + "), not by uid " + std::to_string(server_uid) +
+                        " as server-uid requires");
+    return DEVHOST_OK;
+}
+
+devhost_status PortClient::send_hello(const void *context, uint32_t context_size, bool sync_handle,
+                                      int64_t deadline_ns, bool &closed, devhost_error *err)
+{
+    closed = false;
+    std::vector<uint8_t> buf(DEVHOST_PORT_HEADER_SIZE + context_size);
+    size_t n = devhost_port_frame_encode(buf.data(), buf.size(), DEVHOST_PORT_FRAME_HELLO,
+                                         sync_handle ? DEVHOST_PORT_HELLO_SYNC : 0, 0, 0, context, context_size);
+    if (n == 0)
+        return fail(err, DEVHOST_E_INVALID, 0, "cannot encode a HELLO of " + std::to_string(context_size) + " bytes");
+    for (;;) {
+        ssize_t w = ::send(fd_, buf.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w == static_cast<ssize_t>(n))
+            return DEVHOST_OK;
+        int e = errno;
+        if (w >= 0)
+            return fail(err, DEVHOST_E_IO, 0, "port " + path + ": short send");
+        if (e == EINTR)
+            continue;
+        if (e == EPIPE || e == ECONNRESET || e == ENOTCONN) {
+            closed = true;
+            return DEVHOST_OK;
+        }
+        if (e != EAGAIN && e != EWOULDBLOCK)
+            return fail(err, DEVHOST_E_IO, e, "port " + path + ": send: " + std::strerror(e));
+        devhost_status st = wait_fd(POLLOUT, deadline_ns, err);
+        if (st == DEVHOST_E_TIMEOUT)
+            return fail(err, st, 0, "port " + path + ": the server did not take the HELLO in time");
+        if (st != DEVHOST_OK)
+            return st;
+    }
 }
 
 void PortClient::disconnect()
@@ -397,7 +473,7 @@ devhost_status PortClient::request(const uint8_t *out, size_t out_len, uint8_t *
             return st;
         if (f.type == DEVHOST_PORT_FRAME_RESPONSE && f.id == id) {
             if (f.status != DEVHOST_OK)
-                return fail(err, f.status, 0, "port " + path + ": the server failed the request: " +
+                return fail(err, f.status, failure_errno(f.payload), "port " + path + ": the server failed the request: " +
                                                   (f.payload.empty() ? std::string(devhost_status_name(f.status))
                                                                      : payload_text(f.payload)));
             in_len = std::min(in_capacity, f.payload.size());

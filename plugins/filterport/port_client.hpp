@@ -23,6 +23,8 @@ struct PortClient {
     bool sync = false;          // the sync option; connect's sync= overrides
     bool inherit = false;       // DEVHOST_OPEN_INHERIT
     uint32_t max_payload = DEVHOST_PORT_MAX_PAYLOAD;
+    int64_t server_uid = -1;    // the server-uid option: -1 any server, else
+                                // connect refuses a server run by another uid
     int cancel_fd = -1;
     const devhost_host_services *services = nullptr;
     const devhost_host_device *host_device = nullptr;
@@ -66,6 +68,14 @@ private:
 
     devhost_status send_frame(uint32_t type, uint32_t flags, uint64_t id, const void *payload, size_t len,
                               int64_t deadline_ns, devhost_error *err);
+    // Sends HELLO. A server that refused us when it accepted the connection
+    // has answered and closed: the send fails (EPIPE) but its WELCOME is
+    // still queued, so *closed is set and the caller reads on.
+    devhost_status send_hello(const void *context, uint32_t context_size, bool sync_handle, int64_t deadline_ns,
+                              bool &closed, devhost_error *err);
+    // Refuses a server run by another uid than server_uid (before HELLO, so
+    // the context goes to no one else).
+    devhost_status check_server(devhost_error *err);
     // Receives one frame; `wait_first`: poll before the first recv (when
     // the frame cannot be there yet), otherwise recv first and poll on EAGAIN.
     devhost_status recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err, bool wait_first = false);

@@ -6,9 +6,13 @@
  *   being 1..64 of [A-Za-z0-9._-] (not starting with a dot). DIR is
  *   $DEVHOST_VPORT_DIR when that is set and not empty; otherwise the first
  *   of these the server can create and write: /run/devhost/vport,
- *   $XDG_RUNTIME_DIR/devhost/vport, /tmp/devhost-vport-UID (see
- *   vport_dir_candidate). The client tries the same list in the same order
- *   and uses the first DIR/NAME.sock that exists.
+ *   $XDG_RUNTIME_DIR/devhost/vport (see vport_dir_candidate). Never a
+ *   predictable place in a world-writable directory (such as
+ *   /tmp/devhost-vport-UID, used before): anyone could create it first and
+ *   receive another user's print job. The client tries the same list in the
+ *   same order, uses the first DIR/NAME.sock that exists, and connects only
+ *   when the socket and its directory are owned by root or by the client's
+ *   uid and nobody else can write the directory.
  *   `vport:/ABS/PATH` (an absolute socket path, shorter than sun_path) names
  *   that socket as it is: a peer started by `devhost run` serves in the run's
  *   private directory ($DEVHOST_VDEV_DIR) and announces it so.
@@ -145,8 +149,6 @@ static inline int vport_dir_candidate(int index, char *out, size_t size)
         n = snprintf(out, size, "%s", VPORT_DEFAULT_DIR);
     } else if (have_xdg && index == 1) {
         n = snprintf(out, size, "%s/devhost/vport", xdg);
-    } else if (index == (have_xdg ? 2 : 1)) {
-        n = snprintf(out, size, "/tmp/devhost-vport-%lu", (unsigned long)getuid());
     } else {
         return 0;
     }

@@ -122,3 +122,56 @@ devhost_status devhost_port_frame_decode(const uint8_t *buf, size_t size, uint32
         *frame = f;
     return DEVHOST_OK;
 }
+
+size_t devhost_port_failure_encode(char *buf, size_t capacity, const char *text, size_t text_len,
+                                   int32_t os_errno)
+{
+    char tail[24];
+    size_t tail_len = 0, limit, n;
+    if (!buf || capacity == 0)
+        return 0;
+    if (os_errno != 0) {
+        int w = snprintf(tail + 1, sizeof tail - 1, "errno=%ld", (long)os_errno);
+        tail[0] = '\0';
+        tail_len = w > 0 ? (size_t)w + 1 : 0;
+    }
+    limit = capacity < DEVHOST_PORT_MAX_TEXT ? capacity : DEVHOST_PORT_MAX_TEXT;
+    if (tail_len > limit)
+        tail_len = 0;
+    n = text ? text_len : 0;
+    if (n > limit - tail_len)
+        n = limit - tail_len;
+    if (n)
+        memcpy(buf, text, n);
+    if (tail_len)
+        memcpy(buf + n, tail, tail_len);
+    return n + tail_len;
+}
+
+int32_t devhost_port_failure_decode(const uint8_t *payload, size_t len, size_t *text_len)
+{
+    const uint8_t *nul = payload && len ? (const uint8_t *)memchr(payload, 0, len) : NULL;
+    long v = 0;
+    size_t i, digits = 0;
+    int negative = 0;
+    if (text_len)
+        *text_len = nul ? (size_t)(nul - payload) : len;
+    if (!nul)
+        return 0;
+    i = (size_t)(nul - payload) + 1;
+    if (len - i < 7 || memcmp(payload + i, "errno=", 6) != 0)
+        return 0;
+    i += 6;
+    if (payload[i] == '-') {
+        negative = 1;
+        i++;
+    }
+    for (; i < len && digits < 10; i++, digits++) {
+        if (payload[i] < '0' || payload[i] > '9')
+            return 0;
+        v = v * 10 + (payload[i] - '0');
+    }
+    if (digits == 0 || i != len)
+        return 0;
+    return (int32_t)(negative ? -v : v);
+}

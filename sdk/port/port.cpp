@@ -7,6 +7,8 @@
 // the condition variable for the service thread to complete it.
 #include <devhost/port.h>
 
+#include "trusted_dir.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -24,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -47,6 +50,8 @@ struct Client {
     bool accepted = false;
     bool sync = false;
     bool gone = false;
+    bool refused = false;              // answered at accept, kept until its HELLO
+    Clock::time_point hello_deadline;  // closed if no HELLO by then
     std::set<uint64_t> outstanding;  // MESSAGE ids sent, not yet replied
     std::deque<uint64_t> expired;    // MESSAGE ids whose sender gave up
     ~Client()
@@ -84,7 +89,11 @@ std::string errno_text(int e) { return std::strerror(e); }
 
 struct devhost_port {
     std::string path;
+    int dir_fd = -1;            // the port's directory, checked at create
+    std::string name;           // the socket's name in it
     uint32_t max_connections = 1;
+    uint32_t hello_timeout_ms = DEVHOST_PORT_DEFAULT_HELLO_TIMEOUT_MS;
+    uint32_t max_pending_per_uid = DEVHOST_PORT_DEFAULT_MAX_PENDING;
     uint32_t max_payload = DEVHOST_PORT_MAX_PAYLOAD;
     std::vector<uint32_t> uids, gids;
     devhost_port_callbacks cb{};
@@ -104,6 +113,13 @@ struct devhost_port {
     uint64_t next_message = 1;
     bool closing = false;
     int senders = 0;  // threads inside devhost_port_send
+
+    ~devhost_port()
+    {
+        for (int fd : {listen_fd, wake_fd, dir_fd})
+            if (fd >= 0)
+                ::close(fd);
+    }
 
     std::vector<uint8_t> rx;  // service thread's receive buffer
     std::vector<uint8_t> tx;  // service thread's send buffer
@@ -157,9 +173,12 @@ struct devhost_port {
         }
     }
 
-    void send_text(Client &c, uint32_t type, int32_t status, uint64_t id, const std::string &text)
+    // A failure's text, and its OS errno when not 0 (port_wire.h, v1.1).
+    bool send_text(Client &c, uint32_t type, int32_t status, uint64_t id, const std::string &text, int os_errno = 0)
     {
-        send_frame(c, type, status, id, text.data(), std::min<size_t>(text.size(), DEVHOST_PORT_MAX_TEXT));
+        char buf[DEVHOST_PORT_MAX_TEXT];
+        size_t n = devhost_port_failure_encode(buf, sizeof buf, text.data(), text.size(), os_errno);
+        return send_frame(c, type, status, id, buf, n);
     }
 
     // Refuses a frame: ERROR with the reason, then drop.
@@ -209,15 +228,7 @@ struct devhost_port {
 
     void on_hello(const std::shared_ptr<Client> &c, const devhost_port_frame &f)
     {
-        c->peer.flags = f.flags;
-        if (!peer_allowed(c->peer)) {
-            std::string why = "uid " + std::to_string(c->peer.uid) + " gid " + std::to_string(c->peer.gid) +
-                              " is not allowed to connect to port " + path;
-            log(DEVHOST_LOG_WARN, "port %s: refused pid %d: %s", path.c_str(), c->peer.pid, why.c_str());
-            send_text(*c, DEVHOST_PORT_FRAME_WELCOME, DEVHOST_E_ACCESS, 0, why);
-            drop(c);
-            return;
-        }
+        c->peer.flags = f.flags;  // the credentials were checked at accept
         size_t accepted = 0;
         {
             std::lock_guard lock(mu);
@@ -225,8 +236,8 @@ struct devhost_port {
                 accepted += other->accepted;
         }
         if (accepted >= max_connections) {
-            std::string why = "port " + path + " already has its maximum of " + std::to_string(max_connections) +
-                              " connection" + (max_connections == 1 ? "" : "s");
+            std::string why = "port " + path + " is full: it already has its maximum of " +
+                              std::to_string(max_connections) + " connection" + (max_connections == 1 ? "" : "s");
             send_text(*c, DEVHOST_PORT_FRAME_WELCOME, DEVHOST_E_BUSY, 0, why);
             drop(c);
             return;
@@ -241,7 +252,7 @@ struct devhost_port {
                 std::string why(err.message, strnlen(err.message, sizeof err.message));
                 if (why.empty())
                     why = std::string("the port's server refused the connection: ") + devhost_status_name(st);
-                send_text(*c, DEVHOST_PORT_FRAME_WELCOME, st, 0, why);
+                send_text(*c, DEVHOST_PORT_FRAME_WELCOME, st, 0, why, err.os_errno);
                 drop(c);
                 return;
             }
@@ -274,7 +285,7 @@ struct devhost_port {
                             std::min(len, reply_buf.size()));
         } else {
             std::string why(err.message, strnlen(err.message, sizeof err.message));
-            ok = send_frame(*c, DEVHOST_PORT_FRAME_RESPONSE, st, f.id, why.data(), why.size());
+            ok = send_text(*c, DEVHOST_PORT_FRAME_RESPONSE, st, f.id, why, err.os_errno);
         }
         if (!ok)
             drop(c);
@@ -312,8 +323,8 @@ struct devhost_port {
         ssize_t n = ::recv(c->fd, rx.data(), rx.size(), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        if (n <= 0) {
-            drop(c);
+        if (n <= 0 || c->refused) {
+            drop(c);  // gone, or refused at accept and now read: closing cannot reset it
             return;
         }
         if (static_cast<size_t>(n) > rx.size()) {
@@ -352,39 +363,118 @@ struct devhost_port {
         }
     }
 
+    // Answers a connection that will not be served with a WELCOME saying
+    // why, and closes it: at accept, before it has said anything. What it
+    // may have sent already is read first, so that the close does not turn
+    // into ECONNRESET before the client has read the answer.
+    // Returns true when the client had already sent something.
+    bool refuse_at_accept(Client &c, devhost_status status, const std::string &why)
+    {
+        int frames = 0;
+        while (frames < 4 && ::recv(c.fd, rx.data(), rx.size(), MSG_DONTWAIT) > 0)
+            frames++;
+        send_text(c, DEVHOST_PORT_FRAME_WELCOME, status, 0, why);
+        return frames > 0;
+    }
+
+    // Why a new connection from `uid` cannot wait for its HELLO (the
+    // per-uid and total bounds on such connections), or "".
+    std::string pending_full(uint32_t uid)
+    {
+        size_t of_uid = 0, total = 0;
+        std::lock_guard lock(mu);
+        for (auto &[id, other] : clients) {
+            if (other->accepted)
+                continue;
+            total++;
+            of_uid += other->peer.uid == uid;
+        }
+        if (of_uid >= max_pending_per_uid)
+            return "port " + path + " is full: uid " + std::to_string(uid) + " already has " +
+                   std::to_string(of_uid) + " connections that have not said HELLO";
+        if (total >= DEVHOST_PORT_MAX_PENDING_TOTAL)
+            return "port " + path + " is full: " + std::to_string(total) + " connections have not said HELLO";
+        return {};
+    }
+
+    // Accepts every queued connection. The peer's credentials are known now:
+    // a peer that is not allowed is refused at once, and so is one over the
+    // bounds on connections that have not said HELLO yet.
     void on_accept()
     {
         for (;;) {
             int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (fd < 0)
                 return;
+            auto c = std::make_shared<Client>();
+            c->fd = fd;  // closed by c's destructor unless kept
             ucred cred{};
             socklen_t len = sizeof cred;
             if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
                 log(DEVHOST_LOG_WARN, "port %s: SO_PEERCRED failed: %s; refusing", path.c_str(),
                     errno_text(errno).c_str());
-                ::close(fd);
                 continue;
             }
-            auto c = std::make_shared<Client>();
-            c->fd = fd;
             c->peer.struct_size = sizeof c->peer;
             c->peer.pid = cred.pid;
             c->peer.uid = cred.uid;
             c->peer.gid = cred.gid;
-            std::lock_guard lock(mu);
-            size_t waiting = 0;
-            for (auto &[id, other] : clients)
-                waiting += !other->accepted;
-            if (waiting >= max_connections + 16u) {
-                // Too many connections that never said HELLO: refuse outright.
-                log(DEVHOST_LOG_WARN, "port %s: too many connections waiting for HELLO; refusing pid %d",
-                    path.c_str(), cred.pid);
-                continue;  // c's destructor closes fd
+            std::string full = pending_full(cred.uid);
+            if (!peer_allowed(c->peer)) {
+                std::string why = "uid " + std::to_string(cred.uid) + " gid " + std::to_string(cred.gid) +
+                                  " is not allowed to connect to port " + path;
+                log(DEVHOST_LOG_WARN, "port %s: refused pid %d: %s", path.c_str(), cred.pid, why.c_str());
+                if (refuse_at_accept(*c, DEVHOST_E_ACCESS, why) || !full.empty())
+                    continue;  // closed now: it has spoken, or its uid holds enough already
+                // Kept (within its uid's bound) until its HELLO arrives, so
+                // that a v1.0 client, which sends HELLO before reading, can
+                // still send it and read the answer instead of EPIPE.
+                c->refused = true;
+            } else if (!full.empty()) {
+                log(DEVHOST_LOG_WARN, "port %s: refused pid %d: %s", path.c_str(), cred.pid, full.c_str());
+                refuse_at_accept(*c, DEVHOST_E_BUSY, full);
+                continue;
             }
+            c->hello_deadline = Clock::now() + std::chrono::milliseconds(hello_timeout_ms);
+            std::lock_guard lock(mu);
             c->id = next_client++;
             clients[c->id] = c;
         }
+    }
+
+    // Closes the connections whose time to say HELLO has passed; returns
+    // the poll timeout until the next such deadline (-1: none).
+    int expire_silent()
+    {
+        std::vector<std::shared_ptr<Client>> late;
+        auto now = Clock::now();
+        Clock::time_point next = Clock::time_point::max();
+        {
+            std::lock_guard lock(mu);
+            for (auto &[id, c] : clients) {
+                if (c->accepted)
+                    continue;
+                if (c->hello_deadline <= now)
+                    late.push_back(c);
+                else
+                    next = std::min(next, c->hello_deadline);
+            }
+        }
+        for (auto &c : late) {
+            if (c->refused) {
+                drop(c);  // it had its answer
+                continue;
+            }
+            std::string why = "no HELLO within " + std::to_string(hello_timeout_ms) + " ms";
+            log(DEVHOST_LOG_WARN, "port %s: closing the connection of pid %d (uid %u): %s", path.c_str(), c->peer.pid,
+                c->peer.uid, why.c_str());
+            send_text(*c, DEVHOST_PORT_FRAME_ERROR, DEVHOST_E_TIMEOUT, 0, why);
+            drop(c);
+        }
+        if (next == Clock::time_point::max())
+            return -1;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
+        return static_cast<int>(std::min<long long>(ms, 1 << 30));
     }
 
     void run()
@@ -392,6 +482,7 @@ struct devhost_port {
         std::vector<pollfd> fds;
         std::vector<std::shared_ptr<Client>> polled;
         for (;;) {
+            const int timeout_ms = expire_silent();
             fds.clear();
             polled.clear();
             fds.push_back({wake_fd, POLLIN, 0});
@@ -403,7 +494,7 @@ struct devhost_port {
                     polled.push_back(c);
                 }
             }
-            if (::poll(fds.data(), fds.size(), -1) < 0) {
+            if (::poll(fds.data(), fds.size(), timeout_ms) < 0) {
                 if (errno == EINTR)
                     continue;
                 log(DEVHOST_LOG_ERROR, "port %s: poll failed: %s", path.c_str(), errno_text(errno).c_str());
@@ -450,6 +541,120 @@ struct devhost_port {
     }
 };
 
+namespace {
+
+// Undoes a bind that went wrong after the socket file was made.
+devhost_status unbind(devhost_port &port, devhost_error *err, int e, const std::string &what)
+{
+    ::close(port.listen_fd);
+    port.listen_fd = -1;
+    struct stat st;
+    if (::fstatat(port.dir_fd, port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_uid == ::geteuid())
+        ::unlinkat(port.dir_fd, port.name.c_str(), 0);
+    if (port.wake_fd >= 0)
+        ::close(port.wake_fd);
+    port.wake_fd = -1;
+    return fail(err, DEVHOST_E_IO, e, "port " + port.path + ": " + what + (e ? ": " + errno_text(e) : ""));
+}
+
+// Opens the port's directory, checking it and every directory above it
+// (trusted_dir.hpp); the socket is then handled through it.
+devhost_status open_directory(devhost_port &port, devhost_error *err)
+{
+    std::string abs = port.path;
+    if (abs[0] != '/') {
+        char cwd[4096];
+        if (!::getcwd(cwd, sizeof cwd))
+            return fail(err, DEVHOST_E_IO, errno, "port " + port.path + ": getcwd: " + errno_text(errno));
+        abs = std::string(cwd) + "/" + abs;
+    }
+    const size_t slash = abs.rfind('/');
+    port.name = abs.substr(slash + 1);
+    if (port.name.empty() || port.name == "." || port.name == "..")
+        return fail(err, DEVHOST_E_INVALID, 0, "port path " + port.path + " does not end in a name");
+    devhost::trusted_dir::Error e;
+    auto dir = devhost::trusted_dir::open(slash == 0 ? "/" : abs.substr(0, slash), 0, e);
+    if (!dir) {
+        devhost_status st = e.refused ? DEVHOST_E_ACCESS
+                            : e.os_errno == ENOENT || e.os_errno == ENOTDIR ? DEVHOST_E_NOT_FOUND
+                            : e.os_errno == EACCES ? DEVHOST_E_ACCESS
+                                                   : DEVHOST_E_IO;
+        return fail(err, st, e.os_errno, "cannot create port " + port.path + ": " + e.message);
+    }
+    port.dir_fd = ::fcntl(dir.fd(), F_DUPFD_CLOEXEC, 0);
+    if (port.dir_fd < 0)
+        return fail(err, DEVHOST_E_IO, errno, "port " + port.path + ": " + errno_text(errno));
+    return DEVHOST_OK;
+}
+
+// Something at the path already: replace only a stale socket.
+devhost_status clear_path(devhost_port &port, const sockaddr_un &addr, devhost_error *err)
+{
+    const std::string &path = port.path;
+    struct stat st;
+    if (::fstatat(port.dir_fd, port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return DEVHOST_OK;
+    if (!S_ISSOCK(st.st_mode))
+        return fail(err, DEVHOST_E_INVALID, 0, "port path " + path + " exists and is not a socket");
+    int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return fail(err, DEVHOST_E_IO, errno, "socket: " + errno_text(errno));
+    int rc = ::connect(probe, reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
+    int e = errno;
+    ::close(probe);
+    if (rc == 0)
+        return fail(err, DEVHOST_E_BUSY, 0, "port " + path + " is already served by another server");
+    if (e != ECONNREFUSED)
+        return fail(err, DEVHOST_E_IO, e, "port " + path + ": cannot probe the existing socket: " + errno_text(e));
+    ::unlinkat(port.dir_fd, port.name.c_str(), 0);
+    return DEVHOST_OK;
+}
+
+// Binds and listens. The socket inode's mode before bind, narrowed by the
+// umask, is the file's mode at creation, so it is never wider than `mode`;
+// when the umask narrowed it, the mode is set through the directory's
+// descriptor without following a link (a link put in the socket's place
+// is refused, never chmod-ed through).
+devhost_status bind_socket(devhost_port &port, const sockaddr_un &addr, mode_t mode, devhost_error *err)
+{
+    const std::string &path = port.path;
+    port.listen_fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (port.listen_fd < 0)
+        return fail(err, DEVHOST_E_IO, errno, "socket: " + errno_text(errno));
+    if (::fchmod(port.listen_fd, mode) != 0)
+        return fail(err, DEVHOST_E_IO, errno, "port " + path + ": fchmod of the socket before bind: " + errno_text(errno));
+    if (::bind(port.listen_fd, reinterpret_cast<const sockaddr *>(&addr), sizeof addr) != 0) {
+        int e = errno;
+        ::close(port.listen_fd);
+        port.listen_fd = -1;
+        devhost_status s = e == ENOENT ? DEVHOST_E_NOT_FOUND
+                           : e == EACCES || e == EPERM ? DEVHOST_E_ACCESS
+                           : e == EADDRINUSE           ? DEVHOST_E_BUSY
+                                                       : DEVHOST_E_IO;
+        return fail(err, s, e, "cannot create port " + path + ": " + errno_text(e));
+    }
+    struct stat st;
+    if (::fstatat(port.dir_fd, port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return unbind(port, err, errno, "stat of the new socket");
+    if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid())
+        return unbind(port, err, 0, "the new socket was replaced by something else");
+    if ((st.st_mode & 07777) != mode) {
+        if (::fchmodat(port.dir_fd, port.name.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0)
+            return unbind(port, err, errno, "setting the socket's mode");
+        if (::fstatat(port.dir_fd, port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode) ||
+            (st.st_mode & 07777) != mode)
+            return unbind(port, err, 0, "the new socket was replaced by something else");
+    }
+    port.sock_dev = st.st_dev;
+    port.sock_ino = st.st_ino;
+    if (::listen(port.listen_fd, 64) != 0)
+        return unbind(port, err, errno, "listen");
+    return DEVHOST_OK;
+}
+
+}  // namespace
+
 extern "C" {
 
 devhost_status devhost_port_create(const devhost_port_config *config, devhost_port **out, devhost_error *err)
@@ -479,6 +684,12 @@ devhost_status devhost_port_create(const devhost_port_config *config, devhost_po
         auto port = std::make_unique<devhost_port>();
         port->path = path;
         port->max_connections = config->max_connections;
+        if (DEVHOST_HAS_FIELD(devhost_port_config, config->struct_size, max_pending_per_uid)) {
+            if (config->hello_timeout_ms)
+                port->hello_timeout_ms = config->hello_timeout_ms;
+            if (config->max_pending_per_uid)
+                port->max_pending_per_uid = config->max_pending_per_uid;
+        }
         if (config->max_message_size && config->max_message_size < DEVHOST_PORT_MAX_PAYLOAD)
             port->max_payload = config->max_message_size;
         port->uids.assign(config->allowed_uids, config->allowed_uids + config->allowed_uid_count);
@@ -492,57 +703,18 @@ devhost_status devhost_port_create(const devhost_port_config *config, devhost_po
         port->tx.resize(DEVHOST_PORT_HEADER_SIZE + std::max(port->max_payload, DEVHOST_PORT_MAX_TEXT));
         port->reply_buf.resize(port->max_payload);
 
-        // Something at the path already: replace only a stale socket.
-        struct stat st;
-        if (::lstat(path.c_str(), &st) == 0) {
-            if (!S_ISSOCK(st.st_mode))
-                return fail(err, DEVHOST_E_INVALID, 0, "port path " + path + " exists and is not a socket");
-            int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-            if (probe < 0)
-                return fail(err, DEVHOST_E_IO, errno, "socket: " + errno_text(errno));
-            int rc = ::connect(probe, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-            int e = errno;
-            ::close(probe);
-            if (rc == 0)
-                return fail(err, DEVHOST_E_BUSY, 0, "port " + path + " is already served by another server");
-            if (e != ECONNREFUSED)
-                return fail(err, DEVHOST_E_IO, e, "port " + path + ": cannot probe the existing socket: " + errno_text(e));
-            ::unlink(path.c_str());
-        }
-
-        port->listen_fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (port->listen_fd < 0)
-            return fail(err, DEVHOST_E_IO, errno, "socket: " + errno_text(errno));
-        // The inode's mode before bind decides the file's mode at creation
-        // (narrowed by the umask), so it is never wider than `mode`.
-        ::fchmod(port->listen_fd, mode);
-        if (::bind(port->listen_fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
-            int e = errno;
-            ::close(port->listen_fd);
-            devhost_status s = e == ENOENT ? DEVHOST_E_NOT_FOUND
-                               : e == EACCES || e == EPERM ? DEVHOST_E_ACCESS
-                               : e == EADDRINUSE           ? DEVHOST_E_BUSY
-                                                           : DEVHOST_E_IO;
-            return fail(err, s, e, "cannot create port " + path + ": " + errno_text(e));
-        }
-        auto unbind = [&](int e, const std::string &what) {
-            ::close(port->listen_fd);
-            ::unlink(path.c_str());
-            if (port->wake_fd >= 0)
-                ::close(port->wake_fd);
-            return fail(err, DEVHOST_E_IO, e, "port " + path + ": " + what + ": " + errno_text(e));
-        };
-        if (::chmod(path.c_str(), mode) != 0)
-            return unbind(errno, "chmod");
-        if (::lstat(path.c_str(), &st) != 0)
-            return unbind(errno, "stat");
-        port->sock_dev = st.st_dev;
-        port->sock_ino = st.st_ino;
-        if (::listen(port->listen_fd, 64) != 0)
-            return unbind(errno, "listen");
+        devhost_status st = open_directory(*port, err);
+        if (st != DEVHOST_OK)
+            return st;
+        st = clear_path(*port, addr, err);
+        if (st != DEVHOST_OK)
+            return st;
+        st = bind_socket(*port, addr, mode, err);
+        if (st != DEVHOST_OK)
+            return st;
         port->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (port->wake_fd < 0)
-            return unbind(errno, "eventfd");
+            return unbind(*port, err, errno, "eventfd");
         devhost_port *p = port.get();
         {
             // The thread runs only once service_id and *out are set: a
@@ -556,6 +728,7 @@ devhost_status devhost_port_create(const devhost_port_config *config, devhost_po
                 });
             } catch (...) {
                 *out = nullptr;
+                unbind(*p, nullptr, 0, "");
                 throw;
             }
             p->service_id = p->thread.get_id();
@@ -758,12 +931,13 @@ void devhost_port_close(devhost_port *port)
         std::unique_lock lock(port->mu);
         port->cv.wait(lock, [&] { return port->senders == 0; });
     }
+    // Our socket only, in the directory checked at create: never a file
+    // someone put at the path since.
     struct stat st;
-    if (::lstat(port->path.c_str(), &st) == 0 && st.st_dev == port->sock_dev && st.st_ino == port->sock_ino)
-        ::unlink(port->path.c_str());
-    ::close(port->listen_fd);
-    ::close(port->wake_fd);
-    delete port;
+    if (::fstatat(port->dir_fd, port->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == port->sock_dev &&
+        st.st_ino == port->sock_ino)
+        ::unlinkat(port->dir_fd, port->name.c_str(), 0);
+    delete port;  // closes its descriptors
 }
 
 }  // extern "C"

@@ -28,6 +28,8 @@
 // failure, 2 bad usage.
 #include <devhost/port.h>
 
+#include "trusted_dir.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -402,8 +404,11 @@ int run(int argc, char **argv)
     if (port_path.empty()) {
         if (name.empty() || name.find('/') != std::string::npos)
             throw Usage("--name=" + name + ": expected a port name without /");
-        std::error_code ec;
-        std::filesystem::create_directories(port_dir, ec);
+        // Created 0755 whatever the umask, and checked with every directory
+        // above it (the port library checks again when it creates the port).
+        devhost::trusted_dir::Error dir_err;
+        if (!devhost::trusted_dir::open(std::filesystem::absolute(port_dir).string(), 0755, dir_err))
+            throw std::runtime_error("--port-dir=" + port_dir + ": " + dir_err.message);
         port_path = port_dir + "/" + name;
     }
 

@@ -166,7 +166,7 @@ TEST_CASE("a failed connect reports the server's refusal and leaves no descripto
         auto r = b.connect();
         CHECK(r.status == DEVHOST_E_BUSY);
         CHECK(r.message == "port " + (dir / "P").string() + " refused the connection: port " + (dir / "P").string() +
-                               " already has its maximum of 1 connection");
+                               " is full: it already has its maximum of 1 connection");
         CHECK(client_fds(dir / "P") == fds_one);
         REQUIRE(a.dev.disconnect().ok());
         REQUIRE(server.wait_clients(0));

@@ -103,7 +103,7 @@ TEST_CASE("the port refuses clients over its maximum of connections", "[port]")
     auto w = c.hello();
     REQUIRE(w);
     CHECK(w->status == DEVHOST_E_BUSY);
-    CHECK(w->payload == "port " + (dir / "P").string() + " already has its maximum of 2 connections");
+    CHECK(w->payload == "port " + (dir / "P").string() + " is full: it already has its maximum of 2 connections");
     CHECK(c.closed());
     a.reset();
     REQUIRE(server.wait_clients(1));
@@ -394,6 +394,9 @@ TEST_CASE("a client that goes away fails its pending message with E_REMOVED and 
     CHECK(r.status == DEVHOST_E_REMOVED);
     CHECK(r.message == "client " + std::to_string(id) + " went away before replying");
     REQUIRE(server.wait_clients(0));
+    // The callback runs just after the client leaves the list: wait for it.
+    for (int i = 0; i < 500 && server.disconnected().empty(); i++)
+        usleep(2000);
     CHECK(server.disconnected() == std::vector<uint64_t>{id});
 }
 

@@ -40,6 +40,9 @@ public:
         uint32_t mode = 0600;
         uint32_t max_message_size = 0;
         std::vector<uint32_t> uids, gids;
+        uint32_t hello_timeout_ms = 0;     // 0: the library's default
+        uint32_t max_pending_per_uid = 0;  // 0: the library's default
+        int refuse_errno = 0;              // os_errno of the callbacks' refusals
         std::function<devhost_status(uint64_t, const devhost_port_peer &, const std::string &, std::string &)> on_connect;
         std::function<devhost_status(uint64_t, const std::string &, std::string &)> on_message;
     };
@@ -62,7 +65,7 @@ public:
             std::string why;
             devhost_status st = s->options_.on_connect(id, *peer, std::string(static_cast<const char *>(ctx), ctx ? n : 0), why);
             if (st != DEVHOST_OK)
-                devhost_error_set(err, 0, "%s", why.c_str());
+                devhost_error_set(err, s->options_.refuse_errno, "%s", why.c_str());
             return st;
         };
         cb.disconnect = [](void *u, uint64_t id) {
@@ -79,7 +82,7 @@ public:
             if (s->options_.on_message)
                 st = s->options_.on_message(id, in, answer);
             if (st != DEVHOST_OK) {
-                devhost_error_set(err, 0, "%s", answer.c_str());
+                devhost_error_set(err, s->options_.refuse_errno, "%s", answer.c_str());
                 return st;
             }
             *out = std::min(answer.size(), cap);
@@ -102,6 +105,8 @@ public:
         cfg.allowed_gids = options_.gids.data();
         cfg.allowed_gid_count = static_cast<uint32_t>(options_.gids.size());
         cfg.callbacks = &cb;
+        cfg.hello_timeout_ms = options_.hello_timeout_ms;
+        cfg.max_pending_per_uid = options_.max_pending_per_uid;
         devhost_error err{};
         err.struct_size = sizeof err;
         status_ = devhost_port_create(&cfg, &port_, &err);

@@ -26,11 +26,22 @@
  * thread holding an id of a client that has gone just gets
  * DEVHOST_E_NOT_FOUND.
  *
- * Security: the socket file gets `mode` exactly (it is never wider, even
- * while being created), and on every connect the peer's credentials
- * (SO_PEERCRED) are checked against the allowed uids and gids before the
- * connect callback runs. A refused client receives DEVHOST_E_ACCESS with a
- * message naming its uid and gid.
+ * Security: the port's directory, and every directory above it, must be
+ * owned by root or by the server's effective uid and not writable by group
+ * or others, unless sticky and owned by root (like /tmp); anything else is
+ * refused with DEVHOST_E_ACCESS. The socket file gets `mode` exactly (it is
+ * never wider, even while being created, and setting it never follows a
+ * link). The peer's credentials (SO_PEERCRED) are checked against the
+ * allowed uids and gids as soon as the connection is accepted, before it
+ * may send anything: a refused client receives DEVHOST_E_ACCESS with a
+ * message naming its uid and gid at once, and the connection is closed when
+ * its HELLO arrives (so that a client that sends before it reads still gets
+ * the answer), at its HELLO deadline, or at once when its uid already holds
+ * max_pending_per_uid connections that have not said HELLO. A
+ * connection that has not said HELLO within hello_timeout_ms is closed, and
+ * each uid may hold at most max_pending_per_uid such connections, so that
+ * idle connections cannot lock other clients out. A client refused for
+ * capacity receives DEVHOST_E_BUSY ("port ... is full: ...").
  */
 #ifndef DEVHOST_PORT_H
 #define DEVHOST_PORT_H
@@ -122,15 +133,30 @@ typedef struct devhost_port_config {
     uint32_t allowed_gid_count;
     const uint32_t *allowed_gids;
     const devhost_port_callbacks *callbacks; /* copied by create; may be NULL */
-    /* since v1.1: append here */
+    /* since v1.1 (read only when struct_size covers them): */
+    uint32_t hello_timeout_ms;      /* a connection that has not said HELLO
+                                       within this time is closed; 0 means
+                                       DEVHOST_PORT_DEFAULT_HELLO_TIMEOUT_MS */
+    uint32_t max_pending_per_uid;   /* connections of one uid that have not
+                                       said HELLO yet; the next one is refused
+                                       with DEVHOST_E_BUSY. 0 means
+                                       DEVHOST_PORT_DEFAULT_MAX_PENDING */
+    /* since v1.2: append here */
 } devhost_port_config;
+
+/* Defaults of the v1.1 config fields, and the bound on connections of all
+ * uids together that have not said HELLO yet. */
+#define DEVHOST_PORT_DEFAULT_HELLO_TIMEOUT_MS 1000u
+#define DEVHOST_PORT_DEFAULT_MAX_PENDING 8u
+#define DEVHOST_PORT_MAX_PENDING_TOTAL 256u
 
 /* Creates the port: binds the socket at config->path with the mode, stores
  * the port in *port, then starts the service thread (so callbacks may read
  * *port's variable). Returns: OK;
  * E_INVALID (bad config, path too long, path exists and is not a socket);
  * E_BUSY (another server serves the path); E_NOT_FOUND (no such directory);
- * E_ACCESS; E_IO; E_NO_MEMORY. On failure *port is NULL and nothing is left
+ * E_ACCESS (the directory, or one above it, is not trusted: see Security
+ * above; or bind was refused); E_IO; E_NO_MEMORY. On failure *port is NULL and nothing is left
  * behind. The caller owns the port and must pass it to devhost_port_close. */
 DEVHOST_PORT_API devhost_status devhost_port_create(const devhost_port_config *config,
                                                     devhost_port **port, devhost_error *err);

@@ -28,6 +28,19 @@
  *   either -> ERROR (status DEVHOST_E_PROTOCOL, payload: what was wrong),
  *             then closes the connection.
  *
+ * Since protocol v1.1 (same version byte; older peers interoperate):
+ *   - A server checks the client's credentials, and its connection limits,
+ *     when it accepts the connection, and may answer a refusing WELCOME
+ *     before the client's HELLO, then close. A client whose HELLO cannot be
+ *     sent (EPIPE) or whose read fails with ECONNRESET reads on: the
+ *     refusing WELCOME is still queued for it.
+ *   - A server closes a connection that has not said HELLO in time, with an
+ *     ERROR of status DEVHOST_E_TIMEOUT.
+ *   - The text of a failing WELCOME, RESPONSE or ERROR may be followed by
+ *     one NUL byte and "errno=N" (N in decimal), the OS errno that goes with
+ *     the failure (devhost_port_failure_encode/_decode). A v1.0 client shows
+ *     it as text (".errno=N"); a v1.0 server never sends it.
+ *
  * Rules: a receiver refuses with ERROR and closes the connection on any
  * malformed frame: shorter than the header, another version, an unknown type,
  * non-zero flags or status where the type carries none, a length field that
@@ -124,6 +137,18 @@ DEVHOST_PORT_API devhost_status devhost_port_frame_decode(const uint8_t *buf, si
                                                           uint32_t max_payload,
                                                           devhost_port_frame *frame,
                                                           char *why, size_t why_size);
+
+/* since v1.1: the payload of a failing WELCOME, RESPONSE or ERROR. Writes
+ * `text` (text_len bytes, cut to what fits) and, when os_errno is not 0, a NUL
+ * byte and "errno=N" into buf[0..capacity), keeping the whole payload within
+ * DEVHOST_PORT_MAX_TEXT bytes. Returns the payload's length. */
+DEVHOST_PORT_API size_t devhost_port_failure_encode(char *buf, size_t capacity, const char *text,
+                                                    size_t text_len, int32_t os_errno);
+
+/* since v1.1: splits such a payload: *text_len gets the length of the text
+ * (before the NUL, if any); returns the errno after it, or 0 when there is
+ * none or it is malformed. */
+DEVHOST_PORT_API int32_t devhost_port_failure_decode(const uint8_t *payload, size_t len, size_t *text_len);
 
 #ifdef __cplusplus
 } /* extern "C" */
