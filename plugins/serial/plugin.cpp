@@ -1,13 +1,19 @@
-// The serial class: descriptor, option schema, control table and the hook
-// table, behind the v1 C ABI. The tty work is in serial_port.cpp; this file
-// turns option values into Settings and keeps C++ exceptions from crossing
-// the ABI (every hook catches everything and returns a status).
-#include "serial_port.hpp"
+// The serial class: descriptor, option schema, control table and the device
+// class behind the v1 C ABI, written on devhost/plugin.hpp (which generates
+// the hook table and catches every exception at the boundary). This file
+// turns option values into Settings; the tty work is in backend_tty.cpp,
+// the sysfs look-ups in backend_sysfs.cpp. Options, controls and info keys
+// are listed in README.md.
+//
+//   open        the constructor: options -> Settings, then Port::open
+//   close       restores the termios found at open, drops the locks
+//   info        name, path, tty, driver, mode, settings, modem lines, USB ids
+//   transfer    WRITE, READ, READ_EXACT, READ_UNTIL, REQUEST, CONTROL
+//   connect, disconnect, lock, unlock: none (NULL hooks)
+#include "serial_private.hpp"
 
-#include <devhost/plugin.h>
+#include <devhost/plugin.hpp>
 
-#include <cstring>
-#include <new>
 #include <string>
 
 using devhost::serial::Flow;
@@ -16,20 +22,27 @@ using devhost::serial::Parity;
 using devhost::serial::Port;
 using devhost::serial::Settings;
 
-struct devhost_device {
-    Port port;
-    devhost_device(const devhost_host_services *s, const devhost_host_device *d, int cancel_fd)
-        : port(s, d, cancel_fd)
-    {
-    }
-};
-
 namespace {
 
-const devhost_host_services *g_services = nullptr;
+// The schema, in this order (options are looked up by index).
+enum Option : uint32_t {
+    opt_baud,
+    opt_data_bits,
+    opt_parity,
+    opt_stop_bits,
+    opt_flow,
+    opt_read_total_timeout,
+    opt_read_interval_timeout,
+    opt_dtr,
+    opt_rts,
+    opt_hupcl,
+    opt_exclusive,
+    opt_overlapped,
+    opt_count
+};
 
 constexpr uint32_t S = sizeof(devhost_option_spec);
-const devhost_option_spec k_options[] = {
+const devhost_option_spec k_options[opt_count] = {
     {S, DEVHOST_OPTION_INT, "baud", "9600", "line speed; any rate the driver can make (termios2/BOTHER)", nullptr, 50, 4000000},
     {S, DEVHOST_OPTION_INT, "data-bits", "8", "data bits per character, 5 to 8", nullptr, 5, 8},
     {S, DEVHOST_OPTION_ENUM, "parity", "none", "parity bit", "none|odd|even|mark|space", 0, 0},
@@ -57,183 +70,110 @@ const devhost_control_spec k_controls[] = {
     {C, devhost::serial::control_drain, "drain", "wait until every written byte has left", 0},
 };
 
-const devhost_option_value *option(const devhost_open_params *p, const char *name)
+// Throws the DEVHOST_E_INVALID that names a bad option value.
+[[noreturn]] void invalid(const std::string &what)
 {
-    if (!p->options || p->option_count == 0)
-        return nullptr;
-    const devhost_option_value *v = devhost_option_find(p, name);
-    return v && v->is_set ? v : nullptr;
+    throw devhost::error(DEVHOST_E_INVALID, "serial: " + what);
+}
+
+// An ENUM option as E, whose values follow the option's choices in order.
+template <class E>
+E choice(const devhost_open_params &p, Option o, E fallback)
+{
+    const char *text = devhost_util_option_text(&p, k_options, o, nullptr);
+    if (!text)
+        return fallback;
+    int index = devhost_util_parse_choice(text, k_options[o].choices);
+    if (index < 0)
+        invalid(std::string(k_options[o].name) + "=" + text + " is not " + k_options[o].choices);
+    return static_cast<E>(index);
 }
 
 // Reads Settings from the option values (the host has validated them against
 // the schema; check again, the values are not trusted blindly).
-devhost_status read_settings(const devhost_open_params *p, Settings &s, devhost_error *err)
+Settings read_settings(const devhost_open_params &p)
 {
-    auto integer = [&](const char *name, int64_t fallback) {
-        const devhost_option_value *v = option(p, name);
-        return v ? v->integer : fallback;
-    };
-    auto text = [&](const char *name, const char *fallback) {
-        const devhost_option_value *v = option(p, name);
-        return std::string(v ? v->text : fallback);
-    };
-    int64_t baud = integer("baud", 9600);
+    auto integer = [&](Option o, int64_t fallback) { return devhost_util_option_int(&p, k_options, o, fallback); };
+    Settings s;
+    int64_t baud = integer(opt_baud, 9600);
     if (baud < 50 || baud > 4000000)
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "serial: baud=%lld is out of range 50..4000000", (long long)baud);
+        invalid("baud=" + std::to_string(baud) + " is out of range 50..4000000");
     s.baud = uint32_t(baud);
-    s.data_bits = int(integer("data-bits", 8));
+    s.data_bits = int(integer(opt_data_bits, 8));
     if (s.data_bits < 5 || s.data_bits > 8)
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "serial: data-bits=%d is not 5 to 8", s.data_bits);
-    s.stop_bits = int(integer("stop-bits", 1));
+        invalid("data-bits=" + std::to_string(s.data_bits) + " is not 5 to 8");
+    s.stop_bits = int(integer(opt_stop_bits, 1));
     if (s.stop_bits != 1 && s.stop_bits != 2)
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "serial: stop-bits=%d is not 1 or 2", s.stop_bits);
-    std::string parity = text("parity", "none");
-    if (parity == "none") s.parity = Parity::none;
-    else if (parity == "odd") s.parity = Parity::odd;
-    else if (parity == "even") s.parity = Parity::even;
-    else if (parity == "mark") s.parity = Parity::mark;
-    else if (parity == "space") s.parity = Parity::space;
-    else return devhost_fail(err, DEVHOST_E_INVALID, 0, "serial: parity=%s is not none|odd|even|mark|space", parity.c_str());
-    std::string flow = text("flow", "none");
-    if (flow == "none") s.flow = Flow::none;
-    else if (flow == "rtscts") s.flow = Flow::rtscts;
-    else if (flow == "xonxoff") s.flow = Flow::xonxoff;
-    else return devhost_fail(err, DEVHOST_E_INVALID, 0, "serial: flow=%s is not none|rtscts|xonxoff", flow.c_str());
-    struct { const char *name; Line *line; } lines[] = {{"dtr", &s.dtr}, {"rts", &s.rts}, {"hupcl", &s.hupcl}};
-    for (auto &l : lines) {
-        std::string v = text(l.name, "unchanged");
-        if (v == "unchanged") *l.line = Line::unchanged;
-        else if (v == "on") *l.line = Line::on;
-        else if (v == "off") *l.line = Line::off;
-        else return devhost_fail(err, DEVHOST_E_INVALID, 0, "serial: %s=%s is not unchanged|on|off", l.name, v.c_str());
-    }
-    s.read_total_ms = integer("read-total-timeout", 0);
-    s.read_interval_ms = integer("read-interval-timeout", 0);
+        invalid("stop-bits=" + std::to_string(s.stop_bits) + " is not 1 or 2");
+    s.parity = choice(p, opt_parity, Parity::none);
+    s.flow = choice(p, opt_flow, Flow::none);
+    s.dtr = choice(p, opt_dtr, Line::unchanged);
+    s.rts = choice(p, opt_rts, Line::unchanged);
+    s.hupcl = choice(p, opt_hupcl, Line::unchanged);
+    s.read_total_ms = integer(opt_read_total_timeout, 0);
+    s.read_interval_ms = integer(opt_read_interval_timeout, 0);
     if (s.read_total_ms < 0 || s.read_interval_ms < 0)
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "serial: read timeouts cannot be negative");
-    s.exclusive = integer("exclusive", 1) != 0;
-    s.overlapped = integer("overlapped", 0) != 0;
-    s.inherit = (p->flags & DEVHOST_OPEN_INHERIT) != 0;
-    return DEVHOST_OK;
+        invalid("read timeouts cannot be negative");
+    s.exclusive = integer(opt_exclusive, 1) != 0;
+    s.overlapped = integer(opt_overlapped, 0) != 0;
+    s.inherit = (p.flags & DEVHOST_OPEN_INHERIT) != 0;
+    return s;
 }
 
-// open: called first for a device; *device gets a Port that close() takes
-// even when open fails half-way (the host then calls close). Statuses:
-// OK, NOT_FOUND, BUSY, ACCESS, INVALID (bad option, not a tty),
-// UNSUPPORTED (a setting the device did not take), IO, NO_MEMORY.
-// params and its strings are borrowed for this call; host_device and
-// cancel_fd are kept until close.
-devhost_status serial_open(const devhost_open_params *params, devhost_device **device, devhost_error *err)
-{
-    try {
-        *device = nullptr;
-        if (!params || !params->path || !*params->path)
-            return devhost_fail(err, DEVHOST_E_INVALID, 0, "serial: no path given");
-        Settings s;
-        devhost_status st = read_settings(params, s, err);
-        if (st != DEVHOST_OK)
-            return st;
-        auto *dev = new devhost_device(g_services, params->host_device, params->cancel_fd);
-        *device = dev;
-        st = dev->port.open(params->device_name ? params->device_name : "", params->path, s, err);
-        if (st == DEVHOST_OK)
-            devhost_logf(g_services, params->host_device, DEVHOST_LOG_DEBUG, "opened %s at %u baud%s", params->path,
-                         s.baud, s.exclusive ? ", exclusive" : "");
-        return st;
-    } catch (const std::bad_alloc &) {
-        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "serial: out of memory opening the port");
-    } catch (const std::exception &e) {
-        return devhost_fail(err, DEVHOST_E_IO, 0, "serial: open failed: %s", e.what());
-    } catch (...) {
-        return devhost_fail(err, DEVHOST_E_IO, 0, "serial: open failed");
+// One serial device: a Port, whose members report the C way (a status, and
+// the host's error record filled).
+class SerialDevice {
+public:
+    // open: first call for a device. Statuses: NOT_FOUND, BUSY, ACCESS,
+    // INVALID (bad option, not a tty), UNSUPPORTED (a setting the device did
+    // not take), IO, NO_MEMORY. A failure closes what was opened (~Port).
+    // params and its strings are borrowed for this call; host_device and
+    // cancel_fd are kept until close.
+    explicit SerialDevice(const devhost_open_params &params) : port_(params.cancel_fd)
+    {
+        if (!params.path || !*params.path)
+            throw devhost::error(DEVHOST_E_INVALID, "serial: no path given");
+        Settings s = read_settings(params);
+        devhost_error err = devhost::error_record();
+        devhost::check(port_.open(params.device_name ? params.device_name : "", params.path, s, &err), err);
+        devhost_logf(devhost::host_services(), params.host_device, DEVHOST_LOG_DEBUG, "opened %s at %u baud%s",
+                     params.path, s.baud, s.exclusive ? ", exclusive" : "");
     }
-}
 
-// close: any state, half-opened included; restores the termios found at
-// open, drops flock/TIOCEXCL, closes the fd and frees `device` whatever the
-// status. Returns OK or IO (settings could not be restored).
-devhost_status serial_close(devhost_device *device, devhost_error *err)
-{
-    if (!device)
-        return DEVHOST_OK;
-    devhost_status st = DEVHOST_OK;
-    try {
-        st = device->port.close(err);
-    } catch (...) {
-        st = devhost_fail(err, DEVHOST_E_IO, 0, "serial: close failed");
+    // close: any state; restores the termios found at open, drops flock and
+    // TIOCEXCL, closes the fd. Returns OK or IO (settings not restored).
+    devhost_status close(devhost_error &err) { return port_.close(&err); }
+
+    // info: state open. Returns OK. The sink's strings are copied by the host.
+    devhost_status info(devhost::info_sink &sink, devhost_error &err) { return port_.info(&sink.c_sink(), &err); }
+
+    // transfer: state open (serial needs no connect or lock). Returns OK,
+    // TIMEOUT, CANCELLED, REMOVED (hang-up, EIO/ENXIO), PROTOCOL (no delimiter
+    // within the buffer), INVALID, UNSUPPORTED (control not possible on this
+    // tty; an offset), IO. The host owns x and its buffers.
+    devhost_status transfer(devhost_transfer &x, devhost_error &err)
+    {
+        if (x.flags & DEVHOST_TRANSFER_HAS_OFFSET)
+            return devhost_fail(&err, DEVHOST_E_UNSUPPORTED, 0, "serial: a serial port has no offsets");
+        return port_.transfer(&x, &err);
     }
-    delete device;
-    return st;
-}
 
-// info: state open. Reports name, path, tty, driver, mode, settings, modem
-// lines, USB ids. Returns OK. The sink's strings are copied by the host.
-devhost_status serial_info(devhost_device *device, const devhost_info_sink *sink, devhost_error *err)
-{
-    try {
-        return device->port.info(sink, err);
-    } catch (const std::bad_alloc &) {
-        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "serial: out of memory in info");
-    } catch (...) {
-        return devhost_fail(err, DEVHOST_E_IO, 0, "serial: info failed");
-    }
-}
-
-// transfer: state open (serial needs no connect or lock). Ops: WRITE, READ,
-// READ_EXACT, READ_UNTIL, REQUEST, CONTROL. Returns OK, TIMEOUT, CANCELLED,
-// REMOVED (hang-up, EIO/ENXIO), PROTOCOL (no delimiter within the buffer),
-// INVALID, UNSUPPORTED (control not possible on this tty; an offset), IO. The host owns
-// xfer and its buffers.
-devhost_status serial_transfer(devhost_device *device, devhost_transfer *xfer, devhost_error *err)
-{
-    if (xfer->flags & DEVHOST_TRANSFER_HAS_OFFSET)
-        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: a serial port has no offsets");
-    try {
-        return device->port.transfer(xfer, err);
-    } catch (const std::bad_alloc &) {
-        return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "serial: out of memory in a transfer");
-    } catch (...) {
-        return devhost_fail(err, DEVHOST_E_IO, 0, "serial: transfer failed");
-    }
-}
-
-const devhost_hooks k_hooks = {
-    sizeof(devhost_hooks), 0, serial_open, serial_close, nullptr, nullptr, nullptr, nullptr, serial_info, serial_transfer,
+private:
+    Port port_;
 };
 
-const devhost_plugin_descriptor k_descriptor = {
-    sizeof(devhost_plugin_descriptor),
-    0,
-    "serial",
-    "serial",
-    "1.0.0",
-    "Serial ports (ttys): exclusive open, termios settings, read/write/expect, modem-line controls",
-    k_options,
-    uint32_t(sizeof k_options / sizeof k_options[0]),
-    uint32_t(sizeof k_controls / sizeof k_controls[0]),
-    k_controls,
-    &k_hooks,
-    DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) | DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) |
-        DEVHOST_OP_BIT(DEVHOST_OP_READ_UNTIL) | DEVHOST_OP_BIT(DEVHOST_OP_REQUEST) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL),
-    0,
-    0,
-    0,
-};
+const devhost_plugin_descriptor k_descriptor = [] {
+    auto d = devhost::describe<SerialDevice>(
+        "serial", "serial", "1.0.0",
+        "Serial ports (ttys): exclusive open, termios settings, read/write/expect, modem-line controls");
+    devhost::set_options(d, k_options);
+    devhost::set_controls(d, k_controls);
+    d.transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) |
+                     DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) | DEVHOST_OP_BIT(DEVHOST_OP_READ_UNTIL) |
+                     DEVHOST_OP_BIT(DEVHOST_OP_REQUEST) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL);
+    return d;
+}();
 
 }  // namespace
 
-extern "C" DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
-{
-    if (!n || !DEVHOST_HAS_FIELD(devhost_negotiation, n->struct_size, descriptor))
-        return DEVHOST_E_INVALID;
-    if (DEVHOST_VERSION_MAJOR(n->host_abi_version) != DEVHOST_ABI_VERSION_MAJOR) {
-        if (n->error)
-            devhost_error_set(n->error, 0, "serial: speaks ABI 1.x, host offers %u.%u",
-                              DEVHOST_VERSION_MAJOR(n->host_abi_version), DEVHOST_VERSION_MINOR(n->host_abi_version));
-        return DEVHOST_E_UNSUPPORTED;
-    }
-    g_services = n->services;
-    n->plugin_abi_version = DEVHOST_MAKE_VERSION(1, 0);
-    n->descriptor = &k_descriptor;
-    return DEVHOST_OK;
-}
+DEVHOST_PLUGIN_ENTRY(k_descriptor)
