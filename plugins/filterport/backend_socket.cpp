@@ -238,8 +238,8 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
             // The server's backlog is full: retry until the deadline.
             if (devhost_util_deadline_passed(dl))
                 return give_up(DEVHOST_E_TIMEOUT, e, "port " + path + ": the server's backlog stayed full");
-            pollfd p{cancel_fd, POLLIN, 0};
-            if (cancel_fd >= 0 && ::poll(&p, 1, 10) > 0)
+            if (devhost_util_wait(-1, 0, cancel_fd, devhost_util_deadline_ms(10), nullptr, nullptr, nullptr,
+                                  nullptr) == DEVHOST_E_CANCELLED)
                 return give_up(DEVHOST_E_CANCELLED, 0, "port " + path + ": connect cancelled");
             continue;
         }
