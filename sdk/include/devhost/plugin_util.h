@@ -46,7 +46,8 @@ extern "C" {
  * from either compares with the other. DEVHOST_DEADLINE_NONE means "no
  * deadline": it never passes. A hook turns the timeout_ms it was given
  * (-1: none) into a deadline once, on entry, and hands the deadline down,
- * so that every wait inside one call shares the one budget.
+ * so that every wait inside one call shares the one budget. A deadline the
+ * host hands a hook itself has this same shape.
  * ------------------------------------------------------------------------ */
 
 #ifndef DEVHOST_DEADLINE_NONE
