@@ -28,7 +28,7 @@ audited=(
   "host/elf_check.cpp|return .*(built for|not a shared|no program|program header|truncated|impossible)"
   "sdk/port/frame.c|refuse\("
   "sdk/port/port.cpp|protocol_error\(c,"
-  "plugins/filterport/port_client.cpp|DEVHOST_E_PROTOCOL, 0,"
+  "plugins/filterport/backend_socket.cpp|DEVHOST_E_PROTOCOL, 0,"
 )
 # devhost-vdev: the peer script parser, script files, and peer options.
 audited+=(

@@ -33,7 +33,6 @@
 #include <fcntl.h>
 #include <linux/parport.h>
 #include <linux/ppdev.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -139,8 +138,7 @@ static devhost_status claim_now(par_device *d, uint64_t deadline, devhost_error 
     claim_job job;
     pthread_t thread;
     sigset_t all, old;
-    struct pollfd p[2];
-    devhost_status gave_up = DEVHOST_OK;
+    devhost_status gave_up;
     int rc;
     pthread_once(&claim_signal_once, install_claim_signal);
     job.fd = s->fd;
@@ -157,27 +155,15 @@ static devhost_status claim_now(par_device *d, uint64_t deadline, devhost_error 
         close(job.event_fd);
         return os_fail(d, rc, "pthread_create", err);
     }
-    for (;;) {
-        int n;
-        p[0].fd = job.event_fd;
-        p[0].events = POLLIN;
-        p[0].revents = 0;
-        p[1].fd = d->cancel_fd;
-        p[1].events = POLLIN;
-        p[1].revents = 0;
-        n = poll(p, d->cancel_fd >= 0 ? 2 : 1, gave_up ? 10 : par_poll_ms(deadline));
-        if (n > 0 && (p[0].revents & POLLIN))
-            break;
-        if (n < 0 && errno != EINTR)
-            gave_up = DEVHOST_E_IO;
-        else if (n > 0 && (p[1].revents & POLLIN) && !gave_up)
-            gave_up = DEVHOST_E_CANCELLED;
-        else if (n == 0 && !gave_up)
-            gave_up = DEVHOST_E_TIMEOUT;
-        /* Repeat until the thread is out: a signal that lands before the
-         * ioctl starts does not interrupt it. */
-        if (gave_up)
+    /* The thread's eventfd, the cancel handle and the deadline: OK when the
+     * thread is out; else interrupt it, every 10 ms until it is out (a
+     * signal that lands before the ioctl starts does not interrupt it). */
+    gave_up = devhost_util_wait(job.event_fd, POLLIN, d->cancel_fd, deadline, NULL, NULL, NULL, NULL);
+    if (gave_up != DEVHOST_OK) {
+        do
             pthread_kill(thread, claim_signal);
+        while (devhost_util_wait(job.event_fd, POLLIN, -1, devhost_util_deadline_ms(10), NULL, NULL, NULL, NULL) !=
+               DEVHOST_OK);
     }
     pthread_join(thread, NULL);
     close(job.event_fd);
@@ -187,8 +173,7 @@ static devhost_status claim_now(par_device *d, uint64_t deadline, devhost_error 
         ioctl(s->fd, PPRELEASE);  /* got it just as we gave up */
     } else if (job.result == EINTR) {
         devhost_error ignored;
-        memset(&ignored, 0, sizeof ignored);
-        ignored.struct_size = sizeof ignored;
+        devhost_util_error_init(&ignored);
         if (reopen(d, &ignored) != DEVHOST_OK)
             PAR_LOG(d, DEVHOST_LOG_WARN, "%s", ignored.message);
     } else if (!gave_up) {
@@ -227,11 +212,11 @@ static devhost_status ppdev_claim(par_device *d, uint64_t deadline, devhost_erro
 {
     for (;;) {
         devhost_status st;
-        if (par_cancelled(d))
+        if (devhost_util_cancelled(d->cancel_fd))
             return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "%s: cancelled while waiting for the port", d->path);
         if (port_free(d)) {
             st = claim_now(d, deadline, err);
-            if (st != DEVHOST_E_TIMEOUT || (deadline && par_now_ns() >= deadline))
+            if (st != DEVHOST_E_TIMEOUT || devhost_util_deadline_passed(deadline))
                 return st;
             continue;  /* lost a race; the deadline has not passed */
         }
@@ -290,8 +275,8 @@ static devhost_status ppdev_open(par_device *d, const devhost_open_params *param
      * port someone holds right now cannot register without waiting; it
      * registers at its first lock instead. */
     if (d->exclusive || port_free(d)) {
-        rc = claim_now(d, par_deadline(params->timeout_ms >= 0 && params->timeout_ms < 2000 ? params->timeout_ms : 2000),
-                       err);
+        int32_t ms = params->timeout_ms >= 0 && params->timeout_ms < 2000 ? params->timeout_ms : 2000;
+        rc = claim_now(d, devhost_util_deadline_ms(ms), err);
         if (rc == DEVHOST_E_TIMEOUT && !d->exclusive)
             return DEVHOST_OK; /* someone took it meanwhile: registers at lock */
         if (rc != DEVHOST_OK)
@@ -313,9 +298,8 @@ static void ppdev_close(par_device *d)
         if (d->mode != VPORT_MODE_COMPAT && !d->removed) {
             devhost_error ignored;
             int compat = IEEE1284_MODE_COMPAT;
-            memset(&ignored, 0, sizeof ignored);
-            ignored.struct_size = sizeof ignored;
-            if (ppdev_claim(d, par_deadline(d->claim_timeout_ms), &ignored) == DEVHOST_OK) {
+            devhost_util_error_init(&ignored);
+            if (ppdev_claim(d, devhost_util_deadline_ms(d->claim_timeout_ms), &ignored) == DEVHOST_OK) {
                 ioctl(s->fd, PPNEGOT, &compat);
                 ioctl(s->fd, PPRELEASE);
             } else {
@@ -356,12 +340,12 @@ static void read_device_id(par_device *d, char *out, size_t size)
     int m = IEEE1284_MODE_NIBBLE | IEEE1284_DEVICEID, back = ieee_modes[d->mode];
     unsigned char buf[PAR_DEVICE_ID_MAX];
     size_t got = 0, want = 2;
-    uint64_t deadline = par_deadline(500);
+    uint64_t deadline = devhost_util_deadline_ms(500);
     out[0] = '\0';
     if (ioctl(s->fd, PPNEGOT, &m) != 0)
         return;
     ioctl(s->fd, PPSETMODE, &m);
-    while (got < want && par_now_ns() < deadline) {
+    while (got < want && !devhost_util_deadline_passed(deadline)) {
         ssize_t n = read(s->fd, buf + got, want - got);
         if (n > 0) {
             got += (size_t)n;
@@ -480,6 +464,16 @@ static devhost_status ppdev_read(par_device *d, uint8_t *buf, size_t cap, int ex
 }
 
 const par_backend par_ppdev_backend = {
-    "ppdev",     ppdev_open,     ppdev_close,     ppdev_claim, ppdev_release, ppdev_negotiate,
-    ppdev_query, ppdev_reg_read, ppdev_reg_write, ppdev_write, ppdev_read, 1,
+    .name = "ppdev",
+    .open = ppdev_open,
+    .close = ppdev_close,
+    .claim = ppdev_claim,
+    .release = ppdev_release,
+    .negotiate = ppdev_negotiate,
+    .query = ppdev_query,
+    .reg_read = ppdev_reg_read,
+    .reg_write = ppdev_reg_write,
+    .write = ppdev_write,
+    .read = ppdev_read,
+    .query_needs_claim = 1,
 };

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,30 +64,13 @@ static devhost_status recv_reply(par_device *d, vport_reply *r, uint64_t deadlin
 {
     uint8_t msg[VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD + 1];
     vport_state *s = state_of(d);
-    struct pollfd p[2];
     ssize_t n;
-    for (;;) {
-        int ready;
-        p[0].fd = s->sock;
-        p[0].events = POLLIN;
-        p[0].revents = 0;
-        p[1].fd = d->cancel_fd;
-        p[1].events = POLLIN;
-        p[1].revents = 0;
-        ready = poll(p, d->cancel_fd >= 0 ? 2 : 1, par_poll_ms(deadline));
-        if (ready < 0 && errno == EINTR)
-            continue;
-        if (ready < 0)
-            return devhost_fail(err, DEVHOST_E_IO, errno, "%s: poll: %s", d->path, strerror(errno));
-        if (ready == 0)
-            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "%s: no answer from the virtual port in time",
-                                d->path);
-        if (p[0].revents)
-            break;
-        if (p[1].revents & POLLIN)
-            return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "%s: cancelled while waiting for the virtual port",
-                                d->path);
-    }
+    devhost_status st = devhost_util_wait(s->sock, POLLIN, d->cancel_fd, deadline, NULL, err, d->path,
+                                          "while waiting for the virtual port");
+    if (st == DEVHOST_E_TIMEOUT)
+        return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "%s: no answer from the virtual port in time", d->path);
+    if (st != DEVHOST_OK)
+        return st;
     n = recv(s->sock, msg, sizeof msg, MSG_TRUNC);
     if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == ENOTCONN)))
         return removed(d, n == 0 ? ENODEV : errno, err);
@@ -132,8 +114,7 @@ static devhost_status exchange(par_device *d, uint8_t cmd, uint32_t arg, const u
  * a server that hangs. */
 static uint64_t answer_deadline(uint64_t deadline)
 {
-    uint64_t bound = par_deadline(5000);
-    return deadline && deadline < bound ? deadline : bound;
+    return devhost_util_deadline_min(deadline, devhost_util_deadline_ms(5000));
 }
 
 /* Maps a non-OK server status to a devhost status with a message. */
@@ -284,7 +265,7 @@ static devhost_status vport_open(par_device *d, const devhost_open_params *param
     r = malloc(sizeof *r);
     if (!r)
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
-    deadline = answer_deadline(par_deadline(params->timeout_ms));
+    deadline = answer_deadline(devhost_util_deadline_ms(params->timeout_ms));
     st = exchange(d, VPORT_CMD_HELLO, d->exclusive ? VPORT_HELLO_EXCLUSIVE : 0, (const uint8_t *)params->device_name,
                   params->device_name ? strnlen(params->device_name, 64) : 0, r, deadline, err);
     if (st == DEVHOST_OK && r->status == VPORT_E_BUSY)
@@ -341,10 +322,9 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
                           d->path);
     /* Leave the line. A grant may cross our CANCEL; the server then takes
      * it back, and we skip the stale CLAIM reply. */
-    memset(&cancel_err, 0, sizeof cancel_err);
-    cancel_err.struct_size = sizeof cancel_err;
+    devhost_util_error_init(&cancel_err);
     cancel_st = send_request(d, VPORT_CMD_CANCEL, 0, NULL, 0, &cancel_err);
-    cancel_deadline = par_deadline(5000);
+    cancel_deadline = devhost_util_deadline_ms(5000);
     while (cancel_st == DEVHOST_OK) {
         cancel_st = recv_reply(d, r, cancel_deadline, &cancel_err);
         if (cancel_st == DEVHOST_OK && r->cmd == VPORT_CMD_CANCEL)
@@ -363,7 +343,7 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
 static devhost_status simple(par_device *d, uint8_t cmd, uint32_t arg, const char *what, vport_reply *r,
                              devhost_error *err)
 {
-    devhost_status st = exchange(d, cmd, arg, NULL, 0, r, answer_deadline(0), err);
+    devhost_status st = exchange(d, cmd, arg, NULL, 0, r, answer_deadline(DEVHOST_DEADLINE_NONE), err);
     if (st != DEVHOST_OK)
         return st;
     return server_status(d, r, what, err);
@@ -381,7 +361,8 @@ static devhost_status vport_release(par_device *d, devhost_error *err)
 static devhost_status vport_negotiate(par_device *d, int mode, devhost_error *err)
 {
     vport_reply r;
-    devhost_status st = exchange(d, VPORT_CMD_NEGOTIATE, (uint32_t)mode, NULL, 0, &r, answer_deadline(0), err);
+    devhost_status st = exchange(d, VPORT_CMD_NEGOTIATE, (uint32_t)mode, NULL, 0, &r,
+                                 answer_deadline(DEVHOST_DEADLINE_NONE), err);
     if (st != DEVHOST_OK)
         return st;
     if (r.status == VPORT_E_REFUSED)
@@ -447,7 +428,7 @@ static devhost_status vport_write(par_device *d, const uint8_t *data, size_t len
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
     while (*done < len) {
         size_t chunk = len - *done > VPORT_MAX_PAYLOAD ? VPORT_MAX_PAYLOAD : len - *done;
-        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(0), err);
+        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(DEVHOST_DEADLINE_NONE), err);
         if (st != DEVHOST_OK)
             break;
         if (r->status == VPORT_E_NOT_READY) {
@@ -516,6 +497,16 @@ static devhost_status vport_read(par_device *d, uint8_t *buf, size_t cap, int ex
 }
 
 const par_backend par_vport_backend = {
-    "vport",      vport_open,     vport_close,    vport_claim,     vport_release, vport_negotiate,
-    vport_query,  vport_reg_read, vport_reg_write, vport_write,    vport_read, 0,
+    .name = "vport",
+    .open = vport_open,
+    .close = vport_close,
+    .claim = vport_claim,
+    .release = vport_release,
+    .negotiate = vport_negotiate,
+    .query = vport_query,
+    .reg_read = vport_reg_read,
+    .reg_write = vport_reg_write,
+    .write = vport_write,
+    .read = vport_read,
+    .query_needs_claim = 0, /* a vport answers info without the claim */
 };

@@ -1,12 +1,14 @@
 /*
  * The parallel plugin's private header: per-device state, the backend
  * interface (one backend per path kind: ppdev for /dev/parportN, vport for
- * vport:NAME), and helpers shared by parallel.c and the backends.
+ * vport:NAME), and helpers shared by plugin.c and the backends. Deadlines
+ * and waits are devhost/plugin_util.h's.
  */
 #ifndef DEVHOST_PARALLEL_PRIVATE_H
 #define DEVHOST_PARALLEL_PRIVATE_H
 
 #include <devhost/plugin.h>
+#include <devhost/plugin_util.h>
 
 #include "vport_protocol.h"
 
@@ -31,7 +33,8 @@ typedef struct par_port_info {
 
 /*
  * A backend. Every function gets a device whose backend state it set up in
- * open; `deadline` is an absolute monotonic time in ns (0: none). Functions
+ * open; `deadline` is an absolute monotonic time in ns (DEVHOST_DEADLINE_NONE:
+ * none, see devhost/plugin_util.h). Functions
  * that wait poll the device's cancel_fd. Statuses are devhost_status values
  * with err filled on failure.
  */
@@ -93,16 +96,10 @@ extern const devhost_host_services *par_services;
 #define PAR_LOG(d, level, ...) \
     devhost_logf(par_services, (d) ? (d)->host_device : NULL, (level), __VA_ARGS__)
 
-/* Monotonic now in ns, and the deadline for a timeout (-1: none -> 0). */
-uint64_t par_now_ns(void);
-uint64_t par_deadline(int32_t timeout_ms);
-/* Milliseconds left until deadline for poll(): -1 when none, 0 when past. */
-int par_poll_ms(uint64_t deadline);
-/* Sleeps up to `ms` (bounded by the deadline) watching cancel_fd. Returns
- * OK, E_CANCELLED or E_TIMEOUT (deadline already past). */
+/* Sleeps up to `ms` (bounded by the deadline) watching cancel_fd, between
+ * two looks at a register or a transfer. Returns OK, E_CANCELLED or
+ * E_TIMEOUT (deadline already past; err left for the caller to word). */
 devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error *err);
-/* True when the device's cancel handle has fired. */
-int par_cancelled(const par_device *d);
 
 const char *par_mode_name(int mode);
 

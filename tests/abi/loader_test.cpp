@@ -178,10 +178,11 @@ TEST_CASE("loader scans a directory in name order and goes on after every refusa
     registry.load_directory(abi_dir());
     // dup_class.so sorts before good.so, so it is the one that takes the
     // class and good.so is the duplicate.
-    REQUIRE(registry.plugins().size() == 2);
+    REQUIRE(registry.plugins().size() == 3);
     REQUIRE(registry.find("abitest"));
     CHECK(registry.find("abitest")->file() == abi_dir() / "dup_class.so");
     CHECK(registry.find("throwing"));
+    CHECK(registry.find("reporting"));
 
     std::map<std::string, std::string> reasons;
     for (const auto &r : registry.refusals())

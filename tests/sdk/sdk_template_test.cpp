@@ -1,11 +1,13 @@
 // Installs the build into a temporary prefix (cmake --install), configures
 // and builds the installed plugin template against it with find_package
-// (devhost), and loads the plugin it made. Needs the whole build, as
-// `cmake --install` does.
+// (devhost), runs the template's own test (ctest), loads the plugin it made,
+// and checks the template's README against it as readme_test checks the
+// in-tree plugins'. Needs the whole build, as `cmake --install` does.
 #include "devhost_test.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
+#include "plugin_readme.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -35,15 +37,21 @@ TEST_CASE("sdk: the installed template builds against find_package(devhost) and 
     // What an OEM needs is there.
     CHECK(fs::exists(prefix / "include/devhost/plugin.h"));
     CHECK(fs::exists(prefix / "include/devhost/plugin.hpp"));
+    CHECK(fs::exists(prefix / "include/devhost/plugin_util.h"));
     const fs::path tmpl = prefix / "share/devhost/plugin-template";
     REQUIRE(fs::exists(tmpl / "CMakeLists.txt"));
-    CHECK(fs::exists(tmpl / "my_plugin.c"));
-    CHECK(fs::exists(tmpl / "README.md"));
+    // The shape of every plugin folder (plugins/README.md).
+    for (const char *file : {"plugin.c", "backend_counter.c", "my_device_private.h", "README.md",
+                             "tests/CMakeLists.txt", "tests/my_plugin_test.c"})
+        CHECK(fs::exists(tmpl / file));
 
     const fs::path build = tmp / "build";
     run({cmake, "-S", tmpl.string(), "-B", build.string(), "-DCMAKE_PREFIX_PATH=" + prefix.string(),
          "-DCMAKE_BUILD_TYPE=Release"});
     run({cmake, "--build", build.string()});
+    // The template's own test, which drives the plugin it built.
+    const fs::path ctest = fs::path(cmake).parent_path() / "ctest";
+    run({ctest.string(), "--test-dir", build.string(), "--output-on-failure", "--no-tests=error"});
 
     PluginRegistry registry;
     auto plugin = registry.load_file(build / "my_plugin.so");
@@ -69,6 +77,11 @@ TEST_CASE("sdk: the installed template builds against find_package(devhost) and 
     CHECK(info == InfoList{{"written", "5"}});
     CHECK(dev.lock(0).status == DEVHOST_E_UNSUPPORTED);
     CHECK(dev.close().ok());
+
+    // Its README lists what it declares and the key its info reports.
+    const std::string readme = read_file(tmpl / "README.md");
+    check_readme_declarations(*plugin, readme, "sdk/template/README.md");
+    check_readme_info_keys(readme, "sdk/template/README.md", {"written"}, {});
 
     // The installed loop plugin loads from the installed layout too.
     auto loop = registry.load_file(prefix / "lib/devhost/plugins/loop.so");

@@ -32,6 +32,21 @@
  * partway sets out_done / in_len before it throws. The host's rules in
  * plugin.h (timeouts, cancel_fd, never print) hold as they do in C.
  *
+ * Each member may instead be written the C way, for code that already
+ * reports like a C hook: one more parameter, the host's error record, and a
+ * status returned, e.g.
+ *   devhost_status transfer(devhost_transfer &, devhost_error &);
+ *   devhost_status close(devhost_error &);
+ * It fills the record on failure as plugin.h asks; what it throws is still
+ * caught. devhost::check(status, record) goes the other way: it throws the
+ * status and message of a record such code filled (for the constructor).
+ *
+ * The descriptor: devhost::describe<T>() fills identity and hooks;
+ * devhost::set_options() and set_controls() take the schema arrays; set the
+ * flags, transfer_ops and the requires fields on the copy. Deadlines, waits,
+ * options by schema index and text parsing come from <devhost/plugin_util.h>,
+ * included here.
+ *
  * Example (a plugin whose devices answer every request with its bytes):
  *
  *   #include <devhost/plugin.hpp>
@@ -73,8 +88,10 @@
 #define DEVHOST_PLUGIN_HPP
 
 #include <devhost/plugin.h>
+#include <devhost/plugin_util.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <new>
@@ -102,6 +119,21 @@ private:
     int os_errno_;
 };
 
+// An empty error record, for calling code that reports the C way.
+inline devhost_error error_record() noexcept
+{
+    devhost_error record;
+    devhost_util_error_init(&record);
+    return record;
+}
+
+// Throws the status, errno and message of `record` unless status is OK.
+inline void check(devhost_status status, const devhost_error &record)
+{
+    if (status != DEVHOST_OK)
+        throw error(status, record.os_errno, record.message);
+}
+
 // What info() reports through; strings are copied by the host.
 class info_sink {
 public:
@@ -110,6 +142,9 @@ public:
     {
         sink_.put(sink_.context, key.c_str(), value.c_str());
     }
+    void put(const char *key, const char *value) const { sink_.put(sink_.context, key, value); }
+    // The host's sink, for code that reports through the C interface.
+    const devhost_info_sink &c_sink() const noexcept { return sink_; }
 
 private:
     const devhost_info_sink &sink_;
@@ -125,13 +160,20 @@ inline const devhost_host_services *&services_slot()
     return services;
 }
 
-// Runs f and turns whatever it throws into a status and an error record.
+// Runs f and turns whatever it throws into a status and an error record. f
+// returns nothing (success) or a status (a positive one, which is no
+// status, counts as DEVHOST_E_IO).
 template <class F>
 devhost_status guard(devhost_error *err, F &&f) noexcept
 {
     try {
-        f();
-        return DEVHOST_OK;
+        if constexpr (std::is_void_v<decltype(f())>) {
+            f();
+            return DEVHOST_OK;
+        } else {
+            devhost_status status = f();
+            return status > 0 ? static_cast<devhost_status>(DEVHOST_E_IO) : status;
+        }
     } catch (const devhost::error &e) {
         devhost_error_set(err, e.os_errno(), "%s", e.what());
         return e.status() < 0 ? e.status() : static_cast<devhost_status>(DEVHOST_E_IO);
@@ -154,30 +196,46 @@ devhost_status guard(devhost_error *err, F &&f) noexcept
     }
 }
 
-// Which optional members T has.
-template <class T, class = void> struct has_connect : std::false_type {};
-template <class T>
-struct has_connect<T, std::void_t<decltype(std::declval<T &>().connect(std::declval<const devhost_connect_params &>()))>>
-    : std::true_type {};
-template <class T, class = void> struct has_disconnect : std::false_type {};
-template <class T>
-struct has_disconnect<T, std::void_t<decltype(std::declval<T &>().disconnect())>> : std::true_type {};
-template <class T, class = void> struct has_lock : std::false_type {};
-template <class T>
-struct has_lock<T, std::void_t<decltype(std::declval<T &>().lock(std::declval<int32_t>()))>> : std::true_type {};
-template <class T, class = void> struct has_unlock : std::false_type {};
-template <class T>
-struct has_unlock<T, std::void_t<decltype(std::declval<T &>().unlock())>> : std::true_type {};
-template <class T, class = void> struct has_info : std::false_type {};
-template <class T>
-struct has_info<T, std::void_t<decltype(std::declval<T &>().info(std::declval<info_sink &>()))>> : std::true_type {};
-template <class T, class = void> struct has_transfer : std::false_type {};
-template <class T>
-struct has_transfer<T, std::void_t<decltype(std::declval<T &>().transfer(std::declval<devhost_transfer &>()))>>
-    : std::true_type {};
-template <class T, class = void> struct has_close : std::false_type {};
-template <class T>
-struct has_close<T, std::void_t<decltype(std::declval<T &>().close())>> : std::true_type {};
+// One caller per optional member, so that the traits below can ask whether
+// T has it, in either form: throwing (`member(args)`) or reporting the C way
+// (`devhost_status member(args, devhost_error &)`).
+#define DEVHOST_DETAIL_CALLER(member)                                                      \
+    struct call_##member {                                                                 \
+        template <class T, class... A>                                                     \
+        auto operator()(T &t, A &&...a) const -> decltype(t.member(std::forward<A>(a)...)) \
+        {                                                                                  \
+            return t.member(std::forward<A>(a)...);                                        \
+        }                                                                                  \
+    };
+DEVHOST_DETAIL_CALLER(connect)
+DEVHOST_DETAIL_CALLER(disconnect)
+DEVHOST_DETAIL_CALLER(lock)
+DEVHOST_DETAIL_CALLER(unlock)
+DEVHOST_DETAIL_CALLER(info)
+DEVHOST_DETAIL_CALLER(transfer)
+DEVHOST_DETAIL_CALLER(close)
+#undef DEVHOST_DETAIL_CALLER
+
+// T's member reports the C way: it takes the error record, returns a status.
+template <class Call, class T, class... A>
+inline constexpr bool reports = std::is_invocable_r_v<devhost_status, Call, T &, A..., devhost_error &>;
+// T has the member in either form.
+template <class Call, class T, class... A>
+inline constexpr bool has = reports<Call, T, A...> || std::is_invocable_v<Call, T &, A...>;
+
+// Calls T's member in whichever form it has, inside the exception guard.
+template <class Call, class T, class... A>
+devhost_status call(T &t, devhost_error *err, A &&...a) noexcept
+{
+    return guard(err, [&]() -> devhost_status {
+        if constexpr (reports<Call, T, A...>) {
+            return Call{}(t, std::forward<A>(a)..., *err);
+        } else {
+            Call{}(t, std::forward<A>(a)...);
+            return DEVHOST_OK;
+        }
+    });
+}
 
 // The C hook functions for T. A devhost_device* is a T*.
 template <class T>
@@ -197,72 +255,66 @@ struct hooks {
     static devhost_status close(devhost_device *device, devhost_error *err) noexcept
     {
         devhost_status status = DEVHOST_OK;
-        if constexpr (has_close<T>::value)
-            status = guard(err, [&] { self(device).close(); });
+        if constexpr (has<call_close, T>)
+            status = call<call_close>(self(device), err);
         delete reinterpret_cast<T *>(device);
         return status;
     }
     static devhost_status connect(devhost_device *device, const devhost_connect_params *params,
                                   devhost_error *err) noexcept
     {
-        return guard(err, [&] { self(device).connect(*params); });
+        return call<call_connect>(self(device), err, *params);
     }
     static devhost_status disconnect(devhost_device *device, devhost_error *err) noexcept
     {
-        return guard(err, [&] { self(device).disconnect(); });
+        return call<call_disconnect>(self(device), err);
     }
     static devhost_status lock(devhost_device *device, int32_t timeout_ms, devhost_error *err) noexcept
     {
-        return guard(err, [&] { self(device).lock(timeout_ms); });
+        return call<call_lock>(self(device), err, timeout_ms);
     }
     static devhost_status unlock(devhost_device *device, devhost_error *err) noexcept
     {
-        return guard(err, [&] { self(device).unlock(); });
+        return call<call_unlock>(self(device), err);
     }
     static devhost_status info(devhost_device *device, const devhost_info_sink *sink, devhost_error *err) noexcept
     {
-        return guard(err, [&] {
-            info_sink s(*sink);
-            self(device).info(s);
-        });
+        info_sink s(*sink);
+        return call<call_info>(self(device), err, s);
     }
     static devhost_status transfer(devhost_device *device, devhost_transfer *xfer, devhost_error *err) noexcept
     {
-        return guard(err, [&] { self(device).transfer(*xfer); });
+        return call<call_transfer>(self(device), err, *xfer);
     }
-
-    // Each optional hook, or NULL when T lacks the member. The trampoline of
-    // a missing member is never instantiated.
-    static constexpr decltype(devhost_hooks::connect) connect_hook()
-    {
-        if constexpr (has_connect<T>::value) return &connect; else return nullptr;
-    }
-    static constexpr decltype(devhost_hooks::disconnect) disconnect_hook()
-    {
-        if constexpr (has_disconnect<T>::value) return &disconnect; else return nullptr;
-    }
-    static constexpr decltype(devhost_hooks::lock) lock_hook()
-    {
-        if constexpr (has_lock<T>::value) return &lock; else return nullptr;
-    }
-    static constexpr decltype(devhost_hooks::unlock) unlock_hook()
-    {
-        if constexpr (has_unlock<T>::value) return &unlock; else return nullptr;
-    }
-    static constexpr decltype(devhost_hooks::info) info_hook()
-    {
-        if constexpr (has_info<T>::value) return &info; else return nullptr;
-    }
-    static constexpr decltype(devhost_hooks::transfer) transfer_hook()
-    {
-        if constexpr (has_transfer<T>::value) return &transfer; else return nullptr;
-    }
-
-    static constexpr devhost_hooks table = {
-        sizeof(devhost_hooks), 0, &open, &close, connect_hook(), disconnect_hook(),
-        lock_hook(), unlock_hook(), info_hook(), transfer_hook(),
-    };
 };
+
+// T's hook table: each optional hook, or NULL when T lacks the member. The
+// trampoline of a missing member is never instantiated.
+template <class T>
+constexpr devhost_hooks make_table()
+{
+    using H = hooks<T>;
+    devhost_hooks h{};
+    h.struct_size = sizeof(devhost_hooks);
+    h.open = &H::open;
+    h.close = &H::close;
+    if constexpr (has<call_connect, T, const devhost_connect_params &>)
+        h.connect = &H::connect;
+    if constexpr (has<call_disconnect, T>)
+        h.disconnect = &H::disconnect;
+    if constexpr (has<call_lock, T, int32_t &>)
+        h.lock = &H::lock;
+    if constexpr (has<call_unlock, T>)
+        h.unlock = &H::unlock;
+    if constexpr (has<call_info, T, info_sink &>)
+        h.info = &H::info;
+    if constexpr (has<call_transfer, T, devhost_transfer &>)
+        h.transfer = &H::transfer;
+    return h;
+}
+
+template <class T>
+inline constexpr devhost_hooks table = make_table<T>();
 
 }  // namespace detail
 
@@ -270,7 +322,7 @@ struct hooks {
 template <class T>
 constexpr const devhost_hooks *hooks_for() noexcept
 {
-    return &detail::hooks<T>::table;
+    return &detail::table<T>;
 }
 
 // A descriptor for T with struct_size, identity and hooks filled in. Set
@@ -289,6 +341,22 @@ constexpr devhost_plugin_descriptor describe(const char *name, const char *devic
     return d;
 }
 
+// Points the descriptor at the option schema, `options` (static storage).
+template <std::size_t N>
+constexpr void set_options(devhost_plugin_descriptor &d, const devhost_option_spec (&options)[N]) noexcept
+{
+    d.options = options;
+    d.option_count = static_cast<uint32_t>(N);
+}
+
+// Points the descriptor at the control-code table (static storage).
+template <std::size_t N>
+constexpr void set_controls(devhost_plugin_descriptor &d, const devhost_control_spec (&controls)[N]) noexcept
+{
+    d.controls = controls;
+    d.control_count = static_cast<uint32_t>(N);
+}
+
 // The host's services (log, clock), or NULL before negotiation.
 inline const devhost_host_services *host_services() noexcept { return detail::services_slot(); }
 
@@ -301,24 +369,13 @@ inline void log(const devhost_host_device *device, devhost_log_level level, cons
         s->log(device, level, message.c_str());
 }
 
-// The negotiation for a plugin speaking ABI 1.x: answers the header's version
-// (or the host's, if that is an older 1.x), stores the services and hands
-// over `descriptor`. Refuses a host of another major.
+// The negotiation for a plugin speaking ABI 1.x (devhost_util_negotiate):
+// answers the header's version (or the host's, if that is an older 1.x),
+// stores the services and hands over `descriptor`. Refuses a host of another
+// major, naming the plugin.
 inline devhost_status negotiate(devhost_negotiation *n, const devhost_plugin_descriptor &descriptor) noexcept
 {
-    if (!n)
-        return DEVHOST_E_INVALID;
-    if (DEVHOST_VERSION_MAJOR(n->host_abi_version) != DEVHOST_ABI_VERSION_MAJOR) {
-        devhost_error_set(n->error, 0, "plugin speaks ABI %u.x, the host offers %u.%u",
-                          static_cast<unsigned>(DEVHOST_ABI_VERSION_MAJOR),
-                          static_cast<unsigned>(DEVHOST_VERSION_MAJOR(n->host_abi_version)),
-                          static_cast<unsigned>(DEVHOST_VERSION_MINOR(n->host_abi_version)));
-        return DEVHOST_E_UNSUPPORTED;
-    }
-    n->plugin_abi_version = n->host_abi_version < DEVHOST_ABI_VERSION ? n->host_abi_version : DEVHOST_ABI_VERSION;
-    detail::services_slot() = n->services;
-    n->descriptor = &descriptor;
-    return DEVHOST_OK;
+    return devhost_util_negotiate(n, &descriptor, &detail::services_slot());
 }
 
 }  // namespace devhost

@@ -1,6 +1,6 @@
 // What sysfs and /proc know about a tty: its kernel name and driver, the USB
 // device behind it, and which processes hold it (for "busy" messages).
-#include "serial_port.hpp"
+#include "serial_private.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,13 +1,13 @@
 /*
- * Process-wide state of the loop plugin; see loop_shared.h.
+ * Process-wide state of the loop plugin: names, locks, counters; see
+ * loop_private.h.
  *
  * Lock waits use a condition variable on CLOCK_MONOTONIC, woken when any name
  * is unlocked, and wake up at least every LOCK_POLL_NS to look at the
  * waiter's cancel handle (an eventfd cannot wake a condition variable).
  */
-#include "loop_shared.h"
+#include "loop_private.h"
 
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,22 +37,6 @@ static void init_lock_released(void)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&lock_released, &attr);
     pthread_condattr_destroy(&attr);
-}
-
-uint64_t loop_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-char *loop_copy_string(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *copy = malloc(n);
-    if (copy)
-        memcpy(copy, s, n);
-    return copy;
 }
 
 static void free_name(loop_name *entry)
@@ -96,12 +80,12 @@ devhost_status loop_name_acquire(const char *name, const char *device_name, int 
     }
     if (!e) {
         e = calloc(1, sizeof *e);
-        if (!e || !(e->name = loop_copy_string(name))) {
+        if (!e || !(e->name = devhost_util_copy_string(name))) {
             free(e);
             pthread_mutex_unlock(&table_mutex);
             return devhost_fail(err, DEVHOST_E_NO_MEMORY, 0, "loop:%s: out of memory", name);
         }
-        if (exclusive && !(e->exclusive_holder = loop_copy_string(device_name))) {
+        if (exclusive && !(e->exclusive_holder = devhost_util_copy_string(device_name))) {
             free_name(e);
             pthread_mutex_unlock(&table_mutex);
             return devhost_fail(err, DEVHOST_E_NO_MEMORY, 0, "loop:%s: out of memory", name);
@@ -134,42 +118,30 @@ void loop_name_release(loop_name *entry)
     pthread_mutex_unlock(&table_mutex);
 }
 
-/* True when the eventfd has been signalled. Never blocks, never reads it. */
-static int cancelled(int cancel_fd)
-{
-    struct pollfd p;
-    if (cancel_fd < 0)
-        return 0;
-    p.fd = cancel_fd;
-    p.events = POLLIN;
-    p.revents = 0;
-    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
-}
-
 devhost_status loop_name_lock(loop_name *entry, const void *owner, const char *owner_name,
-                              int cancel_fd, uint64_t deadline_ns, devhost_error *err)
+                              int cancel_fd, uint64_t deadline, devhost_error *err)
 {
     pthread_once(&lock_released_once, init_lock_released);
     pthread_mutex_lock(&table_mutex);
     while (entry->lock_owner && entry->lock_owner != owner) {
-        uint64_t now = loop_now_ns();
+        uint64_t now = devhost_util_now_ns();
         uint64_t wake;
         struct timespec ts;
-        if (cancelled(cancel_fd)) {
+        if (devhost_util_cancelled(cancel_fd)) {
             devhost_status s = devhost_fail(err, DEVHOST_E_CANCELLED, 0,
                                             "lock of loop:%s cancelled while device '%s' held it",
                                             entry->name, entry->lock_owner_name);
             pthread_mutex_unlock(&table_mutex);
             return s;
         }
-        if (now >= deadline_ns) {
+        if (now >= deadline) { /* never for DEVHOST_DEADLINE_NONE */
             devhost_status s = devhost_fail(err, DEVHOST_E_TIMEOUT, 0,
                                             "loop:%s is still locked by device '%s'",
                                             entry->name, entry->lock_owner_name);
             pthread_mutex_unlock(&table_mutex);
             return s;
         }
-        wake = deadline_ns - now < LOCK_POLL_NS ? deadline_ns : now + LOCK_POLL_NS;
+        wake = deadline - now < LOCK_POLL_NS ? deadline : now + LOCK_POLL_NS;
         ts.tv_sec = (time_t)(wake / 1000000000ull);
         ts.tv_nsec = (long)(wake % 1000000000ull);
         pthread_cond_timedwait(&lock_released, &table_mutex, &ts);

@@ -1,5 +1,6 @@
-// The filterport plugin's backend: one client connection to a port server
-// over a Unix SOCK_SEQPACKET socket, speaking devhost/port_wire.h.
+// The filterport plugin's private header: its backend (backend_socket.cpp),
+// one client connection to a port server over a Unix SOCK_SEQPACKET socket,
+// speaking devhost/port_wire.h; plugin.cpp drives it from the hooks.
 //
 // Not thread-safe: the host never calls two hooks of one device at once, and
 // a PortClient belongs to one device. Every wait polls the device's cancel
@@ -67,21 +68,22 @@ private:
     };
 
     devhost_status send_frame(uint32_t type, uint32_t flags, uint64_t id, const void *payload, size_t len,
-                              int64_t deadline_ns, devhost_error *err);
+                              uint64_t deadline_ns, devhost_error *err);
     // Sends HELLO. A server that refused us when it accepted the connection
     // has answered and closed: the send fails (EPIPE) but its WELCOME is
     // still queued, so *closed is set and the caller reads on.
-    devhost_status send_hello(const void *context, uint32_t context_size, bool sync_handle, int64_t deadline_ns,
+    devhost_status send_hello(const void *context, uint32_t context_size, bool sync_handle, uint64_t deadline_ns,
                               bool &closed, devhost_error *err);
     // Refuses a server run by another uid than server_uid (before HELLO, so
     // the context goes to no one else).
     devhost_status check_server(devhost_error *err);
     // Receives one frame; `wait_first`: poll before the first recv (when
     // the frame cannot be there yet), otherwise recv first and poll on EAGAIN.
-    devhost_status recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err, bool wait_first = false);
-    // Waits for `events` on the socket; OK, E_TIMEOUT or E_CANCELLED. Past
-    // the deadline it still looks once without waiting.
-    devhost_status wait_fd(short events, int64_t deadline_ns, devhost_error *err);
+    devhost_status recv_frame(Frame &frame, uint64_t deadline_ns, devhost_error *err, bool wait_first = false);
+    // Waits for `events` on the socket (devhost_util_wait): OK, E_TIMEOUT,
+    // E_CANCELLED or E_IO. Past the deadline it still looks once without
+    // waiting. Deadlines are absolute monotonic ns (devhost/plugin_util.h).
+    devhost_status wait_fd(short events, uint64_t deadline_ns, devhost_error *err);
     // Handles a frame that is not what the caller waits for: queues a
     // MESSAGE, drops a RESPONSE to an abandoned request, refuses the rest.
     devhost_status stray_frame(Frame &frame, devhost_error *err);
@@ -89,7 +91,6 @@ private:
     // returns the status for the current transfer.
     devhost_status break_connection(devhost_status status, int os_errno, const std::string &why, devhost_error *err);
     devhost_status check_usable(devhost_error *err) const;
-    int64_t deadline(int32_t timeout_ms) const;
     void log(int32_t level, const std::string &line) const;
 
     int fd_ = -1;

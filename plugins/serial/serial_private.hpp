@@ -1,7 +1,10 @@
-// The serial class's backend: one open tty, its locks, its termios settings,
-// its transfers and its sysfs facts. Linux only (termios2, TIOCEXCL, flock,
-// sysfs). Everything here reports failures through a devhost_error and a
-// devhost_status; nothing throws on purpose (the hook layer still catches).
+// The serial plugin's private header: the settings plugin.cpp reads from the
+// options, and the backends behind them: one open tty, its locks, its
+// termios settings and transfers (backend_tty.cpp), and its sysfs facts
+// (backend_sysfs.cpp). Linux only (termios2, TIOCEXCL, flock, sysfs).
+// Everything here reports failures through a devhost_error and a
+// devhost_status, as a C hook does; nothing throws on purpose (plugin.hpp's
+// guard still catches).
 #pragma once
 
 #include <devhost/plugin.h>
@@ -51,8 +54,9 @@ enum Control : uint32_t {
 
 class Port {
 public:
-    Port(const devhost_host_services *services, const devhost_host_device *host_device,
-         int cancel_fd);
+    // cancel_fd: the host's cancel handle for the device, polled by every
+    // wait; valid until close.
+    explicit Port(int cancel_fd);
     ~Port();  // closes without reporting (close() reports)
     Port(const Port &) = delete;
     Port &operator=(const Port &) = delete;
@@ -70,7 +74,8 @@ private:
     devhost_status set_lines(int bits, bool on, const char *what, devhost_error *err);
     devhost_status get_lines(int &bits, devhost_error *err);
 
-    // Waits for `events` on the fd until `deadline_ns` (0: none). Returns OK
+    // Waits for `events` on the fd until `deadline_ns` (absolute monotonic,
+    // DEVHOST_DEADLINE_NONE: none; see devhost/plugin_util.h). Returns OK
     // when ready, E_TIMEOUT, E_CANCELLED, E_REMOVED (POLLHUP/POLLERR) or E_IO.
     // POLLIN with a hang-up is OK (data is handed out first) and sets hup_seen_.
     devhost_status wait(short events, uint64_t deadline_ns, devhost_error *err, const char *doing);
@@ -83,11 +88,8 @@ private:
     devhost_status read_op(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err);
     devhost_status control(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
     devhost_status removed(int os_errno, const char *doing, devhost_error *err);
-    uint64_t now() const;
     uint64_t deadline(int32_t timeout_ms, bool reading) const;
 
-    const devhost_host_services *services_;
-    const devhost_host_device *host_device_;
     int cancel_fd_;
     int fd_ = -1;
     bool excl_set_ = false;     // we set TIOCEXCL (undo with TIOCNXCL)
@@ -103,11 +105,12 @@ private:
     bool hup_seen_ = false;     // the last wait saw POLLHUP/POLLERR with POLLIN
     unsigned char saved_[64];   // struct termios2, kept opaque here
     std::string name_, path_;
+    std::string who_;           // "serial: PATH", what wait messages start with
     Settings settings_;
     std::vector<uint8_t> pending_;  // bytes read but not yet handed out
 };
 
-// sysfs and /proc look-ups (serial_sysfs.cpp).
+// sysfs and /proc look-ups (backend_sysfs.cpp).
 struct TtyFacts {
     std::string tty;        // kernel name, e.g. ttyUSB0, pts/3
     std::string driver;     // e.g. ftdi_sio, serial8250, pty_slave

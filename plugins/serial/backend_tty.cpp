@@ -1,14 +1,15 @@
 // Linux tty backend of the serial class: exclusive open (flock + TIOCEXCL),
 // termios2 settings with read-back, deadline-driven I/O through poll, and
-// control codes. See serial_port.hpp.
-#include "serial_port.hpp"
+// control codes. See serial_private.hpp.
+#include "serial_private.hpp"
+
+#include <devhost/plugin_util.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
-#include <time.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -121,39 +122,25 @@ Flow flow_of(const struct termios2 &t)
 
 }  // namespace
 
-Port::Port(const devhost_host_services *services, const devhost_host_device *host_device, int cancel_fd)
-    : services_(services), host_device_(host_device), cancel_fd_(cancel_fd)
-{
-}
+Port::Port(int cancel_fd) : cancel_fd_(cancel_fd) {}
 
 Port::~Port()
 {
     if (fd_ >= 0) {
-        devhost_error ignored{};
-        ignored.struct_size = sizeof ignored;
+        devhost_error ignored;
+        devhost_util_error_init(&ignored);
         close(&ignored);
     }
 }
 
-uint64_t Port::now() const
-{
-    if (services_ && services_->monotonic_ns)
-        return services_->monotonic_ns();
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
-}
-
-// The absolute deadline for a transfer: its own timeout, shortened for reads
-// by read-total-timeout. 0 means none.
+// The deadline for a transfer: its own timeout, shortened for reads by
+// read-total-timeout.
 uint64_t Port::deadline(int32_t timeout_ms, bool reading) const
 {
-    int64_t ms = timeout_ms < 0 ? -1 : timeout_ms;
-    if (reading && settings_.read_total_ms > 0 && (ms < 0 || settings_.read_total_ms < ms))
-        ms = settings_.read_total_ms;
-    if (ms < 0)
-        return 0;
-    return now() + uint64_t(ms) * 1000000u + 1;  // +1: 0 would mean "none"
+    uint64_t d = devhost_util_deadline_ms(timeout_ms);
+    if (reading && settings_.read_total_ms > 0)
+        d = devhost_util_deadline_min(d, devhost_util_deadline_ms(settings_.read_total_ms));
+    return d;
 }
 
 devhost_status Port::open(const std::string &name, const std::string &path, const Settings &settings,
@@ -161,6 +148,7 @@ devhost_status Port::open(const std::string &name, const std::string &path, cons
 {
     name_ = name;
     path_ = path;
+    who_ = "serial: " + path;
     settings_ = settings;
 
     // Look before opening: a missing path must stay missing, and anything
@@ -414,40 +402,23 @@ devhost_status Port::close(devhost_error *err)
 
 devhost_status Port::wait(short events, uint64_t deadline_ns, devhost_error *err, const char *doing)
 {
-    for (;;) {
-        int timeout = -1;
-        if (deadline_ns) {
-            uint64_t t = now();
-            if (t >= deadline_ns)
-                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "serial: %s: timed out %s", path_.c_str(),
-                                    doing);
-            timeout = int(std::min<uint64_t>((deadline_ns - t + 999999) / 1000000, 1u << 30));
-        }
-        struct pollfd p[2] = {{fd_, events, 0}, {cancel_fd_, POLLIN, 0}};
-        int n = poll(p, cancel_fd_ >= 0 ? 2 : 1, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: poll: %s", path_.c_str(), strerror(e));
-        }
-        if (cancel_fd_ >= 0 && (p[1].revents & POLLIN))
-            return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled %s", path_.c_str(), doing);
-        if (p[0].revents & POLLNVAL)
-            return devhost_fail(err, DEVHOST_E_IO, EBADF, "serial: %s: handle is not valid", path_.c_str());
-        // Readable data is handed out before a hang-up is reported: the read
-        // that follows tells which (data, end of file, EIO, or EAGAIN with
-        // hup_seen_ set).
-        hup_seen_ = false;
-        if ((events & POLLIN) && (p[0].revents & POLLIN)) {
-            hup_seen_ = (p[0].revents & (POLLHUP | POLLERR)) != 0;
-            return DEVHOST_OK;
-        }
-        if (p[0].revents & (POLLHUP | POLLERR))
-            return removed(0, doing, err);
-        if (p[0].revents & events)
-            return DEVHOST_OK;
+    short revents = 0;
+    devhost_status s = devhost_util_wait(fd_, events, cancel_fd_, deadline_ns, &revents, err, who_.c_str(), doing);
+    if (s != DEVHOST_OK)
+        return s;
+    if (revents & POLLNVAL)
+        return devhost_fail(err, DEVHOST_E_IO, EBADF, "serial: %s: handle is not valid", path_.c_str());
+    // Readable data is handed out before a hang-up is reported: the read
+    // that follows tells which (data, end of file, EIO, or EAGAIN with
+    // hup_seen_ set).
+    hup_seen_ = false;
+    if ((events & POLLIN) && (revents & POLLIN)) {
+        hup_seen_ = (revents & (POLLHUP | POLLERR)) != 0;
+        return DEVHOST_OK;
     }
+    if (revents & (POLLHUP | POLLERR))
+        return removed(0, doing, err);
+    return DEVHOST_OK;
 }
 
 devhost_status Port::read_some(size_t max, devhost_error *err)
@@ -607,10 +578,10 @@ devhost_status Port::read_op(devhost_transfer *xfer, uint64_t deadline_ns, bool 
         // Wait for more: after the first byte, at most read-interval-timeout.
         uint64_t d = deadline_ns;
         bool interval_wait = interval_ns && !pending_.empty();
-        if (interval_wait && (d == 0 || now() + interval_ns < d))
-            d = now() + interval_ns;
+        if (interval_wait)
+            d = devhost_util_deadline_min(d, devhost_util_now_ns() + interval_ns);
         devhost_status s = wait(POLLIN, d, err, "reading");
-        if (s == DEVHOST_E_TIMEOUT && interval_wait && (deadline_ns == 0 || now() < deadline_ns)) {
+        if (s == DEVHOST_E_TIMEOUT && interval_wait && !devhost_util_deadline_passed(deadline_ns)) {
             // The line went quiet for longer than read-interval-timeout.
             if (!until && !exact) {
                 hand_out(std::min(cap, pending_.size()));
@@ -666,7 +637,7 @@ devhost_status Port::transfer(devhost_transfer *xfer, devhost_error *err)
             return s;
         uint64_t rd = deadline(xfer->timeout_ms, true);
         // The reply cannot be there yet: wait before the first read.
-        return read_op(xfer, d && rd ? std::min(d, rd) : std::max(d, rd), true, err);
+        return read_op(xfer, devhost_util_deadline_min(d, rd), true, err);
     }
     case DEVHOST_OP_CONTROL:
         return control(xfer, deadline(xfer->timeout_ms, false), err);
@@ -726,13 +697,10 @@ devhost_status Port::control(devhost_transfer *xfer, uint64_t deadline_ns, devho
         // unbounded, for output to drain.
         if (ioctl(fd_, TIOCSBRK) != 0)
             return fail_errno("send-break");
-        uint64_t until = now() + uint64_t(ms) * 1000000u;
-        struct pollfd p = {cancel_fd_, POLLIN, 0};
-        bool cancelled = false;
-        while (!cancelled && now() < until) {
-            int left = int((until - now()) / 1000000u) + 1;
-            cancelled = poll(&p, cancel_fd_ >= 0 ? 1 : 0, left) > 0 && (p.revents & POLLIN);
-        }
+        // Hold it for `ms` unless cancelled (a wait on nothing but the cancel
+        // handle, until the break's end).
+        bool cancelled = devhost_util_wait(-1, 0, cancel_fd_, devhost_util_deadline_ms(ms), nullptr, nullptr,
+                                           nullptr, nullptr) == DEVHOST_E_CANCELLED;
         if (ioctl(fd_, TIOCCBRK) != 0)
             return fail_errno("send-break");
         if (cancelled)
@@ -757,15 +725,17 @@ devhost_status Port::control(devhost_transfer *xfer, uint64_t deadline_ns, devho
                 return fail_errno("drain");
             if (queued <= 0)
                 return DEVHOST_OK;
-            if (deadline_ns && now() >= deadline_ns)
+            if (devhost_util_deadline_passed(deadline_ns))
                 return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
                                     "serial: %s: timed out draining (%d bytes still queued)", path_.c_str(), queued);
-            struct pollfd p[2] = {{fd_, 0, 0}, {cancel_fd_, POLLIN, 0}};
-            int n = poll(p, cancel_fd_ >= 0 ? 2 : 1, 10);
-            if (n > 0 && cancel_fd_ >= 0 && (p[1].revents & POLLIN))
+            // Look again in 10 ms, or at a hang-up or cancel.
+            short revents = 0;
+            uint64_t tick = devhost_util_deadline_min(deadline_ns, devhost_util_deadline_ms(10));
+            devhost_status s = devhost_util_wait(fd_, 0, cancel_fd_, tick, &revents, nullptr, nullptr, nullptr);
+            if (s == DEVHOST_E_CANCELLED)
                 return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled while draining",
                                     path_.c_str());
-            if (n > 0 && (p[0].revents & (POLLHUP | POLLERR)))
+            if (s == DEVHOST_OK && (revents & (POLLHUP | POLLERR)))
                 return removed(0, "draining", err);
         }
     default:

@@ -1,11 +1,12 @@
 // The filterport backend: a port client over Unix SOCK_SEQPACKET. See
-// port_client.hpp and devhost/port_wire.h.
-#include "port_client.hpp"
+// filterport_private.hpp and devhost/port_wire.h.
+#include "filterport_private.hpp"
+
+#include <devhost/plugin_util.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -21,13 +22,6 @@ namespace {
 // answered/abandoned ids it remembers.
 constexpr size_t max_inbox = 1024;
 constexpr size_t ids_kept = 1024;
-
-int64_t now_ns()
-{
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 devhost_status fail(devhost_error *err, devhost_status status, int os_errno, const std::string &text)
 {
@@ -64,13 +58,6 @@ bool contains(const std::deque<uint64_t> &ids, uint64_t id)
 
 }  // namespace
 
-int64_t PortClient::deadline(int32_t timeout_ms) const
-{
-    if (timeout_ms < 0)
-        return -1;
-    return now_ns() + static_cast<int64_t>(timeout_ms) * 1000000;
-}
-
 void PortClient::log(int32_t level, const std::string &line) const
 {
     devhost_logf(services, host_device, level, "%s", line.c_str());
@@ -102,37 +89,16 @@ devhost_status PortClient::break_connection(devhost_status status, int os_errno,
     return fail(err, status, os_errno, why);
 }
 
-devhost_status PortClient::wait_fd(short events, int64_t deadline_ns, devhost_error *err)
+devhost_status PortClient::wait_fd(short events, uint64_t deadline_ns, devhost_error *err)
 {
-    for (;;) {
-        int wait_ms = -1;
-        bool last = false;
-        if (deadline_ns >= 0) {
-            int64_t left = deadline_ns - now_ns();
-            // Past the deadline: one look without waiting, so that what is
-            // already there is still taken (a caller may poll before its
-            // first recv).
-            last = left <= 0;
-            wait_ms = last ? 0 : static_cast<int>(std::min<int64_t>((left + 999999) / 1000000, 1 << 30));
-        }
-        pollfd fds[2] = {{fd_, events, 0}, {cancel_fd, POLLIN, 0}};
-        int n = ::poll(fds, cancel_fd >= 0 ? 2 : 1, wait_ms);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail(err, DEVHOST_E_IO, errno, std::string("poll: ") + std::strerror(errno));
-        }
-        if (cancel_fd >= 0 && (fds[1].revents & POLLIN))
-            return DEVHOST_E_CANCELLED;
-        if (fds[0].revents)
-            return DEVHOST_OK;
-        if (last)
-            return DEVHOST_E_TIMEOUT;
-    }
+    // Past the deadline it still looks once without waiting, so that what
+    // is already there is taken (a caller may poll before its first recv).
+    // Callers word the timeout and cancel messages themselves.
+    return devhost_util_wait(fd_, events, cancel_fd, deadline_ns, nullptr, err, path.c_str(), nullptr);
 }
 
 devhost_status PortClient::send_frame(uint32_t type, uint32_t flags, uint64_t id, const void *payload, size_t len,
-                                      int64_t deadline_ns, devhost_error *err)
+                                      uint64_t deadline_ns, devhost_error *err)
 {
     if (type == DEVHOST_PORT_FRAME_ERROR)
         len = std::min<size_t>(len, DEVHOST_PORT_MAX_TEXT);
@@ -170,7 +136,7 @@ devhost_status PortClient::send_frame(uint32_t type, uint32_t flags, uint64_t id
     }
 }
 
-devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost_error *err, bool wait_first)
+devhost_status PortClient::recv_frame(Frame &frame, uint64_t deadline_ns, devhost_error *err, bool wait_first)
 {
     rx_.resize(DEVHOST_PORT_HEADER_SIZE + static_cast<size_t>(std::max(max_payload, DEVHOST_PORT_MAX_TEXT)));
     if (wait_first) {
@@ -205,14 +171,14 @@ devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost
         if (static_cast<size_t>(n) > rx_.size()) {
             std::string why = "oversized frame from the server: " + std::to_string(n) + " bytes, the bound is " +
                               std::to_string(rx_.size());
-            send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), now_ns(), nullptr);
+            send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), devhost_util_now_ns(), nullptr);
             return break_connection(DEVHOST_E_PROTOCOL, 0, "port " + path + ": " + why, err);
         }
         devhost_port_frame f;
         char why[256];
         if (devhost_port_frame_decode(rx_.data(), static_cast<size_t>(n), max_payload, &f, why, sizeof why) !=
             DEVHOST_OK) {
-            send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why, std::strlen(why), now_ns(), nullptr);
+            send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why, std::strlen(why), devhost_util_now_ns(), nullptr);
             return break_connection(DEVHOST_E_PROTOCOL, 0, "port " + path + ": malformed frame from the server: " + why,
                                     err);
         }
@@ -232,7 +198,7 @@ devhost_status PortClient::recv_frame(Frame &frame, int64_t deadline_ns, devhost
         if (f.type == DEVHOST_PORT_FRAME_HELLO || f.type == DEVHOST_PORT_FRAME_REQUEST ||
             f.type == DEVHOST_PORT_FRAME_REPLY) {
             std::string why2 = std::string("a server may not send ") + devhost_port_frame_type_name(f.type);
-            send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why2.data(), why2.size(), now_ns(), nullptr);
+            send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why2.data(), why2.size(), devhost_util_now_ns(), nullptr);
             return break_connection(DEVHOST_E_PROTOCOL, 0, "port " + path + ": " + why2, err);
         }
         return DEVHOST_OK;
@@ -244,7 +210,7 @@ devhost_status PortClient::stray_frame(Frame &frame, devhost_error *err)
     if (frame.type == DEVHOST_PORT_FRAME_MESSAGE) {
         if (inbox_.size() >= max_inbox) {
             std::string why = "the server sent more than " + std::to_string(max_inbox) + " messages nobody got";
-            send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), now_ns(), nullptr);
+            send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), devhost_util_now_ns(), nullptr);
             return break_connection(DEVHOST_E_PROTOCOL, 0, "port " + path + ": " + why, err);
         }
         inbox_.push_back({frame.id, std::move(frame.payload)});
@@ -257,7 +223,7 @@ devhost_status PortClient::stray_frame(Frame &frame, devhost_error *err)
     std::string why = frame.type == DEVHOST_PORT_FRAME_RESPONSE
                           ? "RESPONSE to unknown request id " + std::to_string(frame.id)
                           : std::string("unexpected ") + devhost_port_frame_type_name(frame.type) + " frame";
-    send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), now_ns(), nullptr);
+    send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), devhost_util_now_ns(), nullptr);
     return break_connection(DEVHOST_E_PROTOCOL, 0, "port " + path + ": " + why, err);
 }
 
@@ -265,7 +231,7 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
                                    devhost_error *err)
 {
     disconnect();
-    const int64_t dl = deadline(timeout_ms);
+    const uint64_t dl = devhost_util_deadline_ms(timeout_ms);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path)
@@ -290,10 +256,10 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
             continue;
         if (e == EAGAIN) {
             // The server's backlog is full: retry until the deadline.
-            if (dl >= 0 && now_ns() >= dl)
+            if (devhost_util_deadline_passed(dl))
                 return give_up(DEVHOST_E_TIMEOUT, e, "port " + path + ": the server's backlog stayed full");
-            pollfd p{cancel_fd, POLLIN, 0};
-            if (cancel_fd >= 0 && ::poll(&p, 1, 10) > 0)
+            if (devhost_util_wait(-1, 0, cancel_fd, devhost_util_deadline_ms(10), nullptr, nullptr, nullptr,
+                                  nullptr) == DEVHOST_E_CANCELLED)
                 return give_up(DEVHOST_E_CANCELLED, 0, "port " + path + ": connect cancelled");
             continue;
         }
@@ -319,12 +285,12 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
     st = send_hello(context, context_size, sync_handle, dl, closed, err);
     Frame welcome;
     if (st == DEVHOST_OK)
-        st = recv_frame(welcome, closed ? now_ns() : dl, err);
+        st = recv_frame(welcome, closed ? devhost_util_now_ns() : dl, err);
     if (st == DEVHOST_E_TIMEOUT && closed)
         st = fail(err, DEVHOST_E_REMOVED, EPIPE, "port " + path + ": the server went away");
     if (st == DEVHOST_OK && welcome.type != DEVHOST_PORT_FRAME_WELCOME) {
         std::string why = std::string("expected WELCOME, got ") + devhost_port_frame_type_name(welcome.type);
-        send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), now_ns(), nullptr);
+        send_frame(DEVHOST_PORT_FRAME_ERROR, 0, 0, why.data(), why.size(), devhost_util_now_ns(), nullptr);
         st = fail(err, DEVHOST_E_PROTOCOL, 0, "port " + path + ": " + why);
     }
     if (st == DEVHOST_OK && welcome.status != DEVHOST_OK) {
@@ -374,7 +340,7 @@ devhost_status PortClient::check_server(devhost_error *err)
 }
 
 devhost_status PortClient::send_hello(const void *context, uint32_t context_size, bool sync_handle,
-                                      int64_t deadline_ns, bool &closed, devhost_error *err)
+                                      uint64_t deadline_ns, bool &closed, devhost_error *err)
 {
     closed = false;
     std::vector<uint8_t> buf(DEVHOST_PORT_HEADER_SIZE + context_size);
@@ -445,7 +411,7 @@ devhost_status PortClient::request(const uint8_t *out, size_t out_len, uint8_t *
         return fail(err, DEVHOST_E_INVALID, 0,
                     "request of " + std::to_string(out_len) + " bytes exceeds the bound of " +
                         std::to_string(max_payload));
-    const int64_t dl = deadline(timeout_ms);
+    const uint64_t dl = devhost_util_deadline_ms(timeout_ms);
     const uint64_t id = next_request_++;
     st = send_frame(DEVHOST_PORT_FRAME_REQUEST, 0, id, out, out_len, dl, err);
     if (st != DEVHOST_OK) {
@@ -502,7 +468,7 @@ devhost_status PortClient::get_message(uint8_t *in, size_t in_capacity, size_t &
         return fail(err, DEVHOST_E_STATE, 0,
                     "port " + path + ": synchronous handle: reply to message " +
                         std::to_string(*unanswered_.begin()) + " before getting another");
-    const int64_t dl = deadline(timeout_ms);
+    const uint64_t dl = devhost_util_deadline_ms(timeout_ms);
     while (inbox_.empty()) {
         Frame f;
         st = recv_frame(f, dl, err);
@@ -548,7 +514,7 @@ devhost_status PortClient::reply(uint64_t id, const uint8_t *out, size_t out_len
         return fail(err, DEVHOST_E_INVALID, 0,
                     "reply of " + std::to_string(out_len) + " bytes exceeds the bound of " +
                         std::to_string(max_payload));
-    st = send_frame(DEVHOST_PORT_FRAME_REPLY, 0, id, out, out_len, deadline(timeout_ms), err);
+    st = send_frame(DEVHOST_PORT_FRAME_REPLY, 0, id, out, out_len, devhost_util_deadline_ms(timeout_ms), err);
     if (st != DEVHOST_OK)
         return st;
     out_done = out_len;

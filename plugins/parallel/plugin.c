@@ -1,8 +1,10 @@
 /*
  * The parallel plugin: class `parallel`, a shared parallel port driven with
  * claim and release, IEEE 1284 negotiation, status decoding and a strobe
- * handshake. This file holds the descriptor, the negotiation entry point and
- * the hooks; the OS work is in the backends, chosen by path:
+ * handshake. This file holds the descriptor, its option schema and control
+ * table, the hooks, the hook table and the entry point; the OS work is in
+ * the backends, chosen by path (options, controls and info keys are listed
+ * in README.md):
  *   /dev/parportN  ->  backend_ppdev.c (Linux ppdev)
  *   vport:NAME     ->  backend_vport.c (devhost-vdev's parallel-port peer)
  *
@@ -16,11 +18,8 @@
 #include "parallel_private.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
 const devhost_host_services *par_services;
 
@@ -28,59 +27,16 @@ const devhost_host_services *par_services;
  * Helpers shared with the backends
  * ------------------------------------------------------------------------ */
 
-uint64_t par_now_ns(void)
-{
-    struct timespec ts;
-    if (par_services && par_services->monotonic_ns)
-        return par_services->monotonic_ns();
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t par_deadline(int32_t timeout_ms)
-{
-    if (timeout_ms < 0)
-        return 0;
-    return par_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-}
-
-int par_poll_ms(uint64_t deadline)
-{
-    uint64_t now;
-    if (deadline == 0)
-        return -1;
-    now = par_now_ns();
-    if (now >= deadline)
-        return 0;
-    /* Round up so that a wait never ends just short of the deadline. */
-    return (int)((deadline - now + 999999ull) / 1000000ull);
-}
-
-int par_cancelled(const par_device *d)
-{
-    struct pollfd p;
-    if (d->cancel_fd < 0)
-        return 0;
-    p.fd = d->cancel_fd;
-    p.events = POLLIN;
-    p.revents = 0;
-    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
-}
-
 devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error *err)
 {
-    struct pollfd p;
-    int left = par_poll_ms(deadline);
-    if (left == 0)
+    devhost_status st;
+    if (devhost_util_deadline_passed(deadline))
         return DEVHOST_E_TIMEOUT;
-    if (left > 0 && left < ms)
-        ms = left;
-    p.fd = d->cancel_fd;
-    p.events = POLLIN;
-    p.revents = 0;
-    if (poll(&p, d->cancel_fd >= 0 ? 1 : 0, ms) > 0 && (p.revents & POLLIN))
+    st = devhost_util_wait(-1, 0, d->cancel_fd, devhost_util_deadline_min(deadline, devhost_util_deadline_ms(ms)),
+                           NULL, NULL, NULL, NULL);
+    if (st == DEVHOST_E_CANCELLED)
         return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "%s: cancelled while waiting", d->path);
-    return DEVHOST_OK;
+    return DEVHOST_OK; /* slept its time (the deadline is for the caller's next look) */
 }
 
 static const char *const mode_names[VPORT_MODE_COUNT] = {"compat", "nibble", "byte", "ecp", "epp"};
@@ -90,50 +46,46 @@ const char *par_mode_name(int mode)
     return mode >= 0 && mode < VPORT_MODE_COUNT ? mode_names[mode] : "unknown";
 }
 
+/* VPORT_MODE_* for a mode's name (or "compatibility", "spp"), any case; -1
+ * for none. */
 static int parse_mode(const char *text)
 {
     int i;
     for (i = 0; i < VPORT_MODE_COUNT; i++)
-        if (strcasecmp(text, mode_names[i]) == 0)
+        if (devhost_util_iequal(text, mode_names[i]))
             return i;
-    if (strcasecmp(text, "compatibility") == 0 || strcasecmp(text, "spp") == 0)
+    if (devhost_util_iequal(text, "compatibility") || devhost_util_iequal(text, "spp"))
         return VPORT_MODE_COMPAT;
     return -1;
-}
-
-static int parse_bool(const char *text, int *out)
-{
-    if (!strcasecmp(text, "true") || !strcasecmp(text, "yes") || !strcasecmp(text, "on") || !strcmp(text, "1")) {
-        *out = 1;
-        return 1;
-    }
-    if (!strcasecmp(text, "false") || !strcasecmp(text, "no") || !strcasecmp(text, "off") || !strcmp(text, "0")) {
-        *out = 0;
-        return 1;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------------
  * Descriptor: options and control codes
  * ------------------------------------------------------------------------ */
 
-#define OPT(type, name, def, help, choices, min, max) \
-    {sizeof(devhost_option_spec), (type), (name), (def), (help), (choices), (min), (max)}
+/* The schema, looked up by these indexes. `mode` lists the VPORT_MODE_*
+ * names in order; `write-method` the PAR_WRITE_* ones. */
+enum { OPT_EXCLUSIVE, OPT_MODE, OPT_FALLBACK, OPT_WRITE_METHOD, OPT_CLAIM_TIMEOUT, OPT_COUNT };
 
-static const devhost_option_spec par_options[] = {
-    OPT(DEVHOST_OPTION_BOOL, "exclusive", "false",
-        "refuse to share the port (PPEXCL): other opens fail with busy", NULL, 0, 0),
-    OPT(DEVHOST_OPTION_ENUM, "mode", "compat",
-        "IEEE 1284 mode connect negotiates when its step names none", "compat|nibble|byte|ecp|epp", 0, 0),
-    OPT(DEVHOST_OPTION_BOOL, "fallback", "false",
-        "when the port refuses the mode, fall back to compat instead of failing", NULL, 0, 0),
-    OPT(DEVHOST_OPTION_ENUM, "write-method", "handshake",
-        "handshake: strobe each byte and wait for busy/ack; driver: the driver's write()",
-        "handshake|driver", 0, 0),
-    OPT(DEVHOST_OPTION_DURATION, "claim-timeout", "2s",
-        "how long connect, info and disconnect wait for a brief claim when not locked", NULL, 0,
-        3600000),
+#define OPTION_SIZE sizeof(devhost_option_spec)
+static const devhost_option_spec par_options[OPT_COUNT] = {
+    [OPT_EXCLUSIVE] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_BOOL, .name = "exclusive",
+                       .default_value = "false",
+                       .help = "refuse to share the port (PPEXCL): other opens fail with busy"},
+    [OPT_MODE] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_ENUM, .name = "mode", .default_value = "compat",
+                  .help = "IEEE 1284 mode connect negotiates when its step names none",
+                  .choices = "compat|nibble|byte|ecp|epp"},
+    [OPT_FALLBACK] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_BOOL, .name = "fallback",
+                      .default_value = "false",
+                      .help = "when the port refuses the mode, fall back to compat instead of failing"},
+    [OPT_WRITE_METHOD] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_ENUM, .name = "write-method",
+                          .default_value = "handshake",
+                          .help = "handshake: strobe each byte and wait for busy/ack; driver: the driver's write()",
+                          .choices = "handshake|driver"},
+    [OPT_CLAIM_TIMEOUT] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_DURATION, .name = "claim-timeout",
+                           .default_value = "2s",
+                           .help = "how long connect, info and disconnect wait for a brief claim when not locked",
+                           .max = 3600000},
 };
 
 enum {
@@ -144,16 +96,18 @@ enum {
     PAR_CTL_WRITE_DATA = 5
 };
 
+#define CONTROL_SIZE sizeof(devhost_control_spec)
 static const devhost_control_spec par_controls[] = {
-    {sizeof(devhost_control_spec), PAR_CTL_READ_STATUS, "read-status",
-     "read the status register (1 byte: busy 0x80 inverted, ack 0x40, paper-out 0x20, select 0x10, error 0x08 inverted)", 0},
-    {sizeof(devhost_control_spec), PAR_CTL_READ_CONTROL, "read-control",
-     "read the control register (1 byte: select 0x08, init 0x04, autofd 0x02, strobe 0x01)", 0},
-    {sizeof(devhost_control_spec), PAR_CTL_WRITE_CONTROL, "write-control",
-     "write the control register (input: 1 byte)", DEVHOST_CONTROL_MODIFIES},
-    {sizeof(devhost_control_spec), PAR_CTL_READ_DATA, "read-data", "read the data register (1 byte)", 0},
-    {sizeof(devhost_control_spec), PAR_CTL_WRITE_DATA, "write-data",
-     "write the data register (input: 1 byte), without strobing", DEVHOST_CONTROL_MODIFIES},
+    {.struct_size = CONTROL_SIZE, .code = PAR_CTL_READ_STATUS, .name = "read-status",
+     .help = "read the status register (1 byte: busy 0x80 inverted, ack 0x40, paper-out 0x20, select 0x10, error 0x08 inverted)"},
+    {.struct_size = CONTROL_SIZE, .code = PAR_CTL_READ_CONTROL, .name = "read-control",
+     .help = "read the control register (1 byte: select 0x08, init 0x04, autofd 0x02, strobe 0x01)"},
+    {.struct_size = CONTROL_SIZE, .code = PAR_CTL_WRITE_CONTROL, .name = "write-control",
+     .help = "write the control register (input: 1 byte)", .flags = DEVHOST_CONTROL_MODIFIES},
+    {.struct_size = CONTROL_SIZE, .code = PAR_CTL_READ_DATA, .name = "read-data",
+     .help = "read the data register (1 byte)"},
+    {.struct_size = CONTROL_SIZE, .code = PAR_CTL_WRITE_DATA, .name = "write-data",
+     .help = "write the data register (input: 1 byte), without strobing", .flags = DEVHOST_CONTROL_MODIFIES},
 };
 
 /* ------------------------------------------------------------------------
@@ -170,7 +124,7 @@ static devhost_status brief_claim(par_device *d, int32_t timeout_ms, int *took, 
         return DEVHOST_OK;
     if (timeout_ms < 0 || timeout_ms > d->claim_timeout_ms)
         timeout_ms = d->claim_timeout_ms;
-    st = d->backend->claim(d, par_deadline(timeout_ms), err);
+    st = d->backend->claim(d, devhost_util_deadline_ms(timeout_ms), err);
     if (st == DEVHOST_OK)
         *took = 1;
     return st;
@@ -181,8 +135,7 @@ static void brief_release(par_device *d, int took)
     devhost_error ignored;
     if (!took)
         return;
-    memset(&ignored, 0, sizeof ignored);
-    ignored.struct_size = sizeof ignored;
+    devhost_util_error_init(&ignored);
     if (d->backend->release(d, &ignored) != DEVHOST_OK)
         PAR_LOG(d, DEVHOST_LOG_WARN, "%s: release after a brief claim failed: %s", d->path, ignored.message);
 }
@@ -227,8 +180,8 @@ static devhost_status par_close(devhost_device *device, devhost_error *err)
 static devhost_status par_open(const devhost_open_params *params, devhost_device **device,
                                devhost_error *err)
 {
-    const devhost_option_value *v;
     par_device *d;
+    const char *text;
     *device = NULL;
     if (strlen(params->path) >= sizeof d->path)
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "parallel: path '%.64s...' is too long", params->path);
@@ -240,17 +193,16 @@ static devhost_status par_open(const devhost_open_params *params, devhost_device
     d->host_device = params->host_device;
     d->cancel_fd = params->cancel_fd;
     d->mode = VPORT_MODE_COMPAT;
-    d->claim_timeout_ms = 2000;
-    if ((v = devhost_option_find(params, "exclusive")) && v->is_set)
-        d->exclusive = v->integer != 0;
-    if ((v = devhost_option_find(params, "write-method")) && v->is_set)
-        d->write_method = strcmp(v->text, "driver") == 0 ? PAR_WRITE_DRIVER : PAR_WRITE_HANDSHAKE;
-    if ((v = devhost_option_find(params, "mode")) && v->is_set && parse_mode(v->text) >= 0)
-        d->default_mode = parse_mode(v->text);
-    if ((v = devhost_option_find(params, "fallback")) && v->is_set)
-        d->default_fallback = v->integer != 0;
-    if ((v = devhost_option_find(params, "claim-timeout")) && v->is_set)
-        d->claim_timeout_ms = (int32_t)v->integer;
+    d->exclusive = devhost_util_option_int(params, par_options, OPT_EXCLUSIVE, 0) != 0;
+    text = devhost_util_option_text(params, par_options, OPT_WRITE_METHOD, "handshake");
+    d->write_method = devhost_util_parse_choice(text, par_options[OPT_WRITE_METHOD].choices) == PAR_WRITE_DRIVER
+                          ? PAR_WRITE_DRIVER
+                          : PAR_WRITE_HANDSHAKE;
+    text = devhost_util_option_text(params, par_options, OPT_MODE, "compat");
+    if (parse_mode(text) >= 0)
+        d->default_mode = parse_mode(text);
+    d->default_fallback = devhost_util_option_int(params, par_options, OPT_FALLBACK, 0) != 0;
+    d->claim_timeout_ms = (int32_t)devhost_util_option_int(params, par_options, OPT_CLAIM_TIMEOUT, 2000);
 
     if (strncmp(d->path, VPORT_PATH_PREFIX, strlen(VPORT_PATH_PREFIX)) == 0)
         d->backend = &par_vport_backend;
@@ -277,7 +229,7 @@ static devhost_status connect_args(par_device *d, const devhost_connect_params *
                 return devhost_fail(err, DEVHOST_E_INVALID, 0,
                                     "%s: connect mode=%s: expected compat, nibble, byte, ecp or epp", d->path, val);
         } else if (strcmp(k, "fallback") == 0) {
-            if (!parse_bool(val, fallback))
+            if (!devhost_util_parse_bool(val, fallback))
                 return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: connect fallback=%s: expected true or false",
                                     d->path, val);
         } else {
@@ -355,7 +307,7 @@ static devhost_status par_lock(devhost_device *device, int32_t timeout_ms, devho
         return st;
     if (d->claimed)
         return devhost_fail(err, DEVHOST_E_STATE, 0, "%s: lock: the port is already claimed by this device", d->path);
-    st = d->backend->claim(d, par_deadline(timeout_ms), err);
+    st = d->backend->claim(d, devhost_util_deadline_ms(timeout_ms), err);
     if (st == DEVHOST_OK)
         d->claimed = 1;
     return st;
@@ -418,8 +370,7 @@ static devhost_status par_info(devhost_device *device, const devhost_info_sink *
     info = calloc(1, sizeof *info);
     if (!info)
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
-    memset(&claim_err, 0, sizeof claim_err);
-    claim_err.struct_size = sizeof claim_err;
+    devhost_util_error_init(&claim_err);
     if (d->backend->query_needs_claim && brief_claim(d, d->claim_timeout_ms, &took, &claim_err) != DEVHOST_OK &&
         d->removed) {
         free(info);
@@ -485,7 +436,7 @@ static devhost_status wait_ready(par_device *d, size_t index, uint64_t deadline,
                                     "%s: peripheral stayed busy (status 0x%02x) before byte %zu", d->path, st, index);
             if (s != DEVHOST_OK)
                 return s;
-        } else if (deadline && par_now_ns() >= deadline) {
+        } else if (devhost_util_deadline_passed(deadline)) {
             return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
                                 "%s: peripheral stayed busy (status 0x%02x) before byte %zu", d->path, st, index);
         }
@@ -510,7 +461,7 @@ static devhost_status wait_ack(par_device *d, size_t index, uint64_t deadline, d
                                     "%s: peripheral never acknowledged byte %zu (status 0x%02x)", d->path, index, st);
             if (s != DEVHOST_OK)
                 return s;
-        } else if (deadline && par_now_ns() >= deadline) {
+        } else if (devhost_util_deadline_passed(deadline)) {
             return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
                                 "%s: peripheral never acknowledged byte %zu (status 0x%02x)", d->path, index, st);
         }
@@ -584,7 +535,7 @@ static devhost_status control_transfer(par_device *d, devhost_transfer *x, devho
 static devhost_status par_transfer(devhost_device *device, devhost_transfer *x, devhost_error *err)
 {
     par_device *d = (par_device *)device;
-    uint64_t deadline = par_deadline(x->timeout_ms);
+    uint64_t deadline = devhost_util_deadline_ms(x->timeout_ms);
     devhost_status st;
     if ((st = check_removed(d, err)) != DEVHOST_OK)
         return st;
@@ -620,39 +571,37 @@ static devhost_status par_transfer(devhost_device *device, devhost_transfer *x, 
  * ------------------------------------------------------------------------ */
 
 static const devhost_hooks par_hooks = {
-    sizeof(devhost_hooks), 0, par_open, par_close, par_connect, par_disconnect,
-    par_lock, par_unlock, par_info, par_transfer,
+    .struct_size = sizeof(devhost_hooks),
+    .open = par_open,
+    .close = par_close,
+    .connect = par_connect,
+    .disconnect = par_disconnect,
+    .lock = par_lock,
+    .unlock = par_unlock,
+    .info = par_info,
+    .transfer = par_transfer,
 };
 
 static const devhost_plugin_descriptor par_descriptor = {
-    sizeof(devhost_plugin_descriptor),
-    DEVHOST_PLUGIN_SHARED_PATHS,
-    "parallel",
-    "parallel",
-    "1.0.0",
-    "Shared parallel ports: claim/release, IEEE 1284 modes and device ID, strobe handshake (ppdev, vport)",
-    par_options,
-    sizeof par_options / sizeof par_options[0],
-    sizeof par_controls / sizeof par_controls[0],
-    par_controls,
-    &par_hooks,
-    DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) | DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) |
-        DEVHOST_OP_BIT(DEVHOST_OP_CONTROL),
-    DEVHOST_REQUIRES_LOCKED,
-    0,
-    0,
+    .struct_size = sizeof(devhost_plugin_descriptor),
+    .flags = DEVHOST_PLUGIN_SHARED_PATHS, /* a port is shared: several devices on one path */
+    .name = "parallel",
+    .device_class = "parallel",
+    .version = "1.0.0",
+    .description =
+        "Shared parallel ports: claim/release, IEEE 1284 modes and device ID, strobe handshake (ppdev, vport)",
+    .options = par_options,
+    .option_count = OPT_COUNT,
+    .control_count = sizeof par_controls / sizeof par_controls[0],
+    .controls = par_controls,
+    .hooks = &par_hooks,
+    .transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) |
+                    DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL),
+    .transfer_requires = DEVHOST_REQUIRES_LOCKED,
 };
 
+/* Speaks ABI 1.x; refuses other majors. */
 DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
 {
-    if (!n || n->struct_size < sizeof *n)
-        return DEVHOST_E_INVALID;
-    if (DEVHOST_VERSION_MAJOR(n->host_abi_version) != DEVHOST_ABI_VERSION_MAJOR)
-        return devhost_fail(n->error, DEVHOST_E_UNSUPPORTED, 0, "parallel: speaks ABI %u.x only, host offers %u.%u",
-                            (unsigned)DEVHOST_ABI_VERSION_MAJOR, (unsigned)DEVHOST_VERSION_MAJOR(n->host_abi_version),
-                            (unsigned)DEVHOST_VERSION_MINOR(n->host_abi_version));
-    n->plugin_abi_version = n->host_abi_version < DEVHOST_ABI_VERSION ? n->host_abi_version : DEVHOST_ABI_VERSION;
-    par_services = n->services;
-    n->descriptor = &par_descriptor;
-    return DEVHOST_OK;
+    return devhost_util_negotiate(n, &par_descriptor, &par_services);
 }

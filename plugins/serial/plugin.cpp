@@ -1,0 +1,179 @@
+// The serial class: descriptor, option schema, control table and the device
+// class behind the v1 C ABI, written on devhost/plugin.hpp (which generates
+// the hook table and catches every exception at the boundary). This file
+// turns option values into Settings; the tty work is in backend_tty.cpp,
+// the sysfs look-ups in backend_sysfs.cpp. Options, controls and info keys
+// are listed in README.md.
+//
+//   open        the constructor: options -> Settings, then Port::open
+//   close       restores the termios found at open, drops the locks
+//   info        name, path, tty, driver, mode, settings, modem lines, USB ids
+//   transfer    WRITE, READ, READ_EXACT, READ_UNTIL, REQUEST, CONTROL
+//   connect, disconnect, lock, unlock: none (NULL hooks)
+#include "serial_private.hpp"
+
+#include <devhost/plugin.hpp>
+
+#include <string>
+
+using devhost::serial::Flow;
+using devhost::serial::Line;
+using devhost::serial::Parity;
+using devhost::serial::Port;
+using devhost::serial::Settings;
+
+namespace {
+
+// The schema, in this order (options are looked up by index).
+enum Option : uint32_t {
+    opt_baud,
+    opt_data_bits,
+    opt_parity,
+    opt_stop_bits,
+    opt_flow,
+    opt_read_total_timeout,
+    opt_read_interval_timeout,
+    opt_dtr,
+    opt_rts,
+    opt_hupcl,
+    opt_exclusive,
+    opt_overlapped,
+    opt_count
+};
+
+constexpr uint32_t S = sizeof(devhost_option_spec);
+const devhost_option_spec k_options[opt_count] = {
+    {S, DEVHOST_OPTION_INT, "baud", "9600", "line speed; any rate the driver can make (termios2/BOTHER)", nullptr, 50, 4000000},
+    {S, DEVHOST_OPTION_INT, "data-bits", "8", "data bits per character, 5 to 8", nullptr, 5, 8},
+    {S, DEVHOST_OPTION_ENUM, "parity", "none", "parity bit", "none|odd|even|mark|space", 0, 0},
+    {S, DEVHOST_OPTION_INT, "stop-bits", "1", "stop bits, 1 or 2", nullptr, 1, 2},
+    {S, DEVHOST_OPTION_ENUM, "flow", "none", "flow control", "none|rtscts|xonxoff", 0, 0},
+    {S, DEVHOST_OPTION_DURATION, "read-total-timeout", "0", "longest any read may take (0: only the step's timeout)", nullptr, 0, 0},
+    {S, DEVHOST_OPTION_DURATION, "read-interval-timeout", "0", "longest gap between two received bytes (0: no limit)", nullptr, 0, 0},
+    {S, DEVHOST_OPTION_ENUM, "dtr", "unchanged", "DTR line after open", "unchanged|on|off", 0, 0},
+    {S, DEVHOST_OPTION_ENUM, "rts", "unchanged", "RTS line after open (ignored by the driver with flow=rtscts)", "unchanged|on|off", 0, 0},
+    {S, DEVHOST_OPTION_ENUM, "hupcl", "unchanged", "drop DTR/RTS on last close", "unchanged|on|off", 0, 0},
+    {S, DEVHOST_OPTION_BOOL, "exclusive", "true", "refuse other users: flock and TIOCEXCL", nullptr, 0, 0},
+    {S, DEVHOST_OPTION_BOOL, "overlapped", "false", "non-blocking, readiness-driven handle (default: synchronous)", nullptr, 0, 0},
+};
+
+constexpr uint32_t C = sizeof(devhost_control_spec);
+const devhost_control_spec k_controls[] = {
+    {C, devhost::serial::control_set_dtr, "set-dtr", "raise DTR", DEVHOST_CONTROL_MODIFIES},
+    {C, devhost::serial::control_clear_dtr, "clear-dtr", "drop DTR", DEVHOST_CONTROL_MODIFIES},
+    {C, devhost::serial::control_set_rts, "set-rts", "raise RTS", DEVHOST_CONTROL_MODIFIES},
+    {C, devhost::serial::control_clear_rts, "clear-rts", "drop RTS", DEVHOST_CONTROL_MODIFIES},
+    {C, devhost::serial::control_get_modem_lines, "get-modem-lines", "read DTR RTS CTS DSR DCD RI as text", 0},
+    {C, devhost::serial::control_send_break, "send-break", "hold a break; input: its length in ms (default 250)", DEVHOST_CONTROL_MODIFIES},
+    {C, devhost::serial::control_flush_input, "flush-input", "discard received bytes, buffered ones included", DEVHOST_CONTROL_MODIFIES},
+    {C, devhost::serial::control_flush_output, "flush-output", "discard bytes not yet sent", DEVHOST_CONTROL_MODIFIES},
+    {C, devhost::serial::control_drain, "drain", "wait until every written byte has left", 0},
+};
+
+// Throws the DEVHOST_E_INVALID that names a bad option value.
+[[noreturn]] void invalid(const std::string &what)
+{
+    throw devhost::error(DEVHOST_E_INVALID, "serial: " + what);
+}
+
+// An ENUM option as E, whose values follow the option's choices in order.
+template <class E>
+E choice(const devhost_open_params &p, Option o, E fallback)
+{
+    const char *text = devhost_util_option_text(&p, k_options, o, nullptr);
+    if (!text)
+        return fallback;
+    int index = devhost_util_parse_choice(text, k_options[o].choices);
+    if (index < 0)
+        invalid(std::string(k_options[o].name) + "=" + text + " is not " + k_options[o].choices);
+    return static_cast<E>(index);
+}
+
+// Reads Settings from the option values (the host has validated them against
+// the schema; check again, the values are not trusted blindly).
+Settings read_settings(const devhost_open_params &p)
+{
+    auto integer = [&](Option o, int64_t fallback) { return devhost_util_option_int(&p, k_options, o, fallback); };
+    Settings s;
+    int64_t baud = integer(opt_baud, 9600);
+    if (baud < 50 || baud > 4000000)
+        invalid("baud=" + std::to_string(baud) + " is out of range 50..4000000");
+    s.baud = uint32_t(baud);
+    s.data_bits = int(integer(opt_data_bits, 8));
+    if (s.data_bits < 5 || s.data_bits > 8)
+        invalid("data-bits=" + std::to_string(s.data_bits) + " is not 5 to 8");
+    s.stop_bits = int(integer(opt_stop_bits, 1));
+    if (s.stop_bits != 1 && s.stop_bits != 2)
+        invalid("stop-bits=" + std::to_string(s.stop_bits) + " is not 1 or 2");
+    s.parity = choice(p, opt_parity, Parity::none);
+    s.flow = choice(p, opt_flow, Flow::none);
+    s.dtr = choice(p, opt_dtr, Line::unchanged);
+    s.rts = choice(p, opt_rts, Line::unchanged);
+    s.hupcl = choice(p, opt_hupcl, Line::unchanged);
+    s.read_total_ms = integer(opt_read_total_timeout, 0);
+    s.read_interval_ms = integer(opt_read_interval_timeout, 0);
+    if (s.read_total_ms < 0 || s.read_interval_ms < 0)
+        invalid("read timeouts cannot be negative");
+    s.exclusive = integer(opt_exclusive, 1) != 0;
+    s.overlapped = integer(opt_overlapped, 0) != 0;
+    s.inherit = (p.flags & DEVHOST_OPEN_INHERIT) != 0;
+    return s;
+}
+
+// One serial device: a Port, whose members report the C way (a status, and
+// the host's error record filled).
+class SerialDevice {
+public:
+    // open: first call for a device. Statuses: NOT_FOUND, BUSY, ACCESS,
+    // INVALID (bad option, not a tty), UNSUPPORTED (a setting the device did
+    // not take), IO, NO_MEMORY. A failure closes what was opened (~Port).
+    // params and its strings are borrowed for this call; host_device and
+    // cancel_fd are kept until close.
+    explicit SerialDevice(const devhost_open_params &params) : port_(params.cancel_fd)
+    {
+        if (!params.path || !*params.path)
+            throw devhost::error(DEVHOST_E_INVALID, "serial: no path given");
+        Settings s = read_settings(params);
+        devhost_error err = devhost::error_record();
+        devhost::check(port_.open(params.device_name ? params.device_name : "", params.path, s, &err), err);
+        devhost_logf(devhost::host_services(), params.host_device, DEVHOST_LOG_DEBUG, "opened %s at %u baud%s",
+                     params.path, s.baud, s.exclusive ? ", exclusive" : "");
+    }
+
+    // close: any state; restores the termios found at open, drops flock and
+    // TIOCEXCL, closes the fd. Returns OK or IO (settings not restored).
+    devhost_status close(devhost_error &err) { return port_.close(&err); }
+
+    // info: state open. Returns OK. The sink's strings are copied by the host.
+    devhost_status info(devhost::info_sink &sink, devhost_error &err) { return port_.info(&sink.c_sink(), &err); }
+
+    // transfer: state open (serial needs no connect or lock). Returns OK,
+    // TIMEOUT, CANCELLED, REMOVED (hang-up, EIO/ENXIO), PROTOCOL (no delimiter
+    // within the buffer), INVALID, UNSUPPORTED (control not possible on this
+    // tty; an offset), IO. The host owns x and its buffers.
+    devhost_status transfer(devhost_transfer &x, devhost_error &err)
+    {
+        if (x.flags & DEVHOST_TRANSFER_HAS_OFFSET)
+            return devhost_fail(&err, DEVHOST_E_UNSUPPORTED, 0, "serial: a serial port has no offsets");
+        return port_.transfer(&x, &err);
+    }
+
+private:
+    Port port_;
+};
+
+const devhost_plugin_descriptor k_descriptor = [] {
+    auto d = devhost::describe<SerialDevice>(
+        "serial", "serial", "1.0.0",
+        "Serial ports (ttys): exclusive open, termios settings, read/write/expect, modem-line controls");
+    devhost::set_options(d, k_options);
+    devhost::set_controls(d, k_controls);
+    d.transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) |
+                     DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) | DEVHOST_OP_BIT(DEVHOST_OP_READ_UNTIL) |
+                     DEVHOST_OP_BIT(DEVHOST_OP_REQUEST) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL);
+    return d;
+}();
+
+}  // namespace
+
+DEVHOST_PLUGIN_ENTRY(k_descriptor)
