@@ -441,7 +441,7 @@ TEST_CASE("two devices on one path pass check only when both give up exclusivity
           std::string::npos);
 }
 
-TEST_CASE("a relative [host] plugin-path is the config's; a named plugin directory that is missing is said", "[cli]")
+TEST_CASE("a relative [host] plugin-path is the config's, and a named plugin directory that is missing is said", "[cli]")
 {
     TempDir dir;
     fs::create_directories(dir / "conf" / "plug");

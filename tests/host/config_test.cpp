@@ -132,7 +132,7 @@ TEST_CASE("a missing config file is one clear error", "[config]")
     CHECK(diags[0].str() == "/nonexistent/devhost.ini: cannot open config file: No such file or directory");
 }
 
-TEST_CASE("a UTF-8 byte order mark is skipped; control bytes in names are refused", "[config]")
+TEST_CASE("a UTF-8 byte order mark is skipped, and control bytes in names are refused", "[config]")
 {
     std::vector<Diagnostic> diags;
     Config c = parse_config("\xEF\xBB\xBF[device a]\nclass = loop\npath = loop:a\nstep = open\n", "bom.ini", diags);

@@ -1,6 +1,7 @@
 #include "devhost_test.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,19 @@
 #include <unistd.h>
 
 namespace devhost::test {
+
+namespace {
+bool skip_called = false;
+}
+
+void mark_skipped(const std::string &reason)
+{
+    skip_called = true;
+    std::printf("SKIPPED: %s\n", reason.c_str());
+    std::fflush(stdout);
+}
+
+bool skipped() { return skip_called; }
 
 fs::path bin_dir() { return DEVHOST_BIN_DIR; }
 fs::path plugin_dir() { return DEVHOST_PLUGIN_DIR; }

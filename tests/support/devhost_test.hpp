@@ -15,6 +15,20 @@ namespace devhost::test {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+// A test case that cannot run here (a missing kernel feature, not root, a
+// sanitizer build) says why and returns: DEVHOST_SKIP("needs root to drop
+// to another user"). The reason is printed; the binary then exits
+// skip_exit_code (77) unless a test failed, which CTest reports as skipped.
+// Use it only in a function that returns void (the TEST_CASE body).
+#define DEVHOST_SKIP(reason)                                    \
+    do {                                                        \
+        ::devhost::test::mark_skipped(std::string() + (reason)); \
+        return;                                                 \
+    } while (0)
+inline constexpr int skip_exit_code = 77;
+void mark_skipped(const std::string &reason);
+bool skipped();  // DEVHOST_SKIP was called in this run
+
 fs::path bin_dir();      // build/bin: devhost, devhost-vdev
 fs::path plugin_dir();   // build/lib/devhost/plugins
 fs::path source_dir();   // the source tree

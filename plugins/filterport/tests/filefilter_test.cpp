@@ -43,8 +43,7 @@ std::string fanotify_unavailable()
     do {                                                                                                              \
         std::string why_ = fanotify_unavailable();                                                                    \
         if (!why_.empty()) {                                                                                          \
-            WARN("skipped: fanotify permission events are unavailable here: " << why_);                               \
-            return;                                                                                                   \
+            DEVHOST_SKIP("fanotify permission events are unavailable here: " + why_);                                \
         }                                                                                                             \
     } while (0)
 

@@ -101,9 +101,6 @@ bool has_info(const devhost::InfoList &info, const std::string &key);
 
 }  // namespace raw_test
 
-// Reports a test as skipped, with its reason, and leaves it.
-#define RAW_SKIP(reason)                           \
-    do {                                           \
-        WARN("skipped: " << (reason));             \
-        return;                                    \
-    } while (0)
+// Reports a test as skipped, with its reason, and leaves it (DEVHOST_SKIP:
+// CTest shows it as skipped).
+#define RAW_SKIP(reason) DEVHOST_SKIP(reason)

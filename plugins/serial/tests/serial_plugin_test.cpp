@@ -1,6 +1,7 @@
 // The serial plugin on real kernel ptys, driven through the host's Device
 // API: open rules (exclusive, not found, not a tty, inheritance), settings
 // and their read-back, transfers, timeouts, removal, cancel and controls.
+#include "devhost_test.hpp"
 #include "pty_helpers.hpp"
 
 #include <catch2/catch.hpp>
@@ -188,7 +189,7 @@ TEST_CASE("settings a pty cannot hold fail with an error naming the setting")
     }
     // The same settings on real UART hardware are not tested here: this
     // machine's only UART (ttyS0) is its console and must never be opened.
-    WARN("skipped: data-bits 5-7, parity and DTR/RTS round-trips need a real UART; "
+    WARN("not tested here: data-bits 5-7, parity and DTR/RTS round-trips need a real UART; "
          "this machine has none usable (ttyS0 is the console); serial_hil (label hil) runs them on QEMU's 8250");
 }
 
@@ -316,8 +317,7 @@ TEST_CASE("an open is BUSY while the flock program holds the port, naming its pi
     // The shell opens the port on fd 9, flock(1) locks that descriptor and
     // exits, and the shell becomes sleep: one process holding the lock.
     if (!fs::exists("/usr/bin/flock")) {
-        WARN("skipped: flock(1) (util-linux) is not installed");
-        return;
+        DEVHOST_SKIP("flock(1) (util-linux) is not installed");
     }
     Pty pty;
     TempDir dir;
@@ -382,8 +382,7 @@ TEST_CASE("as an unprivileged user, a TIOCEXCL holder makes the open itself BUSY
     // exit code and a pipe carrying the message.
     Pty pty;
     if (geteuid() != 0) {
-        WARN("skipped: needs root to drop to another user (the root case is tested above)");
-        return;
+        DEVHOST_SKIP("needs root to drop to another user (the root case is tested above)");
     }
     REQUIRE(fchmod(pty.slave, 0666) == 0);
     Holder holder(pty.path, false);
@@ -780,7 +779,7 @@ TEST_CASE("info reports name, path, driver, settings and modem-line support")
     CHECK(info_value(dev, "flow") == "none");
     CHECK(info_value(dev, "modem-lines") == "unsupported (a Linux pty has none)");
     CHECK(info_value(dev, "usb-vendor") == "<missing usb-vendor>");  // a pty is no USB device
-    WARN("skipped: usb-vendor/usb-product/usb-serial need a USB serial adapter; this machine has none");
+    WARN("not tested here: usb-vendor/usb-product/usb-serial need a USB serial adapter; this machine has none");
 }
 
 TEST_CASE("control codes: flushes and drain work, modem lines and break are refused on a pty")
@@ -811,7 +810,7 @@ TEST_CASE("control codes: flushes and drain work, modem lines and break are refu
     CHECK(b.outcome.status == DEVHOST_E_UNSUPPORTED);
     CHECK_THAT(b.outcome.message, Catch::Contains("break") && Catch::Contains("pty"));
     CHECK(control(dev, "send-break", "soon").outcome.status == DEVHOST_E_INVALID);
-    WARN("skipped: DTR/RTS, modem-line reads and breaks need a real UART; none usable here; "
+    WARN("not tested here: DTR/RTS, modem-line reads and breaks need a real UART; none usable here; "
          "serial_hil (label hil) runs them on QEMU's 8250");
 }
 
@@ -827,7 +826,7 @@ TEST_CASE("drain on a pty returns at once: a pty queues nothing on its own side"
     x.timeout_ms = 2000;
     CHECK(dev.transfer(x).ok());
     CHECK(pty.receive(6) == "unread");
-    WARN("skipped: drain timing out on a stalled UART needs real hardware (a pty's output queue is always empty)");
+    WARN("not tested here: drain timing out on a stalled UART needs real hardware (a pty's output queue is always empty)");
 }
 
 TEST_CASE("the descriptor declares the options and controls the README documents")
