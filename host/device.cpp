@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
-#include <poll.h>
 #include <cstring>
 #include <stdexcept>
 #include <sys/eventfd.h>
@@ -104,54 +102,12 @@ Outcome Device::call_failed(devhost_status status, const devhost_error &err, con
     return o;
 }
 
-std::optional<Outcome> Device::fault_before(Hook hook, const Fault *&pending)
+void Device::set_faults(FaultSchedule faults)
 {
-    pending = nullptr;
-    if (faults_.empty())
-        return std::nullopt;
-    const Fault *f = faults_.next(hook);
-    if (!f)
-        return std::nullopt;
-    spdlog::warn("{}: injecting fault '{}'", name_, f->text);
-    switch (f->action) {
-    case Fault::Action::Crash: {
-        // Die the way a faulting plugin would kill an unprotected host: the
-        // default action, whatever handler a sanitizer or the environment put
-        // in place, and even if the signal was blocked or ignored.
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        ::sigaction(SIGSEGV, &dfl, nullptr);
-        sigset_t segv;
-        sigemptyset(&segv);
-        sigaddset(&segv, SIGSEGV);
-        ::pthread_sigmask(SIG_UNBLOCK, &segv, nullptr);
-        std::raise(SIGSEGV);
-        return Outcome{DEVHOST_E_IO, "injected crash did not crash", 0};
-    }
-    case Fault::Action::Block: {
-        pollfd p{cancel_fd_, POLLIN, 0};
-        while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
-        }
-        return Outcome{DEVHOST_E_CANCELLED, "injected fault '" + f->text + "': blocked until cancelled", 0};
-    }
-    case Fault::Action::Fail:
-        if (hook == Hook::Unlock || hook == Hook::Disconnect || hook == Hook::Close) {
-            pending = f;  // release for real, then report the failure
-            return std::nullopt;
-        }
-        return Outcome{f->status, "injected fault '" + f->text + "'", 0};
-    case Fault::Action::Short:
-        pending = f;
-        return std::nullopt;
-    }
-    return std::nullopt;
-}
-
-Outcome Device::fault_after(const Fault *pending, Outcome real) const
-{
-    if (pending && pending->action == Fault::Action::Fail)
-        return Outcome{pending->status, "injected fault '" + pending->text + "'", 0};
-    return real;
+    if (faults.empty() || handle_)
+        return;
+    faults_ = std::make_unique<FaultInjector>(plugin_->hooks(), std::move(faults), name_, cancel_fd_);
+    token_->faults = faults_.get();
 }
 
 static Outcome unsupported(const std::string &cls, const char *hook)
@@ -198,10 +154,6 @@ Outcome Device::open(const OpenRequest &request)
         values[i].text = texts[i].c_str();
     }
 
-    const Fault *pending = nullptr;
-    if (auto injected = fault_before(Hook::Open, pending))
-        return *injected;
-
     devhost_open_params params{};
     params.struct_size = sizeof params;
     params.flags = request.inherit ? DEVHOST_OPEN_INHERIT : 0;
@@ -216,12 +168,12 @@ Outcome Device::open(const OpenRequest &request)
 
     devhost_error err = fresh_error();
     devhost_device *handle = nullptr;
-    devhost_status status = plugin_->hooks().open(&params, &handle, &err);
+    devhost_status status = hooks().open(&params, &handle, &err);
     if (status != DEVHOST_OK) {
         if (handle) {
             // A half-built device: the contract says close can take it.
             devhost_error close_err = fresh_error();
-            plugin_->hooks().close(handle, &close_err);
+            hooks().close(handle, &close_err);
         }
         return call_failed(status, err, "open");
     }
@@ -236,26 +188,19 @@ Outcome Device::close()
 {
     if (auto refused = refuse(Hook::Close, "close"))
         return *refused;
-    const Fault *pending = nullptr;
-    std::optional<Outcome> injected = fault_before(Hook::Close, pending);
     devhost_error err = fresh_error();
-    devhost_status status = plugin_->hooks().close(handle_, &err);
+    devhost_status status = hooks().close(handle_, &err);
     handle_ = nullptr;
     apply(Hook::Close, status == DEVHOST_OK, state_);
-    if (injected)  // block or crash: the plugin's close still ran, above
-        return *injected;
-    return fault_after(pending, status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "close"));
+    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "close");
 }
 
 Outcome Device::connect(const ConnectRequest &request)
 {
     if (auto refused = refuse(Hook::Connect, "connect"))
         return *refused;
-    if (!plugin_->hooks().connect)
+    if (!hooks().connect)
         return unsupported(plugin_->device_class(), "connect");
-    const Fault *pending = nullptr;
-    if (auto injected = fault_before(Hook::Connect, pending))
-        return *injected;
     std::vector<devhost_kv> args;
     for (const auto &[k, v] : request.args)
         args.push_back({k.c_str(), v.c_str()});
@@ -275,7 +220,7 @@ Outcome Device::connect(const ConnectRequest &request)
     params.args = args.empty() ? nullptr : args.data();
     params.timeout_ms = request.timeout_ms;
     devhost_error err = fresh_error();
-    devhost_status status = plugin_->hooks().connect(handle_, &params, &err);
+    devhost_status status = hooks().connect(handle_, &params, &err);
     apply(Hook::Connect, status == DEVHOST_OK, state_);
     if (status != DEVHOST_OK)
         return call_failed(status, err, "connect");
@@ -287,28 +232,21 @@ Outcome Device::disconnect()
     if (auto refused = refuse(Hook::Disconnect, "disconnect"))
         return *refused;
     apply(Hook::Disconnect, true, state_);  // released whatever the plugin answers
-    const Fault *pending = nullptr;
-    std::optional<Outcome> injected = fault_before(Hook::Disconnect, pending);
-    Outcome real;
-    if (plugin_->hooks().disconnect) {
-        devhost_error err = fresh_error();
-        devhost_status status = plugin_->hooks().disconnect(handle_, &err);
-        real = status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "disconnect");
-    }
-    return injected ? *injected : fault_after(pending, real);
+    if (!hooks().disconnect)
+        return {};
+    devhost_error err = fresh_error();
+    devhost_status status = hooks().disconnect(handle_, &err);
+    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "disconnect");
 }
 
 Outcome Device::lock(int32_t timeout_ms)
 {
     if (auto refused = refuse(Hook::Lock, "lock"))
         return *refused;
-    if (!plugin_->hooks().lock)
+    if (!hooks().lock)
         return unsupported(plugin_->device_class(), "lock");
-    const Fault *pending = nullptr;
-    if (auto injected = fault_before(Hook::Lock, pending))
-        return *injected;
     devhost_error err = fresh_error();
-    devhost_status status = plugin_->hooks().lock(handle_, timeout_ms, &err);
+    devhost_status status = hooks().lock(handle_, timeout_ms, &err);
     apply(Hook::Lock, status == DEVHOST_OK, state_);
     if (status != DEVHOST_OK)
         return call_failed(status, err, "lock");
@@ -320,15 +258,11 @@ Outcome Device::unlock()
     if (auto refused = refuse(Hook::Unlock, "unlock"))
         return *refused;
     apply(Hook::Unlock, true, state_);  // released whatever the plugin answers
-    const Fault *pending = nullptr;
-    std::optional<Outcome> injected = fault_before(Hook::Unlock, pending);
-    Outcome real;
-    if (plugin_->hooks().unlock) {
-        devhost_error err = fresh_error();
-        devhost_status status = plugin_->hooks().unlock(handle_, &err);
-        real = status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "unlock");
-    }
-    return injected ? *injected : fault_after(pending, real);
+    if (!hooks().unlock)
+        return {};
+    devhost_error err = fresh_error();
+    devhost_status status = hooks().unlock(handle_, &err);
+    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "unlock");
 }
 
 namespace {
@@ -350,18 +284,15 @@ Outcome Device::info(InfoList &out)
 {
     if (auto refused = refuse(Hook::Info, "info"))
         return *refused;
-    if (!plugin_->hooks().info)
+    if (!hooks().info)
         return unsupported(plugin_->device_class(), "info");
-    const Fault *pending = nullptr;
-    if (auto injected = fault_before(Hook::Info, pending))
-        return *injected;
     InfoCollector collector{&out};
     devhost_info_sink sink{};
     sink.struct_size = sizeof sink;
     sink.context = &collector;
     sink.put = info_put;
     devhost_error err = fresh_error();
-    devhost_status status = plugin_->hooks().info(handle_, &sink, &err);
+    devhost_status status = hooks().info(handle_, &sink, &err);
     return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "info");
 }
 
@@ -385,23 +316,13 @@ Outcome Device::transfer(devhost_transfer &xfer)
     const char *name = op_name(xfer.op);
     if (auto refused = refuse(Hook::Transfer, name))
         return *refused;
-    if (!plugin_->supports_op(xfer.op) || !plugin_->hooks().transfer)
+    if (!plugin_->supports_op(xfer.op) || !hooks().transfer)
         return unsupported(plugin_->device_class(), name);
     xfer.struct_size = sizeof xfer;
     xfer.out_done = 0;
     xfer.in_len = 0;
-    const Fault *pending = nullptr;
-    if (auto injected = fault_before(Hook::Transfer, pending))
-        return *injected;
-    const size_t full_out = xfer.out_len, full_in = xfer.in_capacity;
-    if (pending && pending->action == Fault::Action::Short) {
-        xfer.out_len = std::min(xfer.out_len, pending->limit);
-        xfer.in_capacity = std::min(xfer.in_capacity, pending->limit);
-    }
     devhost_error err = fresh_error();
-    devhost_status status = plugin_->hooks().transfer(handle_, &xfer, &err);
-    xfer.out_len = full_out;
-    xfer.in_capacity = full_in;
+    devhost_status status = hooks().transfer(handle_, &xfer, &err);
     // Never trust a length past the buffer the host owns.
     if (xfer.in_len > xfer.in_capacity)
         xfer.in_len = xfer.in_capacity;

@@ -86,8 +86,9 @@ public:
     // Calls the release hook (unlock, disconnect or close) named by `hook`.
     Outcome release(Hook hook);
 
-    // Test mode: faults to inject into this device's hook calls.
-    void set_faults(FaultSchedule faults) { faults_ = std::move(faults); }
+    // Test mode: faults to inject into this device's hook calls, through a
+    // FaultInjector wrapped around the plugin's hooks. Call before open.
+    void set_faults(FaultSchedule faults);
 
     // Makes the cancel handle readable: a hook blocked in the plugin returns
     // DEVHOST_E_CANCELLED. Thread-safe; cannot be undone.
@@ -99,11 +100,8 @@ private:
     // DEVHOST_E_STATE for a call the lifecycle does not allow, or nullopt.
     std::optional<Outcome> refuse(Hook hook, const char *call) const;
     Outcome call_failed(devhost_status status, const devhost_error &err, const char *hook) const;
-    // Applies an injected fault due for this call of `hook`: returns the
-    // outcome to report instead of calling the plugin, or nullopt to call it
-    // (`pending` then holds a fault to apply after the call, if any).
-    std::optional<Outcome> fault_before(Hook hook, const Fault *&pending);
-    Outcome fault_after(const Fault *pending, Outcome real) const;
+    // The hooks calls go through: the plugin's, or the fault injector's.
+    const devhost_hooks &hooks() const { return faults_ ? faults_->hooks() : plugin_->hooks(); }
 
     std::shared_ptr<const Plugin> plugin_;
     std::string name_;
@@ -113,7 +111,7 @@ private:
     DeviceState state_;
     int cancel_fd_ = -1;
     std::atomic<bool> cancelled_{false};
-    FaultSchedule faults_;
+    std::unique_ptr<FaultInjector> faults_;  // test mode only
 };
 
 }  // namespace devhost

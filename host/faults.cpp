@@ -1,8 +1,13 @@
 #include "faults.hpp"
 
+#include "logging.hpp"
 #include "text.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <poll.h>
 
 namespace devhost {
 
@@ -90,6 +95,167 @@ const Fault *FaultSchedule::next(Hook hook)
         if (f.hook == hook && (f.call == 0 || f.call == n))
             return &f;
     return nullptr;
+}
+
+namespace {
+
+// A device handle as the injector hands it out: the plugin's own, and the
+// injector that wraps it.
+struct Wrapped {
+    devhost_device *real;
+    FaultInjector *injector;
+};
+
+Wrapped *unwrap(devhost_device *handle) { return reinterpret_cast<Wrapped *>(handle); }
+
+bool is_release(Hook hook) { return hook == Hook::Unlock || hook == Hook::Disconnect || hook == Hook::Close; }
+
+// Runs `call` (the plugin's hook) under the fault due for this call of `hook`.
+template <class Call>
+devhost_status guarded(FaultInjector &inj, Hook hook, devhost_error *err, Call &&call)
+{
+    const Fault *f = inj.next(hook);
+    if (!f || f->action == Fault::Action::Short)
+        return call(err);
+    if (!is_release(hook))
+        return inj.inject(*f, hook, err);
+    // A release: block (or crash) first if asked, then release for real so
+    // that nothing leaks, then report the fault.
+    const devhost_status injected = inj.inject(*f, hook, err);
+    devhost_error real_err = *err;
+    call(&real_err);
+    return injected;
+}
+
+devhost_status w_open(const devhost_open_params *params, devhost_device **device, devhost_error *err)
+{
+    FaultInjector &inj = *params->host_device->faults;
+    const Fault *f = inj.next(Hook::Open);
+    if (f)
+        return inj.inject(*f, Hook::Open, err);
+    devhost_device *real = nullptr;
+    devhost_status status = inj.real().open(params, &real, err);
+    if (real)  // also half-opened on failure: the host's close takes it
+        *device = reinterpret_cast<devhost_device *>(new Wrapped{real, &inj});
+    return status;
+}
+
+devhost_status w_close(devhost_device *device, devhost_error *err)
+{
+    Wrapped *w = unwrap(device);
+    devhost_status status = guarded(*w->injector, Hook::Close, err,
+                                    [&](devhost_error *e) { return w->injector->real().close(w->real, e); });
+    delete w;
+    return status;
+}
+
+devhost_status w_connect(devhost_device *device, const devhost_connect_params *params, devhost_error *err)
+{
+    Wrapped *w = unwrap(device);
+    return guarded(*w->injector, Hook::Connect, err,
+                   [&](devhost_error *e) { return w->injector->real().connect(w->real, params, e); });
+}
+
+devhost_status w_disconnect(devhost_device *device, devhost_error *err)
+{
+    Wrapped *w = unwrap(device);
+    return guarded(*w->injector, Hook::Disconnect, err,
+                   [&](devhost_error *e) { return w->injector->real().disconnect(w->real, e); });
+}
+
+devhost_status w_lock(devhost_device *device, int32_t timeout_ms, devhost_error *err)
+{
+    Wrapped *w = unwrap(device);
+    return guarded(*w->injector, Hook::Lock, err,
+                   [&](devhost_error *e) { return w->injector->real().lock(w->real, timeout_ms, e); });
+}
+
+devhost_status w_unlock(devhost_device *device, devhost_error *err)
+{
+    Wrapped *w = unwrap(device);
+    return guarded(*w->injector, Hook::Unlock, err,
+                   [&](devhost_error *e) { return w->injector->real().unlock(w->real, e); });
+}
+
+devhost_status w_info(devhost_device *device, const devhost_info_sink *sink, devhost_error *err)
+{
+    Wrapped *w = unwrap(device);
+    return guarded(*w->injector, Hook::Info, err,
+                   [&](devhost_error *e) { return w->injector->real().info(w->real, sink, e); });
+}
+
+devhost_status w_transfer(devhost_device *device, devhost_transfer *x, devhost_error *err)
+{
+    Wrapped *w = unwrap(device);
+    FaultInjector &inj = *w->injector;
+    const Fault *f = inj.next(Hook::Transfer);
+    if (f && f->action != Fault::Action::Short)
+        return inj.inject(*f, Hook::Transfer, err);
+    const size_t full_out = x->out_len, full_in = x->in_capacity;
+    if (f) {  // short=N: the plugin sees at most N bytes each way
+        x->out_len = std::min(x->out_len, f->limit);
+        x->in_capacity = std::min(x->in_capacity, f->limit);
+    }
+    devhost_status status = inj.real().transfer(w->real, x, err);
+    x->out_len = full_out;
+    x->in_capacity = full_in;
+    return status;
+}
+
+}  // namespace
+
+FaultInjector::FaultInjector(const devhost_hooks &real, FaultSchedule schedule, std::string device, int cancel_fd)
+    : real_(real), schedule_(std::move(schedule)), device_(std::move(device)), cancel_fd_(cancel_fd)
+{
+    table_ = devhost_hooks{};
+    table_.struct_size = sizeof table_;
+    table_.open = w_open;
+    table_.close = w_close;
+    table_.connect = real.connect ? w_connect : nullptr;
+    table_.disconnect = real.disconnect ? w_disconnect : nullptr;
+    table_.lock = real.lock ? w_lock : nullptr;
+    table_.unlock = real.unlock ? w_unlock : nullptr;
+    table_.info = real.info ? w_info : nullptr;
+    table_.transfer = real.transfer ? w_transfer : nullptr;
+}
+
+const Fault *FaultInjector::next(Hook hook)
+{
+    const Fault *f = schedule_.next(hook);
+    if (f)
+        spdlog::warn("{}: injecting fault '{}'", device_, f->text);
+    return f;
+}
+
+devhost_status FaultInjector::inject(const Fault &f, Hook hook, devhost_error *err) const
+{
+    (void)hook;
+    switch (f.action) {
+    case Fault::Action::Crash: {
+        // Die the way a faulting plugin would kill an unprotected host: the
+        // default action, whatever handler a sanitizer or the environment put
+        // in place, and even if the signal was blocked or ignored.
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        ::sigaction(SIGSEGV, &dfl, nullptr);
+        sigset_t segv;
+        sigemptyset(&segv);
+        sigaddset(&segv, SIGSEGV);
+        ::pthread_sigmask(SIG_UNBLOCK, &segv, nullptr);
+        std::raise(SIGSEGV);
+        return devhost_fail(err, DEVHOST_E_IO, 0, "injected crash did not crash");
+    }
+    case Fault::Action::Block: {
+        pollfd p{cancel_fd_, POLLIN, 0};
+        while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+        }
+        return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "injected fault '%s': blocked until cancelled",
+                            f.text.c_str());
+    }
+    case Fault::Action::Fail: return devhost_fail(err, f.status, 0, "injected fault '%s'", f.text.c_str());
+    case Fault::Action::Short: break;
+    }
+    return DEVHOST_OK;
 }
 
 }  // namespace devhost

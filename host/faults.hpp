@@ -1,7 +1,9 @@
 // Fault injection, a test mode: a device's `fault = ...` config lines make
 // any hook of any plugin fail with any status, block until cancelled, move
 // only part of a transfer, or crash the host, so tests can prove the host
-// unwinds, reports and keeps its records whatever a plugin does.
+// unwinds, reports and keeps its records whatever a plugin does. A device
+// with faults calls its plugin through a FaultInjector, a hook table that
+// wraps the plugin's; a device without calls the plugin's table directly.
 //
 //   fault = HOOK[@N]:ACTION
 //   HOOK    open connect lock transfer unlock disconnect close info
@@ -56,6 +58,36 @@ public:
 private:
     std::vector<Fault> faults_;
     uint32_t calls_[8] = {};
+};
+
+// A hook table with the same hooks as `real` (NULL where it is NULL), whose
+// every call first asks the schedule for a fault to apply:
+//   fail    acquiring hooks return the status without calling the plugin;
+//           releases (unlock, disconnect, close) call it, then fail
+//   block   wait for the cancel handle, then E_CANCELLED (releases then
+//           still call the plugin, so nothing leaks)
+//   short   the plugin sees at most N bytes to send and N bytes of room
+//   crash   SIGSEGV, with the default action, where the hook would run
+// Handles it returns from open wrap the plugin's; pass them only to its
+// hooks. One injector per device; it must outlive the device's handle.
+class FaultInjector {
+public:
+    FaultInjector(const devhost_hooks &real, FaultSchedule schedule, std::string device, int cancel_fd);
+    FaultInjector(const FaultInjector &) = delete;
+    FaultInjector &operator=(const FaultInjector &) = delete;
+    const devhost_hooks &hooks() const { return table_; }
+
+    // The calls the wrapping hooks make; public for them, not for callers.
+    const Fault *next(Hook hook);
+    devhost_status inject(const Fault &fault, Hook hook, devhost_error *err) const;
+    const devhost_hooks &real() const { return real_; }
+
+private:
+    devhost_hooks real_;
+    devhost_hooks table_;
+    FaultSchedule schedule_;
+    std::string device_;
+    int cancel_fd_;
 };
 
 }  // namespace devhost

@@ -34,7 +34,12 @@ const devhost_host_services *host_services();
 
 }  // namespace devhost::logging
 
+namespace devhost {
+class FaultInjector;
+}
+
 // The host's per-device token given to plugins for their log calls.
 struct devhost_host_device {
     std::string name;
+    devhost::FaultInjector *faults = nullptr;  // while faults are injected (faults.hpp)
 };
