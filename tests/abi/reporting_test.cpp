@@ -50,7 +50,7 @@ Outcome transfer(Device &dev, uint32_t op)
 
 }  // namespace
 
-TEST_CASE("plugin.hpp: members in the C form are hooks; the descriptor has the schema", "[plugin.hpp]")
+TEST_CASE("plugin.hpp: members in the C form are hooks, and the descriptor has the schema", "[plugin.hpp]")
 {
     auto plugin = reporting_plugin();
     const devhost_hooks &hooks = plugin->hooks();

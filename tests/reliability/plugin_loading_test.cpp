@@ -34,7 +34,7 @@ bool root_or_skip(const char *what)
 {
     if (::geteuid() == 0)
         return true;
-    WARN("skipped: " << what << " needs root (files given to another user, setpriv)");
+    devhost::test::mark_skipped(std::string(what) + " needs root (files given to another user, setpriv)");
     return false;
 }
 
@@ -189,8 +189,7 @@ TEST_CASE("the loader maps the very file it checked, even when the path is swapp
     // is what runs.
     UniqueFd fan(::fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_CLOEXEC));
     if (!fan) {
-        WARN("skipped: fanotify is not available here: " << std::strerror(errno));
-        return;
+        DEVHOST_SKIP(std::string("fanotify is not available here: ") + std::strerror(errno));
     }
     TempDir t;
     make_dir(t.path(), 0755);
@@ -199,8 +198,7 @@ TEST_CASE("the loader maps the very file it checked, even when the path is swapp
     install(good_plugin(), file);
     install(other_class_plugin(), t / "swap.so");
     if (::fanotify_mark(fan.get(), FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, file.c_str()) != 0) {
-        WARN("skipped: fanotify permission events are not available here: " << std::strerror(errno));
-        return;
+        DEVHOST_SKIP(std::string("fanotify permission events are not available here: ") + std::strerror(errno));
     }
 
     Child host({devhost_exe().string(), "--plugin-path", plugins.string(), "plugins", "--json"}, t.path());
@@ -244,8 +242,7 @@ TEST_CASE("without /proc a plugin is refused, not loaded again by its path", "[l
     if (!root_or_skip("a mount namespace"))
         return;
     if (run_process({"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/true"}).exit_code != 0) {
-        WARN("skipped: no mount namespace can be made here (unshare --mount)");
-        return;
+        DEVHOST_SKIP(std::string("no mount namespace can be made here (unshare --mount)"));
     }
     TempDir t;
     make_dir(t.path(), 0755);
@@ -324,8 +321,7 @@ TEST_CASE("a scan by a host running as nobody refuses what it may not read, alon
     if (!root_or_skip("files of two users"))
         return;
     if (as_nobody({"/usr/bin/test", "-x", devhost_exe().string()}).exit_code != 0) {
-        WARN("skipped: nobody cannot run " << devhost_exe().string() << " (a build directory closed to others)");
-        return;
+        DEVHOST_SKIP(std::string("nobody cannot run ") + devhost_exe().string() + " (a build directory closed to others)");
     }
     TempDir t;
     make_dir(t.path(), 0755);

@@ -91,7 +91,7 @@ bool skipped(const std::string &result)
 {
     if (result.rfind("SKIP: ", 0) != 0)
         return false;
-    WARN("skipped: " << result.substr(6));
+    devhost::test::mark_skipped(result.substr(6));
     return true;
 }
 
@@ -114,8 +114,7 @@ struct Umask {
 TEST_CASE("run directories get their modes whatever the umask", "[run-dir][hardening]")
 {
     if (::geteuid() != 0) {
-        WARN("skipped: /run/devhost is root's");
-        return;
+        DEVHOST_SKIP("/run/devhost is root's");
     }
     for (mode_t mask : {mode_t(0000), mode_t(0077), mode_t(0777)}) {
         std::string result = with_private_run([&] {
@@ -142,8 +141,7 @@ TEST_CASE("run directories get their modes whatever the umask", "[run-dir][harde
 TEST_CASE("an existing run directory with a bad owner or mode is refused", "[run-dir][hardening]")
 {
     if (::geteuid() != 0) {
-        WARN("skipped: /run/devhost is root's");
-        return;
+        DEVHOST_SKIP("/run/devhost is root's");
     }
     auto attempt = [](const std::function<void()> &plant) {
         return with_private_run([&] {
@@ -195,8 +193,7 @@ TEST_CASE("an existing run directory with a bad owner or mode is refused", "[run
 TEST_CASE("the run's directory is used through its descriptor, not its path", "[run-dir][hardening]")
 {
     if (::geteuid() != 0) {
-        WARN("skipped: /run/devhost is root's");
-        return;
+        DEVHOST_SKIP("/run/devhost is root's");
     }
     std::string result = with_private_run([] {
         ::mkdir("/run/victim", 0755);
@@ -304,8 +301,7 @@ struct SavedEnv {
 TEST_CASE("a vport socket planted by nobody does not receive root's print job", "[vport][hardening]")
 {
     if (auto why = cannot_attack(); !why.empty()) {
-        WARN("skipped: " << why);
-        return;
+        DEVHOST_SKIP(why);
     }
     SavedEnv env;
     ::unsetenv("DEVHOST_VPORT_DIR");
@@ -364,8 +360,7 @@ TEST_CASE("the default port directory is created 0755 whatever the umask and a b
           "[run-dir][hardening]")
 {
     if (::geteuid() != 0) {
-        WARN("skipped: /run/devhost is root's");
-        return;
+        DEVHOST_SKIP("/run/devhost is root's");
     }
     TempDir logs;
     auto echo = [&](mode_t mask, const std::function<void()> &plant) {

@@ -176,8 +176,7 @@ TEST_CASE("the socket gets its mode exactly whatever the umask", "[port][hardeni
 TEST_CASE("a port directory another user owns or can write is refused", "[port][hardening]")
 {
     if (::geteuid() != 0) {
-        WARN("skipped: giving a directory to nobody needs root");
-        return;
+        DEVHOST_SKIP(std::string("giving a directory to nobody needs root"));
     }
     TempDir top;
     ::chmod(top.path().c_str(), 0755);
@@ -230,8 +229,7 @@ TEST_CASE("a port directory another user owns or can write is refused", "[port][
 TEST_CASE("idle connections from a disallowed uid do not keep an allowed client out", "[port][hardening]")
 {
     if (auto why = cannot_attack(); !why.empty()) {
-        WARN("skipped: " << why);
-        return;
+        DEVHOST_SKIP(why);
     }
     TempDir dir;
     ::chmod(dir.path().c_str(), 0755);
@@ -256,8 +254,7 @@ TEST_CASE("idle connections from a disallowed uid do not keep an allowed client 
 TEST_CASE("idle connections of one uid are capped, the rest told the port is full", "[port][hardening]")
 {
     if (auto why = cannot_attack(); !why.empty()) {
-        WARN("skipped: " << why);
-        return;
+        DEVHOST_SKIP(why);
     }
     TempDir dir;
     ::chmod(dir.path().c_str(), 0755);
@@ -328,8 +325,7 @@ TEST_CASE("a connection that does not say HELLO is closed after the hello timeou
 TEST_CASE("server-uid: a client refuses a server run by another uid", "[port][hardening]")
 {
     if (auto why = cannot_attack(); !why.empty()) {
-        WARN("skipped: " << why);
-        return;
+        DEVHOST_SKIP(why);
     }
     TempDir top;
     ::chmod(top.path().c_str(), 0755);
