@@ -200,35 +200,42 @@ TEST_CASE("threads that cannot be created (cgroup pids.max) fail their pipelines
 TEST_CASE("fds that run out (RLIMIT_NOFILE) fail the pipelines they hit with a record, the others finish",
           "[limits][e2e]")
 {
-    // Loop devices need one fd each (the cancel handle), raw devices two
-    // (and their image file): the limit is met in both places.
-    constexpr int loops = 16, raws = 16;
+    // 40 loop devices need an fd each (their cancel handle) and hold it a
+    // second: more than the limit leaves. The raw device, started first,
+    // gets its cancel handle, then opens its image once the loops took the
+    // rest.
+    constexpr int loops = 40;
     TempDir dir;
-    std::string ini = held_loops(loops, "500ms");
-    for (int i = 0; i < raws; i++) {
-        const auto image = dir / ("disk" + std::to_string(i) + ".img");
-        reliability::make_image(image, 4096);
-        ini += "[device r" + std::to_string(i) + "]\nclass = raw\npath = " + image.string() +
-               "\nstep = open\nstep = sleep 500ms\nstep = read exactly=512\nstep = close\n";
-    }
+    const auto image = dir / "disk.img";
+    reliability::make_image(image, 4096);
+    std::string ini = "[device raw]\nclass = raw\npath = " + image.string() +
+                      "\nstep = sleep 300ms\nstep = open\nstep = read exactly=512\nstep = close\n";
+    ini += held_loops(loops, "1s");
     write_file(dir / "c.ini", ini);
     ProcessOptions options;
     options.before_exec = [] {
-        rlimit limit{40, 40};  // the host needs about 16 of its own
+        rlimit limit{24, 24};  // the host itself needs 7 (records, signals, stdio)
         setrlimit(RLIMIT_NOFILE, &limit);
     };
     auto r = run_devhost({"run", "-o", (dir / "r.jsonl").string(), (dir / "c.ini").string()}, options);
     const std::string records = read_file(dir / "r.jsonl");
     INFO(records.substr(0, 2000));
-    // A loop device completes 5 steps and a raw one 4; check each kind.
     std::string loop_records, raw_records;
     for (const auto &line : lines(records))
-        (device_of(line)[0] == 'd' ? loop_records : raw_records) += line + "\n";
-    const auto [loops_done, loops_failed] = check_failed_cleanly(r, loop_records, loops, 5, EMFILE);
-    const auto [raws_done, raws_failed] = check_failed_cleanly(r, raw_records, raws, 4, EMFILE);
-    CHECK(loops_done + raws_done > 0);
-    CHECK(loops_failed + raws_failed > 0);
-    CHECK(has(records, "pipeline not started: cannot make its cancel handle (eventfd): Too many open files"));
+        (device_of(line) == "raw" ? raw_records : loop_records) += line + "\n";
+    const auto [done, failed] = check_failed_cleanly(r, loop_records, loops, 5, EMFILE);
+    CHECK(done > 0);
+    CHECK(failed > 0);
+    CHECK(has(loop_records, "\"status\":\"DEVHOST_E_NO_MEMORY\",\"code\":-10,"));
+    CHECK(has(loop_records, "\"message\":\"pipeline not started: cannot make its cancel handle (eventfd): Too many "
+                            "open files; no step was run\",\"errno\":24}"));
+    // The raw device's open met the limit: its record says so.
+    const auto raw = lines(raw_records);
+    REQUIRE(raw.size() == 2);
+    CHECK(has(raw[0], R"("step":"sleep 300ms","line":4,"status":"DEVHOST_OK")"));
+    CHECK(has(raw[1], R"("step":"open","line":5,"status":"DEVHOST_E_)"));
+    CHECK(has(raw[1], "Too many open files"));
+    CHECK(has(raw[1], ",\"errno\":24}"));
 }
 
 TEST_CASE("memory that cannot be allocated (ulimit -v) fails the step before its I/O and the device is unwound",
