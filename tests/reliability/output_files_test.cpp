@@ -6,11 +6,14 @@
 // other hard links is appended to; a link in a directory only root can write
 // is followed.
 #include "devhost_test.hpp"
+#include "log_file.hpp"
 
 #include <catch2/catch.hpp>
+#include <spdlog/logger.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+using namespace devhost;
 using namespace devhost::test;
 
 namespace {
@@ -157,4 +160,31 @@ TEST_CASE("a symbolic link in a directory only root can write is followed", "[fi
     }
     CHECK(mode_of(dir / "real" / "records.jsonl") == 0640);
     CHECK(fs::is_symlink(dir / "records.jsonl"));
+}
+
+TEST_CASE("the log file rotates inside its directory, each new file 0640, past links planted there",
+          "[files]")
+{
+    StickyDir sticky;
+    // A link planted where the first rotation goes: renamed over, never
+    // followed.
+    REQUIRE(as_nobody({"/bin/ln", "-s", sticky.victim.string(), (sticky.dir / "devhost.1.log").string()}).exit_code ==
+            0);
+    const mode_t old_mask = umask(0);
+    {
+        auto sink = std::make_shared<logging::LogFileSink>(sticky.dir / "devhost.log", 300, 2);
+        spdlog::logger logger("rotation", sink);
+        for (int i = 0; i < 20; i++)
+            logger.info("line {} {}", i, std::string(50, 'x'));
+    }
+    umask(old_mask);
+    for (const char *name : {"devhost.log", "devhost.1.log", "devhost.2.log"}) {
+        INFO(name);
+        REQUIRE(fs::is_regular_file(fs::symlink_status(sticky.dir / name)));
+        CHECK(mode_of(sticky.dir / name) == 0640);
+        CHECK(fs::file_size(sticky.dir / name) <= 300);
+    }
+    CHECK_FALSE(fs::exists(fs::symlink_status(sticky.dir / "devhost.3.log")));
+    CHECK(read_file(sticky.dir / "devhost.log").find("line 19 ") != std::string::npos);
+    CHECK(read_file(sticky.victim) == "root's file\n");
 }
