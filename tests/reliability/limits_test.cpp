@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <set>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <thread>
@@ -200,42 +201,88 @@ TEST_CASE("threads that cannot be created (cgroup pids.max) fail their pipelines
 TEST_CASE("fds that run out (RLIMIT_NOFILE) fail the pipelines they hit with a record, the others finish",
           "[limits][e2e]")
 {
-    // 40 loop devices need an fd each (their cancel handle) and hold it a
-    // second: more than the limit leaves. The raw device, started first,
-    // gets its cancel handle, then opens its image once the loops took the
-    // rest.
-    constexpr int loops = 40;
+#if defined(__SANITIZE_ADDRESS__)
+    WARN("skipped: under ASan+UBSan, UBSan's vptr check probes memory through a pipe, which fails when the fds "
+         "run out, and reports a false 'invalid vptr' (the normal and TSan builds run this test; the pids.max one "
+         "covers the same record-and-unwind path here)");
+    return;
+#endif
     TempDir dir;
-    const auto image = dir / "disk.img";
-    reliability::make_image(image, 4096);
-    std::string ini = "[device raw]\nclass = raw\npath = " + image.string() +
-                      "\nstep = sleep 300ms\nstep = open\nstep = read exactly=512\nstep = close\n";
-    ini += held_loops(loops, "1s");
-    write_file(dir / "c.ini", ini);
-    ProcessOptions options;
-    options.before_exec = [] {
-        rlimit limit{24, 24};  // the host itself needs 7 (records, signals, stdio)
-        setrlimit(RLIMIT_NOFILE, &limit);
+    // Every run starts with fds 0 to 2 only (whatever this test inherited),
+    // so the numbers the host takes are the same each time.
+    const auto stdio_only = [] { close_range(3, ~0U, 0); };
+    // The fd numbers the host uses while it runs one held loop device (its
+    // own: records, signals; and the device's cancel handle).
+    std::set<int> used;
+    {
+        write_file(dir / "one.ini", held_loops(1, "2s"));
+        const auto out = dir / "one.jsonl";
+        ProcessOptions options;
+        options.before_exec = stdio_only;
+        Child run({devhost_exe().string(), "run", "-o", out.string(), (dir / "one.ini").string()}, dir.path(),
+                  options);
+        for (int i = 0; i < 500 && lines(read_file(out)).size() < 2; i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        REQUIRE(lines(read_file(out)).size() == 2);
+        for (const auto &fd : fs::directory_iterator("/proc/" + std::to_string(run.pid()) + "/fd"))
+            used.insert(std::stoi(fd.path().filename().string()));
+    }
+    // The limit that leaves `more` fds beyond those: the (more)th free number + 1.
+    const auto limit_leaving = [&used](int more) {
+        int n = 0;
+        for (int free = 0; more > 0; n++)
+            if (!used.count(n) && ++free == more)
+                return rlim_t(n + 1);
+        return rlim_t(n);
     };
-    auto r = run_devhost({"run", "-o", (dir / "r.jsonl").string(), (dir / "c.ini").string()}, options);
-    const std::string records = read_file(dir / "r.jsonl");
-    INFO(records.substr(0, 2000));
-    std::string loop_records, raw_records;
-    for (const auto &line : lines(records))
-        (device_of(line) == "raw" ? raw_records : loop_records) += line + "\n";
-    const auto [done, failed] = check_failed_cleanly(r, loop_records, loops, 5, EMFILE);
+    auto run_with_limit = [&](const std::string &ini, rlim_t max) {
+        write_file(dir / "c.ini", ini);
+        fs::remove(dir / "r.jsonl");
+        ProcessOptions options;
+        options.before_exec = [max, stdio_only] {
+            stdio_only();
+            rlimit limit{max, max};
+            setrlimit(RLIMIT_NOFILE, &limit);
+        };
+        return run_devhost({"run", "-o", (dir / "r.jsonl").string(), (dir / "c.ini").string()}, options);
+    };
+
+    // 40 loop devices need an fd each (their cancel handle) and hold it a
+    // second: far more than the limit leaves.
+    constexpr int loops = 40;
+    auto r = run_with_limit(held_loops(loops, "1s"), limit_leaving(15));
+    std::string records = read_file(dir / "r.jsonl");
+    const auto [done, failed] = check_failed_cleanly(r, records, loops, 5, EMFILE);
     CHECK(done > 0);
     CHECK(failed > 0);
-    CHECK(has(loop_records, "\"status\":\"DEVHOST_E_NO_MEMORY\",\"code\":-10,"));
-    CHECK(has(loop_records, "\"message\":\"pipeline not started: cannot make its cancel handle (eventfd): Too many "
-                            "open files; no step was run\",\"errno\":24}"));
-    // The raw device's open met the limit: its record says so.
-    const auto raw = lines(raw_records);
+    CHECK(has(records, "\"status\":\"DEVHOST_E_NO_MEMORY\",\"code\":-10,"));
+    CHECK(has(records, "\"message\":\"pipeline not started: cannot make its cancel handle (eventfd): Too many "
+                       "open files; no step was run\",\"errno\":24}"));
+
+    // Room for exactly four cancel handles (the one counted in `used` and
+    // three more): three held loop devices and a raw one, whose open (after
+    // they took theirs) finds no fd left.
+    const auto image = dir / "disk.img";
+    reliability::make_image(image, 4096);
+    r = run_with_limit("[device raw]\nclass = raw\npath = " + image.string() +
+                           "\nstep = sleep 1s\nstep = open\nstep = read exactly=512\nstep = close\n" +
+                           held_loops(3, "2s"),
+                       limit_leaving(3));
+    records = read_file(dir / "r.jsonl");
+    INFO(records);
+    CHECK(r.term_signal == 0);
+    CHECK(r.exit_code == 1);
+    std::map<std::string, std::vector<std::string>> devices = by_device(records);
+    REQUIRE(devices.size() == 4);
+    const auto &raw = devices["raw"];
     REQUIRE(raw.size() == 2);
-    CHECK(has(raw[0], R"("step":"sleep 300ms","line":4,"status":"DEVHOST_OK")"));
-    CHECK(has(raw[1], R"("step":"open","line":5,"status":"DEVHOST_E_)"));
+    CHECK(has(raw[0], R"("step":"sleep 1s","line":4,"status":"DEVHOST_OK")"));
+    CHECK(has(raw[1], R"("step":"open","line":5,"status":"DEVHOST_E_IO")"));
     CHECK(has(raw[1], "Too many open files"));
     CHECK(has(raw[1], ",\"errno\":24}"));
+    for (const char *loop : {"d0", "d1", "d2"})
+        CHECK(devices[loop].size() == 5);
+    CHECK(has(r.err, "1 of 4 pipeline(s) failed"));
 }
 
 TEST_CASE("memory that cannot be allocated (ulimit -v) fails the step before its I/O and the device is unwound",
