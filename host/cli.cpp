@@ -14,7 +14,10 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
+#include <optional>
+#include <system_error>
 #include <mutex>
 #include <cstdint>
 #include <cstring>
@@ -57,7 +60,12 @@ const char *exit_text =
     "  1  a pipeline failed, or step records could not be written\n"
     "  2  usage or config error\n"
     "  3  no usable plugin for a configured device\n"
-    "  4  interrupted by SIGINT or SIGTERM (held devices were released)\n"
+    "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"
+    "\n"
+    "signals: SIGINT, SIGTERM and SIGHUP stop the run: pipelines are cancelled and\n"
+    "unwind, recording every step, however many stop signals come. Only the same\n"
+    "SIGINT or SIGTERM again, a second or more after it first came, skips the\n"
+    "rest of the unwind (exit 4 at once); SIGHUP never does.\n"
     "\n"
     "plugin search order: --plugin-path, $DEVHOST_PLUGIN_PATH, the config's\n"
     "[host] plugin-path, then ../lib/devhost/plugins next to the executable.\n";
@@ -131,12 +139,36 @@ void print_diagnostics(const std::vector<Diagnostic> &diags)
         error_line(d.str());
 }
 
+// SIGINT, SIGTERM or SIGHUP: the stop signals.
+const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+    }
+}
+
 // Blocks the stop signals in every thread and turns them into
 // Engine::cancel_all() on a thread of their own. Made before anything
 // starts; a signal before attach() cancels the engine when it is attached,
 // and is logged then (logging is set up after the watcher starts).
+//
+// The operator-intent rule: any stop signal starts the stop (cancel, unwind
+// every pipeline, record each step, exit 4), and so does any burst of them:
+// further stop signals never cut the unwind short, except one. The same
+// SIGINT or SIGTERM again, at least `repeat_after` after it first came, is
+// the operator repeating the request (a second Ctrl-C, a second kill): the
+// host then exits at once with 4, skipping what remains of the unwind. A
+// different signal, or the same one within the burst, is not; and SIGHUP
+// never is (a hang-up says a terminal went away, not that anyone is in a
+// hurry), so a closing terminal or a service manager signalling every
+// process never loses an unwind record.
 class SignalWatcher {
 public:
+    static constexpr std::chrono::milliseconds repeat_after{1000};
+
     SignalWatcher()
     {
         sigemptyset(&set_);
@@ -150,7 +182,15 @@ public:
         wake_fd_ = eventfd(0, EFD_CLOEXEC);
         if (signal_fd_ < 0 || wake_fd_ < 0)
             throw std::runtime_error(std::string("signal watcher: ") + std::strerror(errno));
-        thread_ = std::thread([this] { watch(); });
+        try {
+            thread_ = std::thread([this] { watch(); });
+        } catch (const std::system_error &e) {
+            ::close(signal_fd_);
+            ::close(wake_fd_);
+            pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+            throw std::runtime_error(std::string("signal watcher: cannot create its thread: ") +
+                                     std::strerror(e.code().value()));
+        }
     }
     ~SignalWatcher()
     {
@@ -171,7 +211,7 @@ public:
         engine_ = &engine;
         logging_ready_ = true;
         if (interrupted_) {
-            spdlog::warn("{} received: cancelling pipelines and releasing devices", strsignal(first_signal_));
+            log_first(first_signal_);
             engine_->cancel_all();
         }
         struct Detach {
@@ -186,6 +226,16 @@ public:
     }
 
 private:
+    using Clock = std::chrono::steady_clock;
+
+    void log_first(int sig)
+    {
+        spdlog::warn("{} received: cancelling pipelines and releasing devices{}", strsignal(sig),
+                     sig == SIGHUP ? std::string()
+                                   : std::string(" (") + signal_name(sig) +
+                                         " again after a second skips the rest of the unwind)");
+    }
+
     void watch()
     {
         for (;;) {
@@ -197,25 +247,40 @@ private:
             signalfd_siginfo info{};
             if (::read(signal_fd_, &info, sizeof info) != ssize_t(sizeof info))
                 continue;
-            int sig = static_cast<int>(info.ssi_signo);
-            std::lock_guard lock(mutex_);
-            if (interrupted_) {
-                if (logging_ready_)
-                    spdlog::error("second {} received: exiting now without waiting for the plugins", strsignal(sig));
-                std::_Exit(exit_interrupted);
-            }
-            interrupted_ = true;
-            first_signal_ = sig;
-            if (logging_ready_)
-                spdlog::warn("{} received: cancelling pipelines and releasing devices", strsignal(sig));
-            if (engine_)
-                engine_->cancel_all();
+            on_signal(static_cast<int>(info.ssi_signo), Clock::now());
         }
     }
-    std::mutex mutex_;  // guards engine_, logging_ready_ and first_signal_
+
+    void on_signal(int sig, Clock::time_point now)
+    {
+        std::lock_guard lock(mutex_);
+        std::optional<Clock::time_point> &seen = seen_[sig == SIGINT ? 0 : sig == SIGTERM ? 1 : 2];
+        if (interrupted_) {
+            if (seen && sig != SIGHUP && now - *seen >= repeat_after) {
+                if (logging_ready_)
+                    spdlog::error("{} received again: exiting now without finishing the unwind", signal_name(sig));
+                std::_Exit(exit_interrupted);
+            }
+            if (!seen)
+                seen = now;
+            if (logging_ready_)
+                spdlog::warn("{} received: already stopping; the unwind goes on", signal_name(sig));
+            return;
+        }
+        seen = now;
+        interrupted_ = true;
+        first_signal_ = sig;
+        if (logging_ready_)
+            log_first(sig);
+        if (engine_)
+            engine_->cancel_all();
+    }
+
+    std::mutex mutex_;  // guards engine_, logging_ready_, first_signal_ and seen_
     Engine *engine_ = nullptr;
     bool logging_ready_ = false;  // the logger is set up (attach() was called)
     int first_signal_ = 0;
+    std::optional<Clock::time_point> seen_[3];  // when SIGINT, SIGTERM, SIGHUP first came
     sigset_t set_;
     std::atomic<bool> interrupted_{false};
     int signal_fd_ = -1, wake_fd_ = -1;
@@ -340,12 +405,12 @@ int cmd_run(const Cli &cli)
     size_t failed = 0;
     for (const auto &r : results)
         failed += !r.ok;
+    if (records->failed())
+        spdlog::error("step records could not all be written: the run is not complete");
     if (interrupted)
         return exit_interrupted;
-    if (records->failed()) {
-        spdlog::error("step records could not all be written: the run is not complete");
+    if (records->failed())
         return exit_failed;
-    }
     if (failed) {
         spdlog::error("{} of {} pipeline(s) failed", failed, results.size());
         return exit_failed;

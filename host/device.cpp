@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@ Device::Device(std::shared_ptr<const Plugin> plugin, std::string name)
     rules_ = {plugin_->lock_requires(), plugin_->transfer_requires()};
     cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (cancel_fd_ < 0)
-        throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+        throw std::system_error(errno, std::generic_category(), "cannot make its cancel handle (eventfd)");
 }
 
 Device::~Device()

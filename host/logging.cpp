@@ -1,6 +1,7 @@
 #include "logging.hpp"
 
-#include <spdlog/sinks/rotating_file_sink.h>
+#include "log_file.hpp"
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <time.h>
 #include <vector>
@@ -35,8 +36,7 @@ void setup(const Settings &settings)
         if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
             throw spdlog::spdlog_ex("log file " + settings.file->string() + ": directory '" + parent.string() +
                                      "' does not exist");
-        auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-            settings.file->string(), settings.max_file_size, settings.max_files);
+        auto file = std::make_shared<LogFileSink>(*settings.file, settings.max_file_size, settings.max_files);
         file->set_pattern("%Y-%m-%dT%H:%M:%S.%f%z %l [%t] %v");
         sinks.push_back(file);
     }

@@ -4,8 +4,12 @@
 #include "text.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
+#include <new>
 #include <poll.h>
+#include <system_error>
 #include <thread>
 
 namespace devhost {
@@ -24,6 +28,32 @@ bool contains(const uint8_t *data, size_t len, const text::Bytes &needle)
     if (needle.empty())
         return true;
     return std::search(data, data + len, needle.begin(), needle.end()) != data + len;
+}
+
+// At most the first 256 bytes of `data` as printable text, for messages (a
+// record carries the bytes themselves).
+std::string shown(const uint8_t *data, size_t len)
+{
+    constexpr size_t max = 256;
+    if (len <= max)
+        return text::to_printable(data, len);
+    return text::to_printable(data, max) + "... (" + std::to_string(len) + " bytes)";
+}
+
+// The outcome of a step that threw (called in a catch block): the host ran
+// out of memory or another resource. The pipeline fails and unwinds.
+Outcome outcome_of_exception()
+{
+    try {
+        throw;
+    } catch (const std::bad_alloc &) {
+        return {DEVHOST_E_NO_MEMORY, "the host ran out of memory in this step", ENOMEM};
+    } catch (const std::system_error &e) {
+        return {DEVHOST_E_NO_MEMORY, std::string("the host ran out of resources in this step: ") + e.what(),
+                e.code().value()};
+    } catch (const std::exception &e) {
+        return {DEVHOST_E_IO, std::string("host error in this step: ") + e.what(), 0};
+    }
 }
 
 // Waits `ms` or until the device is cancelled.
@@ -136,7 +166,14 @@ struct StepRunner {
             x.delimiter = s.until->data();
             x.delimiter_len = s.until->size();
         }
-        buffer.resize(capacity);
+        // The buffer is allocated before any I/O: a step the host has no
+        // memory for fails before it moves a byte.
+        try {
+            buffer.resize(capacity);
+        } catch (const std::bad_alloc &) {
+            return {DEVHOST_E_NO_MEMORY,
+                    "the host cannot allocate this step's " + std::to_string(capacity) + "-byte buffer", ENOMEM};
+        }
         x.in = capacity ? buffer.data() : nullptr;
         x.in_capacity = capacity;
 
@@ -156,8 +193,8 @@ struct StepRunner {
         }
         if (o.ok() && s.expect && !contains(buffer.data(), x.in_len, *s.expect)) {
             o.status = DEVHOST_E_PROTOCOL;
-            o.message = "expected \"" + text::to_printable(s.expect->data(), s.expect->size()) + "\", got \"" +
-                        text::to_printable(buffer.data(), x.in_len) + "\"";
+            o.message = "expected \"" + shown(s.expect->data(), s.expect->size()) + "\", got \"" +
+                        shown(buffer.data(), x.in_len) + "\"";
         }
         return o;
     }
@@ -173,27 +210,99 @@ Engine::Engine(RecordWriter &records, int64_t default_timeout_ms)
 void Engine::cancel_all()
 {
     cancelled_ = true;
+    records_.stop_waiting(Clock::now() + std::chrono::milliseconds(grace_ms_.load() / 2));
     std::lock_guard lock(mutex_);
     for (Device *d : live_)
         d->cancel();
 }
+
+bool Engine::record(const Record &rec)
+{
+    if (records_.write(rec))
+        return true;
+    if (!records_failed_.exchange(true)) {
+        spdlog::error("step records can no longer be written: stopping every pipeline and releasing its devices");
+        cancel_all();
+    }
+    return false;
+}
+
+void Engine::record_not_started(const DevicePlan &plan, devhost_status status, int os_errno,
+                                const std::string &why) noexcept
+{
+    const DeviceConfig &cfg = *plan.config;
+    spdlog::error("{}: pipeline not started: {}", cfg.name, why);
+    try {
+        Record rec;
+        rec.device = cfg.name;
+        rec.seq = 1;
+        rec.step = cfg.steps.empty() ? "(pipeline)" : cfg.steps[0].text;
+        rec.line = cfg.steps.empty() ? 0 : cfg.steps[0].line;
+        rec.status = status;
+        rec.message = "pipeline not started: " + why + "; no step was run";
+        rec.os_errno = os_errno;
+        record(rec);
+    } catch (...) {
+        // Out of memory for the record itself: the log line above says it.
+    }
+}
+
+namespace {
+
+// Takes a device into the engine's list of live ones (for cancel) and out
+// again.
+struct LiveDevice {
+    std::mutex &mutex;
+    std::vector<Device *> &live;
+    Device *device;
+    LiveDevice(std::mutex &m, std::vector<Device *> &l, Device *d, bool cancelled) : mutex(m), live(l), device(d)
+    {
+        std::lock_guard lock(mutex);
+        live.push_back(device);
+        if (cancelled)
+            device->cancel();
+    }
+    ~LiveDevice()
+    {
+        std::lock_guard lock(mutex);
+        live.erase(std::remove(live.begin(), live.end(), device), live.end());
+    }
+};
+
+}  // namespace
 
 PipelineResult Engine::run_device(const DevicePlan &plan)
 {
     const DeviceConfig &cfg = *plan.config;
     PipelineResult result;
     result.device = cfg.name;
-    Device device(plan.plugin, cfg.name);
-    device.set_faults(FaultSchedule(cfg.faults));
-    {
-        std::lock_guard lock(mutex_);
-        live_.push_back(&device);
-        if (cancelled_)
-            device.cancel();
+    std::optional<Device> device;
+    std::optional<LiveDevice> live;
+    try {
+        device.emplace(plan.plugin, cfg.name);
+        device->set_faults(FaultSchedule(cfg.faults));
+        live.emplace(mutex_, live_, &*device, cancelled_.load());
+    } catch (const std::system_error &e) {
+        record_not_started(plan, DEVHOST_E_NO_MEMORY, e.code().value(), e.what());
+        result.ok = false;
+        result.status = DEVHOST_E_NO_MEMORY;
+        return result;
+    } catch (const std::bad_alloc &) {
+        record_not_started(plan, DEVHOST_E_NO_MEMORY, ENOMEM, "out of memory");
+        result.ok = false;
+        result.status = DEVHOST_E_NO_MEMORY;
+        return result;
     }
+    const int seq = run_steps(*device, plan, result);
+    unwind(*device, cfg, seq);
+    return result;
+}
+
+int Engine::run_steps(Device &device, const DevicePlan &plan, PipelineResult &result)
+{
+    const DeviceConfig &cfg = *plan.config;
     StepRunner runner{device, plan, default_timeout_ms_, std::nullopt, {}};
     int seq = 0;
-
     for (size_t i = 0; i < cfg.steps.size(); i++) {
         const Step &s = cfg.steps[i];
         Record rec;
@@ -206,12 +315,16 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
         if (device.cancelled())
             o = {DEVHOST_E_CANCELLED, "pipeline cancelled before this step", 0};
         else
-            o = runner.run(s, i < plan.control_codes.size() ? plan.control_codes[i] : 0, rec);
+            try {
+                o = runner.run(s, i < plan.control_codes.size() ? plan.control_codes[i] : 0, rec);
+            } catch (...) {
+                o = outcome_of_exception();
+            }
         rec.duration_ms = ms_since(start);
         rec.status = o.status;
         rec.message = o.message;
         rec.os_errno = o.os_errno;
-        records_.write(rec);
+        const bool recorded = record(rec);
         if (!o.ok()) {
             // Steps made by the host itself (probe) have no config line.
             spdlog::error("{}: step '{}'{} failed: {}: {}", cfg.name, s.text,
@@ -221,33 +334,42 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
             result.status = o.status;
             break;
         }
+        if (!recorded) {
+            result.ok = false;
+            result.status = DEVHOST_E_IO;
+            break;
+        }
     }
+    return seq;
+}
 
+void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
+{
     // Unwind what the pipeline still holds, in the lifecycle's order.
     for (Hook hook : unwind_order(device.state(), device.rules())) {
-        const char *step = hook_name(hook);
+        const char *name = hook_name(hook);
         Record rec;
         rec.device = cfg.name;
         rec.seq = ++seq;
-        rec.step = step;
+        rec.step = name;
         rec.unwind = true;
         const auto start = Clock::now();
-        Outcome o = device.release(hook);
+        Outcome o;
+        try {
+            o = device.release(hook);
+        } catch (...) {
+            o = outcome_of_exception();
+        }
         rec.duration_ms = ms_since(start);
         rec.status = o.status;
         rec.message = o.message;
         rec.os_errno = o.os_errno;
-        records_.write(rec);
+        record(rec);
         if (o.ok())
-            spdlog::info("{}: {} (unwinding what the pipeline held)", cfg.name, step);
+            spdlog::info("{}: {} (unwinding what the pipeline held)", cfg.name, name);
         else
-            spdlog::warn("{}: unwinding {} failed: {}", cfg.name, step, o.message);
+            spdlog::warn("{}: unwinding {} failed: {}", cfg.name, name, o.message);
     }
-    {
-        std::lock_guard lock(mutex_);
-        live_.erase(std::remove(live_.begin(), live_.end(), &device), live_.end());
-    }
-    return result;
 }
 
 std::vector<PipelineResult> Engine::run_all(const std::vector<DevicePlan> &plans, std::chrono::milliseconds grace)
@@ -265,24 +387,38 @@ std::vector<PipelineResult> Engine::run_all(const std::vector<DevicePlan> &plans
     for (size_t i = 0; i < plans.size(); i++)
         shared->results[i].device = plans[i].config->name;
 
+    grace_ms_ = grace.count();
     std::vector<std::thread> threads;
+    threads.reserve(plans.size());
     for (size_t i = 0; i < plans.size(); i++) {
-        threads.emplace_back([this, shared, &plans, i] {
-            PipelineResult r;
-            try {
-                r = run_device(plans[i]);
-            } catch (const std::exception &e) {
-                spdlog::error("{}: pipeline aborted: {}", plans[i].config->name, e.what());
-                r.device = plans[i].config->name;
-                r.ok = false;
-                r.status = DEVHOST_E_IO;
-            }
+        auto finish = [shared, i](const PipelineResult &r) {
             std::lock_guard lock(shared->mutex);
             shared->results[i] = r;
             shared->finished[i] = true;
             shared->done++;
             shared->done_cv.notify_all();
-        });
+        };
+        try {
+            threads.emplace_back([this, finish, &plans, i] {
+                PipelineResult r;
+                try {
+                    r = run_device(plans[i]);
+                } catch (const std::exception &e) {
+                    spdlog::error("{}: pipeline aborted: {}", plans[i].config->name, e.what());
+                    r.device = plans[i].config->name;
+                    r.ok = false;
+                    r.status = DEVHOST_E_IO;
+                }
+                finish(r);
+            });
+        } catch (const std::system_error &e) {
+            // No thread (pids.max, RLIMIT_NPROC, no memory for its stack):
+            // this pipeline fails before its first step; the others go on.
+            const int code = e.code().value();
+            record_not_started(plans[i], DEVHOST_E_NO_MEMORY, code,
+                               std::string("cannot create its thread: ") + std::strerror(code));
+            finish({plans[i].config->name, false, DEVHOST_E_NO_MEMORY});
+        }
     }
 
     std::unique_lock lock(shared->mutex);

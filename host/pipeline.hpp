@@ -2,6 +2,13 @@
 // thread of its own, records every step, and unwinds (unlock, disconnect,
 // close) whatever a pipeline still holds when it ends, fails or is
 // cancelled, so no device stays locked or open.
+//
+// Running out of something is a failure like any other, never an abort: a
+// pipeline whose thread or cancel handle cannot be made, or a step whose
+// buffer cannot be allocated, fails with DEVHOST_E_NO_MEMORY (errno EAGAIN,
+// EMFILE, ENOMEM...) in a record, and unwinds what it holds. When a record
+// cannot be written, every pipeline stops at once and unwinds: the run can
+// no longer say what it did.
 #pragma once
 
 #include "check.hpp"
@@ -34,18 +41,37 @@ public:
     // abandoned() turns true; the caller must then end the process without
     // destroying `plans` or this engine (the CLI calls _exit).
     std::vector<PipelineResult> run_all(const std::vector<DevicePlan> &plans,
-                                        std::chrono::milliseconds grace = std::chrono::seconds(5));
+                                        std::chrono::milliseconds grace = default_grace);
+    static constexpr std::chrono::milliseconds default_grace{5000};
 
-    // Cancels every running and future pipeline. Async-signal-unsafe; call it
-    // from a normal thread (the CLI's signal thread does).
+    // Cancels every running and future pipeline. A record write waiting for
+    // a slow reader gives up half-way through the grace, so that the unwind
+    // ends within it. Async-signal-unsafe; call it from a normal thread (the
+    // CLI's signal thread does).
     void cancel_all();
+    // Whether records could not be written and the pipelines were stopped.
+    bool stopped_for_records() const { return records_failed_.load(); }
     bool cancelled() const { return cancelled_.load(); }
     // True when run_all gave up waiting on a pipeline after cancel.
     bool abandoned() const { return abandoned_.load(); }
 
 private:
+    // Writes a record; when that fails, stops every pipeline (once).
+    bool record(const Record &rec);
+    // A pipeline that could not start: one record for its first step.
+    // Never throws.
+    void record_not_started(const DevicePlan &plan, devhost_status status, int os_errno,
+                            const std::string &why) noexcept;
+    // Runs the steps until one fails or a record cannot be written; returns
+    // the last seq used.
+    int run_steps(Device &device, const DevicePlan &plan, PipelineResult &result);
+    // Releases what the device still holds, one unwind record each.
+    void unwind(Device &device, const DeviceConfig &cfg, int seq);
+
     RecordWriter &records_;
     int64_t default_timeout_ms_;
+    std::atomic<int64_t> grace_ms_{default_grace.count()};
+    std::atomic<bool> records_failed_{false};
     std::atomic<bool> cancelled_{false};
     std::atomic<bool> abandoned_{false};
     std::mutex mutex_;

@@ -1,16 +1,20 @@
 // Step records: one JSON object per line for every step of every pipeline,
-// written with write(2) and complete before the next step starts, so a crash
-// or kill of the host loses nothing already recorded.
+// each written with one write(2) and complete before the next step starts, so
+// a crash or kill of the host loses nothing already recorded.
 //
 // Fields: time (UTC, ISO 8601 with microseconds), device, seq (step number in
 // its pipeline, from 1), step (as written), line, status (DEVHOST_OK ...),
 // code, duration_ms, bytes, hex, text, and when present message, errno,
 // message_id, info {key: value}, unwind (true for steps the host added to
-// release what a pipeline held).
+// release what a pipeline held), summarised (the fields cut short to keep the
+// record under max_record_bytes, whatever the data: hex and text then show
+// the first record_data_shown bytes, `bytes` is still the full count).
 #pragma once
 
 #include "device.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -35,22 +39,39 @@ struct Record {
     bool unwind = false;
 };
 
+// No record is longer than this, whatever a step moved or a plugin said.
+inline constexpr size_t max_record_bytes = 1024 * 1024;
+// How many of a step's bytes a record shows (as hex and as text) at most.
+inline constexpr size_t record_data_shown = 64 * 1024;
+
 // JSON string literal for arbitrary bytes (invalid UTF-8 becomes \u00XX).
 std::string json_string(std::string_view s);
 
 class RecordWriter {
 public:
-    // "-" is stdout; anything else a file opened for appending (created 0644).
-    // Throws std::runtime_error naming the file when it cannot be opened.
+    // "-" is stdout; anything else a file opened for appending as
+    // output_file.hpp says (created 0640 whatever the umask; a FIFO with no
+    // reader refused). A file that does not end in a newline (a record an
+    // earlier run could not finish) gets one first. Throws
+    // std::runtime_error naming the file when it cannot be opened.
     explicit RecordWriter(const std::string &target);
     ~RecordWriter();
     RecordWriter(const RecordWriter &) = delete;
     RecordWriter &operator=(const RecordWriter &) = delete;
 
-    // Thread-safe. Returns false (and logs once) when the write failed.
+    // Thread-safe. Writes the record with one write(2); waits for a slow
+    // reader (a pipe or FIFO) as long as it takes, until stop_waiting().
+    // Returns false (and logs once) when the record could not be written in
+    // full; from then on nothing more is written, so the records end with
+    // whole lines.
     bool write(const Record &record);
 
+    // The record's line, at most max_record_bytes long.
     static std::string format(const Record &record);
+
+    // A write waiting for the reader gives up at `give_up_at`, and later
+    // ones do not wait past it. Thread-safe; meant for a stop signal.
+    void stop_waiting(std::chrono::steady_clock::time_point give_up_at);
 
     // Whether a write failed: some records are missing.
     bool failed()
@@ -60,10 +81,22 @@ public:
     }
 
 private:
+    void open_file(const std::string &target);
+    void use_stdout();
+    void start_on_new_line(const std::string &target);
+    // One line in full, or false with `why` set.
+    bool write_line(const char *data, size_t len, std::string &why);
+    // Waits until fd_ takes more bytes; false when stop_waiting's time passed.
+    bool wait_writable();
+
     std::mutex mutex_;
     int fd_ = -1;
     bool owns_fd_ = false;
     bool failed_ = false;
+    bool regular_ = false;  // a regular file: a short write is a failure
+    bool socket_ = false;   // written with send(MSG_DONTWAIT | MSG_NOSIGNAL)
+    int wake_fd_ = -1;      // eventfd: stop_waiting() was called
+    std::atomic<int64_t> give_up_ns_{INT64_MAX};  // steady clock
 };
 
 }  // namespace devhost

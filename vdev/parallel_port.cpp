@@ -19,13 +19,15 @@
 // The printer latches the data register when STROBE rises with INIT and
 // SELECT high (as a PC port's printer does), answers with BUSY then an ACK
 // pulse on the next status reads, and appends every byte it takes to
-// --output. Faults: paper-out, offline, busy-forever. --unplug-after=N
+// --output (created 0600 whatever the umask; a symbolic link planted in a
+// directory others can write is not followed: output_file.hpp). Faults: paper-out, offline, busy-forever. --unplug-after=N
 // removes the port (closes every connection, deletes the socket) once N
 // bytes have been printed.
 #include "vdev.hpp"
 
 #include "../plugins/parallel/vport_protocol.h"
 #include "trusted_dir.hpp"
+#include "output_file.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -176,9 +178,13 @@ void ParallelPort::setup()
     ctx_.reject_unknown();
 
     if (!output.empty()) {
-        out_fd_ = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (out_fd_ < 0)
-            throw std::runtime_error("--output=" + output + ": " + std::strerror(errno));
+        std::string error;
+        auto file = devhost::output::open_append(output, 0600, error);
+        if (!file)
+            throw std::runtime_error("--output=" + output + ": " + error);
+        out_fd_ = file->fd;
+        // The printer's writes may wait for a reader: it prints what it took.
+        ::fcntl(out_fd_, F_SETFL, ::fcntl(out_fd_, F_GETFL) & ~O_NONBLOCK);
     }
 
     // Under `devhost run`: the run's private directory (READY then names the

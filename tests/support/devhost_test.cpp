@@ -79,6 +79,8 @@ namespace {
         setenv(key.c_str(), value.c_str(), 1);
     if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0)
         _exit(126);
+    if (options.before_exec)
+        options.before_exec();
     std::vector<char *> args;
     for (const auto &a : argv)
         args.push_back(const_cast<char *>(a.c_str()));

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <sys/types.h>
@@ -65,6 +66,10 @@ struct ProcessOptions {
     std::string stdin_data;                      // fed, then stdin is closed
     std::map<std::string, std::string> env;      // added to the environment
     fs::path cwd;                                // empty: inherit
+    // Runs in the child just before exec, after its fds are set up: for
+    // limits (setrlimit, umask, joining a cgroup) or other fds (dup2). Only
+    // async-signal-safe calls: the parent may have threads.
+    std::function<void()> before_exec;
 };
 
 // Runs argv[0] (a path) with the arguments, waits for it to end or the

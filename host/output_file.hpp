@@ -1,0 +1,49 @@
+// Opening a file that devhost appends to: step records, the log file, a
+// virtual printer's output. Shared by the host and devhost-vdev (library
+// devhost_text), which both run as root in directories others may use.
+//
+// - A file that does not exist is created with exactly the mode asked for,
+//   whatever the umask (fchmod on the new descriptor).
+// - Symbolic links in the directories on the way are followed. The file's
+//   own name is followed when it is a symbolic link only if its directory
+//   can be written by no one but root and the effective user (a link to a
+//   file not there yet then creates it, as above): in a directory
+//   others can write (a sticky /tmp, a group-writable directory, one owned by
+//   another user) anyone could have planted the link, so it is refused
+//   (O_NOFOLLOW), and so is a file there that belongs to another user or has
+//   other hard links (a planted link to a file we must not append to).
+// - The open never blocks: a FIFO with no reader is refused (ENXIO) instead
+//   of waiting for one. The descriptor is O_NONBLOCK; a caller that wants
+//   blocking writes clears it.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+
+namespace devhost::output {
+
+struct OpenedFile {
+    int fd = -1;           // O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY
+    bool created = false;  // this call created the file (with `mode`)
+};
+
+// The directory holding `path`, opened O_PATH (for openat and renameat), and
+// the file's name in it. -1 with `error` set (one line, naming the directory)
+// when it cannot be opened.
+int open_directory_of(const std::filesystem::path &path, std::string &name, std::string &error);
+
+// Whether someone other than root and the effective user could create or
+// replace names in the directory `dir_fd`.
+bool others_can_write(int dir_fd);
+
+// Opens `name` in `dir_fd` for appending as described above; `shown` is how
+// messages name the file. nullopt with `error` set to one line (without the
+// file's name in front, e.g. "a FIFO with no reader") when refused.
+std::optional<OpenedFile> open_append_at(int dir_fd, const std::string &name, mode_t mode, std::string &error);
+
+// The same from a path.
+std::optional<OpenedFile> open_append(const std::filesystem::path &path, mode_t mode, std::string &error);
+
+}  // namespace devhost::output
