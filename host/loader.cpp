@@ -16,7 +16,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <mutex>
-#include <set>
+#include <map>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -136,14 +136,15 @@ void check_elf_layout(int fd, uint64_t file_size)
         throw Refused{"not a loadable library: " + *defect};
 }
 
-// The numbers whose /proc/self/fd/N this process ever gave dlopen. dlopen
-// knows a library by every name it was opened by, and for a known name it
-// returns that library without opening anything. A plugin's descriptor is
-// closed once it is loaded, and a library may stay mapped after it is
-// unloaded (glibc keeps a C++ library with unique symbols), so a number's
-// name is never given twice: it could answer with another plugin.
-std::mutex used_fd_names_lock;
-std::set<int> used_fd_names;
+// How often this process gave dlopen each descriptor number. dlopen knows a
+// library by every name it was opened by, and for a known name it returns
+// that library without opening anything. A plugin's descriptor is closed
+// once it is loaded, and a library may stay mapped after it is unloaded
+// (glibc keeps a C++ library with unique symbols), so no name is given twice:
+// the k-th load through number N is named /proc/self/fd, k more slashes, /N
+// (the kernel reads repeated slashes as one). No descriptor is spent on it.
+std::mutex fd_name_uses_lock;
+std::map<int, size_t> fd_name_uses;
 
 // Loads the library open as `fd` through /proc/self/fd, so the file checked
 // is the file mapped whatever happens to its path meanwhile. Without /proc
@@ -155,20 +156,11 @@ std::shared_ptr<boost::dll::shared_library> load_library(int fd, const fs::path 
     if (::statfs("/proc/self/fd", &proc) != 0 || proc.f_type != PROC_SUPER_MAGIC)
         throw Refused{"cannot load it through its descriptor: /proc is not mounted (the host does not "
                       "load a plugin by its path, which could change after the checks)"};
-    std::lock_guard<std::mutex> lock(used_fd_names_lock);
-    std::vector<UniqueFd> copies;  // open until dlopen returned
-    int number = fd;
-    while (used_fd_names.count(number)) {
-        int from = number + 1;
-        while (used_fd_names.count(from))
-            from++;
-        copies.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, from));
-        if (!copies.back())
-            throw Refused{std::string("cannot duplicate its descriptor: ") + std::strerror(errno)};
-        number = copies.back().get();
-    }
-    used_fd_names.insert(number);
-    const std::string name = "/proc/self/fd/" + std::to_string(number);
+    std::lock_guard<std::mutex> lock(fd_name_uses_lock);
+    size_t &uses = fd_name_uses[fd];
+    if (uses > 2048)  // a name stays far below PATH_MAX
+        throw Refused{"cannot load it: descriptor " + std::to_string(fd) + " already named 2048 plugins"};
+    const std::string name = "/proc/self/fd" + std::string(uses++, '/') + "/" + std::to_string(fd);
     auto library = std::make_shared<boost::dll::shared_library>();
     try {
         library->load(name, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);

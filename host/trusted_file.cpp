@@ -68,7 +68,8 @@ private:
     UniqueFd open_file(const Dir &dir, const std::string &name, const struct stat &found, struct stat &st);
 
     TrustRefusal &why_;
-    std::vector<Dir> stack_;  // "/" first, then each directory below it
+    std::vector<Dir> stack_;  // "/" first, then each directory below it; only
+                              // "/" and the last hold a descriptor
     std::deque<std::string> rest_;
     int links_ = 0;
 };
@@ -168,8 +169,19 @@ UniqueFd Resolver::open(const std::filesystem::path &file, struct stat &st)
         const std::string name = std::move(rest_.front());
         rest_.pop_front();
         if (name == "..") {  // the directory the last one was found in
-            if (stack_.size() > 1)
+            if (stack_.size() > 1) {
+                // Only "/" and the current directory hold a descriptor, so
+                // that the walk takes two whatever the depth: the parent is
+                // opened again from here, and checked again.
+                UniqueFd parent(::openat(stack_.back().fd.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+                if (!parent)
+                    return refuse_open(stack_.back().path, errno);
                 stack_.pop_back();
+                if (stack_.size() > 1) {
+                    stack_.back().fd = std::move(parent);
+                    stack_.back().checked = false;
+                }
+            }
             continue;
         }
         Dir &dir = stack_.back();
@@ -188,6 +200,8 @@ UniqueFd Resolver::open(const std::filesystem::path &file, struct stat &st)
         } else if (!S_ISDIR(found.st_mode)) {
             return refuse_open(path, ENOTDIR);
         } else {
+            if (stack_.size() > 1)
+                stack_.back().fd.reset();  // "/" keeps its descriptor, for absolute links
             stack_.push_back({std::move(fd), path});
         }
     }
