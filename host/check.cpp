@@ -63,7 +63,7 @@ bool read_only(const Plugin &plugin, const DevicePlan &plan)
 // (parallel: mode=, fallback=; filterport: sync=).
 void warn_connect(const DeviceConfig &d, const Plugin &plugin, const Step &s, const std::string &file)
 {
-    const std::string where = "[device " + text::shorten(d.name) + "] step '" + text::shorten(s.text) + "': ";
+    const std::string where = "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': ";
     const std::string decides = "; the plugin decides when it runs";
     std::vector<std::string> names;
     for (const auto &o : plugin.options())
@@ -75,7 +75,7 @@ void warn_connect(const DeviceConfig &d, const Plugin &plugin, const Step &s, co
                 warn(file, s.line, where + key + "=: " + error + " (as option '" + key + "')" + decides);
         } else if (auto hint = text::closest(key, names); !hint.empty()) {
             warn(file, s.line,
-                 where + "'" + text::shorten(key) + "' is not an option of class '" + plugin.device_class() +
+                 where + "'" + text::excerpt(key) + "' is not an option of class '" + plugin.device_class() +
                      "' (did you mean '" + hint + "'?)" + decides);
         }
     }
@@ -91,7 +91,7 @@ void warn_connect(const DeviceConfig &d, const Plugin &plugin, const Step &s, co
 void warn_step(const DeviceConfig &d, const Plugin &plugin, const DevicePlan &plan, const Step &s, uint32_t code,
                const std::string &file)
 {
-    const std::string where = "[device " + text::shorten(d.name) + "] step '" + text::shorten(s.text) + "': ";
+    const std::string where = "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': ";
     const std::string cls = "class '" + plugin.device_class() + "'";
     if (s.offset && !(plugin.flags() & DEVHOST_PLUGIN_OFFSETS))
         warn(file, s.line,
@@ -115,7 +115,7 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
     bool open = false, connected = false, locked = false, closed = false, got_message = false;
     auto fail = [&](const Step &s, const std::string &what) {
         diags.push_back(
-            {file, s.line, "[device " + text::shorten(d.name) + "] step '" + text::shorten(s.text) + "': " + what});
+            {file, s.line, "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': " + what});
     };
     const auto &h = plugin.hooks();
     const std::string cls = "class '" + plugin.device_class() + "'";
@@ -197,15 +197,15 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
                     code = static_cast<uint32_t>(*n);
                     if (!plugin.find_control(code))  // the plugin may still know it: its call
                         warn(file, s.line,
-                             "[device " + text::shorten(d.name) + "] step '" + text::shorten(s.text) +
+                             "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) +
                                  "': control code " + std::to_string(code) + " is not one " + cls +
                                  " declares; the plugin decides when it runs");
                 } else if (n) {
-                    fail(s, "control code " + text::shorten(s.control) + " is out of range (0 to " +
+                    fail(s, "control code " + text::excerpt(s.control) + " is out of range (0 to " +
                                 std::to_string(UINT32_MAX) + ")");
                 } else {
                     std::string hint = text::closest(s.control, names);
-                    fail(s, "unknown control code '" + text::shorten(s.control) + "' for " + cls +
+                    fail(s, "unknown control code '" + text::excerpt(s.control) + "' for " + cls +
                                 (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " + join(names));
                 }
             }
@@ -233,8 +233,8 @@ void check_virtuals(const Config &config, const VirtualKinds &kinds, std::vector
         if (it == kinds.end()) {
             std::string hint = text::closest(v.kind.value, kind_names);
             diags.push_back({file, v.kind.line,
-                             "[virtual " + text::shorten(v.name) + "] kind: unknown kind '" +
-                                 text::shorten(v.kind.value) + "'" +
+                             "[virtual " + text::excerpt(v.name) + "] kind: unknown kind '" +
+                                 text::excerpt(v.kind.value) + "'" +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " +
                                  join(kind_names)});
             continue;
@@ -248,13 +248,13 @@ void check_virtuals(const Config &config, const VirtualKinds &kinds, std::vector
                 continue;
             if (o.key == "name") {
                 diags.push_back({file, o.line,
-                                 "[virtual " + text::shorten(v.name) +
+                                 "[virtual " + text::excerpt(v.name) +
                                      "] name: not a key here; the section's name is the peer's name"});
                 continue;
             }
             std::string hint = text::closest(o.key, keys);
             diags.push_back({file, o.line,
-                             "[virtual " + text::shorten(v.name) + "] " + text::shorten(o.key) +
+                             "[virtual " + text::excerpt(v.name) + "] " + text::excerpt(o.key) +
                                  ": not an option of kind '" + v.kind.value + "'" +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; options: " +
                                  join(keys)});
@@ -276,10 +276,10 @@ void check_output(const Config &config, std::vector<Diagnostic> &diags)
     std::error_code ec;
     if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
         diags.push_back({file, config.host.output_line,
-                         "[host] output: directory '" + text::shorten(parent.string()) + "' does not exist"});
+                         "[host] output: directory '" + text::excerpt(parent.string()) + "' does not exist"});
     else if (std::filesystem::is_directory(config.host.output, ec))
         diags.push_back({file, config.host.output_line,
-                         "[host] output: '" + text::shorten(config.host.output) + "' is a directory, not a file"});
+                         "[host] output: '" + text::excerpt(config.host.output) + "' is a directory, not a file"});
 }
 
 // A [names] entry must lead to a Linux path, not round to itself: each
@@ -290,7 +290,7 @@ void check_names(const Config &config, std::vector<Diagnostic> &diags)
     for (const auto &cycle : names_cycles(names)) {
         const size_t first = cycle.front();
         diags.push_back({config.file.string(), first < names.override_lines.size() ? names.override_lines[first] : 0,
-                         "[names] " + text::shorten(names.overrides[first].first) + ": a cycle: " +
+                         "[names] " + text::excerpt(names.overrides[first].first) + ": a cycle: " +
                              describe_names(names, cycle) + " (a name must lead to a Linux path)"});
     }
 }
@@ -308,13 +308,13 @@ void check_path(const Config &config, const DeviceConfig &d, const std::set<std:
 {
     const std::string file = config.file.string();
     const Plugin &p = *dp.plugin;
-    const std::string where = "[device " + text::shorten(d.name) + "] path: ";
+    const std::string where = "[device " + text::excerpt(d.name) + "] path: ";
     std::string error;
     if (d.path.value.rfind("virtual:", 0) == 0) {
         std::string vname = d.path.value.substr(8);
         if (!virtual_names.count(vname))
-            diags.push_back({file, d.path.line, where + "no [virtual " + text::shorten(vname) +
-                                                    "] section declares '" + text::shorten(d.path.value) + "'"});
+            diags.push_back({file, d.path.line, where + "no [virtual " + text::excerpt(vname) +
+                                                    "] section declares '" + text::excerpt(d.path.value) + "'"});
         dp.path = d.path.value;
     } else if (auto resolved = resolve_device_name(d.path.value, config.names, error)) {
         dp.path = *resolved;
@@ -339,8 +339,8 @@ void check_path(const Config &config, const DeviceConfig &d, const std::set<std:
     auto [it, fresh] = paths.emplace(key, PathUse{d.name, d.path.line, exclusive});
     if (!fresh && (exclusive || it->second.exclusive))
         diags.push_back({file, d.path.line,
-                         where + "'" + text::shorten(dp.path) + "' is " +
-                             (key == dp.path ? "" : "'" + text::shorten(key) + "', ") + "already used by device '" +
+                         where + "'" + text::excerpt(dp.path) + "' is " +
+                             (key == dp.path ? "" : "'" + text::excerpt(key) + "', ") + "already used by device '" +
                              it->second.device + "' (line " + std::to_string(it->second.line) + "); class '" +
                              p.device_class() + "' opens devices exclusively" +
                              (p.find_option("exclusive") ? " unless both say exclusive = false" : "")});
@@ -355,13 +355,13 @@ void check_options(const Config &config, const DeviceConfig &d, DevicePlan &dp, 
         option_names.push_back(o.name);
         candidates.push_back(o.name);
     }
-    const std::string where = "[device " + text::shorten(d.name) + "] ";
+    const std::string where = "[device " + text::excerpt(d.name) + "] ";
     for (const auto &o : d.options) {
         const OptionSpec *spec = p.find_option(o.key);
         if (!spec) {
             std::string hint = text::closest(o.key, candidates);
             diags.push_back({config.file.string(), o.line,
-                             where + text::shorten(o.key) + ": not an option of class '" + p.device_class() + "'" +
+                             where + text::excerpt(o.key) + ": not an option of class '" + p.device_class() + "'" +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; options: " +
                                  join(option_names) + ", and for every device: " + join(common_device_keys())});
             continue;
@@ -401,8 +401,8 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
         if (!dp.plugin) {
             std::string hint = text::closest(d.class_name.value, classes);
             diags.push_back({file, d.class_name.line,
-                             "[device " + text::shorten(d.name) + "] class: no usable plugin for class '" +
-                                 text::shorten(d.class_name.value) + "'" +
+                             "[device " + text::excerpt(d.name) + "] class: no usable plugin for class '" +
+                                 text::excerpt(d.class_name.value) + "'" +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
                                  "; loaded classes: " + join(classes)});
             plan.missing_plugin = true;

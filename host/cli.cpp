@@ -11,8 +11,8 @@
 #include "text.hpp"
 #include "virtual_devices.hpp"
 
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <algorithm>
+#include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <csignal>

@@ -7,7 +7,6 @@
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/parsers.hpp>
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <map>
 #include <set>
@@ -24,11 +23,13 @@ std::string printable(std::string_view s)
     return text::to_printable(reinterpret_cast<const uint8_t *>(s.data()), s.size());
 }
 
-// Text from the file as a message quotes it: printable, and a long one cut
-// short (text::shorten) so that no error line repeats a megabyte line.
-std::string shown(std::string_view s)
+// A line that may be any bytes, as a syntax error quotes it: printable
+// (text::to_printable), and cut short as text::excerpt cuts, so that no
+// error repeats a megabyte line.
+std::string shown_line(std::string_view s)
 {
-    return printable(text::shorten(s));  // what shorten adds is printable
+    const size_t max = 64;
+    return printable(s.substr(0, max)) + (s.size() > max ? "...(" + std::to_string(s.size()) + " bytes)" : "");
 }
 
 // One `key = value` line as Program_options will see it, with its line
@@ -48,6 +49,19 @@ bool has_control_char(std::string_view s)
     return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
+// White space as Program_options trims it (not \v or \f, which stay part
+// of what they border, so that the scan and Program_options agree).
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim_blanks(std::string_view s)
+{
+    while (!s.empty() && is_blank(s.front()))
+        s.remove_prefix(1);
+    while (!s.empty() && is_blank(s.back()))
+        s.remove_suffix(1);
+    return s;
+}
+
 // Where a line's comment starts: at a '#' that begins the line or follows
 // white space, outside a "quoted string" (backslash escapes inside). Any
 // other '#' is data: `write "ATD*99#\r"` sends its '#', and `hex:41#42`
@@ -64,7 +78,7 @@ size_t comment_start(std::string_view s)
                 quoted = false;
         } else if (c == '"') {
             quoted = true;
-        } else if (c == '#' && (i == 0 || std::isspace(static_cast<unsigned char>(s[i - 1])))) {
+        } else if (c == '#' && (i == 0 || is_blank(s[i - 1]))) {
             return i;
         }
     }
@@ -104,7 +118,7 @@ Scan scan(const std::string &content, const std::string &file, std::vector<Diagn
     };
     while (std::getline(in, raw)) {
         line++;
-        std::string_view t = text::trim(std::string_view(raw).substr(0, comment_start(raw)));
+        std::string_view t = trim_blanks(std::string_view(raw).substr(0, comment_start(raw)));
         if (t.empty())
             continue;
         if (t.front() == '[') {
@@ -114,12 +128,12 @@ Scan scan(const std::string &content, const std::string &file, std::vector<Diagn
             // no section we know, are skipped (not filed under the one before).
             damaged_section = true;
             if (t.back() != ']' || t.size() < 3) {
-                syntax_error("malformed section header '" + shown(t) + "' (expected [name])");
+                syntax_error("malformed section header '" + shown_line(t) + "' (expected [name])");
                 continue;
             }
             section = std::string(text::trim(t.substr(1, t.size() - 2)));
             if (auto problem = name_problem(section); !problem.empty()) {
-                syntax_error("section header '" + shown(t) + "' " + problem);
+                syntax_error("section header '" + shown_line(t) + "' " + problem);
                 continue;
             }
             damaged_section = false;
@@ -127,13 +141,13 @@ Scan scan(const std::string &content, const std::string &file, std::vector<Diagn
         }
         auto eq = t.find('=');
         if (eq == std::string_view::npos) {
-            syntax_error("expected 'key = value' or '[section]', got '" + shown(t) + "'");
+            syntax_error("expected 'key = value' or '[section]', got '" + shown_line(t) + "'");
             continue;
         }
         Entry e;
         e.section = section;
-        e.key = std::string(text::trim(t.substr(0, eq)));
-        e.value = std::string(text::trim(t.substr(eq + 1)));
+        e.key = std::string(trim_blanks(t.substr(0, eq)));
+        e.value = std::string(trim_blanks(t.substr(eq + 1)));
         e.line = line;
         e.section_line = section_line;
         if (e.key.empty()) {
@@ -141,7 +155,7 @@ Scan scan(const std::string &content, const std::string &file, std::vector<Diagn
             continue;
         }
         if (auto problem = name_problem(e.key); !problem.empty()) {
-            syntax_error("key '" + shown(e.key) + "' " + problem);
+            syntax_error("key '" + shown_line(e.key) + "' " + problem);
             continue;
         }
         if (!damaged_section)
@@ -175,13 +189,13 @@ void parse_with_program_options(const std::string &content, const std::vector<En
         const auto &opt = parsed.options[i];
         const std::string po_value = opt.value.empty() ? std::string() : opt.value.front();
         const std::string &v = entries[i].value;
-        if (text::trim(po_value) != text::trim(std::string_view(v).substr(0, v.find('#'))))
-            diags.push_back({file, entries[i].line, "internal: Program_options read '" + shown(po_value) +
-                                                        "' where the line scan found '" + shown(v) + "'"});
+        if (po_value != trim_blanks(std::string_view(v).substr(0, v.find('#'))))
+            diags.push_back({file, entries[i].line, "internal: Program_options read '" + shown_line(po_value) +
+                                                        "' where the line scan found '" + shown_line(v) + "'"});
     }
 }
 
-std::string quoted(const std::string &s) { return "'" + shown(s) + "'"; }
+std::string quoted(const std::string &s) { return "'" + text::excerpt(s) + "'"; }
 
 const std::vector<std::string> &host_keys()
 {
@@ -208,7 +222,7 @@ public:
     {
         const std::string &sec = e.section;
         if (sec.empty()) {
-            diags_.push_back({file_, e.line, "key '" + shown(e.key) + "' is outside any section"});
+            diags_.push_back({file_, e.line, "key '" + text::excerpt(e.key) + "' is outside any section"});
             return;
         }
         if (sec == "host")
@@ -222,14 +236,15 @@ public:
             if (name.empty() || name.find_first_of(" \t\"") != std::string::npos) {
                 if (bad_sections_.insert(e.section_line).second)  // once per section, not per key
                     diags_.push_back({file_, e.section_line,
-                                      "[" + shown(sec) + "]: expected [" + kind + " NAME], NAME without spaces"});
+                                      "[" + text::excerpt(sec) + "]: expected [" + kind +
+                                          " NAME], NAME without spaces"});
                 return;
             }
             return kind == "device" ? device(e, name) : virtual_device(e, name);
         }
         if (seen_.emplace("[section]\n" + sec, e.line).second)
             diags_.push_back({file_, e.section_line,
-                              "unknown section [" + shown(sec) +
+                              "unknown section [" + text::excerpt(sec) +
                                   "] (expected [host], [names], [device NAME], [virtual NAME])"});
     }
 
@@ -244,7 +259,7 @@ private:
     }
     void bad(const Entry &e, const std::string &what)
     {
-        diags_.push_back({file_, e.line, "[" + shown(e.section) + "] " + shown(e.key) + ": " + what});
+        diags_.push_back({file_, e.line, "[" + text::excerpt(e.section) + "] " + text::excerpt(e.key) + ": " + what});
     }
 
     void host(const Entry &e)
@@ -386,14 +401,15 @@ void check_required_keys(const Config &config, const Scan &scanned, std::vector<
     for (const auto &d : config.devices) {
         if (scanned.broken_sections.count(d.line))
             continue;
-        const std::string where = "[device " + shown(d.name) + "]: ";
+        const std::string where = "[device " + text::excerpt(d.name) + "]: ";
         if (d.class_name.value.empty()) {
             // A misspelt class is filed as an option, which cannot be checked
             // without a class: name it here.
             std::string hint;
             for (const auto &o : d.options)
                 if (hint.empty() && text::closest(o.key, {"class"}) == "class")
-                    hint = " (line " + std::to_string(o.line) + " has '" + shown(o.key) + "': did you mean 'class'?)";
+                    hint = " (line " + std::to_string(o.line) + " has '" + text::excerpt(o.key) +
+                           "': did you mean 'class'?)";
             diags.push_back({file, d.line, where + "missing 'class = ...'" + hint});
         }
         if (d.path.value.empty())
@@ -404,7 +420,8 @@ void check_required_keys(const Config &config, const Scan &scanned, std::vector<
     for (const auto &v : config.virtuals)
         if (!scanned.broken_sections.count(v.line) && v.kind.value.empty())
             diags.push_back({file, v.line,
-                             "[virtual " + shown(v.name) + "]: missing 'kind = ...' (see devhost-vdev --help)"});
+                             "[virtual " + text::excerpt(v.name) +
+                                 "]: missing 'kind = ...' (see devhost-vdev --help)"});
     if (!scanned.device_header)
         diags.push_back({file, 0, "no [device] sections: nothing to check or run (add [device NAME] with class, "
                                   "path and steps)"});
@@ -421,7 +438,7 @@ const std::vector<std::string> &common_device_keys()
 std::string Diagnostic::str() const
 {
     std::string s = line > 0 ? file + ":" + std::to_string(line) + ": " + message : file + ": " + message;
-    if (s.size() > max_chars)  // each message shortens what it quotes; this is the last guard
+    if (s.size() > max_chars)  // each message cuts what it quotes short; this is the last guard
         s = s.substr(0, max_chars - 3) + "...";
     return s;
 }

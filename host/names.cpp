@@ -138,18 +138,18 @@ std::optional<std::string> resolve_builtin(const std::string &name, const NameTa
             auto drives = physical_drives(table);
             if (*n < static_cast<int64_t>(drives.size()))
                 return "/dev/" + drives[static_cast<size_t>(*n)];
-            error = "'" + text::shorten(name) + "' maps to nothing: this machine has " +
+            error = "'" + text::excerpt(name) + "' maps to nothing: this machine has " +
                     std::to_string(drives.size()) + " whole disk(s); " + describe_table(table);
             return std::nullopt;
         }
-        error = "'" + text::shorten(name) + "' maps to nothing; " + describe_table(table);
+        error = "'" + text::excerpt(name) + "' maps to nothing; " + describe_table(table);
         return std::nullopt;
     }
     if (name[0] == '\\') {
         std::string port = name.substr(1);
         if (port.empty() || port.find('/') != std::string::npos || port.find('\\') != std::string::npos ||
             port == "." || port == "..") {
-            error = "'" + text::shorten(name) + "' is not a valid port name (expected \\Name, without / or \\)";
+            error = "'" + text::excerpt(name) + "' is not a valid port name (expected \\Name, without / or \\)";
             return std::nullopt;
         }
         return table.port_dir + "/" + port;
@@ -181,7 +181,7 @@ std::optional<std::string> resolve_device_name(const std::string &configured, co
             return resolve_builtin(name, table, error);
         if (followed.count(*i)) {
             auto at = std::find(chain.begin(), chain.end(), *i);
-            error = "'" + text::shorten(configured) + "' leads round a [names] cycle: " +
+            error = "'" + text::excerpt(configured) + "' leads round a [names] cycle: " +
                     describe_names(table, std::vector<size_t>(at, chain.end())) + " (a name must lead to a Linux path)";
             return std::nullopt;
         }
@@ -221,8 +221,8 @@ std::string describe_names(const NameTable &table, const std::vector<size_t> &en
 {
     std::string s;
     for (size_t i : entries)
-        s += (s.empty() ? "" : ", ") + text::shorten(table.overrides[i].first) + " = " +
-             text::shorten(table.overrides[i].second);
+        s += (s.empty() ? "" : ", ") + text::excerpt(table.overrides[i].first) + " = " +
+             text::excerpt(table.overrides[i].second);
     return s;
 }
 

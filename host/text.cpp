@@ -78,11 +78,23 @@ std::string format_duration_ms(int64_t ms)
     return std::to_string(ms) + "ms";
 }
 
-std::string shorten(std::string_view s, size_t max)
+std::string excerpt(std::string_view s, size_t max)
 {
-    if (s.size() <= max)
-        return std::string(s);
-    return std::string(s.substr(0, max)) + "...(" + std::to_string(s.size()) + " bytes)";
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    for (char c : s.substr(0, max)) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b < 0x20 || b == 0x7f) {
+            out += "\\x";
+            out.push_back(digits[b >> 4]);
+            out.push_back(digits[b & 15]);
+        } else {
+            out.push_back(c);
+        }
+    }
+    if (s.size() > max)
+        out += "...(" + std::to_string(s.size()) + " bytes)";
+    return out;
 }
 
 std::string closest(std::string_view word, const std::vector<std::string> &candidates)
@@ -201,7 +213,7 @@ std::optional<Bytes> parse_data(std::string_view s, std::string &error)
             if (s[i] == '\\') {
                 i++;
             } else if (s[i] == '"') {
-                error = "unexpected '" + shorten(s.substr(i + 1)) + "' after the closing quote";
+                error = "unexpected '" + excerpt(s.substr(i + 1)) + "' after the closing quote";
                 return std::nullopt;
             }
         }

@@ -288,10 +288,13 @@ TEST_CASE("check finds a [names] cycle, on its first line", "[names][contract]")
                             "path)");
 }
 
-TEST_CASE("a message quotes a long text short, and a line never passes 300 characters", "[text][contract]")
+TEST_CASE("a message quotes a long text short and escaped, and a line never passes 300 characters", "[text][contract]")
 {
-    CHECK(text::shorten("abc") == "abc");
-    CHECK(text::shorten(std::string(70, 'x')) == std::string(64, 'x') + "...(70 bytes)");
+    CHECK(text::excerpt("abc") == "abc");
+    CHECK(text::excerpt(std::string(70, 'x')) == std::string(64, 'x') + "...(70 bytes)");
+    // No control byte (a terminal escape, a carriage return) is quoted raw.
+    CHECK(text::excerpt("lo\x1b[31mop\r") == "lo\\x1b[31mop\\x0d");
+    CHECK(text::excerpt("\\\\.\\COM7 caf\xc3\xa9") == "\\\\.\\COM7 caf\xc3\xa9");
     CHECK(text::closest("opne", {"open", "close"}) == "open");
     CHECK(text::closest("frobnicate", {"open", "close"}).empty());
     CHECK(text::closest(std::string(100000, 'o'), {"open"}).empty());
