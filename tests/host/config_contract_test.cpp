@@ -8,6 +8,7 @@
 #include "names.hpp"
 #include "text.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 using namespace devhost;
@@ -302,4 +303,41 @@ TEST_CASE("a message quotes a long text short and escaped, and a line never pass
     CHECK(d.str().size() == Diagnostic::max_chars);
     CHECK(d.str().rfind("f.ini:3: mmm", 0) == 0);
     CHECK(d.str().substr(d.str().size() - 4) == "m...");
+}
+
+TEST_CASE("the line scan and Program_options agree on every line, whatever its '#', quotes and blanks",
+          "[config][contract]")
+{
+    // Lines built from the characters that decide comments, sections and
+    // values: the scan refuses what Program_options would misread, so the
+    // cross-check between the two never fires.
+    const std::string alphabet = "ab=#\"\\[] \t\v\f\r";
+    uint64_t state = 12345;
+    auto next = [&] {
+        state = state * 6364136223846793005u + 1442695040888963407u;
+        return static_cast<size_t>(state >> 33);
+    };
+    int sound = 0;  // configs the scan passed on to Program_options
+    for (int round = 0; round < 20000; round++) {
+        std::string ini = "[device d]\n";
+        for (int l = 0, lines = 1 + static_cast<int>(next() % 4); l < lines; l++) {
+            for (size_t i = 0, n = next() % 12; i < n; i++)
+                ini += alphabet[next() % alphabet.size()];
+            ini += '\n';
+        }
+        std::vector<Diagnostic> diags;
+        parse_config(ini, "fuzz.ini", diags);
+        sound += std::none_of(diags.begin(), diags.end(),
+                              [](const Diagnostic &d) { return d.message.find("expected 'key = value'") !=
+                                                                   std::string::npos ||
+                                                               d.message.find("section header") != std::string::npos ||
+                                                               d.message.find("missing key") != std::string::npos ||
+                                                               d.message.find("has a") != std::string::npos; });
+        for (const auto &d : diags) {
+            INFO(text::excerpt(ini, 200));
+            CHECK(d.message.find("internal:") == std::string::npos);
+            CHECK(d.message.find("cannot parse") == std::string::npos);
+        }
+    }
+    CHECK(sound > 1000);
 }
