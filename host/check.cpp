@@ -8,31 +8,10 @@
 #include <algorithm>
 #include <spdlog/spdlog.h>
 #include <filesystem>
+#include <map>
 #include <set>
 
 namespace devhost {
-
-std::string closest(const std::string &word, const std::vector<std::string> &candidates)
-{
-    std::string best;
-    size_t best_distance = 3;
-    for (const auto &c : candidates) {
-        std::vector<size_t> prev(c.size() + 1), cur(c.size() + 1);
-        for (size_t j = 0; j <= c.size(); j++)
-            prev[j] = j;
-        for (size_t i = 1; i <= word.size(); i++) {
-            cur[0] = i;
-            for (size_t j = 1; j <= c.size(); j++)
-                cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (word[i - 1] != c[j - 1])});
-            std::swap(prev, cur);
-        }
-        if (prev[c.size()] < best_distance) {
-            best_distance = prev[c.size()];
-            best = c;
-        }
-    }
-    return best;
-}
 
 namespace {
 
@@ -58,6 +37,75 @@ std::optional<Hook> hook_of(StepKind kind)
     case StepKind::Sleep: return std::nullopt;
     default: return Hook::Transfer;
     }
+}
+
+// A warning: something check foresees that only the plugin decides, when
+// the step runs. One line, as long as an error line at most.
+void warn(const std::string &file, int line, const std::string &message)
+{
+    spdlog::warn("{}", Diagnostic{file, line, message}.str());
+}
+
+// Whether the class has a boolean `allow-write` option (raw devices) that
+// this device leaves false: its plugin then refuses writes.
+bool read_only(const Plugin &plugin, const DevicePlan &plan)
+{
+    const OptionSpec *spec = plugin.find_option("allow-write");
+    if (!spec || spec->type != DEVHOST_OPTION_BOOL)
+        return false;
+    auto it = plan.options.find("allow-write");
+    const std::string value = it != plan.options.end() ? it->second : spec->default_value.value_or("false");
+    return !text::parse_bool(value).value_or(true);
+}
+
+// A connect step's arguments, as far as check can judge them: the plugin
+// validates them when the step runs, so what is wrong here is a warning.
+// An argument named like an option of the class takes that option's values
+// (parallel: mode=, fallback=; filterport: sync=).
+void warn_connect(const DeviceConfig &d, const Plugin &plugin, const Step &s, const std::string &file)
+{
+    const std::string where = "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': ";
+    const std::string decides = "; the plugin decides when it runs";
+    std::vector<std::string> names;
+    for (const auto &o : plugin.options())
+        names.push_back(o.name);
+    for (const auto &[key, value] : s.args) {
+        std::string error;
+        if (const OptionSpec *spec = plugin.find_option(key)) {
+            if (!parse_option_value(*spec, value, error))
+                warn(file, s.line, where + key + "=: " + error + " (as option '" + key + "')" + decides);
+        } else if (auto hint = text::closest(key, names); !hint.empty()) {
+            warn(file, s.line,
+                 where + "'" + text::excerpt(key) + "' is not an option of class '" + plugin.device_class() +
+                     "' (did you mean '" + hint + "'?)" + decides);
+        }
+    }
+    if (s.context && s.context_size.value_or(static_cast<uint32_t>(s.context->size())) == 0)
+        warn(file, s.line, where + "a context of size 0 (a filter port refuses it)" + decides);
+    if (!s.context && s.context_size.value_or(0) > 0)
+        warn(file, s.line, where + "context-size= without context= (a filter port refuses it)" + decides);
+}
+
+// What the plugin will refuse when the step runs, foreseen: an offset on a
+// class that declares none (DEVHOST_PLUGIN_OFFSETS), a write or a modifying
+// control on a device its class keeps read-only, doubtful connect arguments.
+void warn_step(const DeviceConfig &d, const Plugin &plugin, const DevicePlan &plan, const Step &s, uint32_t code,
+               const std::string &file)
+{
+    const std::string where = "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': ";
+    const std::string cls = "class '" + plugin.device_class() + "'";
+    if (s.offset && !(plugin.flags() & DEVHOST_PLUGIN_OFFSETS))
+        warn(file, s.line,
+             where + "offset= on " + cls + ", which does not declare offsets (a stream has none); the plugin "
+                     "decides when it runs");
+    const ControlSpec *control = s.kind == StepKind::Control ? plugin.find_control(code) : nullptr;
+    const bool writes = s.kind == StepKind::Write || (control && (control->flags & DEVHOST_CONTROL_MODIFIES));
+    if (writes && read_only(plugin, plan))
+        warn(file, s.line,
+             where + cls + " is read-only unless allow-write = true, so the plugin will refuse this " +
+                 (control ? "control" : "write"));
+    if (s.kind == StepKind::Connect && plugin.hooks().connect)
+        warn_connect(d, plugin, s, file);
 }
 
 // What a refused step needed, as check says it.
@@ -109,15 +157,16 @@ uint32_t control_code(const DeviceConfig &d, const Step &s, const Plugin &plugin
         return c->code;
     if (auto n = text::parse_int(s.control); n && *n >= 0 && *n <= UINT32_MAX) {
         if (!plugin.find_control(static_cast<uint32_t>(*n)))  // the plugin may still know it: its call
-            spdlog::warn("{}:{}: [device {}] step '{}': control code {} is not one {} declares; "
-                         "the plugin decides when it runs",
-                         file, s.line, d.name, s.text, *n, cls);
+            warn(file, s.line,
+                 "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': control code " +
+                     std::to_string(*n) + " is not one " + cls + " declares; the plugin decides when it runs");
         return static_cast<uint32_t>(*n);
     } else if (n) {
-        error = "control code " + s.control + " is out of range (0 to " + std::to_string(UINT32_MAX) + ")";
+        error = "control code " + text::excerpt(s.control) + " is out of range (0 to " + std::to_string(UINT32_MAX) +
+                ")";
     } else {
-        std::string hint = closest(s.control, names);
-        error = "unknown control code '" + s.control + "' for " + cls +
+        std::string hint = text::closest(s.control, names);
+        error = "unknown control code '" + text::excerpt(s.control) + "' for " + cls +
                 (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " + join(names);
     }
     return 0;
@@ -133,7 +182,8 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
     const ClassRules rules{plugin.lock_requires(), plugin.transfer_requires()};
     bool got_message = false;
     auto fail = [&](const Step &s, const std::string &what) {
-        diags.push_back({file, s.line, "[device " + d.name + "] step '" + s.text + "': " + what});
+        diags.push_back(
+            {file, s.line, "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': " + what});
     };
     const std::string cls = "class '" + plugin.device_class() + "'";
     for (const Step &s : d.steps) {
@@ -168,6 +218,7 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
         }
         apply(*hook, true, state);
         plan.control_codes.push_back(code);
+        warn_step(d, plugin, plan, s, code, file);
     }
 }
 
@@ -186,9 +237,10 @@ void check_virtuals(const Config &config, const VirtualKinds &kinds, std::vector
             continue;  // already reported by the config parser
         auto it = kinds.find(v.kind.value);
         if (it == kinds.end()) {
-            std::string hint = closest(v.kind.value, kind_names);
+            std::string hint = text::closest(v.kind.value, kind_names);
             diags.push_back({file, v.kind.line,
-                             "[virtual " + v.name + "] kind: unknown kind '" + v.kind.value + "'" +
+                             "[virtual " + text::excerpt(v.name) + "] kind: unknown kind '" +
+                                 text::excerpt(v.kind.value) + "'" +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; known: " +
                                  join(kind_names)});
             continue;
@@ -202,15 +254,128 @@ void check_virtuals(const Config &config, const VirtualKinds &kinds, std::vector
                 continue;
             if (o.key == "name") {
                 diags.push_back({file, o.line,
-                                 "[virtual " + v.name + "] name: not a key here; the section's name is the peer's name"});
+                                 "[virtual " + text::excerpt(v.name) +
+                                     "] name: not a key here; the section's name is the peer's name"});
                 continue;
             }
-            std::string hint = closest(o.key, keys);
+            std::string hint = text::closest(o.key, keys);
             diags.push_back({file, o.line,
-                             "[virtual " + v.name + "] " + o.key + ": not an option of kind '" + v.kind.value + "'" +
+                             "[virtual " + text::excerpt(v.name) + "] " + text::excerpt(o.key) +
+                                 ": not an option of kind '" + v.kind.value + "'" +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; options: " +
                                  join(keys)});
         }
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// Records are appended to a file: its directory must be there.
+void check_output(const Config &config, std::vector<Diagnostic> &diags)
+{
+    if (config.host.output == "-" || config.host.output_line == 0)
+        return;
+    const std::string file = config.file.string();
+    std::filesystem::path parent = std::filesystem::path(config.host.output).parent_path();
+    std::error_code ec;
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+        diags.push_back({file, config.host.output_line,
+                         "[host] output: directory '" + text::excerpt(parent.string()) + "' does not exist"});
+    else if (std::filesystem::is_directory(config.host.output, ec))
+        diags.push_back({file, config.host.output_line,
+                         "[host] output: '" + text::excerpt(config.host.output) + "' is a directory, not a file"});
+}
+
+// A [names] entry must lead to a Linux path, not round to itself: each
+// cycle is reported once, on its first entry.
+void check_names(const Config &config, std::vector<Diagnostic> &diags)
+{
+    const NameTable &names = config.names;
+    for (const auto &cycle : names_cycles(names)) {
+        const size_t first = cycle.front();
+        diags.push_back({config.file.string(), first < names.override_lines.size() ? names.override_lines[first] : 0,
+                         "[names] " + text::excerpt(names.overrides[first].first) + ": a cycle: " +
+                             describe_names(names, cycle) + " (a name must lead to a Linux path)"});
+    }
+}
+
+struct PathUse {
+    std::string device;
+    int line = 0;
+    bool exclusive = true;
+};
+
+// Resolves the device's path into the plan, and refuses a second device on
+// one path of a class that opens exclusively (however the path is spelt).
+void check_path(const Config &config, const DeviceConfig &d, const std::set<std::string> &virtual_names,
+                DevicePlan &dp, std::map<std::string, PathUse> &paths, std::vector<Diagnostic> &diags)
+{
+    const std::string file = config.file.string();
+    const Plugin &p = *dp.plugin;
+    const std::string where = "[device " + text::excerpt(d.name) + "] path: ";
+    std::string error;
+    if (d.path.value.rfind("virtual:", 0) == 0) {
+        std::string vname = d.path.value.substr(8);
+        if (!virtual_names.count(vname))
+            diags.push_back({file, d.path.line, where + "no [virtual " + text::excerpt(vname) +
+                                                    "] section declares '" + text::excerpt(d.path.value) + "'"});
+        dp.path = d.path.value;
+    } else if (auto resolved = resolve_device_name(d.path.value, config.names, error)) {
+        dp.path = *resolved;
+    } else {
+        diags.push_back({file, d.path.line, where + error});
+    }
+    if (dp.path.empty() || (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS))
+        return;
+    // One device, however it is named: a link, ./ and .. lead to the same
+    // file. Two devices that both say exclusive = false may share.
+    bool exclusive = true;
+    for (const auto &o : d.options)
+        if (o.key == "exclusive")
+            exclusive = text::parse_bool(o.value).value_or(true);
+    std::error_code ec;
+    std::string key = dp.path;
+    if (!key.empty() && key.front() == '/') {
+        auto canonical = std::filesystem::weakly_canonical(key, ec);
+        if (!ec)
+            key = canonical.string();
+    }
+    auto [it, fresh] = paths.emplace(key, PathUse{d.name, d.path.line, exclusive});
+    if (!fresh && (exclusive || it->second.exclusive))
+        diags.push_back({file, d.path.line,
+                         where + "'" + text::excerpt(dp.path) + "' is " +
+                             (key == dp.path ? "" : "'" + text::excerpt(key) + "', ") + "already used by device '" +
+                             it->second.device + "' (line " + std::to_string(it->second.line) + "); class '" +
+                             p.device_class() + "' opens devices exclusively" +
+                             (p.find_option("exclusive") ? " unless both say exclusive = false" : "")});
+}
+
+// The class's own keys: each an option of its schema, with a value it takes.
+void check_options(const Config &config, const DeviceConfig &d, DevicePlan &dp, std::vector<Diagnostic> &diags)
+{
+    const Plugin &p = *dp.plugin;
+    std::vector<std::string> option_names, candidates = common_device_keys();
+    for (const auto &o : p.options()) {
+        option_names.push_back(o.name);
+        candidates.push_back(o.name);
+    }
+    const std::string where = "[device " + text::excerpt(d.name) + "] ";
+    for (const auto &o : d.options) {
+        const OptionSpec *spec = p.find_option(o.key);
+        if (!spec) {
+            std::string hint = text::closest(o.key, candidates);
+            diags.push_back({config.file.string(), o.line,
+                             where + text::excerpt(o.key) + ": not an option of class '" + p.device_class() + "'" +
+                                 (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; options: " +
+                                 join(option_names) + ", and for every device: " + join(common_device_keys())});
+            continue;
+        }
+        std::string e;
+        if (!parse_option_value(*spec, o.value, e))
+            diags.push_back({config.file.string(), o.line, where + o.key + ": " + e});
+        dp.options[o.key] = o.value;
     }
 }
 
@@ -223,105 +388,40 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
     const std::string file = config.file.string();
     if (kinds)
         check_virtuals(config, *kinds, diags);
-    if (config.host.output != "-" && config.host.output_line > 0) {
-        // Records are appended to a file: its directory must be there.
-        std::filesystem::path parent = std::filesystem::path(config.host.output).parent_path();
-        std::error_code ec;
-        if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
-            diags.push_back({file, config.host.output_line,
-                             "[host] output: directory '" + parent.string() + "' does not exist"});
-        else if (std::filesystem::is_directory(config.host.output, ec))
-            diags.push_back({file, config.host.output_line,
-                             "[host] output: '" + config.host.output + "' is a directory, not a file"});
-    }
+    check_output(config, diags);
+    check_names(config, diags);
     std::vector<std::string> classes;
     for (const auto &p : registry.plugins())
         classes.push_back(p->device_class());
     std::set<std::string> virtual_names;
     for (const auto &v : config.virtuals)
         virtual_names.insert(v.name);
-    struct PathUse {
-        std::string device;
-        int line = 0;
-        bool exclusive = true;
-    };
     std::map<std::string, PathUse> paths;  // canonical path -> its first device
 
     for (const auto &d : config.devices) {
         DevicePlan dp;
         dp.config = &d;
-        if (d.class_name.value.empty() || d.path.value.empty())
+        if (d.class_name.value.empty())
             continue;  // already reported by the config parser
         dp.plugin = registry.find(d.class_name.value);
         if (!dp.plugin) {
-            std::string hint = closest(d.class_name.value, classes);
+            std::string hint = text::closest(d.class_name.value, classes);
             diags.push_back({file, d.class_name.line,
-                             "[device " + d.name + "] class: no usable plugin for class '" + d.class_name.value + "'" +
+                             "[device " + text::excerpt(d.name) + "] class: no usable plugin for class '" +
+                                 text::excerpt(d.class_name.value) + "'" +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
                                  "; loaded classes: " + join(classes)});
             plan.missing_plugin = true;
             continue;
         }
-        const Plugin &p = *dp.plugin;
-
-        std::string error;
-        if (d.path.value.rfind("virtual:", 0) == 0) {
-            std::string vname = d.path.value.substr(8);
-            if (!virtual_names.count(vname))
-                diags.push_back({file, d.path.line,
-                                 "[device " + d.name + "] path: no [virtual " + vname + "] section declares '" +
-                                     d.path.value + "'"});
-            dp.path = d.path.value;
-        } else if (auto resolved = resolve_device_name(d.path.value, config.names, error)) {
-            dp.path = *resolved;
-        } else {
-            diags.push_back({file, d.path.line, "[device " + d.name + "] path: " + error});
-        }
-        if (!dp.path.empty() && !(p.flags() & DEVHOST_PLUGIN_SHARED_PATHS)) {
-            // One device, however it is named: a link, ./ and .. lead to the
-            // same file. Two devices that both say exclusive = false may share.
-            bool exclusive = true;
-            for (const auto &o : d.options)
-                if (o.key == "exclusive")
-                    exclusive = text::parse_bool(o.value).value_or(true);
-            std::error_code ec;
-            std::string key = dp.path;
-            if (!key.empty() && key.front() == '/') {
-                auto canonical = std::filesystem::weakly_canonical(key, ec);
-                if (!ec)
-                    key = canonical.string();
-            }
-            auto [it, fresh] = paths.emplace(key, PathUse{d.name, d.path.line, exclusive});
-            if (!fresh && (exclusive || it->second.exclusive))
-                diags.push_back({file, d.path.line,
-                                 "[device " + d.name + "] path: '" + dp.path + "' is " +
-                                     (key == dp.path ? "" : "'" + key + "', ") + "already used by device '" +
-                                     it->second.device + "' (line " + std::to_string(it->second.line) +
-                                     "); class '" + p.device_class() + "' opens devices exclusively" +
-                                     (p.find_option("exclusive") ? " unless both say exclusive = false" : "")});
-        }
-
-        std::vector<std::string> option_names;
-        for (const auto &o : p.options())
-            option_names.push_back(o.name);
-        for (const auto &o : d.options) {
-            const OptionSpec *spec = p.find_option(o.key);
-            if (!spec) {
-                std::string hint = closest(o.key, option_names);
-                diags.push_back({file, o.line,
-                                 "[device " + d.name + "] " + o.key + ": not an option of class '" +
-                                     p.device_class() + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
-                                     "; options: " + join(option_names) +
-                                     ", and for every device: class, path, inherit, timeout, step, fault"});
-                continue;
-            }
-            std::string e;
-            if (!parse_option_value(*spec, o.value, e))
-                diags.push_back({file, o.line, "[device " + d.name + "] " + o.key + ": " + e});
-            dp.options[o.key] = o.value;
-        }
-        check_steps(d, p, file, dp, diags);
-        plan.devices.push_back(std::move(dp));
+        // A device without a path (reported by the parser) still has its
+        // options and steps checked: one mistake hides no other.
+        if (!d.path.value.empty())
+            check_path(config, d, virtual_names, dp, paths, diags);
+        check_options(config, d, dp, diags);
+        check_steps(d, *dp.plugin, file, dp, diags);
+        if (!d.path.value.empty())
+            plan.devices.push_back(std::move(dp));
     }
     return plan;
 }

@@ -34,7 +34,4 @@ using VirtualKinds = std::map<std::string, std::vector<std::string>>;
 Plan check_config(const Config &config, const PluginRegistry &registry, std::vector<Diagnostic> &diagnostics,
                   const VirtualKinds *kinds = nullptr);
 
-// The closest candidate to `word` (edit distance at most 2), or "".
-std::string closest(const std::string &word, const std::vector<std::string> &candidates);
-
 }  // namespace devhost

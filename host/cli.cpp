@@ -11,6 +11,7 @@
 #include "text.hpp"
 #include "virtual_devices.hpp"
 
+#include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/program_options.hpp>
 #include <cerrno>
@@ -59,7 +60,7 @@ const char *exit_text =
     "  0  every pipeline succeeded (check: the config is valid)\n"
     "  1  a pipeline failed, or step records could not be written\n"
     "  2  usage or config error\n"
-    "  3  no usable plugin for a configured device\n"
+    "  3  run: no usable plugin for a configured device (check: 2)\n"
     "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"
     "\n"
     "signals: SIGINT, SIGTERM and SIGHUP stop the run: pipelines are cancelled and\n"
@@ -295,10 +296,8 @@ int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry
     config = load_config(file, diags);
     setup_logging(cli, diags.empty() ? &config : nullptr);
     load_plugins(registry, cli, &config);
-    if (!diags.empty()) {
-        print_diagnostics(diags);
-        return exit_usage;
-    }
+    // One pass finds every mistake: what needs plugins is checked too, on
+    // whatever the file gave, however much of it was wrong.
     // [virtual] sections are checked against what devhost-vdev serves.
     std::optional<VirtualKinds> kinds;
     if (!config.virtuals.empty()) {
@@ -309,8 +308,12 @@ int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry
     }
     plan = check_config(config, registry, diags, kinds ? &*kinds : nullptr);
     if (!diags.empty()) {
+        std::stable_sort(diags.begin(), diags.end(),
+                         [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });
         print_diagnostics(diags);
-        bool only_plugins = plan.missing_plugin;
+        // A missing plugin stops a run (3); to check, an unknown class is a
+        // config mistake like any other (2).
+        bool only_plugins = plan.missing_plugin && cli.command == "run";
         for (const auto &d : diags)
             only_plugins = only_plugins && d.message.find("no usable plugin") != std::string::npos;
         return only_plugins ? exit_no_plugin : exit_usage;

@@ -16,16 +16,20 @@ namespace devhost {
 
 namespace po = boost::program_options;
 
-std::string Diagnostic::str() const
-{
-    return line > 0 ? file + ":" + std::to_string(line) + ": " + message : file + ": " + message;
-}
-
 namespace {
 
 std::string printable(std::string_view s)
 {
     return text::to_printable(reinterpret_cast<const uint8_t *>(s.data()), s.size());
+}
+
+// A line that may be any bytes, as a syntax error quotes it: printable
+// (text::to_printable), and cut short as text::excerpt cuts, so that no
+// error repeats a megabyte line.
+std::string shown_line(std::string_view s)
+{
+    const size_t max = 64;
+    return printable(s.substr(0, max)) + (s.size() > max ? "...(" + std::to_string(s.size()) + " bytes)" : "");
 }
 
 // One `key = value` line as Program_options will see it, with its line
@@ -45,66 +49,127 @@ bool has_control_char(std::string_view s)
     return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
-// Mirrors Program_options' config syntax (comments start at '#', white space
+// White space as Program_options trims it (not \v or \f, which stay part
+// of what they border, so that the scan and Program_options agree).
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim_blanks(std::string_view s)
+{
+    while (!s.empty() && is_blank(s.front()))
+        s.remove_prefix(1);
+    while (!s.empty() && is_blank(s.back()))
+        s.remove_suffix(1);
+    return s;
+}
+
+// Where a line's comment starts: at a '#' that begins the line or follows
+// white space, outside a "quoted string" (backslash escapes inside). Any
+// other '#' is data: `write "ATD*99#\r"` sends its '#', and `hex:41#42`
+// reaches the step parser whole (an error there, not a silent hex:41).
+size_t comment_start(std::string_view s)
+{
+    bool quoted = false;
+    for (size_t i = 0; i < s.size(); i++) {
+        const char c = s[i];
+        if (quoted) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                quoted = false;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == '#' && (i == 0 || is_blank(s[i - 1]))) {
+            return i;
+        }
+    }
+    return std::string_view::npos;
+}
+
+// What a section or key name may not hold; "" if it is sound.
+std::string name_problem(std::string_view name)
+{
+    if (has_control_char(name))
+        return "has a control character";
+    if (name.find('#') != std::string_view::npos)
+        return "has a '#' (a comment starts at the beginning of a line or after white space)";
+    return "";
+}
+
+struct Scan {
+    std::vector<Entry> entries;
+    std::set<int> broken_sections;  // header lines of sections holding a syntax error (0: before any)
+    bool device_header = false;     // a [device ...] header, even a malformed one
+};
+
+// Reads the lines as Program_options' config syntax (comments, white space
 // trimmed, "[section]" headers, "key = value") to find each entry's line and
 // to report syntax errors with their line, which Program_options cannot.
-std::vector<Entry> scan(const std::string &content, const std::string &file, std::vector<Diagnostic> &diags)
+// A syntax error never stops the scan: every line is read.
+Scan scan(const std::string &content, const std::string &file, std::vector<Diagnostic> &diags)
 {
-    std::vector<Entry> entries;
+    Scan out;
     std::istringstream in(content);
     std::string raw, section;
     int line = 0, section_line = 0;
     bool damaged_section = false;
+    auto syntax_error = [&](const std::string &what) {
+        diags.push_back({file, line, what});
+        out.broken_sections.insert(section_line);
+    };
     while (std::getline(in, raw)) {
         line++;
-        std::string s = raw;
-        if (auto hash = s.find('#'); hash != std::string::npos)
-            s.erase(hash);
-        std::string_view t = text::trim(s);
+        std::string_view t = trim_blanks(std::string_view(raw).substr(0, comment_start(raw)));
         if (t.empty())
             continue;
         if (t.front() == '[') {
+            out.device_header = out.device_header || t.rfind("[device", 0) == 0;
+            section_line = line;
+            // A damaged header is reported once; its keys, which belong to
+            // no section we know, are skipped (not filed under the one before).
+            damaged_section = true;
             if (t.back() != ']' || t.size() < 3) {
-                diags.push_back({file, line, "malformed section header '" + printable(t) + "' (expected [name])"});
+                syntax_error("malformed section header '" + shown_line(t) + "' (expected [name])");
                 continue;
             }
             section = std::string(text::trim(t.substr(1, t.size() - 2)));
-            section_line = line;
-            // A damaged header is reported once; its keys would only repeat it.
-            damaged_section = has_control_char(section);
-            if (damaged_section)
-                diags.push_back({file, line, "section header '" + printable(t) + "' has a control character"});
+            if (auto problem = name_problem(section); !problem.empty()) {
+                syntax_error("section header '" + shown_line(t) + "' " + problem);
+                continue;
+            }
+            damaged_section = false;
             continue;
         }
         auto eq = t.find('=');
         if (eq == std::string_view::npos) {
-            diags.push_back({file, line, "expected 'key = value' or '[section]', got '" + printable(t) + "'"});
+            syntax_error("expected 'key = value' or '[section]', got '" + shown_line(t) + "'");
             continue;
         }
         Entry e;
         e.section = section;
-        e.key = std::string(text::trim(t.substr(0, eq)));
-        e.value = std::string(text::trim(t.substr(eq + 1)));
+        e.key = std::string(trim_blanks(t.substr(0, eq)));
+        e.value = std::string(trim_blanks(t.substr(eq + 1)));
         e.line = line;
         e.section_line = section_line;
         if (e.key.empty()) {
-            diags.push_back({file, line, "missing key before '='"});
+            syntax_error("missing key before '='");
             continue;
         }
-        if (has_control_char(e.key)) {
-            diags.push_back({file, line, "key '" + printable(e.key) + "' has a control character"});
+        if (auto problem = name_problem(e.key); !problem.empty()) {
+            syntax_error("key '" + shown_line(e.key) + "' " + problem);
             continue;
         }
         if (!damaged_section)
-            entries.push_back(std::move(e));
+            out.entries.push_back(std::move(e));
     }
-    return entries;
+    return out;
 }
 
-// Cross-checks the scan against Program_options' own parse: the values come
-// from Program_options, the lines from the scan.
-void parse_with_program_options(const std::string &content, std::vector<Entry> &entries, const std::string &file,
-                                std::vector<Diagnostic> &diags)
+// Reads the same text with Program_options, the library the design names,
+// and cross-checks the scan: the same entries in the same order, and each
+// value the same up to its first '#' (where Program_options' comments begin:
+// it knows no quoted strings, so the values come from the scan).
+void parse_with_program_options(const std::string &content, const std::vector<Entry> &entries,
+                                const std::string &file, std::vector<Diagnostic> &diags)
 {
     std::istringstream in(content);
     po::options_description none;
@@ -122,13 +187,261 @@ void parse_with_program_options(const std::string &content, std::vector<Entry> &
     }
     for (size_t i = 0; i < entries.size(); i++) {
         const auto &opt = parsed.options[i];
-        entries[i].value = opt.value.empty() ? std::string() : opt.value.front();
+        const std::string po_value = opt.value.empty() ? std::string() : opt.value.front();
+        const std::string &v = entries[i].value;
+        if (po_value != trim_blanks(std::string_view(v).substr(0, v.find('#'))))
+            diags.push_back({file, entries[i].line, "internal: Program_options read '" + shown_line(po_value) +
+                                                        "' where the line scan found '" + shown_line(v) + "'"});
     }
 }
 
-std::string quoted(const std::string &s) { return "'" + s + "'"; }
+std::string quoted(const std::string &s) { return "'" + text::excerpt(s) + "'"; }
+
+const std::vector<std::string> &host_keys()
+{
+    static const std::vector<std::string> keys = {"plugin-path", "log-level", "log-file",      "output",
+                                                  "timeout",     "port-dir",  "physical-drives"};
+    return keys;
+}
+
+std::string did_you_mean(const std::string &word, const std::vector<std::string> &candidates)
+{
+    const std::string hint = text::closest(word, candidates);
+    return hint.empty() ? "" : "(did you mean '" + hint + "'?)";
+}
+
+// Files the entries of the scan into a Config, reporting each mistake.
+class Filer {
+public:
+    Filer(Config &config, const std::string &file, std::vector<Diagnostic> &diags)
+        : config_(config), file_(file), diags_(diags)
+    {
+    }
+
+    void entry(const Entry &e)
+    {
+        const std::string &sec = e.section;
+        if (sec.empty()) {
+            diags_.push_back({file_, e.line, "key '" + text::excerpt(e.key) + "' is outside any section"});
+            return;
+        }
+        if (sec == "host")
+            return host(e);
+        if (sec == "names")
+            return names(e);
+        auto space = sec.find(' ');
+        std::string kind = sec.substr(0, space);
+        std::string name = space == std::string::npos ? "" : std::string(text::trim(sec.substr(space + 1)));
+        if (kind == "device" || kind == "virtual") {
+            if (name.empty() || name.find_first_of(" \t\"") != std::string::npos) {
+                if (bad_sections_.insert(e.section_line).second)  // once per section, not per key
+                    diags_.push_back({file_, e.section_line,
+                                      "[" + text::excerpt(sec) + "]: expected [" + kind +
+                                          " NAME], NAME without spaces"});
+                return;
+            }
+            return kind == "device" ? device(e, name) : virtual_device(e, name);
+        }
+        if (seen_.emplace("[section]\n" + sec, e.line).second)
+            diags_.push_back({file_, e.section_line,
+                              "unknown section [" + text::excerpt(sec) +
+                                  "] (expected [host], [names], [device NAME], [virtual NAME])"});
+    }
+
+private:
+    // Single-valued keys: a second one is a mistake.
+    bool once(const Entry &e)
+    {
+        auto [it, fresh] = seen_.emplace(e.section + "\n" + e.key, e.line);
+        if (!fresh)
+            bad(e, "given twice (first on line " + std::to_string(it->second) + ")");
+        return fresh;
+    }
+    void bad(const Entry &e, const std::string &what)
+    {
+        diags_.push_back({file_, e.line, "[" + text::excerpt(e.section) + "] " + text::excerpt(e.key) + ": " + what});
+    }
+
+    void host(const Entry &e)
+    {
+        if (!once(e))
+            return;
+        HostSettings &h = config_.host;
+        if (e.key == "plugin-path") {
+            h.plugin_path = e.value;
+        } else if (e.key == "log-level") {
+            if (!logging::parse_level(e.value))
+                bad(e, "expected one of " + std::string(logging::level_names) + ", got " + quoted(e.value));
+            h.log_level = e.value;
+        } else if (e.key == "log-file") {
+            h.log_file = e.value;
+        } else if (e.key == "output") {
+            if (e.value.empty())
+                bad(e, "expected - (stdout) or a file path");
+            h.output = e.value;
+            h.output_line = e.line;
+        } else if (e.key == "timeout") {
+            auto ms = text::parse_duration_ms(e.value);
+            if (!ms)
+                bad(e, "expected a duration like 250ms or 2s, got " + quoted(e.value));
+            else
+                h.timeout_ms = *ms;
+        } else if (e.key == "port-dir") {
+            h.port_dir = e.value;
+        } else if (e.key == "physical-drives") {
+            if (e.value == "all")
+                h.physical_drives_all = true;
+            else if (e.value != "disks")
+                bad(e, "expected 'disks' (physical disks only) or 'all', got " + quoted(e.value));
+        } else {
+            std::string list;
+            for (const auto &k : host_keys())
+                list += (list.empty() ? "" : ", ") + k;
+            const std::string hint = did_you_mean(e.key, host_keys());
+            bad(e, hint.empty() ? "unknown key (expected " + list + ")" : "unknown key " + hint + "; expected " + list);
+        }
+    }
+
+    void names(const Entry &e)
+    {
+        if (!once(e))
+            return;
+        if (e.value.empty())
+            bad(e, "expected a Linux path");
+        config_.names.overrides.emplace_back(e.key, e.value);
+        config_.names.override_lines.push_back(e.line);
+    }
+
+    void device(const Entry &e, const std::string &name)
+    {
+        auto [it, fresh] = device_index_.emplace(name, config_.devices.size());
+        if (fresh) {
+            DeviceConfig d;
+            d.name = name;
+            d.line = e.section_line;
+            config_.devices.push_back(std::move(d));
+        }
+        DeviceConfig &d = config_.devices[it->second];
+        std::string error;
+        if (e.key == "step") {
+            d.step_lines++;
+            auto step = parse_step(e.value, error);
+            if (!step)
+                return bad(e, error);
+            step->line = e.line;
+            d.steps.push_back(std::move(*step));
+            return;
+        }
+        if (e.key == "fault") {
+            auto fault = parse_fault(e.value, error);
+            if (!fault)
+                return bad(e, error);
+            d.faults.push_back(std::move(*fault));
+            return;
+        }
+        if (!once(e))
+            return;
+        if (e.key == "class") {
+            d.class_name = {e.key, e.value, e.line};
+        } else if (e.key == "path") {
+            d.path = {e.key, e.value, e.line};
+        } else if (e.key == "inherit") {
+            auto b = text::parse_bool(e.value);
+            if (!b)
+                bad(e, "expected true or false, got " + quoted(e.value));
+            d.inherit = b.value_or(false);
+        } else if (e.key == "timeout") {
+            auto ms = text::parse_duration_ms(e.value);
+            if (!ms)
+                bad(e, "expected a duration like 250ms or 2s, got " + quoted(e.value));
+            d.timeout_ms = ms;
+        } else {
+            d.options.push_back({e.key, e.value, e.line});
+        }
+    }
+
+    void virtual_device(const Entry &e, const std::string &name)
+    {
+        auto [it, fresh] = virtual_index_.emplace(name, config_.virtuals.size());
+        if (fresh) {
+            VirtualConfig v;
+            v.name = name;
+            v.line = e.section_line;
+            config_.virtuals.push_back(std::move(v));
+        }
+        VirtualConfig &v = config_.virtuals[it->second];
+        if (!once(e))
+            return;
+        if (e.key == "kind") {
+            v.kind = {e.key, e.value, e.line};
+        } else if ((e.key == "script" || e.key == "answers") && !e.value.empty() &&
+                   std::filesystem::path(e.value).is_relative()) {
+            // Files a peer reads belong with the config, like an include:
+            // a relative one is the config's, not the working directory's.
+            const auto dir = std::filesystem::path(file_).parent_path();
+            v.options.push_back({e.key, (dir / e.value).string(), e.line});
+        } else {
+            v.options.push_back({e.key, e.value, e.line});
+        }
+    }
+
+    Config &config_;
+    const std::string &file_;
+    std::vector<Diagnostic> &diags_;
+    std::map<std::string, int> seen_;  // "section\nkey" -> first line, for single-valued keys
+    std::map<std::string, size_t> device_index_, virtual_index_;
+    std::set<int> bad_sections_;  // header lines of [device ...] sections already reported
+};
+
+// The keys every device and peer needs. A section holding a syntax error is
+// not asked: the broken line may be the key.
+void check_required_keys(const Config &config, const Scan &scanned, std::vector<Diagnostic> &diags)
+{
+    const std::string file = config.file.string();
+    for (const auto &d : config.devices) {
+        if (scanned.broken_sections.count(d.line))
+            continue;
+        const std::string where = "[device " + text::excerpt(d.name) + "]: ";
+        if (d.class_name.value.empty()) {
+            // A misspelt class is filed as an option, which cannot be checked
+            // without a class: name it here.
+            std::string hint;
+            for (const auto &o : d.options)
+                if (hint.empty() && text::closest(o.key, {"class"}) == "class")
+                    hint = " (line " + std::to_string(o.line) + " has '" + text::excerpt(o.key) +
+                           "': did you mean 'class'?)";
+            diags.push_back({file, d.line, where + "missing 'class = ...'" + hint});
+        }
+        if (d.path.value.empty())
+            diags.push_back({file, d.line, where + "missing 'path = ...'"});
+        if (d.step_lines == 0)
+            diags.push_back({file, d.line, where + "no steps (add 'step = open' and so on)"});
+    }
+    for (const auto &v : config.virtuals)
+        if (!scanned.broken_sections.count(v.line) && v.kind.value.empty())
+            diags.push_back({file, v.line,
+                             "[virtual " + text::excerpt(v.name) +
+                                 "]: missing 'kind = ...' (see devhost-vdev --help)"});
+    if (!scanned.device_header)
+        diags.push_back({file, 0, "no [device] sections: nothing to check or run (add [device NAME] with class, "
+                                  "path and steps)"});
+}
 
 }  // namespace
+
+const std::vector<std::string> &common_device_keys()
+{
+    static const std::vector<std::string> keys = {"class", "path", "inherit", "timeout", "step", "fault"};
+    return keys;
+}
+
+std::string Diagnostic::str() const
+{
+    std::string s = line > 0 ? file + ":" + std::to_string(line) + ": " + message : file + ": " + message;
+    if (s.size() > max_chars)  // each message cuts what it quotes short; this is the last guard
+        s = s.substr(0, max_chars - 3) + "...";
+    return s;
+}
 
 Config parse_config(const std::string &text, const std::string &file, std::vector<Diagnostic> &diags)
 {
@@ -136,182 +449,15 @@ Config parse_config(const std::string &text, const std::string &file, std::vecto
     const std::string content = text.rfind("\xEF\xBB\xBF", 0) == 0 ? text.substr(3) : text;
     Config config;
     config.file = file;
-    const size_t syntax_errors_before = diags.size();
-    std::vector<Entry> entries = scan(content, file, diags);
-    const bool syntax_ok = diags.size() == syntax_errors_before;
-    if (syntax_ok)
-        parse_with_program_options(content, entries, file, diags);
-
-    std::map<std::string, int> seen;  // "section\nkey" -> first line, for single-valued keys
-    auto once = [&](const Entry &e) {
-        auto [it, fresh] = seen.emplace(e.section + "\n" + e.key, e.line);
-        if (!fresh)
-            diags.push_back({file, e.line, "[" + e.section + "] " + e.key + ": given twice (first on line " +
-                                               std::to_string(it->second) + ")"});
-        return fresh;
-    };
-    auto bad = [&](const Entry &e, const std::string &what) {
-        diags.push_back({file, e.line, "[" + e.section + "] " + e.key + ": " + what});
-    };
-
-    std::map<std::string, size_t> device_index, virtual_index;
-    std::set<int> bad_sections;  // header lines of [device ...] sections already reported
-    for (const Entry &e : entries) {
-        const std::string &sec = e.section;
-        if (sec.empty()) {
-            diags.push_back({file, e.line, "key '" + e.key + "' is outside any section"});
-            continue;
-        }
-        if (sec == "host") {
-            if (!once(e))
-                continue;
-            if (e.key == "plugin-path") {
-                config.host.plugin_path = e.value;
-            } else if (e.key == "log-level") {
-                if (!logging::parse_level(e.value))
-                    bad(e, "expected one of " + std::string(logging::level_names) + ", got " + quoted(e.value));
-                config.host.log_level = e.value;
-            } else if (e.key == "log-file") {
-                config.host.log_file = e.value;
-            } else if (e.key == "output") {
-                if (e.value.empty())
-                    bad(e, "expected - (stdout) or a file path");
-                config.host.output = e.value;
-                config.host.output_line = e.line;
-            } else if (e.key == "timeout") {
-                auto ms = text::parse_duration_ms(e.value);
-                if (!ms)
-                    bad(e, "expected a duration like 250ms or 2s, got " + quoted(e.value));
-                else
-                    config.host.timeout_ms = *ms;
-            } else if (e.key == "port-dir") {
-                config.host.port_dir = e.value;
-            } else if (e.key == "physical-drives") {
-                if (e.value == "all")
-                    config.host.physical_drives_all = true;
-                else if (e.value != "disks")
-                    bad(e, "expected 'disks' (physical disks only) or 'all', got " + quoted(e.value));
-            } else {
-                bad(e, "unknown key (expected plugin-path, log-level, log-file, output, timeout, port-dir, "
-                       "physical-drives)");
-            }
-            continue;
-        }
-        if (sec == "names") {
-            if (!once(e))
-                continue;
-            if (e.value.empty())
-                bad(e, "expected a Linux path");
-            config.names.overrides.emplace_back(e.key, e.value);
-            continue;
-        }
-        auto space = sec.find(' ');
-        std::string kind = sec.substr(0, space);
-        std::string name = space == std::string::npos ? "" : std::string(text::trim(sec.substr(space + 1)));
-        if (kind == "device" || kind == "virtual") {
-            if (name.empty() || name.find_first_of(" \t\"") != std::string::npos) {
-                if (bad_sections.insert(e.section_line).second)  // once per section, not per key
-                    diags.push_back(
-                        {file, e.section_line, "[" + sec + "]: expected [" + kind + " NAME], NAME without spaces"});
-                continue;
-            }
-        }
-        if (kind == "device") {
-            auto [it, fresh] = device_index.emplace(name, config.devices.size());
-            if (fresh) {
-                DeviceConfig d;
-                d.name = name;
-                d.line = e.section_line;
-                config.devices.push_back(std::move(d));
-            }
-            DeviceConfig &d = config.devices[it->second];
-            if (e.key == "step") {
-                d.step_lines++;
-                std::string error;
-                auto step = parse_step(e.value, error);
-                if (!step) {
-                    bad(e, error);
-                    continue;
-                }
-                step->line = e.line;
-                d.steps.push_back(std::move(*step));
-                continue;
-            }
-            if (e.key == "fault") {
-                std::string error;
-                auto fault = parse_fault(e.value, error);
-                if (!fault)
-                    bad(e, error);
-                else
-                    d.faults.push_back(std::move(*fault));
-                continue;
-            }
-            if (!once(e))
-                continue;
-            if (e.key == "class") {
-                d.class_name = {e.key, e.value, e.line};
-            } else if (e.key == "path") {
-                d.path = {e.key, e.value, e.line};
-            } else if (e.key == "inherit") {
-                auto b = text::parse_bool(e.value);
-                if (!b)
-                    bad(e, "expected true or false, got " + quoted(e.value));
-                d.inherit = b.value_or(false);
-            } else if (e.key == "timeout") {
-                auto ms = text::parse_duration_ms(e.value);
-                if (!ms)
-                    bad(e, "expected a duration like 250ms or 2s, got " + quoted(e.value));
-                d.timeout_ms = ms;
-            } else {
-                d.options.push_back({e.key, e.value, e.line});
-            }
-            continue;
-        }
-        if (kind == "virtual") {
-            auto [it, fresh] = virtual_index.emplace(name, config.virtuals.size());
-            if (fresh) {
-                VirtualConfig v;
-                v.name = name;
-                v.line = e.section_line;
-                config.virtuals.push_back(std::move(v));
-            }
-            VirtualConfig &v = config.virtuals[it->second];
-            if (!once(e))
-                continue;
-            if (e.key == "kind") {
-                v.kind = {e.key, e.value, e.line};
-            } else if ((e.key == "script" || e.key == "answers") && !e.value.empty() &&
-                       std::filesystem::path(e.value).is_relative()) {
-                // Files a peer reads belong with the config, like an include:
-                // a relative one is the config's, not the working directory's.
-                const auto dir = std::filesystem::path(file).parent_path();
-                v.options.push_back({e.key, (dir / e.value).string(), e.line});
-            } else {
-                v.options.push_back({e.key, e.value, e.line});
-            }
-            continue;
-        }
-        if (seen.emplace("[section]\n" + sec, e.line).second)
-            diags.push_back({file, e.section_line,
-                             "unknown section [" + sec + "] (expected [host], [names], [device NAME], [virtual NAME])"});
-    }
-
-    // Required keys are checked only in a file that parsed: after a syntax
-    // error they would mostly repeat it.
-    for (const auto &d : config.devices) {
-        if (!syntax_ok)
-            break;
-        if (d.class_name.value.empty())
-            diags.push_back({file, d.line, "[device " + d.name + "]: missing 'class = ...'"});
-        if (d.path.value.empty())
-            diags.push_back({file, d.line, "[device " + d.name + "]: missing 'path = ...'"});
-        if (d.step_lines == 0)
-            diags.push_back({file, d.line, "[device " + d.name + "]: no steps (add 'step = open' and so on)"});
-    }
-    for (const auto &v : config.virtuals)
-        if (syntax_ok && v.kind.value.empty())
-            diags.push_back({file, v.line, "[virtual " + v.name + "]: missing 'kind = ...' (see devhost-vdev --help)"});
-    std::stable_sort(diags.begin() + static_cast<std::ptrdiff_t>(syntax_errors_before), diags.end(),
+    const size_t diags_before = diags.size();
+    const Scan scanned = scan(content, file, diags);
+    if (diags.size() == diags_before)  // what the scan refused would only make Program_options throw
+        parse_with_program_options(content, scanned.entries, file, diags);
+    Filer filer(config, file, diags);
+    for (const Entry &e : scanned.entries)
+        filer.entry(e);
+    check_required_keys(config, scanned, diags);
+    std::stable_sort(diags.begin() + static_cast<std::ptrdiff_t>(diags_before), diags.end(),
                      [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });
     config.names.port_dir = config.host.port_dir;
     config.names.physical_drives_all = config.host.physical_drives_all;

@@ -29,7 +29,10 @@ struct Diagnostic {
     int line = 0;  // 0: no particular line
     std::string message;
 
-    std::string str() const;  // "file:line: message"
+    // Printed after "devhost: error: " (16 characters), a line stays within
+    // 300 characters.
+    static constexpr size_t max_chars = 284;
+    std::string str() const;  // "file:line: message", at most max_chars
 };
 
 struct Setting {
@@ -84,6 +87,9 @@ struct Config {
 inline constexpr uintmax_t max_config_bytes = 4u << 20;
 
 Config load_config(const std::filesystem::path &file, std::vector<Diagnostic> &diagnostics);
+
+// The keys of every [device] section besides its class's options.
+const std::vector<std::string> &common_device_keys();
 
 // Parses config text (for tests and fuzzing); `file` only names it.
 Config parse_config(const std::string &content, const std::string &file, std::vector<Diagnostic> &diagnostics);

@@ -31,14 +31,14 @@ std::optional<Fault> parse_fault(std::string_view text_in, std::string &error)
     f.text = std::string(t);
     auto colon = t.find(':');
     if (colon == std::string_view::npos) {
-        error = "fault '" + f.text + "': expected HOOK[@N]:ACTION";
+        error = "fault '" + text::excerpt(f.text) + "': expected HOOK[@N]:ACTION";
         return std::nullopt;
     }
     std::string_view hook = t.substr(0, colon), action = t.substr(colon + 1);
     if (auto hash = hook.find('@'); hash != std::string_view::npos) {
         auto n = text::parse_int(hook.substr(hash + 1));
         if (!n || *n < 1 || *n > 1000000000) {
-            error = "fault '" + f.text + "': @N must be a call number from 1";
+            error = "fault '" + text::excerpt(f.text) + "': @N must be a call number from 1";
             return std::nullopt;
         }
         f.call = static_cast<uint32_t>(*n);
@@ -51,7 +51,7 @@ std::optional<Fault> parse_fault(std::string_view text_in, std::string &error)
             found = true;
         }
     if (!found) {
-        error = "fault '" + f.text + "': unknown hook '" + std::string(hook) +
+        error = "fault '" + text::excerpt(f.text) + "': unknown hook '" + text::excerpt(hook) +
                 "' (expected open, connect, lock, transfer, unlock, disconnect, close or info)";
         return std::nullopt;
     }
@@ -63,7 +63,7 @@ std::optional<Fault> parse_fault(std::string_view text_in, std::string &error)
         f.action = Fault::Action::Fail;
         auto s = parse_status(action.substr(5));
         if (!s || *s == DEVHOST_OK) {
-            error = "fault '" + f.text + "': unknown status '" + std::string(action.substr(5)) +
+            error = "fault '" + text::excerpt(f.text) + "': unknown status '" + text::excerpt(action.substr(5)) +
                     "' (expected a failure such as io, busy, timeout, removed or DEVHOST_E_IO)";
             return std::nullopt;
         }
@@ -72,16 +72,16 @@ std::optional<Fault> parse_fault(std::string_view text_in, std::string &error)
         f.action = Fault::Action::Short;
         auto n = text::parse_int(action.substr(6));
         if (!n || *n < 0) {
-            error = "fault '" + f.text + "': short=N needs a byte count";
+            error = "fault '" + text::excerpt(f.text) + "': short=N needs a byte count";
             return std::nullopt;
         }
         if (f.hook != Hook::Transfer) {
-            error = "fault '" + f.text + "': short=N applies to transfer only";
+            error = "fault '" + text::excerpt(f.text) + "': short=N applies to transfer only";
             return std::nullopt;
         }
         f.limit = static_cast<size_t>(*n);
     } else {
-        error = "fault '" + f.text + "': unknown action '" + std::string(action) +
+        error = "fault '" + text::excerpt(f.text) + "': unknown action '" + text::excerpt(action) +
                 "' (expected fail=STATUS, block, short=N or crash)";
         return std::nullopt;
     }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <set>
 #include <sys/stat.h>
 
 namespace devhost {
@@ -74,21 +76,60 @@ std::vector<std::string> physical_drives(const NameTable &table)
     return names;
 }
 
-std::optional<std::string> resolve_device_name(const std::string &configured, const NameTable &table,
-                                               std::string &error)
-{
-    if (configured.empty()) {
-        error = "empty device path";
-        return std::nullopt;
-    }
-    // [names] first: an override wins over the built-in table.
-    const std::string bare = strip_device_prefix(configured);
-    for (auto it = table.overrides.rbegin(); it != table.overrides.rend(); ++it)
-        if (text::iequals(strip_device_prefix(it->first), bare) &&
-            (configured.rfind(device_prefix, 0) == 0 || it->first == configured))
-            return it->second;
+namespace {
 
-    if (configured.rfind(device_prefix, 0) == 0) {
+std::string lower_bare(const std::string &name)
+{
+    std::string s = strip_device_prefix(name);
+    for (char &c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// The [names] entries by key, for following a chain of names in time
+// proportional to its length whatever the size of the table.
+class Overrides {
+public:
+    explicit Overrides(const NameTable &table)
+    {
+        for (size_t i = 0; i < table.overrides.size(); i++) {
+            by_bare_[lower_bare(table.overrides[i].first)] = i;  // the last one wins
+            exact_[table.overrides[i].first] = i;
+        }
+    }
+    // The entry `name` matches: a key with or without \\.\ (any case) when
+    // the name has the prefix, exactly the name when it has not.
+    std::optional<size_t> find(const std::string &name) const
+    {
+        const auto &map = name.rfind(device_prefix, 0) == 0 ? by_bare_ : exact_;
+        auto it = map.find(name.rfind(device_prefix, 0) == 0 ? lower_bare(name) : name);
+        if (it == map.end())
+            return std::nullopt;
+        return it->second;
+    }
+
+private:
+    std::map<std::string, size_t> by_bare_, exact_;
+};
+
+// The entry `name` matches, as Overrides::find does, by a scan.
+std::optional<size_t> find_override(const std::string &name, const NameTable &table)
+{
+    const bool prefixed = name.rfind(device_prefix, 0) == 0;
+    const std::string bare = strip_device_prefix(name);
+    for (size_t i = table.overrides.size(); i-- > 0;) {
+        const std::string &key = table.overrides[i].first;
+        if (prefixed ? text::iequals(strip_device_prefix(key), bare) : key == name)
+            return i;
+    }
+    return std::nullopt;
+}
+
+// Resolves one name that no [names] entry matches.
+std::optional<std::string> resolve_builtin(const std::string &name, const NameTable &table, std::string &error)
+{
+    const std::string bare = strip_device_prefix(name);
+    if (name.rfind(device_prefix, 0) == 0) {
         if (auto n = numbered(bare, "COM"); n && *n >= 1)
             return "/dev/ttyS" + std::to_string(*n - 1);
         if (auto n = numbered(bare, "LPT"); n && *n >= 1)
@@ -97,23 +138,92 @@ std::optional<std::string> resolve_device_name(const std::string &configured, co
             auto drives = physical_drives(table);
             if (*n < static_cast<int64_t>(drives.size()))
                 return "/dev/" + drives[static_cast<size_t>(*n)];
-            error = "'" + configured + "' maps to nothing: this machine has " + std::to_string(drives.size()) +
-                    " whole disk(s); " + describe_table(table);
+            error = "'" + text::excerpt(name) + "' maps to nothing: this machine has " +
+                    std::to_string(drives.size()) + " whole disk(s); " + describe_table(table);
             return std::nullopt;
         }
-        error = "'" + configured + "' maps to nothing; " + describe_table(table);
+        error = "'" + text::excerpt(name) + "' maps to nothing; " + describe_table(table);
         return std::nullopt;
     }
-    if (configured[0] == '\\') {
-        std::string port = configured.substr(1);
+    if (name[0] == '\\') {
+        std::string port = name.substr(1);
         if (port.empty() || port.find('/') != std::string::npos || port.find('\\') != std::string::npos ||
             port == "." || port == "..") {
-            error = "'" + configured + "' is not a valid port name (expected \\Name, without / or \\)";
+            error = "'" + text::excerpt(name) + "' is not a valid port name (expected \\Name, without / or \\)";
             return std::nullopt;
         }
         return table.port_dir + "/" + port;
     }
-    return configured;
+    return name;
+}
+
+}  // namespace
+
+std::optional<std::string> resolve_device_name(const std::string &configured, const NameTable &table,
+                                               std::string &error)
+{
+    // [names] first: an entry wins over the built-in table, and its value
+    // may itself be a name (COM7 = \\.\COM3), followed in turn. The index
+    // is made only for a chain: one lookup costs no more than a scan.
+    std::optional<Overrides> overrides;
+    std::vector<size_t> chain;
+    std::set<size_t> followed;
+    std::string name = configured;
+    for (;;) {
+        if (name.empty()) {
+            error = "empty device path";
+            return std::nullopt;
+        }
+        if (!overrides && !chain.empty())
+            overrides.emplace(table);
+        const auto i = overrides ? overrides->find(name) : find_override(name, table);
+        if (!i)
+            return resolve_builtin(name, table, error);
+        if (followed.count(*i)) {
+            auto at = std::find(chain.begin(), chain.end(), *i);
+            error = "'" + text::excerpt(configured) + "' leads round a [names] cycle: " +
+                    describe_names(table, std::vector<size_t>(at, chain.end())) + " (a name must lead to a Linux path)";
+            return std::nullopt;
+        }
+        chain.push_back(*i);
+        followed.insert(*i);
+        name = table.overrides[*i].second;
+    }
+}
+
+std::vector<std::vector<size_t>> names_cycles(const NameTable &table)
+{
+    const Overrides overrides(table);
+    const size_t n = table.overrides.size();
+    enum : char { unseen, walking, done };
+    std::vector<char> state(n, unseen);
+    std::vector<std::vector<size_t>> cycles;
+    for (size_t start = 0; start < n; start++) {
+        std::vector<size_t> walk;
+        std::optional<size_t> i = start;
+        while (i && state[*i] == unseen) {
+            state[*i] = walking;
+            walk.push_back(*i);
+            i = overrides.find(table.overrides[*i].second);
+        }
+        if (i && state[*i] == walking) {  // this walk closed a loop
+            std::vector<size_t> cycle(std::find(walk.begin(), walk.end(), *i), walk.end());
+            std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
+            cycles.push_back(std::move(cycle));
+        }
+        for (size_t w : walk)
+            state[w] = done;
+    }
+    return cycles;
+}
+
+std::string describe_names(const NameTable &table, const std::vector<size_t> &entries)
+{
+    std::string s;
+    for (size_t i : entries)
+        s += (s.empty() ? "" : ", ") + text::excerpt(table.overrides[i].first) + " = " +
+             text::excerpt(table.overrides[i].second);
+    return s;
 }
 
 std::optional<std::string> guess_class(const std::string &configured, const std::string &resolved)

@@ -39,7 +39,7 @@ std::string option_expectation(const OptionSpec &spec)
 std::optional<int64_t> parse_option_value(const OptionSpec &spec, std::string_view value, std::string &error)
 {
     auto fail = [&]() -> std::optional<int64_t> {
-        error = "expected " + option_expectation(spec) + ", got '" + std::string(value) + "'";
+        error = "expected " + option_expectation(spec) + ", got '" + text::excerpt(value) + "'";
         return std::nullopt;
     };
     switch (spec.type) {

@@ -89,8 +89,8 @@ struct Parser {
     {
         auto v = text::parse_int(value);
         if (!v || *v < 0 || static_cast<uint64_t>(*v) < lo || static_cast<uint64_t>(*v) > hi)
-            return fail(key + "=" + value + ": expected an integer from " + std::to_string(lo) + " to " +
-                        std::to_string(hi));
+            return fail(key + "=" + text::excerpt(value) + ": expected an integer from " + std::to_string(lo) +
+                        " to " + std::to_string(hi));
         out = static_cast<uint64_t>(*v);
         return true;
     }
@@ -99,7 +99,7 @@ struct Parser {
     {
         auto v = text::parse_duration_ms(value);
         if (!v)
-            return fail(key + "=" + value + ": expected a duration like 250ms or 2s");
+            return fail(key + "=" + text::excerpt(value) + ": expected a duration like 250ms or 2s");
         out = *v;
         return true;
     }
@@ -115,7 +115,7 @@ struct Parser {
             std::string list;
             for (const auto &a : allowed)
                 list += (list.empty() ? "" : ", ") + a + "=";
-            return fail("unknown argument '" + key + "'" +
+            return fail("unknown argument '" + text::excerpt(key) + "'" +
                         (list.empty() ? " (it takes no arguments)" : " (expected " + list + ")"));
         }
         uint64_t n = 0;
@@ -197,7 +197,7 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
 {
     auto maybe_words = split_words(line);
     if (!maybe_words) {
-        error = "step '" + std::string(text::trim(line)) + "': unterminated quoted string";
+        error = "step '" + text::excerpt(text::trim(line)) + "': unterminated quoted string";
         return std::nullopt;
     }
     auto &words = *maybe_words;
@@ -208,9 +208,15 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
     auto it = step_table().find(words[0]);
     if (it == step_table().end()) {
         std::string list;
-        for (const auto &[n, k] : step_table())
+        std::vector<std::string> names;
+        for (const auto &[n, k] : step_table()) {
             list += (list.empty() ? "" : ", ") + n;
-        error = "unknown step '" + words[0] + "' (expected one of " + list + ")";
+            names.push_back(n);
+        }
+        const std::string hint = text::closest(words[0], names);
+        error = "unknown step '" + text::excerpt(words[0]) + "'" +
+                (hint.empty() ? " (expected one of " + list + ")"
+                              : " (did you mean '" + hint + "'?); expected one of " + list);
         return std::nullopt;
     }
     Parser p{{}, words[0], error};
@@ -225,11 +231,12 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
         if (split_pair(words[i], k, v)) {
             for (const auto &seen : pairs)
                 if (seen.first == k)
-                    return p.fail(k + "= is given twice"), std::nullopt;
+                    return p.fail(text::excerpt(k) + "= is given twice"), std::nullopt;
             pairs.emplace_back(k, v);
         } else {
             if (!pairs.empty())
-                return p.fail("'" + words[i] + "' must come before the key=value arguments"), std::nullopt;
+                return p.fail("'" + text::excerpt(words[i]) + "' must come before the key=value arguments"),
+                       std::nullopt;
             positional.push_back(words[i]);
         }
     }
@@ -237,7 +244,7 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
         if (positional.size() < lo)
             return p.fail(std::string("missing ") + what);
         if (positional.size() > hi)
-            return p.fail("unexpected '" + positional[hi] + "'");
+            return p.fail("unexpected '" + text::excerpt(positional[hi]) + "'");
         return true;
     };
     auto options = [&](const std::vector<std::string> &allowed) {
@@ -271,7 +278,7 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
                 std::string value = v;
                 if (!v.empty() && v.front() == '"') {
                     text::Bytes b;
-                    ok = p.data(v, k.c_str(), b);
+                    ok = p.data(v, text::excerpt(k).c_str(), b);
                     value.assign(b.begin(), b.end());
                 }
                 s.args.emplace_back(k, value);

@@ -1,5 +1,6 @@
 #include "text.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -75,6 +76,51 @@ std::string format_duration_ms(int64_t ms)
     if (ms >= 1000 && ms % 1000 == 0)
         return std::to_string(ms / 1000) + "s";
     return std::to_string(ms) + "ms";
+}
+
+std::string excerpt(std::string_view s, size_t max)
+{
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    for (char c : s.substr(0, max)) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b < 0x20 || b == 0x7f) {
+            out += "\\x";
+            out.push_back(digits[b >> 4]);
+            out.push_back(digits[b & 15]);
+        } else {
+            out.push_back(c);
+        }
+    }
+    if (s.size() > max)
+        out += "...(" + std::to_string(s.size()) + " bytes)";
+    return out;
+}
+
+std::string closest(std::string_view word, const std::vector<std::string> &candidates)
+{
+    // Words this long are no misspelling of a name; and the table below
+    // stays small.
+    if (word.size() > 64)
+        return "";
+    std::string best;
+    size_t best_distance = 3;
+    for (const auto &c : candidates) {
+        std::vector<size_t> prev(c.size() + 1), cur(c.size() + 1);
+        for (size_t j = 0; j <= c.size(); j++)
+            prev[j] = j;
+        for (size_t i = 1; i <= word.size(); i++) {
+            cur[0] = i;
+            for (size_t j = 1; j <= c.size(); j++)
+                cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (word[i - 1] != c[j - 1])});
+            std::swap(prev, cur);
+        }
+        if (prev[c.size()] < best_distance) {
+            best_distance = prev[c.size()];
+            best = c;
+        }
+    }
+    return best;
 }
 
 std::optional<int64_t> parse_int(std::string_view s)
@@ -167,7 +213,7 @@ std::optional<Bytes> parse_data(std::string_view s, std::string &error)
             if (s[i] == '\\') {
                 i++;
             } else if (s[i] == '"') {
-                error = "unexpected '" + std::string(s.substr(i + 1)) + "' after the closing quote";
+                error = "unexpected '" + excerpt(s.substr(i + 1)) + "' after the closing quote";
                 return std::nullopt;
             }
         }

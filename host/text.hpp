@@ -47,4 +47,14 @@ bool iequals(std::string_view a, std::string_view b);
 // Formats milliseconds as a duration string ("250ms", "2s").
 std::string format_duration_ms(int64_t ms);
 
+// What a message quotes of `s`: at most its first `max` bytes, then
+// "...(N bytes)" if there were more, so that no error repeats a megabyte
+// line; control bytes shown as \xHH, so that none reaches a terminal or a
+// log raw. Everything else (a backslash, UTF-8) as it is.
+std::string excerpt(std::string_view s, size_t max = 64);
+
+// The candidate closest to `word` by edit distance, if at most 2 edits away
+// (a did-you-mean hint), else "".
+std::string closest(std::string_view word, const std::vector<std::string> &candidates);
+
 }  // namespace devhost::text

@@ -16,7 +16,7 @@ build_dir=$(realpath -m "${BUILD_DIR:-build-cov}")
 
 # file, and the pattern that marks its error sites
 audited=(
-  "host/config.cpp|diags\.push_back|bad\(|message = "
+  "host/config.cpp|diags\.push_back|bad\(|syntax_error\(|message = "
   "host/steps.cpp|fail\(|error = "
   "host/text.cpp|error = "
   "host/names.cpp|error = "

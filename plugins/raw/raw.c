@@ -169,7 +169,7 @@ static const devhost_hooks raw_hooks = {
 
 static const devhost_plugin_descriptor raw_descriptor = {
     sizeof(devhost_plugin_descriptor),
-    0,
+    DEVHOST_PLUGIN_OFFSETS, /* reads and writes take offset= */
     "raw",
     "raw",
     "1.0.0",

@@ -81,7 +81,7 @@ TEST_CASE("quoted data keeps spaces and equals signs", "[steps]")
 TEST_CASE("malformed steps are refused with a message naming the problem", "[steps]")
 {
     CHECK(parse_error("") == "empty step");
-    CHECK(parse_error("opne").rfind("unknown step 'opne' (expected one of", 0) == 0);
+    CHECK(parse_error("opne").rfind("unknown step 'opne' (did you mean 'open'?); expected one of", 0) == 0);
     CHECK(parse_error("write") == "step 'write': missing DATA (a \"quoted string\" or hex:...)");
     CHECK(parse_error("write AT") == "step 'write': DATA: data must be a \"quoted string\" or hex:...");
     CHECK(parse_error(R"(write "unterminated)") == "step 'write \"unterminated': unterminated quoted string");

@@ -509,7 +509,7 @@ TEST_CASE("every bad plugin file in the catalogue is refused with its reason", "
         }
         const auto config = base / "abitest.ini";
         test::write_file(config, "[device d]\nclass = abitest\npath = x\nstep = open\n");
-        auto r = test::run_devhost({"--plugin-path", dir.string(), "check", config.string()});
+        auto r = test::run_devhost({"--plugin-path", dir.string(), "run", config.string()});
         INFO("stderr: " << r.err);
         CHECK(r.term_signal == 0);
         CHECK(r.exit_code == std::stoi(row[1]));
