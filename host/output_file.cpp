@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <vector>
+
 namespace devhost::output {
 
 namespace {
@@ -35,6 +37,84 @@ std::string open_error(int e, bool nofollow)
 
 }  // namespace
 
+namespace {
+
+// Walks `dir` (the directory part of an output path) one component at a
+// time, by descriptor, and returns it opened O_PATH. A symbolic link on the
+// way is followed only where it lies in a directory no one but root and the
+// effective user can write: in one others can write (a sticky /tmp, a
+// directory of another user's) anyone could have planted it to send root's
+// file elsewhere, so it is refused. Relative paths start at the working
+// directory, which the caller chose.
+int open_directory_walk(const std::string &dir, std::string &error)
+{
+    std::vector<std::string> rest;  // components still to walk, last first
+    auto push_path = [&rest](const std::string &path) {
+        std::vector<std::string> parts;
+        for (size_t at = 0; at <= path.size();) {
+            size_t slash = path.find('/', at);
+            if (slash == std::string::npos)
+                slash = path.size();
+            if (slash > at && path.compare(at, slash - at, ".") != 0)
+                parts.push_back(path.substr(at, slash - at));
+            at = slash + 1;
+        }
+        rest.insert(rest.end(), parts.rbegin(), parts.rend());
+    };
+    int cur = ::open(!dir.empty() && dir[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cur < 0) {
+        error = std::strerror(errno);
+        return -1;
+    }
+    std::string shown = !dir.empty() && dir[0] == '/' ? "" : ".";
+    push_path(dir);
+    int links = 0;
+    while (!rest.empty()) {
+        const std::string name = rest.back();
+        rest.pop_back();
+        const int next = ::openat(cur, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st {};
+        if (next < 0 || ::fstat(next, &st) != 0) {
+            error = (shown + "/" + name) + ": " + std::strerror(errno);
+            if (next >= 0)
+                ::close(next);
+            ::close(cur);
+            return -1;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            const ssize_t n = ::readlinkat(next, "", target, sizeof target - 1);
+            ::close(next);
+            if (others_can_write(cur) || n <= 0 || ++links > 40) {
+                error = shown + "/" + name +
+                        (n <= 0 || links > 40 ? std::string(": ") + std::strerror(n <= 0 ? errno : ELOOP)
+                                              : ": a symbolic link in a directory others can write; not followed");
+                ::close(cur);
+                return -1;
+            }
+            target[n] = '\0';
+            if (target[0] == '/') {  // from "/" again
+                ::close(cur);
+                cur = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                shown.clear();
+            }
+            push_path(target);
+            continue;
+        }
+        ::close(cur);
+        if (!S_ISDIR(st.st_mode)) {
+            ::close(next);
+            error = shown + "/" + name + ": " + std::strerror(ENOTDIR);
+            return -1;
+        }
+        cur = next;
+        shown += "/" + name;
+    }
+    return cur;
+}
+
+}  // namespace
+
 int open_directory_of(const std::filesystem::path &path, std::string &name, std::string &error)
 {
     name = path.filename().string();
@@ -42,11 +122,7 @@ int open_directory_of(const std::filesystem::path &path, std::string &name, std:
         error = "not a file name";
         return -1;
     }
-    const std::filesystem::path parent = path.parent_path();
-    const int fd = ::open(parent.empty() ? "." : parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        error = std::strerror(errno);
-    return fd;
+    return open_directory_walk(path.parent_path().string(), error);
 }
 
 bool others_can_write(int dir_fd)

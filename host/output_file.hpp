@@ -4,10 +4,11 @@
 //
 // - A file that does not exist is created with exactly the mode asked for,
 //   whatever the umask (fchmod on the new descriptor).
-// - Symbolic links in the directories on the way are followed. The file's
-//   own name is followed when it is a symbolic link only if its directory
-//   can be written by no one but root and the effective user (a link to a
-//   file not there yet then creates it, as above): in a directory
+// - The directories on the way are walked one name at a time, by
+//   descriptor. A symbolic link, on the way or as the file's own name, is
+//   followed only if the directory holding it can be written by no one but
+//   root and the effective user (a link to a file not there yet then
+//   creates it, as above): in a directory
 //   others can write (a sticky /tmp, a group-writable directory, one owned by
 //   another user) anyone could have planted the link, so it is refused
 //   (O_NOFOLLOW), and so is a file there that belongs to another user or has

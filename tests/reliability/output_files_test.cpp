@@ -113,6 +113,54 @@ TEST_CASE("a symbolic link another user planted in a sticky directory is not fol
     CHECK(mode_of(sticky.victim) == 0600);
 }
 
+TEST_CASE("a symbolic link another user planted in the middle of an output path is not followed", "[files][e2e]")
+{
+    // nobody links a name in the sticky directory to a directory of root's,
+    // and one in a directory of their own: root's records, log and printer
+    // output, named through either, would land in root's directory.
+    StickyDir sticky;
+    const fs::path roots = sticky.top / "roots";
+    fs::create_directory(roots);
+    REQUIRE(chmod(roots.c_str(), 0755) == 0);
+    write_file(roots / "records.jsonl", "root's records\n");
+    const fs::path theirs = sticky.top / "theirs";
+    fs::create_directory(theirs);
+    REQUIRE(chown(theirs.c_str(), 65534, 65534) == 0);
+    REQUIRE(as_nobody({"/bin/ln", "-s", roots.string(), (sticky.dir / "spool").string()}).exit_code == 0);
+    REQUIRE(as_nobody({"/bin/ln", "-s", roots.string(), (theirs / "spool").string()}).exit_code == 0);
+    write_file(sticky.top / "c.ini", loop_config);
+    const std::string config = (sticky.top / "c.ini").string();
+
+    auto records = run_devhost({"run", "-o", (sticky.dir / "spool/records.jsonl").string(), config});
+    CHECK(records.exit_code == 2);
+    CHECK(records.err == "devhost: error: --output: cannot open record output '" +
+                             (sticky.dir / "spool/records.jsonl").string() + "': " + (sticky.dir / "spool").string() +
+                             ": a symbolic link in a directory others can write; not followed\n");
+
+    auto log = run_devhost({"run", "--log-file", (theirs / "spool/devhost.log").string(), config});
+    CHECK(log.exit_code == 2);
+    CHECK(log.err.find((theirs / "spool").string() + ": a symbolic link in a directory others can write") !=
+          std::string::npos);
+
+    auto printer = run_process({(bin_dir() / "devhost-vdev").string(), "parallel-port", "--name=lpt",
+                                "--output=" + (theirs / "spool/printed").string()},
+                               {std::chrono::seconds(10)});
+    CHECK(printer.exit_code == 1);
+    CHECK(printer.err.find((theirs / "spool").string() + ": a symbolic link in a directory others can write") !=
+          std::string::npos);
+
+    CHECK(read_file(roots / "records.jsonl") == "root's records\n");
+    CHECK_FALSE(fs::exists(roots / "devhost.log"));
+    CHECK_FALSE(fs::exists(roots / "printed"));
+
+    // The same path through links only root could have made is followed.
+    const fs::path trusted_link = sticky.top / "trusted";
+    fs::create_directory_symlink(roots, trusted_link);
+    auto followed = run_devhost({"run", "-o", (trusted_link / "new.jsonl").string(), config});
+    CHECK(followed.exit_code == 0);
+    CHECK(lines(read_file(roots / "new.jsonl")).size() == 2);
+}
+
 TEST_CASE("in a sticky directory, another user's file or a file with other hard links is not appended to",
           "[files][e2e]")
 {
