@@ -377,6 +377,8 @@ void check_options(const Config &config, const DeviceConfig &d, DevicePlan &dp, 
             diags.push_back({config.file.string(), o.line, where + o.key + ": " + e});
         dp.options[o.key] = o.value;
     }
+    std::string unused;  // every mistake was reported above, one line each
+    dp.values = resolve_options(p, dp.options, unused);
 }
 
 }  // namespace

@@ -5,9 +5,11 @@
 
 #include "config.hpp"
 #include "loader.hpp"
+#include "options.hpp"
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +19,9 @@ struct DevicePlan {
     const DeviceConfig *config = nullptr;
     std::shared_ptr<const Plugin> plugin;
     std::string path;             // resolved (virtual:NAME stays until started)
-    std::map<std::string, std::string> options;
+    std::map<std::string, std::string> options;  // as configured
+    std::optional<OptionValues> values;   // the same resolved against the schema, once
+
     std::vector<uint32_t> control_codes;  // per step; for control steps
 };
 

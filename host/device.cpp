@@ -121,38 +121,32 @@ Outcome Device::open(const OpenRequest &request)
     if (auto refused = refuse(Hook::Open, "open"))
         return *refused;
 
-    // One value per schema entry, in schema order; configured values are
-    // validated, the rest take their defaults.
-    std::vector<std::string> texts;
+    // One value per schema entry, in schema order, parsed once.
+    std::optional<OptionValues> resolved;
+    const OptionValues *options = request.values;
+    if (!options) {
+        std::string error;
+        resolved = resolve_options(*plugin_, request.options, error);
+        if (!resolved)
+            return {DEVHOST_E_INVALID, error, 0};
+        options = &*resolved;
+    }
+    if (options->size() != plugin_->options().size())
+        return {DEVHOST_E_INVALID, "open: " + std::to_string(options->size()) + " option values for a schema of " +
+                                       std::to_string(plugin_->options().size()), 0};
     std::vector<devhost_option_value> values;
-    texts.reserve(plugin_->options().size());
-    for (const auto &[key, value] : request.options)
-        if (!plugin_->find_option(key))
-            return {DEVHOST_E_INVALID, "unknown option '" + key + "' for class '" + plugin_->device_class() + "'", 0};
-    for (const auto &spec : plugin_->options()) {
+    values.reserve(options->size());
+    for (size_t i = 0; i < options->size(); i++) {
+        const OptionSpec &spec = plugin_->options()[i];
+        const OptionValue &o = (*options)[i];
         devhost_option_value v{};
         v.struct_size = sizeof v;
         v.type = spec.type;
-        auto it = request.options.find(spec.name);
-        std::optional<std::string> text;
-        if (it != request.options.end())
-            text = it->second;
-        else
-            text = spec.default_value;
-        if (text) {
-            std::string error;
-            auto parsed = parse_option_value(spec, *text, error);
-            if (!parsed)
-                return {DEVHOST_E_INVALID, "option '" + spec.name + "': " + error, 0};
-            v.integer = *parsed;
-            v.is_set = 1;
-        }
-        texts.push_back(text.value_or(""));
+        v.name = spec.name.c_str();
+        v.text = o.text.c_str();
+        v.integer = o.integer;
+        v.is_set = o.is_set ? 1 : 0;
         values.push_back(v);
-    }
-    for (size_t i = 0; i < values.size(); i++) {
-        values[i].name = plugin_->options()[i].name.c_str();
-        values[i].text = texts[i].c_str();
     }
 
     devhost_open_params params{};

@@ -9,6 +9,7 @@
 #include "faults.hpp"
 #include "lifecycle.hpp"
 #include "loader.hpp"
+#include "options.hpp"
 
 #include <devhost/plugin.h>
 
@@ -41,6 +42,9 @@ struct OpenRequest {
     std::map<std::string, std::string> options;
     bool inherit = false;
     int32_t timeout_ms = -1;
+    // The values already resolved against the schema (check's plan carries
+    // them); when NULL, `options` is resolved here.
+    const OptionValues *values = nullptr;
 };
 
 struct ConnectRequest {

@@ -74,4 +74,35 @@ std::optional<int64_t> parse_option_value(const OptionSpec &spec, std::string_vi
     }
 }
 
+std::optional<OptionValues> resolve_options(const Plugin &plugin,
+                                            const std::map<std::string, std::string> &configured,
+                                            std::string &error)
+{
+    for (const auto &[key, value] : configured)
+        if (!plugin.find_option(key)) {
+            error = "unknown option '" + key + "' for class '" + plugin.device_class() + "'";
+            return std::nullopt;
+        }
+    OptionValues values;
+    values.reserve(plugin.options().size());
+    for (const auto &spec : plugin.options()) {
+        OptionValue v;
+        auto it = configured.find(spec.name);
+        std::optional<std::string> text = it != configured.end() ? std::optional(it->second) : spec.default_value;
+        if (text) {
+            std::string why;
+            auto parsed = parse_option_value(spec, *text, why);
+            if (!parsed) {
+                error = "option '" + spec.name + "': " + why;
+                return std::nullopt;
+            }
+            v.text = *text;
+            v.integer = *parsed;
+            v.is_set = true;
+        }
+        values.push_back(std::move(v));
+    }
+    return values;
+}
+
 }  // namespace devhost

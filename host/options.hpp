@@ -5,9 +5,11 @@
 #include "loader.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace devhost {
 
@@ -18,6 +20,24 @@ const char *option_type_name(uint32_t type);
 // BOOL: 0/1, DURATION: ms, ENUM: choice index, STRING: 0), or nullopt with
 // `error` saying what was expected.
 std::optional<int64_t> parse_option_value(const OptionSpec &spec, std::string_view text, std::string &error);
+
+// A device's option values, one per entry of its plugin's schema, in schema
+// order: the configured value or else the default, parsed once (by
+// resolve_options) and handed to the plugin's open as they are.
+struct OptionValue {
+    std::string text;     // as configured, or the default; "" when neither
+    int64_t integer = 0;  // as parse_option_value gives it
+    bool is_set = false;  // configured or defaulted
+};
+using OptionValues = std::vector<OptionValue>;
+
+// Resolves configured values (name -> text) against the plugin's schema:
+// every name must be an option of the class and every value must parse.
+// nullopt with `error` ("unknown option 'x' for class 'c'", "option 'baud':
+// ...") otherwise.
+std::optional<OptionValues> resolve_options(const Plugin &plugin,
+                                            const std::map<std::string, std::string> &configured,
+                                            std::string &error);
 
 // What a spec accepts, for messages: "an integer from 50 to 4000000",
 // "one of none|odd|even", ...

@@ -75,7 +75,7 @@ int open_directory_walk(const std::string &dir, std::string &error)
         const int next = ::openat(cur, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
         struct stat st {};
         if (next < 0 || ::fstat(next, &st) != 0) {
-            error = (shown + "/" + name) + ": " + std::strerror(errno);
+            error = std::strerror(errno);
             if (next >= 0)
                 ::close(next);
             ::close(cur);
@@ -86,9 +86,9 @@ int open_directory_walk(const std::string &dir, std::string &error)
             const ssize_t n = ::readlinkat(next, "", target, sizeof target - 1);
             ::close(next);
             if (others_can_write(cur) || n <= 0 || ++links > 40) {
-                error = shown + "/" + name +
-                        (n <= 0 || links > 40 ? std::string(": ") + std::strerror(n <= 0 ? errno : ELOOP)
-                                              : ": a symbolic link in a directory others can write; not followed");
+                error = n <= 0 || links > 40 ? std::strerror(n <= 0 ? errno : ELOOP)
+                                             : shown + "/" + name +
+                                                   ": a symbolic link in a directory others can write; not followed";
                 ::close(cur);
                 return -1;
             }
@@ -104,7 +104,7 @@ int open_directory_walk(const std::string &dir, std::string &error)
         ::close(cur);
         if (!S_ISDIR(st.st_mode)) {
             ::close(next);
-            error = shown + "/" + name + ": " + std::strerror(ENOTDIR);
+            error = std::strerror(ENOTDIR);
             return -1;
         }
         cur = next;

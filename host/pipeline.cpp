@@ -94,6 +94,7 @@ struct StepRunner {
             req.path = plan.path;
             req.configured_path = plan.config->path.value;
             req.options = plan.options;
+            req.values = plan.values ? &*plan.values : nullptr;
             req.inherit = plan.config->inherit;
             req.timeout_ms = timeout;
             return device.open(req);

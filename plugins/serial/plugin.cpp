@@ -93,18 +93,19 @@ E choice(const devhost_open_params &p, Option o, E fallback)
 // the schema; check again, the values are not trusted blindly).
 Settings read_settings(const devhost_open_params &p)
 {
-    auto integer = [&](Option o, int64_t fallback) { return devhost_util_option_int(&p, k_options, o, fallback); };
+    // An option's integer; an INT within the bounds its schema entry
+    // declares (the one place they are written).
+    auto integer = [&](Option o, int64_t fallback) {
+        const int64_t v = devhost_util_option_int(&p, k_options, o, fallback);
+        if (k_options[o].type == DEVHOST_OPTION_INT && (v < k_options[o].min || v > k_options[o].max))
+            invalid(std::string(k_options[o].name) + "=" + std::to_string(v) + " is out of range " +
+                    std::to_string(k_options[o].min) + ".." + std::to_string(k_options[o].max));
+        return v;
+    };
     Settings s;
-    int64_t baud = integer(opt_baud, 9600);
-    if (baud < 50 || baud > 4000000)
-        invalid("baud=" + std::to_string(baud) + " is out of range 50..4000000");
-    s.baud = uint32_t(baud);
+    s.baud = uint32_t(integer(opt_baud, 9600));
     s.data_bits = int(integer(opt_data_bits, 8));
-    if (s.data_bits < 5 || s.data_bits > 8)
-        invalid("data-bits=" + std::to_string(s.data_bits) + " is not 5 to 8");
     s.stop_bits = int(integer(opt_stop_bits, 1));
-    if (s.stop_bits != 1 && s.stop_bits != 2)
-        invalid("stop-bits=" + std::to_string(s.stop_bits) + " is not 1 or 2");
     s.parity = choice(p, opt_parity, Parity::none);
     s.flow = choice(p, opt_flow, Flow::none);
     s.dtr = choice(p, opt_dtr, Line::unchanged);
