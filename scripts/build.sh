@@ -23,7 +23,7 @@ packages=(
   libboost-dev libboost-program-options-dev
   libspdlog-dev libfmt-dev catch2
   util-linux e2fsprogs socat procps
-  abigail-tools
+  abigail-tools python3
 )
 
 install_missing() {
