@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 using namespace devhost;
+using devhost::test::errors_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -32,15 +33,6 @@ Checked devhost_on(const test::TempDir &dir, const std::string &config, const st
     return {r.exit_code, test::lines(r.err)};
 }
 
-std::vector<std::string> errors_of(const std::string &ini)
-{
-    std::vector<Diagnostic> diags;
-    parse_config(ini, "test.ini", diags);
-    std::vector<std::string> out;
-    for (const auto &d : diags)
-        out.push_back(d.str());
-    return out;
-}
 
 }  // namespace
 

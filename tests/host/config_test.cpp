@@ -1,22 +1,10 @@
 #include "config.hpp"
+#include "devhost_test.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace devhost;
-
-namespace {
-
-std::vector<std::string> errors_of(const std::string &ini)
-{
-    std::vector<Diagnostic> diags;
-    parse_config(ini, "test.ini", diags);
-    std::vector<std::string> out;
-    for (const auto &d : diags)
-        out.push_back(d.str());
-    return out;
-}
-
-}  // namespace
+using devhost::test::errors_of;
 
 TEST_CASE("a well-formed config is read with its sections, keys and steps in order", "[config]")
 {

@@ -30,17 +30,6 @@ using namespace devhost::test;
 
 namespace {
 
-// The device name of a record line.
-std::string device_of(const std::string &line)
-{
-    const std::string key = "\"device\":\"";
-    const auto at = line.find(key);
-    if (at == std::string::npos)
-        return {};
-    const auto from = at + key.size();
-    return line.substr(from, line.find('"', from) - from);
-}
-
 std::map<std::string, std::vector<std::string>> by_device(const std::string &records)
 {
     std::map<std::string, std::vector<std::string>> devices;

@@ -43,17 +43,6 @@ size_t count(const std::string &text, const std::string &needle)
     return n;
 }
 
-// The device name of a record line.
-std::string device_of(const std::string &line)
-{
-    const std::string key = "\"device\":\"";
-    const auto at = line.find(key);
-    if (at == std::string::npos)
-        return {};
-    const auto from = at + key.size();
-    return line.substr(from, line.find('"', from) - from);
-}
-
 // Reads a FIFO slowly (512 bytes every 2 ms) on a thread of its own, as a
 // slow consumer of the records would: the 200 devices' unwind records then
 // take most of a second to go through, so the signals come during the

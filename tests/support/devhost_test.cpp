@@ -1,5 +1,7 @@
 #include "devhost_test.hpp"
 
+#include "config.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <csignal>
@@ -257,6 +259,26 @@ std::vector<std::string> lines(const std::string &text)
     while (std::getline(in, line))
         result.push_back(line);
     return result;
+}
+
+std::string device_of(const std::string &record)
+{
+    const std::string key = "\"device\":\"";
+    const auto at = record.find(key);
+    if (at == std::string::npos)
+        return {};
+    const auto from = at + key.size();
+    return record.substr(from, record.find('"', from) - from);
+}
+
+std::vector<std::string> errors_of(const std::string &ini)
+{
+    std::vector<Diagnostic> diags;
+    parse_config(ini, "test.ini", diags);
+    std::vector<std::string> out;
+    for (const auto &d : diags)
+        out.push_back(d.str());
+    return out;
 }
 
 }  // namespace devhost::test

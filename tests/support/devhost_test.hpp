@@ -108,4 +108,10 @@ private:
 // newline is kept.
 std::vector<std::string> lines(const std::string &text);
 
+// The "device" field of a JSON record line ("" when it has none).
+std::string device_of(const std::string &record);
+
+// The diagnostics of parsing `ini` (named test.ini), each as its str() line.
+std::vector<std::string> errors_of(const std::string &ini);
+
 }  // namespace devhost::test
