@@ -3,7 +3,7 @@
 #include "device.hpp"
 #include "lifecycle.hpp"
 #include "options.hpp"
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <algorithm>
 #include <spdlog/spdlog.h>

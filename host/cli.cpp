@@ -8,7 +8,7 @@
 #include "options.hpp"
 #include "pipeline.hpp"
 #include "records.hpp"
-#include "text.hpp"
+#include "common/text.hpp"
 #include "virtual_devices.hpp"
 
 #include <algorithm>

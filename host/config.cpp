@@ -1,8 +1,8 @@
 #include "config.hpp"
 
 #include "logging.hpp"
-#include "text.hpp"
-#include "text_file.hpp"
+#include "common/text.hpp"
+#include "common/text_file.hpp"
 
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/parsers.hpp>

@@ -3,9 +3,9 @@
 #include "elf_check.hpp"
 #include "logging.hpp"
 #include "options.hpp"
-#include "text.hpp"
+#include "common/text.hpp"
 #include "trusted_file.hpp"
-#include "unique_fd.hpp"
+#include <devhost/unique_fd.hpp>
 
 #include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>

@@ -1,6 +1,6 @@
 #include "log_file.hpp"
 
-#include "output_file.hpp"
+#include "common/output_file.hpp"
 
 #include <cerrno>
 #include <cstring>

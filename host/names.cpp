@@ -1,6 +1,6 @@
 #include "names.hpp"
 
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <algorithm>
 #include <cctype>

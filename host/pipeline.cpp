@@ -1,7 +1,7 @@
 #include "pipeline.hpp"
 
 #include "logging.hpp"
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <algorithm>
 #include <cerrno>

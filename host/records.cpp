@@ -1,7 +1,7 @@
 #include "records.hpp"
 
-#include "output_file.hpp"
-#include "text.hpp"
+#include "common/output_file.hpp"
+#include "common/text.hpp"
 
 #include <cerrno>
 #include <chrono>

@@ -12,7 +12,7 @@
 // hex:0a0b; D is a duration (250ms, 2s); N an integer (0x allowed).
 #pragma once
 
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <cstdint>
 #include <optional>

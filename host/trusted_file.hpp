@@ -22,7 +22,7 @@
 // - the file is a regular file, trusted, and not writable by group or others.
 #pragma once
 
-#include "unique_fd.hpp"
+#include <devhost/unique_fd.hpp>
 
 #include <filesystem>
 #include <string>

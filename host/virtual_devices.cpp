@@ -1,6 +1,6 @@
 #include "virtual_devices.hpp"
 
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cerrno>

@@ -2,7 +2,7 @@
 // and runs the requested kind. See vdev.hpp for the protocol.
 #include "vdev.hpp"
 
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <algorithm>
 #include <csignal>

@@ -27,7 +27,7 @@
 
 #include "../plugins/parallel/vport_protocol.h"
 #include "trusted_dir.hpp"
-#include "output_file.hpp"
+#include "common/output_file.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -6,7 +6,7 @@
 // --answers=FILE (one CMD:REPLY a line, # comments); REPLY takes C escapes
 // and is sent as "\r\nREPLY\r\n". Commands match case-insensitively.
 #include "serial_peer.hpp"
-#include "text_file.hpp"
+#include "common/text_file.hpp"
 
 #include <algorithm>
 #include <cctype>

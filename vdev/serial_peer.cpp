@@ -1,7 +1,7 @@
 // The pty side shared by the serial peers: see serial_peer.hpp.
 #include "serial_peer.hpp"
 
-#include "text.hpp"
+#include "common/text.hpp"
 #include "trusted_dir.hpp"
 
 #include <algorithm>

@@ -5,7 +5,7 @@
 #include "serial_peer.hpp"
 #include "serial_script_parse.hpp"
 
-#include "text_file.hpp"
+#include "common/text_file.hpp"
 
 #include <cstring>
 #include <stdexcept>

@@ -6,7 +6,7 @@
 #include "config.hpp"
 #include "devhost_test.hpp"
 #include "names.hpp"
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

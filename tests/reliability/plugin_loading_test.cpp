@@ -8,7 +8,7 @@
 #include "devhost_test.hpp"
 
 #include "loader.hpp"
-#include "unique_fd.hpp"
+#include <devhost/unique_fd.hpp>
 
 #include <catch2/catch.hpp>
 #include <cstring>

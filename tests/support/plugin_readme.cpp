@@ -2,7 +2,7 @@
 // the format in plugins/README.md.
 #include "plugin_readme.hpp"
 
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <catch2/catch.hpp>
 

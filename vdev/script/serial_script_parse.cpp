@@ -1,6 +1,6 @@
 #include "serial_script_parse.hpp"
 
-#include "text.hpp"
+#include "common/text.hpp"
 
 #include <stdexcept>
 

@@ -1,4 +1,4 @@
-#include "text_file.hpp"
+#include "common/text_file.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
