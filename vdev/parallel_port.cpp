@@ -5,7 +5,7 @@
 // `devhost run`, whose peers get a private directory); else
 // $DEVHOST_VPORT_DIR/NAME.sock, else /run/devhost/vport/NAME.sock
 // or, where that cannot be written, under $XDG_RUNTIME_DIR/devhost/vport
-// (vport_dir_candidate in plugins/parallel/vport_protocol.h, which also
+// (vport_dir_candidate in <devhost/vport_wire.h>, the SDK header that also
 // documents the protocol). Each directory is created with an explicit mode
 // and checked, with every directory above it (trusted_dir.hpp).
 // READY prints "vport:NAME"; the plugin finds the socket from it the same way.
@@ -25,7 +25,7 @@
 // bytes have been printed.
 #include "vdev.hpp"
 
-#include "../plugins/parallel/vport_protocol.h"
+#include <devhost/vport_wire.h>
 #include "trusted_dir.hpp"
 #include "common/output_file.hpp"
 

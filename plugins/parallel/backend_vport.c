@@ -1,7 +1,7 @@
 /*
  * The vport backend: a virtual parallel port served by devhost-vdev's
  * `parallel-port` kind over a Unix SOCK_SEQPACKET socket. The protocol and
- * where the socket lives are described in vport_protocol.h. The server
+ * where the socket lives are described in <devhost/vport_wire.h>. The server
  * arbitrates the claim between all its clients (FIFO), so a claim here is a
  * request and a wait for its grant; giving up sends CANCEL.
  */

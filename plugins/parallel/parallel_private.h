@@ -10,7 +10,7 @@
 #include <devhost/plugin.h>
 #include <devhost/plugin_util.h>
 
-#include "vport_protocol.h"
+#include <devhost/vport_wire.h>
 
 #include <stddef.h>
 #include <stdint.h>
