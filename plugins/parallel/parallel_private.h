@@ -103,4 +103,9 @@ devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error
 
 const char *par_mode_name(int mode);
 
+/* What a printer's status register says against taking byte `index`:
+ * paper out, or offline (SELECT low), each E_IO with a message naming the
+ * status and the byte; OK otherwise (busy is for the caller to wait out). */
+devhost_status par_printer_fault(par_device *d, uint8_t status, size_t index, devhost_error *err);
+
 #endif /* DEVHOST_PARALLEL_PRIVATE_H */
