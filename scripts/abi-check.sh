@@ -124,8 +124,21 @@ if [ "$update" = 1 ]; then
 fi
 
 failed=0
+check_values() { # LABEL BASELINE CURRENT MOVABLE: each line of BASELINE still in CURRENT
+  local label=$1 baseline=$2 current=$3 movable=$4 missing added
+  missing=$(comm -23 "$baseline" "$current")
+  if [ -n "$missing" ]; then
+    echo "abi-check: $label: constants removed or changed (the baseline's value shown):"
+    printf '%s\n' "$missing" | sed 's/^/  /'
+    failed=1
+  else
+    added=$(comm -13 "$baseline" <(grep -vE "$movable" "$current") | wc -l)
+    echo "abi-check: $label: constants: every value unchanged ($added added since)"
+  fi
+}
+
 check_baseline() { # VERSION
-  local version=$1 lib missing added
+  local version=$1 lib
   for lib in plugin port; do
     if abidiff --suppressions "$abi/append-only.suppr" "$abi/$lib-$version.abi" "$work/$lib.so" > "$work/$lib.diff"; then
       echo "abi-check: $version: $lib: layouts and signatures as in the baseline, or only appended to"
@@ -135,15 +148,7 @@ check_baseline() { # VERSION
       failed=1
     fi
   done
-  missing=$(comm -23 "$abi/constants-$version.txt" "$work/constants.txt")
-  if [ -n "$missing" ]; then
-    echo "abi-check: $version: constants removed or changed (the baseline's value shown):"
-    printf '%s\n' "$missing" | sed 's/^/  /'
-    failed=1
-  else
-    added=$(comm -13 "$abi/constants-$version.txt" <(grep -vE "$movable" "$work/constants.txt") | wc -l)
-    echo "abi-check: $version: constants: every value unchanged ($added added since)"
-  fi
+  check_values "$version" "$abi/constants-$version.txt" "$work/constants.txt" "$movable"
 }
 baselines=$(find "$abi" -maxdepth 1 -name 'constants-*.txt' | sed -E 's|.*/constants-(.*)\.txt$|\1|' | sort -V)
 [ -n "$baselines" ] || { echo "abi-check: no baseline in $abi/" >&2; exit 2; }
@@ -158,14 +163,6 @@ if [ ! -e "$vport_baseline" ]; then
   echo "abi-check: vport protocol $vport_version has no baseline $vport_baseline (write it with --update)"
   failed=1
 else
-  missing=$(comm -23 "$vport_baseline" "$work/vport.txt")
-  if [ -n "$missing" ]; then
-    echo "abi-check: vport protocol $vport_version: constants removed or changed (the baseline's value shown):"
-    printf '%s\n' "$missing" | sed 's/^/  /'
-    failed=1
-  else
-    added=$(comm -13 "$vport_baseline" <(grep -vE "$vport_movable" "$work/vport.txt") | wc -l)
-    echo "abi-check: vport protocol $vport_version: constants: every value unchanged ($added added since)"
-  fi
+  check_values "vport protocol $vport_version" "$vport_baseline" "$work/vport.txt" "$vport_movable"
 fi
 exit "$failed"

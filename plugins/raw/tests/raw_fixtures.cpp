@@ -149,19 +149,25 @@ std::string ensure_partition(const LoopDevice &loop)
     return {};
 }
 
-// An 8 MiB image with an MBR holding one Linux partition from LBA 2048.
-void make_partitioned_image(const fs::path &image)
+void write_mbr(const fs::path &image, uint32_t first_lba, uint32_t sectors)
 {
-    make_image(image, fs_size);
     std::vector<uint8_t> mbr(512, 0);
-    mbr[0x1be + 4] = 0x83;
-    mbr[0x1be + 9] = 0x08;   // first LBA 2048
-    mbr[0x1be + 12] = 0x00;  // 14336 sectors
-    mbr[0x1be + 13] = 0x38;
+    mbr[0x1be + 4] = 0x83;  // Linux
+    for (int i = 0; i < 4; i++) {
+        mbr[0x1be + 8 + i] = static_cast<uint8_t>(first_lba >> (8 * i));
+        mbr[0x1be + 12 + i] = static_cast<uint8_t>(sectors >> (8 * i));
+    }
     mbr[0x1fe] = 0x55;
     mbr[0x1ff] = 0xaa;
     std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
     f.write(reinterpret_cast<const char *>(mbr.data()), 512);
+}
+
+// An 8 MiB image with an MBR holding one Linux partition from LBA 2048.
+void make_partitioned_image(const fs::path &image)
+{
+    make_image(image, fs_size);
+    write_mbr(image, 2048, 14336);
 }
 
 std::shared_ptr<const devhost::Plugin> raw_plugin()

@@ -63,6 +63,9 @@ private:
 // addpart). mkfs_unavailable says why ext4 cannot be made here, or is
 // empty; mkfs_ext4 makes one on `target` (an image file or a block device).
 inline constexpr uint64_t fs_size = 8 * 1024 * 1024;
+// Writes sector 0 of `image`: an MBR with one Linux (0x83) partition of
+// `sectors` sectors from `first_lba`.
+void write_mbr(const fs::path &image, uint32_t first_lba, uint32_t sectors);
 void make_partitioned_image(const fs::path &image);
 std::string ensure_partition(const LoopDevice &loop);  // why not, or empty
 std::string mkfs_unavailable();
