@@ -21,6 +21,10 @@
 #     option types, flags, wire constants and the like) printed as NAME VALUE;
 #     each line of constants-VERSION.txt must still be there unchanged. New constants
 #     pass. The version minor and the *_LAST markers may move.
+#  3. The virtual parallel port protocol (vport_wire.h, versioned by its own
+#     HELLO, not by the ABI): every VPORT_* constant, against
+#     vport-wire-N.txt for the protocol version N the header speaks, as in 2.
+#     VPORT_STATUS_LAST and VPORT_MODE_COUNT may move.
 #
 # Needs gcc and Debian's abigail-tools (installed here when missing, as root).
 set -euo pipefail
@@ -56,6 +60,20 @@ build_anchor() { # SOURCE OUTPUT
   gcc -std=gnu99 -g -O0 -shared -fPIC -fvisibility=hidden -I"$include" "$1" -o "$2"
 }
 
+values_of() { # HEADERS NAMES-FILE: prints NAME VALUE for each name, sorted
+  {
+    printf '%s\n' "$1" '#include <stdio.h>'
+    printf '%s\n' 'static void s(const char *n, const char *v) { printf("%s \"%s\"\n", n, v); }'
+    printf '%s\n' 'static void i(const char *n, long long v) { printf("%s %lld\n", n, v); }'
+    printf '%s\n' '#define P(x) _Generic((x), char *: s, const char *: s, default: i)(#x, (x))'
+    printf '%s\n' 'int main(void) {'
+    sed 's/.*/    P(&);/' "$2"
+    printf '%s\n' '    return 0;' '}'
+  } > "$work/values.c"
+  gcc -std=gnu99 -I"$include" "$work/values.c" -o "$work/values"
+  "$work/values" | sort
+}
+
 constants() { # prints NAME VALUE for every DEVHOST_* constant, sorted
   local headers='#include <devhost/plugin.h>
 #include <devhost/port.h>
@@ -70,22 +88,27 @@ constants() { # prints NAME VALUE for every DEVHOST_* constant, sorted
       sed -nE 's/^#define (DEVHOST_[A-Z0-9_]+) +[^ ].*$/\1/p' |
       grep -vxE 'DEVHOST_EXPORT|DEVHOST_PORT_API|DEVHOST_ENTRY_POINT'
   } | sort -u > "$work/names"
+  values_of "$headers" "$work/names"
+}
+
+vport_constants() { # prints NAME VALUE for every VPORT_* constant of vport_wire.h, sorted
+  local headers='#include <devhost/vport_wire.h>'
   {
-    printf '%s\n' "$headers" '#include <stdio.h>'
-    printf '%s\n' 'static void s(const char *n, const char *v) { printf("%s \"%s\"\n", n, v); }'
-    printf '%s\n' 'static void i(const char *n, long long v) { printf("%s %lld\n", n, v); }'
-    printf '%s\n' '#define P(x) _Generic((x), char *: s, const char *: s, default: i)(#x, (x))'
-    printf '%s\n' 'int main(void) {'
-    sed 's/.*/    P(&);/' "$work/names"
-    printf '%s\n' '    return 0;' '}'
-  } > "$work/constants.c"
-  gcc -std=gnu99 -I"$include" "$work/constants.c" -o "$work/constants"
-  "$work/constants" | sort
+    # Enumerators (several may share a line), and macros with a value.
+    grep -ohE '\bVPORT_[A-Z0-9_]+[[:space:]]*=[^=]' "$include/devhost/vport_wire.h" | sed -E 's/[[:space:]]*=.*$//'
+    printf '%s\n' "$headers" | gcc -std=gnu99 -dM -E -I"$include" -x c - |
+      sed -nE 's/^#define (VPORT_[A-Z0-9_]+) +[^ ].*$/\1/p'
+  } | sort -u > "$work/vport_names"
+  values_of "$headers" "$work/vport_names"
 }
 
 build_anchor "$abi/anchor.c" "$work/plugin.so"
 build_anchor "$abi/port_anchor.c" "$work/port.so"
 constants > "$work/constants.txt"
+vport_constants > "$work/vport.txt"
+vport_version=$(sed -nE 's/^VPORT_PROTOCOL_VERSION ([0-9]+)$/\1/p' "$work/vport.txt")
+# Markers that move when a value is appended to their list.
+vport_movable='^VPORT_(STATUS_LAST|MODE_COUNT) '
 
 if [ "$update" = 1 ]; then
   version=$(sed -nE 's/^DEVHOST_ABI_VERSION_(MAJOR|MINOR) ([0-9]+)$/\2/p' "$work/constants.txt" | paste -sd.)
@@ -93,12 +116,29 @@ if [ "$update" = 1 ]; then
   abidw --no-corpus-path "$work/port.so" > "$abi/port-$version.abi"
   grep -vE "$movable" "$work/constants.txt" > "$abi/constants-$version.txt"
   echo "abi-check: baseline $version written to $abi/"
+  if [ ! -e "$abi/vport-wire-$vport_version.txt" ]; then
+    grep -vE "$vport_movable" "$work/vport.txt" > "$abi/vport-wire-$vport_version.txt"
+    echo "abi-check: vport protocol $vport_version baseline written to $abi/"
+  fi
   exit 0
 fi
 
 failed=0
+check_values() { # LABEL BASELINE CURRENT MOVABLE: each line of BASELINE still in CURRENT
+  local label=$1 baseline=$2 current=$3 movable=$4 missing added
+  missing=$(comm -23 "$baseline" "$current")
+  if [ -n "$missing" ]; then
+    echo "abi-check: $label: constants removed or changed (the baseline's value shown):"
+    printf '%s\n' "$missing" | sed 's/^/  /'
+    failed=1
+  else
+    added=$(comm -13 "$baseline" <(grep -vE "$movable" "$current") | wc -l)
+    echo "abi-check: $label: constants: every value unchanged ($added added since)"
+  fi
+}
+
 check_baseline() { # VERSION
-  local version=$1 lib missing added
+  local version=$1 lib
   for lib in plugin port; do
     if abidiff --suppressions "$abi/append-only.suppr" "$abi/$lib-$version.abi" "$work/$lib.so" > "$work/$lib.diff"; then
       echo "abi-check: $version: $lib: layouts and signatures as in the baseline, or only appended to"
@@ -108,19 +148,21 @@ check_baseline() { # VERSION
       failed=1
     fi
   done
-  missing=$(comm -23 "$abi/constants-$version.txt" "$work/constants.txt")
-  if [ -n "$missing" ]; then
-    echo "abi-check: $version: constants removed or changed (the baseline's value shown):"
-    printf '%s\n' "$missing" | sed 's/^/  /'
-    failed=1
-  else
-    added=$(comm -13 "$abi/constants-$version.txt" <(grep -vE "$movable" "$work/constants.txt") | wc -l)
-    echo "abi-check: $version: constants: every value unchanged ($added added since)"
-  fi
+  check_values "$version" "$abi/constants-$version.txt" "$work/constants.txt" "$movable"
 }
 baselines=$(find "$abi" -maxdepth 1 -name 'constants-*.txt' | sed -E 's|.*/constants-(.*)\.txt$|\1|' | sort -V)
 [ -n "$baselines" ] || { echo "abi-check: no baseline in $abi/" >&2; exit 2; }
 for version in $baselines; do
   check_baseline "$version"
 done
+
+# vport_wire.h: against the baseline of the protocol version it speaks (a
+# new version is a new protocol, refused by the other side's HELLO).
+vport_baseline="$abi/vport-wire-$vport_version.txt"
+if [ ! -e "$vport_baseline" ]; then
+  echo "abi-check: vport protocol $vport_version has no baseline $vport_baseline (write it with --update)"
+  failed=1
+else
+  check_values "vport protocol $vport_version" "$vport_baseline" "$work/vport.txt" "$vport_movable"
+fi
 exit "$failed"

@@ -5,7 +5,7 @@
 // `devhost run`, whose peers get a private directory); else
 // $DEVHOST_VPORT_DIR/NAME.sock, else /run/devhost/vport/NAME.sock
 // or, where that cannot be written, under $XDG_RUNTIME_DIR/devhost/vport
-// (vport_dir_candidate in plugins/parallel/vport_protocol.h, which also
+// (vport_dir_candidate in <devhost/vport_wire.h>, the SDK header that also
 // documents the protocol). Each directory is created with an explicit mode
 // and checked, with every directory above it (trusted_dir.hpp).
 // READY prints "vport:NAME"; the plugin finds the socket from it the same way.
@@ -25,7 +25,8 @@
 // bytes have been printed.
 #include "vdev.hpp"
 
-#include "../plugins/parallel/vport_protocol.h"
+#include <devhost/unique_fd.hpp>
+#include <devhost/vport_wire.h>
 #include "trusted_dir.hpp"
 #include "common/output_file.hpp"
 
@@ -53,7 +54,7 @@ constexpr size_t max_clients = 64;
 enum class Fault { none, paper_out, offline, busy_forever };
 
 struct Client {
-    int fd = -1;
+    UniqueFd fd;  // closed when the client is dropped
     bool hello = false;
     bool exclusive = false;
     std::string label;
@@ -66,9 +67,33 @@ public:
     int run();
 
 private:
+    // A request as serve() received it; each on_* answers one command.
+    struct Request {
+        int fd;
+        uint8_t cmd;
+        uint32_t arg;
+        const uint8_t *payload;
+        size_t len;
+    };
+
     void setup();
+    void parse_options();
+    void open_output(const std::string &output);
+    std::string socket_dir() const;
+    void bind_socket();
     void accept_client();
     void serve(int fd);
+    void dispatch(Client &c, const Request &r);
+    void on_hello(Client &c, const Request &r);
+    void on_claim(const Request &r);
+    void on_cancel(const Request &r);
+    void on_release(const Request &r);
+    void on_negotiate(const Request &r);
+    void on_info(const Request &r);
+    void on_reg_read(const Request &r);
+    void on_reg_write(const Request &r);
+    void on_write(const Request &r);
+    void on_read(const Request &r);
     void drop(int fd);
     void unplug();
     void reply(int fd, uint8_t cmd, uint8_t status, uint32_t value = 0, const std::string &payload = {});
@@ -80,9 +105,9 @@ private:
 
     Context &ctx_;
     std::string socket_path_;
-    int listen_fd_ = -1;
-    int out_fd_ = -1;
-    std::map<int, Client> clients_;
+    UniqueFd listen_fd_;
+    UniqueFd out_fd_;               // --output, when given
+    std::map<int, Client> clients_; // by descriptor
     std::deque<int> queue_;
     int owner_ = -1;
     bool unplugged_ = false;
@@ -127,22 +152,27 @@ void open_socket_dir(const std::string &dir)
         throw std::runtime_error(dir + " is not a writable directory");
 }
 
+// The descriptors close themselves; the socket's name is ours to remove
+// while we still listen on it.
 ParallelPort::~ParallelPort()
 {
-    for (auto &[fd, c] : clients_)
-        ::close(fd);
-    if (listen_fd_ >= 0) {
-        ::close(listen_fd_);
+    if (listen_fd_)
         ::unlink(socket_path_.c_str());
-    }
-    if (out_fd_ >= 0)
-        ::close(out_fd_);
 }
 
+// The options, the printer's output, then the socket.
 void ParallelPort::setup()
 {
     if (!valid_name(ctx_.name))
         throw std::invalid_argument("--name=" + ctx_.name + ": use 1 to 64 of A-Z a-z 0-9 . _ -");
+    parse_options();
+    bind_socket();
+}
+
+// --device-id, --fault, --unplug-after, --modes, --reverse-data, --output:
+// each checked, an unknown option refused, the output file opened.
+void ParallelPort::parse_options()
+{
     device_id_ = ctx_.get("device-id", "MFG:devhost;MDL:Virtual Printer;CMD:PCL,PJL;CLS:PRINTER;DES:devhost virtual printer;");
     if (device_id_.size() > VPORT_MAX_PAYLOAD - 4)
         throw std::invalid_argument("--device-id: at most " + std::to_string(VPORT_MAX_PAYLOAD - 4) + " bytes");
@@ -176,20 +206,27 @@ void ParallelPort::setup()
     reverse_data_ = ctx_.get("reverse-data", "");
     std::string output = ctx_.get("output", "");
     ctx_.reject_unknown();
+    if (!output.empty())
+        open_output(output);
+}
 
-    if (!output.empty()) {
-        std::string error;
-        auto file = devhost::output::open_append(output, 0600, error);
-        if (!file)
-            throw std::runtime_error("--output=" + output + ": " + error);
-        out_fd_ = file->fd;
-        // The printer's writes may wait for a reader: it prints what it took.
-        ::fcntl(out_fd_, F_SETFL, ::fcntl(out_fd_, F_GETFL) & ~O_NONBLOCK);
-    }
+// The printer's output file: created 0600, appended to (output_file.hpp).
+void ParallelPort::open_output(const std::string &output)
+{
+    std::string error;
+    auto file = devhost::output::open_append(output, 0600, error);
+    if (!file)
+        throw std::runtime_error("--output=" + output + ": " + error);
+    out_fd_.reset(file->fd);
+    // The printer's writes may wait for a reader: it prints what it took.
+    ::fcntl(out_fd_.get(), F_SETFL, ::fcntl(out_fd_.get(), F_GETFL) & ~O_NONBLOCK);
+}
 
-    // Under `devhost run`: the run's private directory (READY then names the
-    // socket's absolute path). Otherwise the first candidate directory we can
-    // create and write (the plugin looks in the same ones, in the same order).
+// Under `devhost run`: the run's private directory (READY then names the
+// socket's absolute path). Otherwise the first candidate directory we can
+// create and write (the plugin looks in the same ones, in the same order).
+std::string ParallelPort::socket_dir() const
+{
     std::string dir = ctx_.run_dir, first_error;
     char candidate[sizeof(sockaddr_un::sun_path)];
     for (int i = 0; dir.empty() && vport_dir_candidate(i, candidate, sizeof candidate); i++) {
@@ -203,7 +240,14 @@ void ParallelPort::setup()
     }
     if (dir.empty())
         throw std::runtime_error("no directory for the vport socket: " + first_error);
-    socket_path_ = dir + "/" + ctx_.name + ".sock";
+    return dir;
+}
+
+// Listens on DIR/NAME.sock: refused when someone serves it already; a stale
+// socket there is replaced, anything else at that name is not.
+void ParallelPort::bind_socket()
+{
+    socket_path_ = socket_dir() + "/" + ctx_.name + ".sock";
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (socket_path_.size() >= sizeof addr.sun_path)
@@ -211,11 +255,8 @@ void ParallelPort::setup()
     std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
 
     // A socket already there: served by someone else, or stale.
-    int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (probe >= 0) {
-        bool live = ::connect(probe, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
-        ::close(probe);
-        if (live)
+    if (UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)); probe) {
+        if (::connect(probe.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0)
             throw std::runtime_error("vport:" + ctx_.name + " is already served at " + socket_path_);
     }
     struct stat st {};
@@ -224,14 +265,15 @@ void ParallelPort::setup()
             throw std::runtime_error(socket_path_ + " exists and is not a socket");
         ::unlink(socket_path_.c_str());
     }
-    listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (listen_fd_ < 0)
+    listen_fd_.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!listen_fd_)
         throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
     // The socket is the user's alone (the umask may only narrow it): set
     // on the socket before bind, never on the path after.
-    if (::fchmod(listen_fd_, 0600) != 0)
+    if (::fchmod(listen_fd_.get(), 0600) != 0)
         throw std::runtime_error(std::string("fchmod: ") + std::strerror(errno));
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0)
+    if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_.get(), 16) != 0)
         throw std::runtime_error("bind " + socket_path_ + ": " + std::strerror(errno));
 }
 
@@ -260,10 +302,10 @@ uint8_t ParallelPort::status_read()
 
 void ParallelPort::print(const uint8_t *data, size_t len)
 {
-    if (out_fd_ >= 0) {
+    if (out_fd_) {
         size_t done = 0;
         while (done < len) {
-            ssize_t n = ::write(out_fd_, data + done, len - done);
+            ssize_t n = ::write(out_fd_.get(), data + done, len - done);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
@@ -283,11 +325,8 @@ void ParallelPort::unplug()
     // The socket goes first, so that a client seeing the hang-up cannot
     // reach a half-removed port.
     ::unlink(socket_path_.c_str());
-    ::close(listen_fd_);
-    listen_fd_ = -1;
-    for (auto &[fd, c] : clients_)
-        ::close(fd);
-    clients_.clear();
+    listen_fd_.reset();
+    clients_.clear();  // closes every connection
     queue_.clear();
     owner_ = -1;
 }
@@ -321,25 +360,26 @@ void ParallelPort::grant_next()
 void ParallelPort::drop(int fd)
 {
     queue_.erase(std::remove(queue_.begin(), queue_.end(), fd), queue_.end());
-    clients_.erase(fd);
-    ::close(fd);
+    clients_.erase(fd);  // closes it
     if (owner_ == fd)
         grant_next();
 }
 
 void ParallelPort::accept_client()
 {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
+    UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd)
         return;
     if (clients_.size() >= max_clients) {
         ctx_.log("refusing a client: " + std::to_string(max_clients) + " already connected");
-        ::close(fd);
         return;
     }
-    clients_[fd].fd = fd;
+    const int key = fd.get();
+    clients_[key].fd = std::move(fd);
 }
 
+// One request from client `fd`: received whole (SOCK_SEQPACKET), checked
+// for its size and for HELLO first, then answered by its command's on_*.
 void ParallelPort::serve(int fd)
 {
     uint8_t msg[VPORT_HEADER_SIZE + VPORT_MAX_PAYLOAD + 1];
@@ -356,173 +396,196 @@ void ParallelPort::serve(int fd)
         reply(fd, cmd, VPORT_E_INVALID);
         return;
     }
-    const uint32_t arg = vport_get_u32(msg + 4);
-    const uint8_t *payload = msg + VPORT_HEADER_SIZE;
-    const size_t len = static_cast<size_t>(n) - VPORT_HEADER_SIZE;
-
+    const Request r{fd, cmd, vport_get_u32(msg + 4), msg + VPORT_HEADER_SIZE,
+                    static_cast<size_t>(n) - VPORT_HEADER_SIZE};
     if (cmd != VPORT_CMD_HELLO && !c.hello) {
         reply(fd, cmd, VPORT_E_STATE);
         return;
     }
-    switch (cmd) {
-    case VPORT_CMD_HELLO: {
-        if (c.hello) {
-            reply(fd, cmd, VPORT_E_STATE);
-            return;
-        }
-        bool exclusive = arg & VPORT_HELLO_EXCLUSIVE;
-        bool others = false, other_exclusive = false;
-        for (const auto &[ofd, o] : clients_)
-            if (ofd != fd && o.hello) {
-                others = true;
-                other_exclusive |= o.exclusive;
-            }
-        if (other_exclusive || (exclusive && others)) {
-            reply(fd, cmd, VPORT_E_BUSY);
-            return;
-        }
-        c.hello = true;
-        c.exclusive = exclusive;
-        c.label.assign(reinterpret_cast<const char *>(payload), std::min<size_t>(len, 64));
-        reply(fd, cmd, VPORT_OK, VPORT_PROTOCOL_VERSION);
-        return;
+    dispatch(c, r);
+}
+
+void ParallelPort::dispatch(Client &c, const Request &r)
+{
+    switch (r.cmd) {
+    case VPORT_CMD_HELLO: return on_hello(c, r);
+    case VPORT_CMD_CLAIM: return on_claim(r);
+    case VPORT_CMD_CANCEL: return on_cancel(r);
+    case VPORT_CMD_RELEASE: return on_release(r);
+    case VPORT_CMD_NEGOTIATE: return on_negotiate(r);
+    case VPORT_CMD_INFO: return on_info(r);
+    case VPORT_CMD_REG_READ: return on_reg_read(r);
+    case VPORT_CMD_REG_WRITE: return on_reg_write(r);
+    case VPORT_CMD_WRITE: return on_write(r);
+    case VPORT_CMD_READ: return on_read(r);
+    default: return reply(r.fd, r.cmd, VPORT_E_UNSUPPORTED);
     }
-    case VPORT_CMD_CLAIM:
-        if (owner_ == fd || std::find(queue_.begin(), queue_.end(), fd) != queue_.end()) {
-            reply(fd, cmd, VPORT_E_STATE);
-        } else if (owner_ < 0) {
-            owner_ = fd;
-            reply(fd, cmd, VPORT_OK);
-        } else {
-            queue_.push_back(fd);  // answered when granted
+}
+
+// HELLO: once per connection; the exclusive rule (an exclusive client
+// alone, nobody beside one) is applied here.
+void ParallelPort::on_hello(Client &c, const Request &r)
+{
+    if (c.hello)
+        return reply(r.fd, r.cmd, VPORT_E_STATE);
+    const bool exclusive = r.arg & VPORT_HELLO_EXCLUSIVE;
+    bool others = false, other_exclusive = false;
+    for (const auto &[ofd, o] : clients_)
+        if (ofd != r.fd && o.hello) {
+            others = true;
+            other_exclusive |= o.exclusive;
         }
-        return;
-    case VPORT_CMD_CANCEL: {
-        auto it = std::find(queue_.begin(), queue_.end(), fd);
-        if (it != queue_.end()) {
-            queue_.erase(it);
-            reply(fd, cmd, VPORT_OK, 0);
-        } else if (owner_ == fd) {
-            reply(fd, cmd, VPORT_OK, 1);
-            grant_next();
-        } else {
-            reply(fd, cmd, VPORT_OK, 0);
-        }
-        return;
+    if (other_exclusive || (exclusive && others))
+        return reply(r.fd, r.cmd, VPORT_E_BUSY);
+    c.hello = true;
+    c.exclusive = exclusive;
+    c.label.assign(reinterpret_cast<const char *>(r.payload), std::min<size_t>(r.len, 64));
+    reply(r.fd, r.cmd, VPORT_OK, VPORT_PROTOCOL_VERSION);
+}
+
+// CLAIM: granted at once when the port is free, else queued (answered by
+// grant_next when its turn comes).
+void ParallelPort::on_claim(const Request &r)
+{
+    if (owner_ == r.fd || std::find(queue_.begin(), queue_.end(), r.fd) != queue_.end()) {
+        reply(r.fd, r.cmd, VPORT_E_STATE);
+    } else if (owner_ < 0) {
+        owner_ = r.fd;
+        reply(r.fd, r.cmd, VPORT_OK);
+    } else {
+        queue_.push_back(r.fd);  // answered when granted
     }
-    case VPORT_CMD_RELEASE:
-        if (!owns(fd)) {
-            reply(fd, cmd, VPORT_E_STATE);
-            return;
-        }
-        reply(fd, cmd, VPORT_OK);
+}
+
+// CANCEL: leaves the queue (0), or gives back a claim granted meanwhile (1).
+void ParallelPort::on_cancel(const Request &r)
+{
+    auto it = std::find(queue_.begin(), queue_.end(), r.fd);
+    if (it != queue_.end()) {
+        queue_.erase(it);
+        reply(r.fd, r.cmd, VPORT_OK, 0);
+    } else if (owner_ == r.fd) {
+        reply(r.fd, r.cmd, VPORT_OK, 1);
         grant_next();
-        return;
-    case VPORT_CMD_NEGOTIATE:
-        if (!owns(fd)) {
-            reply(fd, cmd, VPORT_E_STATE);
-        } else if (arg >= VPORT_MODE_COUNT) {
-            reply(fd, cmd, VPORT_E_INVALID);
-        } else if (!(accepted_modes_ & (1u << arg))) {
-            reply(fd, cmd, VPORT_E_REFUSED);
-        } else {
-            mode_ = static_cast<int>(arg);
-            reply(fd, cmd, VPORT_OK);
-        }
-        return;
-    case VPORT_CMD_INFO: {
-        uint32_t caps = VPORT_CAP_PCSPP | VPORT_CAP_TRISTATE | VPORT_CAP_COMPAT;
-        if (accepted_modes_ & (1u << VPORT_MODE_ECP))
-            caps |= VPORT_CAP_ECP;
-        if (accepted_modes_ & (1u << VPORT_MODE_EPP))
-            caps |= VPORT_CAP_EPP;
-        std::string p;
-        p += static_cast<char>(status_peek());
-        p += static_cast<char>(control_);
-        p += static_cast<char>(mode_);
-        p += '\0';
-        p += device_id_;
-        reply(fd, cmd, VPORT_OK, caps, p);
-        return;
+    } else {
+        reply(r.fd, r.cmd, VPORT_OK, 0);
     }
-    case VPORT_CMD_REG_READ:
-        if (!owns(fd))
-            reply(fd, cmd, VPORT_E_STATE);
-        else if (arg == VPORT_REG_DATA)
-            reply(fd, cmd, VPORT_OK, data_);
-        else if (arg == VPORT_REG_STATUS)
-            reply(fd, cmd, VPORT_OK, status_read());
-        else if (arg == VPORT_REG_CONTROL)
-            reply(fd, cmd, VPORT_OK, control_);
-        else
-            reply(fd, cmd, VPORT_E_INVALID);
-        return;
-    case VPORT_CMD_REG_WRITE: {
-        const uint32_t reg = arg & 0xff;
-        const uint8_t value = static_cast<uint8_t>(arg >> 8);
-        if (!owns(fd)) {
-            reply(fd, cmd, VPORT_E_STATE);
-        } else if (reg == VPORT_REG_DATA) {
-            data_ = value;
-            reply(fd, cmd, VPORT_OK);
-        } else if (reg == VPORT_REG_CONTROL) {
-            const bool rising = !(control_ & VPORT_CONTROL_STROBE) && (value & VPORT_CONTROL_STROBE);
-            const bool ready = (value & VPORT_CONTROL_INIT) && (value & VPORT_CONTROL_SELECT);
-            control_ = value;
-            if (rising && ready && fault_ == Fault::none && ack_phase_ == 0) {
-                print(&data_, 1);
-                ack_phase_ = 2;
-                if (unplug_after_ > 0 && printed_ >= unplug_after_) {
-                    unplug();  // no reply: the byte's transfer sees the removal
-                    return;
-                }
-            }
-            reply(fd, cmd, VPORT_OK);
-        } else {
-            reply(fd, cmd, VPORT_E_INVALID);
-        }
-        return;
+}
+
+void ParallelPort::on_release(const Request &r)
+{
+    if (!owns(r.fd))
+        return reply(r.fd, r.cmd, VPORT_E_STATE);
+    reply(r.fd, r.cmd, VPORT_OK);
+    grant_next();
+}
+
+// NEGOTIATE: the peripheral accepts the modes --modes lists.
+void ParallelPort::on_negotiate(const Request &r)
+{
+    if (!owns(r.fd)) {
+        reply(r.fd, r.cmd, VPORT_E_STATE);
+    } else if (r.arg >= VPORT_MODE_COUNT) {
+        reply(r.fd, r.cmd, VPORT_E_INVALID);
+    } else if (!(accepted_modes_ & (1u << r.arg))) {
+        reply(r.fd, r.cmd, VPORT_E_REFUSED);
+    } else {
+        mode_ = static_cast<int>(r.arg);
+        reply(r.fd, r.cmd, VPORT_OK);
     }
-    case VPORT_CMD_WRITE:
-        if (!owns(fd) || mode_ == VPORT_MODE_NIBBLE || mode_ == VPORT_MODE_BYTE) {
-            reply(fd, cmd, VPORT_E_STATE);
-        } else if (len == 0) {
-            reply(fd, cmd, VPORT_E_INVALID);
-        } else if (fault_ != Fault::none) {
-            reply(fd, cmd, VPORT_E_NOT_READY, status_peek());
-        } else {
-            size_t take = len;
-            bool pull = false;
-            if (unplug_after_ > 0 && printed_ + static_cast<long long>(len) >= unplug_after_) {
-                take = static_cast<size_t>(unplug_after_ - printed_);
-                pull = true;
-            }
-            print(payload, take);
-            if (pull) {
-                unplug();
-                return;
-            }
-            reply(fd, cmd, VPORT_OK, static_cast<uint32_t>(take));
+}
+
+// INFO: the port's modes; the lines, the mode and the device ID (no claim
+// needed, and the status is peeked, not read).
+void ParallelPort::on_info(const Request &r)
+{
+    uint32_t caps = VPORT_CAP_PCSPP | VPORT_CAP_TRISTATE | VPORT_CAP_COMPAT;
+    if (accepted_modes_ & (1u << VPORT_MODE_ECP))
+        caps |= VPORT_CAP_ECP;
+    if (accepted_modes_ & (1u << VPORT_MODE_EPP))
+        caps |= VPORT_CAP_EPP;
+    std::string p;
+    p += static_cast<char>(status_peek());
+    p += static_cast<char>(control_);
+    p += static_cast<char>(mode_);
+    p += '\0';
+    p += device_id_;
+    reply(r.fd, r.cmd, VPORT_OK, caps, p);
+}
+
+void ParallelPort::on_reg_read(const Request &r)
+{
+    if (!owns(r.fd))
+        reply(r.fd, r.cmd, VPORT_E_STATE);
+    else if (r.arg == VPORT_REG_DATA)
+        reply(r.fd, r.cmd, VPORT_OK, data_);
+    else if (r.arg == VPORT_REG_STATUS)
+        reply(r.fd, r.cmd, VPORT_OK, status_read());
+    else if (r.arg == VPORT_REG_CONTROL)
+        reply(r.fd, r.cmd, VPORT_OK, control_);
+    else
+        reply(r.fd, r.cmd, VPORT_E_INVALID);
+}
+
+// REG_WRITE: STROBE rising with INIT and SELECT high hands the data
+// register to the printer (which may then be unplugged, unanswered).
+void ParallelPort::on_reg_write(const Request &r)
+{
+    const uint32_t reg = r.arg & 0xff;
+    const uint8_t value = static_cast<uint8_t>(r.arg >> 8);
+    if (!owns(r.fd)) {
+        reply(r.fd, r.cmd, VPORT_E_STATE);
+    } else if (reg == VPORT_REG_DATA) {
+        data_ = value;
+        reply(r.fd, r.cmd, VPORT_OK);
+    } else if (reg == VPORT_REG_CONTROL) {
+        const bool rising = !(control_ & VPORT_CONTROL_STROBE) && (value & VPORT_CONTROL_STROBE);
+        const bool ready = (value & VPORT_CONTROL_INIT) && (value & VPORT_CONTROL_SELECT);
+        control_ = value;
+        if (rising && ready && fault_ == Fault::none && ack_phase_ == 0) {
+            print(&data_, 1);
+            ack_phase_ = 2;
+            if (unplug_after_ > 0 && printed_ >= unplug_after_)
+                return unplug();  // no reply: the byte's transfer sees the removal
         }
-        return;
-    case VPORT_CMD_READ: {
-        if (!owns(fd) || mode_ == VPORT_MODE_COMPAT) {
-            reply(fd, cmd, VPORT_E_STATE);
-            return;
-        }
-        if (arg == 0 || arg > VPORT_MAX_PAYLOAD) {
-            reply(fd, cmd, VPORT_E_INVALID);
-            return;
-        }
-        std::string chunk = reverse_data_.substr(0, arg);
-        reverse_data_.erase(0, chunk.size());
-        reply(fd, cmd, VPORT_OK, 0, chunk);
-        return;
+        reply(r.fd, r.cmd, VPORT_OK);
+    } else {
+        reply(r.fd, r.cmd, VPORT_E_INVALID);
     }
-    default:
-        reply(fd, cmd, VPORT_E_UNSUPPORTED);
-        return;
+}
+
+// WRITE: the driver's compatibility-mode write; NOT_READY with the status
+// under a fault; --unplug-after cuts it short and pulls the port.
+void ParallelPort::on_write(const Request &r)
+{
+    if (!owns(r.fd) || mode_ == VPORT_MODE_NIBBLE || mode_ == VPORT_MODE_BYTE)
+        return reply(r.fd, r.cmd, VPORT_E_STATE);
+    if (r.len == 0)
+        return reply(r.fd, r.cmd, VPORT_E_INVALID);
+    if (fault_ != Fault::none)
+        return reply(r.fd, r.cmd, VPORT_E_NOT_READY, status_peek());
+    size_t take = r.len;
+    bool pull = false;
+    if (unplug_after_ > 0 && printed_ + static_cast<long long>(r.len) >= unplug_after_) {
+        take = static_cast<size_t>(unplug_after_ - printed_);
+        pull = true;
     }
+    print(r.payload, take);
+    if (pull)
+        return unplug();
+    reply(r.fd, r.cmd, VPORT_OK, static_cast<uint32_t>(take));
+}
+
+// READ: up to `arg` bytes of --reverse-data, in a reverse mode.
+void ParallelPort::on_read(const Request &r)
+{
+    if (!owns(r.fd) || mode_ == VPORT_MODE_COMPAT)
+        return reply(r.fd, r.cmd, VPORT_E_STATE);
+    if (r.arg == 0 || r.arg > VPORT_MAX_PAYLOAD)
+        return reply(r.fd, r.cmd, VPORT_E_INVALID);
+    std::string chunk = reverse_data_.substr(0, r.arg);
+    reverse_data_.erase(0, chunk.size());
+    reply(r.fd, r.cmd, VPORT_OK, 0, chunk);
 }
 
 int ParallelPort::run()
@@ -532,8 +595,8 @@ int ParallelPort::run()
     for (;;) {
         std::vector<pollfd> fds;
         fds.push_back({ctx_.stop_fd, POLLIN, 0});
-        if (listen_fd_ >= 0)
-            fds.push_back({listen_fd_, POLLIN, 0});
+        if (listen_fd_)
+            fds.push_back({listen_fd_.get(), POLLIN, 0});
         for (const auto &[fd, c] : clients_)
             fds.push_back({fd, POLLIN, 0});
         if (::poll(fds.data(), fds.size(), -1) < 0) {
@@ -546,7 +609,7 @@ int ParallelPort::run()
         for (size_t i = 1; i < fds.size() && !unplugged_; i++) {
             if (!fds[i].revents)
                 continue;
-            if (fds[i].fd == listen_fd_)
+            if (fds[i].fd == listen_fd_.get())
                 accept_client();
             else if (clients_.count(fds[i].fd))
                 serve(fds[i].fd);

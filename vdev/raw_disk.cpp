@@ -12,6 +12,8 @@
 #include "vdev.hpp"
 #include "trusted_dir.hpp"
 
+#include <devhost/unique_fd.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -154,15 +156,15 @@ void write_all(int fd, const uint8_t *data, size_t len, uint64_t offset, const f
 
 void create_image(const fs::path &file, uint64_t size, const std::vector<uint8_t> &fill, bool mbr)
 {
-    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd) {
         int e = errno;
         if (e == EEXIST)
             throw std::runtime_error(file.string() + " already exists; not overwriting it (remove it or pick --path)");
         throw std::runtime_error("cannot create " + file.string() + ": " + std::strerror(e));
     }
     try {
-        if (ftruncate(fd, static_cast<off_t>(size)) != 0)
+        if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
             throw std::runtime_error("sizing " + file.string() + ": " + std::strerror(errno));
         if (!fill.empty()) {
             // In 64 KiB pieces, each starting at its phase of the pattern so
@@ -173,22 +175,21 @@ void create_image(const fs::path &file, uint64_t size, const std::vector<uint8_t
                 size_t phase = static_cast<size_t>(off % fill.size());
                 for (size_t i = 0; i < len; i++)
                     piece[i] = fill[(phase + i) % fill.size()];
-                write_all(fd, piece.data(), len, off, file);
+                write_all(fd.get(), piece.data(), len, off, file);
                 off += len;
             }
         }
         if (mbr) {
             auto sector0 = make_mbr(size);
-            write_all(fd, sector0.data(), sector0.size(), 0, file);
+            write_all(fd.get(), sector0.data(), sector0.size(), 0, file);
         }
-        if (fsync(fd) != 0)
+        if (fsync(fd.get()) != 0)
             throw std::runtime_error("syncing " + file.string() + ": " + std::strerror(errno));
     } catch (...) {
-        ::close(fd);
-        ::unlink(file.c_str());
+        fd.reset();
+        ::unlink(file.c_str());  // a half-made image is not left behind
         throw;
     }
-    ::close(fd);
 }
 
 // Runs losetup with `args`, returning its stdout (trimmed); throws with its
@@ -198,16 +199,13 @@ std::string run_losetup(const std::vector<std::string> &args)
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0)
         throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    UniqueFd read_end(out[0]), write_end(out[1]);
     pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        ::close(out[0]);
-        ::close(out[1]);
-        throw std::runtime_error(std::string("fork: ") + std::strerror(e));
-    }
+    if (pid < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(out[1], STDERR_FILENO);
+        dup2(write_end.get(), STDOUT_FILENO);
+        dup2(write_end.get(), STDERR_FILENO);
         std::vector<char *> argv;
         std::string prog = "losetup";
         argv.push_back(prog.data());
@@ -218,18 +216,18 @@ std::string run_losetup(const std::vector<std::string> &args)
         execvp("losetup", argv.data());
         _exit(127);
     }
-    ::close(out[1]);
+    write_end.reset();  // losetup's end: the read below sees its exit
     std::string text;
     char buf[256];
     for (;;) {
-        ssize_t n = ::read(out[0], buf, sizeof buf);
+        ssize_t n = ::read(read_end.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         text.append(buf, static_cast<size_t>(n));
     }
-    ::close(out[0]);
+    read_end.reset();
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

@@ -413,54 +413,51 @@ static devhost_status ppdev_reg_write(par_device *d, int reg, uint8_t value, dev
     return DEVHOST_OK;
 }
 
-static devhost_status ppdev_write(par_device *d, const uint8_t *data, size_t len, size_t *done, uint64_t deadline,
-                                  devhost_error *err)
+/* The driver's own transfer, one direction: write(2) of `out`, or read(2)
+ * into `in` (the other NULL), on the non-blocking port until `len` bytes
+ * are done -- a read without `exact` stops once some came -- with a 1 ms
+ * sleep, watching cancel_fd, after each try that moved nothing, until the
+ * deadline. *done counts the bytes moved, also on failure. */
+static devhost_status ppdev_transfer(par_device *d, const uint8_t *out, uint8_t *in, size_t len, int exact,
+                                     size_t *done, uint64_t deadline, devhost_error *err)
 {
     ppdev_state *s = state_of(d);
-    while (*done < len) {
-        ssize_t n = write(s->fd, data + *done, len - *done);
+    while (*done < len && !(in && !exact && *done > 0)) {
+        ssize_t n = out ? write(s->fd, out + *done, len - *done) : read(s->fd, in + *done, len - *done);
         devhost_status st;
         if (n > 0) {
             *done += (size_t)n;
             continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return os_fail(d, errno, "write", err);
+            return os_fail(d, errno, out ? "write" : "read", err);
         st = par_sleep(d, 1, deadline, err);
-        if (st == DEVHOST_E_TIMEOUT) {
+        if (st == DEVHOST_E_TIMEOUT && out) {
             unsigned char status = 0;
             ioctl(s->fd, PPRSTATUS, &status);
             return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
                                 "%s: peripheral took %zu of %zu bytes in time (status 0x%02x)", d->path, *done, len,
                                 status);
         }
+        if (st == DEVHOST_E_TIMEOUT)
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "%s: peripheral sent %zu of %zu bytes in time",
+                                d->path, *done, len);
         if (st != DEVHOST_OK)
             return st;
     }
     return DEVHOST_OK;
 }
 
+static devhost_status ppdev_write(par_device *d, const uint8_t *data, size_t len, size_t *done, uint64_t deadline,
+                                  devhost_error *err)
+{
+    return ppdev_transfer(d, data, NULL, len, 1, done, deadline, err);
+}
+
 static devhost_status ppdev_read(par_device *d, uint8_t *buf, size_t cap, int exact, size_t *got, uint64_t deadline,
                                  devhost_error *err)
 {
-    ppdev_state *s = state_of(d);
-    while (*got < cap && !(*got > 0 && !exact)) {
-        ssize_t n = read(s->fd, buf + *got, cap - *got);
-        devhost_status st;
-        if (n > 0) {
-            *got += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return os_fail(d, errno, "read", err);
-        st = par_sleep(d, 1, deadline, err);
-        if (st == DEVHOST_E_TIMEOUT)
-            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "%s: peripheral sent %zu of %zu bytes in time",
-                                d->path, *got, cap);
-        if (st != DEVHOST_OK)
-            return st;
-    }
-    return DEVHOST_OK;
+    return ppdev_transfer(d, NULL, buf, cap, exact, got, deadline, err);
 }
 
 const par_backend par_ppdev_backend = {

@@ -1,7 +1,7 @@
 /*
  * The vport backend: a virtual parallel port served by devhost-vdev's
  * `parallel-port` kind over a Unix SOCK_SEQPACKET socket. The protocol and
- * where the socket lives are described in vport_protocol.h. The server
+ * where the socket lives are described in <devhost/vport_wire.h>. The server
  * arbitrates the claim between all its clients (FIFO), so a claim here is a
  * request and a wait for its grant; giving up sends CANCEL.
  */
@@ -433,16 +433,8 @@ static devhost_status vport_write(par_device *d, const uint8_t *data, size_t len
             break;
         if (r->status == VPORT_E_NOT_READY) {
             uint8_t s = (uint8_t)r->value;
-            if ((s & VPORT_STATUS_PAPEROUT) && !(s & VPORT_STATUS_ERROR)) {
-                st = devhost_fail(err, DEVHOST_E_IO, EIO, "%s: printer reports paper out (status 0x%02x) at byte %zu",
-                                  d->path, s, *done);
+            if ((st = par_printer_fault(d, s, *done, err)) != DEVHOST_OK)
                 break;
-            }
-            if (!(s & VPORT_STATUS_SELECT)) {
-                st = devhost_fail(err, DEVHOST_E_IO, EIO,
-                                  "%s: printer is offline (SELECT low, status 0x%02x) at byte %zu", d->path, s, *done);
-                break;
-            }
             st = par_sleep(d, 2, deadline, err);
             if (st == DEVHOST_E_TIMEOUT)
                 st = devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,

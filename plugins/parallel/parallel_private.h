@@ -10,7 +10,7 @@
 #include <devhost/plugin.h>
 #include <devhost/plugin_util.h>
 
-#include "vport_protocol.h"
+#include <devhost/vport_wire.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -102,5 +102,10 @@ extern const devhost_host_services *par_services;
 devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error *err);
 
 const char *par_mode_name(int mode);
+
+/* What a printer's status register says against taking byte `index`:
+ * paper out, or offline (SELECT low), each E_IO with a message naming the
+ * status and the byte; OK otherwise (busy is for the caller to wait out). */
+devhost_status par_printer_fault(par_device *d, uint8_t status, size_t index, devhost_error *err);
 
 #endif /* DEVHOST_PARALLEL_PRIVATE_H */

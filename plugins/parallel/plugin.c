@@ -46,6 +46,17 @@ const char *par_mode_name(int mode)
     return mode >= 0 && mode < VPORT_MODE_COUNT ? mode_names[mode] : "unknown";
 }
 
+devhost_status par_printer_fault(par_device *d, uint8_t status, size_t index, devhost_error *err)
+{
+    if ((status & VPORT_STATUS_PAPEROUT) && !(status & VPORT_STATUS_ERROR))
+        return devhost_fail(err, DEVHOST_E_IO, EIO, "%s: printer reports paper out (status 0x%02x) at byte %zu",
+                            d->path, status, index);
+    if (!(status & VPORT_STATUS_SELECT))
+        return devhost_fail(err, DEVHOST_E_IO, EIO, "%s: printer is offline (SELECT low, status 0x%02x) at byte %zu",
+                            d->path, status, index);
+    return DEVHOST_OK;
+}
+
 /* VPORT_MODE_* for a mode's name (or "compatibility", "spp"), any case; -1
  * for none. */
 static int parse_mode(const char *text)
@@ -114,20 +125,27 @@ static const devhost_control_spec par_controls[] = {
  * Brief claims for connect, info and disconnect
  * ------------------------------------------------------------------------ */
 
-/* Claims the port unless lock() already holds it; *took says whether this
- * call took it (and must give it back with brief_release). */
+/* Claims the port within timeout_ms (-1: until cancelled) and, when it
+ * got it, sets *held: d->claimed for lock(), a brief claim's own flag. */
+static devhost_status claim_into(par_device *d, int32_t timeout_ms, int *held, devhost_error *err)
+{
+    devhost_status st = d->backend->claim(d, devhost_util_deadline_ms(timeout_ms), err);
+    if (st == DEVHOST_OK)
+        *held = 1;
+    return st;
+}
+
+/* Claims the port unless lock() already holds it, waiting at most
+ * claim-timeout; *took says whether this call took it (and must give it
+ * back with brief_release). */
 static devhost_status brief_claim(par_device *d, int32_t timeout_ms, int *took, devhost_error *err)
 {
-    devhost_status st;
     *took = 0;
     if (d->claimed)
         return DEVHOST_OK;
     if (timeout_ms < 0 || timeout_ms > d->claim_timeout_ms)
         timeout_ms = d->claim_timeout_ms;
-    st = d->backend->claim(d, devhost_util_deadline_ms(timeout_ms), err);
-    if (st == DEVHOST_OK)
-        *took = 1;
-    return st;
+    return claim_into(d, timeout_ms, took, err);
 }
 
 static void brief_release(par_device *d, int took)
@@ -145,6 +163,33 @@ static devhost_status check_removed(par_device *d, devhost_error *err)
     if (d->removed)
         return devhost_fail(err, DEVHOST_E_REMOVED, ENODEV, "%s: the port was removed", d->path);
     return DEVHOST_OK;
+}
+
+/* Negotiates `mode` under a brief claim (none when locked); d->mode follows
+ * what took effect. With fallback, a mode the port or peripheral refuses
+ * falls back to compat, logged (connect's fallback=); disconnect asks for
+ * compat without it. */
+static devhost_status negotiate_briefly(par_device *d, int32_t timeout_ms, int mode, int fallback,
+                                        devhost_error *err)
+{
+    int took = 0;
+    devhost_status st = brief_claim(d, timeout_ms, &took, err);
+    if (st != DEVHOST_OK)
+        return st;
+    st = d->backend->negotiate(d, mode, err);
+    if (st == DEVHOST_OK) {
+        d->mode = mode;
+    } else if (st != DEVHOST_E_REMOVED && st != DEVHOST_E_CANCELLED && fallback && mode != VPORT_MODE_COMPAT) {
+        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: IEEE 1284 mode '%s' refused (%s); falling back to compat", d->path,
+                par_mode_name(mode), err->message);
+        memset(err->message, 0, sizeof err->message);
+        err->os_errno = 0;
+        st = d->backend->negotiate(d, VPORT_MODE_COMPAT, err);
+        if (st == DEVHOST_OK)
+            d->mode = VPORT_MODE_COMPAT;
+    }
+    brief_release(d, took);
+    return st;
 }
 
 /* ------------------------------------------------------------------------
@@ -250,27 +295,13 @@ static devhost_status par_connect(devhost_device *device, const devhost_connect_
                                   devhost_error *err)
 {
     par_device *d = (par_device *)device;
-    int mode = d->default_mode, fallback = d->default_fallback, took = 0;
+    int mode = d->default_mode, fallback = d->default_fallback;
     devhost_status st;
     if ((st = check_removed(d, err)) != DEVHOST_OK)
         return st;
     if ((st = connect_args(d, params, &mode, &fallback, err)) != DEVHOST_OK)
         return st;
-    if ((st = brief_claim(d, params->timeout_ms, &took, err)) != DEVHOST_OK)
-        return st;
-    st = d->backend->negotiate(d, mode, err);
-    if (st == DEVHOST_OK) {
-        d->mode = mode;
-    } else if (st != DEVHOST_E_REMOVED && st != DEVHOST_E_CANCELLED && fallback && mode != VPORT_MODE_COMPAT) {
-        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: IEEE 1284 mode '%s' refused (%s); falling back to compat", d->path,
-                par_mode_name(mode), err->message);
-        memset(err->message, 0, sizeof err->message);
-        err->os_errno = 0;
-        st = d->backend->negotiate(d, VPORT_MODE_COMPAT, err);
-        if (st == DEVHOST_OK)
-            d->mode = VPORT_MODE_COMPAT;
-    }
-    brief_release(d, took);
+    st = negotiate_briefly(d, params->timeout_ms, mode, fallback, err);
     if (st == DEVHOST_OK)
         d->connected = 1;
     return st;
@@ -281,18 +312,10 @@ static devhost_status par_connect(devhost_device *device, const devhost_connect_
 static devhost_status par_disconnect(devhost_device *device, devhost_error *err)
 {
     par_device *d = (par_device *)device;
-    devhost_status st = DEVHOST_OK;
-    int took = 0;
     d->connected = 0;
     if (d->removed || d->mode == VPORT_MODE_COMPAT)
         return DEVHOST_OK;
-    if ((st = brief_claim(d, d->claim_timeout_ms, &took, err)) != DEVHOST_OK)
-        return st;
-    st = d->backend->negotiate(d, VPORT_MODE_COMPAT, err);
-    if (st == DEVHOST_OK)
-        d->mode = VPORT_MODE_COMPAT;
-    brief_release(d, took);
-    return st;
+    return negotiate_briefly(d, d->claim_timeout_ms, VPORT_MODE_COMPAT, 0, err);
 }
 
 /* lock: claim the port, waiting in line behind other clients up to
@@ -307,10 +330,7 @@ static devhost_status par_lock(devhost_device *device, int32_t timeout_ms, devho
         return st;
     if (d->claimed)
         return devhost_fail(err, DEVHOST_E_STATE, 0, "%s: lock: the port is already claimed by this device", d->path);
-    st = d->backend->claim(d, devhost_util_deadline_ms(timeout_ms), err);
-    if (st == DEVHOST_OK)
-        d->claimed = 1;
-    return st;
+    return claim_into(d, timeout_ms, &d->claimed, err);
 }
 
 /* unlock: release the claim; the next waiting client gets the port. State:
@@ -410,10 +430,16 @@ static devhost_status par_info(devhost_device *device, const devhost_info_sink *
     return DEVHOST_OK;
 }
 
-/* Waits until the peripheral is ready for a byte (BUSY line low). Paper out
- * and offline are E_IO at once; a peripheral busy past the deadline is
- * E_TIMEOUT. */
-static devhost_status wait_ready(par_device *d, size_t index, uint64_t deadline, devhost_error *err)
+/* What wait_status waits for: the peripheral ready for a byte (BUSY line
+ * low), or its ACK pulse (nAck low) after a strobe. */
+enum { UNTIL_READY, UNTIL_ACK };
+
+/* Reads the status register until the peripheral is where `until` wants
+ * it, for byte `index`: the first 32 looks back to back (a peripheral
+ * answers within microseconds), then one a millisecond, watching the cancel
+ * handle, until the deadline (E_TIMEOUT). Waiting for ready, paper out and
+ * offline are E_IO at once. */
+static devhost_status wait_status(par_device *d, int until, size_t index, uint64_t deadline, devhost_error *err)
 {
     unsigned polls = 0;
     for (;;) {
@@ -421,50 +447,22 @@ static devhost_status wait_ready(par_device *d, size_t index, uint64_t deadline,
         devhost_status s = d->backend->reg_read(d, VPORT_REG_STATUS, &st, err);
         if (s != DEVHOST_OK)
             return s;
-        if (st & VPORT_STATUS_BUSY)
+        if (until == UNTIL_READY ? (st & VPORT_STATUS_BUSY) != 0 : !(st & VPORT_STATUS_ACK))
             return DEVHOST_OK;
-        if ((st & VPORT_STATUS_PAPEROUT) && !(st & VPORT_STATUS_ERROR))
-            return devhost_fail(err, DEVHOST_E_IO, EIO, "%s: printer reports paper out (status 0x%02x) at byte %zu",
-                                d->path, st, index);
-        if (!(st & VPORT_STATUS_SELECT))
-            return devhost_fail(err, DEVHOST_E_IO, EIO,
-                                "%s: printer is offline (SELECT low, status 0x%02x) at byte %zu", d->path, st, index);
-        if (++polls > 32) {
+        if (until == UNTIL_READY && (s = par_printer_fault(d, st, index, err)) != DEVHOST_OK)
+            return s;
+        if (++polls > 32)
             s = par_sleep(d, 1, deadline, err);
-            if (s == DEVHOST_E_TIMEOUT)
-                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
-                                    "%s: peripheral stayed busy (status 0x%02x) before byte %zu", d->path, st, index);
-            if (s != DEVHOST_OK)
-                return s;
-        } else if (devhost_util_deadline_passed(deadline)) {
+        else if (devhost_util_deadline_passed(deadline))
+            s = DEVHOST_E_TIMEOUT;
+        if (s == DEVHOST_E_TIMEOUT && until == UNTIL_READY)
             return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
                                 "%s: peripheral stayed busy (status 0x%02x) before byte %zu", d->path, st, index);
-        }
-    }
-}
-
-/* Waits for the peripheral's ACK pulse (nAck low) after a strobe. */
-static devhost_status wait_ack(par_device *d, size_t index, uint64_t deadline, devhost_error *err)
-{
-    unsigned polls = 0;
-    for (;;) {
-        uint8_t st;
-        devhost_status s = d->backend->reg_read(d, VPORT_REG_STATUS, &st, err);
-        if (s != DEVHOST_OK)
-            return s;
-        if (!(st & VPORT_STATUS_ACK))
-            return DEVHOST_OK;
-        if (++polls > 32) {
-            s = par_sleep(d, 1, deadline, err);
-            if (s == DEVHOST_E_TIMEOUT)
-                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
-                                    "%s: peripheral never acknowledged byte %zu (status 0x%02x)", d->path, index, st);
-            if (s != DEVHOST_OK)
-                return s;
-        } else if (devhost_util_deadline_passed(deadline)) {
+        if (s == DEVHOST_E_TIMEOUT)
             return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
                                 "%s: peripheral never acknowledged byte %zu (status 0x%02x)", d->path, index, st);
-        }
+        if (s != DEVHOST_OK)
+            return s;
     }
 }
 
@@ -476,7 +474,7 @@ static devhost_status handshake_write(par_device *d, devhost_transfer *x, uint64
     devhost_status st = d->backend->reg_write(d, VPORT_REG_CONTROL, base, err);
     size_t i;
     for (i = 0; st == DEVHOST_OK && i < x->out_len; i++) {
-        if ((st = wait_ready(d, i, deadline, err)) != DEVHOST_OK)
+        if ((st = wait_status(d, UNTIL_READY, i, deadline, err)) != DEVHOST_OK)
             break;
         if ((st = d->backend->reg_write(d, VPORT_REG_DATA, x->out[i], err)) != DEVHOST_OK)
             break;
@@ -484,7 +482,7 @@ static devhost_status handshake_write(par_device *d, devhost_transfer *x, uint64
             break;
         if ((st = d->backend->reg_write(d, VPORT_REG_CONTROL, base, err)) != DEVHOST_OK)
             break;
-        if ((st = wait_ack(d, i, deadline, err)) != DEVHOST_OK)
+        if ((st = wait_status(d, UNTIL_ACK, i, deadline, err)) != DEVHOST_OK)
             break;
         x->out_done = i + 1;
     }

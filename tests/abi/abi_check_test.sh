@@ -43,6 +43,11 @@ expect fail "a log level renumbered" 's|DEVHOST_LOG_ERROR = 4|DEVHOST_LOG_ERROR 
 expect fail "a port API signature changed" \
   's|^DEVHOST_PORT_API void devhost_port_close(devhost_port \*port);|DEVHOST_PORT_API void devhost_port_close(devhost_port *port, int how);|' port.h
 expect fail "a wire constant changed" 's|#define DEVHOST_PORT_HEADER_SIZE 20|#define DEVHOST_PORT_HEADER_SIZE 24|' port_wire.h
+expect fail "a vport command renumbered" 's|VPORT_CMD_READ = 10|VPORT_CMD_READ = 11|' vport_wire.h
+expect pass "a vport status appended" \
+  's|^    VPORT_E_UNSUPPORTED = 6$|    VPORT_E_UNSUPPORTED = 6,\n    VPORT_E_APPENDED = 7|; s|#define VPORT_STATUS_LAST VPORT_E_UNSUPPORTED|#define VPORT_STATUS_LAST VPORT_E_APPENDED|' vport_wire.h
+expect fail "a vport protocol version without its baseline" \
+  's|#define VPORT_PROTOCOL_VERSION 1|#define VPORT_PROTOCOL_VERSION 2|' vport_wire.h
 
 echo "$failures failed"
 [ "$failures" -eq 0 ]

@@ -5,7 +5,9 @@
 //   - control codes: from the descriptor: names;
 //   - info keys: the ABI declares none, so a real device of each class is
 //     asked (a loop device, a pseudo-terminal, a devhost-vdev virtual
-//     parallel port, a port served in this process by libdevhost-port), in
+//     parallel port, a port served in this process by libdevhost-port; for
+//     raw an image file, /dev/zero and a partitioned loop block device with
+//     a mounted filesystem), in
 //     the states that report the most keys; every key reported must be
 //     listed, and every key listed must have been reported, except the ones
 //     no device here can report, named below with the reason.
@@ -14,6 +16,7 @@
 #include "device.hpp"
 #include "loader.hpp"
 #include "plugin_readme.hpp"
+#include "raw_fixtures.hpp"
 
 #include <devhost/port.h>
 
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -80,11 +84,13 @@ void check_info_keys(const std::string &cls, const std::set<std::string> &report
     check_readme_info_keys(readme_of(cls), "plugins/" + cls + "/README.md", reported, unobservable);
 }
 
-std::unique_ptr<Device> open_device(const std::string &cls, const std::string &path)
+std::unique_ptr<Device> open_device(const std::string &cls, const std::string &path,
+                                    const std::map<std::string, std::string> &options = {})
 {
     auto dev = std::make_unique<Device>(load(cls), "readme");
     OpenRequest request;
     request.path = path;
+    request.options = options;
     request.timeout_ms = 5000;
     Outcome o = dev->open(request);
     INFO(path << ": " << o.message);
@@ -180,4 +186,46 @@ TEST_CASE("readme: filterport lists its options, control codes and info keys", "
     }
     devhost_port_close(port);
     check_info_keys("filterport", keys.keys(), {});
+}
+
+TEST_CASE("readme: raw lists its options and control codes", "[readme]")
+{
+    check_options_and_controls("raw");
+}
+
+TEST_CASE("readme: raw lists its info keys (an image file, /dev/zero, a partitioned loop device, mounted)",
+          "[readme]")
+{
+    if (!raw_test::mkfs_unavailable().empty())
+        DEVHOST_SKIP(raw_test::mkfs_unavailable());
+    TempDir dir;
+    const auto image = dir / "disk.img";
+    raw_test::make_partitioned_image(image);
+    KeyCollector keys;
+    for (const std::string &path : {image.string(), std::string("/dev/zero")}) {
+        auto dev = open_device("raw", path);  // a file: sizes; a character device: major-minor
+        keys.add(*dev);
+        CHECK(dev->close().ok());
+    }
+    raw_test::LoopDevice loop(image, false, true);
+    if (!loop.available())
+        DEVHOST_SKIP(loop.reason());
+    const std::string why = raw_test::ensure_partition(loop);
+    if (!why.empty())
+        DEVHOST_SKIP(why);
+    const std::string partition = loop.path() + "p1";
+    REQUIRE(raw_test::mkfs_ext4(partition));
+    raw_test::Mount mount(partition, dir / "mnt", "ext4");
+    if (!mount.mounted())
+        DEVHOST_SKIP(mount.reason());
+    // The whole disk (backing file, queue, partitions, mounted and where)
+    // and its partition; O_EXCL cannot claim a device that is mounted.
+    for (const std::string &path : {loop.path(), partition}) {
+        auto dev = open_device("raw", path, {{"exclusive", "false"}});
+        keys.add(*dev);
+        CHECK(dev->close().ok());
+    }
+    check_info_keys("raw", keys.keys(),
+                    {// A disk's identity, from sysfs device/ and wwid: a loop device has none.
+                     "model", "vendor", "serial", "wwn"});
 }

@@ -38,6 +38,7 @@ TEST_CASE("sdk: the installed template builds against find_package(devhost) and 
     CHECK(fs::exists(prefix / "include/devhost/plugin.h"));
     CHECK(fs::exists(prefix / "include/devhost/plugin.hpp"));
     CHECK(fs::exists(prefix / "include/devhost/plugin_util.h"));
+    CHECK(fs::exists(prefix / "include/devhost/vport_wire.h"));  // the virtual parallel port protocol
     const fs::path tmpl = prefix / "share/devhost/plugin-template";
     REQUIRE(fs::exists(tmpl / "CMakeLists.txt"));
     // The shape of every plugin folder (plugins/README.md).

@@ -8,7 +8,7 @@
 #include "device.hpp"
 #include "loader.hpp"
 
-#include "../vport_protocol.h"
+#include <devhost/vport_wire.h>
 
 #include <catch2/catch.hpp>
 

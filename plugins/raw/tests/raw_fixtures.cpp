@@ -1,8 +1,11 @@
 #include "raw_fixtures.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <stdexcept>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -110,6 +113,61 @@ Mount::~Mount()
 {
     if (mounted_)
         ::umount2(dir_.c_str(), MNT_DETACH);
+}
+
+// Why ext4 cannot be made here, or empty.
+std::string mkfs_unavailable()
+{
+    return find_tool("mkfs.ext4").empty() ? "mkfs.ext4 (e2fsprogs) is not installed, so no filesystem can be "
+                                            "made to mount"
+                                          : "";
+}
+
+// Makes an ext4 filesystem on `target` (an image file or a block device).
+bool mkfs_ext4(const std::string &target)
+{
+    auto r = run_process({find_tool("mkfs.ext4").string(), "-q", "-F", target});
+    INFO(r.err);
+    return r.exit_code == 0;
+}
+
+// Adds partition 1 (first LBA 2048, to the end of an 8 MiB disk) to a
+// partition-scanned loop device: from the MBR if the kernel parsed it, else
+// through BLKPG (addpart), for kernels without the MBR parser. Returns why
+// not, or empty.
+std::string ensure_partition(const LoopDevice &loop)
+{
+    std::string name = fs::path(loop.path()).filename().string();
+    if (fs::exists("/sys/block/" + name + "/" + name + "p1"))
+        return {};
+    fs::path addpart = find_tool("addpart");
+    if (addpart.empty())
+        return "the kernel found no partition on " + loop.path() + " and addpart (util-linux) is not installed";
+    auto r = run_process({addpart.string(), loop.path(), "1", "2048", "14336"});
+    if (r.exit_code != 0)
+        return "addpart could not add a partition to " + loop.path() + ": " + r.err;
+    return {};
+}
+
+void write_mbr(const fs::path &image, uint32_t first_lba, uint32_t sectors)
+{
+    std::vector<uint8_t> mbr(512, 0);
+    mbr[0x1be + 4] = 0x83;  // Linux
+    for (int i = 0; i < 4; i++) {
+        mbr[0x1be + 8 + i] = static_cast<uint8_t>(first_lba >> (8 * i));
+        mbr[0x1be + 12 + i] = static_cast<uint8_t>(sectors >> (8 * i));
+    }
+    mbr[0x1fe] = 0x55;
+    mbr[0x1ff] = 0xaa;
+    std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
+    f.write(reinterpret_cast<const char *>(mbr.data()), 512);
+}
+
+// An 8 MiB image with an MBR holding one Linux partition from LBA 2048.
+void make_partitioned_image(const fs::path &image)
+{
+    make_image(image, fs_size);
+    write_mbr(image, 2048, 14336);
 }
 
 std::shared_ptr<const devhost::Plugin> raw_plugin()

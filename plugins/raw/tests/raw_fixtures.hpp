@@ -56,6 +56,21 @@ private:
     std::string reason_;
 };
 
+// Filesystems to mount: an image of fs_size bytes holds a small ext4, or
+// (make_partitioned_image) an MBR with one Linux partition from LBA 2048 to
+// the end, which ensure_partition makes appear on a partition-scanned loop
+// device over it (from the MBR if the kernel parsed it, else through BLKPG:
+// addpart). mkfs_unavailable says why ext4 cannot be made here, or is
+// empty; mkfs_ext4 makes one on `target` (an image file or a block device).
+inline constexpr uint64_t fs_size = 8 * 1024 * 1024;
+// Writes sector 0 of `image`: an MBR with one Linux (0x83) partition of
+// `sectors` sectors from `first_lba`.
+void write_mbr(const fs::path &image, uint32_t first_lba, uint32_t sectors);
+void make_partitioned_image(const fs::path &image);
+std::string ensure_partition(const LoopDevice &loop);  // why not, or empty
+std::string mkfs_unavailable();
+bool mkfs_ext4(const std::string &target);
+
 // A mount of `device` on `dir`, unmounted in the destructor.
 class Mount {
 public:

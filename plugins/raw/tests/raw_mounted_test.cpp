@@ -13,31 +13,12 @@
 #include "raw_fixtures.hpp"
 
 #include <catch2/catch.hpp>
-#include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
 using namespace raw_test;
 
 namespace {
-
-constexpr uint64_t fs_size = 8 * 1024 * 1024;
-
-// Why ext4 cannot be made here, or empty.
-std::string mkfs_unavailable()
-{
-    return find_tool("mkfs.ext4").empty() ? "mkfs.ext4 (e2fsprogs) is not installed, so no filesystem can be "
-                                            "made to mount"
-                                          : "";
-}
-
-// Makes an ext4 filesystem on `target` (an image file or a block device).
-bool mkfs_ext4(const std::string &target)
-{
-    auto r = devhost::test::run_process({find_tool("mkfs.ext4").string(), "-q", "-F", target});
-    INFO(r.err);
-    return r.exit_code == 0;
-}
 
 // The message for a write refused because of `where` ("/dev/loop0 on
 // /mnt"), as the plugin words it.
@@ -57,39 +38,6 @@ void write_same_bytes(devhost::Device &dev, uint64_t offset)
     INFO(w.outcome.message);
     CHECK(w.outcome.ok());
     CHECK(w.done == 512);
-}
-
-// Adds partition 1 (first LBA 2048, to the end of an 8 MiB disk) to a
-// partition-scanned loop device: from the MBR if the kernel parsed it, else
-// through BLKPG (addpart), for kernels without the MBR parser. Returns why
-// not, or empty.
-std::string ensure_partition(const LoopDevice &loop)
-{
-    std::string name = fs::path(loop.path()).filename().string();
-    if (fs::exists("/sys/block/" + name + "/" + name + "p1"))
-        return {};
-    fs::path addpart = find_tool("addpart");
-    if (addpart.empty())
-        return "the kernel found no partition on " + loop.path() + " and addpart (util-linux) is not installed";
-    auto r = devhost::test::run_process({addpart.string(), loop.path(), "1", "2048", "14336"});
-    if (r.exit_code != 0)
-        return "addpart could not add a partition to " + loop.path() + ": " + r.err;
-    return {};
-}
-
-// An 8 MiB image with an MBR holding one Linux partition from LBA 2048.
-void make_partitioned_image(const fs::path &image)
-{
-    make_image(image, fs_size);
-    std::vector<uint8_t> mbr(512, 0);
-    mbr[0x1be + 4] = 0x83;
-    mbr[0x1be + 9] = 0x08;   // first LBA 2048
-    mbr[0x1be + 12] = 0x00;  // 14336 sectors
-    mbr[0x1be + 13] = 0x38;
-    mbr[0x1fe] = 0x55;
-    mbr[0x1ff] = 0xaa;
-    std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
-    f.write(reinterpret_cast<const char *>(mbr.data()), 512);
 }
 
 }  // namespace

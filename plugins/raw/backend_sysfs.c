@@ -1,6 +1,6 @@
 /*
  * raw plugin: what sysfs tells about a block device, and what is built on
- * it (partitions, holders, loop devices), for info and for raw_mounts.c.
+ * it (partitions, holders, loop devices), for info and for backend_mounts.c.
  *
  * /sys/dev/block/MAJ:MIN is the device's sysfs directory. A partition's
  * directory has a `partition` file and lives inside its whole disk's
@@ -9,7 +9,7 @@
  * devices stacked on it (device mapper, md). An attached loop device has
  * /sys/block/loopN/loop/backing_file.
  */
-#include "raw_linux.h"
+#include "raw_private.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -251,7 +251,7 @@ void raw_sysfs_report(dev_t rdev, const devhost_info_sink *sink)
         sink->put(sink->context, "partitions", names);
     }
     /* Mounted: the device, one of its partitions, or a device stacked on
-     * them; the same walk that refuses writes (raw_mounts.c). */
+     * them; the same walk that refuses writes (backend_mounts.c). */
     raw_mounts_of_device(rdev, &mounts);
     if (mounts.count >= 0) {
         sink->put(sink->context, "mounted", mounts.count > 0 ? "true" : "false");

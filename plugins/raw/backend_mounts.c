@@ -17,7 +17,7 @@
  * Only this process's mount namespace is visible in /proc/self/mountinfo.
  */
 #define _GNU_SOURCE 1 /* getline, strtok_r */
-#include "raw_linux.h"
+#include "raw_private.h"
 
 #include <errno.h>
 #include <fcntl.h>

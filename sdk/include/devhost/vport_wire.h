@@ -1,6 +1,16 @@
 /*
- * The virtual parallel port protocol, spoken between the parallel plugin's
- * vport backend (client) and devhost-vdev's `parallel-port` kind (server).
+ * devhost/vport_wire.h: the virtual parallel port protocol, spoken between
+ * the parallel plugin's vport backend (client, plugins/parallel) and
+ * devhost-vdev's `parallel-port` kind (server, vdev/parallel_port.cpp), or
+ * any other program serving or driving a `vport:` path.
+ *
+ * Installed with the SDK's other headers (as devhost/port_wire.h is for the
+ * filter-port protocol) so that both sides include one copy of the protocol,
+ * and neither reaches into the other's folder. C99, header-only (static
+ * inline helpers), compiles unchanged as C++. It is not part of the plugin
+ * ABI (no struct crosses between host and plugin here); compatibility is the
+ * protocol version HELLO answers (VPORT_PROTOCOL_VERSION): commands, statuses
+ * and bits are only appended, never renumbered.
  *
  * Where: a device path `vport:NAME` names the Unix socket DIR/NAME.sock, NAME
  *   being 1..64 of [A-Za-z0-9._-] (not starting with a dot). DIR is
@@ -54,8 +64,8 @@
  * Removal: the server closes every connection when the port is unplugged;
  * a client then sees end of file and reports DEVHOST_E_REMOVED.
  */
-#ifndef DEVHOST_PARALLEL_VPORT_PROTOCOL_H
-#define DEVHOST_PARALLEL_VPORT_PROTOCOL_H
+#ifndef DEVHOST_VPORT_WIRE_H
+#define DEVHOST_VPORT_WIRE_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -168,4 +178,4 @@ static inline uint32_t vport_get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-#endif /* DEVHOST_PARALLEL_VPORT_PROTOCOL_H */
+#endif /* DEVHOST_VPORT_WIRE_H */
