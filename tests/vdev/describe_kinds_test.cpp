@@ -67,7 +67,8 @@ std::vector<std::string> virtual_errors(const VirtualKinds &kinds, const std::st
 
 }  // namespace
 
-TEST_CASE("devhost-vdev --describe-kinds describes every kind --kinds and --help list, with the same keys", "[vdev][kinds]")
+TEST_CASE("devhost-vdev --describe-kinds describes every kind --kinds and --help list, with the same keys",
+          "[vdev][kinds]")
 {
     const auto doc = nlohmann::json::parse(run_ok(vdev(), "--describe-kinds"));
     CHECK(doc.at("format") == 1);

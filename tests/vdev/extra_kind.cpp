@@ -19,5 +19,5 @@ DEVHOST_VDEV_KIND("extra-kind", "a kind that exists only in this test's variant 
                   run_extra);
 
 // A serial peer's table with one key added to it.
-DEVHOST_VDEV_KIND("extra-serial", "a serial peer's keys plus one", devhost::vdev::serial_peer_options({{"added", "TEXT", "string"}}),
-                  run_extra);
+DEVHOST_VDEV_KIND("extra-serial", "a serial peer's keys plus one",
+                  devhost::vdev::serial_peer_options({{"added", "TEXT", "string"}}), run_extra);
