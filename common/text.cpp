@@ -173,51 +173,87 @@ int hex_value(char c)
     return -1;
 }
 
-}  // namespace
-
-std::optional<Bytes> parse_data(std::string_view s, std::string &error)
+// The digits after "hex:": pairs, a space, ':' or '_' allowed between bytes.
+std::optional<Bytes> parse_hex(std::string_view digits, std::string &error)
 {
     Bytes out;
-    if (s.rfind("hex:", 0) == 0) {
-        s.remove_prefix(4);
-        int high = -1;
-        for (char c : s) {
-            if (c == ' ' || c == ':' || c == '_') {
-                if (high >= 0) {
-                    error = "hex data has an odd digit before a separator";
-                    return std::nullopt;
-                }
-                continue;
-            }
-            int v = hex_value(c);
-            if (v < 0) {
-                error = std::string("hex data has a non-hex character '") + c + "'";
+    int high = -1;
+    for (char c : digits) {
+        if (c == ' ' || c == ':' || c == '_') {
+            if (high >= 0) {
+                error = "hex data has an odd digit before a separator";
                 return std::nullopt;
             }
-            if (high < 0) {
-                high = v;
-            } else {
-                out.push_back(static_cast<uint8_t>(high << 4 | v));
-                high = -1;
-            }
+            continue;
         }
-        if (high >= 0) {
-            error = "hex data has an odd number of digits";
+        int v = hex_value(c);
+        if (v < 0) {
+            error = std::string("hex data has a non-hex character '") + c + "'";
             return std::nullopt;
         }
-        return out;
-    }
-    if (!s.empty() && s.front() == '"' && (s.size() < 2 || s.back() != '"')) {
-        // Either the string never closes, or something follows its close.
-        for (size_t i = 1; i < s.size(); i++) {
-            if (s[i] == '\\') {
-                i++;
-            } else if (s[i] == '"') {
-                error = "unexpected '" + excerpt(s.substr(i + 1)) + "' after the closing quote";
-                return std::nullopt;
-            }
+        if (high < 0) {
+            high = v;
+        } else {
+            out.push_back(static_cast<uint8_t>(high << 4 | v));
+            high = -1;
         }
-        error = "missing closing quote";
+    }
+    if (high >= 0) {
+        error = "hex data has an odd number of digits";
+        return std::nullopt;
+    }
+    return out;
+}
+
+// Why `s`, which opens a quote, is not one quoted string: either the string
+// never closes, or something follows its close.
+std::string unclosed_quote_error(std::string_view s)
+{
+    for (size_t i = 1; i < s.size(); i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return "unexpected '" + excerpt(s.substr(i + 1)) + "' after the closing quote";
+    }
+    return "missing closing quote";
+}
+
+// One backslash escape of a quoted string; `i` is at the character after the
+// backslash and is left at the escape's last character.
+bool unescape(std::string_view s, size_t &i, Bytes &out, std::string &error)
+{
+    switch (s[i]) {
+    case 'n': out.push_back('\n'); return true;
+    case 'r': out.push_back('\r'); return true;
+    case 't': out.push_back('\t'); return true;
+    case '0': out.push_back('\0'); return true;
+    case 'e': out.push_back(0x1b); return true;
+    case 'a': out.push_back(0x07); return true;
+    case 'b': out.push_back(0x08); return true;
+    case 'f': out.push_back(0x0c); return true;
+    case 'v': out.push_back(0x0b); return true;
+    case '\\': out.push_back('\\'); return true;
+    case '"': out.push_back('"'); return true;
+    case '\'': out.push_back('\''); return true;
+    case 'x': break;
+    default: error = std::string("unknown escape '\\") + s[i] + "'"; return false;
+    }
+    int h = i + 1 < s.size() ? hex_value(s[i + 1]) : -1;
+    int l = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
+    if (h < 0 || l < 0) {
+        error = "\\x needs two hex digits";
+        return false;
+    }
+    out.push_back(static_cast<uint8_t>(h << 4 | l));
+    i += 2;
+    return true;
+}
+
+// A "C-escaped string", quotes included.
+std::optional<Bytes> parse_quoted(std::string_view s, std::string &error)
+{
+    if (!s.empty() && s.front() == '"' && (s.size() < 2 || s.back() != '"')) {
+        error = unclosed_quote_error(s);
         return std::nullopt;
     }
     if (s.size() < 2 || s.front() != '"' || s.back() != '"') {
@@ -225,8 +261,9 @@ std::optional<Bytes> parse_data(std::string_view s, std::string &error)
         return std::nullopt;
     }
     s = s.substr(1, s.size() - 2);
+    Bytes out;
     for (size_t i = 0; i < s.size(); i++) {
-        char c = s[i];
+        const char c = s[i];
         if (c == '"') {
             error = "unescaped '\"' inside a quoted string";
             return std::nullopt;
@@ -239,36 +276,19 @@ std::optional<Bytes> parse_data(std::string_view s, std::string &error)
             error = "quoted string ends with a lone backslash";
             return std::nullopt;
         }
-        switch (s[i]) {
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case '0': out.push_back('\0'); break;
-        case 'e': out.push_back(0x1b); break;
-        case 'a': out.push_back(0x07); break;
-        case 'b': out.push_back(0x08); break;
-        case 'f': out.push_back(0x0c); break;
-        case 'v': out.push_back(0x0b); break;
-        case '\\': out.push_back('\\'); break;
-        case '"': out.push_back('"'); break;
-        case '\'': out.push_back('\''); break;
-        case 'x': {
-            int h = i + 1 < s.size() ? hex_value(s[i + 1]) : -1;
-            int l = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
-            if (h < 0 || l < 0) {
-                error = "\\x needs two hex digits";
-                return std::nullopt;
-            }
-            out.push_back(static_cast<uint8_t>(h << 4 | l));
-            i += 2;
-            break;
-        }
-        default:
-            error = std::string("unknown escape '\\") + s[i] + "'";
+        if (!unescape(s, i, out, error))
             return std::nullopt;
-        }
     }
     return out;
+}
+
+}  // namespace
+
+std::optional<Bytes> parse_data(std::string_view s, std::string &error)
+{
+    if (s.rfind("hex:", 0) == 0)
+        return parse_hex(s.substr(4), error);
+    return parse_quoted(s, error);
 }
 
 std::string to_hex(const uint8_t *data, size_t len)

@@ -246,9 +246,9 @@ void check_virtuals(const Config &config, const VirtualKinds &kinds, std::vector
             continue;
         }
         std::vector<std::string> keys;
-        for (const auto &k : it->second)
-            if (k != "name")  // the section's own name; the host passes it
-                keys.push_back(k);
+        for (const auto &o : it->second)
+            if (o.key != "name")  // the section's own name; the host passes it
+                keys.push_back(o.key);
         for (const auto &o : v.options) {
             if (std::find(keys.begin(), keys.end(), o.key) != keys.end())
                 continue;

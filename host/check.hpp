@@ -6,6 +6,7 @@
 #include "config.hpp"
 #include "loader.hpp"
 #include "options.hpp"
+#include "virtual_kinds.hpp"
 
 #include <map>
 #include <memory>
@@ -29,9 +30,6 @@ struct Plan {
     std::vector<DevicePlan> devices;
     bool missing_plugin = false;  // a device's class has no loaded plugin
 };
-
-// Virtual device kinds and their option keys (devhost-vdev --kinds).
-using VirtualKinds = std::map<std::string, std::vector<std::string>>;
 
 // Appends every mistake to `diagnostics`. With `kinds`, [virtual] sections
 // are checked too: a known kind, and only its options.

@@ -302,7 +302,7 @@ int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry
     std::optional<VirtualKinds> kinds;
     if (!config.virtuals.empty()) {
         std::string error;
-        kinds = VirtualDevices::kinds(VirtualDevices::default_tool(), error);
+        kinds = describe_virtual_kinds(VirtualDevices::default_tool(), error);
         if (!kinds)
             spdlog::warn("cannot check [virtual] sections: {}; they are checked when they start", error);
     }

@@ -4,17 +4,12 @@
 #include "common/text.hpp"
 #include "common/text_file.hpp"
 
-#include <boost/program_options/options_description.hpp>
-#include <boost/program_options/parsers.hpp>
 #include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
-#include <sstream>
 
 namespace devhost {
-
-namespace po = boost::program_options;
 
 namespace {
 
@@ -32,8 +27,7 @@ std::string shown_line(std::string_view s)
     return printable(s.substr(0, max)) + (s.size() > max ? "...(" + std::to_string(s.size()) + " bytes)" : "");
 }
 
-// One `key = value` line as Program_options will see it, with its line
-// number, which Program_options does not report.
+// One `key = value` line, with its section and its line number.
 struct Entry {
     std::string section;  // as written between [ ], "" before any section
     std::string key;
@@ -49,8 +43,9 @@ bool has_control_char(std::string_view s)
     return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
-// White space as Program_options trims it (not \v or \f, which stay part
-// of what they border, so that the scan and Program_options agree).
+// White space around names and values (not \v or \f, which stay part of
+// what they border: the INI syntax of Boost.Program_options' config files,
+// which configs were first read with).
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 std::string_view trim_blanks(std::string_view s)
@@ -101,24 +96,26 @@ struct Scan {
     bool device_header = false;     // a [device ...] header, even a malformed one
 };
 
-// Reads the lines as Program_options' config syntax (comments, white space
-// trimmed, "[section]" headers, "key = value") to find each entry's line and
-// to report syntax errors with their line, which Program_options cannot.
-// A syntax error never stops the scan: every line is read.
-Scan scan(const std::string &content, const std::string &file, std::vector<Diagnostic> &diags)
+// The one parse of a config's text: comments, white space trimmed,
+// "[section]" headers, "key = value" lines, each entry with its line, and
+// every syntax error with its line. A syntax error never stops the scan:
+// every line is read.
+Scan scan(std::string_view content, const std::string &file, std::vector<Diagnostic> &diags)
 {
     Scan out;
-    std::istringstream in(content);
-    std::string raw, section;
+    std::string section;
     int line = 0, section_line = 0;
     bool damaged_section = false;
     auto syntax_error = [&](const std::string &what) {
         diags.push_back({file, line, what});
         out.broken_sections.insert(section_line);
     };
-    while (std::getline(in, raw)) {
+    for (size_t at = 0; at < content.size();) {  // each line, as std::getline splits them
+        const size_t end = std::min(content.find('\n', at), content.size());
+        const std::string_view raw = content.substr(at, end - at);
+        at = end + 1;
         line++;
-        std::string_view t = trim_blanks(std::string_view(raw).substr(0, comment_start(raw)));
+        std::string_view t = trim_blanks(raw.substr(0, comment_start(raw)));
         if (t.empty())
             continue;
         if (t.front() == '[') {
@@ -164,37 +161,6 @@ Scan scan(const std::string &content, const std::string &file, std::vector<Diagn
     return out;
 }
 
-// Reads the same text with Program_options, the library the design names,
-// and cross-checks the scan: the same entries in the same order, and each
-// value the same up to its first '#' (where Program_options' comments begin:
-// it knows no quoted strings, so the values come from the scan).
-void parse_with_program_options(const std::string &content, const std::vector<Entry> &entries,
-                                const std::string &file, std::vector<Diagnostic> &diags)
-{
-    std::istringstream in(content);
-    po::options_description none;
-    po::parsed_options parsed(&none);
-    try {
-        parsed = po::parse_config_file(in, none, true);
-    } catch (const po::error &e) {
-        diags.push_back({file, 0, std::string("cannot parse: ") + e.what()});
-        return;
-    }
-    if (parsed.options.size() != entries.size()) {
-        diags.push_back({file, 0, "internal: Program_options read " + std::to_string(parsed.options.size()) +
-                                      " entries where the line scan found " + std::to_string(entries.size())});
-        return;
-    }
-    for (size_t i = 0; i < entries.size(); i++) {
-        const auto &opt = parsed.options[i];
-        const std::string po_value = opt.value.empty() ? std::string() : opt.value.front();
-        const std::string &v = entries[i].value;
-        if (po_value != trim_blanks(std::string_view(v).substr(0, v.find('#'))))
-            diags.push_back({file, entries[i].line, "internal: Program_options read '" + shown_line(po_value) +
-                                                        "' where the line scan found '" + shown_line(v) + "'"});
-    }
-}
-
 std::string quoted(const std::string &s) { return "'" + text::excerpt(s) + "'"; }
 
 const std::vector<std::string> &host_keys()
@@ -208,6 +174,23 @@ std::string did_you_mean(const std::string &word, const std::vector<std::string>
 {
     const std::string hint = text::closest(word, candidates);
     return hint.empty() ? "" : "(did you mean '" + hint + "'?)";
+}
+
+// The [device NAME] or [virtual NAME] section `e` belongs to: the one filed
+// under NAME so far, or a new one at the end of `sections`, in the order of
+// their first entries.
+template <class Section>
+Section &section_of(const Entry &e, const std::string &name, std::vector<Section> &sections,
+                    std::map<std::string, size_t> &index)
+{
+    auto [it, fresh] = index.emplace(name, sections.size());
+    if (fresh) {
+        Section s;
+        s.name = name;
+        s.line = e.section_line;
+        sections.push_back(std::move(s));
+    }
+    return sections[it->second];
 }
 
 // Files the entries of the scan into a Config, reporting each mistake.
@@ -314,14 +297,7 @@ private:
 
     void device(const Entry &e, const std::string &name)
     {
-        auto [it, fresh] = device_index_.emplace(name, config_.devices.size());
-        if (fresh) {
-            DeviceConfig d;
-            d.name = name;
-            d.line = e.section_line;
-            config_.devices.push_back(std::move(d));
-        }
-        DeviceConfig &d = config_.devices[it->second];
+        DeviceConfig &d = section_of(e, name, config_.devices, device_index_);
         std::string error;
         if (e.key == "step") {
             d.step_lines++;
@@ -362,14 +338,7 @@ private:
 
     void virtual_device(const Entry &e, const std::string &name)
     {
-        auto [it, fresh] = virtual_index_.emplace(name, config_.virtuals.size());
-        if (fresh) {
-            VirtualConfig v;
-            v.name = name;
-            v.line = e.section_line;
-            config_.virtuals.push_back(std::move(v));
-        }
-        VirtualConfig &v = config_.virtuals[it->second];
+        VirtualConfig &v = section_of(e, name, config_.virtuals, virtual_index_);
         if (!once(e))
             return;
         if (e.key == "kind") {
@@ -446,13 +415,12 @@ std::string Diagnostic::str() const
 Config parse_config(const std::string &text, const std::string &file, std::vector<Diagnostic> &diags)
 {
     // A UTF-8 byte order mark, as some Windows editors write, is not text.
-    const std::string content = text.rfind("\xEF\xBB\xBF", 0) == 0 ? text.substr(3) : text;
+    const std::string_view content =
+        std::string_view(text).substr(text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0);
     Config config;
     config.file = file;
     const size_t diags_before = diags.size();
     const Scan scanned = scan(content, file, diags);
-    if (diags.size() == diags_before)  // what the scan refused would only make Program_options throw
-        parse_with_program_options(content, scanned.entries, file, diags);
     Filer filer(config, file, diags);
     for (const Entry &e : scanned.entries)
         filer.entry(e);

@@ -1,4 +1,11 @@
-// The INI config, read with Boost.Program_options. Sections:
+// The INI config: Boost.Program_options' config-file syntax ([section],
+// key = value, repeated keys kept in order), with two additions of ours: a
+// comment starts only at a '#' that begins a line or follows white space,
+// outside a "quoted string", and every entry and mistake has its line.
+// load_config reads the file once (one open, one read to the end) and
+// parse_config parses that text once, with the host's own line scan;
+// nothing reads or parses it again (Program_options serves the command line
+// only: it reports no line numbers and cuts values at any '#'). Sections:
 //
 //   [host]          plugin-path, log-level, log-file, output, timeout,
 //                   port-dir, physical-drives

@@ -64,109 +64,6 @@ std::optional<std::vector<std::string>> split_words(std::string_view line)
 
 namespace {
 
-struct Parser {
-    Step step;
-    std::string name;
-    std::string &error;
-
-    bool fail(const std::string &what)
-    {
-        error = "step '" + name + "': " + what;
-        return false;
-    }
-
-    bool data(const std::string &word, const char *what, text::Bytes &out)
-    {
-        std::string e;
-        auto bytes = text::parse_data(word, e);
-        if (!bytes)
-            return fail(std::string(what) + ": " + e);
-        out = std::move(*bytes);
-        return true;
-    }
-
-    bool number(const std::string &key, const std::string &value, uint64_t lo, uint64_t hi, uint64_t &out)
-    {
-        auto v = text::parse_int(value);
-        if (!v || *v < 0 || static_cast<uint64_t>(*v) < lo || static_cast<uint64_t>(*v) > hi)
-            return fail(key + "=" + text::excerpt(value) + ": expected an integer from " + std::to_string(lo) +
-                        " to " + std::to_string(hi));
-        out = static_cast<uint64_t>(*v);
-        return true;
-    }
-
-    bool duration(const std::string &key, const std::string &value, int64_t &out)
-    {
-        auto v = text::parse_duration_ms(value);
-        if (!v)
-            return fail(key + "=" + text::excerpt(value) + ": expected a duration like 250ms or 2s");
-        out = *v;
-        return true;
-    }
-
-    // Applies one key=value option common to several steps; `allowed` names
-    // the keys this step takes, for the error message.
-    bool option(const std::string &key, const std::string &value, const std::vector<std::string> &allowed)
-    {
-        bool ok = false;
-        for (const auto &a : allowed)
-            ok = ok || a == key;
-        if (!ok) {
-            std::string list;
-            for (const auto &a : allowed)
-                list += (list.empty() ? "" : ", ") + a + "=";
-            return fail("unknown argument '" + text::excerpt(key) + "'" +
-                        (list.empty() ? " (it takes no arguments)" : " (expected " + list + ")"));
-        }
-        uint64_t n = 0;
-        int64_t ms = 0;
-        if (key == "timeout") {
-            if (!duration(key, value, ms))
-                return false;
-            step.timeout_ms = ms;
-        } else if (key == "max") {
-            if (!number(key, value, 1, max_step_buffer, n))
-                return false;
-            step.max = n;
-        } else if (key == "offset") {
-            if (!number(key, value, 0, UINT64_MAX >> 1, n))
-                return false;
-            step.offset = n;
-        } else if (key == "id") {
-            if (!number(key, value, 0, UINT64_MAX >> 1, n))
-                return false;
-            step.message_id = n;
-        } else if (key == "expect") {
-            text::Bytes b;
-            if (!data(value, "expect", b))
-                return false;
-            step.expect = std::move(b);
-        } else if (key == "until") {
-            text::Bytes b;
-            if (!data(value, "until", b))
-                return false;
-            if (b.empty())
-                return fail("until= needs at least one byte");
-            step.until = std::move(b);
-        } else if (key == "exactly") {
-            if (!number(key, value, 1, max_step_buffer, n))
-                return false;
-            step.count = n;
-            step.read_mode = ReadMode::Exactly;
-        } else if (key == "context") {
-            text::Bytes b;
-            if (!data(value, "context", b))
-                return false;
-            step.context = std::move(b);
-        } else if (key == "context-size") {
-            if (!number(key, value, 0, UINT32_MAX, n))
-                return false;
-            step.context_size = static_cast<uint32_t>(n);
-        }
-        return true;
-    }
-};
-
 bool split_pair(const std::string &word, std::string &key, std::string &value)
 {
     auto eq = word.find('=');
@@ -191,156 +88,290 @@ const std::map<std::string, StepKind> &step_table()
     return table;
 }
 
-}  // namespace
-
-std::optional<Step> parse_step(std::string_view line, std::string &error)
+// The step a line's first word names; nullopt with the error (and a
+// did-you-mean) when it names none.
+std::optional<StepKind> step_kind(const std::string &word, std::string &error)
 {
-    auto maybe_words = split_words(line);
-    if (!maybe_words) {
-        error = "step '" + text::excerpt(text::trim(line)) + "': unterminated quoted string";
-        return std::nullopt;
+    auto it = step_table().find(word);
+    if (it != step_table().end())
+        return it->second;
+    std::string list;
+    std::vector<std::string> names;
+    for (const auto &[n, k] : step_table()) {
+        list += (list.empty() ? "" : ", ") + n;
+        names.push_back(n);
     }
-    auto &words = *maybe_words;
-    if (words.empty()) {
-        error = "empty step";
-        return std::nullopt;
-    }
-    auto it = step_table().find(words[0]);
-    if (it == step_table().end()) {
-        std::string list;
-        std::vector<std::string> names;
-        for (const auto &[n, k] : step_table()) {
-            list += (list.empty() ? "" : ", ") + n;
-            names.push_back(n);
-        }
-        const std::string hint = text::closest(words[0], names);
-        error = "unknown step '" + text::excerpt(words[0]) + "'" +
-                (hint.empty() ? " (expected one of " + list + ")"
-                              : " (did you mean '" + hint + "'?); expected one of " + list);
-        return std::nullopt;
-    }
-    Parser p{{}, words[0], error};
-    p.step.kind = it->second;
-    p.step.text = std::string(text::trim(line));
+    const std::string hint = text::closest(word, names);
+    error = "unknown step '" + text::excerpt(word) + "'" +
+            (hint.empty() ? " (expected one of " + list + ")"
+                          : " (did you mean '" + hint + "'?); expected one of " + list);
+    return std::nullopt;
+}
 
-    // Positional words come first, then key=value pairs.
+// Parses one step's arguments into `step`: the positional words, then the
+// key=value pairs, each step kind taking its own.
+struct Parser {
+    Step step;
+    std::string name;
+    std::string &error;
     std::vector<std::string> positional;
     std::vector<std::pair<std::string, std::string>> pairs;
-    for (size_t i = 1; i < words.size(); i++) {
-        std::string k, v;
-        if (split_pair(words[i], k, v)) {
-            for (const auto &seen : pairs)
-                if (seen.first == k)
-                    return p.fail(text::excerpt(k) + "= is given twice"), std::nullopt;
-            pairs.emplace_back(k, v);
-        } else {
-            if (!pairs.empty())
-                return p.fail("'" + text::excerpt(words[i]) + "' must come before the key=value arguments"),
-                       std::nullopt;
-            positional.push_back(words[i]);
-        }
+
+    bool fail(const std::string &what)
+    {
+        error = "step '" + name + "': " + what;
+        return false;
     }
-    auto want_positional = [&](size_t lo, size_t hi, const char *what) {
-        if (positional.size() < lo)
-            return p.fail(std::string("missing ") + what);
-        if (positional.size() > hi)
-            return p.fail("unexpected '" + text::excerpt(positional[hi]) + "'");
+
+    bool data(const std::string &word, const char *what, text::Bytes &out)
+    {
+        std::string e;
+        auto bytes = text::parse_data(word, e);
+        if (!bytes)
+            return fail(std::string(what) + ": " + e);
+        out = std::move(*bytes);
         return true;
-    };
-    auto options = [&](const std::vector<std::string> &allowed) {
+    }
+
+    // A DATA argument given as key=DATA.
+    bool data_option(const std::string &key, const std::string &value, std::optional<text::Bytes> &out)
+    {
+        text::Bytes b;
+        if (!data(value, key.c_str(), b))
+            return false;
+        out = std::move(b);
+        return true;
+    }
+
+    bool number(const std::string &key, const std::string &value, uint64_t lo, uint64_t hi, uint64_t &out)
+    {
+        auto v = text::parse_int(value);
+        if (!v || *v < 0 || static_cast<uint64_t>(*v) < lo || static_cast<uint64_t>(*v) > hi)
+            return fail(key + "=" + text::excerpt(value) + ": expected an integer from " + std::to_string(lo) +
+                        " to " + std::to_string(hi));
+        out = static_cast<uint64_t>(*v);
+        return true;
+    }
+
+    bool duration(const std::string &key, const std::string &value, int64_t &out)
+    {
+        auto v = text::parse_duration_ms(value);
+        if (!v)
+            return fail(key + "=" + text::excerpt(value) + ": expected a duration like 250ms or 2s");
+        out = *v;
+        return true;
+    }
+
+    // Whether this step takes `key`; the error naming those it takes if not.
+    bool allowed(const std::string &key, const std::vector<std::string> &keys)
+    {
+        for (const auto &a : keys)
+            if (a == key)
+                return true;
+        std::string list;
+        for (const auto &a : keys)
+            list += (list.empty() ? "" : ", ") + a + "=";
+        return fail("unknown argument '" + text::excerpt(key) + "'" +
+                    (list.empty() ? " (it takes no arguments)" : " (expected " + list + ")"));
+    }
+
+    // Applies one key=value option common to several steps; `keys` names
+    // the keys this step takes, for the error message.
+    bool option(const std::string &key, const std::string &value, const std::vector<std::string> &keys)
+    {
+        if (!allowed(key, keys))
+            return false;
+        uint64_t n = 0;
+        int64_t ms = 0;
+        if (key == "timeout") {
+            if (!duration(key, value, ms))
+                return false;
+            step.timeout_ms = ms;
+        } else if (key == "max") {
+            if (!number(key, value, 1, max_step_buffer, n))
+                return false;
+            step.max = n;
+        } else if (key == "offset") {
+            if (!number(key, value, 0, UINT64_MAX >> 1, n))
+                return false;
+            step.offset = n;
+        } else if (key == "id") {
+            if (!number(key, value, 0, UINT64_MAX >> 1, n))
+                return false;
+            step.message_id = n;
+        } else if (key == "expect") {
+            return data_option(key, value, step.expect);
+        } else if (key == "until") {
+            if (!data_option(key, value, step.until))
+                return false;
+            if (step.until->empty())
+                return fail("until= needs at least one byte");
+        } else if (key == "exactly") {
+            if (!number(key, value, 1, max_step_buffer, n))
+                return false;
+            step.count = n;
+            step.read_mode = ReadMode::Exactly;
+        } else if (key == "context") {
+            return data_option(key, value, step.context);
+        } else if (key == "context-size") {
+            if (!number(key, value, 0, UINT32_MAX, n))
+                return false;
+            step.context_size = static_cast<uint32_t>(n);
+        }
+        return true;
+    }
+
+    // Sorts the words after the step's name: positional words come first,
+    // then key=value pairs, each key once.
+    bool sort_words(const std::vector<std::string> &words)
+    {
+        for (size_t i = 1; i < words.size(); i++) {
+            std::string k, v;
+            if (split_pair(words[i], k, v)) {
+                for (const auto &seen : pairs)
+                    if (seen.first == k)
+                        return fail(text::excerpt(k) + "= is given twice");
+                pairs.emplace_back(k, v);
+            } else {
+                if (!pairs.empty())
+                    return fail("'" + text::excerpt(words[i]) + "' must come before the key=value arguments");
+                positional.push_back(words[i]);
+            }
+        }
+        return true;
+    }
+
+    bool want_positional(size_t lo, size_t hi, const char *what)
+    {
+        if (positional.size() < lo)
+            return fail(std::string("missing ") + what);
+        if (positional.size() > hi)
+            return fail("unexpected '" + text::excerpt(positional[hi]) + "'");
+        return true;
+    }
+
+    bool options(const std::vector<std::string> &keys)
+    {
         for (const auto &[k, v] : pairs)
-            if (!p.option(k, v, allowed))
+            if (!option(k, v, keys))
                 return false;
         return true;
-    };
+    }
 
-    Step &s = p.step;
-    bool ok = true;
-    switch (s.kind) {
-    case StepKind::Open:
-    case StepKind::Info:
-    case StepKind::Unlock:
-    case StepKind::Disconnect:
-    case StepKind::Close:
-        ok = want_positional(0, 0, "") && options({"timeout"});
-        break;
-    case StepKind::Lock:
-        ok = want_positional(0, 0, "") && options({"timeout"});
-        break;
-    case StepKind::Connect:
-        ok = want_positional(0, 0, "");
+    // write, request, reply: one DATA, then their options.
+    bool data_step(const std::vector<std::string> &keys)
+    {
+        return want_positional(1, 1, "DATA (a \"quoted string\" or hex:...)") &&
+               data(positional[0], "DATA", step.data) && options(keys);
+    }
+
+    // connect: its own options, and any other key=value for the plugin (a
+    // quoted value unescaped).
+    bool connect()
+    {
+        bool ok = want_positional(0, 0, "");
         for (const auto &[k, v] : pairs) {
             if (!ok)
                 break;
             if (k == "timeout" || k == "context" || k == "context-size") {
-                ok = p.option(k, v, {"timeout", "context", "context-size"});
+                ok = option(k, v, {"timeout", "context", "context-size"});
             } else {
                 std::string value = v;
                 if (!v.empty() && v.front() == '"') {
                     text::Bytes b;
-                    ok = p.data(v, text::excerpt(k).c_str(), b);
+                    ok = data(v, text::excerpt(k).c_str(), b);
                     value.assign(b.begin(), b.end());
                 }
-                s.args.emplace_back(k, value);
+                step.args.emplace_back(k, value);
             }
         }
-        if (ok && s.context && s.context_size)
-            if (auto why = context_size_error(s.context->size(), *s.context_size))
-                ok = p.fail(*why);
-        break;
-    case StepKind::Write:
-        ok = want_positional(1, 1, "DATA (a \"quoted string\" or hex:...)") && p.data(positional[0], "DATA", s.data) &&
-             options({"timeout", "offset"});
-        break;
-    case StepKind::Read: {
-        ok = want_positional(0, 1, "N") && options({"exactly", "until", "timeout", "max", "expect", "offset"});
-        if (!ok)
-            break;
-        int modes = (positional.size() == 1) + (s.read_mode == ReadMode::Exactly) + (s.until.has_value());
-        if (modes != 1) {
-            ok = p.fail("give exactly one of N, exactly=N or until=DATA");
-            break;
-        }
+        if (ok && step.context && step.context_size)
+            if (auto why = context_size_error(step.context->size(), *step.context_size))
+                ok = fail(*why);
+        return ok;
+    }
+
+    // read N | exactly=N | until=DATA: exactly one of the three.
+    bool read()
+    {
+        if (!want_positional(0, 1, "N") || !options({"exactly", "until", "timeout", "max", "expect", "offset"}))
+            return false;
+        int modes = (positional.size() == 1) + (step.read_mode == ReadMode::Exactly) + (step.until.has_value());
+        if (modes != 1)
+            return fail("give exactly one of N, exactly=N or until=DATA");
         if (positional.size() == 1) {
             uint64_t n = 0;
-            ok = p.number("N", positional[0], 1, max_step_buffer, n);
-            s.count = n;
-            s.read_mode = ReadMode::UpTo;
-        } else if (s.until) {
-            s.read_mode = ReadMode::Until;
+            const bool ok = number("N", positional[0], 1, max_step_buffer, n);
+            step.count = n;
+            step.read_mode = ReadMode::UpTo;
+            return ok;
         }
-        break;
+        if (step.until)
+            step.read_mode = ReadMode::Until;
+        return true;
     }
-    case StepKind::Request:
-        ok = want_positional(1, 1, "DATA (a \"quoted string\" or hex:...)") && p.data(positional[0], "DATA", s.data) &&
-             options({"until", "timeout", "max", "expect"});
-        break;
-    case StepKind::GetMessage:
-        ok = want_positional(0, 0, "") && options({"timeout", "max", "expect"});
-        break;
-    case StepKind::Reply:
-        ok = want_positional(1, 1, "DATA (a \"quoted string\" or hex:...)") && p.data(positional[0], "DATA", s.data) &&
-             options({"id", "timeout"});
-        break;
-    case StepKind::Control:
-        ok = want_positional(1, 2, "CODE (a control name or number)") && options({"timeout", "max", "expect"});
-        if (ok) {
-            s.control = positional[0];
-            if (positional.size() == 2)
-                ok = p.data(positional[1], "DATA", s.data);
+
+    bool control()
+    {
+        if (!want_positional(1, 2, "CODE (a control name or number)") || !options({"timeout", "max", "expect"}))
+            return false;
+        step.control = positional[0];
+        return positional.size() < 2 || data(positional[1], "DATA", step.data);
+    }
+
+    bool sleep()
+    {
+        if (!want_positional(1, 1, "duration") || !options({}))
+            return false;
+        int64_t ms = 0;
+        const bool ok = duration("duration", positional[0], ms);
+        step.sleep_ms = ms;
+        return ok;
+    }
+
+    // The arguments each kind of step takes.
+    bool arguments()
+    {
+        switch (step.kind) {
+        case StepKind::Open:
+        case StepKind::Info:
+        case StepKind::Lock:
+        case StepKind::Unlock:
+        case StepKind::Disconnect:
+        case StepKind::Close: return want_positional(0, 0, "") && options({"timeout"});
+        case StepKind::Connect: return connect();
+        case StepKind::Write: return data_step({"timeout", "offset"});
+        case StepKind::Read: return read();
+        case StepKind::Request: return data_step({"until", "timeout", "max", "expect"});
+        case StepKind::GetMessage: return want_positional(0, 0, "") && options({"timeout", "max", "expect"});
+        case StepKind::Reply: return data_step({"id", "timeout"});
+        case StepKind::Control: return control();
+        case StepKind::Sleep: return sleep();
         }
-        break;
-    case StepKind::Sleep: {
-        ok = want_positional(1, 1, "duration") && options({});
-        if (ok) {
-            int64_t ms = 0;
-            ok = p.duration("duration", positional[0], ms);
-            s.sleep_ms = ms;
-        }
-        break;
+        return false;
     }
+};
+
+}  // namespace
+
+std::optional<Step> parse_step(std::string_view line, std::string &error)
+{
+    auto words = split_words(line);
+    if (!words) {
+        error = "step '" + text::excerpt(text::trim(line)) + "': unterminated quoted string";
+        return std::nullopt;
     }
-    if (!ok)
+    if (words->empty()) {
+        error = "empty step";
+        return std::nullopt;
+    }
+    const auto kind = step_kind(words->front(), error);
+    if (!kind)
+        return std::nullopt;
+    Parser p{{}, words->front(), error, {}, {}};
+    p.step.kind = *kind;
+    p.step.text = std::string(text::trim(line));
+    if (!p.sort_words(*words) || !p.arguments())
         return std::nullopt;
     return std::move(p.step);
 }

@@ -31,11 +31,6 @@ public:
     // The devhost-vdev next to the running executable.
     static std::filesystem::path default_tool();
 
-    // Every kind `tool` serves with its option keys (`devhost-vdev --kinds`),
-    // for check; nullopt with `error` set when the tool cannot tell.
-    static std::optional<std::map<std::string, std::vector<std::string>>> kinds(const std::filesystem::path &tool,
-                                                                                std::string &error);
-
     explicit VirtualDevices(std::filesystem::path tool = default_tool());
     // Stops every peer still running.
     ~VirtualDevices();

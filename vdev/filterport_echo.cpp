@@ -153,8 +153,14 @@ int run(Context &ctx)
 
 DEVHOST_VDEV_KIND("filterport-echo",
                    "a filter port (devhost/port.h) that echoes requests and can send clients messages",
-                   "--port-dir=DIR (default: $DEVHOST_VDEV_DIR, else /run/devhost/ports) --port=NAME (default: --name) --send-every=D --message=TEXT "
-                   "--max-connections=16 --mode=0600 --accept-context=TEXT --delay=D",
+                   {{"port-dir", "DIR (default: $DEVHOST_VDEV_DIR, else /run/devhost/ports)", "string"},
+                    {"port", "NAME (default: --name)", "string"},
+                    {"send-every", "D", "duration"},
+                    {"message", "TEXT", "string"},
+                    {"max-connections", "16", "int"},
+                    {"mode", "0600", "string"},
+                    {"accept-context", "TEXT", "string"},
+                    {"delay", "D", "duration"}},
                    run);
 
 }  // namespace devhost::vdev

@@ -30,33 +30,14 @@ void usage(std::ostream &out)
            "Runs a virtual device peer until SIGTERM; prints \"READY <path>\" once it serves.\n\n"
            "DIR below is $DEVHOST_VDEV_DIR (the private directory `devhost run` gives the peers of\n"
            "one run), else /run/devhost/vdev. `devhost-vdev --kinds` lists each kind and its\n"
-           "option keys, one kind per line.\n\n"
+           "option keys, one kind per line; `devhost-vdev --describe-kinds` describes them as one\n"
+           "JSON document (keys, types, required), which `devhost check` reads.\n\n"
            "kinds:\n";
     auto sorted = kinds();
     std::sort(sorted.begin(), sorted.end(),
               [](const Kind &a, const Kind &b) { return std::string_view(a.name) < b.name; });
     for (const auto &k : sorted)
-        out << "  " << k.name << "\n      " << k.help << "\n      options: " << k.options << "\n";
-}
-
-// `devhost-vdev --kinds`: one line per kind, its name then the keys of its
-// options (taken from the --key=value words of its options line), for
-// `devhost check` to check [virtual] sections without starting anything.
-void list_kinds(std::ostream &out)
-{
-    for (const auto &k : kinds()) {
-        out << k.name << " name";
-        std::string_view o = k.options;
-        for (size_t at = o.find("--"); at != std::string_view::npos; at = o.find("--", at + 2)) {
-            if (at > 0 && o[at - 1] != ' ')
-                continue;
-            size_t eq = o.find('=', at);
-            size_t sp = o.find(' ', at);
-            if (eq != std::string_view::npos && eq < sp)
-                out << ' ' << o.substr(at + 2, eq - at - 2);
-        }
-        out << '\n';
-    }
+        out << "  " << k.name << "\n      " << k.help << "\n      options: " << options_line(k) << "\n";
 }
 
 }  // namespace
@@ -140,6 +121,10 @@ int main(int argc, char **argv)
     }
     if (std::string_view(argv[1]) == "--kinds") {
         list_kinds(std::cout);
+        return 0;
+    }
+    if (std::string_view(argv[1]) == "--describe-kinds") {
+        describe_kinds(std::cout);
         return 0;
     }
     Context ctx;

@@ -629,8 +629,12 @@ DEVHOST_VDEV_KIND("parallel-port",
                   "a shared parallel port with a printer, served as vport:DIR/NAME.sock with $DEVHOST_VDEV_DIR, else as "
                   "vport:NAME (socket in $DEVHOST_VPORT_DIR, else "
                   "/run/devhost/vport or $XDG_RUNTIME_DIR/devhost/vport)",
-                  "--output=FILE --device-id=TEXT --fault=none|paper-out|offline|busy-forever --unplug-after=N "
-                  "--modes=compat,nibble,byte,ecp,epp --reverse-data=TEXT",
+                  {{"output", "FILE", "string"},
+                   {"device-id", "TEXT", "string"},
+                   {"fault", "none|paper-out|offline|busy-forever", "string"},
+                   {"unplug-after", "N", "int"},
+                   {"modes", "compat,nibble,byte,ecp,epp", "string"},
+                   {"reverse-data", "TEXT", "string"}},
                   run_parallel_port);
 
 }  // namespace devhost::vdev

@@ -307,7 +307,12 @@ int run_raw_disk(Context &ctx)
 }  // namespace
 
 DEVHOST_VDEV_KIND("raw-disk", "a disk image (optionally with an MBR, optionally on a loop device) for the raw class",
-                  "--size=1M --path=FILE (default: DIR/NAME.img) --mbr=false --fill=TEXT|hex:55aa --loop=false --keep=false",
+                  {{"size", "1M", "string"},
+                   {"path", "FILE (default: DIR/NAME.img)", "string"},
+                   {"mbr", "false", "bool"},
+                   {"fill", "TEXT|hex:55aa", "string"},
+                   {"loop", "false", "bool"},
+                   {"keep", "false", "bool"}},
                   run_raw_disk);
 
 }  // namespace devhost::vdev

@@ -22,5 +22,5 @@ int run_echo(Context &ctx)
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-echo", "pty peer that echoes every byte back",
-                  "--link=PATH (default: DIR/NAME) --delay=D --garbage=N --hangup-after=N --hold=BOOL",
+                  devhost::vdev::serial_peer_options(),
                   devhost::vdev::run_echo);

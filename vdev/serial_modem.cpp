@@ -150,6 +150,8 @@ int run_modem(Context &ctx)
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-modem", "pty peer answering AT commands (AT, ATI, ATE0/1, ATZ, configured answers)",
-                  "--identity=TEXT --echo=BOOL --answer=CMD:REPLY[;...] --answers=FILE --link=PATH (default: DIR/NAME) --delay=D "
-                  "--garbage=N --hangup-after=N --hold=BOOL",
+                  devhost::vdev::serial_peer_options({{"identity", "TEXT", "string"},
+                                                      {"echo", "BOOL", "bool"},
+                                                      {"answer", "CMD:REPLY[;...]", "string"},
+                                                      {"answers", "FILE", "string"}}),
                   devhost::vdev::run_modem);

@@ -103,5 +103,5 @@ int run_script(Context &ctx)
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-script", "pty peer playing a script of expect/send lines",
-                  "--script=FILE --loop=BOOL --link=PATH (default: DIR/NAME) --delay=D --garbage=N --hangup-after=N --hold=BOOL",
+                  devhost::vdev::serial_peer_options({{"script", "FILE", "string", true}, {"loop", "BOOL", "bool"}}),
                   devhost::vdev::run_script);

@@ -15,8 +15,13 @@
 //   - a bad option or setup failure: one line "devhost-vdev: ..." on stderr
 //     and exit 2 (usage) or 1 (runtime), before READY.
 //   - diagnostics go to stderr, one line each, prefixed "devhost-vdev[NAME]: ".
+//   devhost-vdev --describe-kinds
+//   - prints one JSON document describing every kind and its options (the
+//     format is in kinds.cpp), from the tables below; `devhost check` reads
+//     it to check [virtual] sections. `--kinds` and `--help` are for people.
 #pragma once
 
+#include <iosfwd>
 #include <map>
 #include <string>
 #include <string_view>
@@ -58,12 +63,33 @@ struct Context {
 // bad options (exit 2) and std::runtime_error for failures (exit 1).
 using Runner = int (*)(Context &ctx);
 
+// One --key=value option of a kind, as data: `devhost-vdev --help` and
+// `--kinds` show it to people, `--describe-kinds` (kinds.cpp) hands it to
+// `devhost check`, which checks [virtual] sections' keys against it.
+struct Option {
+    const char *key;
+    const char *value;      // the value as --help shows it: "D", "PATH (default: DIR/NAME)"
+    const char *type;       // how the peer reads it: "string" (Context::get), "int" (get_int),
+                            // "bool" (get_bool) or "duration" (get_seconds)
+    bool required = false;  // the peer refuses to start without it
+};
+
 struct Kind {
     const char *name;
-    const char *help;     // one line
-    const char *options;  // one line listing --key=value options
+    const char *help;             // one line
+    std::vector<Option> options;  // every key it reads besides --name, in the order --help lists them
     Runner run;
 };
+
+// The options of every serial peer (serial_peer.cpp reads them), after a
+// serial kind's own.
+std::vector<Option> serial_peer_options(std::vector<Option> own = {});
+
+// What kinds.cpp prints for `devhost-vdev --help`, `--kinds` and
+// `--describe-kinds`.
+std::string options_line(const Kind &kind);     // "--key=value ..." as --help shows it
+void list_kinds(std::ostream &out);             // --kinds: "KIND name KEY...", one kind a line
+void describe_kinds(std::ostream &out);         // --describe-kinds: one JSON document
 
 // Registers a kind at static-initialisation time.
 struct Registrar {

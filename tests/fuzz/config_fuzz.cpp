@@ -1,4 +1,4 @@
-// Fuzz target: the INI config parser (our line scan and Program_options).
+// Fuzz target: the INI config parser (the host's line scan, its one parse).
 #include "config.hpp"
 
 #include <cstdint>
