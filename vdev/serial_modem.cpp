@@ -140,16 +140,10 @@ private:
     std::map<std::string, std::string> answers_;
 };
 
-int run_modem(Context &ctx)
-{
-    ModemPeer peer(ctx);
-    return peer.run();
-}
-
 }  // namespace
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-modem", "pty peer answering AT commands (AT, ATI, ATE0/1, ATZ, configured answers)",
                   "--identity=TEXT --echo=BOOL --answer=CMD:REPLY[;...] --answers=FILE --link=PATH (default: DIR/NAME) --delay=D "
                   "--garbage=N --hangup-after=N --hold=BOOL",
-                  devhost::vdev::run_modem);
+                  devhost::vdev::run_peer<devhost::vdev::ModemPeer>);

@@ -93,15 +93,9 @@ private:
     std::string received_;
 };
 
-int run_script(Context &ctx)
-{
-    ScriptPeer peer(ctx);
-    return peer.run();
-}
-
 }  // namespace
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-script", "pty peer playing a script of expect/send lines",
                   "--script=FILE --loop=BOOL --link=PATH (default: DIR/NAME) --delay=D --garbage=N --hangup-after=N --hold=BOOL",
-                  devhost::vdev::run_script);
+                  devhost::vdev::run_peer<devhost::vdev::ScriptPeer>);
