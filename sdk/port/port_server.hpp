@@ -54,9 +54,11 @@ struct Settings {
     decltype(devhost_port_callbacks::log) log = nullptr;
 };
 
-// Creates the port (devhost_port_create). Throws std::runtime_error with the
-// library's message when it cannot.
-inline Port create(const Settings &s)
+// Creates the port (devhost_port_create) and returns its owner. `handle` is
+// set before the port's service thread starts, as devhost_port_create sets
+// its *port, so callbacks may read the variable they know the port by.
+// Throws std::runtime_error with the library's message when it cannot.
+inline Port create(const Settings &s, devhost_port *&handle)
 {
     devhost_port_callbacks cb{};
     cb.struct_size = sizeof cb;
@@ -75,12 +77,18 @@ inline Port create(const Settings &s)
     cfg.allowed_gids = s.allowed_gids.data();
     cfg.allowed_gid_count = static_cast<uint32_t>(s.allowed_gids.size());
     cfg.callbacks = &cb;
-    devhost_port *port = nullptr;
     devhost_error err{};
     err.struct_size = sizeof err;
-    if (devhost_port_create(&cfg, &port, &err) != DEVHOST_OK)
+    if (devhost_port_create(&cfg, &handle, &err) != DEVHOST_OK)
         throw std::runtime_error(err.message);
-    return Port(port);
+    return Port(handle);
+}
+
+// The same, for a server whose callbacks do not read the port.
+inline Port create(const Settings &s)
+{
+    devhost_port *handle = nullptr;
+    return create(s, handle);
 }
 
 }  // namespace devhost::port_server

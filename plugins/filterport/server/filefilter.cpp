@@ -475,8 +475,8 @@ int run(int argc, char **argv)
     devhost::port_server::Port port = devhost::port_server::create(
         {.path = port_path, .max_connections = o.max_conn, .mode = o.mode, .allowed_uids = o.uids,
          .allowed_gids = o.gids, .user = &f, .connect = on_connect, .disconnect = on_disconnect,
-         .message = on_message, .log = on_log});
-    f.port = port.get();
+         .message = on_message, .log = on_log},
+        f.port);  // set before the port's thread starts: on_message reads it
     // On SIGTERM/SIGINT a decision in progress must not hold shutdown up for
     // its timeout: the watcher disconnects every client, which ends the
     // waits with E_REMOVED (the event then gets the default verdict). On an
