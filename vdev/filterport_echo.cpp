@@ -5,13 +5,12 @@
 
 #include <devhost/port.h>
 
-#include "trusted_dir.hpp"
+#include "port_server.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <poll.h>
 #include <stdexcept>
 #include <string>
@@ -62,82 +61,82 @@ devhost_status echo_message(void *user, uint64_t, const void *request, size_t re
 
 void echo_log(void *user, int32_t, const char *line) { static_cast<Echo *>(user)->ctx->log(line); }
 
-int run(Context &ctx)
+// The options of one echo port, read and checked.
+struct Options {
+    std::string dir, name;
+    double every = 0;  // seconds between messages to every client; 0: none
+    std::string message;
+    long long max_conn = 16;
+    long mode = 0600;
+};
+
+Options read_options(Context &ctx, Echo &echo)
 {
-    const std::string dir = ctx.get("port-dir", ctx.run_dir.empty() ? DEVHOST_PORT_DEFAULT_DIR : ctx.run_dir);
-    const std::string name = ctx.get("port", ctx.name);
-    const double every = ctx.get_seconds("send-every", 0);
-    const std::string message = ctx.get("message", "ping");
-    const long long max_conn = ctx.get_int("max-connections", 16);
+    Options o;
+    o.dir = ctx.get("port-dir", ctx.run_dir.empty() ? DEVHOST_PORT_DEFAULT_DIR : ctx.run_dir);
+    o.name = ctx.get("port", ctx.name);
+    o.every = ctx.get_seconds("send-every", 0);
+    o.message = ctx.get("message", "ping");
+    o.max_conn = ctx.get_int("max-connections", 16);
     const std::string mode_text = ctx.get("mode", "0600");
     char *mode_end = nullptr;
-    const long mode = std::strtol(mode_text.c_str(), &mode_end, 8);
-    if (mode_text.empty() || *mode_end || mode <= 0 || mode > 0777)
+    o.mode = std::strtol(mode_text.c_str(), &mode_end, 8);
+    if (mode_text.empty() || *mode_end || o.mode <= 0 || o.mode > 0777)
         throw std::invalid_argument("--mode=" + mode_text + ": expected an octal file mode like 0600");
-    Echo echo;
-    echo.ctx = &ctx;
     echo.accept_context = ctx.get("accept-context");
     echo.delay_ms = static_cast<int>(ctx.get_seconds("delay", 0) * 1000);
     ctx.reject_unknown();
-    if (name.empty() || name.find('/') != std::string::npos)
-        throw std::invalid_argument("--port=" + name + ": expected a port name without /");
-    if (max_conn < 1 || max_conn > 1024)
+    if (o.name.empty() || o.name.find('/') != std::string::npos)
+        throw std::invalid_argument("--port=" + o.name + ": expected a port name without /");
+    if (o.max_conn < 1 || o.max_conn > 1024)
         throw std::invalid_argument("--max-connections: expected 1 to 1024");
+    return o;
+}
+
+// The sender (--send-every): every period, one message to each client,
+// each reply logged, until stop_fd is readable or `stopping` is set.
+void send_periodically(const Context &ctx, devhost_port *port, const Options &o, const std::atomic<bool> &stopping)
+{
+    const int period_ms = static_cast<int>(o.every * 1000);
+    while (!stopping) {
+        pollfd p{ctx.stop_fd, POLLIN, 0};
+        if (::poll(&p, 1, period_ms) != 0)
+            break;
+        uint64_t ids[64];
+        uint32_t n = devhost_port_clients(port, ids, 64);
+        for (uint32_t i = 0; i < n && i < 64 && !stopping; i++) {
+            char reply[256];
+            size_t len = 0;
+            devhost_error e{};
+            e.struct_size = sizeof e;
+            devhost_status st = devhost_port_send(port, ids[i], o.message.data(), o.message.size(), reply,
+                                                  sizeof reply, &len, period_ms > 1000 ? period_ms : 1000, &e);
+            if (st == DEVHOST_OK)
+                ctx.log("client " + std::to_string(ids[i]) + " replied \"" +
+                        std::string(reply, len < sizeof reply ? len : sizeof reply) + "\"");
+            else
+                ctx.log("client " + std::to_string(ids[i]) + ": " + devhost_status_name(st) + ": " + e.message);
+        }
+    }
+}
+
+int run(Context &ctx)
+{
+    Echo echo;
+    echo.ctx = &ctx;
+    const Options o = read_options(ctx, echo);
     // The port directory: created 0755 whatever the umask, and with every
     // directory above it owned by root or us and writable by nobody else.
-    trusted_dir::Error dir_err;
-    if (!trusted_dir::open(std::filesystem::absolute(dir).string(), 0755, dir_err))
-        throw std::runtime_error("--port-dir=" + dir + ": " + dir_err.message);
-    const std::string path = dir + "/" + name;
+    const std::string path = port_server::path_in(o.dir, o.name);
+    port_server::Port port = port_server::create(
+        {.path = path, .max_connections = static_cast<uint32_t>(o.max_conn), .mode = static_cast<uint32_t>(o.mode),
+         .user = &echo, .connect = echo_connect, .disconnect = echo_disconnect, .message = echo_message,
+         .log = echo_log});
 
-    devhost_port_callbacks cb{};
-    cb.struct_size = sizeof cb;
-    cb.user = &echo;
-    cb.connect = echo_connect;
-    cb.disconnect = echo_disconnect;
-    cb.message = echo_message;
-    cb.log = echo_log;
-    devhost_port_config cfg{};
-    cfg.struct_size = sizeof cfg;
-    cfg.path = path.c_str();
-    cfg.max_connections = static_cast<uint32_t>(max_conn);
-    cfg.mode = static_cast<uint32_t>(mode);
-    cfg.callbacks = &cb;
-    devhost_port *port = nullptr;
-    devhost_error err{};
-    err.struct_size = sizeof err;
-    if (devhost_port_create(&cfg, &port, &err) != DEVHOST_OK)
-        throw std::runtime_error(err.message);
-
-    // The sender: every `every` seconds, one message to each client.
     std::atomic<bool> stopping{false};
     std::thread sender;
-    if (every > 0) {
-        sender = std::thread([&] {
-            const int period_ms = static_cast<int>(every * 1000);
-            while (!stopping) {
-                pollfd p{ctx.stop_fd, POLLIN, 0};
-                if (::poll(&p, 1, period_ms) != 0)
-                    break;
-                uint64_t ids[64];
-                uint32_t n = devhost_port_clients(port, ids, 64);
-                for (uint32_t i = 0; i < n && i < 64 && !stopping; i++) {
-                    char reply[256];
-                    size_t len = 0;
-                    devhost_error e{};
-                    e.struct_size = sizeof e;
-                    devhost_status st = devhost_port_send(port, ids[i], message.data(), message.size(), reply,
-                                                          sizeof reply, &len, period_ms > 1000 ? period_ms : 1000, &e);
-                    if (st == DEVHOST_OK)
-                        ctx.log("client " + std::to_string(ids[i]) + " replied \"" +
-                                std::string(reply, len < sizeof reply ? len : sizeof reply) + "\"");
-                    else
-                        ctx.log("client " + std::to_string(ids[i]) + ": " + devhost_status_name(st) + ": " +
-                                e.message);
-                }
-            }
-        });
-    }
+    if (o.every > 0)
+        sender = std::thread([&] { send_periodically(ctx, port.get(), o, stopping); });
     ctx.ready(path);
     pollfd p{ctx.stop_fd, POLLIN, 0};
     while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
@@ -145,7 +144,7 @@ int run(Context &ctx)
     stopping = true;
     if (sender.joinable())
         sender.join();  // a send in progress ends within its timeout
-    devhost_port_close(port);
+    port.reset();
     return 0;
 }
 

@@ -4,11 +4,14 @@
 
 #include "common/text.hpp"
 
+#include <devhost/unique_fd.hpp>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -53,43 +56,59 @@ std::string Context::get(const std::string &key, const std::string &fallback) co
     return it == options.end() ? fallback : it->second;
 }
 
-long long Context::get_int(const std::string &key, long long fallback) const
+namespace {
+
+// The option `key` read by `parse` (which returns an empty optional for a
+// value it does not take), or `fallback` when the option is absent or
+// empty. A value `parse` refuses is a usage error "--KEY=VALUE: expected
+// WHAT".
+template <class T, class Parse>
+T parsed(const Context &ctx, const std::string &key, T fallback, Parse parse, const char *expected)
 {
-    std::string v = get(key);
+    const std::string v = ctx.get(key);
     if (v.empty())
         return fallback;
+    const std::optional<T> value = parse(v);
+    if (!value)
+        throw std::invalid_argument("--" + key + "=" + v + ": expected " + expected);
+    return *value;
+}
+
+}  // namespace
+
+long long Context::get_int(const std::string &key, long long fallback) const
+{
     // Whole string, decimal or 0x hex, within 64 bits: as the config reads
     // integers (no octal, no trailing junk, no silent wrap).
-    auto n = text::parse_int(v);
-    if (!n)
-        throw std::invalid_argument("--" + key + "=" + v + ": expected an integer");
-    return *n;
+    return parsed<long long>(
+        *this, key, fallback, [](const std::string &v) -> std::optional<long long> { return text::parse_int(v); },
+        "an integer");
 }
 
 double Context::get_seconds(const std::string &key, double fallback) const
 {
-    std::string v = get(key);
-    if (v.empty())
-        return fallback;
     // Exactly the durations the config takes; never inf, NaN or negative.
-    auto ms = text::parse_duration_ms(v);
-    if (!ms)
-        throw std::invalid_argument("--" + key + "=" + v + ": expected a duration like 250ms or 2s");
-    if (*ms > 3600 * 1000)
-        throw std::invalid_argument("--" + key + "=" + v + ": longer than 1h, the longest a peer waits");
-    return static_cast<double>(*ms) / 1000.0;
+    auto seconds = [&](const std::string &v) -> std::optional<double> {
+        auto ms = text::parse_duration_ms(v);
+        if (!ms)
+            return std::nullopt;
+        if (*ms > 3600 * 1000)
+            throw std::invalid_argument("--" + key + "=" + v + ": longer than 1h, the longest a peer waits");
+        return static_cast<double>(*ms) / 1000.0;
+    };
+    return parsed<double>(*this, key, fallback, seconds, "a duration like 250ms or 2s");
 }
 
 bool Context::get_bool(const std::string &key, bool fallback) const
 {
-    std::string v = get(key);
-    if (v.empty())
-        return fallback;
-    if (v == "true" || v == "yes" || v == "on" || v == "1")
-        return true;
-    if (v == "false" || v == "no" || v == "off" || v == "0")
-        return false;
-    throw std::invalid_argument("--" + key + "=" + v + ": expected true or false");
+    auto boolean = [](const std::string &v) -> std::optional<bool> {
+        if (v == "true" || v == "yes" || v == "on" || v == "1")
+            return true;
+        if (v == "false" || v == "no" || v == "off" || v == "0")
+            return false;
+        return std::nullopt;
+    };
+    return parsed<bool>(*this, key, fallback, boolean, "true or false");
 }
 
 void Context::reject_unknown() const
@@ -163,8 +182,9 @@ int main(int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1)
         return 0;
-    ctx.stop_fd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (ctx.stop_fd < 0) {
+    const devhost::UniqueFd stop_fd(signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK));
+    ctx.stop_fd = stop_fd.get();
+    if (!stop_fd) {
         std::perror("devhost-vdev: signalfd");
         return 1;
     }

@@ -12,15 +12,9 @@ protected:
     void on_input(const std::string &bytes) override { reply(bytes); }
 };
 
-int run_echo(Context &ctx)
-{
-    EchoPeer peer(ctx);
-    return peer.run();
-}
-
 }  // namespace
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-echo", "pty peer that echoes every byte back",
                   devhost::vdev::serial_peer_options(),
-                  devhost::vdev::run_echo);
+                  devhost::vdev::run_peer<devhost::vdev::EchoPeer>);

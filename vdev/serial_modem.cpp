@@ -140,12 +140,6 @@ private:
     std::map<std::string, std::string> answers_;
 };
 
-int run_modem(Context &ctx)
-{
-    ModemPeer peer(ctx);
-    return peer.run();
-}
-
 }  // namespace
 }  // namespace devhost::vdev
 
@@ -154,4 +148,4 @@ DEVHOST_VDEV_KIND("serial-modem", "pty peer answering AT commands (AT, ATI, ATE0
                                                       {"echo", "BOOL", "bool"},
                                                       {"answer", "CMD:REPLY[;...]", "string"},
                                                       {"answers", "FILE", "string"}}),
-                  devhost::vdev::run_modem);
+                  devhost::vdev::run_peer<devhost::vdev::ModemPeer>);

@@ -74,40 +74,37 @@ void SerialPeer::cleanup()
             fs::remove(link_, ec);
         linked_ = false;
     }
-    if (master_ >= 0)
-        ::close(master_);
-    if (slave_ >= 0)
-        ::close(slave_);
-    master_ = slave_ = -1;
+    master_.reset();
+    slave_.reset();
 }
 
 void SerialPeer::setup()
 {
-    master_ = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-    if (master_ < 0)
+    master_.reset(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
+    if (!master_)
         throw sys_error("posix_openpt");
-    if (grantpt(master_) != 0 || unlockpt(master_) != 0)
+    if (grantpt(master_.get()) != 0 || unlockpt(master_.get()) != 0)
         throw sys_error("unlocking the pty");
     char name[128];
-    if (ptsname_r(master_, name, sizeof name) != 0)
+    if (ptsname_r(master_.get(), name, sizeof name) != 0)
         throw sys_error("ptsname");
     slave_path_ = name;
-    slave_ = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-    if (slave_ < 0)
+    slave_.reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
+    if (!slave_)
         throw sys_error(std::string("opening ") + name);
     // Raw on the slave, so that the line discipline neither echoes nor
     // translates what the device writes before it sets its own mode.
     struct termios t;
-    if (tcgetattr(slave_, &t) != 0)
+    if (tcgetattr(slave_.get(), &t) != 0)
         throw sys_error("tcgetattr");
     cfmakeraw(&t);
     t.c_cflag |= CLOCAL;
-    if (tcsetattr(slave_, TCSANOW, &t) != 0)
+    if (tcsetattr(slave_.get(), TCSANOW, &t) != 0)
         throw sys_error("tcsetattr");
     if (hold_) {
-        if (flock(slave_, LOCK_EX | LOCK_NB) != 0)
+        if (flock(slave_.get(), LOCK_EX | LOCK_NB) != 0)
             throw sys_error("flock on " + slave_path_);
-        if (ioctl(slave_, TIOCEXCL) != 0)
+        if (ioctl(slave_.get(), TIOCEXCL) != 0)
             throw sys_error("TIOCEXCL on " + slave_path_);
     }
 }
@@ -170,14 +167,14 @@ int SerialPeer::run()
     for (;;) {
         double now = monotonic_seconds();
         // Run what is due: output chunks, then a hang-up.
-        while (master_ >= 0 && !out_.empty() && out_.front().due <= now) {
+        while (master_ && !out_.empty() && out_.front().due <= now) {
             Chunk &c = out_.front();
             if (c.hangup) {
                 hang_up();
                 break;
             }
             if (!c.bytes.empty()) {
-                ssize_t n = ::write(master_, c.bytes.data(), c.bytes.size());
+                ssize_t n = ::write(master_.get(), c.bytes.data(), c.bytes.size());
                 if (n < 0 && errno != EAGAIN && errno != EINTR)
                     throw sys_error("writing to the pty");
                 if (n > 0)
@@ -196,16 +193,16 @@ int SerialPeer::run()
             else
                 timeout = int(wait * 1000) + 1;
         }
-        struct pollfd p[2] = {{ctx_.stop_fd, POLLIN, 0}, {master_, master_events, 0}};
-        int n = poll(p, master_ >= 0 ? 2 : 1, timeout);
+        struct pollfd p[2] = {{ctx_.stop_fd, POLLIN, 0}, {master_.get(), master_events, 0}};
+        int n = poll(p, master_ ? 2 : 1, timeout);
         if (n < 0 && errno != EINTR)
             throw sys_error("poll");
         if (p[0].revents & POLLIN)
             break;
-        if (master_ < 0 || n <= 0)
+        if (!master_ || n <= 0)
             continue;
         if (p[1].revents & POLLIN) {
-            ssize_t r = ::read(master_, buf.data(), buf.size());
+            ssize_t r = ::read(master_.get(), buf.data(), buf.size());
             if (r > 0) {
                 std::string got(buf.data(), size_t(r));
                 received_ += r;

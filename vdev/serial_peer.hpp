@@ -15,6 +15,8 @@
 
 #include "vdev.hpp"
 
+#include <devhost/unique_fd.hpp>
+
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -68,13 +70,21 @@ private:
     bool hold_ = false;
     long long received_ = 0;
     bool hangup_queued_ = false;
-    int master_ = -1;
-    int slave_ = -1;  // kept open so the master never sees EIO between users
+    UniqueFd master_;
+    UniqueFd slave_;  // kept open so the master never sees EIO between users
     std::string slave_path_;
     bool linked_ = false;
     std::deque<Chunk> out_;
 };
 
 double monotonic_seconds();
+
+// A serial kind's Runner (DEVHOST_VDEV_KIND): its peer, built from the
+// options, serving until stopped.
+template <class Peer> int run_peer(Context &ctx)
+{
+    Peer peer(ctx);
+    return peer.run();
+}
 
 }  // namespace devhost::vdev

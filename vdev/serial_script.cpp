@@ -93,15 +93,9 @@ private:
     std::string received_;
 };
 
-int run_script(Context &ctx)
-{
-    ScriptPeer peer(ctx);
-    return peer.run();
-}
-
 }  // namespace
 }  // namespace devhost::vdev
 
 DEVHOST_VDEV_KIND("serial-script", "pty peer playing a script of expect/send lines",
                   devhost::vdev::serial_peer_options({{"script", "FILE", "string", true}, {"loop", "BOOL", "bool"}}),
-                  devhost::vdev::run_script);
+                  devhost::vdev::run_peer<devhost::vdev::ScriptPeer>);

@@ -67,7 +67,7 @@ devhost_status PortClient::check_usable(devhost_error *err) const
 {
     if (broken_ != DEVHOST_OK)
         return fail(err, broken_, 0, broken_why_);
-    if (fd_ < 0)
+    if (!fd_)
         return fail(err, DEVHOST_E_STATE, 0, "port " + path + " is not connected");
     return DEVHOST_OK;
 }
@@ -75,10 +75,7 @@ devhost_status PortClient::check_usable(devhost_error *err) const
 devhost_status PortClient::break_connection(devhost_status status, int os_errno, const std::string &why,
                                             devhost_error *err)
 {
-    if (fd_ >= 0) {
-        ::close(fd_);
-        fd_ = -1;
-    }
+    fd_.reset();
     if (broken_ == DEVHOST_OK) {
         broken_ = status;
         broken_why_ = why;
@@ -94,7 +91,32 @@ devhost_status PortClient::wait_fd(short events, uint64_t deadline_ns, devhost_e
     // Past the deadline it still looks once without waiting, so that what
     // is already there is taken (a caller may poll before its first recv).
     // Callers word the timeout and cancel messages themselves.
-    return devhost_util_wait(fd_, events, cancel_fd, deadline_ns, nullptr, err, path.c_str(), nullptr);
+    return devhost_util_wait(fd_.get(), events, cancel_fd, deadline_ns, nullptr, err, path.c_str(), nullptr);
+}
+
+template <class Failed>
+devhost_status PortClient::send_whole(const std::vector<uint8_t> &buf, size_t n, uint32_t type, uint64_t deadline_ns,
+                                      devhost_error *err, Failed failed)
+{
+    for (;;) {
+        ssize_t w = ::send(fd_.get(), buf.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w == static_cast<ssize_t>(n))
+            return DEVHOST_OK;
+        if (w >= 0)
+            return failed(0);
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return failed(errno);
+        devhost_status st = wait_fd(POLLOUT, deadline_ns, err);
+        if (st == DEVHOST_E_TIMEOUT)
+            return fail(err, st, 0, "port " + path + ": the server did not take the " +
+                                        devhost_port_frame_type_name(type) + " in time");
+        if (st == DEVHOST_E_CANCELLED)
+            return fail(err, st, 0, "port " + path + ": cancelled");
+        if (st != DEVHOST_OK)
+            return st;
+    }
 }
 
 devhost_status PortClient::send_frame(uint32_t type, uint32_t flags, uint64_t id, const void *payload, size_t len,
@@ -107,33 +129,16 @@ devhost_status PortClient::send_frame(uint32_t type, uint32_t flags, uint64_t id
                                          static_cast<uint32_t>(len));
     if (n == 0)
         return fail(err, DEVHOST_E_INVALID, 0, "cannot encode a frame of " + std::to_string(len) + " bytes");
-    for (;;) {
-        ssize_t w = ::send(fd_, buf.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w == static_cast<ssize_t>(n))
-            return DEVHOST_OK;
-        if (w >= 0)
+    return send_whole(buf, n, type, deadline_ns, err, [&](int e) -> devhost_status {
+        if (e == 0)
             return break_connection(DEVHOST_E_IO, 0, "port " + path + ": short send", err);
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            devhost_status st = wait_fd(POLLOUT, deadline_ns, err);
-            if (st == DEVHOST_E_TIMEOUT)
-                return fail(err, st, 0, "port " + path + ": the server did not take the " +
-                                            devhost_port_frame_type_name(type) + " in time");
-            if (st == DEVHOST_E_CANCELLED)
-                return fail(err, st, 0, "port " + path + ": cancelled");
-            if (st != DEVHOST_OK)
-                return st;
-            continue;
-        }
-        int e = errno;
         if (e == EPIPE || e == ECONNRESET || e == ENOTCONN)
             return break_connection(DEVHOST_E_REMOVED, e, "port " + path + ": the server went away", err);
         if (e == EMSGSIZE)
             return fail(err, DEVHOST_E_INVALID, e,
                         "port " + path + ": a frame of " + std::to_string(n) + " bytes is too large for the socket");
         return break_connection(DEVHOST_E_IO, e, "port " + path + ": send: " + std::strerror(e), err);
-    }
+    });
 }
 
 devhost_status PortClient::recv_frame(Frame &frame, uint64_t deadline_ns, devhost_error *err, bool wait_first)
@@ -146,7 +151,7 @@ devhost_status PortClient::recv_frame(Frame &frame, uint64_t deadline_ns, devhos
     }
     bool reset = false;
     for (;;) {
-        ssize_t n = ::recv(fd_, rx_.data(), rx_.size(), MSG_TRUNC | MSG_DONTWAIT);
+        ssize_t n = ::recv(fd_.get(), rx_.data(), rx_.size(), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == ECONNRESET && !reset) {
@@ -227,65 +232,95 @@ devhost_status PortClient::stray_frame(Frame &frame, devhost_error *err)
     return break_connection(DEVHOST_E_PROTOCOL, 0, "port " + path + ": " + why, err);
 }
 
+namespace {
+
+// The status and message of a connect(2) that failed with `e` (not EINTR or
+// EAGAIN, which connect retries).
+devhost_status connect_failure(int e, const std::string &path, devhost_error *err)
+{
+    if (e == ENOENT)
+        return fail(err, DEVHOST_E_NOT_FOUND, e, "no port at " + path + " (is its server running?)");
+    if (e == ECONNREFUSED)
+        return fail(err, DEVHOST_E_NOT_FOUND, e, "port " + path + " has no server (stale socket)");
+    if (e == EACCES || e == EPERM)
+        return fail(err, DEVHOST_E_ACCESS, e, "port " + path + ": permission denied by the socket file's mode");
+    if (e == EPROTOTYPE)
+        return fail(err, DEVHOST_E_INVALID, e, path + " is not a filter port (not a SOCK_SEQPACKET socket)");
+    return fail(err, DEVHOST_E_IO, e, "connect to port " + path + ": " + std::strerror(e));
+}
+
+}  // namespace
+
 devhost_status PortClient::connect(const void *context, uint32_t context_size, bool sync_handle, int32_t timeout_ms,
                                    devhost_error *err)
 {
     disconnect();
     const uint64_t dl = devhost_util_deadline_ms(timeout_ms);
+    devhost_status st = open_socket(dl, err);
+    if (st != DEVHOST_OK)
+        return st;
+    broken_ = DEVHOST_OK;
+    broken_why_.clear();
+    st = check_server(err);
+    if (st == DEVHOST_OK)
+        st = handshake(context, context_size, sync_handle, dl, err);
+    if (st != DEVHOST_OK) {
+        // A failed connect leaves no descriptor and no broken state behind.
+        fd_.reset();
+        broken_ = DEVHOST_OK;
+        broken_why_.clear();
+        return st;
+    }
+    sync_handle_ = sync_handle;
+    if (sync_handle) {
+        // A synchronous handle is a blocking descriptor; waits still poll
+        // with a deadline and the cancel handle, and I/O uses MSG_DONTWAIT.
+        int fl = ::fcntl(fd_.get(), F_GETFL);
+        if (fl >= 0)
+            ::fcntl(fd_.get(), F_SETFL, fl & ~O_NONBLOCK);
+    }
+    log(DEVHOST_LOG_DEBUG, "connected to port " + path + (sync_handle ? " (synchronous handle)" : ""));
+    return DEVHOST_OK;
+}
+
+devhost_status PortClient::open_socket(uint64_t deadline_ns, devhost_error *err)
+{
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path)
         return fail(err, DEVHOST_E_INVALID, 0, "port path " + path + " is too long for a Unix socket");
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     const int flags = SOCK_SEQPACKET | SOCK_NONBLOCK | (inherit ? 0 : SOCK_CLOEXEC);
-    fd_ = ::socket(AF_UNIX, flags, 0);
-    if (fd_ < 0)
+    devhost::UniqueFd fd(::socket(AF_UNIX, flags, 0));
+    if (!fd)
         return fail(err, DEVHOST_E_IO, errno, std::string("socket: ") + std::strerror(errno));
-    // From here every failure closes the socket, so a failed connect leaves
-    // no descriptor behind.
-    auto give_up = [&](devhost_status st, int e, const std::string &why) {
-        ::close(fd_);
-        fd_ = -1;
-        return fail(err, st, e, why);
-    };
     for (;;) {
-        if (::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0)
+        if (::connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0)
             break;
         int e = errno;
         if (e == EINTR)
             continue;
-        if (e == EAGAIN) {
-            // The server's backlog is full: retry until the deadline.
-            if (devhost_util_deadline_passed(dl))
-                return give_up(DEVHOST_E_TIMEOUT, e, "port " + path + ": the server's backlog stayed full");
-            if (devhost_util_wait(-1, 0, cancel_fd, devhost_util_deadline_ms(10), nullptr, nullptr, nullptr,
-                                  nullptr) == DEVHOST_E_CANCELLED)
-                return give_up(DEVHOST_E_CANCELLED, 0, "port " + path + ": connect cancelled");
-            continue;
-        }
-        if (e == ENOENT)
-            return give_up(DEVHOST_E_NOT_FOUND, e, "no port at " + path + " (is its server running?)");
-        if (e == ECONNREFUSED)
-            return give_up(DEVHOST_E_NOT_FOUND, e, "port " + path + " has no server (stale socket)");
-        if (e == EACCES || e == EPERM)
-            return give_up(DEVHOST_E_ACCESS, e, "port " + path + ": permission denied by the socket file's mode");
-        if (e == EPROTOTYPE)
-            return give_up(DEVHOST_E_INVALID, e, path + " is not a filter port (not a SOCK_SEQPACKET socket)");
-        return give_up(DEVHOST_E_IO, e, "connect to port " + path + ": " + std::strerror(e));
+        if (e != EAGAIN)
+            return connect_failure(e, path, err);
+        // The server's backlog is full: retry until the deadline.
+        if (devhost_util_deadline_passed(deadline_ns))
+            return fail(err, DEVHOST_E_TIMEOUT, e, "port " + path + ": the server's backlog stayed full");
+        if (devhost_util_wait(-1, 0, cancel_fd, devhost_util_deadline_ms(10), nullptr, nullptr, nullptr, nullptr) ==
+            DEVHOST_E_CANCELLED)
+            return fail(err, DEVHOST_E_CANCELLED, 0, "port " + path + ": connect cancelled");
     }
-    broken_ = DEVHOST_OK;
-    broken_why_.clear();
-    devhost_status st = check_server(err);
-    if (st != DEVHOST_OK) {
-        ::close(fd_);
-        fd_ = -1;
-        return st;
-    }
+    fd_ = std::move(fd);
+    return DEVHOST_OK;
+}
+
+devhost_status PortClient::handshake(const void *context, uint32_t context_size, bool sync_handle,
+                                     uint64_t deadline_ns, devhost_error *err)
+{
     bool closed = false;
-    st = send_hello(context, context_size, sync_handle, dl, closed, err);
+    devhost_status st = send_hello(context, context_size, sync_handle, deadline_ns, closed, err);
     Frame welcome;
     if (st == DEVHOST_OK)
-        st = recv_frame(welcome, closed ? devhost_util_now_ns() : dl, err);
+        st = recv_frame(welcome, closed ? devhost_util_now_ns() : deadline_ns, err);
     if (st == DEVHOST_E_TIMEOUT && closed)
         st = fail(err, DEVHOST_E_REMOVED, EPIPE, "port " + path + ": the server went away");
     if (st == DEVHOST_OK && welcome.type != DEVHOST_PORT_FRAME_WELCOME) {
@@ -299,28 +334,11 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
                   "port " + path + " refused the connection: " +
                       (why.empty() ? std::string(devhost_status_name(welcome.status)) : why));
     }
-    if (st != DEVHOST_OK) {
-        if (st == DEVHOST_E_TIMEOUT && welcome.type != DEVHOST_PORT_FRAME_ERROR)
-            devhost_error_set(err, 0, "port %s: no WELCOME from the server in time", path.c_str());
-        else if (st == DEVHOST_E_CANCELLED)
-            devhost_error_set(err, 0, "port %s: connect cancelled", path.c_str());
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
-        broken_ = DEVHOST_OK;
-        broken_why_.clear();
-        return st;
-    }
-    sync_handle_ = sync_handle;
-    if (sync_handle) {
-        // A synchronous handle is a blocking descriptor; waits still poll
-        // with a deadline and the cancel handle, and I/O uses MSG_DONTWAIT.
-        int fl = ::fcntl(fd_, F_GETFL);
-        if (fl >= 0)
-            ::fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK);
-    }
-    log(DEVHOST_LOG_DEBUG, "connected to port " + path + (sync_handle ? " (synchronous handle)" : ""));
-    return DEVHOST_OK;
+    if (st == DEVHOST_E_TIMEOUT && welcome.type != DEVHOST_PORT_FRAME_ERROR)
+        devhost_error_set(err, 0, "port %s: no WELCOME from the server in time", path.c_str());
+    else if (st == DEVHOST_E_CANCELLED)
+        devhost_error_set(err, 0, "port %s: connect cancelled", path.c_str());
+    return st;
 }
 
 devhost_status PortClient::check_server(devhost_error *err)
@@ -329,7 +347,7 @@ devhost_status PortClient::check_server(devhost_error *err)
         return DEVHOST_OK;
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    if (::getsockopt(fd_.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
         return fail(err, DEVHOST_E_IO, errno, "port " + path + ": SO_PEERCRED: " + std::strerror(errno));
     if (static_cast<int64_t>(cred.uid) != server_uid)
         return fail(err, DEVHOST_E_ACCESS, 0,
@@ -348,34 +366,20 @@ devhost_status PortClient::send_hello(const void *context, uint32_t context_size
                                          sync_handle ? DEVHOST_PORT_HELLO_SYNC : 0, 0, 0, context, context_size);
     if (n == 0)
         return fail(err, DEVHOST_E_INVALID, 0, "cannot encode a HELLO of " + std::to_string(context_size) + " bytes");
-    for (;;) {
-        ssize_t w = ::send(fd_, buf.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w == static_cast<ssize_t>(n))
-            return DEVHOST_OK;
-        int e = errno;
-        if (w >= 0)
+    return send_whole(buf, n, DEVHOST_PORT_FRAME_HELLO, deadline_ns, err, [&](int e) -> devhost_status {
+        if (e == 0)
             return fail(err, DEVHOST_E_IO, 0, "port " + path + ": short send");
-        if (e == EINTR)
-            continue;
         if (e == EPIPE || e == ECONNRESET || e == ENOTCONN) {
-            closed = true;
+            closed = true;  // refused at accept: its WELCOME is still to be read
             return DEVHOST_OK;
         }
-        if (e != EAGAIN && e != EWOULDBLOCK)
-            return fail(err, DEVHOST_E_IO, e, "port " + path + ": send: " + std::strerror(e));
-        devhost_status st = wait_fd(POLLOUT, deadline_ns, err);
-        if (st == DEVHOST_E_TIMEOUT)
-            return fail(err, st, 0, "port " + path + ": the server did not take the HELLO in time");
-        if (st != DEVHOST_OK)
-            return st;
-    }
+        return fail(err, DEVHOST_E_IO, e, "port " + path + ": send: " + std::strerror(e));
+    });
 }
 
 void PortClient::disconnect()
 {
-    if (fd_ >= 0)
-        ::close(fd_);
-    fd_ = -1;
+    fd_.reset();
     broken_ = DEVHOST_OK;
     broken_why_.clear();
     inbox_.clear();
@@ -387,11 +391,11 @@ void PortClient::disconnect()
 
 bool PortClient::server_credentials(int &pid, unsigned &uid, unsigned &gid) const
 {
-    if (fd_ < 0)
+    if (!fd_)
         return false;
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    if (::getsockopt(fd_.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
         return false;
     pid = cred.pid;
     uid = cred.uid;

@@ -9,6 +9,7 @@
 
 #include <devhost/plugin.h>
 #include <devhost/port_wire.h>
+#include <devhost/unique_fd.hpp>
 
 #include <cstdint>
 #include <deque>
@@ -37,8 +38,8 @@ struct PortClient {
     devhost_status connect(const void *context, uint32_t context_size, bool sync_handle, int32_t timeout_ms,
                            devhost_error *err);
     void disconnect();
-    bool connected() const { return fd_ >= 0 || broken_ != DEVHOST_OK; }
-    int fd() const { return fd_; }
+    bool connected() const { return fd_ || broken_ != DEVHOST_OK; }
+    int fd() const { return fd_.get(); }
     bool sync_handle() const { return sync_handle_; }
     size_t queued_messages() const { return inbox_.size(); }
     size_t unanswered_messages() const { return unanswered_.size(); }
@@ -69,6 +70,21 @@ private:
 
     devhost_status send_frame(uint32_t type, uint32_t flags, uint64_t id, const void *payload, size_t len,
                               uint64_t deadline_ns, devhost_error *err);
+    // Sends the first n bytes of buf (an encoded frame of `type`) whole,
+    // waiting for room until the deadline; E_TIMEOUT and E_CANCELLED come
+    // back with their message. A send that fails otherwise goes to
+    // `failed(errno)` (0 for a short send), whose status is returned: what
+    // a failure means differs between HELLO and the frames after it.
+    template <class Failed>
+    devhost_status send_whole(const std::vector<uint8_t> &buf, size_t n, uint32_t type, uint64_t deadline_ns,
+                              devhost_error *err, Failed failed);
+    // connect's phases. open_socket: the socket, connected to `path`
+    // (retrying while the server's backlog is full); on failure fd_ stays
+    // empty. handshake: HELLO and its WELCOME; a refusal, a missing WELCOME
+    // or a cancel is the connect's failure, with the message connect gives.
+    devhost_status open_socket(uint64_t deadline_ns, devhost_error *err);
+    devhost_status handshake(const void *context, uint32_t context_size, bool sync_handle, uint64_t deadline_ns,
+                             devhost_error *err);
     // Sends HELLO. A server that refused us when it accepted the connection
     // has answered and closed: the send fails (EPIPE) but its WELCOME is
     // still queued, so *closed is set and the caller reads on.
@@ -93,7 +109,7 @@ private:
     devhost_status check_usable(devhost_error *err) const;
     void log(int32_t level, const std::string &line) const;
 
-    int fd_ = -1;
+    devhost::UniqueFd fd_;
     bool sync_handle_ = false;
     uint64_t next_request_ = 1;
     std::deque<Message> inbox_;        // MESSAGEs not yet got

@@ -126,7 +126,7 @@ Port::Port(int cancel_fd) : cancel_fd_(cancel_fd) {}
 
 Port::~Port()
 {
-    if (fd_ >= 0) {
+    if (fd_) {
         devhost_error ignored;
         devhost_util_error_init(&ignored);
         close(&ignored);
@@ -166,8 +166,8 @@ devhost_status Port::open(const std::string &name, const std::string &path, cons
     // O_NONBLOCK for the open itself, so that a modem port without carrier
     // does not block, and kept (see below). Never O_CREAT.
     int flags = O_RDWR | O_NOCTTY | O_NONBLOCK | (settings.inherit ? 0 : O_CLOEXEC);
-    fd_ = ::open(path.c_str(), flags);
-    if (fd_ < 0) {
+    fd_.reset(::open(path.c_str(), flags));
+    if (!fd_) {
         int e = errno;
         if (e == EBUSY)
             return devhost_fail(err, DEVHOST_E_BUSY, e,
@@ -176,7 +176,7 @@ devhost_status Port::open(const std::string &name, const std::string &path, cons
         return devhost_fail(err, open_status(e), e, "serial: cannot open %s: %s", path.c_str(), strerror(e));
     }
     struct termios2 t;
-    if (ioctl(fd_, TCGETS2, &t) != 0) {
+    if (ioctl(fd_.get(), TCGETS2, &t) != 0) {
         int e = errno;
         return devhost_fail(err, e == ENOTTY || e == EINVAL ? DEVHOST_E_INVALID : DEVHOST_E_IO, e,
                             "serial: %s is not a tty: %s", path.c_str(), strerror(e));
@@ -196,8 +196,8 @@ devhost_status Port::open(const std::string &name, const std::string &path, cons
     // that child's sake; each write then makes it non-blocking for the call.
     nonblocking_ = settings.overlapped || !settings.inherit;
     if (!nonblocking_) {
-        int fl = fcntl(fd_, F_GETFL);
-        if (fl < 0 || fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int fl = fcntl(fd_.get(), F_GETFL);
+        if (fl < 0 || fcntl(fd_.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) {
             int e = errno;
             return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: cannot make the handle synchronous: %s",
                                 path.c_str(), strerror(e));
@@ -213,22 +213,22 @@ devhost_status Port::open(const std::string &name, const std::string &path, cons
 devhost_status Port::take_locks(devhost_error *err)
 {
     int excl = 0;
-    if (ioctl(fd_, TIOCGEXCL, &excl) == 0 && excl) {
-        std::string who = format_holders(tty_holders(fd_, fd_));
+    if (ioctl(fd_.get(), TIOCGEXCL, &excl) == 0 && excl) {
+        std::string who = format_holders(tty_holders(fd_.get(), fd_.get()));
         return devhost_fail(err, DEVHOST_E_BUSY, EBUSY,
                             "serial: %s is busy: another program holds it exclusively (TIOCEXCL)%s",
                             path_.c_str(), who.c_str());
     }
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         if (e == EWOULDBLOCK) {
-            std::string who = format_holders(tty_holders(fd_, fd_));
+            std::string who = format_holders(tty_holders(fd_.get(), fd_.get()));
             return devhost_fail(err, DEVHOST_E_BUSY, e, "serial: %s is busy: another program has it locked (flock)%s",
                                 path_.c_str(), who.c_str());
         }
         return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: flock: %s", path_.c_str(), strerror(e));
     }
-    if (ioctl(fd_, TIOCEXCL) != 0) {
+    if (ioctl(fd_.get(), TIOCEXCL) != 0) {
         int e = errno;
         return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: TIOCEXCL: %s", path_.c_str(), strerror(e));
     }
@@ -236,12 +236,13 @@ devhost_status Port::take_locks(devhost_error *err)
     return DEVHOST_OK;
 }
 
-devhost_status Port::apply_settings(devhost_error *err)
-{
-    struct termios2 t;
-    std::memcpy(&t, saved_, sizeof t);
-    const Settings &s = settings_;
+namespace {
 
+// The termios2 for `s`, starting from `t` (the settings found at open):
+// raw and binary-transparent, then the configured framing, flow, hupcl and
+// rate.
+struct termios2 termios_for(struct termios2 t, const Settings &s)
+{
     // Raw, binary-transparent: no echo, no line editing, no translations.
     t.c_iflag &= ~tcflag_t(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON | IXOFF | IXANY);
     t.c_oflag &= ~tcflag_t(OPOST);
@@ -285,52 +286,73 @@ devhost_status Port::apply_settings(devhost_error *err)
     t.c_cflag |= code | (code << IBSHIFT);
     t.c_ispeed = s.baud;
     t.c_ospeed = s.baud;
+    return t;
+}
 
-    if (ioctl(fd_, TCSETS2, &t) != 0) {
-        int e = errno;
-        return devhost_fail(err, e == EINVAL ? DEVHOST_E_INVALID : DEVHOST_E_IO, e,
-                            "serial: %s refused the settings (baud=%u): %s", path_.c_str(), s.baud, strerror(e));
-    }
-
-    // Read back: a setting the device did not take is an error naming it.
-    struct termios2 got;
-    if (ioctl(fd_, TCGETS2, &got) != 0) {
-        int e = errno;
-        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: cannot read the settings back: %s", path_.c_str(),
-                            strerror(e));
-    }
-    const char *pty_note = is_pty_ ? " (a Linux pty forces 8 data bits and no parity)" : "";
+// The read-back check: a setting the device did not take (`got` is what it
+// reports) is an error naming it.
+devhost_status check_taken(const struct termios2 &got, const Settings &s, const std::string &path, bool is_pty,
+                           devhost_error *err)
+{
+    const char *pty_note = is_pty ? " (a Linux pty forces 8 data bits and no parity)" : "";
     // Drivers round rates to what their clock can make; allow 2%.
     uint32_t b = got.c_ospeed;
     if (b == 0 || (b > s.baud ? b - s.baud : s.baud - b) * 50 > s.baud)
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take baud=%u (it reports %u)",
-                            path_.c_str(), s.baud, b);
+                            path.c_str(), s.baud, b);
     if (data_bits_of(got) != s.data_bits)
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take data-bits=%d (it reports %d)%s",
-                            path_.c_str(), s.data_bits, data_bits_of(got), pty_note);
+                            path.c_str(), s.data_bits, data_bits_of(got), pty_note);
     if (parity_of(got) != s.parity)
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take parity=%s (it reports %s)%s",
-                            path_.c_str(), parity_name(s.parity), parity_name(parity_of(got)), pty_note);
+                            path.c_str(), parity_name(s.parity), parity_name(parity_of(got)), pty_note);
     int stop = (got.c_cflag & CSTOPB) ? 2 : 1;
     if (stop != s.stop_bits)
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take stop-bits=%d (it reports %d)",
-                            path_.c_str(), s.stop_bits, stop);
+                            path.c_str(), s.stop_bits, stop);
     if (flow_of(got) != s.flow)
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take flow=%s (it reports %s)",
-                            path_.c_str(), flow_name(s.flow), flow_name(flow_of(got)));
+                            path.c_str(), flow_name(s.flow), flow_name(flow_of(got)));
     if (s.hupcl != Line::unchanged && bool(got.c_cflag & HUPCL) != (s.hupcl == Line::on))
-        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take hupcl=%s", path_.c_str(),
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take hupcl=%s", path.c_str(),
                             on_off(s.hupcl == Line::on));
     if ((got.c_lflag & (ICANON | ECHO)) || (got.c_oflag & OPOST))
-        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take raw mode", path_.c_str());
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take raw mode", path.c_str());
+    return DEVHOST_OK;
+}
 
+}  // namespace
+
+// Sets the termios built from the settings, reads it back (a setting the
+// device did not take is an error naming it), then sets the modem lines
+// asked for.
+devhost_status Port::apply_settings(devhost_error *err)
+{
+    struct termios2 saved;
+    std::memcpy(&saved, saved_, sizeof saved);
+    const Settings &s = settings_;
+    const struct termios2 t = termios_for(saved, s);
+    if (ioctl(fd_.get(), TCSETS2, &t) != 0) {
+        int e = errno;
+        return devhost_fail(err, e == EINVAL ? DEVHOST_E_INVALID : DEVHOST_E_IO, e,
+                            "serial: %s refused the settings (baud=%u): %s", path_.c_str(), s.baud, strerror(e));
+    }
+    struct termios2 got;
+    if (ioctl(fd_.get(), TCGETS2, &got) != 0) {
+        int e = errno;
+        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: cannot read the settings back: %s", path_.c_str(),
+                            strerror(e));
+    }
+    devhost_status st = check_taken(got, s, path_, is_pty_, err);
+    if (st != DEVHOST_OK)
+        return st;
     if (s.dtr != Line::unchanged) {
-        devhost_status st = set_lines(TIOCM_DTR, s.dtr == Line::on, "dtr", err);
+        st = set_lines(TIOCM_DTR, s.dtr == Line::on, "dtr", err);
         if (st != DEVHOST_OK)
             return st;
     }
     if (s.rts != Line::unchanged) {
-        devhost_status st = set_lines(TIOCM_RTS, s.rts == Line::on, "rts", err);
+        st = set_lines(TIOCM_RTS, s.rts == Line::on, "rts", err);
         if (st != DEVHOST_OK)
             return st;
     }
@@ -339,7 +361,7 @@ devhost_status Port::apply_settings(devhost_error *err)
 
 devhost_status Port::set_lines(int bits, bool on, const char *what, devhost_error *err)
 {
-    if (ioctl(fd_, on ? TIOCMBIS : TIOCMBIC, &bits) != 0) {
+    if (ioctl(fd_.get(), on ? TIOCMBIS : TIOCMBIC, &bits) != 0) {
         int e = errno;
         if (e == ENOTTY || e == EINVAL)
             return devhost_fail(err, DEVHOST_E_UNSUPPORTED, e, "serial: %s has no modem lines: cannot set %s=%s%s",
@@ -350,7 +372,7 @@ devhost_status Port::set_lines(int bits, bool on, const char *what, devhost_erro
                             strerror(e));
     }
     int now_bits = 0;
-    if (ioctl(fd_, TIOCMGET, &now_bits) == 0 && bool(now_bits & bits) != on)
+    if (ioctl(fd_.get(), TIOCMGET, &now_bits) == 0 && bool(now_bits & bits) != on)
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: %s did not take %s=%s", path_.c_str(), what,
                             on_off(on));
     return DEVHOST_OK;
@@ -358,7 +380,7 @@ devhost_status Port::set_lines(int bits, bool on, const char *what, devhost_erro
 
 devhost_status Port::get_lines(int &bits, devhost_error *err)
 {
-    if (ioctl(fd_, TIOCMGET, &bits) != 0) {
+    if (ioctl(fd_.get(), TIOCMGET, &bits) != 0) {
         int e = errno;
         if (e == ENOTTY || e == EINVAL)
             return devhost_fail(err, DEVHOST_E_UNSUPPORTED, e, "serial: %s has no modem lines%s", path_.c_str(),
@@ -380,11 +402,11 @@ devhost_status Port::removed(int os_errno, const char *doing, devhost_error *err
 
 devhost_status Port::close(devhost_error *err)
 {
-    if (fd_ < 0)
+    if (!fd_)
         return DEVHOST_OK;
     devhost_status status = DEVHOST_OK;
     if (!gone_) {
-        if (saved_valid_ && ioctl(fd_, TCSETS2, saved_) != 0) {
+        if (saved_valid_ && ioctl(fd_.get(), TCSETS2, saved_) != 0) {
             int e = errno;
             if (e != EIO && e != ENXIO)
                 status = devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: cannot restore the original settings: %s",
@@ -393,17 +415,16 @@ devhost_status Port::close(devhost_error *err)
         // TIOCEXCL lives on the tty, not the fd: undo it, or the tty stays
         // exclusive for as long as anyone else keeps it open.
         if (excl_set_)
-            ioctl(fd_, TIOCNXCL);
+            ioctl(fd_.get(), TIOCNXCL);
     }
-    ::close(fd_);  // also drops the flock
-    fd_ = -1;
+    fd_.reset();  // also drops the flock
     return status;
 }
 
 devhost_status Port::wait(short events, uint64_t deadline_ns, devhost_error *err, const char *doing)
 {
     short revents = 0;
-    devhost_status s = devhost_util_wait(fd_, events, cancel_fd_, deadline_ns, &revents, err, who_.c_str(), doing);
+    devhost_status s = devhost_util_wait(fd_.get(), events, cancel_fd_, deadline_ns, &revents, err, who_.c_str(), doing);
     if (s != DEVHOST_OK)
         return s;
     if (revents & POLLNVAL)
@@ -429,7 +450,7 @@ devhost_status Port::read_some(size_t max, devhost_error *err)
     size_t want = std::min(max, sizeof buf);
     ssize_t n;
     do
-        n = ::read(fd_, buf, want);
+        n = ::read(fd_.get(), buf, want);
     while (n < 0 && errno == EINTR);
     int e = errno;
     if (n > 0) {
@@ -462,11 +483,11 @@ devhost_status Port::write_all(devhost_transfer *xfer, uint64_t deadline_ns, boo
         // long: an inherited synchronous handle is made non-blocking for this
         // one call.
         if (!nonblocking_)
-            fcntl(fd_, F_SETFL, blocking_fl_ | O_NONBLOCK);
-        ssize_t n = ::write(fd_, xfer->out + xfer->out_done, xfer->out_len - xfer->out_done);
+            fcntl(fd_.get(), F_SETFL, blocking_fl_ | O_NONBLOCK);
+        ssize_t n = ::write(fd_.get(), xfer->out + xfer->out_done, xfer->out_len - xfer->out_done);
         int write_errno = errno;
         if (!nonblocking_)
-            fcntl(fd_, F_SETFL, blocking_fl_);
+            fcntl(fd_.get(), F_SETFL, blocking_fl_);
         errno = write_errno;
         if (n > 0) {
             xfer->out_done += size_t(n);
@@ -497,113 +518,162 @@ static size_t find_delimiter(const std::vector<uint8_t> &buf, const uint8_t *del
     return it == buf.end() ? SIZE_MAX : size_t(it - buf.begin());
 }
 
-devhost_status Port::read_op(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err)
-{
-    xfer->in_len = 0;
-    const uint32_t op = xfer->op;
-    const bool until = op == DEVHOST_OP_READ_UNTIL || (op == DEVHOST_OP_REQUEST && xfer->delimiter_len > 0);
-    const bool exact = op == DEVHOST_OP_READ_EXACT;
-    const size_t cap = xfer->in_capacity;
-    if (cap == 0 || !xfer->in)
-        return devhost_fail(err, DEVHOST_E_INVALID, EINVAL, "serial: %s: read with no buffer (capacity 0)",
-                            path_.c_str());
-    if (until && (!xfer->delimiter || xfer->delimiter_len == 0))
-        return devhost_fail(err, DEVHOST_E_INVALID, EINVAL, "serial: %s: read until needs a delimiter", path_.c_str());
-
-    // Hands out n bytes of pending_ into the caller's buffer.
-    auto hand_out = [&](size_t n) {
-        // n may be 0 with pending_ empty (its data() then null): memcpy's
-        // pointers must be valid even for 0 bytes.
-        if (n > 0)
-            std::memcpy(xfer->in, pending_.data(), n);
-        xfer->in_len = n;
-        pending_.erase(pending_.begin(), pending_.begin() + long(n));
-    };
-    const uint64_t interval_ns = uint64_t(settings_.read_interval_ms) * 1000000u;
-    size_t searched = 0;
+// One read_op in progress: the kind of read, the caller's buffer, what is
+// handed out of pending_, and where the delimiter search got to.
+struct Port::Read {
+    Port &port;
+    devhost_transfer *xfer;
+    devhost_error *err;
+    const bool until;  // up to a delimiter (READ_UNTIL, or a REQUEST with one)
+    const bool exact;  // READ_EXACT: the whole buffer
+    const size_t cap;
+    const uint64_t interval_ns;  // read-interval-timeout, 0: none
+    size_t searched = 0;         // pending_ before this has no delimiter
     // Whether to read before waiting: yes at first (the bytes may be there
     // already) unless the caller knows they cannot be (a reply right after
     // its request), and again after a read that filled its chunk. A blocking
     // (inherited synchronous) handle always waits first.
-    bool try_read = nonblocking_ && !poll_first;
-    hup_seen_ = false;
-    auto room = [&] {
-        size_t r = until ? cap - std::min(cap, pending_.size()) + xfer->delimiter_len
-                         : cap - std::min(cap, pending_.size());
+    bool try_read;
+
+    Read(Port &p, devhost_transfer *x, bool poll_first, devhost_error *e)
+        : port(p), xfer(x), err(e),
+          until(x->op == DEVHOST_OP_READ_UNTIL || (x->op == DEVHOST_OP_REQUEST && x->delimiter_len > 0)),
+          exact(x->op == DEVHOST_OP_READ_EXACT), cap(x->in_capacity),
+          interval_ns(uint64_t(p.settings_.read_interval_ms) * 1000000u), try_read(p.nonblocking_ && !poll_first)
+    {
+    }
+
+    // Hands out n bytes of pending_ into the caller's buffer.
+    void hand_out(size_t n)
+    {
+        // n may be 0 with pending_ empty (its data() then null): memcpy's
+        // pointers must be valid even for 0 bytes.
+        if (n > 0)
+            std::memcpy(xfer->in, port.pending_.data(), n);
+        xfer->in_len = n;
+        port.pending_.erase(port.pending_.begin(), port.pending_.begin() + long(n));
+    }
+
+    // Hands out what there is, up to the buffer's size.
+    void hand_out_all() { hand_out(std::min(cap, port.pending_.size())); }
+
+    // How much the next read may take: what the buffer has room for (and
+    // for a delimiter straddling its end).
+    size_t room() const
+    {
+        const size_t pending = port.pending_.size();
+        size_t r = until ? cap - std::min(cap, pending) + xfer->delimiter_len : cap - std::min(cap, pending);
         return std::max<size_t>(r, 1);
-    };
-    // One read_some; try_read says whether it filled its chunk.
-    auto read_more = [&]() -> devhost_status {
+    }
+
+    // One read_some; try_read says whether it filled its chunk. A failure
+    // hands out what arrived.
+    devhost_status read_more()
+    {
         size_t want = std::min(room(), read_chunk);
-        size_t before = pending_.size();
-        devhost_status rs = read_some(want, err);
-        try_read = nonblocking_ && pending_.size() - before == want;
+        size_t before = port.pending_.size();
+        devhost_status rs = port.read_some(want, err);
+        try_read = port.nonblocking_ && port.pending_.size() - before == want;
         if (rs != DEVHOST_OK)
-            hand_out(std::min(cap, pending_.size()));
+            hand_out_all();
         return rs;
-    };
-    for (;;) {
+    }
+
+    // Whether pending_ already ends the read (then true, with its status):
+    // the delimiter, a full buffer, or for a plain read any byte (every
+    // byte up to the buffer's size when read-interval-timeout is set).
+    bool complete(devhost_status &status)
+    {
+        std::vector<uint8_t> &pending = port.pending_;
+        status = DEVHOST_OK;
         if (until) {
-            size_t at = find_delimiter(pending_, xfer->delimiter, xfer->delimiter_len, searched);
+            size_t at = find_delimiter(pending, xfer->delimiter, xfer->delimiter_len, searched);
             if (at != SIZE_MAX && at + xfer->delimiter_len <= cap) {
                 hand_out(at + xfer->delimiter_len);
-                return DEVHOST_OK;
+                return true;
             }
-            if (pending_.size() >= cap) {
+            if (pending.size() >= cap) {
                 hand_out(cap);
-                return devhost_fail(err, DEVHOST_E_PROTOCOL, 0,
-                                    "serial: %s: no delimiter within %zu bytes (the read buffer is full)",
-                                    path_.c_str(), cap);
+                status = devhost_fail(err, DEVHOST_E_PROTOCOL, 0,
+                                      "serial: %s: no delimiter within %zu bytes (the read buffer is full)",
+                                      port.path_.c_str(), cap);
+                return true;
             }
-            searched = pending_.size() >= xfer->delimiter_len ? pending_.size() - xfer->delimiter_len + 1 : 0;
-        } else if (exact) {
-            if (pending_.size() >= cap) {
-                hand_out(cap);
-                return DEVHOST_OK;
-            }
-        } else if (!pending_.empty() && (interval_ns == 0 || pending_.size() >= cap)) {
-            hand_out(std::min(cap, pending_.size()));
-            return DEVHOST_OK;
+            searched = pending.size() >= xfer->delimiter_len ? pending.size() - xfer->delimiter_len + 1 : 0;
+            return false;
         }
+        if (exact) {
+            if (pending.size() < cap)
+                return false;
+            hand_out(cap);
+            return true;
+        }
+        if (!pending.empty() && (interval_ns == 0 || pending.size() >= cap)) {
+            hand_out_all();
+            return true;
+        }
+        return false;
+    }
 
-        if (try_read) {
+    // A wait for more bytes ended with `s` (not OK). After the first byte
+    // the wait was cut to read-interval-timeout (`interval_wait`): the line
+    // going quiet that long ends a plain read with what came, and fails the
+    // others. Otherwise what arrived is handed out (in_len tells how far
+    // the read got) and the wait's status returned.
+    devhost_status wait_failed(devhost_status s, bool interval_wait, uint64_t deadline_ns)
+    {
+        if (s == DEVHOST_E_TIMEOUT && interval_wait && !devhost_util_deadline_passed(deadline_ns)) {
+            if (!until && !exact) {
+                hand_out_all();
+                return DEVHOST_OK;
+            }
+            size_t got = port.pending_.size();
+            hand_out(std::min(cap, got));
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "serial: %s: read-interval-timeout (%lld ms) passed after %zu bytes",
+                                port.path_.c_str(), (long long)port.settings_.read_interval_ms, got);
+        }
+        if (s == DEVHOST_E_TIMEOUT || s == DEVHOST_E_REMOVED || s == DEVHOST_E_CANCELLED)
+            hand_out_all();
+        if (s == DEVHOST_E_TIMEOUT)
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "serial: %s: timed out reading (%zu bytes received%s)", port.path_.c_str(),
+                                xfer->in_len, until ? ", no delimiter" : exact ? ", fewer than asked" : "");
+        return s;
+    }
+};
+
+devhost_status Port::read_op(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err)
+{
+    xfer->in_len = 0;
+    Read r(*this, xfer, poll_first, err);
+    if (r.cap == 0 || !xfer->in)
+        return devhost_fail(err, DEVHOST_E_INVALID, EINVAL, "serial: %s: read with no buffer (capacity 0)",
+                            path_.c_str());
+    if (r.until && (!xfer->delimiter || xfer->delimiter_len == 0))
+        return devhost_fail(err, DEVHOST_E_INVALID, EINVAL, "serial: %s: read until needs a delimiter", path_.c_str());
+    hup_seen_ = false;
+    for (;;) {
+        devhost_status done;
+        if (r.complete(done))
+            return done;
+        if (r.try_read) {
             size_t before = pending_.size();
-            devhost_status rs = read_more();
+            devhost_status rs = r.read_more();
             if (rs != DEVHOST_OK)
                 return rs;
             if (pending_.size() > before)
                 continue;
         }
-
         // Wait for more: after the first byte, at most read-interval-timeout.
         uint64_t d = deadline_ns;
-        bool interval_wait = interval_ns && !pending_.empty();
+        bool interval_wait = r.interval_ns && !pending_.empty();
         if (interval_wait)
-            d = devhost_util_deadline_min(d, devhost_util_now_ns() + interval_ns);
+            d = devhost_util_deadline_min(d, devhost_util_now_ns() + r.interval_ns);
         devhost_status s = wait(POLLIN, d, err, "reading");
-        if (s == DEVHOST_E_TIMEOUT && interval_wait && !devhost_util_deadline_passed(deadline_ns)) {
-            // The line went quiet for longer than read-interval-timeout.
-            if (!until && !exact) {
-                hand_out(std::min(cap, pending_.size()));
-                return DEVHOST_OK;
-            }
-            size_t got = pending_.size();
-            hand_out(std::min(cap, got));
-            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
-                                "serial: %s: read-interval-timeout (%lld ms) passed after %zu bytes", path_.c_str(),
-                                (long long)settings_.read_interval_ms, got);
-        }
-        if (s != DEVHOST_OK) {
-            // Hand out what arrived: the ABI says in_len tells how far we got.
-            if (s == DEVHOST_E_TIMEOUT || s == DEVHOST_E_REMOVED || s == DEVHOST_E_CANCELLED)
-                hand_out(std::min(cap, pending_.size()));
-            if (s == DEVHOST_E_TIMEOUT)
-                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "serial: %s: timed out reading (%zu bytes received%s)",
-                                    path_.c_str(), xfer->in_len,
-                                    until ? ", no delimiter" : exact ? ", fewer than asked" : "");
-            return s;
-        }
-        s = read_more();
+        if (s != DEVHOST_OK)
+            return r.wait_failed(s, interval_wait, deadline_ns);
+        s = r.read_more();
         if (s != DEVHOST_OK)
             return s;
     }
@@ -611,7 +681,7 @@ devhost_status Port::read_op(devhost_transfer *xfer, uint64_t deadline_ns, bool 
 
 devhost_status Port::transfer(devhost_transfer *xfer, devhost_error *err)
 {
-    if (fd_ < 0)
+    if (!fd_)
         return devhost_fail(err, DEVHOST_E_STATE, 0, "serial: %s is not open", path_.c_str());
     xfer->out_done = 0;
     xfer->in_len = 0;
@@ -646,24 +716,43 @@ devhost_status Port::transfer(devhost_transfer *xfer, devhost_error *err)
     }
 }
 
+namespace {
+
+// The modem lines as control get-modem-lines and the modem-lines info key
+// show them: "dtr=on rts=off cts=... dsr=... dcd=... ri=...".
+std::string lines_text(int bits)
+{
+    return std::string("dtr=") + on_off(bits & TIOCM_DTR) + " rts=" + on_off(bits & TIOCM_RTS) +
+           " cts=" + on_off(bits & TIOCM_CTS) + " dsr=" + on_off(bits & TIOCM_DSR) + " dcd=" + on_off(bits & TIOCM_CD) +
+           " ri=" + on_off(bits & TIOCM_RI);
+}
+
+// A control's text output into the transfer's input buffer, whole or not
+// at all.
+devhost_status put_text(devhost_transfer *xfer, const std::string &text, const std::string &path, devhost_error *err)
+{
+    if (text.size() > xfer->in_capacity || (!xfer->in && !text.empty()))
+        return devhost_fail(err, DEVHOST_E_INVALID, EINVAL,
+                            "serial: %s: the control's output needs %zu bytes, the buffer has %zu", path.c_str(),
+                            text.size(), xfer->in_capacity);
+    if (!text.empty())
+        std::memcpy(xfer->in, text.data(), text.size());
+    xfer->in_len = text.size();
+    return DEVHOST_OK;
+}
+
+}  // namespace
+
+devhost_status Port::control_failed(const char *what, devhost_error *err)
+{
+    int e = errno;
+    if (e == EIO || e == ENXIO || e == ENODEV)
+        return removed(e, what, err);
+    return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: %s: %s", path_.c_str(), what, strerror(e));
+}
+
 devhost_status Port::control(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err)
 {
-    auto put_text = [&](const std::string &text) -> devhost_status {
-        if (text.size() > xfer->in_capacity || (!xfer->in && !text.empty()))
-            return devhost_fail(err, DEVHOST_E_INVALID, EINVAL,
-                                "serial: %s: the control's output needs %zu bytes, the buffer has %zu", path_.c_str(),
-                                text.size(), xfer->in_capacity);
-        if (!text.empty())
-            std::memcpy(xfer->in, text.data(), text.size());
-        xfer->in_len = text.size();
-        return DEVHOST_OK;
-    };
-    auto fail_errno = [&](const char *what) -> devhost_status {
-        int e = errno;
-        if (e == EIO || e == ENXIO || e == ENODEV)
-            return removed(e, what, err);
-        return devhost_fail(err, DEVHOST_E_IO, e, "serial: %s: %s: %s", path_.c_str(), what, strerror(e));
-    };
     switch (xfer->control_code) {
     case control_set_dtr: return set_lines(TIOCM_DTR, true, "dtr", err);
     case control_clear_dtr: return set_lines(TIOCM_DTR, false, "dtr", err);
@@ -674,73 +763,77 @@ devhost_status Port::control(devhost_transfer *xfer, uint64_t deadline_ns, devho
         devhost_status s = get_lines(bits, err);
         if (s != DEVHOST_OK)
             return s;
-        std::string text = std::string("dtr=") + on_off(bits & TIOCM_DTR) + " rts=" + on_off(bits & TIOCM_RTS) +
-                           " cts=" + on_off(bits & TIOCM_CTS) + " dsr=" + on_off(bits & TIOCM_DSR) +
-                           " dcd=" + on_off(bits & TIOCM_CD) + " ri=" + on_off(bits & TIOCM_RI);
-        return put_text(text);
+        return put_text(xfer, lines_text(bits), path_, err);
     }
-    case control_send_break: {
-        // Optional input: the break's length in milliseconds, as text.
-        long ms = 250;
-        if (xfer->out_len) {
-            std::string arg(reinterpret_cast<const char *>(xfer->out), xfer->out_len);
-            char *end = nullptr;
-            ms = std::strtol(arg.c_str(), &end, 10);
-            if (arg.empty() || *end || ms < 1 || ms > 10000)
-                return devhost_fail(err, DEVHOST_E_INVALID, EINVAL,
-                                    "serial: send-break: '%s' is not a duration in ms from 1 to 10000", arg.c_str());
-        }
-        if (is_pty_)
-            return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0,
-                                "serial: %s cannot send a break (a Linux pty has no break condition)", path_.c_str());
-        // TIOCSBRK/TIOCCBRK rather than tcsendbreak: the latter first waits,
-        // unbounded, for output to drain.
-        if (ioctl(fd_, TIOCSBRK) != 0)
-            return fail_errno("send-break");
-        // Hold it for `ms` unless cancelled (a wait on nothing but the cancel
-        // handle, until the break's end).
-        bool cancelled = devhost_util_wait(-1, 0, cancel_fd_, devhost_util_deadline_ms(ms), nullptr, nullptr,
-                                           nullptr, nullptr) == DEVHOST_E_CANCELLED;
-        if (ioctl(fd_, TIOCCBRK) != 0)
-            return fail_errno("send-break");
-        if (cancelled)
-            return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled during a break",
-                                path_.c_str());
-        return DEVHOST_OK;
-    }
+    case control_send_break: return send_break(xfer, err);
     case control_flush_input:
         pending_.clear();
-        if (ioctl(fd_, TCFLSH, TCIFLUSH) != 0)
-            return fail_errno("flush-input");
+        if (ioctl(fd_.get(), TCFLSH, TCIFLUSH) != 0)
+            return control_failed("flush-input", err);
         return DEVHOST_OK;
     case control_flush_output:
-        if (ioctl(fd_, TCFLSH, TCOFLUSH) != 0)
-            return fail_errno("flush-output");
+        if (ioctl(fd_.get(), TCFLSH, TCOFLUSH) != 0)
+            return control_failed("flush-output", err);
         return DEVHOST_OK;
-    case control_drain:
-        // tcdrain has no deadline: poll the output queue instead.
-        for (;;) {
-            int queued = 0;
-            if (ioctl(fd_, TIOCOUTQ, &queued) != 0)
-                return fail_errno("drain");
-            if (queued <= 0)
-                return DEVHOST_OK;
-            if (devhost_util_deadline_passed(deadline_ns))
-                return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
-                                    "serial: %s: timed out draining (%d bytes still queued)", path_.c_str(), queued);
-            // Look again in 10 ms, or at a hang-up or cancel.
-            short revents = 0;
-            uint64_t tick = devhost_util_deadline_min(deadline_ns, devhost_util_deadline_ms(10));
-            devhost_status s = devhost_util_wait(fd_, 0, cancel_fd_, tick, &revents, nullptr, nullptr, nullptr);
-            if (s == DEVHOST_E_CANCELLED)
-                return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled while draining",
-                                    path_.c_str());
-            if (s == DEVHOST_OK && (revents & (POLLHUP | POLLERR)))
-                return removed(0, "draining", err);
-        }
+    case control_drain: return drain(deadline_ns, err);
     default:
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "serial: control code %u is not supported",
                             xfer->control_code);
+    }
+}
+
+devhost_status Port::send_break(devhost_transfer *xfer, devhost_error *err)
+{
+    // Optional input: the break's length in milliseconds, as text.
+    long ms = 250;
+    if (xfer->out_len) {
+        std::string arg(reinterpret_cast<const char *>(xfer->out), xfer->out_len);
+        char *end = nullptr;
+        ms = std::strtol(arg.c_str(), &end, 10);
+        if (arg.empty() || *end || ms < 1 || ms > 10000)
+            return devhost_fail(err, DEVHOST_E_INVALID, EINVAL,
+                                "serial: send-break: '%s' is not a duration in ms from 1 to 10000", arg.c_str());
+    }
+    if (is_pty_)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0,
+                            "serial: %s cannot send a break (a Linux pty has no break condition)", path_.c_str());
+    // TIOCSBRK/TIOCCBRK rather than tcsendbreak: the latter first waits,
+    // unbounded, for output to drain.
+    if (ioctl(fd_.get(), TIOCSBRK) != 0)
+        return control_failed("send-break", err);
+    // Hold it for `ms` unless cancelled (a wait on nothing but the cancel
+    // handle, until the break's end).
+    bool cancelled = devhost_util_wait(-1, 0, cancel_fd_, devhost_util_deadline_ms(ms), nullptr, nullptr, nullptr,
+                                       nullptr) == DEVHOST_E_CANCELLED;
+    if (ioctl(fd_.get(), TIOCCBRK) != 0)
+        return control_failed("send-break", err);
+    if (cancelled)
+        return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled during a break",
+                            path_.c_str());
+    return DEVHOST_OK;
+}
+
+devhost_status Port::drain(uint64_t deadline_ns, devhost_error *err)
+{
+    // tcdrain has no deadline: poll the output queue instead.
+    for (;;) {
+        int queued = 0;
+        if (ioctl(fd_.get(), TIOCOUTQ, &queued) != 0)
+            return control_failed("drain", err);
+        if (queued <= 0)
+            return DEVHOST_OK;
+        if (devhost_util_deadline_passed(deadline_ns))
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "serial: %s: timed out draining (%d bytes still queued)", path_.c_str(), queued);
+        // Look again in 10 ms, or at a hang-up or cancel.
+        short revents = 0;
+        uint64_t tick = devhost_util_deadline_min(deadline_ns, devhost_util_deadline_ms(10));
+        devhost_status s = devhost_util_wait(fd_.get(), 0, cancel_fd_, tick, &revents, nullptr, nullptr, nullptr);
+        if (s == DEVHOST_E_CANCELLED)
+            return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled while draining",
+                                path_.c_str());
+        if (s == DEVHOST_OK && (revents & (POLLHUP | POLLERR)))
+            return removed(0, "draining", err);
     }
 }
 
@@ -749,19 +842,19 @@ devhost_status Port::info(const devhost_info_sink *sink, devhost_error *err)
     auto put = [&](const char *k, const std::string &v) { sink->put(sink->context, k, v.c_str()); };
     put("name", name_);
     put("path", path_);
-    if (fd_ < 0)
+    if (!fd_)
         return devhost_fail(err, DEVHOST_E_STATE, 0, "serial: %s is not open", path_.c_str());
-    TtyFacts f = tty_facts(fd_);
+    TtyFacts f = tty_facts(fd_.get());
     if (!f.tty.empty())
         put("tty", f.tty);
     if (!f.driver.empty())
         put("driver", f.driver);
-    int fdfl = fcntl(fd_, F_GETFD);
+    int fdfl = fcntl(fd_.get(), F_GETFD);
     put("mode", settings_.overlapped ? "overlapped (non-blocking)" : "synchronous (blocking)");
     put("inherit", (fdfl >= 0 && (fdfl & FD_CLOEXEC)) ? "false" : "true");
     put("exclusive", settings_.exclusive ? "true" : "false");
     struct termios2 t;
-    if (ioctl(fd_, TCGETS2, &t) == 0) {
+    if (ioctl(fd_.get(), TCGETS2, &t) == 0) {
         put("baud", std::to_string(t.c_ospeed));
         put("data-bits", std::to_string(data_bits_of(t)));
         put("parity", parity_name(parity_of(t)));
@@ -774,10 +867,8 @@ devhost_status Port::info(const devhost_info_sink *sink, devhost_error *err)
     put("read-total-timeout", std::to_string(settings_.read_total_ms) + "ms");
     put("read-interval-timeout", std::to_string(settings_.read_interval_ms) + "ms");
     int bits = 0;
-    if (ioctl(fd_, TIOCMGET, &bits) == 0)
-        put("modem-lines", std::string("dtr=") + on_off(bits & TIOCM_DTR) + " rts=" + on_off(bits & TIOCM_RTS) +
-                               " cts=" + on_off(bits & TIOCM_CTS) + " dsr=" + on_off(bits & TIOCM_DSR) +
-                               " dcd=" + on_off(bits & TIOCM_CD) + " ri=" + on_off(bits & TIOCM_RI));
+    if (ioctl(fd_.get(), TIOCMGET, &bits) == 0)
+        put("modem-lines", lines_text(bits));
     else
         put("modem-lines", is_pty_ ? "unsupported (a Linux pty has none)" : "unsupported");
     put("buffered", std::to_string(pending_.size()));

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <devhost/plugin.h>
+#include <devhost/unique_fd.hpp>
 
 #include <cstdint>
 #include <string>
@@ -86,12 +87,21 @@ private:
     devhost_status write_all(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err);
     // poll_first: wait before the first read (the bytes cannot be there yet).
     devhost_status read_op(devhost_transfer *xfer, uint64_t deadline_ns, bool poll_first, devhost_error *err);
+    struct Read;  // one read_op in progress (backend_tty.cpp)
     devhost_status control(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
+    // Control codes with more to them than one ioctl: send-break (holds the
+    // break for its length, or until cancelled) and drain (polls the output
+    // queue until it is empty, under the deadline).
+    devhost_status send_break(devhost_transfer *xfer, devhost_error *err);
+    devhost_status drain(uint64_t deadline_ns, devhost_error *err);
+    // A control's ioctl failed (errno): removed for a hang-up, else E_IO
+    // naming `what`.
+    devhost_status control_failed(const char *what, devhost_error *err);
     devhost_status removed(int os_errno, const char *doing, devhost_error *err);
     uint64_t deadline(int32_t timeout_ms, bool reading) const;
 
     int cancel_fd_;
-    int fd_ = -1;
+    UniqueFd fd_;
     bool excl_set_ = false;     // we set TIOCEXCL (undo with TIOCNXCL)
     bool saved_valid_ = false;  // saved_ holds the termios found at open
     bool gone_ = false;         // the device was removed

@@ -9,6 +9,8 @@
 
 #include "trusted_dir.hpp"
 
+#include <devhost/unique_fd.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -43,9 +45,11 @@ using Clock = std::chrono::steady_clock;
 constexpr int send_stall_ms = 1000;
 constexpr size_t expired_ids_kept = 4096;
 
+using devhost::UniqueFd;
+
 struct Client {
     uint64_t id = 0;
-    int fd = -1;
+    UniqueFd fd;
     devhost_port_peer peer{};
     bool accepted = false;
     bool sync = false;
@@ -54,11 +58,6 @@ struct Client {
     Clock::time_point hello_deadline;  // closed if no HELLO by then
     std::set<uint64_t> outstanding;  // MESSAGE ids sent, not yet replied
     std::deque<uint64_t> expired;    // MESSAGE ids whose sender gave up
-    ~Client()
-    {
-        if (fd >= 0)
-            ::close(fd);
-    }
 };
 
 struct Pending {
@@ -89,7 +88,7 @@ std::string errno_text(int e) { return std::strerror(e); }
 
 struct devhost_port {
     std::string path;
-    int dir_fd = -1;            // the port's directory, checked at create
+    UniqueFd dir_fd;            // the port's directory, checked at create
     std::string name;           // the socket's name in it
     uint32_t max_connections = 1;
     uint32_t hello_timeout_ms = DEVHOST_PORT_DEFAULT_HELLO_TIMEOUT_MS;
@@ -97,8 +96,8 @@ struct devhost_port {
     uint32_t max_payload = DEVHOST_PORT_MAX_PAYLOAD;
     std::vector<uint32_t> uids, gids;
     devhost_port_callbacks cb{};
-    int listen_fd = -1;
-    int wake_fd = -1;
+    UniqueFd listen_fd;
+    UniqueFd wake_fd;
     dev_t sock_dev = 0;
     ino_t sock_ino = 0;
     std::thread thread;
@@ -113,13 +112,6 @@ struct devhost_port {
     uint64_t next_message = 1;
     bool closing = false;
     int senders = 0;  // threads inside devhost_port_send
-
-    ~devhost_port()
-    {
-        for (int fd : {listen_fd, wake_fd, dir_fd})
-            if (fd >= 0)
-                ::close(fd);
-    }
 
     std::vector<uint8_t> rx;  // service thread's receive buffer
     std::vector<uint8_t> tx;  // service thread's send buffer
@@ -140,7 +132,7 @@ struct devhost_port {
     void wake()
     {
         uint64_t one = 1;
-        [[maybe_unused]] ssize_t n = ::write(wake_fd, &one, sizeof one);
+        [[maybe_unused]] ssize_t n = ::write(wake_fd.get(), &one, sizeof one);
     }
 
     // Sends one frame from the service thread; false if the client cannot
@@ -153,7 +145,7 @@ struct devhost_port {
             return false;
         auto deadline = Clock::now() + std::chrono::milliseconds(send_stall_ms);
         for (;;) {
-            ssize_t w = ::send(c.fd, tx.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t w = ::send(c.fd.get(), tx.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (w == static_cast<ssize_t>(n))
                 return true;
             if (w < 0 && errno == EINTR)
@@ -165,7 +157,7 @@ struct devhost_port {
                         static_cast<unsigned long long>(c.id));
                     return false;
                 }
-                pollfd p{c.fd, POLLOUT, 0};
+                pollfd p{c.fd.get(), POLLOUT, 0};
                 ::poll(&p, 1, static_cast<int>(left));
                 continue;
             }
@@ -211,7 +203,7 @@ struct devhost_port {
                     ++it;
                 }
             }
-            ::shutdown(c->fd, SHUT_RDWR);
+            ::shutdown(c->fd.get(), SHUT_RDWR);
         }
         cv.notify_all();
         if (was_accepted && cb.disconnect)
@@ -320,7 +312,7 @@ struct devhost_port {
 
     void on_readable(const std::shared_ptr<Client> &c)
     {
-        ssize_t n = ::recv(c->fd, rx.data(), rx.size(), MSG_TRUNC | MSG_DONTWAIT);
+        ssize_t n = ::recv(c->fd.get(), rx.data(), rx.size(), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (n <= 0 || c->refused) {
@@ -371,7 +363,7 @@ struct devhost_port {
     bool refuse_at_accept(Client &c, devhost_status status, const std::string &why)
     {
         int frames = 0;
-        while (frames < 4 && ::recv(c.fd, rx.data(), rx.size(), MSG_DONTWAIT) > 0)
+        while (frames < 4 && ::recv(c.fd.get(), rx.data(), rx.size(), MSG_DONTWAIT) > 0)
             frames++;
         send_text(c, DEVHOST_PORT_FRAME_WELCOME, status, 0, why);
         return frames > 0;
@@ -403,14 +395,14 @@ struct devhost_port {
     void on_accept()
     {
         for (;;) {
-            int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd < 0)
+            UniqueFd fd(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            if (!fd)
                 return;
             auto c = std::make_shared<Client>();
-            c->fd = fd;  // closed by c's destructor unless kept
+            c->fd = std::move(fd);  // closed with c unless kept
             ucred cred{};
             socklen_t len = sizeof cred;
-            if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+            if (::getsockopt(c->fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
                 log(DEVHOST_LOG_WARN, "port %s: SO_PEERCRED failed: %s; refusing", path.c_str(),
                     errno_text(errno).c_str());
                 continue;
@@ -485,12 +477,12 @@ struct devhost_port {
             const int timeout_ms = expire_silent();
             fds.clear();
             polled.clear();
-            fds.push_back({wake_fd, POLLIN, 0});
-            fds.push_back({listen_fd, POLLIN, 0});
+            fds.push_back({wake_fd.get(), POLLIN, 0});
+            fds.push_back({listen_fd.get(), POLLIN, 0});
             {
                 std::lock_guard lock(mu);
                 for (auto &[id, c] : clients) {
-                    fds.push_back({c->fd, POLLIN, 0});
+                    fds.push_back({c->fd.get(), POLLIN, 0});
                     polled.push_back(c);
                 }
             }
@@ -502,7 +494,7 @@ struct devhost_port {
             }
             if (fds[0].revents) {
                 uint64_t v;
-                [[maybe_unused]] ssize_t n = ::read(wake_fd, &v, sizeof v);
+                [[maybe_unused]] ssize_t n = ::read(wake_fd.get(), &v, sizeof v);
                 std::vector<uint64_t> doomed;
                 bool stop;
                 {
@@ -546,15 +538,12 @@ namespace {
 // Undoes a bind that went wrong after the socket file was made.
 devhost_status unbind(devhost_port &port, devhost_error *err, int e, const std::string &what)
 {
-    ::close(port.listen_fd);
-    port.listen_fd = -1;
+    port.listen_fd.reset();
     struct stat st;
-    if (::fstatat(port.dir_fd, port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
+    if (::fstatat(port.dir_fd.get(), port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
         st.st_uid == ::geteuid())
-        ::unlinkat(port.dir_fd, port.name.c_str(), 0);
-    if (port.wake_fd >= 0)
-        ::close(port.wake_fd);
-    port.wake_fd = -1;
+        ::unlinkat(port.dir_fd.get(), port.name.c_str(), 0);
+    port.wake_fd.reset();
     return fail(err, DEVHOST_E_IO, e, "port " + port.path + ": " + what + (e ? ": " + errno_text(e) : ""));
 }
 
@@ -582,8 +571,8 @@ devhost_status open_directory(devhost_port &port, devhost_error *err)
                                                    : DEVHOST_E_IO;
         return fail(err, st, e.os_errno, "cannot create port " + port.path + ": " + e.message);
     }
-    port.dir_fd = ::fcntl(dir.fd(), F_DUPFD_CLOEXEC, 0);
-    if (port.dir_fd < 0)
+    port.dir_fd.reset(::fcntl(dir.fd(), F_DUPFD_CLOEXEC, 0));
+    if (!port.dir_fd)
         return fail(err, DEVHOST_E_IO, errno, "port " + port.path + ": " + errno_text(errno));
     return DEVHOST_OK;
 }
@@ -593,21 +582,21 @@ devhost_status clear_path(devhost_port &port, const sockaddr_un &addr, devhost_e
 {
     const std::string &path = port.path;
     struct stat st;
-    if (::fstatat(port.dir_fd, port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (::fstatat(port.dir_fd.get(), port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
         return DEVHOST_OK;
     if (!S_ISSOCK(st.st_mode))
         return fail(err, DEVHOST_E_INVALID, 0, "port path " + path + " exists and is not a socket");
-    int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (probe < 0)
+    UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!probe)
         return fail(err, DEVHOST_E_IO, errno, "socket: " + errno_text(errno));
-    int rc = ::connect(probe, reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
+    int rc = ::connect(probe.get(), reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
     int e = errno;
-    ::close(probe);
+    probe.reset();
     if (rc == 0)
         return fail(err, DEVHOST_E_BUSY, 0, "port " + path + " is already served by another server");
     if (e != ECONNREFUSED)
         return fail(err, DEVHOST_E_IO, e, "port " + path + ": cannot probe the existing socket: " + errno_text(e));
-    ::unlinkat(port.dir_fd, port.name.c_str(), 0);
+    ::unlinkat(port.dir_fd.get(), port.name.c_str(), 0);
     return DEVHOST_OK;
 }
 
@@ -619,15 +608,14 @@ devhost_status clear_path(devhost_port &port, const sockaddr_un &addr, devhost_e
 devhost_status bind_socket(devhost_port &port, const sockaddr_un &addr, mode_t mode, devhost_error *err)
 {
     const std::string &path = port.path;
-    port.listen_fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (port.listen_fd < 0)
+    port.listen_fd.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!port.listen_fd)
         return fail(err, DEVHOST_E_IO, errno, "socket: " + errno_text(errno));
-    if (::fchmod(port.listen_fd, mode) != 0)
+    if (::fchmod(port.listen_fd.get(), mode) != 0)
         return fail(err, DEVHOST_E_IO, errno, "port " + path + ": fchmod of the socket before bind: " + errno_text(errno));
-    if (::bind(port.listen_fd, reinterpret_cast<const sockaddr *>(&addr), sizeof addr) != 0) {
+    if (::bind(port.listen_fd.get(), reinterpret_cast<const sockaddr *>(&addr), sizeof addr) != 0) {
         int e = errno;
-        ::close(port.listen_fd);
-        port.listen_fd = -1;
+        port.listen_fd.reset();
         devhost_status s = e == ENOENT ? DEVHOST_E_NOT_FOUND
                            : e == EACCES || e == EPERM ? DEVHOST_E_ACCESS
                            : e == EADDRINUSE           ? DEVHOST_E_BUSY
@@ -635,39 +623,35 @@ devhost_status bind_socket(devhost_port &port, const sockaddr_un &addr, mode_t m
         return fail(err, s, e, "cannot create port " + path + ": " + errno_text(e));
     }
     struct stat st;
-    if (::fstatat(port.dir_fd, port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (::fstatat(port.dir_fd.get(), port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
         return unbind(port, err, errno, "stat of the new socket");
     if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid())
         return unbind(port, err, 0, "the new socket was replaced by something else");
     if ((st.st_mode & 07777) != mode) {
-        if (::fchmodat(port.dir_fd, port.name.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0)
+        if (::fchmodat(port.dir_fd.get(), port.name.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0)
             return unbind(port, err, errno, "setting the socket's mode");
-        if (::fstatat(port.dir_fd, port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode) ||
+        if (::fstatat(port.dir_fd.get(), port.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode) ||
             (st.st_mode & 07777) != mode)
             return unbind(port, err, 0, "the new socket was replaced by something else");
     }
     port.sock_dev = st.st_dev;
     port.sock_ino = st.st_ino;
-    if (::listen(port.listen_fd, 64) != 0)
+    if (::listen(port.listen_fd.get(), 64) != 0)
         return unbind(port, err, errno, "listen");
     return DEVHOST_OK;
 }
 
-}  // namespace
-
-extern "C" {
-
-devhost_status devhost_port_create(const devhost_port_config *config, devhost_port **out, devhost_error *err)
+// What create needs before anything is made: a config of a size it knows
+// with its required fields, and a path that fits a Unix socket address
+// (filled into `addr`).
+devhost_status check_config(const devhost_port_config *config, sockaddr_un &addr, devhost_error *err)
 {
-    if (!out)
-        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_create: port is NULL");
-    *out = nullptr;
     if (!config || !DEVHOST_HAS_FIELD(devhost_port_config, config->struct_size, callbacks))
         return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_create: config is NULL or too small");
     if (!config->path || !*config->path)
         return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_create: no socket path");
     std::string path = config->path;
-    sockaddr_un addr{};
+    addr = sockaddr_un{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path)
         return fail(err, DEVHOST_E_INVALID, 0,
@@ -678,61 +662,273 @@ devhost_status devhost_port_create(const devhost_port_config *config, devhost_po
     if ((config->allowed_uid_count && !config->allowed_uids) || (config->allowed_gid_count && !config->allowed_gids))
         return fail(err, DEVHOST_E_INVALID, 0, "port " + path + ": allowed uid/gid count without an array");
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    const mode_t mode = config->mode ? (config->mode & 07777) : 0600;
+    return DEVHOST_OK;
+}
 
+// Copies the settings of a checked config into a new port (the v1.1 fields
+// only when its size covers them; the callbacks as far as both sizes go)
+// and sizes the service thread's buffers.
+void configure(devhost_port &port, const devhost_port_config &config)
+{
+    port.path = config.path;
+    port.max_connections = config.max_connections;
+    if (DEVHOST_HAS_FIELD(devhost_port_config, config.struct_size, max_pending_per_uid)) {
+        if (config.hello_timeout_ms)
+            port.hello_timeout_ms = config.hello_timeout_ms;
+        if (config.max_pending_per_uid)
+            port.max_pending_per_uid = config.max_pending_per_uid;
+    }
+    if (config.max_message_size && config.max_message_size < DEVHOST_PORT_MAX_PAYLOAD)
+        port.max_payload = config.max_message_size;
+    port.uids.assign(config.allowed_uids, config.allowed_uids + config.allowed_uid_count);
+    port.gids.assign(config.allowed_gids, config.allowed_gids + config.allowed_gid_count);
+    if (config.callbacks) {
+        size_t n = std::min<size_t>(config.callbacks->struct_size, sizeof port.cb);
+        std::memcpy(&port.cb, config.callbacks, n);
+        port.cb.struct_size = sizeof port.cb;
+    }
+    port.rx.resize(DEVHOST_PORT_HEADER_SIZE + DEVHOST_PORT_MAX_PAYLOAD);  // decode applies max_payload
+    port.tx.resize(DEVHOST_PORT_HEADER_SIZE + std::max(port.max_payload, DEVHOST_PORT_MAX_TEXT));
+    port.reply_buf.resize(port.max_payload);
+}
+
+// Makes the port's descriptors: its directory, the socket (a stale one
+// replaced), the wake eventfd. A failure leaves no socket file behind.
+devhost_status open_endpoints(devhost_port &port, const sockaddr_un &addr, mode_t mode, devhost_error *err)
+{
+    devhost_status st = open_directory(port, err);
+    if (st != DEVHOST_OK)
+        return st;
+    st = clear_path(port, addr, err);
+    if (st != DEVHOST_OK)
+        return st;
+    st = bind_socket(port, addr, mode, err);
+    if (st != DEVHOST_OK)
+        return st;
+    port.wake_fd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!port.wake_fd)
+        return unbind(port, err, errno, "eventfd");
+    return DEVHOST_OK;
+}
+
+// Starts the service thread. It runs only once service_id and *out are set:
+// a callback may read the caller's variable holding the port. If the thread
+// cannot start, *out is NULL again, the socket is gone, and the error is
+// rethrown.
+void start_service(devhost_port *p, devhost_port **out)
+{
+    std::lock_guard lock(p->mu);
+    *out = p;
+    try {
+        p->thread = std::thread([p] {
+            { std::lock_guard started(p->mu); }
+            p->run();
+        });
+    } catch (...) {
+        *out = nullptr;
+        unbind(*p, nullptr, 0, "");
+        throw;
+    }
+    p->service_id = p->thread.get_id();
+}
+
+// What devhost_port_send checks before it touches the port's state.
+devhost_status check_send(devhost_port *port, const void *message, size_t message_len, const void *reply,
+                          size_t reply_capacity, devhost_error *err)
+{
+    if (!port)
+        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_send: port is NULL");
+    if (std::this_thread::get_id() == port->service_id)
+        return fail(err, DEVHOST_E_STATE, 0,
+                    "devhost_port_send called from a port callback (it would wait on itself)");
+    if (message_len > port->max_payload)
+        return fail(err, DEVHOST_E_INVALID, 0,
+                    "message of " + std::to_string(message_len) + " bytes exceeds the port's bound of " +
+                        std::to_string(port->max_payload));
+    if ((message_len && !message) || (reply_capacity && !reply))
+        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_send: NULL buffer with a non-zero size");
+    return DEVHOST_OK;
+}
+
+// One devhost_port_send call, in its phases: register the message (lock
+// held), write its frame (lock not held: the service thread must keep
+// running to drain the client), then wait for the reply (lock held). While
+// it lives it counts as a sender, so that devhost_port_close waits for it
+// before freeing the port.
+class Sender {
+public:
+    Sender(devhost_port &port, uint64_t client, int32_t timeout_ms)
+        : port_(port), client_(client), forever_(timeout_ms < 0),
+          deadline_(Clock::now() + std::chrono::milliseconds(forever_ ? 0 : timeout_ms)),
+          who_("client " + std::to_string(client) + " of port " + port.path), lock_(port.mu)
+    {
+        port_.senders++;
+    }
+    ~Sender()
+    {
+        if (!lock_.owns_lock())
+            lock_.lock();
+        port_.senders--;
+        port_.cv.notify_all();
+    }
+    Sender(const Sender &) = delete;
+    Sender &operator=(const Sender &) = delete;
+
+    // Lock held. Finds the accepted client, waits (within the deadline) for
+    // a synchronous handle's previous message to be answered, and registers
+    // a new message to it.
+    devhost_status enqueue(devhost_error *err)
+    {
+        auto it = port_.clients.find(client_);
+        if (it != port_.clients.end() && it->second->accepted)
+            c_ = it->second;
+        if (!c_ || port_.closing)
+            return fail(err, DEVHOST_E_NOT_FOUND, 0, "no " + who_);
+        if (c_->sync && !wait([&] { return port_.closing || c_->gone || c_->outstanding.empty(); }))
+            return fail(err, DEVHOST_E_TIMEOUT, 0,
+                        who_ + " has a synchronous handle and did not answer its previous message in time");
+        if (port_.closing || c_->gone)
+            return fail(err, DEVHOST_E_REMOVED, 0, who_ + " went away");
+        id_ = port_.next_message++;
+        p_ = std::make_shared<Pending>();
+        p_->client = client_;
+        port_.pending[id_] = p_;
+        c_->outstanding.insert(id_);
+        return DEVHOST_OK;
+    }
+
+    // Lock not held. Writes the MESSAGE frame, waiting for room until the
+    // deadline and looking every 100 ms whether the client or the port went
+    // away. Returns OK, E_TIMEOUT, E_REMOVED, or E_IO with `sent_errno`.
+    devhost_status write(const void *message, size_t message_len, int &sent_errno)
+    {
+        lock_.unlock();
+        std::vector<uint8_t> frame(DEVHOST_PORT_HEADER_SIZE + message_len);
+        size_t n = devhost_port_frame_encode(frame.data(), frame.size(), DEVHOST_PORT_FRAME_MESSAGE, 0, 0, id_,
+                                             message, static_cast<uint32_t>(message_len));
+        devhost_status sent = write_frame(frame.data(), n, sent_errno);
+        lock_.lock();
+        return sent;
+    }
+
+    // Lock held. After the write: forgets a message that could not be sent,
+    // or waits for its reply and copies it out.
+    devhost_status collect(devhost_status sent, int sent_errno, void *reply, size_t reply_capacity,
+                           size_t *reply_len, devhost_error *err)
+    {
+        if (sent != DEVHOST_OK && !p_->done) {
+            forget(false);
+            return fail(err, sent, sent_errno,
+                        sent == DEVHOST_E_TIMEOUT ? who_ + " did not take the message in time"
+                        : sent == DEVHOST_E_REMOVED ? who_ + " went away"
+                                                    : "sending to " + who_ + ": " + errno_text(sent_errno));
+        }
+        if (!wait([&] { return p_->done; })) {
+            forget(true);
+            return fail(err, DEVHOST_E_TIMEOUT, 0, who_ + " did not reply in time");
+        }
+        if (p_->status != DEVHOST_OK)
+            return fail(err, p_->status, 0, p_->message);
+        if (reply_len)
+            *reply_len = p_->reply.size();
+        size_t copy = std::min(reply_capacity, p_->reply.size());
+        if (copy)
+            std::memcpy(reply, p_->reply.data(), copy);
+        if (p_->reply.size() > reply_capacity)
+            return fail(err, DEVHOST_E_INVALID, 0,
+                        "reply of " + std::to_string(p_->reply.size()) + " bytes from " + who_ +
+                            " exceeds the capacity of " + std::to_string(reply_capacity));
+        return DEVHOST_OK;
+    }
+
+private:
+    // Lock held: waits on the port's condition until `pred` holds or the
+    // deadline passes (false).
+    template <class Pred> bool wait(Pred pred)
+    {
+        if (forever_) {
+            port_.cv.wait(lock_, pred);
+            return true;
+        }
+        return port_.cv.wait_until(lock_, deadline_, pred);
+    }
+
+    // Lock not held: the send loop of write().
+    devhost_status write_frame(const uint8_t *frame, size_t n, int &sent_errno)
+    {
+        for (;;) {
+            ssize_t w = ::send(c_->fd.get(), frame, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w == static_cast<ssize_t>(n))
+                return DEVHOST_OK;
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                int left = 100;
+                if (!forever_) {
+                    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+                    if (ms <= 0)
+                        return DEVHOST_E_TIMEOUT;
+                    left = static_cast<int>(std::min<long long>(ms, 100));
+                }
+                pollfd pf{c_->fd.get(), POLLOUT, 0};
+                ::poll(&pf, 1, left);
+                std::lock_guard check(port_.mu);
+                if (port_.closing || c_->gone)
+                    return DEVHOST_E_REMOVED;
+                continue;
+            }
+            sent_errno = errno;
+            return (errno == EPIPE || errno == ECONNRESET) ? DEVHOST_E_REMOVED : DEVHOST_E_IO;
+        }
+    }
+
+    // Lock held: drops the message; `remember_late` keeps its id so that a
+    // reply arriving after the sender gave up is not a protocol error.
+    void forget(bool remember_late)
+    {
+        port_.pending.erase(id_);
+        c_->outstanding.erase(id_);
+        if (remember_late) {
+            c_->expired.push_back(id_);
+            if (c_->expired.size() > expired_ids_kept)
+                c_->expired.pop_front();
+        }
+        port_.cv.notify_all();
+    }
+
+    devhost_port &port_;
+    const uint64_t client_;
+    const bool forever_;
+    const Clock::time_point deadline_;
+    const std::string who_;
+    std::unique_lock<std::mutex> lock_;  // the port's mutex
+    std::shared_ptr<Client> c_;
+    std::shared_ptr<Pending> p_;
+    uint64_t id_ = 0;
+};
+
+}  // namespace
+
+extern "C" {
+
+devhost_status devhost_port_create(const devhost_port_config *config, devhost_port **out, devhost_error *err)
+{
+    if (!out)
+        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_create: port is NULL");
+    *out = nullptr;
+    sockaddr_un addr;
+    devhost_status st = check_config(config, addr, err);
+    if (st != DEVHOST_OK)
+        return st;
+    const std::string path = config->path;
+    const mode_t mode = config->mode ? (config->mode & 07777) : 0600;
     try {
         auto port = std::make_unique<devhost_port>();
-        port->path = path;
-        port->max_connections = config->max_connections;
-        if (DEVHOST_HAS_FIELD(devhost_port_config, config->struct_size, max_pending_per_uid)) {
-            if (config->hello_timeout_ms)
-                port->hello_timeout_ms = config->hello_timeout_ms;
-            if (config->max_pending_per_uid)
-                port->max_pending_per_uid = config->max_pending_per_uid;
-        }
-        if (config->max_message_size && config->max_message_size < DEVHOST_PORT_MAX_PAYLOAD)
-            port->max_payload = config->max_message_size;
-        port->uids.assign(config->allowed_uids, config->allowed_uids + config->allowed_uid_count);
-        port->gids.assign(config->allowed_gids, config->allowed_gids + config->allowed_gid_count);
-        if (config->callbacks) {
-            size_t n = std::min<size_t>(config->callbacks->struct_size, sizeof port->cb);
-            std::memcpy(&port->cb, config->callbacks, n);
-            port->cb.struct_size = sizeof port->cb;
-        }
-        port->rx.resize(DEVHOST_PORT_HEADER_SIZE + DEVHOST_PORT_MAX_PAYLOAD);  // decode applies max_payload
-        port->tx.resize(DEVHOST_PORT_HEADER_SIZE + std::max(port->max_payload, DEVHOST_PORT_MAX_TEXT));
-        port->reply_buf.resize(port->max_payload);
-
-        devhost_status st = open_directory(*port, err);
+        configure(*port, *config);
+        st = open_endpoints(*port, addr, mode, err);
         if (st != DEVHOST_OK)
             return st;
-        st = clear_path(*port, addr, err);
-        if (st != DEVHOST_OK)
-            return st;
-        st = bind_socket(*port, addr, mode, err);
-        if (st != DEVHOST_OK)
-            return st;
-        port->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (port->wake_fd < 0)
-            return unbind(*port, err, errno, "eventfd");
-        devhost_port *p = port.get();
-        {
-            // The thread runs only once service_id and *out are set: a
-            // callback may read the caller's variable holding the port.
-            std::lock_guard lock(p->mu);
-            *out = p;
-            try {
-                p->thread = std::thread([p] {
-                    { std::lock_guard started(p->mu); }
-                    p->run();
-                });
-            } catch (...) {
-                *out = nullptr;
-                unbind(*p, nullptr, 0, "");
-                throw;
-            }
-            p->service_id = p->thread.get_id();
-        }
+        start_service(port.get(), out);
         port.release();
         return DEVHOST_OK;
     } catch (const std::bad_alloc &) {
@@ -748,130 +944,17 @@ devhost_status devhost_port_send(devhost_port *port, uint64_t client, const void
 {
     if (reply_len)
         *reply_len = 0;
-    if (!port)
-        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_send: port is NULL");
-    if (std::this_thread::get_id() == port->service_id)
-        return fail(err, DEVHOST_E_STATE, 0,
-                    "devhost_port_send called from a port callback (it would wait on itself)");
-    if (message_len > port->max_payload)
-        return fail(err, DEVHOST_E_INVALID, 0,
-                    "message of " + std::to_string(message_len) + " bytes exceeds the port's bound of " +
-                        std::to_string(port->max_payload));
-    if ((message_len && !message) || (reply_capacity && !reply))
-        return fail(err, DEVHOST_E_INVALID, 0, "devhost_port_send: NULL buffer with a non-zero size");
-    const bool forever = timeout_ms < 0;
-    const auto deadline = Clock::now() + std::chrono::milliseconds(forever ? 0 : timeout_ms);
-    const std::string who = "client " + std::to_string(client) + " of port " + port->path;
+    devhost_status st = check_send(port, message, message_len, reply, reply_capacity, err);
+    if (st != DEVHOST_OK)
+        return st;
     try {
-        std::unique_lock lock(port->mu);
-        struct SenderCount {
-            devhost_port *p;
-            ~SenderCount()
-            {
-                p->senders--;
-                p->cv.notify_all();
-            }
-        };
-        port->senders++;
-        SenderCount guard{port};
-        auto wait = [&](auto pred) {
-            if (forever) {
-                port->cv.wait(lock, pred);
-                return true;
-            }
-            return port->cv.wait_until(lock, deadline, pred);
-        };
-        auto find = [&]() -> std::shared_ptr<Client> {
-            auto it = port->clients.find(client);
-            return it != port->clients.end() && it->second->accepted ? it->second : nullptr;
-        };
-        std::shared_ptr<Client> c = find();
-        if (!c || port->closing)
-            return fail(err, DEVHOST_E_NOT_FOUND, 0, "no " + who);
-        if (c->sync &&
-            !wait([&] { return port->closing || c->gone || c->outstanding.empty(); }))
-            return fail(err, DEVHOST_E_TIMEOUT, 0,
-                        who + " has a synchronous handle and did not answer its previous message in time");
-        if (port->closing || c->gone)
-            return fail(err, DEVHOST_E_REMOVED, 0, who + " went away");
-        const uint64_t id = port->next_message++;
-        auto p = std::make_shared<Pending>();
-        p->client = client;
-        port->pending[id] = p;
-        c->outstanding.insert(id);
-        lock.unlock();
-
-        std::vector<uint8_t> frame(DEVHOST_PORT_HEADER_SIZE + message_len);
-        size_t n = devhost_port_frame_encode(frame.data(), frame.size(), DEVHOST_PORT_FRAME_MESSAGE, 0, 0, id,
-                                             message, static_cast<uint32_t>(message_len));
-        devhost_status sent = DEVHOST_OK;
+        Sender send(*port, client, timeout_ms);
+        st = send.enqueue(err);
+        if (st != DEVHOST_OK)
+            return st;
         int sent_errno = 0;
-        for (;;) {
-            ssize_t w = ::send(c->fd, frame.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w == static_cast<ssize_t>(n))
-                break;
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                int left = -1;
-                if (!forever) {
-                    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-                    if (ms <= 0) {
-                        sent = DEVHOST_E_TIMEOUT;
-                        break;
-                    }
-                    left = static_cast<int>(std::min<long long>(ms, 100));
-                } else {
-                    left = 100;
-                }
-                pollfd pf{c->fd, POLLOUT, 0};
-                ::poll(&pf, 1, left);
-                std::lock_guard check(port->mu);
-                if (port->closing || c->gone) {
-                    sent = DEVHOST_E_REMOVED;
-                    break;
-                }
-                continue;
-            }
-            sent_errno = errno;
-            sent = (errno == EPIPE || errno == ECONNRESET) ? DEVHOST_E_REMOVED : DEVHOST_E_IO;
-            break;
-        }
-
-        lock.lock();
-        auto forget = [&](bool remember_late) {
-            port->pending.erase(id);
-            c->outstanding.erase(id);
-            if (remember_late) {
-                c->expired.push_back(id);
-                if (c->expired.size() > expired_ids_kept)
-                    c->expired.pop_front();
-            }
-            port->cv.notify_all();
-        };
-        if (sent != DEVHOST_OK && !p->done) {
-            forget(false);
-            return fail(err, sent, sent_errno,
-                        sent == DEVHOST_E_TIMEOUT ? who + " did not take the message in time"
-                        : sent == DEVHOST_E_REMOVED ? who + " went away"
-                                                    : "sending to " + who + ": " + errno_text(sent_errno));
-        }
-        if (!wait([&] { return p->done; })) {
-            forget(true);
-            return fail(err, DEVHOST_E_TIMEOUT, 0, who + " did not reply in time");
-        }
-        if (p->status != DEVHOST_OK)
-            return fail(err, p->status, 0, p->message);
-        if (reply_len)
-            *reply_len = p->reply.size();
-        size_t copy = std::min(reply_capacity, p->reply.size());
-        if (copy)
-            std::memcpy(reply, p->reply.data(), copy);
-        if (p->reply.size() > reply_capacity)
-            return fail(err, DEVHOST_E_INVALID, 0,
-                        "reply of " + std::to_string(p->reply.size()) + " bytes from " + who +
-                            " exceeds the capacity of " + std::to_string(reply_capacity));
-        return DEVHOST_OK;
+        devhost_status sent = send.write(message, message_len, sent_errno);
+        return send.collect(sent, sent_errno, reply, reply_capacity, reply_len, err);
     } catch (const std::bad_alloc &) {
         return fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "devhost_port_send: out of memory");
     } catch (const std::system_error &e) {
@@ -934,9 +1017,9 @@ void devhost_port_close(devhost_port *port)
     // Our socket only, in the directory checked at create: never a file
     // someone put at the path since.
     struct stat st;
-    if (::fstatat(port->dir_fd, port->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == port->sock_dev &&
+    if (::fstatat(port->dir_fd.get(), port->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == port->sock_dev &&
         st.st_ino == port->sock_ino)
-        ::unlinkat(port->dir_fd, port->name.c_str(), 0);
+        ::unlinkat(port->dir_fd.get(), port->name.c_str(), 0);
     delete port;  // closes its descriptors
 }
 

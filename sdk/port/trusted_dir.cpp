@@ -66,15 +66,98 @@ bool create_exact(int parent, const std::string &name, mode_t mode, Error &err, 
 {
     if (::mkdirat(parent, name.c_str(), mode) != 0)
         return errno == EEXIST ? false : fail(err, errno, "cannot create " + shown);
-    int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int rc = fd >= 0 ? ::fchmod(fd, mode) : ::fchmodat(parent, name.c_str(), mode, AT_SYMLINK_NOFOLLOW);
-    int e = errno;
-    if (fd >= 0)
-        ::close(fd);
+    UniqueFd fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    int rc = fd ? ::fchmod(fd.get(), mode) : ::fchmodat(parent, name.c_str(), mode, AT_SYMLINK_NOFOLLOW);
     if (rc != 0)
-        return fail(err, e, "cannot set the mode of " + shown);
+        return fail(err, errno, "cannot set the mode of " + shown);
     return true;
 }
+
+// Checks the open directory `dir_fd` (named `shown` in messages) against
+// the trust rule (why_untrusted).
+bool check_trusted(int dir_fd, const std::string &shown, Error &err)
+{
+    struct stat st;
+    if (::fstat(dir_fd, &st) != 0)
+        return fail(err, errno, "stat " + shown);
+    std::string why = why_untrusted(st);
+    return why.empty() ? true : refuse(err, "directory " + shown + " " + why);
+}
+
+// One walk of open() from / down to the directory asked for: the directory
+// reached so far (an O_PATH descriptor, and its path for messages), the
+// components left to walk (a symbolic link met adds its target's in front),
+// and how many links were followed.
+class Walk {
+public:
+    Walk(const std::string &path, mode_t create_mode, Error &err) : create_mode_(create_mode), err_(err)
+    {
+        push_components(todo_, path);
+    }
+
+    // Walks every component, checking each directory reached; returns the
+    // last one, or an empty descriptor with err_ set.
+    UniqueFd run()
+    {
+        bool ok = to_root() && check_trusted(fd_.get(), at_, err_);
+        while (ok && !todo_.empty())
+            ok = step();
+        return ok ? std::move(fd_) : UniqueFd();
+    }
+
+private:
+    bool to_root()
+    {
+        fd_.reset(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        at_ = "/";
+        return fd_ ? true : fail(err_, errno, "open /");
+    }
+
+    // Goes down into the next component (created first when missing and
+    // create_mode_ is set), or follows it when it is a link.
+    bool step()
+    {
+        const std::string name = todo_.front();
+        todo_.pop_front();
+        const std::string shown = at_ == "/" ? "/" + name : at_ + "/" + name;
+        UniqueFd next(::openat(fd_.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!next && errno == ENOENT && create_mode_) {
+            if (!create_exact(fd_.get(), name, create_mode_, err_, shown) && !err_.message.empty())
+                return false;
+            next.reset(::openat(fd_.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        }
+        if (!next && (errno == ENOTDIR || errno == ELOOP))
+            return follow_link(name, shown);
+        if (!next)
+            return fail(err_, errno, "cannot open directory " + shown);
+        fd_ = std::move(next);
+        at_ = name == ".." ? at_.substr(0, std::max<size_t>(1, at_.rfind('/'))) : shown;
+        return check_trusted(fd_.get(), at_, err_);
+    }
+
+    // A symbolic link (or not a directory): followed by hand, its target's
+    // components walked next, so that every directory it leads through is
+    // checked too; an absolute target starts again at /.
+    bool follow_link(const std::string &name, const std::string &shown)
+    {
+        char target[4096];
+        ssize_t n = ::readlinkat(fd_.get(), name.c_str(), target, sizeof target - 1);
+        if (n < 0)
+            return fail(err_, ENOTDIR, shown);
+        if (++links_ > max_links)
+            return fail(err_, ELOOP, shown);
+        target[n] = '\0';
+        push_components(todo_, target);
+        return target[0] == '/' ? to_root() : true;
+    }
+
+    const mode_t create_mode_;
+    Error &err_;
+    std::deque<std::string> todo_;
+    UniqueFd fd_;
+    std::string at_ = "/";  // what fd_ is, for messages
+    int links_ = 0;
+};
 
 }  // namespace
 
@@ -89,104 +172,20 @@ std::string why_untrusted(const struct stat &st)
     return {};
 }
 
-Dir &Dir::operator=(Dir &&o) noexcept
-{
-    if (this != &o) {
-        reset();
-        fd_ = o.fd_;
-        path_ = std::move(o.path_);
-        o.fd_ = -1;
-    }
-    return *this;
-}
-
-void Dir::reset()
-{
-    if (fd_ >= 0)
-        ::close(fd_);
-    fd_ = -1;
-}
-
 Dir open(const std::string &path, mode_t create_mode, Error &err)
 {
     err = Error{};
     if (path.empty() || path[0] != '/')
         return refuse(err, "directory '" + path + "' is not an absolute path"), Dir{};
-    std::deque<std::string> todo;
-    push_components(todo, path);
-    int fd = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(err, errno, "open /"), Dir{};
-    std::string at = "/";  // what fd is, for messages
-    int links = 0;
-    auto check = [&](int dir_fd, const std::string &shown) {
-        struct stat st;
-        if (::fstat(dir_fd, &st) != 0)
-            return fail(err, errno, "stat " + shown);
-        std::string why = why_untrusted(st);
-        return why.empty() ? true : refuse(err, "directory " + shown + " " + why);
-    };
-    bool ok = check(fd, at);
-    while (ok && !todo.empty()) {
-        const std::string name = todo.front();
-        todo.pop_front();
-        const std::string shown = at == "/" ? "/" + name : at + "/" + name;
-        int next = ::openat(fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (next < 0 && errno == ENOENT && create_mode) {
-            if (!create_exact(fd, name, create_mode, err, shown) && !err.message.empty()) {
-                ok = false;
-                break;
-            }
-            next = ::openat(fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        }
-        if (next < 0 && (errno == ENOTDIR || errno == ELOOP)) {
-            // A symbolic link (or not a directory): follow a link by hand so
-            // that every directory it leads through is checked too.
-            char target[4096];
-            ssize_t n = ::readlinkat(fd, name.c_str(), target, sizeof target - 1);
-            if (n < 0) {
-                ok = fail(err, ENOTDIR, shown);
-                break;
-            }
-            if (++links > max_links) {
-                ok = fail(err, ELOOP, shown);
-                break;
-            }
-            target[n] = '\0';
-            push_components(todo, target);
-            if (target[0] == '/') {
-                ::close(fd);
-                fd = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-                at = "/";
-                if (fd < 0) {
-                    ok = fail(err, errno, "open /");
-                    break;
-                }
-            }
-            continue;
-        }
-        if (next < 0) {
-            ok = fail(err, errno, "cannot open directory " + shown);
-            break;
-        }
-        ::close(fd);
-        fd = next;
-        at = name == ".." ? at.substr(0, std::max<size_t>(1, at.rfind('/'))) : shown;
-        ok = check(fd, at);
-    }
-    if (!ok) {
-        if (fd >= 0)
-            ::close(fd);
+    UniqueFd walked = Walk(path, create_mode, err).run();
+    if (!walked)
         return Dir{};
-    }
     // The result is a readable descriptor (for listing and fchmod), reopened
     // through the checked one, so it is the same directory.
-    int real = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int e = errno;
-    ::close(fd);
-    if (real < 0)
-        return fail(err, e, "cannot open directory " + path), Dir{};
-    return Dir(real, path);
+    UniqueFd real(::openat(walked.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!real)
+        return fail(err, errno, "cannot open directory " + path), Dir{};
+    return Dir(std::move(real), path);
 }
 
 Dir make_private(const Dir &parent, const std::string &prefix, std::string &name, Error &err)
@@ -206,12 +205,12 @@ Dir make_private(const Dir &parent, const std::string &prefix, std::string &name
                 return Dir{};
             continue;  // taken: another name
         }
-        int fd = ::openat(parent.fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
+        UniqueFd fd(::openat(parent.fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd)
             return fail(err, errno, "cannot open " + shown), Dir{};
-        Dir d(fd, shown);
+        Dir d(std::move(fd), shown);
         struct stat st;
-        if (::fstat(fd, &st) != 0)
+        if (::fstat(d.fd(), &st) != 0)
             return fail(err, errno, "stat " + shown), Dir{};
         if (st.st_uid != ::geteuid() || (st.st_mode & 07777) != 0700)
             return refuse(err, "directory " + shown + " is not ours with mode 0700 (uid " + std::to_string(st.st_uid) +
@@ -245,20 +244,20 @@ bool remove_entry(int parent_fd, const std::string &name, int depth, Error &err)
     }
     if (depth >= max_depth)
         return refuse(err, "directory " + name + " is nested too deep to remove");
-    int fd = ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
+    UniqueFd fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd)
         return fail(err, errno, "cannot open " + name);
     struct stat opened;
-    bool ok = ::fstat(fd, &opened) == 0;
+    bool ok = ::fstat(fd.get(), &opened) == 0;
     if (ok && opened.st_uid != ::geteuid()) {
         ok = refuse(err, "directory " + name + " is owned by uid " + std::to_string(opened.st_uid) +
                              "; not removing it");
     } else if (ok) {
-        ok = empty_at(fd, depth + 1, err);
+        ok = empty_at(fd.get(), depth + 1, err);
     } else {
         fail(err, errno, "stat " + name);
     }
-    ::close(fd);
+    fd.reset();
     if (ok && ::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
         return fail(err, errno, "cannot remove " + name);
     return ok;
@@ -266,14 +265,13 @@ bool remove_entry(int parent_fd, const std::string &name, int depth, Error &err)
 
 bool empty_at(int dir_fd, int depth, Error &err)
 {
-    int list_fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (list_fd < 0)
+    UniqueFd list_fd(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!list_fd)
         return fail(err, errno, "cannot list a directory");
-    DIR *d = ::fdopendir(list_fd);
-    if (!d) {
-        ::close(list_fd);
+    DIR *d = ::fdopendir(list_fd.get());
+    if (!d)
         return fail(err, errno, "cannot list a directory");
-    }
+    list_fd.release();  // the DIR owns it now: closedir closes it
     std::vector<std::string> names;
     while (dirent *e = ::readdir(d)) {
         if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)

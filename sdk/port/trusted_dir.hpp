@@ -12,7 +12,10 @@
 // into the host's and devhost-vdev's static libraries.
 #pragma once
 
+#include <devhost/unique_fd.hpp>
+
 #include <string>
+#include <utility>
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -34,19 +37,14 @@ struct Error {
 class Dir {
 public:
     Dir() = default;
-    Dir(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-    ~Dir() { reset(); }
-    Dir(Dir &&o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
-    Dir &operator=(Dir &&o) noexcept;
-    Dir(const Dir &) = delete;
-    Dir &operator=(const Dir &) = delete;
-    explicit operator bool() const { return fd_ >= 0; }
-    int fd() const { return fd_; }
+    Dir(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+    explicit operator bool() const { return static_cast<bool>(fd_); }
+    int fd() const { return fd_.get(); }
     const std::string &path() const { return path_; }
-    void reset();
+    void reset() { fd_.reset(); }
 
 private:
-    int fd_ = -1;
+    UniqueFd fd_;
     std::string path_;
 };
 

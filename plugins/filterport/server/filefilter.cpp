@@ -27,8 +27,9 @@
 // stderr. Stops on SIGTERM or SIGINT. Exit codes: 0 stopped, 1 runtime
 // failure, 2 bad usage.
 #include <devhost/port.h>
+#include <devhost/unique_fd.hpp>
 
-#include "trusted_dir.hpp"
+#include "port_server.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -38,10 +39,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -57,6 +56,8 @@
 
 namespace {
 
+using devhost::UniqueFd;
+
 struct Usage : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
@@ -64,8 +65,8 @@ struct Usage : std::runtime_error {
 void diag(const std::string &line) { std::fprintf(stderr, "devhost-filefilter: %s\n", line.c_str()); }
 
 struct Filter {
-    int fan_fd = -1;
-    devhost_port *port = nullptr;
+    UniqueFd fan_fd;
+    devhost_port *port = nullptr;  // owned by run()
     int timeout_ms = 5000;
     bool default_allow = true;
     std::mutex mu;
@@ -88,7 +89,7 @@ struct Filter {
         std::lock_guard lock(mu);
         if (std::find(watches.begin(), watches.end(), r) != watches.end())
             return {};
-        if (::fanotify_mark(fan_fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, AT_FDCWD,
+        if (::fanotify_mark(fan_fd.get(), FAN_MARK_ADD | FAN_MARK_ONLYDIR, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, AT_FDCWD,
                             real) != 0)
             return "cannot watch " + r + ": fanotify_mark: " + std::strerror(errno);
         watches.push_back(r);
@@ -103,7 +104,7 @@ struct Filter {
         auto it = std::find(watches.begin(), watches.end(), r);
         if (it == watches.end())
             return r + " is not watched";
-        if (::fanotify_mark(fan_fd, FAN_MARK_REMOVE | FAN_MARK_ONLYDIR, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD,
+        if (::fanotify_mark(fan_fd.get(), FAN_MARK_REMOVE | FAN_MARK_ONLYDIR, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD,
                             AT_FDCWD, r.c_str()) != 0 &&
             errno != ENOENT)
             return "cannot stop watching " + r + ": " + std::strerror(errno);
@@ -171,13 +172,14 @@ struct Filter {
     void respond(int fd, uint32_t verdict)
     {
         fanotify_response r{fd, verdict};
-        if (::write(fan_fd, &r, sizeof r) != static_cast<ssize_t>(sizeof r))
+        if (::write(fan_fd.get(), &r, sizeof r) != static_cast<ssize_t>(sizeof r))
             diag(std::string("cannot answer a permission event: ") + std::strerror(errno));
     }
 
     // Handles one event; always answers a permission event, always closes fd.
     void handle(const fanotify_event_metadata &m, bool ask)
     {
+        const UniqueFd event_fd(m.fd);
         events++;
         uint32_t verdict = default_allow ? FAN_ALLOW : FAN_DENY;
         if (m.mask & (FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM)) {
@@ -203,7 +205,6 @@ struct Filter {
             }
             respond(m.fd, verdict);
         }
-        ::close(m.fd);
     }
 
     // Reads what is queued; returns false when the descriptor is unusable.
@@ -211,7 +212,7 @@ struct Filter {
     {
         alignas(fanotify_event_metadata) char buf[8192];
         for (;;) {
-            ssize_t n = ::read(fan_fd, buf, sizeof buf);
+            ssize_t n = ::read(fan_fd.get(), buf, sizeof buf);
             if (n < 0)
                 return errno == EAGAIN || errno == EINTR;
             if (n == 0)
@@ -241,15 +242,10 @@ class StopWatcher {
 public:
     StopWatcher(Filter &f, int stop_fd) : f_(f), stop_fd_(stop_fd)
     {
-        done_fd_ = ::eventfd(0, EFD_CLOEXEC);
-        if (done_fd_ < 0)
+        done_fd_.reset(::eventfd(0, EFD_CLOEXEC));
+        if (!done_fd_)
             throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
-        try {
-            thread_ = std::thread([this] { watch(); });
-        } catch (...) {
-            ::close(done_fd_);
-            throw;
-        }
+        thread_ = std::thread([this] { watch(); });  // done_fd_ closes if this throws
     }
     ~StopWatcher() { finish(); }
     StopWatcher(const StopWatcher &) = delete;
@@ -260,17 +256,16 @@ public:
         if (!thread_.joinable())
             return;
         uint64_t one = 1;
-        while (::write(done_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+        while (::write(done_fd_.get(), &one, sizeof one) < 0 && errno == EINTR) {
         }
         thread_.join();
-        ::close(done_fd_);
-        done_fd_ = -1;
+        done_fd_.reset();
     }
 
 private:
     void watch()
     {
-        pollfd w[2] = {{stop_fd_, POLLIN, 0}, {done_fd_, POLLIN, 0}};
+        pollfd w[2] = {{stop_fd_, POLLIN, 0}, {done_fd_.get(), POLLIN, 0}};
         while (::poll(w, 2, -1) < 0 && errno == EINTR) {
         }
         if (!(w[0].revents & POLLIN))
@@ -284,7 +279,7 @@ private:
 
     Filter &f_;
     int stop_fd_;
-    int done_fd_ = -1;
+    UniqueFd done_fd_;
     std::thread thread_;
 };
 
@@ -355,33 +350,38 @@ uint32_t parse_uint(const std::string &key, const std::string &v, uint32_t max, 
     return static_cast<uint32_t>(n);
 }
 
-int run(int argc, char **argv)
-{
+// The command line, as run() uses it.
+struct Options {
+    bool help = false;
     std::vector<std::string> watch_dirs;
     std::string port_path, port_dir = DEVHOST_PORT_DEFAULT_DIR, name = "FileFilter";
-    Filter f;
     uint32_t mode = 0600, max_conn = 8;
     std::vector<uint32_t> uids, gids;
+};
+
+// Reads the --key=value arguments; --timeout and --default go straight into
+// the filter. Throws Usage for anything it does not take.
+Options parse_args(int argc, char **argv, Filter &f)
+{
+    Options o;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         if (a == "--help" || a == "-h") {
-            std::printf("usage: devhost-filefilter --watch=DIR [--watch=DIR ...] [--port=PATH | --port-dir=DIR "
-                        "--name=NAME]\n  [--timeout=MS] [--default=allow|deny] [--mode=0600] "
-                        "[--max-connections=N] [--allow-uid=N ...] [--allow-gid=N ...]\n");
-            return 0;
+            o.help = true;
+            return o;
         }
         auto eq = a.find('=');
         if (a.rfind("--", 0) != 0 || eq == std::string::npos)
             throw Usage("argument '" + a + "': expected --key=value (see --help)");
         std::string k = a.substr(2, eq - 2), v = a.substr(eq + 1);
         if (k == "watch")
-            watch_dirs.push_back(v);
+            o.watch_dirs.push_back(v);
         else if (k == "port")
-            port_path = v;
+            o.port_path = v;
         else if (k == "port-dir")
-            port_dir = v;
+            o.port_dir = v;
         else if (k == "name")
-            name = v;
+            o.name = v;
         else if (k == "timeout")
             f.timeout_ms = static_cast<int>(parse_uint(k, v, 3600000));
         else if (k == "default") {
@@ -389,114 +389,111 @@ int run(int argc, char **argv)
                 throw Usage("--default=" + v + ": expected allow or deny");
             f.default_allow = v == "allow";
         } else if (k == "mode")
-            mode = parse_uint(k, v, 0777, 8);
+            o.mode = parse_uint(k, v, 0777, 8);
         else if (k == "max-connections")
-            max_conn = std::max<uint32_t>(1, parse_uint(k, v, 1024));
+            o.max_conn = std::max<uint32_t>(1, parse_uint(k, v, 1024));
         else if (k == "allow-uid")
-            uids.push_back(parse_uint(k, v, UINT32_MAX - 1));
+            o.uids.push_back(parse_uint(k, v, UINT32_MAX - 1));
         else if (k == "allow-gid")
-            gids.push_back(parse_uint(k, v, UINT32_MAX - 1));
+            o.gids.push_back(parse_uint(k, v, UINT32_MAX - 1));
         else
             throw Usage("unknown option --" + k + " (see --help)");
     }
-    if (watch_dirs.empty())
+    if (o.watch_dirs.empty())
         throw Usage("give at least one --watch=DIR");
-    if (port_path.empty()) {
-        if (name.empty() || name.find('/') != std::string::npos)
-            throw Usage("--name=" + name + ": expected a port name without /");
-        // Created 0755 whatever the umask, and checked with every directory
-        // above it (the port library checks again when it creates the port).
-        devhost::trusted_dir::Error dir_err;
-        if (!devhost::trusted_dir::open(std::filesystem::absolute(port_dir).string(), 0755, dir_err))
-            throw std::runtime_error("--port-dir=" + port_dir + ": " + dir_err.message);
-        port_path = port_dir + "/" + name;
-    }
+    return o;
+}
 
+// Blocks SIGTERM and SIGINT (before any thread starts, so every thread
+// inherits the mask) and returns a signalfd that reads them. SIGPIPE is
+// ignored: a client that went away is an error return, not a death.
+UniqueFd block_stop_signals()
+{
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // before any thread starts
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
-    int stop_fd = ::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (stop_fd < 0)
+    UniqueFd stop_fd(::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!stop_fd)
         throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+    return stop_fd;
+}
 
-    f.fan_fd = ::fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
-    if (f.fan_fd < 0)
+// Opens the fanotify descriptor and marks every watched directory.
+void start_watching(Filter &f, const std::vector<std::string> &watch_dirs)
+{
+    f.fan_fd.reset(::fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC));
+    if (!f.fan_fd)
         throw std::runtime_error(std::string("fanotify_init: ") + std::strerror(errno) +
                                  (errno == EPERM ? " (needs CAP_SYS_ADMIN)" : ""));
     for (const auto &d : watch_dirs) {
         std::string why = f.add_watch(d);
-        if (!why.empty()) {
-            ::close(f.fan_fd);
+        if (!why.empty())
             throw Usage(why);
-        }
     }
+}
 
-    devhost_port_callbacks cb{};
-    cb.struct_size = sizeof cb;
-    cb.user = &f;
-    cb.connect = on_connect;
-    cb.disconnect = on_disconnect;
-    cb.message = on_message;
-    cb.log = on_log;
-    devhost_port_config cfg{};
-    cfg.struct_size = sizeof cfg;
-    cfg.path = port_path.c_str();
-    cfg.max_connections = max_conn;
-    cfg.mode = mode;
-    cfg.allowed_uids = uids.data();
-    cfg.allowed_uid_count = static_cast<uint32_t>(uids.size());
-    cfg.allowed_gids = gids.data();
-    cfg.allowed_gid_count = static_cast<uint32_t>(gids.size());
-    cfg.callbacks = &cb;
-    devhost_error err{};
-    err.struct_size = sizeof err;
-    if (devhost_port_create(&cfg, &f.port, &err) != DEVHOST_OK) {
-        ::close(f.fan_fd);
-        throw std::runtime_error(err.message);
-    }
-    // On SIGTERM/SIGINT a decision in progress must not hold shutdown up for
-    // its timeout: the watcher disconnects every client, which ends the
-    // waits with E_REMOVED (the event then gets the default verdict).
-    std::optional<StopWatcher> watcher;
-    try {
-        watcher.emplace(f, stop_fd);
-    } catch (...) {
-        devhost_port_close(f.port);
-        ::close(f.fan_fd);
-        ::close(stop_fd);
-        throw;
-    }
-    std::printf("READY %s\n", port_path.c_str());
-    std::fflush(stdout);
-
-    int rc = 0;
+// Serves until the stop signal (0) or a failure of the fanotify descriptor
+// or of poll (1): every event queued is answered as it comes.
+int serve(Filter &f, int stop_fd)
+{
     for (;;) {
-        pollfd fds[2] = {{f.fan_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+        pollfd fds[2] = {{f.fan_fd.get(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
         if (::poll(fds, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             diag(std::string("poll: ") + std::strerror(errno));
-            rc = 1;
-            break;
+            return 1;
         }
         if (fds[1].revents)
-            break;
-        if (fds[0].revents && !f.drain(true)) {
-            rc = 1;
-            break;
-        }
+            return 0;
+        if (fds[0].revents && !f.drain(true))
+            return 1;
     }
-    // Shutdown: no client is asked any more; what is queued gets the default.
+}
+
+int run(int argc, char **argv)
+{
+    Filter f;  // declared first, so its fanotify descriptor closes last
+    const Options o = parse_args(argc, argv, f);
+    if (o.help) {
+        std::printf("usage: devhost-filefilter --watch=DIR [--watch=DIR ...] [--port=PATH | --port-dir=DIR "
+                    "--name=NAME]\n  [--timeout=MS] [--default=allow|deny] [--mode=0600] "
+                    "[--max-connections=N] [--allow-uid=N ...] [--allow-gid=N ...]\n");
+        return 0;
+    }
+    std::string port_path = o.port_path;
+    if (port_path.empty()) {
+        if (o.name.empty() || o.name.find('/') != std::string::npos)
+            throw Usage("--name=" + o.name + ": expected a port name without /");
+        port_path = devhost::port_server::path_in(o.port_dir, o.name);
+    }
+    const UniqueFd stop_fd = block_stop_signals();
+    start_watching(f, o.watch_dirs);
+    devhost::port_server::Port port = devhost::port_server::create(
+        {.path = port_path, .max_connections = o.max_conn, .mode = o.mode, .allowed_uids = o.uids,
+         .allowed_gids = o.gids, .user = &f, .connect = on_connect, .disconnect = on_disconnect,
+         .message = on_message, .log = on_log},
+        f.port);  // set before the port's thread starts: on_message reads it
+    // On SIGTERM/SIGINT a decision in progress must not hold shutdown up for
+    // its timeout: the watcher disconnects every client, which ends the
+    // waits with E_REMOVED (the event then gets the default verdict). On an
+    // exception it is finished first, then the port closes, then the rest.
+    StopWatcher watcher(f, stop_fd.get());
+    std::printf("READY %s\n", port_path.c_str());
+    std::fflush(stdout);
+
+    const int rc = serve(f, stop_fd.get());
+    // Shutdown: no client is asked any more; what is queued gets the default
+    // before the fanotify descriptor closes.
     f.stopping = true;
-    watcher->finish();
-    devhost_port_close(f.port);
+    watcher.finish();
+    port.reset();
     f.port = nullptr;
     f.drain(false);
-    ::close(f.fan_fd);
-    ::close(stop_fd);
+    f.fan_fd.reset();
     diag("stopped: " + f.stats());
     return rc;
 }

@@ -45,7 +45,9 @@
  * devhost::set_options() and set_controls() take the schema arrays; set the
  * flags, transfer_ops and the requires fields on the copy. Deadlines, waits,
  * options by schema index and text parsing come from <devhost/plugin_util.h>,
- * included here.
+ * included here. So does devhost::UniqueFd (<devhost/unique_fd.hpp>): hold
+ * each descriptor the device opens in one, and ~T() and every early throw
+ * close it (it never crosses the ABI; hand a descriptor on with release()).
  *
  * Example (a plugin whose devices answer every request with its bytes):
  *
@@ -89,6 +91,7 @@
 
 #include <devhost/plugin.h>
 #include <devhost/plugin_util.h>
+#include <devhost/unique_fd.hpp>
 
 #include <cerrno>
 #include <cstddef>

@@ -1,5 +1,7 @@
 // A file descriptor that closes itself: the one owner of an fd from open(2),
-// openat(2) or fcntl(F_DUPFD_CLOEXEC) inside the host.
+// openat(2), socket(2), eventfd(2) or fcntl(F_DUPFD_CLOEXEC), in the host,
+// the port library, devhost-vdev and C++ plugins (<devhost/plugin.hpp>
+// includes it). Header-only; no ABI: it never crosses plugin.h.
 #pragma once
 
 #include <unistd.h>
@@ -30,6 +32,9 @@ public:
             ::close(fd_);
         fd_ = fd;
     }
+    // Gives the descriptor up without closing it (to a caller that owns it
+    // from then on, e.g. across a C interface); this then holds none.
+    int release() { return std::exchange(fd_, -1); }
 
 private:
     int fd_ = -1;
