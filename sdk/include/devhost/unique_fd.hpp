@@ -30,6 +30,8 @@ public:
             ::close(fd_);
         fd_ = fd;
     }
+    // Gives the descriptor up without closing it; the caller owns it now.
+    [[nodiscard]] int release() { return std::exchange(fd_, -1); }
 
 private:
     int fd_ = -1;
