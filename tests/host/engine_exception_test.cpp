@@ -55,43 +55,46 @@ Run run_then_cancel(const std::string &ini, bool all)
 
 bool has(const std::string &line, const std::string &part) { return line.find(part) != std::string::npos; }
 
+// Device a's config: open, lock, a write of `data` (the plugin throws), close.
+std::string throwing_device(const std::string &data)
+{
+    return "[device a]\nclass = throwing\npath = /throwing/a\nstep = open\nstep = lock\nstep = write \"" + data +
+           "\"\nstep = close\n";
+}
+
+// Device a's records: open, lock, the write failed with `message`, then
+// unlock and close unwound.
+void check_threw_and_unwound(const Run &run, const std::string &message)
+{
+    std::vector<std::string> a;
+    for (const auto &l : run.lines)
+        if (has(l, R"("device":"a")"))
+            a.push_back(l);
+    REQUIRE(a.size() == 5);
+    CHECK(has(a[2], R"("step":"write \")"));
+    CHECK(has(a[2], R"("status":"DEVHOST_E_IO")"));
+    CHECK(has(a[2], "\"message\":\"host error in this step: " + message + "\""));
+    CHECK(has(a[3], R"("step":"unlock")"));
+    CHECK(has(a[3], R"("unwind":true)"));
+    CHECK(has(a[4], R"("step":"close")"));
+    CHECK(has(a[4], R"("status":"DEVHOST_OK")"));
+}
+
 }  // namespace
 
 TEST_CASE("a step whose plugin throws a std::exception fails, unwinds, and a later cancel is safe", "[pipeline]")
 {
-    Run run = run_then_cancel(R"([device a]
-class = throwing
-path = /throwing/a
-step = open
-step = lock
-step = write "std"
-step = close
-)",
-                              false);
+    Run run = run_then_cancel(throwing_device("std"), false);
     REQUIRE(run.results.size() == 1);
     CHECK_FALSE(run.results[0].ok);
     CHECK(run.results[0].status == DEVHOST_E_IO);
-    REQUIRE(run.lines.size() == 5);
-    CHECK(has(run.lines[2], R"("step":"write \"std\"")"));
-    CHECK(has(run.lines[2], R"("status":"DEVHOST_E_IO")"));
-    CHECK(has(run.lines[2], R"("message":"host error in this step: the plugin threw through the C ABI")"));
-    CHECK(has(run.lines[3], R"("step":"unlock")"));
-    CHECK(has(run.lines[3], R"("unwind":true)"));
-    CHECK(has(run.lines[4], R"("step":"close")"));
-    CHECK(has(run.lines[4], R"("status":"DEVHOST_OK")"));
+    check_threw_and_unwound(run, "the plugin threw through the C ABI");
 }
 
 TEST_CASE("a step whose plugin throws something not a std::exception fails and unwinds too", "[pipeline]")
 {
-    // Two devices on their own threads; one throws an int.
-    Run run = run_then_cancel(R"([device a]
-class = throwing
-path = /throwing/a
-step = open
-step = lock
-step = write "int"
-step = close
-
+    // Two devices on their own threads; a's plugin throws an int.
+    Run run = run_then_cancel(throwing_device("int") + R"(
 [device b]
 class = throwing
 path = /throwing/b
@@ -102,13 +105,5 @@ step = close
     REQUIRE(run.results.size() == 2);
     CHECK(run.results[0].status == DEVHOST_E_IO);
     CHECK(run.results[1].ok);
-    std::vector<std::string> a;
-    for (const auto &l : run.lines)
-        if (has(l, R"("device":"a")"))
-            a.push_back(l);
-    REQUIRE(a.size() == 5);
-    CHECK(has(a[2], R"("status":"DEVHOST_E_IO")"));
-    CHECK(has(a[2], R"("message":"host error in this step: an exception of an unknown type")"));
-    CHECK(has(a[3], R"("step":"unlock")"));
-    CHECK(has(a[4], R"("step":"close")"));
+    check_threw_and_unwound(run, "an exception of an unknown type");
 }
