@@ -1,5 +1,7 @@
 #include "common/output_file.hpp"
 
+#include <devhost/unique_fd.hpp>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -61,8 +63,8 @@ int open_directory_walk(const std::string &dir, std::string &error)
         }
         rest.insert(rest.end(), parts.rbegin(), parts.rend());
     };
-    int cur = ::open(!dir.empty() && dir[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (cur < 0) {
+    UniqueFd cur(::open(!dir.empty() && dir[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!cur) {
         error = std::strerror(errno);
         return -1;
     }
@@ -72,45 +74,38 @@ int open_directory_walk(const std::string &dir, std::string &error)
     while (!rest.empty()) {
         const std::string name = rest.back();
         rest.pop_back();
-        const int next = ::openat(cur, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        UniqueFd next(::openat(cur.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
         struct stat st {};
-        if (next < 0 || ::fstat(next, &st) != 0) {
+        if (!next || ::fstat(next.get(), &st) != 0) {
             error = std::strerror(errno);
-            if (next >= 0)
-                ::close(next);
-            ::close(cur);
             return -1;
         }
         if (S_ISLNK(st.st_mode)) {
             char target[4096];
-            const ssize_t n = ::readlinkat(next, "", target, sizeof target - 1);
-            ::close(next);
-            if (others_can_write(cur) || n <= 0 || ++links > 40) {
+            const ssize_t n = ::readlinkat(next.get(), "", target, sizeof target - 1);
+            next.reset();
+            if (others_can_write(cur.get()) || n <= 0 || ++links > 40) {
                 error = n <= 0 || links > 40 ? std::strerror(n <= 0 ? errno : ELOOP)
                                              : shown + "/" + name +
                                                    ": a symbolic link in a directory others can write; not followed";
-                ::close(cur);
                 return -1;
             }
             target[n] = '\0';
             if (target[0] == '/') {  // from "/" again
-                ::close(cur);
-                cur = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                cur.reset(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
                 shown.clear();
             }
             push_path(target);
             continue;
         }
-        ::close(cur);
         if (!S_ISDIR(st.st_mode)) {
-            ::close(next);
             error = std::strerror(ENOTDIR);
             return -1;
         }
-        cur = next;
+        cur = std::move(next);
         shown += "/" + name;
     }
-    return cur;
+    return cur.release();
 }
 
 }  // namespace
@@ -154,65 +149,62 @@ std::optional<OpenedFile> open_link_target(int dir_fd, const std::string &name, 
     }
     const std::filesystem::path path(std::string(target, static_cast<size_t>(n)));
     const std::filesystem::path parent = path.parent_path();
-    const int parent_fd = ::openat(dir_fd, parent.empty() ? "." : parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (parent_fd < 0) {
+    const UniqueFd parent_fd(::openat(dir_fd, parent.empty() ? "." : parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!parent_fd) {
         error = std::strerror(errno);
         return std::nullopt;
     }
-    auto file = open_at(parent_fd, path.filename().string(), mode, error, depth + 1);
-    ::close(parent_fd);
-    return file;
+    return open_at(parent_fd.get(), path.filename().string(), mode, error, depth + 1);
 }
 
 std::optional<OpenedFile> open_at(int dir_fd, const std::string &name, mode_t mode, std::string &error, int depth)
 {
     const bool untrusted = others_can_write(dir_fd);
     const int nofollow = untrusted ? O_NOFOLLOW : 0;
-    OpenedFile file;
+    UniqueFd fd;
+    bool created = false;
     // Create it (O_EXCL: never through a link), or open what is there; a
     // name that comes and goes between the two is tried again.
-    for (int attempt = 0; attempt < 8 && file.fd < 0; attempt++) {
-        file.fd = ::openat(dir_fd, name.c_str(), append_flags | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
-        if (file.fd >= 0) {
-            file.created = true;
+    for (int attempt = 0; attempt < 8 && !fd; attempt++) {
+        fd.reset(::openat(dir_fd, name.c_str(), append_flags | O_CREAT | O_EXCL | O_NOFOLLOW, mode));
+        if (fd) {
+            created = true;
             break;
         }
         if (errno != EEXIST) {
             error = open_error(errno, false);
             return std::nullopt;
         }
-        file.fd = ::openat(dir_fd, name.c_str(), append_flags | nofollow);
-        if (file.fd < 0 && errno == ENOENT && !untrusted) {
+        fd.reset(::openat(dir_fd, name.c_str(), append_flags | nofollow));
+        if (!fd && errno == ENOENT && !untrusted) {
             struct stat link {};
             if (::fstatat(dir_fd, name.c_str(), &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode))
                 return open_link_target(dir_fd, name, mode, error, depth);
         }
-        if (file.fd < 0 && errno != ENOENT) {
+        if (!fd && errno != ENOENT) {
             error = open_error(errno, untrusted);
             return std::nullopt;
         }
     }
-    if (file.fd < 0) {
+    if (!fd) {
         error = "it keeps appearing and disappearing";
         return std::nullopt;
     }
     struct stat st {};
-    if (::fstat(file.fd, &st) != 0) {
+    if (::fstat(fd.get(), &st) != 0) {
         error = std::strerror(errno);
-        ::close(file.fd);
         return std::nullopt;
     }
     std::optional<std::string> refusal;
-    if (untrusted && !file.created)
+    if (untrusted && !created)
         refusal = planted(st);
-    else if (file.created && ::fchmod(file.fd, mode) != 0)
+    else if (created && ::fchmod(fd.get(), mode) != 0)
         refusal = std::string("cannot set its mode: ") + std::strerror(errno);
     if (refusal) {
         error = *refusal;
-        ::close(file.fd);
         return std::nullopt;
     }
-    return file;
+    return OpenedFile{fd.release(), created};
 }
 
 }  // namespace
@@ -225,12 +217,10 @@ std::optional<OpenedFile> open_append_at(int dir_fd, const std::string &name, mo
 std::optional<OpenedFile> open_append(const std::filesystem::path &path, mode_t mode, std::string &error)
 {
     std::string name;
-    const int dir = open_directory_of(path, name, error);
-    if (dir < 0)
+    const UniqueFd dir(open_directory_of(path, name, error));
+    if (!dir)
         return std::nullopt;
-    auto file = open_append_at(dir, name, mode, error);
-    ::close(dir);
-    return file;
+    return open_append_at(dir.get(), name, mode, error);
 }
 
 }  // namespace devhost::output

@@ -1,5 +1,7 @@
 #include "common/text_file.hpp"
 
+#include <devhost/unique_fd.hpp>
+
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,15 +17,11 @@ std::optional<std::string> read_small_file(const std::filesystem::path &file, ui
         why = {kind, e, size};
         return std::nullopt;
     };
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
+    const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd)
         return refuse(Kind::Open, errno);
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
     struct stat st {};
-    if (::fstat(fd, &st) != 0)
+    if (::fstat(fd.get(), &st) != 0)
         return refuse(Kind::Read, errno);
     if (S_ISDIR(st.st_mode))
         return refuse(Kind::Directory);
@@ -34,7 +32,7 @@ std::optional<std::string> read_small_file(const std::filesystem::path &file, ui
     std::string text;
     char buf[65536];
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

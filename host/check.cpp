@@ -412,7 +412,7 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
                              "[device " + text::excerpt(d.name) + "] class: no usable plugin for class '" +
                                  text::excerpt(d.class_name.value) + "'" +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
-                                 "; loaded classes: " + join(classes)});
+                                 "; loaded classes: " + join(classes), Diagnostic::Kind::MissingPlugin});
             plan.missing_plugin = true;
             continue;
         }

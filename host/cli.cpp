@@ -8,28 +8,18 @@
 #include "options.hpp"
 #include "pipeline.hpp"
 #include "records.hpp"
+#include "signals.hpp"
 #include "common/text.hpp"
 #include "virtual_devices.hpp"
 
 #include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/program_options.hpp>
-#include <cerrno>
-#include <chrono>
 #include <csignal>
 #include <optional>
-#include <system_error>
-#include <mutex>
-#include <cstdint>
-#include <cstring>
-#include <poll.h>
-#include <stdexcept>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <cstdlib>
 #include <iostream>
 #include <set>
-#include <thread>
 #include <unistd.h>
 
 namespace devhost {
@@ -140,154 +130,6 @@ void print_diagnostics(const std::vector<Diagnostic> &diags)
         error_line(d.str());
 }
 
-// SIGINT, SIGTERM or SIGHUP: the stop signals.
-const char *signal_name(int sig)
-{
-    switch (sig) {
-    case SIGINT: return "SIGINT";
-    case SIGTERM: return "SIGTERM";
-    case SIGHUP: return "SIGHUP";
-    default: return "a signal";
-    }
-}
-
-// Blocks the stop signals in every thread and turns them into
-// Engine::cancel_all() on a thread of their own. Made before anything
-// starts; a signal before attach() cancels the engine when it is attached,
-// and is logged then (logging is set up after the watcher starts).
-//
-// The operator-intent rule: any stop signal starts the stop (cancel, unwind
-// every pipeline, record each step, exit 4), and so does any burst of them:
-// further stop signals never cut the unwind short, except one. The same
-// SIGINT or SIGTERM again, at least `repeat_after` after it first came, is
-// the operator repeating the request (a second Ctrl-C, a second kill): the
-// host then exits at once with 4, skipping what remains of the unwind. A
-// different signal, or the same one within the burst, is not; and SIGHUP
-// never is (a hang-up says a terminal went away, not that anyone is in a
-// hurry), so a closing terminal or a service manager signalling every
-// process never loses an unwind record.
-class SignalWatcher {
-public:
-    static constexpr std::chrono::milliseconds repeat_after{1000};
-
-    SignalWatcher()
-    {
-        sigemptyset(&set_);
-        sigaddset(&set_, SIGINT);
-        sigaddset(&set_, SIGTERM);
-        sigaddset(&set_, SIGHUP);
-        pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-        // The stop signals arrive on a signalfd; the destructor wakes the
-        // watcher through an eventfd, so ending takes no polling tick.
-        signal_fd_ = signalfd(-1, &set_, SFD_CLOEXEC);
-        wake_fd_ = eventfd(0, EFD_CLOEXEC);
-        if (signal_fd_ < 0 || wake_fd_ < 0)
-            throw std::runtime_error(std::string("signal watcher: ") + std::strerror(errno));
-        try {
-            thread_ = std::thread([this] { watch(); });
-        } catch (const std::system_error &e) {
-            ::close(signal_fd_);
-            ::close(wake_fd_);
-            pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
-            throw std::runtime_error(std::string("signal watcher: cannot create its thread: ") +
-                                     std::strerror(e.code().value()));
-        }
-    }
-    ~SignalWatcher()
-    {
-        uint64_t one = 1;
-        [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
-        thread_.join();
-        ::close(signal_fd_);
-        ::close(wake_fd_);
-        pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
-    }
-    bool interrupted() const { return interrupted_; }
-
-    // Signals cancel `engine` until the returned guard goes (declare the
-    // guard after the engine, so it goes first).
-    [[nodiscard]] auto attach(Engine &engine)
-    {
-        std::lock_guard lock(mutex_);
-        engine_ = &engine;
-        logging_ready_ = true;
-        if (interrupted_) {
-            log_first(first_signal_);
-            engine_->cancel_all();
-        }
-        struct Detach {
-            SignalWatcher *w;
-            ~Detach()
-            {
-                std::lock_guard lock(w->mutex_);
-                w->engine_ = nullptr;
-            }
-        };
-        return Detach{this};
-    }
-
-private:
-    using Clock = std::chrono::steady_clock;
-
-    void log_first(int sig)
-    {
-        spdlog::warn("{} received: cancelling pipelines and releasing devices{}", strsignal(sig),
-                     sig == SIGHUP ? std::string()
-                                   : std::string(" (") + signal_name(sig) +
-                                         " again after a second skips the rest of the unwind)");
-    }
-
-    void watch()
-    {
-        for (;;) {
-            pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-            if (::poll(fds, 2, -1) < 0)
-                continue;
-            if (fds[1].revents & POLLIN)
-                return;
-            signalfd_siginfo info{};
-            if (::read(signal_fd_, &info, sizeof info) != ssize_t(sizeof info))
-                continue;
-            on_signal(static_cast<int>(info.ssi_signo), Clock::now());
-        }
-    }
-
-    void on_signal(int sig, Clock::time_point now)
-    {
-        std::lock_guard lock(mutex_);
-        std::optional<Clock::time_point> &seen = seen_[sig == SIGINT ? 0 : sig == SIGTERM ? 1 : 2];
-        if (interrupted_) {
-            if (seen && sig != SIGHUP && now - *seen >= repeat_after) {
-                if (logging_ready_)
-                    spdlog::error("{} received again: exiting now without finishing the unwind", signal_name(sig));
-                std::_Exit(exit_interrupted);
-            }
-            if (!seen)
-                seen = now;
-            if (logging_ready_)
-                spdlog::warn("{} received: already stopping; the unwind goes on", signal_name(sig));
-            return;
-        }
-        seen = now;
-        interrupted_ = true;
-        first_signal_ = sig;
-        if (logging_ready_)
-            log_first(sig);
-        if (engine_)
-            engine_->cancel_all();
-    }
-
-    std::mutex mutex_;  // guards engine_, logging_ready_, first_signal_ and seen_
-    Engine *engine_ = nullptr;
-    bool logging_ready_ = false;  // the logger is set up (attach() was called)
-    int first_signal_ = 0;
-    std::optional<Clock::time_point> seen_[3];  // when SIGINT, SIGTERM, SIGHUP first came
-    sigset_t set_;
-    std::atomic<bool> interrupted_{false};
-    int signal_fd_ = -1, wake_fd_ = -1;
-    std::thread thread_;
-};
-
 // Loads and checks a config; returns the exit code to stop with, or -1 to go
 // on.
 int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry &registry, Plan &plan)
@@ -312,10 +154,12 @@ int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry
                          [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });
         print_diagnostics(diags);
         // A missing plugin stops a run (3); to check, an unknown class is a
-        // config mistake like any other (2).
-        bool only_plugins = plan.missing_plugin && cli.command == "run";
-        for (const auto &d : diags)
-            only_plugins = only_plugins && d.message.find("no usable plugin") != std::string::npos;
+        // config mistake like any other (2), and so is a run with any other
+        // mistake besides.
+        const bool only_plugins =
+            plan.missing_plugin && cli.command == "run" && std::all_of(diags.begin(), diags.end(), [](const Diagnostic &d) {
+                return d.kind == Diagnostic::Kind::MissingPlugin;
+            });
         return only_plugins ? exit_no_plugin : exit_usage;
     }
     return -1;
@@ -338,6 +182,49 @@ int cmd_check(const Cli &cli)
         steps += d.steps.size();
     std::cout << cli.args[0] << ": ok: " << config.devices.size() << " device(s), " << steps << " step(s), "
               << config.virtuals.size() << " virtual device(s)\n";
+    return exit_ok;
+}
+
+// Starts the config's [virtual] peers, in order. When one does not come up,
+// stops those started and returns the exit code (2 when the peer refused
+// its options, else 1). A stop signal ends the starting early without a
+// code: the caller sees it.
+std::optional<int> start_virtuals(const Config &config, VirtualDevices &virtuals, const SignalWatcher &signals)
+{
+    for (const auto &v : config.virtuals) {
+        std::string error;
+        bool usage = false;
+        if (signals.interrupted())
+            break;
+        if (!virtuals.start(v, 10000, error, usage)) {
+            if (signals.interrupted())
+                break;
+            error_line(config.file.string() + ":" + std::to_string(v.line) + ": " + error);
+            virtuals.stop_all();
+            return usage ? exit_usage : exit_failed;
+        }
+    }
+    return std::nullopt;
+}
+
+// What a run that went to its end exits with, said in the log: 4 after a
+// stop signal, 1 when records are missing or a pipeline failed, else 0.
+int run_exit_code(const std::vector<PipelineResult> &results, bool interrupted, bool records_failed)
+{
+    size_t failed = 0;
+    for (const auto &r : results)
+        failed += !r.ok;
+    if (records_failed)
+        spdlog::error("step records could not all be written: the run is not complete");
+    if (interrupted)
+        return exit_interrupted;
+    if (records_failed)
+        return exit_failed;
+    if (failed) {
+        spdlog::error("{} of {} pipeline(s) failed", failed, results.size());
+        return exit_failed;
+    }
+    spdlog::info("{} pipeline(s) succeeded", results.size());
     return exit_ok;
 }
 
@@ -380,19 +267,8 @@ int cmd_run(const Cli &cli)
     VirtualDevices virtuals;
     auto attached = signals.attach(engine);
     {
-        for (const auto &v : config.virtuals) {
-            std::string error;
-            bool usage = false;
-            if (signals.interrupted())
-                break;
-            if (!virtuals.start(v, 10000, error, usage)) {
-                if (signals.interrupted())
-                    break;
-                error_line(config.file.string() + ":" + std::to_string(v.line) + ": " + error);
-                virtuals.stop_all();
-                return usage ? exit_usage : exit_failed;
-            }
-        }
+        if (auto failed = start_virtuals(config, virtuals, signals))
+            return *failed;
         for (auto &d : plan.devices)
             if (d.path.rfind("virtual:", 0) == 0)
                 d.path = virtuals.path_of(d.path.substr(8));
@@ -405,21 +281,7 @@ int cmd_run(const Cli &cli)
         }
     }
     virtuals.stop_all();
-    size_t failed = 0;
-    for (const auto &r : results)
-        failed += !r.ok;
-    if (records->failed())
-        spdlog::error("step records could not all be written: the run is not complete");
-    if (interrupted)
-        return exit_interrupted;
-    if (records->failed())
-        return exit_failed;
-    if (failed) {
-        spdlog::error("{} of {} pipeline(s) failed", failed, results.size());
-        return exit_failed;
-    }
-    spdlog::info("{} pipeline(s) succeeded", results.size());
-    return exit_ok;
+    return run_exit_code(results, interrupted, records->failed());
 }
 
 std::string json_list(const std::vector<std::string> &v)
@@ -466,6 +328,78 @@ std::string requires_text(uint32_t bits)
     return s;
 }
 
+// `devhost plugins --json`: one JSON object on stdout.
+void print_plugins_json(const PluginRegistry &registry)
+{
+    std::string s = "{\"host_abi\":" + json_string(format_version(host_max_abi_version)) + ",\"plugins\":[";
+    for (size_t i = 0; i < registry.plugins().size(); i++) {
+        const Plugin &p = *registry.plugins()[i];
+        s += (i ? "," : "");
+        s += "{\"name\":" + json_string(p.name()) + ",\"class\":" + json_string(p.device_class()) +
+             ",\"version\":" + json_string(p.version()) + ",\"abi\":" + json_string(format_version(p.abi_version())) +
+             ",\"description\":" + json_string(p.description()) + ",\"file\":" + json_string(p.file().string()) +
+             ",\"hooks\":" + json_list(hook_names(p)) + ",\"ops\":" + json_list(op_names(p)) +
+             ",\"transfer_requires\":" + json_string(requires_text(p.transfer_requires())) +
+             ",\"lock_requires\":" + json_string(requires_text(p.lock_requires())) +
+             ",\"shared_paths\":" + (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS ? "true" : "false") + ",\"options\":[";
+        for (size_t j = 0; j < p.options().size(); j++) {
+            const auto &o = p.options()[j];
+            s += (j ? "," : "");
+            s += "{\"name\":" + json_string(o.name) + ",\"type\":" + json_string(option_type_name(o.type)) +
+                 ",\"default\":" + (o.default_value ? json_string(*o.default_value) : "null") +
+                 ",\"accepts\":" + json_string(option_expectation(o)) + ",\"help\":" + json_string(o.help) + "}";
+        }
+        s += "],\"controls\":[";
+        for (size_t j = 0; j < p.controls().size(); j++) {
+            const auto &c = p.controls()[j];
+            s += (j ? "," : "");
+            s += "{\"name\":" + json_string(c.name) + ",\"code\":" + std::to_string(c.code) +
+                 ",\"modifies\":" + (c.flags & DEVHOST_CONTROL_MODIFIES ? "true" : "false") +
+                 ",\"help\":" + json_string(c.help) + "}";
+        }
+        s += "]}";
+    }
+    s += "],\"refused\":[";
+    for (size_t i = 0; i < registry.refusals().size(); i++) {
+        const auto &r = registry.refusals()[i];
+        s += (i ? "," : "");
+        s += "{\"file\":" + json_string(r.file.string()) + ",\"reason\":" + json_string(r.reason) + "}";
+    }
+    std::cout << s << "]}\n";
+}
+
+// `devhost plugins`: the same for a reader.
+void print_plugins_text(const PluginRegistry &registry)
+{
+    std::cout << "host ABI " << format_version(host_min_abi_version) << " to "
+              << format_version(host_max_abi_version) << "\n";
+    for (const auto &pp : registry.plugins()) {
+        const Plugin &p = *pp;
+        std::cout << "\n" << p.device_class() << ": " << p.name() << " " << p.version() << ", ABI "
+                  << format_version(p.abi_version()) << ", " << display_path(p.file()) << "\n  " << p.description()
+                  << "\n  hooks: ";
+        for (const auto &h : hook_names(p))
+            std::cout << h << " ";
+        std::cout << "\n  transfers: ";
+        for (const auto &o : op_names(p))
+            std::cout << o << ", ";
+        std::cout << "needing " << requires_text(p.transfer_requires()) << "\n";
+        if (!p.options().empty())
+            std::cout << "  options:\n";
+        for (const auto &o : p.options())
+            std::cout << "    " << o.name << " (" << option_type_name(o.type)
+                      << (o.default_value ? ", default " + *o.default_value : "") << "): " << o.help << " ["
+                      << option_expectation(o) << "]\n";
+        if (!p.controls().empty())
+            std::cout << "  controls:\n";
+        for (const auto &c : p.controls())
+            std::cout << "    " << c.name << " (" << c.code
+                      << (c.flags & DEVHOST_CONTROL_MODIFIES ? ", modifies" : "") << "): " << c.help << "\n";
+    }
+    for (const auto &r : registry.refusals())
+        std::cout << "\nrefused: " << display_path(r.file) << ": " << r.reason << "\n";
+}
+
 int cmd_plugins(const Cli &cli)
 {
     if (!cli.args.empty()) {
@@ -475,71 +409,10 @@ int cmd_plugins(const Cli &cli)
     setup_logging(cli, nullptr);
     PluginRegistry registry;
     load_plugins(registry, cli, nullptr);
-    if (cli.json) {
-        std::string s = "{\"host_abi\":" + json_string(format_version(host_max_abi_version)) + ",\"plugins\":[";
-        for (size_t i = 0; i < registry.plugins().size(); i++) {
-            const Plugin &p = *registry.plugins()[i];
-            s += (i ? "," : "");
-            s += "{\"name\":" + json_string(p.name()) + ",\"class\":" + json_string(p.device_class()) +
-                 ",\"version\":" + json_string(p.version()) + ",\"abi\":" + json_string(format_version(p.abi_version())) +
-                 ",\"description\":" + json_string(p.description()) + ",\"file\":" + json_string(p.file().string()) +
-                 ",\"hooks\":" + json_list(hook_names(p)) + ",\"ops\":" + json_list(op_names(p)) +
-                 ",\"transfer_requires\":" + json_string(requires_text(p.transfer_requires())) +
-                 ",\"lock_requires\":" + json_string(requires_text(p.lock_requires())) +
-                 ",\"shared_paths\":" + (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS ? "true" : "false") + ",\"options\":[";
-            for (size_t j = 0; j < p.options().size(); j++) {
-                const auto &o = p.options()[j];
-                s += (j ? "," : "");
-                s += "{\"name\":" + json_string(o.name) + ",\"type\":" + json_string(option_type_name(o.type)) +
-                     ",\"default\":" + (o.default_value ? json_string(*o.default_value) : "null") +
-                     ",\"accepts\":" + json_string(option_expectation(o)) + ",\"help\":" + json_string(o.help) + "}";
-            }
-            s += "],\"controls\":[";
-            for (size_t j = 0; j < p.controls().size(); j++) {
-                const auto &c = p.controls()[j];
-                s += (j ? "," : "");
-                s += "{\"name\":" + json_string(c.name) + ",\"code\":" + std::to_string(c.code) +
-                     ",\"modifies\":" + (c.flags & DEVHOST_CONTROL_MODIFIES ? "true" : "false") +
-                     ",\"help\":" + json_string(c.help) + "}";
-            }
-            s += "]}";
-        }
-        s += "],\"refused\":[";
-        for (size_t i = 0; i < registry.refusals().size(); i++) {
-            const auto &r = registry.refusals()[i];
-            s += (i ? "," : "");
-            s += "{\"file\":" + json_string(r.file.string()) + ",\"reason\":" + json_string(r.reason) + "}";
-        }
-        std::cout << s << "]}\n";
-    } else {
-        std::cout << "host ABI " << format_version(host_min_abi_version) << " to "
-                  << format_version(host_max_abi_version) << "\n";
-        for (const auto &pp : registry.plugins()) {
-            const Plugin &p = *pp;
-            std::cout << "\n" << p.device_class() << ": " << p.name() << " " << p.version() << ", ABI "
-                      << format_version(p.abi_version()) << ", " << display_path(p.file()) << "\n  " << p.description()
-                      << "\n  hooks: ";
-            for (const auto &h : hook_names(p))
-                std::cout << h << " ";
-            std::cout << "\n  transfers: ";
-            for (const auto &o : op_names(p))
-                std::cout << o << ", ";
-            std::cout << "needing " << requires_text(p.transfer_requires()) << "\n";
-            if (!p.options().empty())
-                std::cout << "  options:\n";
-            for (const auto &o : p.options())
-                std::cout << "    " << o.name << " (" << option_type_name(o.type)
-                          << (o.default_value ? ", default " + *o.default_value : "") << "): " << o.help << " ["
-                          << option_expectation(o) << "]\n";
-            if (!p.controls().empty())
-                std::cout << "  controls:\n";
-            for (const auto &c : p.controls())
-                std::cout << "    " << c.name << " (" << c.code
-                          << (c.flags & DEVHOST_CONTROL_MODIFIES ? ", modifies" : "") << "): " << c.help << "\n";
-        }
-        for (const auto &r : registry.refusals())
-            std::cout << "\nrefused: " << display_path(r.file) << ": " << r.reason << "\n";
-    }
+    if (cli.json)
+        print_plugins_json(registry);
+    else
+        print_plugins_text(registry);
     return registry.plugins().empty() ? exit_no_plugin : exit_ok;
 }
 
@@ -596,6 +469,30 @@ int cmd_probe(const Cli &cli)
     if (signals.interrupted())
         return exit_interrupted;
     return r.ok && !records->failed() ? exit_ok : exit_failed;
+}
+
+// Runs the command; an exception it lets out is one error line: a logging
+// setup problem is a usage error (2), anything else a failure (1).
+int dispatch(const Cli &cli)
+{
+    try {
+        if (cli.command == "run")
+            return cmd_run(cli);
+        if (cli.command == "check")
+            return cmd_check(cli);
+        if (cli.command == "plugins")
+            return cmd_plugins(cli);
+        if (cli.command == "probe")
+            return cmd_probe(cli);
+    } catch (const spdlog::spdlog_ex &e) {
+        error_line(std::string("cannot set up logging: ") + e.what());
+        return exit_usage;
+    } catch (const std::exception &e) {
+        error_line(e.what());
+        return exit_failed;
+    }
+    error_line("unknown command '" + cli.command + "' (expected run, check, plugins or probe; see devhost --help)");
+    return exit_usage;
 }
 
 }  // namespace
@@ -661,24 +558,7 @@ int run_cli(int argc, char **argv)
         error_line("--log-level " + *cli.log_level + ": expected one of " + logging::level_names);
         return exit_usage;
     }
-    try {
-        if (cli.command == "run")
-            return cmd_run(cli);
-        if (cli.command == "check")
-            return cmd_check(cli);
-        if (cli.command == "plugins")
-            return cmd_plugins(cli);
-        if (cli.command == "probe")
-            return cmd_probe(cli);
-    } catch (const spdlog::spdlog_ex &e) {
-        error_line(std::string("cannot set up logging: ") + e.what());
-        return exit_usage;
-    } catch (const std::exception &e) {
-        error_line(e.what());
-        return exit_failed;
-    }
-    error_line("unknown command '" + cli.command + "' (expected run, check, plugins or probe; see devhost --help)");
-    return exit_usage;
+    return dispatch(cli);
 }
 
 }  // namespace devhost

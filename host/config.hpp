@@ -32,9 +32,16 @@
 namespace devhost {
 
 struct Diagnostic {
+    // What kind of mistake it is: the exit code is chosen by this, never by
+    // the message's text.
+    enum class Kind {
+        Config,         // anything wrong in the config (exit 2)
+        MissingPlugin,  // a device's class has no usable plugin (run: exit 3)
+    };
     std::string file;
     int line = 0;  // 0: no particular line
     std::string message;
+    Kind kind = Kind::Config;
 
     // Printed after "devhost: error: " (16 characters), a line stays within
     // 300 characters.

@@ -30,8 +30,8 @@ Device::Device(std::shared_ptr<const Plugin> plugin, std::string name)
 {
     token_->name = name_;
     rules_ = {plugin_->lock_requires(), plugin_->transfer_requires()};
-    cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (cancel_fd_ < 0)
+    cancel_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!cancel_fd_)
         throw std::system_error(errno, std::generic_category(), "cannot make its cancel handle (eventfd)");
 }
 
@@ -39,7 +39,6 @@ Device::~Device()
 {
     for (Hook hook : unwind_order(state_, rules_))
         release(hook);
-    ::close(cancel_fd_);
 }
 
 Outcome Device::release(Hook hook)
@@ -57,7 +56,7 @@ void Device::cancel()
     cancelled_ = true;
     uint64_t one = 1;
     // Cannot fail short of a counter overflow: eventfd writes of 1 are atomic.
-    [[maybe_unused]] ssize_t n = ::write(cancel_fd_, &one, sizeof one);
+    [[maybe_unused]] ssize_t n = ::write(cancel_fd_.get(), &one, sizeof one);
 }
 
 namespace {
@@ -103,11 +102,17 @@ Outcome Device::call_failed(devhost_status status, const devhost_error &err, con
     return o;
 }
 
+Outcome Device::acquired(Hook hook, devhost_status status, const devhost_error &err, const char *call)
+{
+    apply(hook, status == DEVHOST_OK, state_);
+    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, call);
+}
+
 void Device::set_faults(FaultSchedule faults)
 {
     if (faults.empty() || handle_)
         return;
-    faults_ = std::make_unique<FaultInjector>(plugin_->hooks(), std::move(faults), name_, cancel_fd_);
+    faults_ = std::make_unique<FaultInjector>(plugin_->hooks(), std::move(faults), name_, cancel_fd_.get());
     token_->faults = faults_.get();
 }
 
@@ -158,7 +163,7 @@ Outcome Device::open(const OpenRequest &request)
     params.options = values.empty() ? nullptr : values.data();
     params.option_count = static_cast<uint32_t>(values.size());
     params.timeout_ms = request.timeout_ms;
-    params.cancel_fd = cancel_fd_;
+    params.cancel_fd = cancel_fd_.get();
     params.host_device = token_.get();
 
     devhost_error err = fresh_error();
@@ -215,24 +220,23 @@ Outcome Device::connect(const ConnectRequest &request)
     params.args = args.empty() ? nullptr : args.data();
     params.timeout_ms = request.timeout_ms;
     devhost_error err = fresh_error();
-    devhost_status status = hooks().connect(handle_, &params, &err);
-    apply(Hook::Connect, status == DEVHOST_OK, state_);
-    if (status != DEVHOST_OK)
-        return call_failed(status, err, "connect");
-    return {};
+    return acquired(Hook::Connect, hooks().connect(handle_, &params, &err), err, "connect");
 }
 
-Outcome Device::disconnect()
+Outcome Device::release_by(Hook hook, const char *call,
+                           devhost_status (*devhost_hooks::*slot)(devhost_device *, devhost_error *))
 {
-    if (auto refused = refuse(Hook::Disconnect, "disconnect"))
+    if (auto refused = refuse(hook, call))
         return *refused;
-    apply(Hook::Disconnect, true, state_);  // released whatever the plugin answers
-    if (!hooks().disconnect)
+    apply(hook, true, state_);  // released whatever the plugin answers
+    if (!(hooks().*slot))
         return {};
     devhost_error err = fresh_error();
-    devhost_status status = hooks().disconnect(handle_, &err);
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "disconnect");
+    devhost_status status = (hooks().*slot)(handle_, &err);
+    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, call);
 }
+
+Outcome Device::disconnect() { return release_by(Hook::Disconnect, "disconnect", &devhost_hooks::disconnect); }
 
 Outcome Device::lock(int32_t timeout_ms)
 {
@@ -241,24 +245,10 @@ Outcome Device::lock(int32_t timeout_ms)
     if (!hooks().lock)
         return unsupported(plugin_->device_class(), "lock");
     devhost_error err = fresh_error();
-    devhost_status status = hooks().lock(handle_, timeout_ms, &err);
-    apply(Hook::Lock, status == DEVHOST_OK, state_);
-    if (status != DEVHOST_OK)
-        return call_failed(status, err, "lock");
-    return {};
+    return acquired(Hook::Lock, hooks().lock(handle_, timeout_ms, &err), err, "lock");
 }
 
-Outcome Device::unlock()
-{
-    if (auto refused = refuse(Hook::Unlock, "unlock"))
-        return *refused;
-    apply(Hook::Unlock, true, state_);  // released whatever the plugin answers
-    if (!hooks().unlock)
-        return {};
-    devhost_error err = fresh_error();
-    devhost_status status = hooks().unlock(handle_, &err);
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "unlock");
-}
+Outcome Device::unlock() { return release_by(Hook::Unlock, "unlock", &devhost_hooks::unlock); }
 
 namespace {
 

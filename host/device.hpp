@@ -12,6 +12,7 @@
 #include "options.hpp"
 
 #include <devhost/plugin.h>
+#include <devhost/unique_fd.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -98,12 +99,18 @@ public:
     // DEVHOST_E_CANCELLED. Thread-safe; cannot be undone.
     void cancel();
     bool cancelled() const { return cancelled_.load(); }
-    int cancel_fd() const { return cancel_fd_; }
+    int cancel_fd() const { return cancel_fd_.get(); }
 
 private:
     // DEVHOST_E_STATE for a call the lifecycle does not allow, or nullopt.
     std::optional<Outcome> refuse(Hook hook, const char *call) const;
     Outcome call_failed(devhost_status status, const devhost_error &err, const char *hook) const;
+    // What connect or lock came to: held only when the plugin said OK.
+    Outcome acquired(Hook hook, devhost_status status, const devhost_error &err, const char *call);
+    // Unlock or disconnect through the plugin's `slot`: released whatever the
+    // plugin answers, and nothing to call when it left the hook NULL.
+    Outcome release_by(Hook hook, const char *call,
+                       devhost_status (*devhost_hooks::*slot)(devhost_device *, devhost_error *));
     // The hooks calls go through: the plugin's, or the fault injector's.
     const devhost_hooks &hooks() const { return faults_ ? faults_->hooks() : plugin_->hooks(); }
 
@@ -113,7 +120,7 @@ private:
     devhost_device *handle_ = nullptr;
     ClassRules rules_;
     DeviceState state_;
-    int cancel_fd_ = -1;
+    UniqueFd cancel_fd_;
     std::atomic<bool> cancelled_{false};
     std::unique_ptr<FaultInjector> faults_;  // test mode only
 };

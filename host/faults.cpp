@@ -140,48 +140,48 @@ devhost_status w_open(const devhost_open_params *params, devhost_device **device
     return status;
 }
 
+// Calls the plugin's hook `slot` (a member of devhost_hooks) on the wrapped
+// device under the fault due for this call of `hook`; `args` go between the
+// device and the error record.
+template <class Slot, class... Args>
+devhost_status forward(devhost_device *device, Hook hook, Slot slot, devhost_error *err, Args... args)
+{
+    Wrapped *w = unwrap(device);
+    return guarded(*w->injector, hook, err,
+                   [&](devhost_error *e) { return (w->injector->real().*slot)(w->real, args..., e); });
+}
+
 devhost_status w_close(devhost_device *device, devhost_error *err)
 {
     Wrapped *w = unwrap(device);
-    devhost_status status = guarded(*w->injector, Hook::Close, err,
-                                    [&](devhost_error *e) { return w->injector->real().close(w->real, e); });
+    devhost_status status = forward(device, Hook::Close, &devhost_hooks::close, err);
     delete w;
     return status;
 }
 
 devhost_status w_connect(devhost_device *device, const devhost_connect_params *params, devhost_error *err)
 {
-    Wrapped *w = unwrap(device);
-    return guarded(*w->injector, Hook::Connect, err,
-                   [&](devhost_error *e) { return w->injector->real().connect(w->real, params, e); });
+    return forward(device, Hook::Connect, &devhost_hooks::connect, err, params);
 }
 
 devhost_status w_disconnect(devhost_device *device, devhost_error *err)
 {
-    Wrapped *w = unwrap(device);
-    return guarded(*w->injector, Hook::Disconnect, err,
-                   [&](devhost_error *e) { return w->injector->real().disconnect(w->real, e); });
+    return forward(device, Hook::Disconnect, &devhost_hooks::disconnect, err);
 }
 
 devhost_status w_lock(devhost_device *device, int32_t timeout_ms, devhost_error *err)
 {
-    Wrapped *w = unwrap(device);
-    return guarded(*w->injector, Hook::Lock, err,
-                   [&](devhost_error *e) { return w->injector->real().lock(w->real, timeout_ms, e); });
+    return forward(device, Hook::Lock, &devhost_hooks::lock, err, timeout_ms);
 }
 
 devhost_status w_unlock(devhost_device *device, devhost_error *err)
 {
-    Wrapped *w = unwrap(device);
-    return guarded(*w->injector, Hook::Unlock, err,
-                   [&](devhost_error *e) { return w->injector->real().unlock(w->real, e); });
+    return forward(device, Hook::Unlock, &devhost_hooks::unlock, err);
 }
 
 devhost_status w_info(devhost_device *device, const devhost_info_sink *sink, devhost_error *err)
 {
-    Wrapped *w = unwrap(device);
-    return guarded(*w->injector, Hook::Info, err,
-                   [&](devhost_error *e) { return w->injector->real().info(w->real, sink, e); });
+    return forward(device, Hook::Info, &devhost_hooks::info, err, sink);
 }
 
 devhost_status w_transfer(devhost_device *device, devhost_transfer *x, devhost_error *err)

@@ -198,43 +198,57 @@ const T *element(const T *array, uint32_t i)
     return reinterpret_cast<const T *>(reinterpret_cast<const unsigned char *>(array) + stride * i);
 }
 
+// Checks the shape of a plugin-declared table of `count` specs (`what`:
+// "option" or "control"): there when count > 0, at most `limit` entries, the
+// first entry at least v1's size and every entry the same size, each with a
+// valid name; then calls `each` on every entry in order.
+template <class Spec, class Each>
+void for_each_spec(const Spec *table, uint32_t count, uint32_t limit, size_t v1_size, const std::string &what,
+                   Each &&each)
+{
+    if (count == 0)
+        return;
+    if (!table)
+        throw Refused{"descriptor declares " + std::to_string(count) + " " + what + "s but no " + what + " table"};
+    if (count > limit)
+        throw Refused{"descriptor declares " + std::to_string(count) + " " + what + "s (at most " +
+                      std::to_string(limit) + ")"};
+    const uint32_t stride = table[0].struct_size;
+    if (stride < v1_size)
+        throw Refused{what + " spec struct_size " + std::to_string(stride) + " is smaller than v1's " +
+                      std::to_string(v1_size)};
+    for (uint32_t i = 0; i < count; i++) {
+        const Spec *s = element(table, i);
+        if (s->struct_size != stride)
+            throw Refused{what + " spec " + std::to_string(i) + " has struct_size " + std::to_string(s->struct_size) +
+                          ", the first has " + std::to_string(stride)};
+        if (!valid_identifier(s->name))
+            throw Refused{what + " spec " + std::to_string(i) + " has an invalid name (expected [a-z0-9-])"};
+        each(*s);
+    }
+}
+
 std::vector<OptionSpec> copy_options(const devhost_plugin_descriptor &d)
 {
     std::vector<OptionSpec> out;
-    if (d.option_count == 0)
-        return out;
-    if (!d.options)
-        throw Refused{"descriptor declares " + std::to_string(d.option_count) + " options but no option table"};
-    if (d.option_count > 256)
-        throw Refused{"descriptor declares " + std::to_string(d.option_count) + " options (at most 256)"};
-    const uint32_t stride = d.options[0].struct_size;
-    if (stride < v1_option_spec_size)
-        throw Refused{"option spec struct_size " + std::to_string(stride) + " is smaller than v1's " +
-                      std::to_string(v1_option_spec_size)};
-    for (uint32_t i = 0; i < d.option_count; i++) {
-        const devhost_option_spec *s = element(d.options, i);
-        if (s->struct_size != stride)
-            throw Refused{"option spec " + std::to_string(i) + " has struct_size " +
-                          std::to_string(s->struct_size) + ", the first has " + std::to_string(stride)};
-        if (!valid_identifier(s->name))
-            throw Refused{"option spec " + std::to_string(i) + " has an invalid name (expected [a-z0-9-])"};
+    for_each_spec(d.options, d.option_count, 256, v1_option_spec_size, "option", [&](const devhost_option_spec &s) {
         OptionSpec spec;
-        spec.name = s->name;
-        spec.type = s->type;
-        if (s->type < DEVHOST_OPTION_STRING || s->type > DEVHOST_OPTION_DURATION)
-            throw Refused{"option '" + spec.name + "': unknown type " + std::to_string(s->type)};
-        spec.help = text_or_empty(s->help);
-        spec.min = s->min;
-        spec.max = s->max;
-        if (s->type == DEVHOST_OPTION_ENUM) {
-            if (!s->choices || !*s->choices)
+        spec.name = s.name;
+        spec.type = s.type;
+        if (s.type < DEVHOST_OPTION_STRING || s.type > DEVHOST_OPTION_DURATION)
+            throw Refused{"option '" + spec.name + "': unknown type " + std::to_string(s.type)};
+        spec.help = text_or_empty(s.help);
+        spec.min = s.min;
+        spec.max = s.max;
+        if (s.type == DEVHOST_OPTION_ENUM) {
+            if (!s.choices || !*s.choices)
                 throw Refused{"option '" + spec.name + "': enum without choices"};
-            spec.choices = text::split(s->choices, '|');
+            spec.choices = text::split(s.choices, '|');
         }
-        if (s->type == DEVHOST_OPTION_INT && spec.min > spec.max)
+        if (s.type == DEVHOST_OPTION_INT && spec.min > spec.max)
             throw Refused{"option '" + spec.name + "': min is greater than max"};
-        if (s->default_value) {
-            spec.default_value = s->default_value;
+        if (s.default_value) {
+            spec.default_value = s.default_value;
             std::string error;
             if (!parse_option_value(spec, *spec.default_value, error))
                 throw Refused{"option '" + spec.name + "': default '" + *spec.default_value + "': " + error};
@@ -243,37 +257,77 @@ std::vector<OptionSpec> copy_options(const devhost_plugin_descriptor &d)
             if (other.name == spec.name)
                 throw Refused{"option '" + spec.name + "' is declared twice"};
         out.push_back(std::move(spec));
-    }
+    });
     return out;
 }
 
 std::vector<ControlSpec> copy_controls(const devhost_plugin_descriptor &d)
 {
     std::vector<ControlSpec> out;
-    if (d.control_count == 0)
-        return out;
-    if (!d.controls)
-        throw Refused{"descriptor declares " + std::to_string(d.control_count) + " controls but no control table"};
-    if (d.control_count > 1024)
-        throw Refused{"descriptor declares " + std::to_string(d.control_count) + " controls (at most 1024)"};
-    const uint32_t stride = d.controls[0].struct_size;
-    if (stride < v1_control_spec_size)
-        throw Refused{"control spec struct_size " + std::to_string(stride) + " is smaller than v1's " +
-                      std::to_string(v1_control_spec_size)};
-    for (uint32_t i = 0; i < d.control_count; i++) {
-        const devhost_control_spec *s = element(d.controls, i);
-        if (s->struct_size != stride)
-            throw Refused{"control spec " + std::to_string(i) + " has struct_size " +
-                          std::to_string(s->struct_size) + ", the first has " + std::to_string(stride)};
-        if (!valid_identifier(s->name))
-            throw Refused{"control spec " + std::to_string(i) + " has an invalid name (expected [a-z0-9-])"};
-        ControlSpec c{s->name, s->code, text_or_empty(s->help), s->flags};
-        for (const auto &other : out)
-            if (other.name == c.name || other.code == c.code)
-                throw Refused{"control '" + c.name + "' repeats the name or code of '" + other.name + "'"};
-        out.push_back(std::move(c));
-    }
+    for_each_spec(d.controls, d.control_count, 1024, v1_control_spec_size, "control",
+                  [&](const devhost_control_spec &s) {
+                      ControlSpec c{s.name, s.code, text_or_empty(s.help), s.flags};
+                      for (const auto &other : out)
+                          if (other.name == c.name || other.code == c.code)
+                              throw Refused{"control '" + c.name + "' repeats the name or code of '" + other.name +
+                                            "'"};
+                      out.push_back(std::move(c));
+                  });
     return out;
+}
+
+// Calls the library's entry point and checks the ABI version it answers;
+// returns the negotiation (its descriptor not checked yet).
+devhost_negotiation negotiate(boost::dll::shared_library &library)
+{
+    if (!library.has(DEVHOST_ENTRY_POINT_NAME))
+        throw Refused{"no entry point " DEVHOST_ENTRY_POINT_NAME};
+    auto entry = library.get<devhost_status(devhost_negotiation *)>(DEVHOST_ENTRY_POINT_NAME);
+    devhost_error error{};
+    error.struct_size = sizeof error;
+    devhost_negotiation n{};
+    n.struct_size = sizeof n;
+    n.host_abi_version = host_max_abi_version;
+    n.host_min_abi_version = host_min_abi_version;
+    n.services = logging::host_services();
+    n.error = &error;
+    devhost_status status = entry(&n);
+    if (status != DEVHOST_OK) {
+        error.message[sizeof error.message - 1] = '\0';
+        throw Refused{std::string("plugin refused: ") + (error.message[0] ? error.message : devhost_status_name(status))};
+    }
+    const uint32_t v = n.plugin_abi_version;
+    if (DEVHOST_VERSION_MAJOR(v) != DEVHOST_VERSION_MAJOR(host_max_abi_version) || v > host_max_abi_version ||
+        v < host_min_abi_version)
+        throw Refused{"plugin speaks ABI " + format_version(v) + ", host speaks " + format_version(host_min_abi_version) +
+                      " to " + format_version(host_max_abi_version)};
+    n.error = nullptr;  // `error` ends here
+    return n;
+}
+
+// Refuses a descriptor the host cannot use as plugin.h promises it.
+void check_descriptor(const devhost_plugin_descriptor *d)
+{
+    if (!d)
+        throw Refused{"no descriptor returned"};
+    if (d->struct_size < v1_descriptor_size)
+        throw Refused{"descriptor struct_size " + std::to_string(d->struct_size) + " is smaller than v1's " +
+                      std::to_string(v1_descriptor_size)};
+    if (!valid_identifier(d->device_class))
+        throw Refused{"descriptor has no valid device class (expected [a-z0-9-])"};
+    if (!d->name || !*d->name)
+        throw Refused{"descriptor has no name"};
+    if (!d->hooks)
+        throw Refused{"hooks table missing"};
+    if (d->hooks->struct_size < v1_hooks_size)
+        throw Refused{"hooks struct_size " + std::to_string(d->hooks->struct_size) + " is smaller than v1's " +
+                      std::to_string(v1_hooks_size)};
+    if (!d->hooks->open || !d->hooks->close)
+        throw Refused{"hooks table lacks open or close (both are required)"};
+    if (d->transfer_ops & ~((DEVHOST_OP_BIT(DEVHOST_OP_LAST) << 1) - DEVHOST_OP_BIT(1)))
+        throw Refused{"descriptor declares unknown transfer ops"};
+    if (d->transfer_ops && !d->hooks->transfer)
+        throw Refused{"descriptor declares transfer ops but has no transfer hook"};
 }
 
 }  // namespace
@@ -314,50 +368,10 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
             refuse_untrusted(untrusted, file);
         check_elf_layout(fd.get(), static_cast<uint64_t>(st.st_size));
         auto library = load_library(fd.get(), file);
-        if (!library->has(DEVHOST_ENTRY_POINT_NAME))
-            throw Refused{"no entry point " DEVHOST_ENTRY_POINT_NAME};
-        auto negotiate = library->get<devhost_status(devhost_negotiation *)>(DEVHOST_ENTRY_POINT_NAME);
-
-        devhost_error error{};
-        error.struct_size = sizeof error;
-        devhost_negotiation n{};
-        n.struct_size = sizeof n;
-        n.host_abi_version = host_max_abi_version;
-        n.host_min_abi_version = host_min_abi_version;
-        n.services = logging::host_services();
-        n.error = &error;
-        devhost_status status = negotiate(&n);
-        if (status != DEVHOST_OK) {
-            error.message[sizeof error.message - 1] = '\0';
-            throw Refused{std::string("plugin refused: ") +
-                          (error.message[0] ? error.message : devhost_status_name(status))};
-        }
+        const devhost_negotiation n = negotiate(*library);
         const uint32_t v = n.plugin_abi_version;
-        if (DEVHOST_VERSION_MAJOR(v) != DEVHOST_VERSION_MAJOR(host_max_abi_version) || v > host_max_abi_version ||
-            v < host_min_abi_version)
-            throw Refused{"plugin speaks ABI " + format_version(v) + ", host speaks " +
-                          format_version(host_min_abi_version) + " to " + format_version(host_max_abi_version)};
         const devhost_plugin_descriptor *d = n.descriptor;
-        if (!d)
-            throw Refused{"no descriptor returned"};
-        if (d->struct_size < v1_descriptor_size)
-            throw Refused{"descriptor struct_size " + std::to_string(d->struct_size) + " is smaller than v1's " +
-                          std::to_string(v1_descriptor_size)};
-        if (!valid_identifier(d->device_class))
-            throw Refused{"descriptor has no valid device class (expected [a-z0-9-])"};
-        if (!d->name || !*d->name)
-            throw Refused{"descriptor has no name"};
-        if (!d->hooks)
-            throw Refused{"hooks table missing"};
-        if (d->hooks->struct_size < v1_hooks_size)
-            throw Refused{"hooks struct_size " + std::to_string(d->hooks->struct_size) + " is smaller than v1's " +
-                          std::to_string(v1_hooks_size)};
-        if (!d->hooks->open || !d->hooks->close)
-            throw Refused{"hooks table lacks open or close (both are required)"};
-        if (d->transfer_ops & ~((DEVHOST_OP_BIT(DEVHOST_OP_LAST) << 1) - DEVHOST_OP_BIT(1)))
-            throw Refused{"descriptor declares unknown transfer ops"};
-        if (d->transfer_ops && !d->hooks->transfer)
-            throw Refused{"descriptor declares transfer ops but has no transfer hook"};
+        check_descriptor(d);
 
         auto plugin = std::make_shared<Plugin>();
         plugin->file_ = file;

@@ -23,33 +23,23 @@ LogFileSink::LogFileSink(const std::filesystem::path &file, std::size_t max_size
     : shown_(file.string()), max_size_(max_size), max_files_(max_files)
 {
     std::string error;
-    dir_fd_ = output::open_directory_of(file, name_, error);
-    if (dir_fd_ < 0)
+    dir_fd_.reset(output::open_directory_of(file, name_, error));
+    if (!dir_fd_)
         throw spdlog::spdlog_ex("log file " + shown_ + ": " + error);
-    try {
-        open_file();
-    } catch (...) {
-        ::close(dir_fd_);
-        throw;
-    }
+    open_file();
 }
 
-LogFileSink::~LogFileSink()
-{
-    if (fd_ >= 0)
-        ::close(fd_);
-    ::close(dir_fd_);
-}
+LogFileSink::~LogFileSink() = default;
 
 void LogFileSink::open_file()
 {
     std::string error;
-    auto file = output::open_append_at(dir_fd_, name_, 0640, error);
+    auto file = output::open_append_at(dir_fd_.get(), name_, 0640, error);
     if (!file)
         throw spdlog::spdlog_ex("log file " + shown_ + ": " + error);
-    fd_ = file->fd;
+    fd_.reset(file->fd);
     struct stat st {};
-    ::fstat(fd_, &st);
+    ::fstat(fd_.get(), &st);
     regular_ = S_ISREG(st.st_mode);
     size_ = regular_ ? static_cast<std::size_t>(st.st_size) : 0;
 }
@@ -66,11 +56,10 @@ std::string LogFileSink::rotated_name(std::size_t i) const
 
 void LogFileSink::rotate()
 {
-    ::close(fd_);
-    fd_ = -1;
+    fd_.reset();
     for (std::size_t i = max_files_; i > 0; i--) {
         const std::string from = rotated_name(i - 1), to = rotated_name(i);
-        if (::renameat(dir_fd_, from.c_str(), dir_fd_, to.c_str()) != 0 && errno != ENOENT)
+        if (::renameat(dir_fd_.get(), from.c_str(), dir_fd_.get(), to.c_str()) != 0 && errno != ENOENT)
             report(said_error_, "cannot rotate " + from + " to " + to + ": " + std::strerror(errno));
     }
     try {
@@ -92,7 +81,7 @@ std::size_t LogFileSink::write_all(const char *data, std::size_t len)
 {
     std::size_t done = 0;
     while (done < len) {
-        const ssize_t n = ::write(fd_, data + done, len - done);
+        const ssize_t n = ::write(fd_.get(), data + done, len - done);
         if (n > 0) {
             done += static_cast<std::size_t>(n);
             continue;
@@ -102,7 +91,7 @@ std::size_t LogFileSink::write_all(const char *data, std::size_t len)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!may_wait_)
                 return done;
-            pollfd p{fd_, POLLOUT, 0};
+            pollfd p{fd_.get(), POLLOUT, 0};
             int ready;
             while ((ready = ::poll(&p, 1, max_wait_ms)) < 0 && errno == EINTR) {
             }
@@ -124,11 +113,11 @@ void LogFileSink::sink_it_(const spdlog::details::log_msg &msg)
 {
     spdlog::memory_buf_t line;
     formatter_->format(msg, line);
-    if (regular_ && fd_ >= 0 && size_ > 0 && size_ + line.size() > max_size_) {
+    if (regular_ && fd_ && size_ > 0 && size_ + line.size() > max_size_) {
         rotate();
         size_ = 0;
     }
-    if (fd_ < 0)
+    if (!fd_)
         return;
     if (cut_) {
         if (write_all("\n", 1) != 1)

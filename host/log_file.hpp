@@ -8,6 +8,7 @@
 // said once on stderr (the sink cannot log about itself).
 #pragma once
 
+#include <devhost/unique_fd.hpp>
 #include <spdlog/sinks/base_sink.h>
 
 #include <cstddef>
@@ -45,8 +46,8 @@ private:
 
     std::string shown_;  // the file as the user named it
     std::string name_;   // its name in dir_fd_
-    int dir_fd_ = -1;
-    int fd_ = -1;
+    UniqueFd dir_fd_;
+    UniqueFd fd_;
     bool regular_ = false;
     std::size_t size_ = 0;
     std::size_t max_size_, max_files_;

@@ -53,7 +53,30 @@ Outcome outcome_of_exception()
                 e.code().value()};
     } catch (const std::exception &e) {
         return {DEVHOST_E_IO, std::string("host error in this step: ") + e.what(), 0};
+    } catch (...) {
+        // Not even a std::exception: a plugin broke the C ABI by throwing
+        // through it. The pipeline fails and unwinds all the same.
+        return {DEVHOST_E_IO, "host error in this step: an exception of an unknown type", 0};
     }
+}
+
+// Runs one step (`call`, giving its Outcome) for `rec`: times it, turns what
+// it throws into an outcome, and fills the record's outcome fields.
+template <class Call>
+Outcome run_recorded(Record &rec, Call &&call)
+{
+    const auto start = Clock::now();
+    Outcome o;
+    try {
+        o = call();
+    } catch (...) {
+        o = outcome_of_exception();
+    }
+    rec.duration_ms = ms_since(start);
+    rec.status = o.status;
+    rec.message = o.message;
+    rec.os_errno = o.os_errno;
+    return o;
 }
 
 // Waits `ms` or until the device is cancelled.
@@ -248,41 +271,45 @@ void Engine::record_not_started(const DevicePlan &plan, devhost_status status, i
     }
 }
 
-namespace {
-
-// Takes a device into the engine's list of live ones (for cancel) and out
-// again.
-struct LiveDevice {
-    std::mutex &mutex;
-    std::vector<Device *> &live;
-    Device *device;
-    LiveDevice(std::mutex &m, std::vector<Device *> &l, Device *d, bool cancelled) : mutex(m), live(l), device(d)
+// A running pipeline's device, in the engine's list of live devices (for
+// cancel_all) exactly as long as it exists: registered once it is built,
+// taken out before it is destroyed, on every way out of run_device (an
+// exception included), so a cancel never follows a device that is gone.
+class Engine::LiveDevice {
+public:
+    LiveDevice(Engine &engine, const DevicePlan &plan) : engine_(engine), device_(plan.plugin, plan.config->name)
     {
-        std::lock_guard lock(mutex);
-        live.push_back(device);
-        if (cancelled)
-            device->cancel();
+        device_.set_faults(FaultSchedule(plan.config->faults));
+        std::lock_guard lock(engine_.mutex_);
+        engine_.live_.push_back(&device_);
+        // Read under the lock: a cancel_all() that has not reached this
+        // device in live_ has set cancelled_ already.
+        if (engine_.cancelled_)
+            device_.cancel();
     }
     ~LiveDevice()
     {
-        std::lock_guard lock(mutex);
-        live.erase(std::remove(live.begin(), live.end(), device), live.end());
+        std::lock_guard lock(engine_.mutex_);
+        auto &live = engine_.live_;
+        live.erase(std::remove(live.begin(), live.end(), &device_), live.end());
     }
-};
+    LiveDevice(const LiveDevice &) = delete;
+    LiveDevice &operator=(const LiveDevice &) = delete;
 
-}  // namespace
+    Device &device() { return device_; }
+
+private:
+    Engine &engine_;
+    Device device_;
+};
 
 PipelineResult Engine::run_device(const DevicePlan &plan)
 {
-    const DeviceConfig &cfg = *plan.config;
     PipelineResult result;
-    result.device = cfg.name;
-    std::optional<Device> device;
+    result.device = plan.config->name;
     std::optional<LiveDevice> live;
     try {
-        device.emplace(plan.plugin, cfg.name);
-        device->set_faults(FaultSchedule(cfg.faults));
-        live.emplace(mutex_, live_, &*device, cancelled_.load());
+        live.emplace(*this, plan);
     } catch (const std::system_error &e) {
         record_not_started(plan, DEVHOST_E_NO_MEMORY, e.code().value(), e.what());
         result.ok = false;
@@ -294,8 +321,8 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
         result.status = DEVHOST_E_NO_MEMORY;
         return result;
     }
-    const int seq = run_steps(*device, plan, result);
-    unwind(*device, cfg, seq);
+    const int seq = run_steps(live->device(), plan, result);
+    unwind(live->device(), *plan.config, seq);
     return result;
 }
 
@@ -311,20 +338,11 @@ int Engine::run_steps(Device &device, const DevicePlan &plan, PipelineResult &re
         rec.seq = ++seq;
         rec.step = s.text;
         rec.line = s.line;
-        Outcome o;
-        const auto start = Clock::now();
-        if (device.cancelled())
-            o = {DEVHOST_E_CANCELLED, "pipeline cancelled before this step", 0};
-        else
-            try {
-                o = runner.run(s, i < plan.control_codes.size() ? plan.control_codes[i] : 0, rec);
-            } catch (...) {
-                o = outcome_of_exception();
-            }
-        rec.duration_ms = ms_since(start);
-        rec.status = o.status;
-        rec.message = o.message;
-        rec.os_errno = o.os_errno;
+        const Outcome o = run_recorded(rec, [&]() -> Outcome {
+            if (device.cancelled())
+                return {DEVHOST_E_CANCELLED, "pipeline cancelled before this step", 0};
+            return runner.run(s, i < plan.control_codes.size() ? plan.control_codes[i] : 0, rec);
+        });
         const bool recorded = record(rec);
         if (!o.ok()) {
             // Steps made by the host itself (probe) have no config line.
@@ -354,17 +372,7 @@ void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
         rec.seq = ++seq;
         rec.step = name;
         rec.unwind = true;
-        const auto start = Clock::now();
-        Outcome o;
-        try {
-            o = device.release(hook);
-        } catch (...) {
-            o = outcome_of_exception();
-        }
-        rec.duration_ms = ms_since(start);
-        rec.status = o.status;
-        rec.message = o.message;
-        rec.os_errno = o.os_errno;
+        const Outcome o = run_recorded(rec, [&] { return device.release(hook); });
         record(rec);
         if (o.ok())
             spdlog::info("{}: {} (unwinding what the pipeline held)", cfg.name, name);

@@ -68,6 +68,9 @@ private:
     // Releases what the device still holds, one unwind record each.
     void unwind(Device &device, const DeviceConfig &cfg, int seq);
 
+    // A pipeline's device, registered in live_ while it exists.
+    class LiveDevice;
+
     RecordWriter &records_;
     int64_t default_timeout_ms_;
     std::atomic<int64_t> grace_ms_{default_grace.count()};

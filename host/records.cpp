@@ -196,29 +196,17 @@ std::string RecordWriter::format(const Record &r)
 
 RecordWriter::RecordWriter(const std::string &target)
 {
-    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd_ < 0)
+    wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wake_fd_)
         throw std::runtime_error("cannot open record output '" + target + "': eventfd: " + std::strerror(errno));
-    try {
-        if (target == "-")
-            use_stdout();
-        else
-            open_file(target);
-        start_on_new_line(target);
-    } catch (...) {
-        if (owns_fd_)
-            ::close(fd_);
-        ::close(wake_fd_);
-        throw;
-    }
+    if (target == "-")
+        use_stdout();
+    else
+        open_file(target);
+    start_on_new_line(target);
 }
 
-RecordWriter::~RecordWriter()
-{
-    if (owns_fd_)
-        ::close(fd_);
-    ::close(wake_fd_);
-}
+RecordWriter::~RecordWriter() = default;
 
 void RecordWriter::open_file(const std::string &target)
 {
@@ -226,8 +214,8 @@ void RecordWriter::open_file(const std::string &target)
     auto file = output::open_append(target, 0640, error);
     if (!file)
         throw std::runtime_error("cannot open record output '" + target + "': " + error);
-    fd_ = file->fd;
-    owns_fd_ = true;
+    owned_fd_.reset(file->fd);
+    fd_ = owned_fd_.get();
     struct stat st {};
     ::fstat(fd_, &st);
     regular_ = S_ISREG(st.st_mode);
@@ -246,11 +234,9 @@ void RecordWriter::use_stdout()
         // A pipe: a description of our own, non-blocking, so a slow reader
         // can be waited for and given up on. Making stdout's shared one
         // non-blocking would change it for whoever else writes to it.
-        int own = ::open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (own >= 0) {
-            fd_ = own;
-            owns_fd_ = true;
-        }
+        owned_fd_.reset(::open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+        if (owned_fd_)
+            fd_ = owned_fd_.get();
     }
 }
 
@@ -265,11 +251,9 @@ void RecordWriter::start_on_new_line(const std::string &target)
     if (at <= 0)
         return;
     // The descriptor is write-only: the last byte is read through another.
-    const int reader = ::open(("/proc/self/fd/" + std::to_string(fd_)).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    const UniqueFd reader(::open(("/proc/self/fd/" + std::to_string(fd_)).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
     char last = '\n';
-    const bool read = reader >= 0 && ::pread(reader, &last, 1, at - 1) == 1;
-    if (reader >= 0)
-        ::close(reader);
+    const bool read = reader && ::pread(reader.get(), &last, 1, at - 1) == 1;
     if (!read || last == '\n')
         return;
     spdlog::warn("{} does not end in a newline (a record an earlier run could not finish); starting on a new "
@@ -284,7 +268,7 @@ void RecordWriter::stop_waiting(std::chrono::steady_clock::time_point give_up_at
 {
     give_up_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(give_up_at.time_since_epoch()).count();
     uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof one);
 }
 
 bool RecordWriter::wait_writable()
@@ -302,7 +286,7 @@ bool RecordWriter::wait_writable()
         }
         // Until stop_waiting() sets a time, its eventfd wakes us; after, the
         // timeout does (the eventfd stays readable).
-        pollfd fds[2] = {{fd_, POLLOUT, 0}, {wake_fd_, POLLIN, 0}};
+        pollfd fds[2] = {{fd_, POLLOUT, 0}, {wake_fd_.get(), POLLIN, 0}};
         const int n = ::poll(fds, give_up == INT64_MAX ? 2 : 1, timeout);
         if (n < 0 && errno != EINTR)
             return false;

@@ -13,6 +13,8 @@
 
 #include "device.hpp"
 
+#include <devhost/unique_fd.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -90,12 +92,12 @@ private:
     bool wait_writable();
 
     std::mutex mutex_;
-    int fd_ = -1;
-    bool owns_fd_ = false;
+    int fd_ = -1;         // where records go: stdout's or owned_fd_
+    UniqueFd owned_fd_;   // the records file, or stdout's pipe opened anew
     bool failed_ = false;
     bool regular_ = false;  // a regular file: a short write is a failure
     bool socket_ = false;   // written with send(MSG_DONTWAIT | MSG_NOSIGNAL)
-    int wake_fd_ = -1;      // eventfd: stop_waiting() was called
+    UniqueFd wake_fd_;      // eventfd: stop_waiting() was called
     std::atomic<int64_t> give_up_ns_{INT64_MAX};  // steady clock
 };
 

@@ -1,6 +1,7 @@
 #include "virtual_devices.hpp"
 
 #include "common/text.hpp"
+#include <devhost/unique_fd.hpp>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cerrno>
@@ -32,13 +33,11 @@ constexpr const char *dir_env = "DEVHOST_VDEV_DIR";
 // follows a link (trusted_dir::remove_tree).
 void remove_stale_dirs(const trusted_dir::Dir &parent, const std::string &prefix)
 {
-    int list_fd = ::openat(parent.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = list_fd >= 0 ? ::fdopendir(list_fd) : nullptr;
-    if (!d) {
-        if (list_fd >= 0)
-            ::close(list_fd);
+    UniqueFd list_fd(::openat(parent.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    DIR *d = list_fd ? ::fdopendir(list_fd.get()) : nullptr;
+    if (!d)
         return;
-    }
+    (void)list_fd.release();  // the DIR owns it now; closedir closes it
     std::vector<std::string> names;
     while (dirent *e = ::readdir(d))
         names.emplace_back(e->d_name);
@@ -60,6 +59,103 @@ void remove_stale_dirs(const trusted_dir::Dir &parent, const std::string &prefix
         else
             spdlog::warn("cannot remove {}, left by an earlier run (pid {}): {}", shown, pid, err.message);
     }
+}
+
+// A pipe whose two ends close themselves.
+struct Pipe {
+    UniqueFd read, write;
+};
+
+std::optional<Pipe> make_pipe(std::string &error)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        error = std::string("pipe: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+using Clock = std::chrono::steady_clock;
+
+// Reads one line from `fd` (at most 4096 bytes of it kept) until its
+// newline, end of file or the deadline; true when the newline came.
+bool read_line(int fd, Clock::time_point deadline, std::string &line)
+{
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0)
+            return false;
+        pollfd p{fd, POLLIN, 0};
+        int n = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        char c;
+        if (::read(fd, &c, 1) <= 0)
+            return false;
+        if (c == '\n')
+            return true;
+        if (line.size() < 4096)
+            line.push_back(c);
+    }
+}
+
+// The peer's command line: the tool, the kind, its name, its options.
+std::vector<std::string> peer_args(const std::filesystem::path &tool, const VirtualConfig &v)
+{
+    std::vector<std::string> args{tool.string(), v.kind.value, "--name=" + v.name};
+    for (const auto &o : v.options)
+        args.push_back("--" + o.key + "=" + o.value);
+    return args;
+}
+
+// The host's environment, with DEVHOST_VDEV_DIR naming the private directory.
+std::vector<std::string> peer_env(const std::filesystem::path &dir)
+{
+    const std::string env_prefix = std::string(dir_env) + "=";
+    std::vector<std::string> env{env_prefix + dir.string()};
+    for (char **e = environ; e && *e; e++)
+        if (std::string_view(*e).substr(0, env_prefix.size()) != env_prefix)
+            env.emplace_back(*e);
+    return env;
+}
+
+// An execve-style array pointing into `strings`, NULL-terminated.
+std::vector<char *> c_strings(std::vector<std::string> &strings)
+{
+    std::vector<char *> out;
+    for (auto &s : strings)
+        out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
+// Forks a peer running `argv` with `envp`, its stdout the pipe's write end.
+// The child keeps stderr (its diagnostics reach the user's log) and gets a
+// fresh signal mask: the host blocks SIGTERM in its threads. Built before
+// fork: the child only execs. -1 with `error` set when fork fails.
+pid_t spawn_peer(std::vector<char *> &argv, std::vector<char *> &envp, const Pipe &out, std::string &error)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        error = std::string("fork: ") + std::strerror(errno);
+        return -1;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        dup2(out.write.get(), STDOUT_FILENO);
+        int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        execve(argv[0], argv.data(), envp.data());
+        std::fprintf(stderr, "devhost: cannot run %s: %s\n", argv[0], std::strerror(errno));
+        _exit(127);
+    }
+    return pid;
 }
 
 }  // namespace
@@ -153,102 +249,48 @@ bool VirtualDevices::start(const VirtualConfig &v, int timeout_ms, std::string &
                          "a peer there";
         return false;
     }
-    std::vector<std::string> args{tool_.string(), v.kind.value, "--name=" + v.name};
-    for (const auto &o : v.options)
-        args.push_back("--" + o.key + "=" + o.value);
-    std::vector<char *> argv;
-    for (auto &a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // The environment, with DEVHOST_VDEV_DIR naming the private directory
-    // (built before fork: the child only execs).
-    std::vector<std::string> env_text{std::string(dir_env) + "=" + dir_.string()};
-    const std::string env_prefix = std::string(dir_env) + "=";
-    for (char **e = environ; e && *e; e++)
-        if (std::string_view(*e).substr(0, env_prefix.size()) != env_prefix)
-            env_text.emplace_back(*e);
-    std::vector<char *> envp;
-    for (auto &e : env_text)
-        envp.push_back(e.data());
-    envp.push_back(nullptr);
-
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) {
-        error = std::string("pipe: ") + std::strerror(errno);
+    std::vector<std::string> args = peer_args(tool_, v), env = peer_env(dir_);
+    std::vector<char *> argv = c_strings(args), envp = c_strings(env);
+    auto out = make_pipe(error);
+    if (!out)
         return false;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        error = std::string("fork: ") + std::strerror(errno);
-        ::close(out[0]);
-        ::close(out[1]);
+    const pid_t pid = spawn_peer(argv, envp, *out, error);
+    if (pid < 0)
         return false;
-    }
-    if (pid == 0) {
-        // The child keeps stderr (its diagnostics reach the user's log) and
-        // gets a fresh signal mask: the host blocks SIGTERM in its threads.
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        dup2(out[1], STDOUT_FILENO);
-        int devnull = ::open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, STDIN_FILENO);
-        execve(argv[0], argv.data(), envp.data());
-        std::fprintf(stderr, "devhost: cannot run %s: %s\n", argv[0], std::strerror(errno));
-        _exit(127);
-    }
-    ::close(out[1]);
+    out->write.reset();
     peers_.push_back({v.name, pid, {}});
 
     std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    bool got_line = false;
-    while (!got_line) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0)
-            break;
-        pollfd p{out[0], POLLIN, 0};
-        int n = ::poll(&p, 1, static_cast<int>(left.count()));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        char c;
-        ssize_t r = ::read(out[0], &c, 1);
-        if (r <= 0)
-            break;
-        if (c == '\n')
-            got_line = true;
-        else if (line.size() < 4096)
-            line.push_back(c);
-    }
-    ::close(out[0]);
+    const bool got_line = read_line(out->read.get(), Clock::now() + std::chrono::milliseconds(timeout_ms), line);
+    out->read.reset();
     if (got_line && line.rfind("READY ", 0) == 0 && line.size() > 6) {
         peers_.back().path = line.substr(6);
         spdlog::info("virtual {} ({}) serving at {}", v.name, v.kind.value, peers_.back().path);
         return true;
     }
-    // Not up: find out whether it exited, and how.
+    error = prefix + why_not_ready(pid, got_line, line, timeout_ms, usage_error);
+    return false;
+}
+
+std::string VirtualDevices::why_not_ready(pid_t pid, bool got_line, const std::string &line, int timeout_ms,
+                                          bool &usage_error)
+{
+    // Find out whether it exited, and how.
     int status = 0;
     pid_t done = 0;
     for (int i = 0; i < 50 && (done = waitpid(pid, &status, WNOHANG)) == 0; i++)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (done == pid) {
         peers_.pop_back();
-        if (WIFEXITED(status)) {
-            usage_error = WEXITSTATUS(status) == 2;
-            error = prefix + "devhost-vdev exited with code " + std::to_string(WEXITSTATUS(status)) +
-                    " before it was ready" + (WEXITSTATUS(status) == 127 ? " (could not run " + tool_.string() + ")" : "");
-        } else {
-            error = prefix + "devhost-vdev died of signal " + std::to_string(WTERMSIG(status)) + " before it was ready";
-        }
-    } else if (got_line) {
-        error = prefix + "expected 'READY <path>' from devhost-vdev, got '" + line + "'";
-    } else {
-        error = prefix + "devhost-vdev was not ready within " + std::to_string(timeout_ms) + " ms";
+        if (!WIFEXITED(status))
+            return "devhost-vdev died of signal " + std::to_string(WTERMSIG(status)) + " before it was ready";
+        usage_error = WEXITSTATUS(status) == 2;
+        return "devhost-vdev exited with code " + std::to_string(WEXITSTATUS(status)) + " before it was ready" +
+               (WEXITSTATUS(status) == 127 ? " (could not run " + tool_.string() + ")" : "");
     }
-    return false;
+    if (got_line)
+        return "expected 'READY <path>' from devhost-vdev, got '" + line + "'";
+    return "devhost-vdev was not ready within " + std::to_string(timeout_ms) + " ms";
 }
 
 void VirtualDevices::stop_all(int grace_ms)

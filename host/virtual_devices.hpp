@@ -62,6 +62,10 @@ private:
     bool make_dir(std::string &error);
     // Removes the run's directory through the descriptors.
     void remove_dir();
+    // Why the peer just started (the last of peers_, `pid`) sent no READY
+    // line: it exited (then it is dropped from peers_; `usage_error` when
+    // it exited 2), or said something else, or nothing in time.
+    std::string why_not_ready(pid_t pid, bool got_line, const std::string &line, int timeout_ms, bool &usage_error);
 
     std::filesystem::path tool_;
     std::filesystem::path dir_;

@@ -271,7 +271,7 @@ bool empty_at(int dir_fd, int depth, Error &err)
     DIR *d = ::fdopendir(list_fd.get());
     if (!d)
         return fail(err, errno, "cannot list a directory");
-    list_fd.release();  // the DIR owns it now: closedir closes it
+    (void)list_fd.release();  // the DIR owns it now: closedir closes it
     std::vector<std::string> names;
     while (dirent *e = ::readdir(d)) {
         if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)

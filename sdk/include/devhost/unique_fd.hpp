@@ -34,7 +34,7 @@ public:
     }
     // Gives the descriptor up without closing it (to a caller that owns it
     // from then on, e.g. across a C interface); this then holds none.
-    int release() { return std::exchange(fd_, -1); }
+    [[nodiscard]] int release() { return std::exchange(fd_, -1); }
 
 private:
     int fd_ = -1;
