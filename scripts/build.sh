@@ -23,7 +23,7 @@ packages=(
   libboost-dev libboost-program-options-dev
   libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev
   util-linux e2fsprogs socat procps
-  abigail-tools python3
+  abigail-tools python3 universal-ctags
 )
 
 install_missing() {
