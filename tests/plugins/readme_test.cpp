@@ -10,6 +10,7 @@
 //     listed, and every key listed must have been reported, except the ones
 //     no device here can report, named below with the reason.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
@@ -112,15 +113,12 @@ TEST_CASE("readme: loop lists its options, control codes and info keys", "[readm
 TEST_CASE("readme: serial lists its options, control codes and info keys", "[readme]")
 {
     check_options_and_controls("serial");
-    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    REQUIRE(master >= 0);
-    REQUIRE(grantpt(master) == 0);
-    REQUIRE(unlockpt(master) == 0);
-    const std::string slave = ptsname(master);
+    Pty pty;
+    pty.close_slave();  // the device is the slave's only user
     KeyCollector keys;
-    auto dev = open_device("serial", slave);
+    auto dev = open_device("serial", pty.path);
     keys.add(*dev);
-    close(master);  // hang-up: the tty's settings cannot be read any more
+    pty.close_master();  // hang-up: the tty's settings cannot be read any more
     keys.add(*dev);
     dev->close();
     check_info_keys("serial", keys.keys(),

@@ -18,26 +18,12 @@
 #include <unistd.h>
 
 using namespace raw_test;
+using devhost::test::mkfs_ext4;
+using devhost::test::mkfs_ext4_unavailable;
 
 namespace {
 
 constexpr uint64_t fs_size = 8 * 1024 * 1024;
-
-// Why ext4 cannot be made here, or empty.
-std::string mkfs_unavailable()
-{
-    return find_tool("mkfs.ext4").empty() ? "mkfs.ext4 (e2fsprogs) is not installed, so no filesystem can be "
-                                            "made to mount"
-                                          : "";
-}
-
-// Makes an ext4 filesystem on `target` (an image file or a block device).
-bool mkfs_ext4(const std::string &target)
-{
-    auto r = devhost::test::run_process({find_tool("mkfs.ext4").string(), "-q", "-F", target});
-    INFO(r.err);
-    return r.exit_code == 0;
-}
 
 // The message for a write refused because of `where` ("/dev/loop0 on
 // /mnt"), as the plugin words it.
@@ -97,20 +83,15 @@ void make_partitioned_image(const fs::path &image)
 TEST_CASE("raw mounted: allow-write on a mounted device is BUSY naming the mount point, exclusive or not",
           "[raw][loop][mount]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
     TempDir dir;
     auto image = dir / "fs.img";
     make_image(image, fs_size);
-    REQUIRE(mkfs_ext4(image.string()));
-    LoopDevice loop(image);
-    if (!loop.available())
-        RAW_SKIP(loop.reason());
     auto point = dir / "mount point";  // mountinfo shows it as mount\040point
-    Mount mount(loop.path(), point, "ext4");
-    if (!mount.mounted())
-        RAW_SKIP(mount.reason());
-    const std::string where = loop.path() + " on " + point.string();
+    MountedExt4 mounted(image, point);
+    if (!mounted.available())
+        RAW_SKIP(mounted.reason());
+    const LoopDevice &loop = mounted.loop();
+    const std::string where = mounted.where();
 
     SECTION("exclusive = true: O_EXCL fails, and the message names the mount point")
     {
@@ -178,8 +159,8 @@ TEST_CASE("raw mounted: allow-write on a mounted device is BUSY naming the mount
 TEST_CASE("raw mounted: the whole disk of a mounted partition refuses writes naming the partition",
           "[raw][loop][mount][partition]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
+    if (!mkfs_ext4_unavailable().empty())
+        RAW_SKIP(mkfs_ext4_unavailable());
     TempDir dir;
     auto image = dir / "disk.img";
     make_partitioned_image(image);
@@ -190,7 +171,7 @@ TEST_CASE("raw mounted: the whole disk of a mounted partition refuses writes nam
     if (!why.empty())
         RAW_SKIP(why);
     const std::string part = loop.path() + "p1";
-    REQUIRE(mkfs_ext4(part));
+    REQUIRE(mkfs_ext4(part) == "");  // its error otherwise
     auto point = dir / "part mnt";
     Mount mount(part, point, "ext4");
     if (!mount.mounted())
@@ -225,20 +206,15 @@ TEST_CASE("raw mounted: the whole disk of a mounted partition refuses writes nam
 TEST_CASE("raw mounted: an image file backing a mounted loop device refuses writes until it is unmounted",
           "[raw][loop][mount][file]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
     TempDir dir;
     auto image = dir / "fs.img";
     make_image(image, fs_size);
-    REQUIRE(mkfs_ext4(image.string()));
-    LoopDevice loop(image);
-    if (!loop.available())
-        RAW_SKIP(loop.reason());
     auto point = dir / "image mnt";
+    MountedExt4 mounted(image, point);
+    if (!mounted.available())
+        RAW_SKIP(mounted.reason());
+    const LoopDevice &loop = mounted.loop();
     {
-        Mount mount(loop.path(), point, "ext4");
-        if (!mount.mounted())
-            RAW_SKIP(mount.reason());
         auto o = open_raw(image.string(), {{"allow-write", "true"}});
         CHECK(o.outcome.status == DEVHOST_E_BUSY);
         CHECK(o.outcome.message == refused(image.string(), loop.path() + " on " + point.string()));
@@ -257,6 +233,7 @@ TEST_CASE("raw mounted: an image file backing a mounted loop device refuses writ
         REQUIRE(allowed.outcome.ok());
         write_same_bytes(*allowed.device, 0);
     }
+    mounted.unmount();
     // Unmounted, with the loop device still attached: writable again, both.
     auto file = open_raw(image.string(), {{"allow-write", "true"}});
     INFO(file.outcome.message);
@@ -270,8 +247,8 @@ TEST_CASE("raw mounted: an image file backing a mounted loop device refuses writ
 TEST_CASE("raw mounted: a block device under a mounted loop device refuses writes naming that loop device",
           "[raw][loop][mount][stacked]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
+    if (!mkfs_ext4_unavailable().empty())
+        RAW_SKIP(mkfs_ext4_unavailable());
     TempDir dir;
     auto image = dir / "lower.img";
     make_image(image, fs_size);
@@ -281,7 +258,7 @@ TEST_CASE("raw mounted: a block device under a mounted loop device refuses write
     LoopDevice upper(lower.path());  // a loop device whose backing file is a block device
     if (!upper.available())
         RAW_SKIP(upper.reason());
-    REQUIRE(mkfs_ext4(upper.path()));
+    REQUIRE(mkfs_ext4(upper.path()) == "");  // its error otherwise
     auto point = dir / "upper mnt";
     Mount mount(upper.path(), point, "ext4");
     if (!mount.mounted())
@@ -298,12 +275,12 @@ TEST_CASE("raw mounted: a block device under a mounted loop device refuses write
 
 TEST_CASE("raw mounted: an unmounted loop device and its image stay writable", "[raw][loop][mount]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
+    if (!mkfs_ext4_unavailable().empty())
+        RAW_SKIP(mkfs_ext4_unavailable());
     TempDir dir;
     auto image = dir / "fs.img";
     make_image(image, fs_size);
-    REQUIRE(mkfs_ext4(image.string()));
+    REQUIRE(mkfs_ext4(image.string()) == "");  // its error otherwise
     LoopDevice loop(image);
     if (!loop.available())
         RAW_SKIP(loop.reason());
