@@ -8,6 +8,7 @@
 // `check`, and in `run` SIGTERM ends a run blocked on its output well within
 // the grace period.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include <catch2/catch.hpp>
 #include <csignal>
@@ -75,29 +76,6 @@ struct TinyTmpfs {
     }
     fs::path dir;
     bool mounted = false;
-};
-
-// A FIFO with a reader (this process) that never reads, filled with whole
-// lines so that the next write to it waits.
-struct FullFifo {
-    explicit FullFifo(const fs::path &file) : path(file)
-    {
-        REQUIRE(mkfifo(file.c_str(), 0600) == 0);
-        reader = open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        int writer = open(file.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE((reader >= 0 && writer >= 0));
-        fill(writer);
-        close(writer);
-    }
-    ~FullFifo() { close(reader); }
-    static void fill(int fd)
-    {
-        const std::string line = std::string(63, 'x') + "\n";
-        while (write(fd, line.data(), line.size()) == ssize_t(line.size())) {
-        }
-    }
-    fs::path path;
-    int reader = -1;
 };
 
 }  // namespace

@@ -11,7 +11,9 @@
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -127,6 +129,33 @@ MountedExt4::MountedExt4(const fs::path &image, const fs::path &point) : point_(
 std::string MountedExt4::where() const
 {
     return loop_->path() + " on " + point_.string();
+}
+
+FullFifo::FullFifo(const fs::path &file) : path(file)
+{
+    if (mkfifo(file.c_str(), 0600) != 0)
+        throw std::runtime_error("mkfifo " + file.string() + ": " + std::strerror(errno));
+    reader = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int writer = ::open(file.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (reader < 0 || writer < 0) {
+        if (reader >= 0)
+            ::close(reader);
+        throw std::runtime_error("opening the FIFO " + file.string() + ": " + std::strerror(errno));
+    }
+    fill(writer);
+    ::close(writer);
+}
+
+FullFifo::~FullFifo()
+{
+    ::close(reader);
+}
+
+void FullFifo::fill(int fd)
+{
+    const std::string line = std::string(63, 'x') + "\n";
+    while (::write(fd, line.data(), line.size()) == ssize_t(line.size())) {
+    }
 }
 
 std::shared_ptr<const Plugin> loaded_plugin(const fs::path &file)

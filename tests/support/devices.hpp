@@ -13,6 +13,8 @@
 //   LoopDevice     a loop block device on an image (losetup), detached on
 //                  every exit path; Mount, a mount undone on scope exit;
 //                  MountedExt4, an ext4 image on a loop device, mounted.
+//   FullFifo       a FIFO this process reads from but never reads, full of
+//                  whole lines, so that the next write to it waits.
 //   find_tool      a program in the usual sbin/bin directories.
 //   loaded_plugin  a plugin file loaded once for the whole test binary;
 //   open_device    a Device opened on a path with options.
@@ -189,6 +191,22 @@ private:
     fs::path point_;
     std::unique_ptr<LoopDevice> loop_;
     std::unique_ptr<Mount> mount_;
+};
+
+// ---- FIFOs (devices.cpp)
+
+// A FIFO made at `file`, held open for reading by this process (never read)
+// while this lives, and filled with whole 64-byte lines ("xxx...\n") so
+// that the next write to it waits; what it holds is itself a set of lines.
+struct FullFifo {
+    explicit FullFifo(const fs::path &file);
+    ~FullFifo();
+    FullFifo(const FullFifo &) = delete;
+    FullFifo &operator=(const FullFifo &) = delete;
+    // Writes whole lines to `fd` (non-blocking) until one does not fit.
+    static void fill(int fd);
+    fs::path path;
+    int reader = -1;
 };
 
 // ---- plugins and devices (devices.cpp)
