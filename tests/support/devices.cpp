@@ -275,17 +275,61 @@ LogCapture::~LogCapture()
     spdlog::set_default_logger(previous_);
 }
 
-bool asleep_waiting(pid_t tid, bool futex)
+namespace {
+
+// The system call a thread sleeps in, from its /proc syscall file, or -1
+// ("running", or the thread is gone).
+long syscall_of(const fs::path &file)
 {
-    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+    std::ifstream in(file);
     long nr = -1;
     if (!(in >> nr))
-        return false;  // "running", or the thread is gone
+        return -1;
+    return nr;
+}
+
+}  // namespace
+
+std::vector<pid_t> threads_asleep_waiting(pid_t except)
+{
+    std::vector<pid_t> tids;
+    std::error_code ec;
+    for (const auto &task : fs::directory_iterator("/proc/self/task", ec)) {
+        const pid_t tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+        if (tid != except && asleep_waiting(tid))
+            tids.push_back(tid);
+    }
+    return tids;
+}
+
+bool process_asleep_in(pid_t pid, long nr)
+{
+    std::error_code ec;
+    for (const auto &task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
+        if (syscall_of(task.path() / "syscall") == nr)
+            return true;
+    return false;
+}
+
+bool asleep_waiting(pid_t tid, bool futex)
+{
+    const long nr = syscall_of("/proc/self/task/" + std::to_string(tid) + "/syscall");
 #ifdef SYS_poll
     if (nr == SYS_poll)
         return true;
 #endif
     return nr == SYS_ppoll || (futex && nr == SYS_futex);
+}
+
+bool await_asleep_in(pid_t pid, long nr, int ms)
+{
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!process_asleep_in(pid, nr)) {
+        if (std::chrono::steady_clock::now() > until)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
 }
 
 void await_waiting(pid_t tid, const std::function<bool()> &ready, bool futex)

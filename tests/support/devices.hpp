@@ -34,6 +34,7 @@
 
 #include "device.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -110,6 +111,9 @@ public:
     PtyRelay &operator=(const PtyRelay &) = delete;
     const Pty &pty(size_t i) const { return *ptys_[i]; }
     size_t size() const { return ptys_.size(); }
+    // The relay thread's id (it sleeps in poll: barriers that look for a
+    // waiting thread leave it out).
+    pid_t thread_id() const { return tid_.load(); }
 
 private:
     void run();
@@ -117,6 +121,7 @@ private:
     std::vector<std::unique_ptr<Pty>> ptys_;
     Wiring wiring_;
     int stop_fd_ = -1;
+    std::atomic<pid_t> tid_{0};
     std::thread thread_;
 };
 
@@ -283,6 +288,20 @@ private:
 // (one waiting on a condition variable), as /proc/self/task/TID/syscall
 // shows.
 bool asleep_waiting(pid_t tid, bool futex = false);
+
+// The threads of this process asleep in poll() or ppoll() now, but `except`
+// (a pipeline's thread inside a hook that waits, and any helper thread that
+// polls, like PtyRelay's).
+std::vector<pid_t> threads_asleep_waiting(pid_t except = 0);
+
+// Whether some thread of process `pid` is asleep in system call `nr`
+// (SYS_write: blocked writing to a full pipe, say), as
+// /proc/PID/task/*/syscall shows; for another process this needs the right
+// to trace it (root, or the same user).
+bool process_asleep_in(pid_t pid, long nr);
+
+// Waits up to `ms` until process_asleep_in(pid, nr); false if it never was.
+bool await_asleep_in(pid_t pid, long nr, int ms = 10000);
 
 // Returns once thread `tid` is asleep waiting (asleep_waiting) and `ready`,
 // if given, holds; throws if that takes more than 10 s.

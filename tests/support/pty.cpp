@@ -151,6 +151,8 @@ PtyRelay::PtyRelay(size_t count, Wiring wiring) : wiring_(wiring)
     if (stop_fd_ < 0)
         fail("eventfd");
     thread_ = std::thread([this] { run(); });
+    while (tid_.load() == 0)  // its id is known once the constructor returns
+        std::this_thread::yield();
 }
 
 PtyRelay::~PtyRelay()
@@ -168,6 +170,7 @@ size_t PtyRelay::target(size_t from) const
 
 void PtyRelay::run()
 {
+    tid_ = static_cast<pid_t>(::gettid());
     std::vector<pollfd> fds;
     for (const auto &p : ptys_)
         fds.push_back({p->master, POLLIN, 0});
