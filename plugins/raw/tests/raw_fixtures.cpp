@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <stdexcept>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -28,6 +29,23 @@ void make_image(const fs::path &file, uint64_t size)
 {
     auto bytes = pattern(0, static_cast<size_t>(size));
     devhost::test::write_file(file, std::string(bytes.begin(), bytes.end()));
+}
+
+void write_mbr(const fs::path &image, uint32_t first_lba, uint32_t sectors)
+{
+    std::vector<uint8_t> mbr(512, 0);
+    uint8_t *entry = &mbr[0x1be];
+    entry[4] = 0x83;
+    for (int i = 0; i < 4; i++) {
+        entry[8 + i] = static_cast<uint8_t>(first_lba >> (8 * i));  // little-endian
+        entry[12 + i] = static_cast<uint8_t>(sectors >> (8 * i));
+    }
+    mbr[0x1fe] = 0x55;
+    mbr[0x1ff] = 0xaa;
+    std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
+    f.write(reinterpret_cast<const char *>(mbr.data()), 512);
+    if (!f)
+        throw std::runtime_error("cannot write an MBR to " + image.string());
 }
 
 std::vector<uint8_t> read_bytes(const fs::path &file, uint64_t offset, size_t len)

@@ -33,6 +33,9 @@ std::vector<uint8_t> pattern(uint64_t offset, size_t len);
 
 // Writes an image of `size` bytes holding the pattern.
 void make_image(const fs::path &file, uint64_t size);
+// Writes an MBR at the start of `image` holding one Linux partition (type
+// 0x83) of `sectors` 512-byte sectors from `first_lba`.
+void write_mbr(const fs::path &image, uint32_t first_lba, uint32_t sectors);
 std::vector<uint8_t> read_bytes(const fs::path &file, uint64_t offset, size_t len);
 
 // The raw plugin, loaded once per test.

@@ -322,17 +322,7 @@ TEST_CASE("raw loop: info reports size, sectors, backing file, partitions", "[ra
     auto image = dir / "mbr.img";
     // An MBR image with one partition (first LBA 8, 2040 sectors).
     make_image(image, disk_size);
-    {
-        std::vector<uint8_t> mbr(512, 0);
-        mbr[0x1be + 4] = 0x83;
-        mbr[0x1be + 8] = 8;                // first LBA 8
-        mbr[0x1be + 12] = 0xf8;            // 2040 sectors
-        mbr[0x1be + 13] = 0x07;
-        mbr[0x1fe] = 0x55;
-        mbr[0x1ff] = 0xaa;
-        std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
-        f.write(reinterpret_cast<const char *>(mbr.data()), 512);
-    }
+    write_mbr(image, 8, 2040);
     LoopDevice loop(image, false, true);
     if (!loop.available())
         RAW_SKIP(loop.reason());

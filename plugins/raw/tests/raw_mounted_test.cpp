@@ -63,21 +63,6 @@ std::string ensure_partition(const LoopDevice &loop)
     return {};
 }
 
-// An 8 MiB image with an MBR holding one Linux partition from LBA 2048.
-void make_partitioned_image(const fs::path &image)
-{
-    make_image(image, fs_size);
-    std::vector<uint8_t> mbr(512, 0);
-    mbr[0x1be + 4] = 0x83;
-    mbr[0x1be + 9] = 0x08;   // first LBA 2048
-    mbr[0x1be + 12] = 0x00;  // 14336 sectors
-    mbr[0x1be + 13] = 0x38;
-    mbr[0x1fe] = 0x55;
-    mbr[0x1ff] = 0xaa;
-    std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
-    f.write(reinterpret_cast<const char *>(mbr.data()), 512);
-}
-
 }  // namespace
 
 TEST_CASE("raw mounted: allow-write on a mounted device is BUSY naming the mount point, exclusive or not",
@@ -163,7 +148,8 @@ TEST_CASE("raw mounted: the whole disk of a mounted partition refuses writes nam
         RAW_SKIP(mkfs_ext4_unavailable());
     TempDir dir;
     auto image = dir / "disk.img";
-    make_partitioned_image(image);
+    make_image(image, fs_size);
+    write_mbr(image, 2048, 14336);  // one partition from LBA 2048 to the end
     LoopDevice loop(image, false, true);  // losetup --partscan
     if (!loop.available())
         RAW_SKIP(loop.reason());
