@@ -169,9 +169,10 @@ std::shared_ptr<const Plugin> loaded_plugin(const fs::path &file)
     for (const auto &plugin : registry->plugins())
         return plugin;  // loaded before
     auto plugin = registry->load_file(file);
-    if (!plugin)
-        throw std::runtime_error(file.string() + " did not load: " +
-                                 (registry->refusals().empty() ? std::string("?") : registry->refusals().back().reason));
+    if (!plugin) {
+        const auto &refusals = registry->refusals();
+        throw std::runtime_error(file.string() + " did not load: " + (refusals.empty() ? "?" : refusals.back().reason));
+    }
     return plugin;
 }
 

@@ -6,15 +6,16 @@
 //                  optionally in raw mode; send() to and receive() from the
 //                  device on the slave; queued() bytes it has not read yet.
 //   open_pty_master  the one way a pty is made: posix_openpt, unlocked,
-//                  close-on-exec, its slave's path (for the bench's peers).
+//                  close-on-exec, its slave's path (for the bench's peers);
+//                  write_all, all of a buffer to an fd.
 //   PtyRelay       a thread carrying what each pty's device writes: back to
 //                  itself (echo peers) or to the other pty of a pair (a
 //                  null-modem cable between two devices).
 //   LoopDevice     a loop block device on an image (losetup), detached on
 //                  every exit path; Mount, a mount undone on scope exit;
 //                  MountedExt4, an ext4 image on a loop device, mounted.
-//   FullFifo       a FIFO this process reads from but never reads, full of
-//                  whole lines, so that the next write to it waits.
+//   FullFifo       a FIFO this process holds open for reading but never
+//                  reads, full of whole lines, so the next write to it waits.
 //   find_tool      a program in the usual sbin/bin directories.
 //   loaded_plugin  a plugin file loaded once for the whole test binary;
 //   open_device    a Device opened on a path with options.
@@ -24,7 +25,9 @@
 //   LogCapture     what the host (and plugins through it) logs meanwhile.
 //   start_waiting  a call on a thread of its own, returned once that thread
 //                  is asleep waiting: a barrier, not a sleep, before a cancel
-//                  or a second request that must come after it.
+//                  or a second request that must come after it;
+//                  threads_asleep_waiting and process_asleep_in, the same
+//                  question about other threads and processes.
 //
 // Nothing here uses Catch: a set-up that cannot work throws
 // std::runtime_error (Catch reports it as the test's failure), and what may

@@ -312,7 +312,8 @@ struct Port {
     }
     devhost::Outcome get_message(int32_t timeout = 3000, size_t capacity = 4096)
     {
-        auto r = devhost::test::transfer(dev, {.op = DEVHOST_OP_GET_MESSAGE, .capacity = capacity, .timeout_ms = timeout});
+        auto r =
+            devhost::test::transfer(dev, {.op = DEVHOST_OP_GET_MESSAGE, .capacity = capacity, .timeout_ms = timeout});
         message_id = r.message_id;
         return keep(std::move(r));
     }

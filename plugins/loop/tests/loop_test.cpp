@@ -213,8 +213,9 @@ TEST_CASE("loop read until stops after the delimiter and keeps the surplus", "[l
 {
     auto dev = open_loop("until");
     REQUIRE(write(*dev, "one\r\ntwo\r\nthr", -1).outcome.ok());
-    CHECK(transfer(*dev, {.op = DEVHOST_OP_READ_UNTIL, .capacity = 64, .timeout_ms = 30, .delimiter = "\r\n"}).data == "one\r\n");
-    CHECK(transfer(*dev, {.op = DEVHOST_OP_READ_UNTIL, .capacity = 64, .timeout_ms = 30, .delimiter = "\r\n"}).data == "two\r\n");
+    const Transfer line{.op = DEVHOST_OP_READ_UNTIL, .capacity = 64, .timeout_ms = 30, .delimiter = "\r\n"};
+    CHECK(transfer(*dev, line).data == "one\r\n");
+    CHECK(transfer(*dev, line).data == "two\r\n");
     Result rest = transfer(*dev, {.op = DEVHOST_OP_READ_UNTIL, .capacity = 64, .timeout_ms = 30, .delimiter = "\r\n"});
     CHECK(rest.outcome.status == DEVHOST_E_TIMEOUT);
     CHECK(rest.data == "thr");
@@ -230,8 +231,10 @@ TEST_CASE("loop read until stops after the delimiter and keeps the surplus", "[l
     }
     SECTION("the delimiter is required")
     {
-        CHECK(transfer(*dev, {.op = DEVHOST_OP_READ_UNTIL, .capacity = 4, .timeout_ms = 30}).outcome.status == DEVHOST_E_INVALID);
-        CHECK(transfer(*dev, {.op = DEVHOST_OP_READ_UNTIL, .timeout_ms = 30, .delimiter = "\n"}).outcome.status == DEVHOST_E_INVALID);
+        const Transfer no_delimiter{.op = DEVHOST_OP_READ_UNTIL, .capacity = 4, .timeout_ms = 30};
+        const Transfer no_room{.op = DEVHOST_OP_READ_UNTIL, .timeout_ms = 30, .delimiter = "\n"};
+        CHECK(transfer(*dev, no_delimiter).outcome.status == DEVHOST_E_INVALID);
+        CHECK(transfer(*dev, no_room).outcome.status == DEVHOST_E_INVALID);
     }
 }
 
@@ -242,7 +245,9 @@ TEST_CASE("loop request answers like a mirror", "[loop]")
     REQUIRE(r.outcome.ok());
     CHECK(r.data == "ping");
     CHECK(r.out_done == 4);
-    Result d = transfer(*dev, {.op = DEVHOST_OP_REQUEST, .out = "a\nb\n", .capacity = 64, .timeout_ms = 100, .delimiter = "\n"});
+    const Transfer until_newline{
+        .op = DEVHOST_OP_REQUEST, .out = "a\nb\n", .capacity = 64, .timeout_ms = 100, .delimiter = "\n"};
+    Result d = transfer(*dev, until_newline);
     REQUIRE(d.outcome.ok());
     CHECK(d.data == "a\n");
     Result small = transfer(*dev, {.op = DEVHOST_OP_REQUEST, .out = "too long", .capacity = 3, .timeout_ms = 100});
@@ -273,7 +278,8 @@ TEST_CASE("loop get-message issues ids and reply checks them", "[loop]")
     Result never = transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 7});
     CHECK(never.outcome.status == DEVHOST_E_INVALID);
     CHECK_THAT(never.outcome.message, Catch::Contains("message id 7 was never issued"));
-    CHECK(transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 0}).outcome.status == DEVHOST_E_INVALID);
+    CHECK(transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 0}).outcome.status ==
+          DEVHOST_E_INVALID);
     CHECK(transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 1}).outcome.ok());
 
     Result none = transfer(*dev, {.op = DEVHOST_OP_GET_MESSAGE, .capacity = 64, .timeout_ms = 30});
