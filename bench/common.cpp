@@ -2,6 +2,8 @@
 // child processes measured with wait4.
 #include "bench.hpp"
 
+#include "devices.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -192,33 +194,17 @@ std::shared_ptr<const devhost::Plugin> load_plugin(const Params &p, const std::s
 Pty open_pty()
 {
     Pty pty;
-    pty.master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (pty.master < 0 || grantpt(pty.master) != 0 || unlockpt(pty.master) != 0)
-        fail(std::string("posix_openpt: ") + std::strerror(errno));
-    char name[128];
-    if (ptsname_r(pty.master, name, sizeof name) != 0)
-        fail(std::string("ptsname_r: ") + std::strerror(errno));
-    pty.slave = name;
+    try {
+        pty.master = devhost::test::open_pty_master(pty.slave);  // the tests' one way to make a pty
+    } catch (const std::exception &e) {
+        fail(e.what());
+    }
     return pty;
 }
 
 bool write_all(int fd, const char *data, size_t len)
 {
-    while (len > 0) {
-        ssize_t n = ::write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            pollfd p{fd, POLLOUT, 0};
-            ::poll(&p, 1, 5000);
-            continue;
-        }
-        if (n <= 0)
-            return false;
-        data += n;
-        len -= size_t(n);
-    }
-    return true;
+    return devhost::test::write_all(fd, data, len);
 }
 
 namespace {

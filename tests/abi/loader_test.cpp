@@ -1,8 +1,10 @@
-// The loader against real files: every variant of abi_variant.c, a text file
+// The loader against real files: every variant of the defective plugin
+// (tests/bad-inputs/plugins/bad_plugin.c, built per negotiation path), a text file
 // named like a plugin, a plugin file writable by group or others. Each bad
 // file is refused with its reason and its name, in the registry and in one
 // log line, and the registry goes on to load the good ones.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
@@ -21,25 +23,6 @@ using namespace devhost::test;
 namespace {
 
 fs::path abi_dir() { return DEVHOST_ABI_PLUGIN_DIR; }
-
-// Captures what the host logs while it lives.
-class LogCapture {
-public:
-    LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(text_))
-    {
-        spdlog::default_logger()->sinks().push_back(sink_);
-    }
-    ~LogCapture()
-    {
-        auto &sinks = spdlog::default_logger()->sinks();
-        sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
-    }
-    std::string text() const { return text_.str(); }
-
-private:
-    std::ostringstream text_;
-    std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-};
 
 // Loads `file`, which must be refused; returns the reason after checking
 // that the refusal names the file in the registry and in one log line.
@@ -77,8 +60,8 @@ TEST_CASE("loader refuses each bad plugin file with its reason and loads the goo
                Catch::Contains("struct_size 16") && Catch::Contains("smaller than v1"));
     CHECK_THAT(refusal(registry, abi_dir() / "no_hooks.so"), Catch::Contains("hooks table missing"));
     CHECK_THAT(refusal(registry, abi_dir() / "refuses.so"),
-               Catch::Contains("plugin refused") && Catch::Contains("abitest refuses this host on purpose"));
-    CHECK_THAT(refusal(registry, abi_dir() / "bad_option.so"), Catch::Contains("option 'x': unknown type 99"));
+               Catch::Contains("plugin refused") && Catch::Contains("this plugin refuses every host"));
+    CHECK_THAT(refusal(registry, abi_dir() / "bad_option.so"), Catch::Contains("option 'mode': unknown type 99"));
     CHECK_THAT(refusal(registry, abi_dir() / "missing.so"), Catch::Equals("cannot open: No such file or directory"));
     CHECK(registry.plugins().empty());
 
@@ -217,12 +200,12 @@ TEST_CASE("devhost plugins reports every refused file on one line and lists the 
     const std::vector<std::pair<std::string, std::string>> refused = {
         {"abi_major2.so", "ABI 2.0"},
         {"abi_too_new_minor.so", "ABI 1.99"},
-        {"bad_option.so", "option 'x': unknown type 99"},
+        {"bad_option.so", "option 'mode': unknown type 99"},
         {"good.so", "class 'abitest' already provided by"},
         {"no_entry.so", "no entry point devhost_plugin_negotiate"},
         {"no_hooks.so", "hooks table missing"},
         {"not_a_library.so", "not a loadable library"},
-        {"refuses.so", "plugin refused: abitest refuses this host on purpose"},
+        {"refuses.so", "plugin refused: this plugin refuses every host"},
         {"small_descriptor.so", "descriptor struct_size 16 is smaller than v1"},
     };
     for (const auto &[file, reason] : refused) {

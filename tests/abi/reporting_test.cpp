@@ -4,6 +4,7 @@
 // failures, set_options/set_controls fill the descriptor, and the
 // negotiation refuses another major naming the plugin.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
@@ -20,32 +21,12 @@ namespace {
 
 const fs::path reporting_file = fs::path(DEVHOST_ABI_PLUGIN_DIR) / "reporting.so";
 
-std::shared_ptr<const Plugin> reporting_plugin()
-{
-    static PluginRegistry registry;
-    static std::shared_ptr<const Plugin> plugin = registry.load_file(reporting_file);
-    REQUIRE(plugin);
-    return plugin;
-}
+std::shared_ptr<const Plugin> reporting_plugin() { return loaded_plugin(reporting_file); }
 
-Outcome open(Device &dev, const std::string &path)
-{
-    OpenRequest request;
-    request.path = path;
-    return dev.open(request);
-}
-
+// A transfer of `op` sending "ab" with room for 8 bytes back.
 Outcome transfer(Device &dev, uint32_t op)
 {
-    uint8_t in[8];
-    devhost_transfer x{};
-    x.op = op;
-    x.timeout_ms = 100;
-    x.out = reinterpret_cast<const uint8_t *>("ab");
-    x.out_len = 2;
-    x.in = in;
-    x.in_capacity = sizeof in;
-    return dev.transfer(x);
+    return devhost::test::transfer(dev, {.op = op, .out = "ab", .capacity = 8, .timeout_ms = 100}).outcome;
 }
 
 }  // namespace
@@ -71,14 +52,14 @@ TEST_CASE("plugin.hpp: statuses reported the C way reach the host as written", "
     SECTION("devhost::check in the constructor fails open with the record's status, errno and message")
     {
         Device dev(reporting_plugin(), "r");
-        Outcome o = open(dev, "reporting:missing");
+        Outcome o = open_device(dev, "reporting:missing");
         CHECK(o.status == DEVHOST_E_NOT_FOUND);
         CHECK(o.os_errno == ENOENT);
         CHECK(o.message == "no reporting device at reporting:missing");
         CHECK_FALSE(dev.is_open());
     }
     Device dev(reporting_plugin(), "r");
-    REQUIRE(open(dev, "reporting:ok").ok());
+    REQUIRE(open_device(dev, "reporting:ok").ok());
     SECTION("a failure")
     {
         Outcome o = dev.lock(0);
@@ -113,7 +94,7 @@ TEST_CASE("plugin.hpp: statuses reported the C way reach the host as written", "
 TEST_CASE("plugin.hpp: a close reported the C way", "[plugin.hpp]")
 {
     Device dev(reporting_plugin(), "r");
-    REQUIRE(open(dev, "reporting:close-fails").ok());
+    REQUIRE(open_device(dev, "reporting:close-fails").ok());
     Outcome o = dev.close();
     CHECK(o.status == DEVHOST_E_IO);
     CHECK(o.os_errno == EIO);

@@ -2,6 +2,7 @@
 // exception becomes a status, an errno and a message at the ABI boundary,
 // hooks the class lacks are NULL, and the host process carries on.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
@@ -17,18 +18,7 @@ namespace {
 
 std::shared_ptr<const Plugin> throwing_plugin()
 {
-    static PluginRegistry registry;
-    static std::shared_ptr<const Plugin> plugin =
-        registry.load_file(fs::path(DEVHOST_ABI_PLUGIN_DIR) / "throwing.so");
-    REQUIRE(plugin);
-    return plugin;
-}
-
-Outcome open(Device &dev, const std::string &path)
-{
-    OpenRequest request;
-    request.path = path;
-    return dev.open(request);
+    return loaded_plugin(fs::path(DEVHOST_ABI_PLUGIN_DIR) / "throwing.so");
 }
 
 }  // namespace
@@ -52,7 +42,7 @@ TEST_CASE("plugin.hpp: a constructor that throws fails open", "[plugin.hpp]")
     SECTION("devhost::error keeps its status, errno and message")
     {
         Device dev(throwing_plugin(), "t");
-        Outcome o = open(dev, "throwing:missing");
+        Outcome o = open_device(dev, "throwing:missing");
         CHECK(o.status == DEVHOST_E_NOT_FOUND);
         CHECK(o.os_errno == ENOENT);
         CHECK(o.message == "no throwing device at throwing:missing");
@@ -61,7 +51,7 @@ TEST_CASE("plugin.hpp: a constructor that throws fails open", "[plugin.hpp]")
     SECTION("std::bad_alloc is DEVHOST_E_NO_MEMORY")
     {
         Device dev(throwing_plugin(), "t");
-        Outcome o = open(dev, "throwing:no-memory");
+        Outcome o = open_device(dev, "throwing:no-memory");
         CHECK(o.status == DEVHOST_E_NO_MEMORY);
         CHECK(o.message == "out of memory");
         CHECK_FALSE(dev.is_open());
@@ -71,7 +61,7 @@ TEST_CASE("plugin.hpp: a constructor that throws fails open", "[plugin.hpp]")
 TEST_CASE("plugin.hpp: each exception from a hook becomes a status", "[plugin.hpp]")
 {
     Device dev(throwing_plugin(), "t");
-    REQUIRE(open(dev, "throwing:ok").ok());
+    REQUIRE(open_device(dev, "throwing:ok").ok());
 
     SECTION("devhost::error from lock")
     {
@@ -92,25 +82,15 @@ TEST_CASE("plugin.hpp: each exception from a hook becomes a status", "[plugin.hp
     SECTION("std::runtime_error from transfer, after part of the write")
     {
         const std::string data = "abc";
-        devhost_transfer x{};
-        x.op = DEVHOST_OP_WRITE;
-        x.timeout_ms = 100;
-        x.out = reinterpret_cast<const uint8_t *>(data.data());
-        x.out_len = data.size();
-        Outcome o = dev.transfer(x);
-        CHECK(o.status == DEVHOST_E_IO);
-        CHECK(o.message == "boom");
-        CHECK(o.os_errno == 0);
-        CHECK(x.out_done == 1);
+        TransferResult r = transfer(dev, {.op = DEVHOST_OP_WRITE, .out = data, .timeout_ms = 100});
+        CHECK(r.outcome.status == DEVHOST_E_IO);
+        CHECK(r.outcome.message == "boom");
+        CHECK(r.outcome.os_errno == 0);
+        CHECK(r.out_done == 1);
     }
     SECTION("devhost::error with DEVHOST_OK is still a failure")
     {
-        uint8_t buf[8];
-        devhost_transfer x{};
-        x.op = DEVHOST_OP_READ;
-        x.in = buf;
-        x.in_capacity = sizeof buf;
-        Outcome o = dev.transfer(x);
+        Outcome o = transfer(dev, {.op = DEVHOST_OP_READ, .capacity = 8, .timeout_ms = 0}).outcome;
         CHECK(o.status == DEVHOST_E_IO);
         CHECK(o.message == "a failure reported with DEVHOST_OK");
     }
@@ -139,9 +119,7 @@ TEST_CASE("plugin.hpp: each exception from a hook becomes a status", "[plugin.hp
     }
     SECTION("an op the descriptor does not declare is refused by the host")
     {
-        devhost_transfer x{};
-        x.op = DEVHOST_OP_REQUEST;
-        CHECK(dev.transfer(x).status == DEVHOST_E_UNSUPPORTED);
+        CHECK(transfer(dev, {.op = DEVHOST_OP_REQUEST, .timeout_ms = 0}).outcome.status == DEVHOST_E_UNSUPPORTED);
     }
     // The process survived every throw, and the device still closes.
     CHECK(dev.close().ok());
@@ -151,7 +129,7 @@ TEST_CASE("plugin.hpp: each exception from a hook becomes a status", "[plugin.hp
 TEST_CASE("plugin.hpp: a close() that throws reports it and still frees the device", "[plugin.hpp]")
 {
     Device dev(throwing_plugin(), "t");
-    REQUIRE(open(dev, "throwing:close-fails").ok());
+    REQUIRE(open_device(dev, "throwing:close-fails").ok());
     Outcome o = dev.close();
     CHECK(o.status == DEVHOST_E_IO);
     CHECK(o.message == "could not restore throwing:close-fails");
@@ -159,6 +137,6 @@ TEST_CASE("plugin.hpp: a close() that throws reports it and still frees the devi
     CHECK_FALSE(dev.is_open());
     // Another device of the plugin opens and closes normally afterwards.
     Device next(throwing_plugin(), "t2");
-    REQUIRE(open(next, "throwing:ok").ok());
+    REQUIRE(open_device(next, "throwing:ok").ok());
     CHECK(next.close().ok());
 }

@@ -1,12 +1,15 @@
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <thread>
+#include <tuple>
 
 using namespace devhost::test;
 
@@ -254,9 +257,26 @@ TEST_CASE("several devices run concurrently in one run", "[run]")
     for (int i = 0; i < 8; i++)
         ini += "[device d" + std::to_string(i) + "]\nclass = loop\npath = loop:d" + std::to_string(i) +
                "\nstep = open\nstep = write \"abc\"\nstep = read exactly=3 expect=\"abc\"\nstep = close\n";
+    // The proof of overlap: serial devices on the two ends of a null-modem
+    // pair of ptys each send their name and wait for the other's, which only
+    // comes if the other pipeline runs meanwhile.
+    PtyRelay cable(2, PtyRelay::Wiring::null_modem);
+    for (const auto &[self, other, end] : {std::tuple{"left", "right", 0}, std::tuple{"right", "left", 1}})
+        ini += std::string("[device ") + self + "]\nclass = serial\npath = " + cable.pty(size_t(end)).path +
+               "\nstep = open\nstep = write \"" + self + ";\"\nstep = read until=\";\" timeout=3s expect=\"" +
+               other + ";\"\nstep = close\n";
     auto r = run_config(dir, ini);
+    INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
-    CHECK(count(r.out, "\"status\":\"DEVHOST_OK\"") == 32);
+    std::map<std::string, int> ok;
+    for (const auto &record : lines(r.out))
+        if (record.find("\"status\":\"DEVHOST_OK\"") != std::string::npos)
+            ok[device_of(record)]++;
+    for (int i = 0; i < 8; i++)
+        CHECK(ok["d" + std::to_string(i)] == 4);
+    CHECK(ok["left"] == 4);
+    CHECK(ok["right"] == 4);
+    CHECK(count(r.out, "\"status\":\"DEVHOST_OK\"") == 40);
 }
 
 TEST_CASE("a virtual device that cannot start stops the run before any pipeline", "[run][virtual]")

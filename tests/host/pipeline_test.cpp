@@ -5,11 +5,13 @@
 #include "check.hpp"
 #include "config.hpp"
 #include "devhost_test.hpp"
+#include "devices.hpp"
 #include "device.hpp"
 #include "pipeline.hpp"
 
 #include <catch2/catch.hpp>
 #include <future>
+#include <map>
 #include <thread>
 
 using namespace devhost;
@@ -142,6 +144,7 @@ struct PlanFixture {
     {
         config = parse_config(ini, "pipeline.ini", diags);
         registry.load_file(test::plugin_dir() / "loop.so");
+        registry.load_file(test::plugin_dir() / "serial.so");
         plan = check_config(config, registry, diags);
         INFO((diags.empty() ? std::string() : diags[0].str()));
         REQUIRE(diags.empty());
@@ -241,8 +244,12 @@ step = close
 
 TEST_CASE("devices run concurrently, each on its own thread", "[pipeline]")
 {
-    // b waits for the lock a holds; a releases it after a sleep. Run one at a
-    // time, b would time out before a even started.
+    // c and d are serial devices on the two ends of a null-modem pair of
+    // ptys: each sends its name, then waits for the other's. Neither can
+    // finish unless the other runs meanwhile, so an engine that ran devices
+    // one after another fails c (it waits for a d that has not started).
+    // a and b: b waits for the lock a holds; a releases it after a sleep.
+    test::PtyRelay cable(2, test::PtyRelay::Wiring::null_modem);
     PlanFixture f(R"([device a]
 class = loop
 path = loop:shared
@@ -259,15 +266,34 @@ step = sleep 50ms
 step = lock timeout=5s
 step = unlock
 step = close
+[device c]
+class = serial
+path = )" + cable.pty(0).path + R"(
+step = open
+step = write "from c;"
+step = read until=";" timeout=3s expect="from d;"
+step = close
+[device d]
+class = serial
+path = )" + cable.pty(1).path + R"(
+step = open
+step = write "from d;"
+step = read until=";" timeout=3s expect="from c;"
+step = close
 )");
     test::TempDir dir;
     RecordWriter records((dir / "records.jsonl").string());
     Engine engine(records, 1000);
     auto results = engine.run_all(f.plan.devices);
-    REQUIRE(results.size() == 2);
+    REQUIRE(results.size() == 4);
     CHECK(results[0].ok);
     CHECK(results[1].ok);
-    CHECK(record_lines(dir).size() == 10);
+    CHECK(results[2].ok);
+    CHECK(results[3].ok);
+    std::map<std::string, int> per_device;
+    for (const auto &line : record_lines(dir))
+        per_device[test::device_of(line)]++;
+    CHECK(per_device == std::map<std::string, int>{{"a", 5}, {"b", 5}, {"c", 4}, {"d", 4}});
 }
 
 TEST_CASE("check refuses steps whose precondition cannot hold", "[check]")

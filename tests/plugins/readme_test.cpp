@@ -12,6 +12,7 @@
 //     listed, and every key listed must have been reported, except the ones
 //     no device here can report, named below with the reason.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
@@ -118,15 +119,12 @@ TEST_CASE("readme: loop lists its options, control codes and info keys", "[readm
 TEST_CASE("readme: serial lists its options, control codes and info keys", "[readme]")
 {
     check_options_and_controls("serial");
-    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    REQUIRE(master >= 0);
-    REQUIRE(grantpt(master) == 0);
-    REQUIRE(unlockpt(master) == 0);
-    const std::string slave = ptsname(master);
+    Pty pty;
+    pty.close_slave();  // the device is the slave's only user
     KeyCollector keys;
-    auto dev = open_device("serial", slave);
+    auto dev = open_device("serial", pty.path);
     keys.add(*dev);
-    close(master);  // hang-up: the tty's settings cannot be read any more
+    pty.close_master();  // hang-up: the tty's settings cannot be read any more
     keys.add(*dev);
     dev->close();
     check_info_keys("serial", keys.keys(),
@@ -196,8 +194,8 @@ TEST_CASE("readme: raw lists its options and control codes", "[readme]")
 TEST_CASE("readme: raw lists its info keys (an image file, /dev/zero, a partitioned loop device, mounted)",
           "[readme]")
 {
-    if (!raw_test::mkfs_unavailable().empty())
-        DEVHOST_SKIP(raw_test::mkfs_unavailable());
+    if (!devhost::test::mkfs_ext4_unavailable().empty())
+        DEVHOST_SKIP(devhost::test::mkfs_ext4_unavailable());
     TempDir dir;
     const auto image = dir / "disk.img";
     raw_test::make_partitioned_image(image);
@@ -207,15 +205,15 @@ TEST_CASE("readme: raw lists its info keys (an image file, /dev/zero, a partitio
         keys.add(*dev);
         CHECK(dev->close().ok());
     }
-    raw_test::LoopDevice loop(image, false, true);
+    devhost::test::LoopDevice loop(image, false, true);
     if (!loop.available())
         DEVHOST_SKIP(loop.reason());
     const std::string why = raw_test::ensure_partition(loop);
     if (!why.empty())
         DEVHOST_SKIP(why);
     const std::string partition = loop.path() + "p1";
-    REQUIRE(raw_test::mkfs_ext4(partition));
-    raw_test::Mount mount(partition, dir / "mnt", "ext4");
+    REQUIRE(devhost::test::mkfs_ext4(partition) == "");  // its error otherwise
+    devhost::test::Mount mount(partition, dir / "mnt", "ext4");
     if (!mount.mounted())
         DEVHOST_SKIP(mount.reason());
     // The whole disk (backing file, queue, partitions, mounted and where)

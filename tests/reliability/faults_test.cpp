@@ -143,10 +143,12 @@ TEST_CASE("a hook that blocks is ended by cancel and the pipeline unwinds", "[fa
         SECTION(fault)
         {
             Run r = run(std::string("fault = ") + fault + "\n", [](Engine &engine, const test::TempDir &dir) {
-                // Let the pipeline reach the blocked hook, then cancel.
+                // Let the pipeline reach the blocked hook (its thread waits
+                // in poll for the cancel), then cancel.
                 for (int i = 0; i < 100 && test::lines(test::read_file(dir / "r.jsonl")).size() < 2; i++)
                     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                for (int i = 0; i < 10000 && test::threads_asleep_waiting().empty(); i++)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
                 engine.cancel_all();
             });
             REQUIRE(r.results.size() == 1);
@@ -354,13 +356,17 @@ TEST_CASE("a blocked hook of a raw or serial device is ended by cancel and relea
                 Run r = run(
                     std::string("fault = ") + c.fault + "\n",
                     [&](Engine &engine, const test::TempDir &dir) {
-                        // Let the pipeline reach the blocked hook, then cancel
-                        // (the deadline only keeps a broken run from hanging).
+                        // Let the pipeline reach the blocked hook (its thread
+                        // waits in poll for the cancel; an echo peer's thread
+                        // polls too), then cancel (the deadlines only keep a
+                        // broken run from hanging).
                         for (int i = 0; i < 500 && test::lines(test::read_file(dir / "r.jsonl")).size() <
                                                        c.records_before;
                              i++)
                             std::this_thread::sleep_for(std::chrono::milliseconds(10));
-                        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                        const pid_t relay = dev.echo ? dev.echo->thread_id() : 0;
+                        for (int i = 0; i < 10000 && test::threads_asleep_waiting(relay).empty(); i++)
+                            std::this_thread::sleep_for(std::chrono::milliseconds(1));
                         engine.cancel_all();
                     },
                     dev.pipeline);

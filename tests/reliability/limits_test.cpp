@@ -164,8 +164,7 @@ TEST_CASE("threads that cannot be created (cgroup pids.max) fail their pipelines
     constexpr int devices = 24;
     PidsCgroup cgroup(10);  // the host's own threads and a few pipelines
     if (!cgroup.ok()) {
-        WARN("skipped: " << cgroup.why());
-        return;
+        DEVHOST_SKIP(cgroup.why());
     }
     TempDir dir;
     write_file(dir / "c.ini", held_loops(devices, "1s"));
@@ -191,10 +190,9 @@ TEST_CASE("fds that run out (RLIMIT_NOFILE) fail the pipelines they hit with a r
           "[limits][e2e]")
 {
 #if defined(__SANITIZE_ADDRESS__)
-    WARN("skipped: under ASan+UBSan, UBSan's vptr check probes memory through a pipe, which fails when the fds "
-         "run out, and reports a false 'invalid vptr' (the normal and TSan builds run this test; the pids.max one "
-         "covers the same record-and-unwind path here)");
-    return;
+    DEVHOST_SKIP("under ASan+UBSan, UBSan's vptr check probes memory through a pipe, which fails when the fds "
+                 "run out, and reports a false 'invalid vptr' (the normal and TSan builds run this test; the pids.max "
+                 "one covers the same record-and-unwind path here)");
 #endif
     TempDir dir;
     // Every run starts with fds 0 to 2 only (whatever this test inherited),
@@ -278,9 +276,8 @@ TEST_CASE("memory that cannot be allocated (ulimit -v) fails the step before its
           "[limits][e2e]")
 {
     if (sanitized) {
-        WARN("skipped: ulimit -v cannot work under ASan or TSan, which reserve terabytes of address space "
-             "(the thread and fd limits cover the same record-and-unwind path there)");
-        return;
+        DEVHOST_SKIP("ulimit -v cannot work under ASan or TSan, which reserve terabytes of address space "
+                     "(the thread and fd limits cover the same record-and-unwind path there)");
     }
     TempDir dir;
     write_file(dir / "c.ini", "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = lock\n"

@@ -6,13 +6,9 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <fstream>
-#include <poll.h>
-#include <pty.h>
 #include <stdexcept>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
-#include <termios.h>
 #include <unistd.h>
 
 namespace reliability {
@@ -54,75 +50,6 @@ bool exclusive_lock_free(const fs::path &path)
         free = false;
     ::close(fd);
     return free;
-}
-
-Pty::Pty()
-{
-    char name[128];
-    if (openpty(&master, &slave, name, nullptr, nullptr) != 0)
-        throw std::runtime_error("openpty failed");
-    fcntl(master, F_SETFD, FD_CLOEXEC);
-    fcntl(slave, F_SETFD, FD_CLOEXEC);
-    termios t{};
-    tcgetattr(slave, &t);
-    cfmakeraw(&t);
-    tcsetattr(slave, TCSANOW, &t);
-    path = name;
-}
-
-Pty::~Pty()
-{
-    ::close(master);
-    ::close(slave);
-}
-
-PtyEcho::PtyEcho(size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        ptys_.push_back(std::make_unique<Pty>());
-    stop_fd_ = eventfd(0, EFD_CLOEXEC);
-    if (stop_fd_ < 0)
-        throw std::runtime_error("eventfd failed");
-    thread_ = std::thread([this] { run(); });
-}
-
-PtyEcho::~PtyEcho()
-{
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof one);
-    thread_.join();
-    ::close(stop_fd_);
-}
-
-void PtyEcho::run()
-{
-    std::vector<pollfd> fds;
-    for (const auto &p : ptys_)
-        fds.push_back({p->master, POLLIN, 0});
-    fds.push_back({stop_fd_, POLLIN, 0});
-    for (;;) {
-        if (::poll(fds.data(), fds.size(), -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        if (fds.back().revents)
-            return;
-        for (size_t i = 0; i + 1 < fds.size(); i++) {
-            if (!(fds[i].revents & POLLIN))
-                continue;
-            char buf[4096];
-            ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-            for (ssize_t done = 0; n > 0 && done < n;) {
-                ssize_t w = ::write(fds[i].fd, buf + done, size_t(n - done));
-                if (w < 0 && errno == EINTR)
-                    continue;
-                if (w <= 0)
-                    break;
-                done += w;
-            }
-        }
-    }
 }
 
 std::string loop_stats(const devhost::PluginRegistry &registry)

@@ -8,6 +8,7 @@
 // `check`, and in `run` SIGTERM ends a run blocked on its output well within
 // the grace period.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include <catch2/catch.hpp>
 #include <csignal>
@@ -77,29 +78,6 @@ struct TinyTmpfs {
     bool mounted = false;
 };
 
-// A FIFO with a reader (this process) that never reads, filled with whole
-// lines so that the next write to it waits.
-struct FullFifo {
-    explicit FullFifo(const fs::path &file) : path(file)
-    {
-        REQUIRE(mkfifo(file.c_str(), 0600) == 0);
-        reader = open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        int writer = open(file.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE((reader >= 0 && writer >= 0));
-        fill(writer);
-        close(writer);
-    }
-    ~FullFifo() { close(reader); }
-    static void fill(int fd)
-    {
-        const std::string line = std::string(63, 'x') + "\n";
-        while (write(fd, line.data(), line.size()) == ssize_t(line.size())) {
-        }
-    }
-    fs::path path;
-    int reader = -1;
-};
-
 }  // namespace
 
 TEST_CASE("each record is written with one write", "[records][e2e]")
@@ -156,8 +134,7 @@ TEST_CASE("a full file system stops every pipeline at once and the next run star
     TempDir dir;
     TinyTmpfs tmpfs(dir / "tiny", "64k");
     if (!tmpfs.mounted) {
-        WARN("skipped: mounting a tmpfs needs CAP_SYS_ADMIN (" << std::strerror(errno) << ")");
-        return;
+        DEVHOST_SKIP(std::string("mounting a tmpfs needs CAP_SYS_ADMIN (") + std::strerror(errno) + ")");
     }
     // Device a fills 64 KiB with records of 2 KiB writes (about 15 KiB of
     // JSON each) after half a second; b sleeps a minute holding its lock.

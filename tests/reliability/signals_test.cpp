@@ -7,6 +7,7 @@
 // a stop that lasts is made by a records FIFO that nobody reads (the host
 // waits for its reader until half-way through the grace).
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include <catch2/catch.hpp>
 #include <csignal>
@@ -152,26 +153,6 @@ void burst_leaves_every_unwind_record(const std::vector<int> &signals)
     }
     CHECK(complete == held_devices);
 }
-
-// A FIFO in `dir` with a reader (this process) that never reads, filled so
-// that the next write to it waits. The reader stays open while this lives.
-struct FullFifo {
-    explicit FullFifo(const fs::path &file) : path(file)
-    {
-        REQUIRE(mkfifo(file.c_str(), 0600) == 0);
-        reader = open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        int writer = open(file.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        REQUIRE((reader >= 0 && writer >= 0));
-        // Whole lines, so what the FIFO holds is itself a set of records.
-        const std::string filler(63, 'x');
-        while (write(writer, (filler + "\n").data(), 64) == 64) {
-        }
-        close(writer);
-    }
-    ~FullFifo() { close(reader); }
-    fs::path path;
-    int reader = -1;
-};
 
 // A run whose only pipeline's first record waits for the FIFO's reader;
 // `first` is sent, then `second` 1.2 s later (while the stop still waits

@@ -1,6 +1,7 @@
 // The filterport plugin, loaded by the host's loader and driven through
 // devhost::Device, against real port servers: the port library in this
 // process, devhost-vdev filterport-echo, and raw socket servers.
+#include "devices.hpp"
 #include "port_test_util.hpp"
 
 #include <catch2/catch.hpp>
@@ -16,6 +17,7 @@
 using namespace porttest;
 using devhost::test::Child;
 using devhost::test::TempDir;
+using devhost::test::start_waiting;
 
 namespace {
 
@@ -389,12 +391,9 @@ TEST_CASE("removal: the server killed mid-request fails this and later transfers
     REQUIRE(p.open(dir / "Doomed").ok());
     REQUIRE(p.connect().ok());
     REQUIRE(echo.wait_for_output("client 1 connected", 5s));
-    std::thread killer([&] {
-        std::this_thread::sleep_for(200ms);
-        echo.signal(SIGKILL);
-    });
-    auto r = p.request("are you there?", 20000);
-    killer.join();
+    auto requesting = start_waiting([&] { return p.request("are you there?", 20000); });
+    echo.signal(SIGKILL);  // while the request waits for its response
+    auto r = requesting.get();
     CHECK(r.status == DEVHOST_E_REMOVED);
     CHECK(r.message == "port " + (dir / "Doomed").string() + ": the server went away");
     CHECK(p.get_message(100).status == DEVHOST_E_REMOVED);
@@ -412,12 +411,9 @@ TEST_CASE("removal: the port closing ends a waiting get-message with E_REMOVED",
     REQUIRE(p.open(dir / "P").ok());
     REQUIRE(p.connect().ok());
     REQUIRE(server->wait_clients(1));
-    std::thread closer([&] {
-        std::this_thread::sleep_for(100ms);
-        server.reset();
-    });
-    auto r = p.get_message(20000);
-    closer.join();
+    auto waiting = start_waiting([&] { return p.get_message(20000); });
+    server.reset();  // while get-message waits
+    auto r = waiting.get();
     CHECK(r.status == DEVHOST_E_REMOVED);
 }
 
@@ -428,12 +424,9 @@ TEST_CASE("cancel ends a waiting transfer with E_CANCELLED", "[filterport][cance
     Port p;
     REQUIRE(p.open(dir / "P").ok());
     REQUIRE(p.connect().ok());
-    std::thread canceller([&] {
-        std::this_thread::sleep_for(100ms);
-        p.dev.cancel();
-    });
-    auto r = p.get_message(-1);
-    canceller.join();
+    auto waiting = start_waiting([&] { return p.get_message(-1); });
+    p.dev.cancel();  // while get-message waits
+    auto r = waiting.get();
     CHECK(r.status == DEVHOST_E_CANCELLED);
 }
 

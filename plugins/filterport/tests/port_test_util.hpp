@@ -4,6 +4,7 @@
 #pragma once
 
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include <device.hpp>
 #include <loader.hpp>
@@ -302,42 +303,30 @@ struct Port {
         r.timeout_ms = timeout;
         return dev.connect(r);
     }
+    // The filter-port transfers through the shared helper; `in` keeps the
+    // bytes back, `message_id` the id get-message gave.
     devhost::Outcome request(const std::string &data, int32_t timeout = 3000, size_t capacity = 4096)
     {
-        devhost_transfer x{};
-        x.op = DEVHOST_OP_REQUEST;
-        x.out = reinterpret_cast<const uint8_t *>(data.data());
-        x.out_len = data.size();
-        in.assign(capacity, 0);
-        x.in = in.data();
-        x.in_capacity = capacity;
-        x.timeout_ms = timeout;
-        auto o = dev.transfer(x);
-        in.resize(x.in_len);
-        return o;
+        return keep(devhost::test::transfer(
+            dev, {.op = DEVHOST_OP_REQUEST, .out = data, .capacity = capacity, .timeout_ms = timeout}));
     }
     devhost::Outcome get_message(int32_t timeout = 3000, size_t capacity = 4096)
     {
-        devhost_transfer x{};
-        x.op = DEVHOST_OP_GET_MESSAGE;
-        in.assign(capacity, 0);
-        x.in = in.data();
-        x.in_capacity = capacity;
-        x.timeout_ms = timeout;
-        auto o = dev.transfer(x);
-        in.resize(x.in_len);
-        message_id = x.message_id;
-        return o;
+        auto r =
+            devhost::test::transfer(dev, {.op = DEVHOST_OP_GET_MESSAGE, .capacity = capacity, .timeout_ms = timeout});
+        message_id = r.message_id;
+        return keep(std::move(r));
     }
     devhost::Outcome reply(uint64_t id, const std::string &data, int32_t timeout = 3000)
     {
-        devhost_transfer x{};
-        x.op = DEVHOST_OP_REPLY;
-        x.message_id = id;
-        x.out = reinterpret_cast<const uint8_t *>(data.data());
-        x.out_len = data.size();
-        x.timeout_ms = timeout;
-        return dev.transfer(x);
+        return devhost::test::transfer(
+                   dev, {.op = DEVHOST_OP_REPLY, .out = data, .timeout_ms = timeout, .message_id = id})
+            .outcome;
+    }
+    devhost::Outcome keep(devhost::test::TransferResult r)
+    {
+        in.assign(r.data.begin(), r.data.end());
+        return r.outcome;
     }
     std::string text() const { return str(in); }
     std::map<std::string, std::string> info()

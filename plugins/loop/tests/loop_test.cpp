@@ -3,6 +3,7 @@
 // exclusive rule, open-delay, and the process-wide counters that prove
 // nothing stays held after close.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
@@ -22,13 +23,7 @@ using namespace devhost::test;
 
 namespace {
 
-std::shared_ptr<const Plugin> loop_plugin()
-{
-    static PluginRegistry registry;
-    static std::shared_ptr<const Plugin> plugin = registry.load_file(plugin_dir() / "loop.so");
-    REQUIRE(plugin);
-    return plugin;
-}
+std::shared_ptr<const Plugin> loop_plugin() { return loaded_plugin(plugin_dir() / "loop.so"); }
 
 // A loop device opened on loop:<name> with the given options.
 std::unique_ptr<Device> open_loop(const std::string &name, std::map<std::string, std::string> options = {},
@@ -44,51 +39,13 @@ std::unique_ptr<Device> open_loop(const std::string &name, std::map<std::string,
     return dev;
 }
 
-struct Result {
-    Outcome outcome;
-    std::string data;  // bytes placed in `in`
-    size_t out_done = 0;
-    uint64_t message_id = 0;
-};
+using Result = TransferResult;
 
-Result transfer(Device &dev, uint32_t op, const std::string &out, size_t in_capacity, int32_t timeout_ms = -1,
-                const std::string &delimiter = "", uint32_t code = 0, uint64_t message_id = 0)
+// A control by its number (the README's table), with no deadline.
+Result control(Device &dev, uint32_t code, const std::string &input = "", size_t capacity = 256)
 {
-    std::vector<uint8_t> in(in_capacity);
-    devhost_transfer x{};
-    x.op = op;
-    x.timeout_ms = timeout_ms;
-    x.out = reinterpret_cast<const uint8_t *>(out.data());
-    x.out_len = out.size();
-    x.in = in.empty() ? nullptr : in.data();
-    x.in_capacity = in.size();
-    if (!delimiter.empty()) {
-        x.delimiter = reinterpret_cast<const uint8_t *>(delimiter.data());
-        x.delimiter_len = delimiter.size();
-    }
-    x.control_code = code;
-    x.message_id = message_id;
-    Result r;
-    r.outcome = dev.transfer(x);
-    r.data.assign(reinterpret_cast<const char *>(in.data()), x.in_len);
-    r.out_done = x.out_done;
-    r.message_id = x.message_id;
-    return r;
-}
-
-Result write(Device &dev, const std::string &data, int32_t timeout_ms = -1)
-{
-    return transfer(dev, DEVHOST_OP_WRITE, data, 0, timeout_ms);
-}
-
-Result read(Device &dev, size_t n, int32_t timeout_ms = -1)
-{
-    return transfer(dev, DEVHOST_OP_READ, "", n, timeout_ms);
-}
-
-Result control(Device &dev, uint32_t code, const std::string &input = "", size_t in_capacity = 256)
-{
-    return transfer(dev, DEVHOST_OP_CONTROL, input, in_capacity, -1, "", code);
+    return transfer(dev, {.op = DEVHOST_OP_CONTROL, .out = input, .capacity = capacity, .timeout_ms = -1,
+                          .control_code = code});
 }
 
 // The process-wide counters, read through the stats control of a fresh
@@ -115,27 +72,6 @@ void require_nothing_held()
     CHECK(c["open"] == 1);  // the probe itself
     CHECK(c["connected"] == 0);
     CHECK(c["locked"] == 0);
-}
-
-std::string info_value(Device &dev, const std::string &key)
-{
-    InfoList list;
-    Outcome o = dev.info(list);
-    REQUIRE(o.ok());
-    for (const auto &[k, v] : list)
-        if (k == key)
-            return v;
-    FAIL("info has no key " << key);
-    return {};
-}
-
-// Cancels `dev` from another thread a little later, while the caller blocks.
-std::thread cancel_soon(Device &dev)
-{
-    return std::thread([&dev] {
-        std::this_thread::sleep_for(50ms);
-        dev.cancel();
-    });
 }
 
 }  // namespace
@@ -195,38 +131,38 @@ TEST_CASE("loop capacity out of range is refused before open", "[loop]")
 TEST_CASE("loop write then read gives the bytes back", "[loop]")
 {
     auto dev = open_loop("rw");
-    Result w = write(*dev, "hello");
+    Result w = write(*dev, "hello", -1);
     REQUIRE(w.outcome.ok());
     CHECK(w.out_done == 5);
     CHECK(info_value(*dev, "buffered") == "5");
-    Result r = read(*dev, 64);
+    Result r = read(*dev, DEVHOST_OP_READ, 64, -1);
     REQUIRE(r.outcome.ok());
     CHECK(r.data == "hello");
 
     SECTION("read returns at most in_capacity and keeps the rest")
     {
-        REQUIRE(write(*dev, "abcdef").outcome.ok());
-        CHECK(read(*dev, 4).data == "abcd");
-        CHECK(read(*dev, 4).data == "ef");
+        REQUIRE(write(*dev, "abcdef", -1).outcome.ok());
+        CHECK(read(*dev, DEVHOST_OP_READ, 4, -1).data == "abcd");
+        CHECK(read(*dev, DEVHOST_OP_READ, 4, -1).data == "ef");
     }
     SECTION("read with nothing buffered ends at its timeout")
     {
-        Result empty = read(*dev, 8, 30);
+        Result empty = read(*dev, DEVHOST_OP_READ, 8, 30);
         CHECK(empty.outcome.status == DEVHOST_E_TIMEOUT);
         CHECK(empty.data.empty());
         CHECK_THAT(empty.outcome.message, Catch::Contains("loop:rw") && Catch::Contains("nothing was written"));
     }
     SECTION("a blocked read ends when the device is cancelled")
     {
-        std::thread canceller = cancel_soon(*dev);
-        Result r2 = read(*dev, 8, -1);
-        canceller.join();
+        auto reading = start_waiting([&] { return read(*dev, DEVHOST_OP_READ, 8, -1); });
+        dev->cancel();  // while the read waits
+        Result r2 = reading.get();
         CHECK(r2.outcome.status == DEVHOST_E_CANCELLED);
         CHECK_THAT(r2.outcome.message, Catch::Contains("cancelled"));
     }
     SECTION("read needs room for a byte")
     {
-        CHECK(read(*dev, 0).outcome.status == DEVHOST_E_INVALID);
+        CHECK(read(*dev, DEVHOST_OP_READ, 0, -1).outcome.status == DEVHOST_E_INVALID);
     }
 }
 
@@ -234,9 +170,9 @@ TEST_CASE("loop devices on one name have their own buffers", "[loop]")
 {
     auto a = open_loop("shared", {}, "a");
     auto b = open_loop("shared", {}, "b");
-    REQUIRE(write(*a, "for a").outcome.ok());
-    CHECK(read(*b, 16, 0).outcome.status == DEVHOST_E_TIMEOUT);
-    CHECK(read(*a, 16).data == "for a");
+    REQUIRE(write(*a, "for a", -1).outcome.ok());
+    CHECK(read(*b, DEVHOST_OP_READ, 16, 0).outcome.status == DEVHOST_E_TIMEOUT);
+    CHECK(read(*a, DEVHOST_OP_READ, 16, -1).data == "for a");
 }
 
 TEST_CASE("loop write to a full buffer writes what fits, then times out", "[loop]")
@@ -246,14 +182,14 @@ TEST_CASE("loop write to a full buffer writes what fits, then times out", "[loop
     CHECK(w.outcome.status == DEVHOST_E_TIMEOUT);
     CHECK(w.out_done == 4);
     CHECK_THAT(w.outcome.message, Catch::Contains("buffer full") && Catch::Contains("wrote 4 of 6"));
-    CHECK(read(*dev, 16).data == "abcd");
+    CHECK(read(*dev, DEVHOST_OP_READ, 16, -1).data == "abcd");
 
     SECTION("and is cancelled like any wait")
     {
-        REQUIRE(write(*dev, "wxyz").outcome.ok());
-        std::thread canceller = cancel_soon(*dev);
-        Result w2 = write(*dev, "more", -1);
-        canceller.join();
+        REQUIRE(write(*dev, "wxyz", -1).outcome.ok());
+        auto writing = start_waiting([&] { return write(*dev, "more", -1); });
+        dev->cancel();  // while the write waits for room
+        Result w2 = writing.get();
         CHECK(w2.outcome.status == DEVHOST_E_CANCELLED);
         CHECK(w2.out_done == 0);
     }
@@ -262,11 +198,11 @@ TEST_CASE("loop write to a full buffer writes what fits, then times out", "[loop
 TEST_CASE("loop read exactly waits for all bytes, else returns what it had", "[loop]")
 {
     auto dev = open_loop("exact");
-    REQUIRE(write(*dev, "abcdef").outcome.ok());
-    Result r = transfer(*dev, DEVHOST_OP_READ_EXACT, "", 4, 30);
+    REQUIRE(write(*dev, "abcdef", -1).outcome.ok());
+    Result r = transfer(*dev, {.op = DEVHOST_OP_READ_EXACT, .capacity = 4, .timeout_ms = 30});
     REQUIRE(r.outcome.ok());
     CHECK(r.data == "abcd");
-    Result partial = transfer(*dev, DEVHOST_OP_READ_EXACT, "", 4, 30);
+    Result partial = transfer(*dev, {.op = DEVHOST_OP_READ_EXACT, .capacity = 4, .timeout_ms = 30});
     CHECK(partial.outcome.status == DEVHOST_E_TIMEOUT);
     CHECK(partial.data == "ef");
     CHECK_THAT(partial.outcome.message, Catch::Contains("exactly 4") && Catch::Contains("2 bytes"));
@@ -276,40 +212,45 @@ TEST_CASE("loop read exactly waits for all bytes, else returns what it had", "[l
 TEST_CASE("loop read until stops after the delimiter and keeps the surplus", "[loop]")
 {
     auto dev = open_loop("until");
-    REQUIRE(write(*dev, "one\r\ntwo\r\nthr").outcome.ok());
-    CHECK(transfer(*dev, DEVHOST_OP_READ_UNTIL, "", 64, 30, "\r\n").data == "one\r\n");
-    CHECK(transfer(*dev, DEVHOST_OP_READ_UNTIL, "", 64, 30, "\r\n").data == "two\r\n");
-    Result rest = transfer(*dev, DEVHOST_OP_READ_UNTIL, "", 64, 30, "\r\n");
+    REQUIRE(write(*dev, "one\r\ntwo\r\nthr", -1).outcome.ok());
+    const Transfer line{.op = DEVHOST_OP_READ_UNTIL, .capacity = 64, .timeout_ms = 30, .delimiter = "\r\n"};
+    CHECK(transfer(*dev, line).data == "one\r\n");
+    CHECK(transfer(*dev, line).data == "two\r\n");
+    Result rest = transfer(*dev, {.op = DEVHOST_OP_READ_UNTIL, .capacity = 64, .timeout_ms = 30, .delimiter = "\r\n"});
     CHECK(rest.outcome.status == DEVHOST_E_TIMEOUT);
     CHECK(rest.data == "thr");
 
     SECTION("a full buffer without the delimiter is a protocol error")
     {
-        REQUIRE(write(*dev, "abcdefgh").outcome.ok());
-        Result r = transfer(*dev, DEVHOST_OP_READ_UNTIL, "", 4, 30, "\n");
+        REQUIRE(write(*dev, "abcdefgh", -1).outcome.ok());
+        Result r = transfer(*dev, {.op = DEVHOST_OP_READ_UNTIL, .capacity = 4, .timeout_ms = 30, .delimiter = "\n"});
         CHECK(r.outcome.status == DEVHOST_E_PROTOCOL);
         CHECK(r.data == "abcd");
         CHECK_THAT(r.outcome.message, Catch::Contains("no delimiter within the 4-byte buffer"));
-        CHECK(read(*dev, 16).data == "efgh");
+        CHECK(read(*dev, DEVHOST_OP_READ, 16, -1).data == "efgh");
     }
     SECTION("the delimiter is required")
     {
-        CHECK(transfer(*dev, DEVHOST_OP_READ_UNTIL, "", 4, 30).outcome.status == DEVHOST_E_INVALID);
-        CHECK(transfer(*dev, DEVHOST_OP_READ_UNTIL, "", 0, 30, "\n").outcome.status == DEVHOST_E_INVALID);
+        const Transfer no_delimiter{.op = DEVHOST_OP_READ_UNTIL, .capacity = 4, .timeout_ms = 30};
+        const Transfer no_room{.op = DEVHOST_OP_READ_UNTIL, .timeout_ms = 30, .delimiter = "\n"};
+        CHECK(transfer(*dev, no_delimiter).outcome.status == DEVHOST_E_INVALID);
+        CHECK(transfer(*dev, no_room).outcome.status == DEVHOST_E_INVALID);
     }
 }
 
 TEST_CASE("loop request answers like a mirror", "[loop]")
 {
     auto dev = open_loop("mirror");
-    Result r = transfer(*dev, DEVHOST_OP_REQUEST, "ping", 64, 100);
+    Result r = transfer(*dev, {.op = DEVHOST_OP_REQUEST, .out = "ping", .capacity = 64, .timeout_ms = 100});
     REQUIRE(r.outcome.ok());
     CHECK(r.data == "ping");
     CHECK(r.out_done == 4);
-    Result d = transfer(*dev, DEVHOST_OP_REQUEST, "a\nb\n", 64, 100, "\n");
+    const Transfer until_newline{
+        .op = DEVHOST_OP_REQUEST, .out = "a\nb\n", .capacity = 64, .timeout_ms = 100, .delimiter = "\n"};
+    Result d = transfer(*dev, until_newline);
     REQUIRE(d.outcome.ok());
     CHECK(d.data == "a\n");
-    Result small = transfer(*dev, DEVHOST_OP_REQUEST, "too long", 3, 100);
+    Result small = transfer(*dev, {.op = DEVHOST_OP_REQUEST, .out = "too long", .capacity = 3, .timeout_ms = 100});
     CHECK(small.outcome.status == DEVHOST_E_PROTOCOL);
     CHECK(small.data == "too");
     // The request never touched the buffer.
@@ -319,32 +260,34 @@ TEST_CASE("loop request answers like a mirror", "[loop]")
 TEST_CASE("loop get-message issues ids and reply checks them", "[loop]")
 {
     auto dev = open_loop("messages");
-    REQUIRE(write(*dev, "m1").outcome.ok());
-    Result m1 = transfer(*dev, DEVHOST_OP_GET_MESSAGE, "", 64, 100);
+    REQUIRE(write(*dev, "m1", -1).outcome.ok());
+    Result m1 = transfer(*dev, {.op = DEVHOST_OP_GET_MESSAGE, .capacity = 64, .timeout_ms = 100});
     REQUIRE(m1.outcome.ok());
     CHECK(m1.data == "m1");
     CHECK(m1.message_id == 1);
-    REQUIRE(write(*dev, "m2").outcome.ok());
-    Result m2 = transfer(*dev, DEVHOST_OP_GET_MESSAGE, "", 64, 100);
+    REQUIRE(write(*dev, "m2", -1).outcome.ok());
+    Result m2 = transfer(*dev, {.op = DEVHOST_OP_GET_MESSAGE, .capacity = 64, .timeout_ms = 100});
     CHECK(m2.message_id == 2);
 
-    Result r2 = transfer(*dev, DEVHOST_OP_REPLY, "ok", 0, 100, "", 0, 2);
+    Result r2 = transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 2});
     CHECK(r2.outcome.ok());
     CHECK(r2.out_done == 2);
-    Result again = transfer(*dev, DEVHOST_OP_REPLY, "ok", 0, 100, "", 0, 2);
+    Result again = transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 2});
     CHECK(again.outcome.status == DEVHOST_E_INVALID);
     CHECK_THAT(again.outcome.message, Catch::Contains("message id 2 was already replied to"));
-    Result never = transfer(*dev, DEVHOST_OP_REPLY, "ok", 0, 100, "", 0, 7);
+    Result never = transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 7});
     CHECK(never.outcome.status == DEVHOST_E_INVALID);
     CHECK_THAT(never.outcome.message, Catch::Contains("message id 7 was never issued"));
-    CHECK(transfer(*dev, DEVHOST_OP_REPLY, "ok", 0, 100, "", 0, 0).outcome.status == DEVHOST_E_INVALID);
-    CHECK(transfer(*dev, DEVHOST_OP_REPLY, "ok", 0, 100, "", 0, 1).outcome.ok());
+    CHECK(transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 0}).outcome.status ==
+          DEVHOST_E_INVALID);
+    CHECK(transfer(*dev, {.op = DEVHOST_OP_REPLY, .out = "ok", .timeout_ms = 100, .message_id = 1}).outcome.ok());
 
-    Result none = transfer(*dev, DEVHOST_OP_GET_MESSAGE, "", 64, 30);
+    Result none = transfer(*dev, {.op = DEVHOST_OP_GET_MESSAGE, .capacity = 64, .timeout_ms = 30});
     CHECK(none.outcome.status == DEVHOST_E_TIMEOUT);
-    std::thread canceller = cancel_soon(*dev);
-    Result cancelled = transfer(*dev, DEVHOST_OP_GET_MESSAGE, "", 64, -1);
-    canceller.join();
+    auto waiting = start_waiting(
+        [&] { return transfer(*dev, {.op = DEVHOST_OP_GET_MESSAGE, .capacity = 64, .timeout_ms = -1}); });
+    dev->cancel();  // while get-message waits
+    Result cancelled = waiting.get();
     CHECK(cancelled.outcome.status == DEVHOST_E_CANCELLED);
 }
 
@@ -354,16 +297,16 @@ TEST_CASE("loop controls: stats, clear, fill, unknown", "[loop]")
     Result fill = control(*dev, 3, "xyz");
     REQUIRE(fill.outcome.ok());
     CHECK(fill.out_done == 3);
-    CHECK(read(*dev, 16).data == "xyz");
+    CHECK(read(*dev, DEVHOST_OP_READ, 16, -1).data == "xyz");
 
     Result too_big = control(*dev, 3, "123456789");
     CHECK(too_big.outcome.status == DEVHOST_E_INVALID);
     CHECK_THAT(too_big.outcome.message, Catch::Contains("9 bytes do not fit"));
     CHECK(info_value(*dev, "buffered") == "0");  // all or nothing
 
-    REQUIRE(write(*dev, "junk").outcome.ok());
+    REQUIRE(write(*dev, "junk", -1).outcome.ok());
     REQUIRE(control(*dev, 2).outcome.ok());
-    CHECK(read(*dev, 16, 0).outcome.status == DEVHOST_E_TIMEOUT);
+    CHECK(read(*dev, DEVHOST_OP_READ, 16, 0).outcome.status == DEVHOST_E_TIMEOUT);
 
     Result s = control(*dev, 1);
     REQUIRE(s.outcome.ok());
@@ -436,18 +379,18 @@ TEST_CASE("loop lock contention between two devices", "[loop]")
     }
     SECTION("a waiting lock is cancelled")
     {
-        std::thread canceller = cancel_soon(*b);
-        Outcome o = b->lock(-1);
-        canceller.join();
+        // The lock waits on a condition variable (a futex).
+        auto waiting = start_waiting([&] { return b->lock(-1); }, {}, true);
+        b->cancel();  // while the lock waits
+        Outcome o = waiting.get();
         CHECK(o.status == DEVHOST_E_CANCELLED);
         CHECK_THAT(o.message, Catch::Contains("cancelled") && Catch::Contains("'a'"));
         CHECK(a->is_locked());
     }
     SECTION("a waiting lock gets it when the holder unlocks")
     {
-        auto waiter = std::async(std::launch::async, [&] { return b->lock(10000); });
-        std::this_thread::sleep_for(30ms);
-        REQUIRE(a->unlock().ok());
+        auto waiter = start_waiting([&] { return b->lock(10000); }, {}, true);
+        REQUIRE(a->unlock().ok());  // while b waits
         Outcome o = waiter.get();
         CHECK(o.ok());
         CHECK(b->is_locked());
@@ -512,9 +455,9 @@ TEST_CASE("loop open-delay honours timeout and cancel", "[loop]")
         OpenRequest request;
         request.path = "loop:slow";
         request.options = {{"open-delay", "10s"}};
-        std::thread canceller = cancel_soon(dev);
-        Outcome o = dev.open(request);
-        canceller.join();
+        auto opening = start_waiting([&] { return dev.open(request); });
+        dev.cancel();  // while the open waits out its delay
+        Outcome o = opening.get();
         CHECK(o.status == DEVHOST_E_CANCELLED);
         CHECK_FALSE(dev.is_open());
     }

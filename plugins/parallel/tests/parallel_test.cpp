@@ -4,6 +4,7 @@
 // 1284 modes, info, the strobe handshake and the driver write, faults,
 // unplug, malformed replies, and end-to-end runs of the devhost binary.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
@@ -12,7 +13,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -21,10 +21,15 @@
 #include <cstdlib>
 #include <exception>
 #include <future>
+#include <functional>
 #include <map>
+#include <set>
 #include <sstream>
+#include <linux/sockios.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <thread>
 #include <unistd.h>
@@ -34,13 +39,7 @@ using namespace devhost::test;
 
 namespace {
 
-std::shared_ptr<const Plugin> parallel_plugin()
-{
-    static PluginRegistry registry;
-    static std::shared_ptr<const Plugin> plugin = registry.load_file(plugin_dir() / "parallel.so");
-    REQUIRE(plugin);
-    return plugin;
-}
+std::shared_ptr<const Plugin> parallel_plugin() { return loaded_plugin(plugin_dir() / "parallel.so"); }
 
 // A devhost-vdev parallel-port serving vport:NAME in a private socket
 // directory (DEVHOST_VPORT_DIR is set for this process too, so the plugin
@@ -117,42 +116,7 @@ Outcome connect(Device &dev, std::vector<std::pair<std::string, std::string>> ar
     return dev.connect(request);
 }
 
-struct Result {
-    Outcome outcome;
-    std::string data;
-    size_t out_done = 0;
-};
-
-Result transfer(Device &dev, uint32_t op, const std::string &out, size_t in_capacity, int32_t timeout_ms = 5000,
-                uint32_t code = 0)
-{
-    std::vector<uint8_t> in(in_capacity);
-    devhost_transfer x{};
-    x.op = op;
-    x.timeout_ms = timeout_ms;
-    x.out = reinterpret_cast<const uint8_t *>(out.data());
-    x.out_len = out.size();
-    x.in = in.empty() ? nullptr : in.data();
-    x.in_capacity = in.size();
-    x.control_code = code;
-    Result r;
-    r.outcome = dev.transfer(x);
-    r.data.assign(reinterpret_cast<const char *>(in.data()), x.in_len);
-    r.out_done = x.out_done;
-    return r;
-}
-
-Result write(Device &dev, const std::string &data, int32_t timeout_ms = 5000)
-{
-    return transfer(dev, DEVHOST_OP_WRITE, data, 0, timeout_ms);
-}
-
-Result control(Device &dev, const std::string &name, const std::string &input = "")
-{
-    const ControlSpec *spec = parallel_plugin()->find_control(name);
-    REQUIRE(spec);
-    return transfer(dev, DEVHOST_OP_CONTROL, input, 4, 5000, spec->code);
-}
+using Result = TransferResult;
 
 std::map<std::string, std::string> info(Device &dev)
 {
@@ -163,25 +127,50 @@ std::map<std::string, std::string> info(Device &dev)
     return {list.begin(), list.end()};
 }
 
-// Captures the host log (where plugins log) while alive.
-class LogCapture {
-public:
-    LogCapture()
-    {
-        previous_ = spdlog::default_logger();
-        auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
-        sink->set_pattern("%l: %v");
-        auto logger = std::make_shared<spdlog::logger>("capture", sink);
-        logger->set_level(spdlog::level::trace);
-        spdlog::set_default_logger(logger);
-    }
-    ~LogCapture() { spdlog::set_default_logger(previous_); }
-    std::string text() const { return stream_.str(); }
+// The descriptors this process has open.
+std::set<int> open_fds()
+{
+    std::set<int> fds;
+    for (const auto &e : fs::directory_iterator("/proc/self/fd"))
+        fds.insert(std::stoi(e.path().filename().string()));
+    return fds;
+}
 
-private:
-    std::ostringstream stream_;
-    std::shared_ptr<spdlog::logger> previous_;
+// A device opened on the port, with the socket it talks to the server on
+// (the one socket its open added to this process), for barriers on what the
+// server has received.
+struct Client {
+    std::unique_ptr<Device> dev;
+    int sock = -1;
 };
+
+Client client(const std::string &path, const std::string &name)
+{
+    const auto before = open_fds();
+    Client c{opened(path, {}, name)};
+    for (int fd : open_fds()) {
+        struct stat st {};
+        if (!before.count(fd) && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            REQUIRE(c.sock < 0);  // exactly one new socket
+            c.sock = fd;
+        }
+    }
+    REQUIRE(c.sock >= 0);
+    return c;
+}
+
+// Starts `call` (a claim of a held port) on a thread of its own and returns
+// once it is in the server's hands (start_waiting): the thread sleeps in
+// poll after sending, and the server has read all `c` sent (SIOCOUTQ 0: the
+// kernel frees what the peer reads). The server handles one message at a
+// time, so a request sent after this returns is handled after this one.
+std::future<Outcome> start_at_server(const Client &c, std::function<Outcome()> call)
+{
+    return start_waiting(std::move(call), [sock = c.sock] {
+        int unread = -1;
+        return ::ioctl(sock, SIOCOUTQ, &unread) == 0 && unread == 0;
+    });
+}
 
 }  // namespace
 
@@ -230,7 +219,7 @@ TEST_CASE("parallel runs the seed's sequence on a virtual printer", "[parallel]"
     CHECK(i["device-id"].find("CLS:PRINTER;") != std::string::npos);
     REQUIRE(dev->lock(1000).ok());
     CHECK(info(*dev)["claimed"] == "yes");
-    Result w = write(*dev, "Hello, printer\f");
+    Result w = write(*dev, "Hello, printer\f", 5000);
     INFO(w.outcome.message);
     REQUIRE(w.outcome.ok());
     CHECK(w.out_done == 15);
@@ -244,14 +233,14 @@ TEST_CASE("parallel runs the seed's sequence on a virtual printer", "[parallel]"
 
     // Nothing after close.
     CHECK(dev->lock(100).status == DEVHOST_E_STATE);
-    CHECK(write(*dev, "x").outcome.status == DEVHOST_E_STATE);
+    CHECK(write(*dev, "x", 5000).outcome.status == DEVHOST_E_STATE);
     InfoList list;
     CHECK(dev->info(list).status == DEVHOST_E_STATE);
     CHECK(connect(*dev, {{"mode", "compat"}}).status == DEVHOST_E_STATE);
     CHECK(dev->disconnect().status == DEVHOST_E_STATE);
     CHECK(dev->unlock().status == DEVHOST_E_STATE);
     CHECK(control(*dev, "read-status").outcome.status == DEVHOST_E_STATE);
-    CHECK(transfer(*dev, DEVHOST_OP_READ, "", 4).outcome.status == DEVHOST_E_STATE);
+    CHECK(transfer(*dev, {.op = DEVHOST_OP_READ, .capacity = 4, .timeout_ms = 5000}).outcome.status == DEVHOST_E_STATE);
     CHECK(dev->close().status == DEVHOST_E_STATE);
     CHECK(port.printed() == "Hello, printer\f");
 }
@@ -264,7 +253,7 @@ TEST_CASE("parallel writes through the driver method in chunks", "[parallel]")
     std::string page;
     for (int i = 0; page.size() < 10000; i++)
         page += "line " + std::to_string(i) + "\r\n";
-    Result w = write(*dev, page);
+    Result w = write(*dev, page, 5000);
     INFO(w.outcome.message);
     REQUIRE(w.outcome.ok());
     CHECK(w.out_done == page.size());
@@ -277,7 +266,7 @@ TEST_CASE("parallel refuses transfers without the claim", "[parallel]")
 {
     VPort port("nolock");
     auto dev = opened(port.path());
-    Result w = write(*dev, "x");
+    Result w = write(*dev, "x", 5000);
     CHECK(w.outcome.status == DEVHOST_E_STATE);
     CHECK_THAT(w.outcome.message, Catch::Contains("lock"));
 
@@ -316,12 +305,12 @@ TEST_CASE("parallel shares the port: a second client waits for the claim", "[par
     Outcome o = b->lock(200);
     CHECK(o.status == DEVHOST_E_TIMEOUT);
     CHECK_THAT(o.message, Catch::Contains("still claimed by another client"));
-    CHECK(write(*a, "A").outcome.ok());
+    CHECK(write(*a, "A", 5000).outcome.ok());
     REQUIRE(a->unlock().ok());
     REQUIRE(b->lock(1000).ok());
-    CHECK(write(*b, "B").outcome.ok());
+    CHECK(write(*b, "B", 5000).outcome.ok());
     // a lost the claim: the host and the plugin both refuse its transfers.
-    CHECK(write(*a, "!").outcome.status == DEVHOST_E_STATE);
+    CHECK(write(*a, "!", 5000).outcome.status == DEVHOST_E_STATE);
     REQUIRE(b->unlock().ok());
     CHECK(port.printed() == "AB");
 }
@@ -330,35 +319,33 @@ TEST_CASE("parallel waiters get the claim in order, each release wakes the next"
 {
     VPort port("fifo");
     auto a = opened(port.path(), {}, "a");
-    auto b = opened(port.path(), {}, "b");
-    auto c = opened(port.path(), {}, "c");
+    Client b = client(port.path(), "b");
+    Client c = client(port.path(), "c");
     REQUIRE(a->lock(1000).ok());
     std::atomic<int> order{0};
     int b_rank = 0, c_rank = 0;
-    auto fb = std::async(std::launch::async, [&] {
-        Outcome o = b->lock(20000);
+    // b's claim is in the server's queue before c asks (the barrier orders
+    // the two requests), and c's before a releases.
+    auto fb = start_at_server(b, [&] {
+        Outcome o = b.dev->lock(20000);
         b_rank = ++order;
         if (o.ok()) {
-            write(*b, "B");
-            std::this_thread::sleep_for(100ms);
-            b->unlock();
+            write(*b.dev, "B", 5000);
+            b.dev->unlock();
         }
         return o;
     });
-    // c queues behind b (the wait only orders the two requests).
-    std::this_thread::sleep_for(200ms);
-    auto fc = std::async(std::launch::async, [&] {
-        Outcome o = c->lock(20000);
+    auto fc = start_at_server(c, [&] {
+        Outcome o = c.dev->lock(20000);
         c_rank = ++order;
         if (o.ok()) {
-            write(*c, "C");
-            c->unlock();
+            write(*c.dev, "C", 5000);
+            c.dev->unlock();
         }
         return o;
     });
-    std::this_thread::sleep_for(200ms);
     CHECK(order == 0);  // both still waiting while a holds the port
-    write(*a, "A");
+    write(*a, "A", 5000);
     REQUIRE(a->unlock().ok());
     REQUIRE(fb.wait_for(10s) == std::future_status::ready);
     REQUIRE(fc.wait_for(10s) == std::future_status::ready);
@@ -373,11 +360,11 @@ TEST_CASE("parallel lock honours cancel and leaves the queue", "[parallel]")
 {
     VPort port("cancel");
     auto a = opened(port.path(), {}, "a");
-    auto b = opened(port.path(), {}, "b");
+    Client bc = client(port.path(), "b");
+    Device *b = bc.dev.get();
     auto c = opened(port.path(), {}, "c");
     REQUIRE(a->lock(1000).ok());
-    auto fb = std::async(std::launch::async, [&] { return b->lock(-1); });
-    std::this_thread::sleep_for(100ms);
+    auto fb = start_at_server(bc, [&] { return b->lock(-1); });  // b is in the line
     b->cancel();
     REQUIRE(fb.wait_for(10s) == std::future_status::ready);
     CHECK(fb.get().status == DEVHOST_E_CANCELLED);
@@ -427,7 +414,7 @@ TEST_CASE("parallel connect negotiates the mode, refuses or falls back", "[paral
     CHECK_FALSE(dev->is_connected());
 
     {
-        LogCapture log;
+        LogCapture log(spdlog::level::trace);
         REQUIRE(connect(*dev, {{"mode", "byte"}, {"fallback", "true"}}).ok());
         CHECK_THAT(log.text(), Catch::Contains("mode 'byte' refused") && Catch::Contains("falling back to compat"));
     }
@@ -459,14 +446,14 @@ TEST_CASE("parallel reads from the peripheral in reverse modes only", "[parallel
     VPort port("reverse", {"--reverse-data=status: ok"});
     auto dev = opened(port.path());
     REQUIRE(dev->lock(1000).ok());
-    Result r = transfer(*dev, DEVHOST_OP_READ, "", 16);
+    Result r = transfer(*dev, {.op = DEVHOST_OP_READ, .capacity = 16, .timeout_ms = 5000});
     CHECK(r.outcome.status == DEVHOST_E_STATE);
     CHECK_THAT(r.outcome.message, Catch::Contains("reverse mode"));
     REQUIRE(connect(*dev, {{"mode", "nibble"}}).ok());
-    r = transfer(*dev, DEVHOST_OP_READ_EXACT, "", 6);
+    r = transfer(*dev, {.op = DEVHOST_OP_READ_EXACT, .capacity = 6, .timeout_ms = 5000});
     REQUIRE(r.outcome.ok());
     CHECK(r.data == "status");
-    r = transfer(*dev, DEVHOST_OP_READ_EXACT, "", 10, 300);
+    r = transfer(*dev, {.op = DEVHOST_OP_READ_EXACT, .capacity = 10, .timeout_ms = 300});
     CHECK(r.outcome.status == DEVHOST_E_TIMEOUT);
     CHECK(r.data == ": ok");
 }
@@ -484,7 +471,7 @@ TEST_CASE("parallel control codes read and write the registers", "[parallel]")
     Result bad = control(*dev, "write-control", "ab");
     CHECK(bad.outcome.status == DEVHOST_E_INVALID);
     CHECK_THAT(bad.outcome.message, Catch::Contains("exactly 1 input byte"));
-    Result unknown = transfer(*dev, DEVHOST_OP_CONTROL, "", 4, 1000, 99);
+    Result unknown = transfer(*dev, {.op = DEVHOST_OP_CONTROL, .capacity = 4, .timeout_ms = 1000, .control_code = 99});
     CHECK(unknown.outcome.status == DEVHOST_E_UNSUPPORTED);
     // Strobing by hand prints the data byte, as a printer would.
     REQUIRE(control(*dev, "write-control", std::string(1, '\x0c')).outcome.ok());
@@ -505,7 +492,7 @@ TEST_CASE("parallel decodes printer faults and never hangs on them", "[parallel]
         CHECK(i["error"] == "yes");
         CHECK(i["busy"] == "yes");
         REQUIRE(dev->lock(1000).ok());
-        Result w = write(*dev, "page");
+        Result w = write(*dev, "page", 5000);
         CHECK(w.outcome.status == DEVHOST_E_IO);
         CHECK_THAT(w.outcome.message, Catch::Contains("paper out"));
         CHECK(w.out_done == 0);
@@ -516,7 +503,7 @@ TEST_CASE("parallel decodes printer faults and never hangs on them", "[parallel]
         auto dev = opened(port.path(), {{"write-method", "driver"}});
         CHECK(info(*dev)["select"] == "no");
         REQUIRE(dev->lock(1000).ok());
-        Result w = write(*dev, "page");
+        Result w = write(*dev, "page", 5000);
         CHECK(w.outcome.status == DEVHOST_E_IO);
         CHECK_THAT(w.outcome.message, Catch::Contains("offline"));
     }
@@ -543,7 +530,7 @@ TEST_CASE("parallel reports an unplugged port as removed", "[parallel]")
         VPort port(std::string("unplug-") + method, {"--unplug-after=5"});
         auto dev = opened(port.path(), {{"write-method", method}});
         REQUIRE(dev->lock(1000).ok());
-        Result w = write(*dev, "0123456789");
+        Result w = write(*dev, "0123456789", 5000);
         INFO(method);
         CHECK(w.outcome.status == DEVHOST_E_REMOVED);
         CHECK(port.printed() == "01234");
@@ -564,7 +551,7 @@ TEST_CASE("parallel close releases a forgotten claim and logs it", "[parallel]")
     auto b = opened(port.path(), {}, "b");
     REQUIRE(a->lock(1000).ok());
     {
-        LogCapture log;
+        LogCapture log(spdlog::level::trace);
         REQUIRE(a->close().ok());
         CHECK_THAT(log.text(), Catch::Contains("released the port on close because the pipeline did not unlock it"));
     }
@@ -582,16 +569,16 @@ TEST_CASE("parallel: a client process that dies holding the claim wakes the next
     Child holder({devhost_exe().string(), "run", "--plugin-path", plugin_dir().string(), config.string()}, port.dir(),
                  env);
     REQUIRE(holder.wait_for_output("\"step\":\"write", 10s));
-    auto waiter = opened(port.path(), {}, "waiter");
+    Client waiter_client = client(port.path(), "waiter");
+    Device *waiter = waiter_client.dev.get();
     CHECK(waiter->lock(200).status == DEVHOST_E_TIMEOUT);
-    auto waiting = std::async(std::launch::async, [&] { return waiter->lock(20000); });
-    std::this_thread::sleep_for(100ms);
+    auto waiting = start_at_server(waiter_client, [&] { return waiter->lock(20000); });  // in the line
     holder.signal(SIGKILL);  // no unlock, no close: the kernel closes its socket
     REQUIRE(waiting.wait_for(20s) == std::future_status::ready);
     Outcome o = waiting.get();
     INFO(o.message);
     CHECK(o.ok());
-    CHECK(write(*waiter, "next;").outcome.ok());
+    CHECK(write(*waiter, "next;", 5000).outcome.ok());
     CHECK(waiter->unlock().ok());
     CHECK(waiter->close().ok());
     CHECK(port.printed() == "held;next;");
@@ -601,11 +588,11 @@ TEST_CASE("parallel: unplugging the port ends a wait for the claim with removed"
 {
     VPort port("unplug-wait", {"--unplug-after=3"});
     auto holder = opened(port.path(), {}, "holder");
-    auto waiter = opened(port.path(), {}, "waiter");
+    Client waiter_client = client(port.path(), "waiter");
+    Device *waiter = waiter_client.dev.get();
     REQUIRE(holder->lock(1000).ok());
-    auto waiting = std::async(std::launch::async, [&] { return waiter->lock(20000); });
-    std::this_thread::sleep_for(100ms);
-    CHECK(write(*holder, "abcdef").outcome.status == DEVHOST_E_REMOVED);
+    auto waiting = start_at_server(waiter_client, [&] { return waiter->lock(20000); });  // in the line
+    CHECK(write(*holder, "abcdef", 5000).outcome.status == DEVHOST_E_REMOVED);
     REQUIRE(waiting.wait_for(20s) == std::future_status::ready);
     Outcome o = waiting.get();
     INFO(o.message);
@@ -876,7 +863,7 @@ TEST_CASE("parallel's virtual port answers malformed requests and keeps serving"
     }
     auto dev = opened(port.path());
     REQUIRE(dev->lock(5000).ok());
-    CHECK(write(*dev, "!").outcome.ok());
+    CHECK(write(*dev, "!", 5000).outcome.ok());
     CHECK(dev->close().ok());
     CHECK(port.printed() == "ok!");
 }

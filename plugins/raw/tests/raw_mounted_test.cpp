@@ -13,10 +13,13 @@
 #include "raw_fixtures.hpp"
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
 using namespace raw_test;
+using devhost::test::mkfs_ext4;
+using devhost::test::mkfs_ext4_unavailable;
 
 namespace {
 
@@ -45,20 +48,15 @@ void write_same_bytes(devhost::Device &dev, uint64_t offset)
 TEST_CASE("raw mounted: allow-write on a mounted device is BUSY naming the mount point, exclusive or not",
           "[raw][loop][mount]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
     TempDir dir;
     auto image = dir / "fs.img";
     make_image(image, fs_size);
-    REQUIRE(mkfs_ext4(image.string()));
-    LoopDevice loop(image);
-    if (!loop.available())
-        RAW_SKIP(loop.reason());
     auto point = dir / "mount point";  // mountinfo shows it as mount\040point
-    Mount mount(loop.path(), point, "ext4");
-    if (!mount.mounted())
-        RAW_SKIP(mount.reason());
-    const std::string where = loop.path() + " on " + point.string();
+    MountedExt4 mounted(image, point);
+    if (!mounted.available())
+        RAW_SKIP(mounted.reason());
+    const LoopDevice &loop = mounted.loop();
+    const std::string where = mounted.where();
 
     SECTION("exclusive = true: O_EXCL fails, and the message names the mount point")
     {
@@ -126,8 +124,8 @@ TEST_CASE("raw mounted: allow-write on a mounted device is BUSY naming the mount
 TEST_CASE("raw mounted: the whole disk of a mounted partition refuses writes naming the partition",
           "[raw][loop][mount][partition]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
+    if (!mkfs_ext4_unavailable().empty())
+        RAW_SKIP(mkfs_ext4_unavailable());
     TempDir dir;
     auto image = dir / "disk.img";
     make_partitioned_image(image);
@@ -138,7 +136,7 @@ TEST_CASE("raw mounted: the whole disk of a mounted partition refuses writes nam
     if (!why.empty())
         RAW_SKIP(why);
     const std::string part = loop.path() + "p1";
-    REQUIRE(mkfs_ext4(part));
+    REQUIRE(mkfs_ext4(part) == "");  // its error otherwise
     auto point = dir / "part mnt";
     Mount mount(part, point, "ext4");
     if (!mount.mounted())
@@ -173,20 +171,15 @@ TEST_CASE("raw mounted: the whole disk of a mounted partition refuses writes nam
 TEST_CASE("raw mounted: an image file backing a mounted loop device refuses writes until it is unmounted",
           "[raw][loop][mount][file]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
     TempDir dir;
     auto image = dir / "fs.img";
     make_image(image, fs_size);
-    REQUIRE(mkfs_ext4(image.string()));
-    LoopDevice loop(image);
-    if (!loop.available())
-        RAW_SKIP(loop.reason());
     auto point = dir / "image mnt";
+    MountedExt4 mounted(image, point);
+    if (!mounted.available())
+        RAW_SKIP(mounted.reason());
+    const LoopDevice &loop = mounted.loop();
     {
-        Mount mount(loop.path(), point, "ext4");
-        if (!mount.mounted())
-            RAW_SKIP(mount.reason());
         auto o = open_raw(image.string(), {{"allow-write", "true"}});
         CHECK(o.outcome.status == DEVHOST_E_BUSY);
         CHECK(o.outcome.message == refused(image.string(), loop.path() + " on " + point.string()));
@@ -205,6 +198,7 @@ TEST_CASE("raw mounted: an image file backing a mounted loop device refuses writ
         REQUIRE(allowed.outcome.ok());
         write_same_bytes(*allowed.device, 0);
     }
+    mounted.unmount();
     // Unmounted, with the loop device still attached: writable again, both.
     auto file = open_raw(image.string(), {{"allow-write", "true"}});
     INFO(file.outcome.message);
@@ -218,8 +212,8 @@ TEST_CASE("raw mounted: an image file backing a mounted loop device refuses writ
 TEST_CASE("raw mounted: a block device under a mounted loop device refuses writes naming that loop device",
           "[raw][loop][mount][stacked]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
+    if (!mkfs_ext4_unavailable().empty())
+        RAW_SKIP(mkfs_ext4_unavailable());
     TempDir dir;
     auto image = dir / "lower.img";
     make_image(image, fs_size);
@@ -229,7 +223,7 @@ TEST_CASE("raw mounted: a block device under a mounted loop device refuses write
     LoopDevice upper(lower.path());  // a loop device whose backing file is a block device
     if (!upper.available())
         RAW_SKIP(upper.reason());
-    REQUIRE(mkfs_ext4(upper.path()));
+    REQUIRE(mkfs_ext4(upper.path()) == "");  // its error otherwise
     auto point = dir / "upper mnt";
     Mount mount(upper.path(), point, "ext4");
     if (!mount.mounted())
@@ -246,12 +240,12 @@ TEST_CASE("raw mounted: a block device under a mounted loop device refuses write
 
 TEST_CASE("raw mounted: an unmounted loop device and its image stay writable", "[raw][loop][mount]")
 {
-    if (!mkfs_unavailable().empty())
-        RAW_SKIP(mkfs_unavailable());
+    if (!mkfs_ext4_unavailable().empty())
+        RAW_SKIP(mkfs_ext4_unavailable());
     TempDir dir;
     auto image = dir / "fs.img";
     make_image(image, fs_size);
-    REQUIRE(mkfs_ext4(image.string()));
+    REQUIRE(mkfs_ext4(image.string()) == "");  // its error otherwise
     LoopDevice loop(image);
     if (!loop.available())
         RAW_SKIP(loop.reason());

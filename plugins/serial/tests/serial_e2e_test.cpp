@@ -1,7 +1,7 @@
 // The serial class end to end: the devhost binary on configs that declare
 // their virtual serial peers in [virtual NAME] sections, checked by exit code
 // and the JSON-lines records on stdout.
-#include "pty_helpers.hpp"
+#include "serial_helpers.hpp"
 
 #include <catch2/catch.hpp>
 

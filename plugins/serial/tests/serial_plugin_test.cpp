@@ -2,7 +2,7 @@
 // API: open rules (exclusive, not found, not a tty, inheritance), settings
 // and their read-back, transfers, timeouts, removal, cancel and controls.
 #include "devhost_test.hpp"
-#include "pty_helpers.hpp"
+#include "serial_helpers.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -478,14 +478,14 @@ TEST_CASE("write sends every byte and read N / exactly N hand them out in order"
         CHECK(r.outcome.ok());
         CHECK(r.data == "ef");
 
-        // Exactly N across several arrivals.
-        std::thread later([&] {
-            pty.send("12");
-            usleep(50000);
-            pty.send("345");
-        });
-        r = read(dev, DEVHOST_OP_READ_EXACT, 5, 5000);
-        later.join();
+        // Exactly N across several arrivals: "345" comes once the device
+        // took "12" and waits for more.
+        pty.send("12");
+        REQUIRE(pty.wait_queued(2));
+        auto reading = start_waiting([&] { return read(dev, DEVHOST_OP_READ_EXACT, 5, 5000); },
+                                     [&] { return pty.queued() == 0; });
+        pty.send("345");
+        r = reading.get();
         CHECK(r.outcome.ok());
         CHECK(r.data == "12345");
     }
@@ -580,14 +580,14 @@ TEST_CASE("read until a delimiter joins split data and keeps the surplus")
     Device dev(serial_plugin(), "port");
     REQUIRE(open_dev(dev, pty.path).ok());
 
-    // The delimiter itself arrives split over two writes.
-    std::thread later([&] {
-        pty.send("OK\r");
-        usleep(50000);
-        pty.send("\nREST");
-    });
-    Result r = read(dev, DEVHOST_OP_READ_UNTIL, 64, 5000, "\r\n");
-    later.join();
+    // The delimiter itself arrives split over two writes: the second once
+    // the device took the first and waits for more.
+    pty.send("OK\r");
+    REQUIRE(pty.wait_queued(3));
+    auto reading = start_waiting([&] { return read(dev, DEVHOST_OP_READ_UNTIL, 64, 5000, "\r\n"); },
+                                 [&] { return pty.queued() == 0; });
+    pty.send("\nREST");
+    Result r = reading.get();
     CHECK(r.outcome.ok());
     CHECK(r.data == "OK\r\n");
     r = read(dev, DEVHOST_OP_READ, 64);
@@ -674,12 +674,9 @@ TEST_CASE("the peer going away mid-read is REMOVED, and so is every later transf
     Pty pty;
     Device dev(serial_plugin(), "port");
     REQUIRE(open_dev(dev, pty.path).ok());
-    std::thread unplug([&] {
-        usleep(100000);
-        pty.close_master();
-    });
-    Result r = read(dev, DEVHOST_OP_READ, 16, 10000);
-    unplug.join();
+    auto reading = start_waiting([&] { return read(dev, DEVHOST_OP_READ, 16, 10000); });
+    pty.close_master();  // while the read waits
+    Result r = reading.get();
     CHECK(r.outcome.status == DEVHOST_E_REMOVED);
     CHECK_THAT(r.outcome.message, Catch::Contains(pty.path) && Catch::Contains("went away"));
     CHECK(write(dev, "x").outcome.status == DEVHOST_E_REMOVED);
@@ -698,21 +695,15 @@ TEST_CASE("overlapped=true: a non-blocking handle that still waits, times out, c
     Result r = read(dev, DEVHOST_OP_READ, 16, 100);
     CHECK(r.outcome.status == DEVHOST_E_TIMEOUT);
     CHECK(r.data.empty());
-    // Data arriving later is waited for.
-    std::thread later([&] {
-        usleep(50000);
-        pty.send("late\n");
-    });
-    r = read(dev, DEVHOST_OP_READ_UNTIL, 16, 5000, "\n");
-    later.join();
+    // Data arriving later (once the read waits) is waited for.
+    auto reading = start_waiting([&] { return read(dev, DEVHOST_OP_READ_UNTIL, 16, 5000, "\n"); });
+    pty.send("late\n");
+    r = reading.get();
     CHECK(r.outcome.ok());
     CHECK(r.data == "late\n");
-    std::thread canceller([&] {
-        usleep(100000);
-        dev.cancel();
-    });
-    r = read(dev, DEVHOST_OP_READ, 16, -1);
-    canceller.join();
+    auto blocked = start_waiting([&] { return read(dev, DEVHOST_OP_READ, 16, -1); });
+    dev.cancel();  // while the read waits
+    r = blocked.get();
     CHECK(r.outcome.status == DEVHOST_E_CANCELLED);
 }
 
@@ -721,12 +712,9 @@ TEST_CASE("overlapped=true: the peer going away mid-read is REMOVED")
     Pty pty;
     Device dev(serial_plugin(), "port");
     REQUIRE(open_dev(dev, pty.path, {{"overlapped", "true"}}).ok());
-    std::thread unplug([&] {
-        usleep(100000);
-        pty.close_master();
-    });
-    Result r = read(dev, DEVHOST_OP_READ, 16, 10000);
-    unplug.join();
+    auto reading = start_waiting([&] { return read(dev, DEVHOST_OP_READ, 16, 10000); });
+    pty.close_master();  // while the read waits
+    Result r = reading.get();
     CHECK(r.outcome.status == DEVHOST_E_REMOVED);
     CHECK_THAT(r.outcome.message, Catch::Contains(pty.path) && Catch::Contains("went away"));
     CHECK(write(dev, "x").outcome.status == DEVHOST_E_REMOVED);
@@ -734,19 +722,28 @@ TEST_CASE("overlapped=true: the peer going away mid-read is REMOVED")
 
 TEST_CASE("data that arrived before a hang-up is still handed out first")
 {
+    // Linux empties a pty slave's input queue when its master closes (the
+    // hang-up flushes the line discipline), so the bytes that can outlive a
+    // hang-up are those the device took in already: "first\n" is asked for,
+    // "last words\n" came in the same read and waits in the device.
     Pty pty;
     Device dev(serial_plugin(), "port");
     REQUIRE(open_dev(dev, pty.path).ok());
-    pty.send("last words\n");
-    usleep(50000);
+    const std::string sent = "first\nlast words\n";
+    pty.send(sent);
+    REQUIRE(pty.wait_queued(int(sent.size())));  // all of it reached the tty
+    Result first = read(dev, DEVHOST_OP_READ_UNTIL, 64, 2000, "\n");
+    REQUIRE(first.data == "first\n");
+    REQUIRE(pty.queued() == 0);
+    REQUIRE(info_value(dev, "buffered") == "11");  // "last words\n" is in the device
     pty.close_master();
     Result r = read(dev, DEVHOST_OP_READ_UNTIL, 64, 2000, "\n");
-    // Linux may drop a hung-up tty's input queue; either the bytes come, or removal.
-    if (r.outcome.ok())
-        CHECK(r.data == "last words\n");
-    else
-        CHECK(r.outcome.status == DEVHOST_E_REMOVED);
-    CHECK(read(dev, DEVHOST_OP_READ, 64, 100).outcome.status == DEVHOST_E_REMOVED);
+    INFO(r.outcome.message);
+    CHECK(r.outcome.ok());
+    CHECK(r.data == "last words\n");
+    Result after = read(dev, DEVHOST_OP_READ, 64, 100);
+    CHECK(after.outcome.status == DEVHOST_E_REMOVED);
+    CHECK(after.data.empty());
 }
 
 TEST_CASE("cancel ends a blocked read with CANCELLED")
@@ -754,12 +751,9 @@ TEST_CASE("cancel ends a blocked read with CANCELLED")
     Pty pty;
     Device dev(serial_plugin(), "port");
     REQUIRE(open_dev(dev, pty.path).ok());
-    std::thread canceller([&] {
-        usleep(100000);
-        dev.cancel();
-    });
-    Result r = read(dev, DEVHOST_OP_READ, 16, -1);
-    canceller.join();
+    auto blocked = start_waiting([&] { return read(dev, DEVHOST_OP_READ, 16, -1); });
+    dev.cancel();  // while the read waits
+    Result r = blocked.get();
     CHECK(r.outcome.status == DEVHOST_E_CANCELLED);
 }
 

@@ -1,6 +1,6 @@
 // devhost-vdev's serial peers, talked to through the serial plugin on the
 // pty they publish: every kind, every fault, and their option errors.
-#include "pty_helpers.hpp"
+#include "serial_helpers.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,18 @@
 /*
- * Bad plugin files for the catalogue (tests/bad-inputs/plugins.tsv): one
- * source built into one .so per defect (tests/bad-inputs/CMakeLists.txt
- * passes -DBAD_CASE=BAD_<NAME> and -DBAD_CASE_<NAME>), each a plugin of class "abitest" that is
- * good except for that one defect, so the loader's refusal names exactly it.
+ * The defective test plugins: one source built into one .so per defect,
+ * each a plugin of class "abitest" that is good except for that one defect,
+ * so the loader's refusal names exactly it. Two sets are built from it:
+ *
+ *   tests/bad-inputs/CMakeLists.txt  the catalogue (plugins.tsv), one .so
+ *                                    per case below, named "abitest-bad";
+ *   tests/abi/CMakeLists.txt         the loader test's negotiation paths
+ *                                    (good, no_entry, abi_major2, ...,
+ *                                    dup_class: a second good "abitest"),
+ *                                    each named "abitest-<variant>".
+ *
+ * Each build passes -DBAD_CASE=BAD_<NAME> and -DBAD_CASE_<NAME>, and may
+ * pass -DBAD_VARIANT="<variant>" (default "bad"): the descriptor's name is
+ * "abitest-<variant>" and info reports variant=<variant>.
  *
  * Written in C99 like any OEM plugin. negotiate() fills a good descriptor
  * and then breaks the one part the case names.
@@ -48,6 +58,9 @@ enum bad_case {
 #ifndef BAD_CASE
 #error "define BAD_CASE=BAD_<NAME>"
 #endif
+#ifndef BAD_VARIANT
+#define BAD_VARIANT "bad"
+#endif
 
 struct devhost_device {
     int unused;
@@ -71,6 +84,15 @@ static devhost_status bad_close(devhost_device *device, devhost_error *err)
     return DEVHOST_OK;
 }
 
+/* info: reports which variant this is. Returns OK. */
+static devhost_status bad_info(devhost_device *device, const devhost_info_sink *sink, devhost_error *err)
+{
+    (void)device;
+    (void)err;
+    sink->put(sink->context, "variant", BAD_VARIANT);
+    return DEVHOST_OK;
+}
+
 /* transfer: WRITE only, swallows the bytes. Returns OK. */
 static devhost_status bad_transfer(devhost_device *device, devhost_transfer *xfer, devhost_error *err)
 {
@@ -91,6 +113,7 @@ static void fill_good(void)
     hooks.struct_size = sizeof hooks;
     hooks.open = bad_open;
     hooks.close = bad_close;
+    hooks.info = bad_info;
     hooks.transfer = bad_transfer;
 
     options[0].struct_size = sizeof options[0];
@@ -115,7 +138,7 @@ static void fill_good(void)
     controls[1].name = "flush";
 
     descriptor.struct_size = sizeof descriptor;
-    descriptor.name = "abitest-bad";
+    descriptor.name = "abitest-" BAD_VARIANT;
     descriptor.device_class = "abitest";
     descriptor.version = "1.0.0";
     descriptor.description = "a catalogued bad plugin";
