@@ -23,22 +23,6 @@ std::string join(const std::vector<std::string> &v)
     return s.empty() ? "none" : s;
 }
 
-// The lifecycle hook a step calls; nullopt for sleep, which calls none.
-std::optional<Hook> hook_of(StepKind kind)
-{
-    switch (kind) {
-    case StepKind::Open: return Hook::Open;
-    case StepKind::Connect: return Hook::Connect;
-    case StepKind::Info: return Hook::Info;
-    case StepKind::Lock: return Hook::Lock;
-    case StepKind::Unlock: return Hook::Unlock;
-    case StepKind::Disconnect: return Hook::Disconnect;
-    case StepKind::Close: return Hook::Close;
-    case StepKind::Sleep: return std::nullopt;
-    default: return Hook::Transfer;
-    }
-}
-
 // A warning: something check foresees that only the plugin decides, when
 // the step runs. One line, as long as an error line at most.
 void warn(const std::string &file, int line, const std::string &message)
@@ -47,15 +31,15 @@ void warn(const std::string &file, int line, const std::string &message)
 }
 
 // Whether the class has a boolean `allow-write` option (raw devices) that
-// this device leaves false: its plugin then refuses writes.
+// this device leaves false (as configured, else its default): its plugin
+// then refuses writes. The values are the plan's, parsed once.
 bool read_only(const Plugin &plugin, const DevicePlan &plan)
 {
     const OptionSpec *spec = plugin.find_option("allow-write");
-    if (!spec || spec->type != DEVHOST_OPTION_BOOL)
+    if (!spec || spec->type != DEVHOST_OPTION_BOOL || !plan.values)
         return false;
-    auto it = plan.options.find("allow-write");
-    const std::string value = it != plan.options.end() ? it->second : spec->default_value.value_or("false");
-    return !text::parse_bool(value).value_or(true);
+    const OptionValue *v = option_value(plugin, *plan.values, "allow-write");
+    return v && v->is_set && v->integer == 0;
 }
 
 // A connect step's arguments, as far as check can judge them: the plugin
@@ -332,9 +316,12 @@ void check_path(const Config &config, const DeviceConfig &d, const std::set<std:
     // One device, however it is named: a link, ./ and .. lead to the same
     // file. Two devices that both say exclusive = false may share.
     bool exclusive = true;
-    for (const auto &o : d.options)
-        if (o.key == "exclusive")
-            exclusive = text::parse_bool(o.value).value_or(true);
+    if (const OptionValue *v = dp.values ? option_value(p, *dp.values, "exclusive") : nullptr)
+        exclusive = !(v->is_set && p.find_option("exclusive")->type == DEVHOST_OPTION_BOOL && v->integer == 0);
+    else
+        for (const auto &o : d.options)  // the device's options have a mistake: as written
+            if (o.key == "exclusive")
+                exclusive = text::parse_bool(o.value).value_or(true);
     std::error_code ec;
     std::string key = dp.path;
     if (!key.empty() && key.front() == '/') {
@@ -362,6 +349,7 @@ void check_options(const Config &config, const DeviceConfig &d, DevicePlan &dp, 
         candidates.push_back(o.name);
     }
     const std::string where = "[device " + text::excerpt(d.name) + "] ";
+    std::map<std::string, OptionValue> parsed;
     for (const auto &o : d.options) {
         const OptionSpec *spec = p.find_option(o.key);
         if (!spec) {
@@ -373,12 +361,17 @@ void check_options(const Config &config, const DeviceConfig &d, DevicePlan &dp, 
             continue;
         }
         std::string e;
-        if (!parse_option_value(*spec, o.value, e))
+        auto integer = parse_option_value(*spec, o.value, e);
+        if (integer)
+            parsed[o.key] = OptionValue{o.value, *integer, true};
+        else
             diags.push_back({config.file.string(), o.line, where + o.key + ": " + e});
         dp.options[o.key] = o.value;
     }
-    std::string unused;  // every mistake was reported above, one line each
-    dp.values = resolve_options(p, dp.options, unused);
+    // Parsed once, above; the rest are the defaults the loader parsed. A
+    // device with a mistake gets no values (every mistake reported above).
+    if (parsed.size() == dp.options.size())
+        dp.values = complete_options(p, parsed);
 }
 
 }  // namespace
@@ -418,9 +411,9 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
         }
         // A device without a path (reported by the parser) still has its
         // options and steps checked: one mistake hides no other.
+        check_options(config, d, dp, diags);  // first: the path's sharing rule reads the values
         if (!d.path.value.empty())
             check_path(config, d, virtual_names, dp, paths, diags);
-        check_options(config, d, dp, diags);
         check_steps(d, *dp.plugin, file, dp, diags);
         if (!d.path.value.empty())
             plan.devices.push_back(std::move(dp));

@@ -77,4 +77,19 @@ std::vector<Hook> unwind_order(const DeviceState &s, const ClassRules &rules)
     return order;
 }
 
+std::optional<Hook> hook_of(StepKind kind)
+{
+    switch (kind) {
+    case StepKind::Open: return Hook::Open;
+    case StepKind::Connect: return Hook::Connect;
+    case StepKind::Info: return Hook::Info;
+    case StepKind::Lock: return Hook::Lock;
+    case StepKind::Unlock: return Hook::Unlock;
+    case StepKind::Disconnect: return Hook::Disconnect;
+    case StepKind::Close: return Hook::Close;
+    case StepKind::Sleep: return std::nullopt;
+    default: return Hook::Transfer;
+    }
+}
+
 }  // namespace devhost

@@ -24,7 +24,10 @@
 // disconnect, close), so its lock never outlives the connection it needs.
 #pragma once
 
+#include "steps.hpp"
+
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace devhost {
@@ -70,5 +73,9 @@ void apply(Hook hook, bool succeeded, DeviceState &state);
 
 // The release hooks for what `state` holds, in the order to call them.
 std::vector<Hook> unwind_order(const DeviceState &state, const ClassRules &rules);
+
+// The hook a step of `kind` calls (every data step and control: Transfer);
+// nullopt for sleep, which calls none.
+std::optional<Hook> hook_of(StepKind kind);
 
 }  // namespace devhost

@@ -250,8 +250,10 @@ std::vector<OptionSpec> copy_options(const devhost_plugin_descriptor &d)
         if (s.default_value) {
             spec.default_value = s.default_value;
             std::string error;
-            if (!parse_option_value(spec, *spec.default_value, error))
+            auto parsed = parse_option_value(spec, *spec.default_value, error);
+            if (!parsed)
                 throw Refused{"option '" + spec.name + "': default '" + *spec.default_value + "': " + error};
+            spec.default_integer = *parsed;
         }
         for (const auto &other : out)
             if (other.name == spec.name)

@@ -33,6 +33,7 @@ struct OptionSpec {
     std::string name;
     uint32_t type = DEVHOST_OPTION_STRING;
     std::optional<std::string> default_value;
+    int64_t default_integer = 0;  // the default parsed (parse_option_value), once, by the loader
     std::string help;
     std::vector<std::string> choices;  // ENUM only
     int64_t min = 0;

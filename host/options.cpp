@@ -83,26 +83,41 @@ std::optional<OptionValues> resolve_options(const Plugin &plugin,
             error = "unknown option '" + key + "' for class '" + plugin.device_class() + "'";
             return std::nullopt;
         }
+    std::map<std::string, OptionValue> parsed;
+    for (const auto &[key, text] : configured) {
+        std::string why;
+        auto integer = parse_option_value(*plugin.find_option(key), text, why);
+        if (!integer) {
+            error = "option '" + key + "': " + why;
+            return std::nullopt;
+        }
+        parsed[key] = OptionValue{text, *integer, true};
+    }
+    return complete_options(plugin, parsed);
+}
+
+OptionValues complete_options(const Plugin &plugin, const std::map<std::string, OptionValue> &parsed)
+{
     OptionValues values;
     values.reserve(plugin.options().size());
     for (const auto &spec : plugin.options()) {
-        OptionValue v;
-        auto it = configured.find(spec.name);
-        std::optional<std::string> text = it != configured.end() ? std::optional(it->second) : spec.default_value;
-        if (text) {
-            std::string why;
-            auto parsed = parse_option_value(spec, *text, why);
-            if (!parsed) {
-                error = "option '" + spec.name + "': " + why;
-                return std::nullopt;
-            }
-            v.text = *text;
-            v.integer = *parsed;
-            v.is_set = true;
-        }
-        values.push_back(std::move(v));
+        if (auto it = parsed.find(spec.name); it != parsed.end())
+            values.push_back(it->second);
+        else if (spec.default_value)
+            values.push_back(OptionValue{*spec.default_value, spec.default_integer, true});
+        else
+            values.push_back(OptionValue{});
     }
     return values;
+}
+
+const OptionValue *option_value(const Plugin &plugin, const OptionValues &values, std::string_view name)
+{
+    const auto &specs = plugin.options();
+    for (size_t i = 0; i < specs.size() && i < values.size(); i++)
+        if (specs[i].name == name)
+            return &values[i];
+    return nullptr;
 }
 
 }  // namespace devhost

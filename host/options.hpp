@@ -31,6 +31,15 @@ struct OptionValue {
 };
 using OptionValues = std::vector<OptionValue>;
 
+// The schema-ordered values of a device from configured values already
+// parsed (name -> value; every name an option of the class) and the
+// defaults the loader parsed: nothing is parsed again.
+OptionValues complete_options(const Plugin &plugin, const std::map<std::string, OptionValue> &parsed);
+
+// The value of the option named `name` among `values` (schema order), or
+// nullptr when the class has no such option.
+const OptionValue *option_value(const Plugin &plugin, const OptionValues &values, std::string_view name);
+
 // Resolves configured values (name -> text) against the plugin's schema:
 // every name must be an option of the class and every value must parse.
 // nullopt with `error` ("unknown option 'x' for class 'c'", "option 'baud':

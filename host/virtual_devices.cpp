@@ -1,5 +1,7 @@
 #include "virtual_devices.hpp"
 
+#include "pipe.hpp"
+
 #include "common/text.hpp"
 #include <devhost/unique_fd.hpp>
 
@@ -59,21 +61,6 @@ void remove_stale_dirs(const trusted_dir::Dir &parent, const std::string &prefix
         else
             spdlog::warn("cannot remove {}, left by an earlier run (pid {}): {}", shown, pid, err.message);
     }
-}
-
-// A pipe whose two ends close themselves.
-struct Pipe {
-    UniqueFd read, write;
-};
-
-std::optional<Pipe> make_pipe(std::string &error)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        error = std::string("pipe: ") + std::strerror(errno);
-        return std::nullopt;
-    }
-    return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
 using Clock = std::chrono::steady_clock;

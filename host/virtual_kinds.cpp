@@ -1,5 +1,7 @@
 #include "virtual_kinds.hpp"
 
+#include "pipe.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -21,40 +23,36 @@ constexpr size_t max_answer_bytes = 1u << 20;
 // cannot run or does not exit 0.
 std::optional<std::string> run_and_read(const std::string &tool, const char *arg, std::string &error)
 {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) {
-        error = std::string("pipe: ") + std::strerror(errno);
+    auto out = make_pipe(error);
+    if (!out)
         return std::nullopt;
-    }
     char *argv[] = {const_cast<char *>(tool.c_str()), const_cast<char *>(arg), nullptr};
     pid_t pid = fork();
     if (pid < 0) {
         error = std::string("fork: ") + std::strerror(errno);
-        ::close(out[0]);
-        ::close(out[1]);
         return std::nullopt;
     }
     if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
+        dup2(out->write.get(), STDOUT_FILENO);
         execv(argv[0], argv);
         _exit(127);
     }
-    ::close(out[1]);
+    out->write.reset();  // the child's end: the reads below see it exit
     std::string answer;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        pollfd p{out[0], POLLIN, 0};
+        pollfd p{out->read.get(), POLLIN, 0};
         int n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
         if (n < 0 && errno == EINTR)
             continue;
         char buf[4096];
-        ssize_t r = n > 0 ? ::read(out[0], buf, sizeof buf) : -1;
+        ssize_t r = n > 0 ? ::read(out->read.get(), buf, sizeof buf) : -1;
         if (r <= 0 || answer.size() > max_answer_bytes)
             break;
         answer.append(buf, static_cast<size_t>(r));
     }
-    ::close(out[0]);
+    out->read.reset();
     ::kill(pid, SIGKILL);  // already gone unless it hung
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
