@@ -39,6 +39,10 @@ static devhost_status lc_transfer(devhost_device *device, devhost_transfer *xfer
     (void)device;
     (void)err;
     xfer->out_done = xfer->out_len;
+    if (xfer->op == DEVHOST_OP_READ && xfer->in_capacity > 0) {
+        xfer->in[0] = 'x';
+        xfer->in_len = 1;
+    }
     return DEVHOST_OK;
 }
 
@@ -90,7 +94,7 @@ static const devhost_plugin_descriptor lc_descriptor = {
     .version = "1.0.0",
     .description = "lifecycle property test plugin",
     .hooks = &lc_hooks,
-    .transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE),
+    .transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ),
     .transfer_requires = LIFECYCLE_TRANSFER_REQUIRES,
     .lock_requires = LIFECYCLE_LOCK_REQUIRES,
 };
