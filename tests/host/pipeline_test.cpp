@@ -26,22 +26,7 @@ std::shared_ptr<const Plugin> loop_plugin()
     return plugin;
 }
 
-// The loop plugin's counters, read through its `stats` control on a fresh
-// device (which itself counts as one open device while it asks).
-std::string loop_stats()
-{
-    Device probe(loop_plugin(), "stats-probe");
-    REQUIRE(probe.open({.path = "loop:stats-probe"}).ok());
-    uint8_t buf[256];
-    devhost_transfer x{};
-    x.op = DEVHOST_OP_CONTROL;
-    x.control_code = loop_plugin()->find_control("stats")->code;
-    x.in = buf;
-    x.in_capacity = sizeof buf;
-    x.timeout_ms = 1000;
-    REQUIRE(probe.transfer(x).ok());
-    return std::string(reinterpret_cast<char *>(buf), x.in_len);
-}
+std::string loop_stats() { return test::loop_stats(loop_plugin()); }
 
 const std::string idle_stats_prefix = "open=1 connected=0 locked=0";  // just the probe
 

@@ -1,6 +1,7 @@
 #include "real_devices.hpp"
 
 #include "device.hpp"
+#include "devices.hpp"
 #include "loader.hpp"
 
 #include <cerrno>
@@ -54,18 +55,7 @@ bool exclusive_lock_free(const fs::path &path)
 
 std::string loop_stats(const devhost::PluginRegistry &registry)
 {
-    devhost::Device probe(registry.find("loop"), "probe");
-    if (!probe.open({.path = "loop:probe"}).ok())
-        throw std::runtime_error("cannot open a loop probe device");
-    uint8_t buf[256];
-    devhost_transfer x{};
-    x.op = DEVHOST_OP_CONTROL;
-    x.control_code = 1;  // stats
-    x.in = buf;
-    x.in_capacity = sizeof buf;
-    if (!probe.transfer(x).ok())
-        throw std::runtime_error("the loop plugin's stats control failed");
-    return std::string(reinterpret_cast<char *>(buf), x.in_len);
+    return devhost::test::loop_stats(registry.find("loop"));
 }
 
 }  // namespace reliability

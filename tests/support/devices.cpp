@@ -262,6 +262,18 @@ std::string info_value(Device &dev, const std::string &key)
     return info_value(list, key);
 }
 
+std::string loop_stats(const std::shared_ptr<const Plugin> &loop)
+{
+    Device probe(loop, "stats-probe");
+    Outcome o = probe.open({.path = "loop:stats-probe"});
+    if (!o.ok())
+        throw std::runtime_error("cannot open a loop stats probe: " + o.message);
+    TransferResult r = control(probe, "stats");
+    if (!r.outcome.ok())
+        throw std::runtime_error("the loop plugin's stats control failed: " + r.outcome.message);
+    return r.data;
+}
+
 LogCapture::LogCapture(spdlog::level::level_enum level) : previous_(spdlog::default_logger())
 {
     auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);

@@ -266,6 +266,11 @@ std::string info_value(const InfoList &info, const std::string &key);
 // The same on the device's info (throws if info fails).
 std::string info_value(Device &dev, const std::string &key);
 
+// The loop plugin's process-wide counters ("open=1 connected=0 locked=0
+// ..."), read through its `stats` control on a fresh device, which itself
+// counts as one open device while it asks. Throws if that fails.
+std::string loop_stats(const std::shared_ptr<const Plugin> &loop);
+
 // ---- logs (devices.cpp)
 
 // While alive, the host's default logger is one that keeps every line at
