@@ -4,6 +4,8 @@
 #include "devhost_test.hpp"
 #include "serial_helpers.hpp"
 
+#include "devices.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -26,15 +28,6 @@ using namespace serial_test;
 
 namespace {
 
-Outcome open_dev(Device &dev, const std::string &path, std::map<std::string, std::string> options = {},
-                 bool inherit = false)
-{
-    OpenRequest req;
-    req.path = path;
-    req.options = std::move(options);
-    req.inherit = inherit;
-    return dev.open(req);
-}
 
 // A forked child that opens `path` and holds it with flock or TIOCEXCL
 // until killed. The constructor returns once the hold is in place.
@@ -77,7 +70,7 @@ TEST_CASE("opens a pty exclusively and restores the settings it found on close")
     REQUIRE((before.c_lflag & ICANON));
     {
         Device dev(serial_plugin(), "port");
-        Outcome o = open_dev(dev, pty.path, {{"baud", "115200"}});
+        Outcome o = devhost::test::open_device(dev, pty.path, {{"baud", "115200"}});
         INFO(o.message);
         REQUIRE(o.ok());
         CHECK(info_value(dev, "baud") == "115200");
@@ -133,7 +126,7 @@ TEST_CASE("settings a pty can hold round-trip through the read-back")
     for (const auto &c : cases) {
         INFO(c.key << " expecting " << c.expected);
         Device dev(serial_plugin(), "port");
-        Outcome o = open_dev(dev, pty.path, c.options);
+        Outcome o = devhost::test::open_device(dev, pty.path, c.options);
         INFO(o.message);
         REQUIRE(o.ok());
         CHECK(info_value(dev, c.key) == c.expected);
@@ -141,7 +134,7 @@ TEST_CASE("settings a pty can hold round-trip through the read-back")
     }
     // And the kernel agrees, independently of the plugin's info.
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path, {{"stop-bits", "2"}, {"flow", "rtscts"}, {"baud", "19200"}}).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path, {{"stop-bits", "2"}, {"flow", "rtscts"}, {"baud", "19200"}}).ok());
     struct termios t;
     REQUIRE(tcgetattr(pty.slave, &t) == 0);
     CHECK((t.c_cflag & CSTOPB));
@@ -176,7 +169,7 @@ TEST_CASE("settings a pty cannot hold fail with an error naming the setting")
     REQUIRE(tcgetattr(pty.slave, &before) == 0);
     for (const auto &c : cases) {
         Device dev(serial_plugin(), "port");
-        Outcome o = open_dev(dev, pty.path, c.options);
+        Outcome o = devhost::test::open_device(dev, pty.path, c.options);
         INFO(o.message);
         CHECK(o.status == c.status);
         CHECK_THAT(o.message, Catch::Contains(c.message) && Catch::Contains(pty.path) &&
@@ -200,7 +193,7 @@ TEST_CASE("option values out of the schema are refused before anything is opened
              {"baud", "49"}, {"baud", "fast"}, {"data-bits", "9"}, {"parity", "sometimes"}, {"stop-bits", "3"},
              {"flow", "dsrdtr"}, {"dtr", "maybe"}, {"exclusive", "perhaps"}, {"no-such-option", "1"}}) {
         Device dev(serial_plugin(), "port");
-        Outcome o = open_dev(dev, pty.path, {{k, v}});
+        Outcome o = devhost::test::open_device(dev, pty.path, {{k, v}});
         INFO(k << "=" << v << ": " << o.message);
         CHECK(o.status == DEVHOST_E_INVALID);
         CHECK_THAT(o.message, Catch::Contains(k));
@@ -212,7 +205,7 @@ TEST_CASE("a missing path is NOT_FOUND and nothing is created")
     TempDir dir;
     std::string path = (dir / "ttyUSB99").string();
     Device dev(serial_plugin(), "port");
-    Outcome o = open_dev(dev, path);
+    Outcome o = devhost::test::open_device(dev, path);
     CHECK(o.status == DEVHOST_E_NOT_FOUND);
     CHECK_THAT(o.message, Catch::Contains(path));
     CHECK_FALSE(fs::exists(fs::symlink_status(path)));
@@ -220,7 +213,7 @@ TEST_CASE("a missing path is NOT_FOUND and nothing is created")
     // A dangling /dev/serial/by-id style link: its target is not created.
     fs::create_symlink(dir / "ttyUSB98", dir / "usb-Vendor_Cable-if00");
     Device linked(serial_plugin(), "port");
-    Outcome l = open_dev(linked, (dir / "usb-Vendor_Cable-if00").string());
+    Outcome l = devhost::test::open_device(linked, (dir / "usb-Vendor_Cable-if00").string());
     CHECK(l.status == DEVHOST_E_NOT_FOUND);
     CHECK_FALSE(fs::exists(fs::symlink_status(dir / "ttyUSB98")));
 }
@@ -236,7 +229,7 @@ TEST_CASE("close puts back every termios field it found, also after an arbitrary
         REQUIRE(tcgetattr(pty.slave, &before) == 0);
         {
             Device dev(serial_plugin(), "port");
-            Outcome o = open_dev(dev, pty.path, {{"baud", "250000"}, {"stop-bits", "2"}, {"flow", "rtscts"},
+            Outcome o = devhost::test::open_device(dev, pty.path, {{"baud", "250000"}, {"stop-bits", "2"}, {"flow", "rtscts"},
                                                   {"hupcl", "off"}, {"overlapped", overlapped}});
             INFO(o.message);
             REQUIRE(o.ok());
@@ -262,7 +255,7 @@ TEST_CASE("a path that is not a tty is INVALID")
     write_file(dir / "file", "data");
     for (std::string path : {(dir / "file").string(), dir.path().string(), std::string("/dev/null")}) {
         Device dev(serial_plugin(), "port");
-        Outcome o = open_dev(dev, path);
+        Outcome o = devhost::test::open_device(dev, path);
         INFO(path << ": " << o.message);
         CHECK(o.status == DEVHOST_E_INVALID);
         CHECK_THAT(o.message, Catch::Contains("not a tty") && Catch::Contains(path));
@@ -274,9 +267,9 @@ TEST_CASE("a second open in this process is BUSY naming the device and the holde
 {
     Pty pty;
     Device first(serial_plugin(), "first");
-    REQUIRE(open_dev(first, pty.path).ok());
+    REQUIRE(devhost::test::open_device(first, pty.path).ok());
     Device second(serial_plugin(), "second");
-    Outcome o = open_dev(second, pty.path);
+    Outcome o = devhost::test::open_device(second, pty.path);
     CHECK(o.status == DEVHOST_E_BUSY);
     CHECK_THAT(o.message, Catch::Contains(pty.path) && Catch::Contains("busy") &&
                               Catch::Contains("pid " + std::to_string(getpid())));
@@ -285,7 +278,7 @@ TEST_CASE("a second open in this process is BUSY naming the device and the holde
     CHECK(pty.receive(10) == "still mine");
     CHECK(first.close().ok());
     Device third(serial_plugin(), "third");
-    CHECK(open_dev(third, pty.path).ok());
+    CHECK(devhost::test::open_device(third, pty.path).ok());
 }
 
 TEST_CASE("an open is BUSY while another program holds only a flock")
@@ -293,7 +286,7 @@ TEST_CASE("an open is BUSY while another program holds only a flock")
     Pty pty;
     Holder holder(pty.path, true);
     Device dev(serial_plugin(), "port");
-    Outcome o = open_dev(dev, pty.path);
+    Outcome o = devhost::test::open_device(dev, pty.path);
     CHECK(o.status == DEVHOST_E_BUSY);
     CHECK_THAT(o.message, Catch::Contains(pty.path) && Catch::Contains("flock") &&
                               Catch::Contains("pid " + std::to_string(holder.pid)));
@@ -304,7 +297,7 @@ TEST_CASE("an open is BUSY while another program holds only TIOCEXCL (even as ro
     Pty pty;
     Holder holder(pty.path, false);
     Device dev(serial_plugin(), "port");
-    Outcome o = open_dev(dev, pty.path);
+    Outcome o = devhost::test::open_device(dev, pty.path);
     CHECK(o.status == DEVHOST_E_BUSY);
     CHECK_THAT(o.message, Catch::Contains(pty.path) && Catch::Contains("TIOCEXCL") &&
                               Catch::Contains(std::to_string(holder.pid)));
@@ -325,7 +318,7 @@ TEST_CASE("an open is BUSY while the flock program holds the port, naming its pi
                  dir.path());
     REQUIRE(holder.wait_for_output("held", 10s));
     Device dev(serial_plugin(), "port");
-    Outcome o = open_dev(dev, pty.path);
+    Outcome o = devhost::test::open_device(dev, pty.path);
     INFO(o.message);
     CHECK(o.status == DEVHOST_E_BUSY);
     CHECK_THAT(o.message, Catch::Contains(pty.path) && Catch::Contains("flock") &&
@@ -337,7 +330,7 @@ TEST_CASE("an open is BUSY while the flock program holds the port, naming its pi
     holder.signal(SIGKILL);
     holder.wait(10s);
     Device again(serial_plugin(), "port");
-    CHECK(open_dev(again, pty.path).ok());
+    CHECK(devhost::test::open_device(again, pty.path).ok());
 }
 
 TEST_CASE("the port never becomes the controlling terminal (O_NOCTTY)")
@@ -357,7 +350,7 @@ TEST_CASE("the port never becomes the controlling terminal (O_NOCTTY)")
             std::unique_ptr<Device> dev;
             if (through_plugin) {
                 dev = std::make_unique<Device>(serial_plugin(), "port");
-                if (!open_dev(*dev, pty.path, {{"exclusive", "false"}}).ok())
+                if (!devhost::test::open_device(*dev, pty.path, {{"exclusive", "false"}}).ok())
                     _exit(2);
             } else if (::open(pty.path.c_str(), O_RDWR) < 0) {
                 _exit(2);
@@ -395,7 +388,7 @@ TEST_CASE("as an unprivileged user, a TIOCEXCL holder makes the open itself BUSY
         if (setgid(65534) != 0 || setuid(65534) != 0)
             _exit(3);
         Device dev(serial_plugin(), "port");
-        Outcome o = open_dev(dev, pty.path);
+        Outcome o = devhost::test::open_device(dev, pty.path);
         (void)!::write(msg[1], o.message.data(), o.message.size());
         _exit(o.status == DEVHOST_E_BUSY ? 0 : o.ok() ? 1 : 2);
     }
@@ -417,7 +410,7 @@ TEST_CASE("exclusive=false takes no locks")
 {
     Pty pty;
     Device a(serial_plugin(), "a");
-    REQUIRE(open_dev(a, pty.path, {{"exclusive", "false"}}).ok());
+    REQUIRE(devhost::test::open_device(a, pty.path, {{"exclusive", "false"}}).ok());
     // Another program can still take the port.
     int fd = ::open(pty.path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
     REQUIRE(fd >= 0);
@@ -446,13 +439,13 @@ TEST_CASE("a child process sees the port only with inherit")
     REQUIRE(child_fds_on(pty.path).empty());  // the test's own fds are close-on-exec
     {
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path).ok());
         CHECK(info_value(dev, "inherit") == "false");
         CHECK(child_fds_on(pty.path).empty());
     }
     {
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path, {}, true).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path, {}, true).ok());
         CHECK(info_value(dev, "inherit") == "true");
         CHECK(child_fds_on(pty.path) == pty.path + "\n");
     }
@@ -464,7 +457,7 @@ TEST_CASE("write sends every byte and read N / exactly N hand them out in order"
         INFO("overlapped=" << overlapped);
         Pty pty;
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path, {{"overlapped", overlapped}}).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path, {{"overlapped", overlapped}}).ok());
         Result w = write(dev, "hello");
         CHECK(w.outcome.ok());
         CHECK(w.out_done == 5);
@@ -497,7 +490,7 @@ TEST_CASE("a large write gets through partial writes and EAGAIN")
         INFO("overlapped=" << overlapped);
         Pty pty;
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path, {{"overlapped", overlapped}}).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path, {{"overlapped", overlapped}}).ok());
         std::string big(256 * 1024, '\0');
         for (size_t i = 0; i < big.size(); i++)
             big[i] = char('a' + i % 26);
@@ -515,7 +508,7 @@ TEST_CASE("a write nobody drains times out and says how far it got")
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path).ok());
     std::string big(1024 * 1024, 'x');
     Result w = write(dev, big, 200);
     CHECK(w.outcome.status == DEVHOST_E_TIMEOUT);
@@ -551,7 +544,7 @@ TEST_CASE("an inherited synchronous handle stays blocking and still honours dead
     Pty pty;
     {
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path, {{"overlapped", "false"}}, true).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path, {{"overlapped", "false"}}, true).ok());
         CHECK(info_value(dev, "mode") == "synchronous (blocking)");
         CHECK(nonblocking_flag_of(pty.path, pty.slave) == 0);
         std::thread echo([&] { pty.send(pty.receive(4)); });
@@ -568,7 +561,7 @@ TEST_CASE("an inherited synchronous handle stays blocking and still honours dead
     }
     {
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path, {{"overlapped", "false"}}).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path, {{"overlapped", "false"}}).ok());
         CHECK(info_value(dev, "mode") == "synchronous (blocking)");
         CHECK(nonblocking_flag_of(pty.path, pty.slave) == 1);
     }
@@ -578,7 +571,7 @@ TEST_CASE("read until a delimiter joins split data and keeps the surplus")
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path).ok());
 
     // The delimiter itself arrives split over two writes: the second once
     // the device took the first and waits for more.
@@ -618,7 +611,7 @@ TEST_CASE("request writes and reads the reply until the delimiter")
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path).ok());
     std::thread peer([&] {
         if (pty.receive(3) == "AT\r")
             pty.send("AT\r\r\nOK\r\n");
@@ -636,7 +629,7 @@ TEST_CASE("reads time out with TIMEOUT and keep what arrived")
     SECTION("the transfer's own timeout")
     {
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path).ok());
         Result r = read(dev, DEVHOST_OP_READ, 16, 100);
         CHECK(r.outcome.status == DEVHOST_E_TIMEOUT);
         CHECK(r.data.empty());
@@ -649,14 +642,14 @@ TEST_CASE("reads time out with TIMEOUT and keep what arrived")
     SECTION("read-total-timeout bounds a read that has no timeout of its own")
     {
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path, {{"read-total-timeout", "100ms"}}).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path, {{"read-total-timeout", "100ms"}}).ok());
         Result r = read(dev, DEVHOST_OP_READ_EXACT, 16, -1);
         CHECK(r.outcome.status == DEVHOST_E_TIMEOUT);
     }
     SECTION("read-interval-timeout ends a read N when the line goes quiet")
     {
         Device dev(serial_plugin(), "port");
-        REQUIRE(open_dev(dev, pty.path, {{"read-interval-timeout", "50ms"}}).ok());
+        REQUIRE(devhost::test::open_device(dev, pty.path, {{"read-interval-timeout", "50ms"}}).ok());
         pty.send("abc");
         Result r = read(dev, DEVHOST_OP_READ, 16, 5000);
         CHECK(r.outcome.ok());
@@ -673,7 +666,7 @@ TEST_CASE("the peer going away mid-read is REMOVED, and so is every later transf
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path).ok());
     auto reading = start_waiting([&] { return read(dev, DEVHOST_OP_READ, 16, 10000); });
     pty.close_master();  // while the read waits
     Result r = reading.get();
@@ -688,7 +681,7 @@ TEST_CASE("overlapped=true: a non-blocking handle that still waits, times out, c
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path, {{"overlapped", "true"}}).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path, {{"overlapped", "true"}}).ok());
     CHECK(info_value(dev, "mode") == "overlapped (non-blocking)");
     // Nothing there: the read waits for readiness up to its timeout instead
     // of failing at once with EAGAIN.
@@ -711,7 +704,7 @@ TEST_CASE("overlapped=true: the peer going away mid-read is REMOVED")
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path, {{"overlapped", "true"}}).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path, {{"overlapped", "true"}}).ok());
     auto reading = start_waiting([&] { return read(dev, DEVHOST_OP_READ, 16, 10000); });
     pty.close_master();  // while the read waits
     Result r = reading.get();
@@ -728,7 +721,7 @@ TEST_CASE("data that arrived before a hang-up is still handed out first")
     // "last words\n" came in the same read and waits in the device.
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path).ok());
     const std::string sent = "first\nlast words\n";
     pty.send(sent);
     REQUIRE(pty.wait_queued(int(sent.size())));  // all of it reached the tty
@@ -750,7 +743,7 @@ TEST_CASE("cancel ends a blocked read with CANCELLED")
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path).ok());
     auto blocked = start_waiting([&] { return read(dev, DEVHOST_OP_READ, 16, -1); });
     dev.cancel();  // while the read waits
     Result r = blocked.get();
@@ -761,7 +754,7 @@ TEST_CASE("info reports name, path, driver, settings and modem-line support")
 {
     Pty pty;
     Device dev(serial_plugin(), "modem");
-    REQUIRE(open_dev(dev, pty.path, {{"baud", "57600"}}).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path, {{"baud", "57600"}}).ok());
     CHECK(info_value(dev, "name") == "modem");
     CHECK(info_value(dev, "path") == pty.path);
     CHECK(info_value(dev, "tty") == pty.path.substr(5));
@@ -780,7 +773,7 @@ TEST_CASE("control codes: flushes and drain work, modem lines and break are refu
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path).ok());
 
     pty.send("junk\r\nmore");
     Result r = read(dev, DEVHOST_OP_READ_UNTIL, 64, 2000, "\r\n");
@@ -812,7 +805,7 @@ TEST_CASE("drain on a pty returns at once: a pty queues nothing on its own side"
 {
     Pty pty;
     Device dev(serial_plugin(), "port");
-    REQUIRE(open_dev(dev, pty.path).ok());
+    REQUIRE(devhost::test::open_device(dev, pty.path).ok());
     REQUIRE(write(dev, "unread").outcome.ok());  // the master never reads it
     devhost_transfer x{};
     x.op = DEVHOST_OP_CONTROL;

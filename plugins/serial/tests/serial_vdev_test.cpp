@@ -2,6 +2,8 @@
 // pty they publish: every kind, every fault, and their option errors.
 #include "serial_helpers.hpp"
 
+#include "devices.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <csignal>
@@ -13,13 +15,6 @@ using namespace serial_test;
 
 namespace {
 
-Outcome open_dev(Device &dev, const std::string &path, std::map<std::string, std::string> options = {})
-{
-    OpenRequest req;
-    req.path = path;
-    req.options = std::move(options);
-    return dev.open(req);
-}
 
 ProcessResult run_vdev(const std::vector<std::string> &args)
 {
@@ -41,7 +36,7 @@ TEST_CASE("serial-echo sends every byte back, across a close and a reopen")
     CHECK(fs::read_symlink(link).string().rfind("/dev/pts/", 0) == 0);
     for (int round = 0; round < 2; round++) {
         Device dev(serial_plugin(), "echo");
-        Outcome o = open_dev(dev, link);
+        Outcome o = devhost::test::open_device(dev, link);
         INFO(o.message);
         REQUIRE(o.ok());
         CHECK(write(dev, "hello\n").outcome.ok());
@@ -65,7 +60,7 @@ TEST_CASE("serial-modem answers AT, ATI, ATE0/ATE1, configured answers and ERROR
                                   {"--identity=ACME 56k", "--answer=AT+CSQ:+CSQ: 20,99\\r\\n\\r\\nOK",
                                    "--answers=" + (dir / "answers").string()});
     Device dev(serial_plugin(), "modem");
-    REQUIRE(open_dev(dev, link, {{"baud", "115200"}}).ok());
+    REQUIRE(devhost::test::open_device(dev, link, {{"baud", "115200"}}).ok());
 
     Result r = request(dev, "AT\r", "OK\r\n", 5000);
     CHECK(r.outcome.ok());
@@ -102,7 +97,7 @@ TEST_CASE("serial-script plays send/expect/sleep lines in order")
     std::unique_ptr<Child> vdev;
     std::string link = start_vdev(vdev, dir, "serial-script", {"--script=" + (dir / "script").string()});
     Device dev(serial_plugin(), "scripted");
-    REQUIRE(open_dev(dev, link).ok());
+    REQUIRE(devhost::test::open_device(dev, link).ok());
     Result r = read(dev, DEVHOST_OP_READ_UNTIL, 64, 5000, "\r\n");
     CHECK(r.data == "HELLO\r\n");
     // Split over two writes: the peer waits for the whole expected text.
@@ -123,7 +118,7 @@ TEST_CASE("serial-script with --loop starts over")
     std::string link =
         start_vdev(vdev, dir, "serial-script", {"--script=" + (dir / "script").string(), "--loop=true"});
     Device dev(serial_plugin(), "loop");
-    REQUIRE(open_dev(dev, link).ok());
+    REQUIRE(devhost::test::open_device(dev, link).ok());
     for (int i = 0; i < 3; i++)
         CHECK(request(dev, "?", "!", 5000).data == "!");
 }
@@ -213,7 +208,7 @@ TEST_CASE("fault --delay holds each reply back")
     std::unique_ptr<Child> vdev;
     std::string link = start_vdev(vdev, dir, "serial-echo", {"--delay=1s"});
     Device dev(serial_plugin(), "slow");
-    REQUIRE(open_dev(dev, link).ok());
+    REQUIRE(devhost::test::open_device(dev, link).ok());
     REQUIRE(write(dev, "x").outcome.ok());
     Result r = read(dev, DEVHOST_OP_READ, 16, 100);
     CHECK(r.outcome.status == DEVHOST_E_TIMEOUT);
@@ -228,7 +223,7 @@ TEST_CASE("fault --garbage puts bytes before each reply")
     std::unique_ptr<Child> vdev;
     std::string link = start_vdev(vdev, dir, "serial-modem", {"--garbage=3", "--echo=false"});
     Device dev(serial_plugin(), "noisy");
-    REQUIRE(open_dev(dev, link).ok());
+    REQUIRE(devhost::test::open_device(dev, link).ok());
     Result r = request(dev, "AT\r", "OK\r\n", 5000);
     CHECK(r.outcome.ok());
     CHECK(r.data == std::string("\xF0\xF1\xF2\r\nOK\r\n"));
@@ -243,7 +238,7 @@ TEST_CASE("fault --hangup-after removes the device mid-read and takes the link a
     // the modem never answers it (an answered "AT\r" raced the hang-up).
     std::string link = start_vdev(vdev, dir, "serial-modem", {"--hangup-after=3", "--delay=300ms"});
     Device dev(serial_plugin(), "flaky");
-    REQUIRE(open_dev(dev, link).ok());
+    REQUIRE(devhost::test::open_device(dev, link).ok());
     Result r = request(dev, "ATI", "OK\r\n", 10000);
     CHECK(r.outcome.status == DEVHOST_E_REMOVED);
     CHECK_THAT(r.outcome.message, Catch::Contains("went away"));
@@ -253,7 +248,7 @@ TEST_CASE("fault --hangup-after removes the device mid-read and takes the link a
     CHECK_FALSE(fs::exists(fs::symlink_status(link)));
     // Reopening the unplugged device finds nothing.
     Device again(serial_plugin(), "flaky");
-    CHECK(open_dev(again, link).status == DEVHOST_E_NOT_FOUND);
+    CHECK(devhost::test::open_device(again, link).status == DEVHOST_E_NOT_FOUND);
 }
 
 TEST_CASE("fault --hold makes the device's open BUSY, naming the peer's pid")
@@ -262,7 +257,7 @@ TEST_CASE("fault --hold makes the device's open BUSY, naming the peer's pid")
     std::unique_ptr<Child> vdev;
     std::string link = start_vdev(vdev, dir, "serial-echo", {"--hold=true"});
     Device dev(serial_plugin(), "held");
-    Outcome o = open_dev(dev, link);
+    Outcome o = devhost::test::open_device(dev, link);
     CHECK(o.status == DEVHOST_E_BUSY);
     CHECK_THAT(o.message, Catch::Contains(link) && Catch::Contains("busy") &&
                               Catch::Contains("pid " + std::to_string(vdev->pid())));
