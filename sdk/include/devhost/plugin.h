@@ -19,9 +19,11 @@
  * Rules that hold for every struct in this file (the v1 contract):
  *   - It starts with `uint32_t struct_size`, set by whoever fills it in to
  *     sizeof() of the struct as that side compiled it.
- *   - Fields are only ever appended, under a "since v1.N" comment. A reader
- *     touches a field only after checking that struct_size covers it
- *     (DEVHOST_HAS_FIELD). Enum values are only appended, never renumbered.
+ *   - Fields are only ever appended, under a "since v1.N" comment; the
+ *     comment "since v1.N: append here" marks where the next minor's go
+ *     ("append values here" in an enum). A reader touches a field only
+ *     after checking that struct_size covers it (DEVHOST_HAS_FIELD). Enum
+ *     values are only appended, never renumbered.
  *   - A field named `reserved` is written as zero and read by no one; the
  *     host refuses a plugin whose descriptor or hook table has one set (so
  *     that a later minor can give it a meaning).
@@ -144,7 +146,7 @@ enum {
     DEVHOST_E_HOST_FAILED = -13 /* the process running the plugin died or was
                                    stopped while the call was pending; the
                                    host, never a plugin, reports it */
-    /* since v1.2: append here */
+    /* since v1.2: append values here */
 };
 #define DEVHOST_STATUS_LAST DEVHOST_E_HOST_FAILED
 
@@ -193,7 +195,7 @@ typedef enum devhost_log_level {
     DEVHOST_LOG_INFO = 2,
     DEVHOST_LOG_WARN = 3,
     DEVHOST_LOG_ERROR = 4
-    /* since v1.1: append here */
+    /* since v1.2: append values here */
 } devhost_log_level;
 
 /* The host's per-device token, passed to the plugin in open. The plugin
@@ -243,7 +245,7 @@ enum {
     DEVHOST_OPTION_BOOL = 3,     /* true/false, yes/no, on/off, 1/0 */
     DEVHOST_OPTION_ENUM = 4,     /* one of `choices`, "a|b|c" */
     DEVHOST_OPTION_DURATION = 5  /* 250ms, 2s, 1m; passed as milliseconds */
-    /* since v1.1: append here */
+    /* since v1.2: append values here */
 };
 
 /* Option flags, since v1.1. */
@@ -292,7 +294,7 @@ typedef struct devhost_control_spec {
     const char *name;          /* e.g. "get-length"; unique, [a-z0-9-] */
     const char *help;          /* one line */
     uint32_t flags;            /* DEVHOST_CONTROL_* */
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_control_spec;
 
 /* ------------------------------------------------------------------------
@@ -311,7 +313,7 @@ typedef struct devhost_option_value {
                                   DURATION: milliseconds; ENUM: choice index */
     uint32_t is_set;
     uint32_t reserved;
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_option_value;
 
 /* Open flags. */
@@ -336,7 +338,7 @@ typedef struct devhost_open_params {
     int32_t cancel_fd;
     uint32_t reserved;
     const devhost_host_device *host_device; /* pass to services->log */
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_open_params;
 
 /* A key=value pair from a step line (e.g. `connect mode=ecp`). The value
@@ -411,7 +413,7 @@ enum {
     DEVHOST_OP_REPLY = 7,        /* reply to message_id with out */
     DEVHOST_OP_CONTROL = 8       /* control_code with out as input and in
                                     as output */
-    /* since v1.1: append here */
+    /* since v1.2: append values here */
 };
 #define DEVHOST_OP_LAST DEVHOST_OP_CONTROL
 #define DEVHOST_OP_BIT(op) (1u << (op))
@@ -444,7 +446,7 @@ typedef struct devhost_transfer {
     uint32_t reserved;
     size_t out_done;                  /* out: bytes of `out` sent */
     size_t in_len;                    /* out: bytes placed in `in` */
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_transfer;
 
 /* ------------------------------------------------------------------------
