@@ -16,9 +16,16 @@
  *
  * Written in C99 like any OEM plugin. negotiate() fills a good descriptor
  * and then breaks the one part the case names.
+ *
+ * The loader test also builds the good plugin from other headers: plugin.h
+ * as released at 1.0 (tests/abi/headers-1.0, variant v1_0) and a header of
+ * a later minor (tests/abi/future_header.cmake, variant future, which
+ * defines BAD_FUTURE_HEADER: every struct larger, and a hook slot this host
+ * does not know set to a function that aborts if it is ever called).
  */
 #include <devhost/plugin.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 
 enum bad_case {
@@ -102,6 +109,14 @@ static devhost_status bad_transfer(devhost_device *device, devhost_transfer *xfe
     return DEVHOST_OK;
 }
 
+#ifdef BAD_FUTURE_HEADER
+/* The hook of a minor this host does not know: never to be called. */
+static void bad_future_hook(void)
+{
+    abort();
+}
+#endif
+
 static devhost_hooks hooks;
 static devhost_option_spec options[2];
 static devhost_control_spec controls[2];
@@ -115,6 +130,9 @@ static void fill_good(void)
     hooks.close = bad_close;
     hooks.info = bad_info;
     hooks.transfer = bad_transfer;
+#ifdef BAD_FUTURE_HEADER
+    hooks.future_since_1_2 = (uint64_t)(uintptr_t)bad_future_hook;
+#endif
 
     options[0].struct_size = sizeof options[0];
     options[0].type = DEVHOST_OPTION_INT;
@@ -198,7 +216,10 @@ DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
     if (BAD_CASE == BAD_REFUSES_SILENTLY)
         return DEVHOST_E_UNSUPPORTED;
     fill_good();
-    n->plugin_abi_version = DEVHOST_ABI_VERSION;
+    /* The older of the host's version and this header's, as every plugin
+     * answers (plugin.h's devhost_negotiate does the same; this source also
+     * builds from the 1.0 header, which has no such helper). */
+    n->plugin_abi_version = n->host_abi_version < DEVHOST_ABI_VERSION ? n->host_abi_version : DEVHOST_ABI_VERSION;
     n->descriptor = &descriptor;
     break_it(n);
     return DEVHOST_OK;
