@@ -84,7 +84,7 @@ TEST_CASE("bad command lines exit 2 with one clear line", "[cli]")
     CHECK(none.exit_code == 2);
     auto unknown = run_devhost({"frobnicate"});
     CHECK(unknown.exit_code == 2);
-    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins or probe; see "
+    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins, probe or scan; see "
                          "devhost --help)\n");
     auto option = run_devhost({"run", "--colour"});
     CHECK(option.exit_code == 2);
@@ -288,7 +288,8 @@ TEST_CASE("probe opens a device, reports its info and closes it", "[probe]")
     CHECK(l[1].find(R"("info":{)") != std::string::npos);
     auto unknown = run_devhost({"probe", "/nonexistent/thing"});
     CHECK(unknown.exit_code == 2);
-    CHECK(unknown.err == "devhost: error: cannot tell the class of '/nonexistent/thing': give --class\n");
+    CHECK(unknown.err == "devhost: error: cannot tell the class of '/nonexistent/thing': no plugin's path patterns "
+                         "match '/nonexistent/thing'; give --class\n");
 }
 
 TEST_CASE("two runs at once with the same virtual names each get a private directory, removed after", "[run][virtual]")
