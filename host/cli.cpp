@@ -354,13 +354,16 @@ void print_plugins_json(const PluginRegistry &registry)
              ",\"hooks\":" + json_list(hook_names(p)) + ",\"ops\":" + json_list(op_names(p)) +
              ",\"transfer_requires\":" + json_string(requires_text(p.transfer_requires())) +
              ",\"lock_requires\":" + json_string(requires_text(p.lock_requires())) +
-             ",\"shared_paths\":" + (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS ? "true" : "false") + ",\"options\":[";
+             ",\"shared_paths\":" + (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS ? "true" : "false") +
+             ",\"path_patterns\":" + json_list(p.path_patterns()) + ",\"options\":[";
         for (size_t j = 0; j < p.options().size(); j++) {
             const auto &o = p.options()[j];
             s += (j ? "," : "");
             s += "{\"name\":" + json_string(o.name) + ",\"type\":" + json_string(option_type_name(o.type)) +
                  ",\"default\":" + (o.default_value ? json_string(*o.default_value) : "null") +
-                 ",\"accepts\":" + json_string(option_expectation(o)) + ",\"help\":" + json_string(o.help) + "}";
+                 ",\"accepts\":" + json_string(option_expectation(o)) + ",\"help\":" + json_string(o.help) +
+                 ",\"required\":" + (o.flags & DEVHOST_OPTION_REQUIRED ? "true" : "false") +
+                 ",\"exclusive\":" + (o.flags & DEVHOST_OPTION_EXCLUSIVE ? "true" : "false") + "}";
         }
         s += "],\"controls\":[";
         for (size_t j = 0; j < p.controls().size(); j++) {
@@ -397,11 +400,20 @@ void print_plugins_text(const PluginRegistry &registry)
         for (const auto &o : op_names(p))
             std::cout << o << ", ";
         std::cout << "needing " << requires_text(p.transfer_requires()) << "\n";
+        if (!p.path_patterns().empty()) {
+            std::cout << "  paths:";
+            for (const auto &pattern : p.path_patterns())
+                std::cout << " " << text::to_printable(reinterpret_cast<const uint8_t *>(pattern.data()),
+                                                       pattern.size());
+            std::cout << "\n";
+        }
         if (!p.options().empty())
             std::cout << "  options:\n";
         for (const auto &o : p.options())
             std::cout << "    " << o.name << " (" << option_type_name(o.type)
-                      << (o.default_value ? ", default " + *o.default_value : "") << "): " << o.help << " ["
+                      << (o.default_value ? ", default " + *o.default_value : "")
+                      << (o.flags & DEVHOST_OPTION_REQUIRED ? ", required" : "")
+                      << (o.flags & DEVHOST_OPTION_EXCLUSIVE ? ", exclusive" : "") << "): " << o.help << " ["
                       << option_expectation(o) << "]\n";
         if (!p.controls().empty())
             std::cout << "  controls:\n";

@@ -234,7 +234,7 @@ TEST_CASE("deadline_ns answers every hook's deadline, share_fd answers E_UNSUPPO
     CHECK(dflt <= default_hook_timeout_ms);
 }
 
-TEST_CASE("a step's timeout= is the deadline of info and close; the unwind keeps the device's timeout",
+TEST_CASE("a step's timeout= is the deadline of info and close, the unwind keeps the device's timeout",
           "[abi11][deadline][cli]")
 {
     TempDir dir;
@@ -477,4 +477,26 @@ TEST_CASE("devhost scan on the real plugins: a class without enumerate says it c
         CHECK(line.find(' ') != std::string::npos);  // CLASS PATH ...
     auto help = run_devhost({"--help"});
     CHECK_THAT(help.out, Catch::Contains("  scan [--class C] [--json] [--all]\n"));
+}
+
+TEST_CASE("devhost plugins shows path patterns and option flags", "[abi11][cli]")
+{
+    auto r = run_devhost({"plugins", "--json", "--plugin-path", abi11_dir("patterns").string()});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto doc = nlohmann::json::parse(r.out);
+    nlohmann::json required;
+    for (const auto &p : doc["plugins"])
+        if (p["class"] == "required")
+            required = p;
+    REQUIRE(required.is_object());
+    CHECK(required["path_patterns"] == nlohmann::json{"/dev/req*"});
+    CHECK(required["hooks"].back() == "unload");
+    CHECK(required["options"][0]["required"] == true);
+    CHECK(required["options"][0]["exclusive"] == false);
+    CHECK(required["options"][1]["exclusive"] == true);
+    auto text = run_devhost({"plugins", "--plugin-path", abi11_dir("patterns").string()});
+    CHECK_THAT(text.out, Catch::Contains("\n  paths: /dev/req*\n") &&
+                             Catch::Contains("    name (string, required): a required option") &&
+                             Catch::Contains("    share (bool, default true, exclusive): false: share the path"));
 }
