@@ -75,7 +75,7 @@ TEST_CASE("devhost --help answers and --version names the ABI", "[cli]")
     CHECK(help.out.find("exit codes:") != std::string::npos);
     auto version = run_devhost({"--version"});
     CHECK(version.exit_code == 0);
-    CHECK(version.out.find("plugin ABI 1.0 to 1.0") != std::string::npos);
+    CHECK(version.out.find("plugin ABI 1.0 to 1.1") != std::string::npos);
 }
 
 TEST_CASE("bad command lines exit 2 with one clear line", "[cli]")
@@ -456,7 +456,7 @@ TEST_CASE("a relative [host] plugin-path is the config's, and a named plugin dir
         {devhost_exe().string(), "--log-level", "debug", "check", (dir / "conf" / "rel.ini").string()}, elsewhere);
     INFO(r.err);
     CHECK(r.exit_code == 0);
-    CHECK(r.err.find("loaded plugin loop (class loop, version 1.0.0, ABI 1.0) from " +
+    CHECK(r.err.find("loaded plugin loop (class loop, version 1.0.0, ABI 1.1) from " +
                      (dir / "conf" / "plug" / "loop.so").string()) != std::string::npos);
 
     auto missing = run_devhost({"plugins", "--plugin-path", (dir / "none").string()});
