@@ -16,6 +16,8 @@
  *   scan_slow    enumerate lists one device, then returns 300 ms after its
  *                deadline
  *   scan_noenum  no enumerate
+ *   scan_hang    enumerate returns 30 s after its deadline (the host must
+ *                not wait for it)
  *   pat_a        path pattern /dev/pat/ *  (without the space)
  *   pat_b        path pattern /dev/pat/b*  (more specific than pat_a's)
  *   pat_tie      path pattern /dev/pat/b?  (as specific as pat_b's)
@@ -188,7 +190,8 @@ static devhost_status t_transfer(devhost_device *device, devhost_transfer *xfer,
     return DEVHOST_OK;
 }
 
-#if defined(ABI11_VARIANT_SCAN_FIXED) || defined(ABI11_VARIANT_SCAN_NONE) || defined(ABI11_VARIANT_SCAN_SLOW)
+#if defined(ABI11_VARIANT_SCAN_FIXED) || defined(ABI11_VARIANT_SCAN_NONE) || defined(ABI11_VARIANT_SCAN_SLOW) || \
+    defined(ABI11_VARIANT_SCAN_HANG)
 #define HAS_ENUMERATE 1
 static void put_found(const devhost_found_sink *sink, const char *path, const char *by_id, const char *description,
                       const char *vendor, const char *product, const char *serial)
@@ -219,6 +222,9 @@ static devhost_status t_enumerate(const devhost_enumerate_params *params, const 
     (void)params;
     put_found(sink, "/dev/scanslow0", NULL, "found before the deadline", NULL, NULL, NULL);
     sleep_until(devhost_hook_deadline(services, NULL) + 300u * 1000000u);
+#elif defined(ABI11_VARIANT_SCAN_HANG)
+    (void)params, (void)sink;
+    sleep_until(devhost_hook_deadline(services, NULL) + 30000u * 1000000ull);
 #else
     (void)params, (void)sink;
 #endif
