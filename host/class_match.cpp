@@ -68,7 +68,8 @@ std::optional<std::string> class_for_path(const PluginRegistry &registry, const 
         Best mine;
         for (const auto &pattern : plugin->path_patterns()) {
             const size_t s = pattern_specificity(pattern);
-            if ((!mine.plugin || s > mine.specificity) && ::fnmatch(pattern.c_str(), resolved.c_str(), FNM_PATHNAME) == 0)
+            const bool better = !mine.plugin || s > mine.specificity;
+            if (better && ::fnmatch(pattern.c_str(), resolved.c_str(), FNM_PATHNAME) == 0)
                 mine = {plugin.get(), pattern, s};
         }
         if (!mine.plugin)

@@ -570,7 +570,8 @@ int dispatch(const Cli &cli)
         error_line(e.what());
         return exit_failed;
     }
-    error_line("unknown command '" + cli.command + "' (expected run, check, plugins, probe or scan; see devhost --help)");
+    error_line("unknown command '" + cli.command +
+               "' (expected run, check, plugins, probe or scan; see devhost --help)");
     return exit_usage;
 }
 
