@@ -41,7 +41,9 @@
 #endif
 
 static const devhost_host_services *services;
-static int open_devices; /* for unload: devices not closed yet */
+/* For unload: devices not closed yet. Devices of a plugin may be driven from
+ * several threads at once, so it is counted atomically. */
+static int open_devices;
 
 /* The hooks the `late` and `keep` options name, in this order. */
 enum { H_NONE, H_OPEN, H_CONNECT, H_INFO, H_LOCK, H_TRANSFER, H_UNLOCK, H_DISCONNECT, H_CLOSE };
@@ -100,7 +102,7 @@ static devhost_status t_open(const devhost_open_params *params, devhost_device *
                       ? services->share_fd(params->host_device, 0, "test")
                       : DEVHOST_E_UNSUPPORTED;
     *device = d;
-    open_devices++;
+    __atomic_add_fetch(&open_devices, 1, __ATOMIC_SEQ_CST);
     keep_time(d, d->host, H_OPEN);
     return DEVHOST_OK;
 }
@@ -110,7 +112,7 @@ static devhost_status t_close(devhost_device *device, devhost_error *err)
     (void)err;
     keep_time(device, device->host, H_CLOSE);
     free(device);
-    open_devices--;
+    __atomic_sub_fetch(&open_devices, 1, __ATOMIC_SEQ_CST);
     return DEVHOST_OK;
 }
 
@@ -244,7 +246,8 @@ static void t_unload(void)
     fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
-    n = snprintf(line, sizeof line, "unload " ABI11_CLASS " open-devices=%d\n", open_devices);
+    n = snprintf(line, sizeof line, "unload " ABI11_CLASS " open-devices=%d\n",
+                 __atomic_load_n(&open_devices, __ATOMIC_SEQ_CST));
     if (write(fd, line, (size_t)n) != n) {
         /* nothing to do: the test sees the line missing */
     }
