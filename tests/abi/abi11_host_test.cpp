@@ -106,6 +106,16 @@ TEST_CASE("loader copies 1.1's declarations: option flags, path patterns, enumer
     CHECK(old->abi_version() == DEVHOST_MAKE_VERSION(1, 0));
     CHECK_FALSE(old->speaks_1_1());
     CHECK(old->path_patterns().empty());
+
+    // A plugin built from the 1.0 header: its structs end before 1.1's
+    // fields, which the host leaves at nothing.
+    auto v1_0 = registry.load_file(fs::path(DEVHOST_ABI_PLUGIN_DIR) / "v1_0.so");
+    REQUIRE(v1_0);
+    CHECK(v1_0->hooks().enumerate == nullptr);
+    CHECK(v1_0->hooks().unload == nullptr);
+    CHECK(v1_0->path_patterns().empty());
+    REQUIRE(v1_0->options().size() == 1);
+    CHECK(v1_0->options()[0].flags == 0);
 }
 
 TEST_CASE("unload runs once, after the plugin's last device is closed, before the library is unloaded",
