@@ -1,5 +1,6 @@
 #include "check.hpp"
 
+#include "class_match.hpp"
 #include "device.hpp"
 #include "lifecycle.hpp"
 #include "options.hpp"
@@ -285,6 +286,24 @@ void check_names(const Config &config, std::vector<Diagnostic> &diags)
     }
 }
 
+// The option that, false, lets a device share its path: the one the
+// plugin flags DEVHOST_OPTION_EXCLUSIVE (ABI 1.1). Transitional: a plugin
+// that flags no option at all (one that negotiated 1.0, or an in-tree
+// plugin not yet moved to 1.1's declarations) is taken at its option's
+// name, a BOOL named "exclusive", as before 1.1; the name rule goes once
+// every in-tree plugin flags its option.
+const OptionSpec *exclusive_option(const Plugin &p)
+{
+    if (const OptionSpec *flagged = p.exclusive_option())
+        return flagged;
+    const bool flags_any = std::any_of(p.options().begin(), p.options().end(),
+                                       [](const OptionSpec &o) { return o.flags != 0; });
+    if (p.speaks_1_1() && flags_any)
+        return nullptr;
+    const OptionSpec *named = p.find_option("exclusive");
+    return named && named->type == DEVHOST_OPTION_BOOL ? named : nullptr;
+}
+
 struct PathUse {
     std::string device;
     int line = 0;
@@ -314,13 +333,15 @@ void check_path(const Config &config, const DeviceConfig &d, const std::set<std:
     if (dp.path.empty() || (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS))
         return;
     // One device, however it is named: a link, ./ and .. lead to the same
-    // file. Two devices that both say exclusive = false may share.
+    // file. Two devices that both set the class's exclusive option false
+    // may share.
+    const OptionSpec *flag = exclusive_option(p);
     bool exclusive = true;
-    if (const OptionValue *v = dp.values ? option_value(p, *dp.values, "exclusive") : nullptr)
-        exclusive = !(v->is_set && p.find_option("exclusive")->type == DEVHOST_OPTION_BOOL && v->integer == 0);
+    if (const OptionValue *v = flag && dp.values ? option_value(p, *dp.values, flag->name) : nullptr)
+        exclusive = !(v->is_set && v->integer == 0);
     else
         for (const auto &o : d.options)  // the device's options have a mistake: as written
-            if (o.key == "exclusive")
+            if (flag && o.key == flag->name)
                 exclusive = text::parse_bool(o.value).value_or(true);
     std::error_code ec;
     std::string key = dp.path;
@@ -336,7 +357,7 @@ void check_path(const Config &config, const DeviceConfig &d, const std::set<std:
                              (key == dp.path ? "" : "'" + text::excerpt(key) + "', ") + "already used by device '" +
                              it->second.device + "' (line " + std::to_string(it->second.line) + "); class '" +
                              p.device_class() + "' opens devices exclusively" +
-                             (p.find_option("exclusive") ? " unless both say exclusive = false" : "")});
+                             (flag ? " unless both say " + flag->name + " = false" : "")});
 }
 
 // The class's own keys: each an option of its schema, with a value it takes.
@@ -368,10 +389,41 @@ void check_options(const Config &config, const DeviceConfig &d, DevicePlan &dp, 
             diags.push_back({config.file.string(), o.line, where + o.key + ": " + e});
         dp.options[o.key] = o.value;
     }
+    // Options the class requires (DEVHOST_OPTION_REQUIRED) that the device
+    // leaves out, named at its section's line.
+    for (const auto &spec : p.options())
+        if ((spec.flags & DEVHOST_OPTION_REQUIRED) && !dp.options.count(spec.name))
+            diags.push_back({config.file.string(), d.line,
+                             where + spec.name + ": required by class '" + p.device_class() +
+                                 "' and not set (add '" + spec.name + " = ...' to the section at line " +
+                                 std::to_string(d.line) + ")"});
     // Parsed once, above; the rest are the defaults the loader parsed. A
     // device with a mistake gets no values (every mistake reported above).
     if (parsed.size() == dp.options.size())
         dp.values = complete_options(p, parsed);
+}
+
+// The class of a device without `class =`, from the plugins' path
+// patterns; nullopt after a diagnostic when no class or two serve the path.
+std::optional<std::string> class_of_path(const Config &config, const DeviceConfig &d, const PluginRegistry &registry,
+                                         std::vector<Diagnostic> &diags)
+{
+    const std::string file = config.file.string();
+    const std::string where = "[device " + text::excerpt(d.name) + "]";
+    std::string error;
+    if (d.path.value.rfind("virtual:", 0) == 0) {
+        diags.push_back({file, d.line, where + ": missing 'class = ...' (a virtual: path names no class)"});
+        return std::nullopt;
+    }
+    auto resolved = resolve_device_name(d.path.value, config.names, error);
+    if (!resolved) {
+        diags.push_back({file, d.path.line, where + " path: " + error});
+        return std::nullopt;
+    }
+    auto cls = class_for_path(registry, d.path.value, *resolved, error);
+    if (!cls)
+        diags.push_back({file, d.line, where + ": missing 'class = ...' and " + error});
+    return cls;
 }
 
 }  // namespace
@@ -396,14 +448,23 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
     for (const auto &d : config.devices) {
         DevicePlan dp;
         dp.config = &d;
-        if (d.class_name.value.empty())
+        std::string cls = d.class_name.value;
+        int class_line = d.class_name.line;
+        if (cls.empty() && d.class_from_path) {
+            auto from_path = class_of_path(config, d, registry, diags);
+            if (!from_path)
+                continue;
+            cls = *from_path;
+            class_line = d.path.line;
+        }
+        if (cls.empty())
             continue;  // already reported by the config parser
-        dp.plugin = registry.find(d.class_name.value);
+        dp.plugin = registry.find(cls);
         if (!dp.plugin) {
-            std::string hint = text::closest(d.class_name.value, classes);
-            diags.push_back({file, d.class_name.line,
+            std::string hint = text::closest(cls, classes);
+            diags.push_back({file, class_line,
                              "[device " + text::excerpt(d.name) + "] class: no usable plugin for class '" +
-                                 text::excerpt(d.class_name.value) + "'" +
+                                 text::excerpt(cls) + "'" + (d.class_name.value.empty() ? " (from its path)" : "") +
                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
                                  "; loaded classes: " + join(classes), Diagnostic::Kind::MissingPlugin});
             plan.missing_plugin = true;

@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include "check.hpp"
+#include "class_match.hpp"
 #include "config.hpp"
 #include "loader.hpp"
 #include "logging.hpp"
@@ -8,6 +9,7 @@
 #include "options.hpp"
 #include "pipeline.hpp"
 #include "records.hpp"
+#include "scan.hpp"
 #include "signals.hpp"
 #include "common/text.hpp"
 #include "virtual_devices.hpp"
@@ -42,15 +44,23 @@ const char *usage_text =
     "  check CONFIG          find every mistake in CONFIG without touching a device\n"
     "  plugins [--json]      list loaded plugins, their options and refused files\n"
     "  probe [--class C] NAME\n"
-    "                        open NAME, report its info, close it\n";
+    "                        open NAME, report its info, close it (the class\n"
+    "                        from the plugins' path patterns unless --class)\n"
+    "  scan [--class C] [--json] [--all]\n"
+    "                        list the devices each plugin (or class C's) could\n"
+    "                        drive here, without opening them; --all also lists\n"
+    "                        what is normally left out (pseudo-terminals...)\n";
 
 const char *exit_text =
     "\n"
     "exit codes:\n"
     "  0  every pipeline succeeded (check: the config is valid)\n"
-    "  1  a pipeline failed, or step records could not be written\n"
+    "  1  a pipeline failed, or step records could not be written; scan: a\n"
+    "     plugin's enumerate failed or overran its deadline (what it found is\n"
+    "     listed)\n"
     "  2  usage or config error\n"
-    "  3  run: no usable plugin for a configured device (check: 2)\n"
+    "  3  run: no usable plugin for a configured device (check: 2); scan: no\n"
+    "     plugin for --class C, or none loaded\n"
     "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"
     "\n"
     "signals: SIGINT, SIGTERM and SIGHUP stop the run: pipelines are cancelled and\n"
@@ -66,6 +76,7 @@ struct Cli {
     std::vector<std::string> args;
     std::optional<std::string> plugin_path, log_level, log_file, output, device_class;
     bool json = false;
+    bool all = false;
 };
 
 void error_line(const std::string &message) { std::cerr << "devhost: error: " << message << "\n"; }
@@ -314,6 +325,8 @@ std::vector<std::string> hook_names(const Plugin &p)
     if (h.unlock) names.push_back("unlock");
     if (h.info) names.push_back("info");
     if (h.transfer) names.push_back("transfer");
+    if (h.enumerate) names.push_back("enumerate");
+    if (h.unload) names.push_back("unload");
     return names;
 }
 
@@ -341,13 +354,16 @@ void print_plugins_json(const PluginRegistry &registry)
              ",\"hooks\":" + json_list(hook_names(p)) + ",\"ops\":" + json_list(op_names(p)) +
              ",\"transfer_requires\":" + json_string(requires_text(p.transfer_requires())) +
              ",\"lock_requires\":" + json_string(requires_text(p.lock_requires())) +
-             ",\"shared_paths\":" + (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS ? "true" : "false") + ",\"options\":[";
+             ",\"shared_paths\":" + (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS ? "true" : "false") +
+             ",\"path_patterns\":" + json_list(p.path_patterns()) + ",\"options\":[";
         for (size_t j = 0; j < p.options().size(); j++) {
             const auto &o = p.options()[j];
             s += (j ? "," : "");
             s += "{\"name\":" + json_string(o.name) + ",\"type\":" + json_string(option_type_name(o.type)) +
                  ",\"default\":" + (o.default_value ? json_string(*o.default_value) : "null") +
-                 ",\"accepts\":" + json_string(option_expectation(o)) + ",\"help\":" + json_string(o.help) + "}";
+                 ",\"accepts\":" + json_string(option_expectation(o)) + ",\"help\":" + json_string(o.help) +
+                 ",\"required\":" + (o.flags & DEVHOST_OPTION_REQUIRED ? "true" : "false") +
+                 ",\"exclusive\":" + (o.flags & DEVHOST_OPTION_EXCLUSIVE ? "true" : "false") + "}";
         }
         s += "],\"controls\":[";
         for (size_t j = 0; j < p.controls().size(); j++) {
@@ -384,11 +400,20 @@ void print_plugins_text(const PluginRegistry &registry)
         for (const auto &o : op_names(p))
             std::cout << o << ", ";
         std::cout << "needing " << requires_text(p.transfer_requires()) << "\n";
+        if (!p.path_patterns().empty()) {
+            std::cout << "  paths:";
+            for (const auto &pattern : p.path_patterns())
+                std::cout << " " << text::to_printable(reinterpret_cast<const uint8_t *>(pattern.data()),
+                                                       pattern.size());
+            std::cout << "\n";
+        }
         if (!p.options().empty())
             std::cout << "  options:\n";
         for (const auto &o : p.options())
             std::cout << "    " << o.name << " (" << option_type_name(o.type)
-                      << (o.default_value ? ", default " + *o.default_value : "") << "): " << o.help << " ["
+                      << (o.default_value ? ", default " + *o.default_value : "")
+                      << (o.flags & DEVHOST_OPTION_REQUIRED ? ", required" : "")
+                      << (o.flags & DEVHOST_OPTION_EXCLUSIVE ? ", exclusive" : "") << "): " << o.help << " ["
                       << option_expectation(o) << "]\n";
         if (!p.controls().empty())
             std::cout << "  controls:\n";
@@ -431,13 +456,14 @@ int cmd_probe(const Cli &cli)
         error_line(error);
         return exit_usage;
     }
-    std::optional<std::string> cls = cli.device_class ? cli.device_class : guess_class(name, *path);
-    if (!cls) {
-        error_line("cannot tell the class of '" + name + "': give --class");
-        return exit_usage;
-    }
     PluginRegistry registry;
     load_plugins(registry, cli, nullptr);
+    // The class from the plugins' path patterns (class_match.hpp).
+    std::optional<std::string> cls = cli.device_class ? cli.device_class : class_for_path(registry, name, *path, error);
+    if (!cls) {
+        error_line("cannot tell the class of '" + name + "': " + error + "; give --class");
+        return exit_usage;
+    }
     Config config;
     config.file = "probe";
     DeviceConfig d;
@@ -471,6 +497,57 @@ int cmd_probe(const Cli &cli)
     return r.ok && !records->failed() ? exit_ok : exit_failed;
 }
 
+// `devhost scan`: every plugin's enumerate, or one class's.
+int cmd_scan(const Cli &cli)
+{
+    if (!cli.args.empty()) {
+        error_line("scan takes no arguments (see devhost --help)");
+        return exit_usage;
+    }
+    setup_logging(cli, nullptr);
+    PluginRegistry registry;
+    load_plugins(registry, cli, nullptr);
+    std::vector<std::shared_ptr<const Plugin>> plugins = registry.plugins();
+    if (cli.device_class) {
+        auto plugin = registry.find(*cli.device_class);
+        if (!plugin) {
+            std::vector<std::string> classes;
+            for (const auto &p : registry.plugins())
+                classes.push_back(p->device_class());
+            std::string list;
+            for (const auto &c : classes)
+                list += (list.empty() ? "" : ", ") + c;
+            error_line("scan --class " + text::excerpt(*cli.device_class) + ": no plugin serves class '" +
+                       text::excerpt(*cli.device_class) + "'; loaded classes: " + (list.empty() ? "none" : list));
+            return exit_no_plugin;
+        }
+        plugins = {plugin};
+    } else if (plugins.empty()) {
+        error_line("scan: no plugins loaded (see devhost plugins)");
+        return exit_no_plugin;
+    }
+    std::vector<ClassScan> scans;
+    bool failed = false, abandoned = false;
+    for (const auto &plugin : plugins) {
+        scans.push_back(scan_class(plugin, cli.all ? DEVHOST_ENUMERATE_ALL : 0));
+        const ClassScan &s = scans.back();
+        if (!s.listed)
+            spdlog::warn("{}: cannot list its devices (its plugin has no enumerate)", s.device_class);
+        if (!s.ok)
+            spdlog::error("{}: {}", s.device_class, s.error);
+        failed |= !s.ok;
+        abandoned |= s.abandoned;
+    }
+    if (cli.json)
+        print_scan_json(scans, std::cout);
+    else
+        print_scan_text(scans, std::cout);
+    std::cout.flush();
+    if (abandoned)  // a plugin still runs enumerate: it must not be unloaded
+        std::_Exit(exit_failed);
+    return failed ? exit_failed : exit_ok;
+}
+
 // Runs the command; an exception it lets out is one error line: a logging
 // setup problem is a usage error (2), anything else a failure (1).
 int dispatch(const Cli &cli)
@@ -484,6 +561,8 @@ int dispatch(const Cli &cli)
             return cmd_plugins(cli);
         if (cli.command == "probe")
             return cmd_probe(cli);
+        if (cli.command == "scan")
+            return cmd_scan(cli);
     } catch (const spdlog::spdlog_ex &e) {
         error_line(std::string("cannot set up logging: ") + e.what());
         return exit_usage;
@@ -491,7 +570,8 @@ int dispatch(const Cli &cli)
         error_line(e.what());
         return exit_failed;
     }
-    error_line("unknown command '" + cli.command + "' (expected run, check, plugins or probe; see devhost --help)");
+    error_line("unknown command '" + cli.command +
+               "' (expected run, check, plugins, probe or scan; see devhost --help)");
     return exit_usage;
 }
 
@@ -508,8 +588,10 @@ int run_cli(int argc, char **argv)
         ("log-level", po::value<std::string>(), "trace, debug, info, warn, error or off (default info)")
         ("log-file", po::value<std::string>(), "also log to this file (rotated at 5 MiB, 3 kept)")
         ("output,o", po::value<std::string>(), "where step records go: - (stdout) or a file; overrides [host] output")
-        ("json", "plugins: print JSON")
-        ("class", po::value<std::string>(), "probe: the device class (default: guessed from NAME)");
+        ("json", "plugins, scan: print JSON")
+        ("all", "scan: also list what is normally left out (pseudo-terminals...)")
+        ("class", po::value<std::string>(), "probe: the device class (default: from the plugins' path patterns); "
+                                            "scan: list this class's devices only");
     po::options_description hidden;
     hidden.add_options()
         ("command", po::value<std::string>())
@@ -554,6 +636,7 @@ int run_cli(int argc, char **argv)
     opt("output", cli.output);
     opt("class", cli.device_class);
     cli.json = vm.count("json") > 0;
+    cli.all = vm.count("all") > 0;
     if (cli.log_level && !logging::parse_level(*cli.log_level)) {
         error_line("--log-level " + *cli.log_level + ": expected one of " + logging::level_names);
         return exit_usage;

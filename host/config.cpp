@@ -364,10 +364,10 @@ private:
 
 // The keys every device and peer needs. A section holding a syntax error is
 // not asked: the broken line may be the key.
-void check_required_keys(const Config &config, const Scan &scanned, std::vector<Diagnostic> &diags)
+void check_required_keys(Config &config, const Scan &scanned, std::vector<Diagnostic> &diags)
 {
     const std::string file = config.file.string();
-    for (const auto &d : config.devices) {
+    for (auto &d : config.devices) {
         if (scanned.broken_sections.count(d.line))
             continue;
         const std::string where = "[device " + text::excerpt(d.name) + "]: ";
@@ -379,7 +379,12 @@ void check_required_keys(const Config &config, const Scan &scanned, std::vector<
                 if (hint.empty() && text::closest(o.key, {"class"}) == "class")
                     hint = " (line " + std::to_string(o.line) + " has '" + text::excerpt(o.key) +
                            "': did you mean 'class'?)";
-            diags.push_back({file, d.line, where + "missing 'class = ...'" + hint});
+            // With a path and no sign of a misspelt key, the class comes from
+            // the plugins' path patterns (check.cpp, class_match.hpp).
+            if (hint.empty() && !d.path.value.empty())
+                d.class_from_path = true;
+            else
+                diags.push_back({file, d.line, where + "missing 'class = ...'" + hint});
         }
         if (d.path.value.empty())
             diags.push_back({file, d.line, where + "missing 'path = ...'"});

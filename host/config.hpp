@@ -59,6 +59,9 @@ struct DeviceConfig {
     std::string name;
     int line = 0;                 // the section header
     Setting class_name;
+    // No `class =` but a path: check takes the class from the plugins' path
+    // patterns (class_match.hpp) instead of calling it missing.
+    bool class_from_path = false;
     Setting path;                 // as configured
     bool inherit = false;
     std::optional<int64_t> timeout_ms;

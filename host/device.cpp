@@ -41,12 +41,12 @@ Device::~Device()
         release(hook);
 }
 
-Outcome Device::release(Hook hook)
+Outcome Device::release(Hook hook, int32_t timeout_ms)
 {
     switch (hook) {
-    case Hook::Unlock: return unlock();
-    case Hook::Disconnect: return disconnect();
-    case Hook::Close: return close();
+    case Hook::Unlock: return unlock(timeout_ms);
+    case Hook::Disconnect: return disconnect(timeout_ms);
+    case Hook::Close: return close(timeout_ms);
     default: return {DEVHOST_E_INVALID, std::string(hook_name(hook)) + " is not a release", 0};
     }
 }
@@ -106,6 +106,27 @@ Outcome Device::acquired(Hook hook, devhost_status status, const devhost_error &
 {
     apply(hook, status == DEVHOST_OK, state_);
     return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, call);
+}
+
+uint64_t Device::arm(int64_t timeout_ms)
+{
+    token_->deadline_ns = deadline_after(timeout_ms);
+    return token_->deadline_ns;
+}
+
+Outcome Device::kept(uint64_t deadline, bool enforced, const char *call, Outcome outcome)
+{
+    token_->deadline_ns = DEVHOST_DEADLINE_NONE;
+    if (!enforced)
+        return outcome;
+    if (auto late = overrun(deadline)) {
+        const std::string answered =
+            outcome.ok() ? "DEVHOST_OK" : std::string(devhost_status_name(outcome.status)) + ": " + outcome.message;
+        spdlog::warn("{}: {}: {} (it returned {})", name_, call, *late, answered);
+        return {DEVHOST_E_TIMEOUT, std::string(call) + ": " + *late + " (it returned " + answered + ")",
+                outcome.os_errno};
+    }
+    return outcome;
 }
 
 void Device::set_faults(FaultSchedule faults)
@@ -168,31 +189,39 @@ Outcome Device::open(const OpenRequest &request)
 
     devhost_error err = fresh_error();
     devhost_device *handle = nullptr;
+    const uint64_t deadline = arm(request.timeout_ms);
     devhost_status status = hooks().open(&params, &handle, &err);
     if (status != DEVHOST_OK) {
+        const Outcome failed = kept(deadline, true, "open", call_failed(status, err, "open"));
         if (handle) {
             // A half-built device: the contract says close can take it.
             devhost_error close_err = fresh_error();
+            arm(default_hook_timeout_ms);
             hooks().close(handle, &close_err);
+            kept(DEVHOST_DEADLINE_NONE, false, "close", {});
         }
-        return call_failed(status, err, "open");
+        return failed;
     }
     if (!handle)
-        return {DEVHOST_E_INVALID, "plugin '" + plugin_->name() + "' reported a successful open without a device", 0};
+        return kept(deadline, true, "open",
+                    {DEVHOST_E_INVALID, "plugin '" + plugin_->name() + "' reported a successful open without a device",
+                     0});
     handle_ = handle;
     apply(Hook::Open, true, state_);
-    return {};
+    return kept(deadline, true, "open", {});
 }
 
-Outcome Device::close()
+Outcome Device::close(int32_t timeout_ms)
 {
     if (auto refused = refuse(Hook::Close, "close"))
         return *refused;
     devhost_error err = fresh_error();
+    const uint64_t deadline = arm(timeout_ms);
     devhost_status status = hooks().close(handle_, &err);
-    handle_ = nullptr;
+    handle_ = nullptr;  // freed either way, late or not
     apply(Hook::Close, status == DEVHOST_OK, state_);
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "close");
+    return kept(deadline, plugin_->speaks_1_1(), "close",
+                status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "close"));
 }
 
 Outcome Device::connect(const ConnectRequest &request)
@@ -201,9 +230,18 @@ Outcome Device::connect(const ConnectRequest &request)
         return *refused;
     if (!hooks().connect)
         return unsupported(plugin_->device_class(), "connect");
+    // The pairs twice: as text (cut at a NUL, 1.0's view) and sized (1.1).
     std::vector<devhost_kv> args;
-    for (const auto &[k, v] : request.args)
+    std::vector<devhost_arg> sized;
+    for (const auto &[k, v] : request.args) {
         args.push_back({k.c_str(), v.c_str()});
+        devhost_arg a{};
+        a.struct_size = sizeof a;
+        a.key = k.c_str();
+        a.value = reinterpret_cast<const uint8_t *>(v.c_str());  // NUL-terminated past value_size
+        a.value_size = v.size();
+        sized.push_back(a);
+    }
     devhost_connect_params params{};
     params.struct_size = sizeof params;
     if (request.context) {
@@ -218,12 +256,15 @@ Outcome Device::connect(const ConnectRequest &request)
     }
     params.arg_count = static_cast<uint32_t>(args.size());
     params.args = args.empty() ? nullptr : args.data();
+    params.sized_args = sized.empty() ? nullptr : sized.data();
     params.timeout_ms = request.timeout_ms;
     devhost_error err = fresh_error();
-    return acquired(Hook::Connect, hooks().connect(handle_, &params, &err), err, "connect");
+    const uint64_t deadline = arm(request.timeout_ms);
+    const devhost_status status = hooks().connect(handle_, &params, &err);
+    return kept(deadline, true, "connect", acquired(Hook::Connect, status, err, "connect"));
 }
 
-Outcome Device::release_by(Hook hook, const char *call,
+Outcome Device::release_by(Hook hook, const char *call, int32_t timeout_ms,
                            devhost_status (*devhost_hooks::*slot)(devhost_device *, devhost_error *))
 {
     if (auto refused = refuse(hook, call))
@@ -232,11 +273,16 @@ Outcome Device::release_by(Hook hook, const char *call,
     if (!(hooks().*slot))
         return {};
     devhost_error err = fresh_error();
+    const uint64_t deadline = arm(timeout_ms);
     devhost_status status = (hooks().*slot)(handle_, &err);
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, call);
+    return kept(deadline, plugin_->speaks_1_1(), call,
+                status == DEVHOST_OK ? Outcome{} : call_failed(status, err, call));
 }
 
-Outcome Device::disconnect() { return release_by(Hook::Disconnect, "disconnect", &devhost_hooks::disconnect); }
+Outcome Device::disconnect(int32_t timeout_ms)
+{
+    return release_by(Hook::Disconnect, "disconnect", timeout_ms, &devhost_hooks::disconnect);
+}
 
 Outcome Device::lock(int32_t timeout_ms)
 {
@@ -245,10 +291,15 @@ Outcome Device::lock(int32_t timeout_ms)
     if (!hooks().lock)
         return unsupported(plugin_->device_class(), "lock");
     devhost_error err = fresh_error();
-    return acquired(Hook::Lock, hooks().lock(handle_, timeout_ms, &err), err, "lock");
+    const uint64_t deadline = arm(timeout_ms);
+    const devhost_status status = hooks().lock(handle_, timeout_ms, &err);
+    return kept(deadline, true, "lock", acquired(Hook::Lock, status, err, "lock"));
 }
 
-Outcome Device::unlock() { return release_by(Hook::Unlock, "unlock", &devhost_hooks::unlock); }
+Outcome Device::unlock(int32_t timeout_ms)
+{
+    return release_by(Hook::Unlock, "unlock", timeout_ms, &devhost_hooks::unlock);
+}
 
 namespace {
 
@@ -265,7 +316,7 @@ void info_put(void *context, const char *key, const char *value)
 
 }  // namespace
 
-Outcome Device::info(InfoList &out)
+Outcome Device::info(InfoList &out, int32_t timeout_ms)
 {
     if (auto refused = refuse(Hook::Info, "info"))
         return *refused;
@@ -277,8 +328,10 @@ Outcome Device::info(InfoList &out)
     sink.context = &collector;
     sink.put = info_put;
     devhost_error err = fresh_error();
+    const uint64_t deadline = arm(timeout_ms);
     devhost_status status = hooks().info(handle_, &sink, &err);
-    return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "info");
+    return kept(deadline, plugin_->speaks_1_1(), "info",
+                status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "info"));
 }
 
 const char *op_name(uint32_t op)
@@ -296,28 +349,17 @@ const char *op_name(uint32_t op)
     }
 }
 
-Outcome Device::transfer(devhost_transfer &xfer)
+namespace {
+
+// What a transfer the plugin answered `status` to came to: a success must
+// mean the whole op was done, since a plugin that reports OK for part of it
+// broke the contract, and the pipeline must not go on as if every byte had
+// moved.
+Outcome transfer_outcome(const devhost_transfer &xfer, devhost_status status, const Outcome &failed,
+                         const char *name)
 {
-    const char *name = op_name(xfer.op);
-    if (auto refused = refuse(Hook::Transfer, name))
-        return *refused;
-    if (!plugin_->supports_op(xfer.op) || !hooks().transfer)
-        return unsupported(plugin_->device_class(), name);
-    xfer.struct_size = sizeof xfer;
-    xfer.out_done = 0;
-    xfer.in_len = 0;
-    devhost_error err = fresh_error();
-    devhost_status status = hooks().transfer(handle_, &xfer, &err);
-    // Never trust a length past the buffer the host owns.
-    if (xfer.in_len > xfer.in_capacity)
-        xfer.in_len = xfer.in_capacity;
-    if (xfer.out_done > xfer.out_len)
-        xfer.out_done = xfer.out_len;
     if (status != DEVHOST_OK)
-        return call_failed(status, err, name);
-    // A success must mean the whole op was done: a plugin that reports OK
-    // for part of it broke the contract, and the pipeline must not go on as
-    // if every byte had moved.
+        return failed;
     const bool sends_all = xfer.op == DEVHOST_OP_WRITE || xfer.op == DEVHOST_OP_REPLY;
     if (sends_all && xfer.out_done < xfer.out_len)
         return {DEVHOST_E_IO,
@@ -330,6 +372,31 @@ Outcome Device::transfer(devhost_transfer &xfer)
                     " of " + std::to_string(xfer.in_capacity) + " bytes",
                 0};
     return {};
+}
+
+}  // namespace
+
+Outcome Device::transfer(devhost_transfer &xfer)
+{
+    const char *name = op_name(xfer.op);
+    if (auto refused = refuse(Hook::Transfer, name))
+        return *refused;
+    if (!plugin_->supports_op(xfer.op) || !hooks().transfer)
+        return unsupported(plugin_->device_class(), name);
+    xfer.struct_size = sizeof xfer;
+    xfer.out_done = 0;
+    xfer.in_len = 0;
+    devhost_error err = fresh_error();
+    const uint64_t deadline = arm(xfer.timeout_ms);
+    devhost_status status = hooks().transfer(handle_, &xfer, &err);
+    // Never trust a length past the buffer the host owns.
+    if (xfer.in_len > xfer.in_capacity)
+        xfer.in_len = xfer.in_capacity;
+    if (xfer.out_done > xfer.out_len)
+        xfer.out_done = xfer.out_len;
+    // Late or not, what moved counts (in_len, out_done go to the record).
+    const Outcome failed = status == DEVHOST_OK ? Outcome{} : call_failed(status, err, name);
+    return kept(deadline, true, name, transfer_outcome(xfer, status, failed, name));
 }
 
 }  // namespace devhost

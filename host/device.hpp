@@ -6,6 +6,7 @@
 // cancel handle (an eventfd).
 #pragma once
 
+#include "deadlines.hpp"
 #include "faults.hpp"
 #include "lifecycle.hpp"
 #include "loader.hpp"
@@ -51,6 +52,8 @@ struct OpenRequest {
 struct ConnectRequest {
     std::optional<std::vector<uint8_t>> context;
     std::optional<uint32_t> context_size;  // default: the context's length
+    // The step's other pairs. A value may hold NUL bytes (DATA's \x00): the
+    // plugin gets it whole in sized_args, cut at the first NUL in args.
     std::vector<std::pair<std::string, std::string>> args;
     int32_t timeout_ms = -1;
 };
@@ -71,16 +74,22 @@ public:
     const std::string &name() const { return name_; }
     const Plugin &plugin() const { return *plugin_; }
 
+    // Every call has a deadline (deadlines.hpp): open, connect, lock and
+    // transfer from their timeout_ms, the others from `timeout_ms` here
+    // (-1: none). The plugin reads it through services->deadline_ns; a call
+    // that returns past it (and its slack) comes to DEVHOST_E_TIMEOUT,
+    // "plugin overran its deadline by N ms", whatever the plugin answered
+    // (what it did still counts: a late but successful connect connected).
     Outcome open(const OpenRequest &request);
     Outcome connect(const ConnectRequest &request);
-    Outcome info(InfoList &out);
+    Outcome info(InfoList &out, int32_t timeout_ms = default_hook_timeout_ms);
     Outcome lock(int32_t timeout_ms);
     // The caller fills op, buffers, timeout and the rest; struct_size is set
     // here. Checks the op is declared and the class's precondition holds.
     Outcome transfer(devhost_transfer &xfer);
-    Outcome unlock();
-    Outcome disconnect();
-    Outcome close();
+    Outcome unlock(int32_t timeout_ms = default_hook_timeout_ms);
+    Outcome disconnect(int32_t timeout_ms = default_hook_timeout_ms);
+    Outcome close(int32_t timeout_ms = default_hook_timeout_ms);
 
     const DeviceState &state() const { return state_; }
     const ClassRules &rules() const { return rules_; }
@@ -89,7 +98,7 @@ public:
     bool is_locked() const { return state_.locked; }
     bool was_closed() const { return state_.closed; }
     // Calls the release hook (unlock, disconnect or close) named by `hook`.
-    Outcome release(Hook hook);
+    Outcome release(Hook hook, int32_t timeout_ms = default_hook_timeout_ms);
 
     // Test mode: faults to inject into this device's hook calls, through a
     // FaultInjector wrapped around the plugin's hooks. Call before open.
@@ -109,8 +118,15 @@ private:
     Outcome acquired(Hook hook, devhost_status status, const devhost_error &err, const char *call);
     // Unlock or disconnect through the plugin's `slot`: released whatever the
     // plugin answers, and nothing to call when it left the hook NULL.
-    Outcome release_by(Hook hook, const char *call,
+    Outcome release_by(Hook hook, const char *call, int32_t timeout_ms,
                        devhost_status (*devhost_hooks::*slot)(devhost_device *, devhost_error *));
+    // Sets the deadline of the call about to be made (deadline_ns answers
+    // it) and returns it.
+    uint64_t arm(int64_t timeout_ms);
+    // After a call armed with `deadline`: the deadline is cleared, and an
+    // overrun turns `outcome` into DEVHOST_E_TIMEOUT. `enforced`: whether
+    // this plugin is held to this hook's deadline.
+    Outcome kept(uint64_t deadline, bool enforced, const char *call, Outcome outcome);
     // The hooks calls go through: the plugin's, or the fault injector's.
     const devhost_hooks &hooks() const { return faults_ ? faults_->hooks() : plugin_->hooks(); }
 

@@ -38,16 +38,6 @@ struct Refused {
     std::string reason;
 };
 
-bool valid_identifier(const char *s)
-{
-    if (!s || !*s || std::strlen(s) > 64)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-            return false;
-    return true;
-}
-
 std::string text_or_empty(const char *s) { return s ? s : ""; }
 
 const char *file_type_name(mode_t type)
@@ -150,7 +140,7 @@ std::map<int, size_t> fd_name_uses;
 // is the file mapped whatever happens to its path meanwhile. Without /proc
 // the plugin is refused rather than loaded again by its path: loading by
 // descriptor is what makes the checks hold for what runs.
-std::shared_ptr<boost::dll::shared_library> load_library(int fd, const fs::path &file)
+std::unique_ptr<boost::dll::shared_library> load_library(int fd, const fs::path &file)
 {
     struct statfs proc {};
     if (::statfs("/proc/self/fd", &proc) != 0 || proc.f_type != PROC_SUPER_MAGIC)
@@ -161,7 +151,7 @@ std::shared_ptr<boost::dll::shared_library> load_library(int fd, const fs::path 
     if (uses > 2048)  // a name stays far below PATH_MAX
         throw Refused{"cannot load it: descriptor " + std::to_string(fd) + " already named 2048 plugins"};
     const std::string name = "/proc/self/fd" + std::string(uses++, '/') + "/" + std::to_string(fd);
-    auto library = std::make_shared<boost::dll::shared_library>();
+    auto library = std::make_unique<boost::dll::shared_library>();
     try {
         library->load(name, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
     } catch (const std::exception &e) {
@@ -222,7 +212,8 @@ void for_each_spec(const Spec *table, uint32_t count, uint32_t limit, size_t v1_
         if (s->struct_size != stride)
             throw Refused{what + " spec " + std::to_string(i) + " has struct_size " + std::to_string(s->struct_size) +
                           ", the first has " + std::to_string(stride)};
-        if (!valid_identifier(s->name))
+        // The header's rule, applied as written (plugin.h).
+        if (!devhost_identifier_valid(s->name))
             throw Refused{what + " spec " + std::to_string(i) + " has an invalid name (expected [a-z0-9-])"};
         each(*s);
     }
@@ -235,6 +226,14 @@ std::vector<OptionSpec> copy_options(const devhost_plugin_descriptor &d)
         OptionSpec spec;
         spec.name = s.name;
         spec.type = s.type;
+        if (devhost_option_name_reserved(s.name))
+            throw Refused{"option '" + spec.name + "': a reserved name (the config keeps it for every device)"};
+        // Fields of 1.1, read only when the spec's struct_size covers them.
+        if (DEVHOST_HAS_FIELD(devhost_option_spec, s.struct_size, reserved) && s.reserved != 0)
+            throw Refused{"option '" + spec.name + "': reserved field is " + std::to_string(s.reserved) +
+                          " (must be 0)"};
+        if (DEVHOST_HAS_FIELD(devhost_option_spec, s.struct_size, flags))
+            spec.flags = s.flags;
         if (s.type < DEVHOST_OPTION_STRING || s.type > DEVHOST_OPTION_DURATION)
             throw Refused{"option '" + spec.name + "': unknown type " + std::to_string(s.type)};
         spec.help = text_or_empty(s.help);
@@ -255,9 +254,15 @@ std::vector<OptionSpec> copy_options(const devhost_plugin_descriptor &d)
                 throw Refused{"option '" + spec.name + "': default '" + *spec.default_value + "': " + error};
             spec.default_integer = *parsed;
         }
-        for (const auto &other : out)
+        for (const auto &other : out) {
             if (other.name == spec.name)
                 throw Refused{"option '" + spec.name + "' is declared twice"};
+            if ((other.flags & spec.flags & DEVHOST_OPTION_EXCLUSIVE) != 0)
+                throw Refused{"options '" + other.name + "' and '" + spec.name +
+                              "' are both flagged exclusive (at most one may be)"};
+        }
+        if ((spec.flags & DEVHOST_OPTION_EXCLUSIVE) && spec.type != DEVHOST_OPTION_BOOL)
+            throw Refused{"option '" + spec.name + "': flagged exclusive but not a bool"};
         out.push_back(std::move(spec));
     });
     return out;
@@ -275,6 +280,29 @@ std::vector<ControlSpec> copy_controls(const devhost_plugin_descriptor &d)
                                             "'"};
                       out.push_back(std::move(c));
                   });
+    return out;
+}
+
+// The descriptor's path_patterns (since 1.1: read only when its struct_size
+// covers the field), bounded: at most max_path_patterns patterns of at most
+// max_path_pattern_bytes each, none empty.
+std::vector<std::string> copy_path_patterns(const devhost_plugin_descriptor &d)
+{
+    std::vector<std::string> out;
+    if (!DEVHOST_HAS_FIELD(devhost_plugin_descriptor, d.struct_size, path_patterns) || !d.path_patterns)
+        return out;
+    for (size_t i = 0; d.path_patterns[i]; i++) {
+        if (i == max_path_patterns)
+            throw Refused{"descriptor declares more than " + std::to_string(max_path_patterns) + " path patterns"};
+        const char *p = d.path_patterns[i];
+        const size_t len = strnlen(p, max_path_pattern_bytes + 1);
+        if (len == 0)
+            throw Refused{"path pattern " + std::to_string(i) + " is empty"};
+        if (len > max_path_pattern_bytes)
+            throw Refused{"path pattern " + std::to_string(i) + " is longer than " +
+                          std::to_string(max_path_pattern_bytes) + " bytes"};
+        out.emplace_back(p, len);
+    }
     return out;
 }
 
@@ -315,8 +343,21 @@ void check_descriptor(const devhost_plugin_descriptor *d)
     if (d->struct_size < v1_descriptor_size)
         throw Refused{"descriptor struct_size " + std::to_string(d->struct_size) + " is smaller than v1's " +
                       std::to_string(v1_descriptor_size)};
-    if (!valid_identifier(d->device_class))
+    if (!devhost_identifier_valid(d->device_class))
         throw Refused{"descriptor has no valid device class (expected [a-z0-9-])"};
+    // A reserved field set: a later minor may give it a meaning this host
+    // would miss, so the plugin is refused (plugin.h, the v1 contract).
+    if (d->reserved != 0)
+        throw Refused{"descriptor reserved field is " + std::to_string(d->reserved) + " (must be 0)"};
+    // A requirement the host does not know is a promise it cannot keep.
+    for (auto [bits, what] : {std::pair{d->transfer_requires, "transfer_requires"},
+                              std::pair{d->lock_requires, "lock_requires"}})
+        if (bits & ~static_cast<uint32_t>(DEVHOST_REQUIRES_KNOWN)) {
+            char hex[16];
+            std::snprintf(hex, sizeof hex, "0x%x", static_cast<unsigned>(bits & ~DEVHOST_REQUIRES_KNOWN));
+            throw Refused{std::string("descriptor ") + what + " sets requirement bits this host does not know (" +
+                          hex + ")"};
+        }
     if (!d->name || !*d->name)
         throw Refused{"descriptor has no name"};
     if (!d->hooks)
@@ -324,6 +365,8 @@ void check_descriptor(const devhost_plugin_descriptor *d)
     if (d->hooks->struct_size < v1_hooks_size)
         throw Refused{"hooks struct_size " + std::to_string(d->hooks->struct_size) + " is smaller than v1's " +
                       std::to_string(v1_hooks_size)};
+    if (d->hooks->reserved != 0)
+        throw Refused{"hooks reserved field is " + std::to_string(d->hooks->reserved) + " (must be 0)"};
     if (!d->hooks->open || !d->hooks->close)
         throw Refused{"hooks table lacks open or close (both are required)"};
     if (d->transfer_ops & ~((DEVHOST_OP_BIT(DEVHOST_OP_LAST) << 1) - DEVHOST_OP_BIT(1)))
@@ -332,7 +375,28 @@ void check_descriptor(const devhost_plugin_descriptor *d)
         throw Refused{"descriptor declares transfer ops but has no transfer hook"};
 }
 
+// Deletes a plugin's library: calls its unload hook first, once, when it has
+// one. The last holder of Plugin::library() (the Plugin, or a device that
+// outlives it) lets go only after every device of the plugin is gone.
+struct UnloadThenClose {
+    void (*unload)(void) = nullptr;
+    void operator()(boost::dll::shared_library *library) const
+    {
+        if (unload)
+            unload();
+        delete library;
+    }
+};
+
 }  // namespace
+
+const OptionSpec *Plugin::exclusive_option() const
+{
+    for (const auto &o : options_)
+        if (o.flags & DEVHOST_OPTION_EXCLUSIVE)
+            return &o;
+    return nullptr;
+}
 
 const OptionSpec *Plugin::find_option(std::string_view name) const
 {
@@ -388,9 +452,15 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
         plugin->lock_requires_ = d->lock_requires;
         plugin->options_ = copy_options(*d);
         plugin->controls_ = copy_controls(*d);
+        plugin->path_patterns_ = copy_path_patterns(*d);
+        // Slots past the plugin's struct_size (enumerate and unload from a
+        // 1.0 table) stay NULL; slots past this host's are not copied.
         std::memcpy(&plugin->hooks_, d->hooks, std::min<size_t>(d->hooks->struct_size, sizeof(devhost_hooks)));
         plugin->hooks_.struct_size = sizeof(devhost_hooks);
-        plugin->library_ = std::move(library);
+        // Accepted as a plugin: from here its unload hook runs before the
+        // library is unloaded, whatever happens to it next.
+        plugin->library_ = std::shared_ptr<boost::dll::shared_library>(library.release(),
+                                                                       UnloadThenClose{plugin->hooks_.unload});
 
         if (auto taken = find(plugin->class_))
             throw Refused{"class '" + plugin->class_ + "' already provided by " + display_path(taken->file())};

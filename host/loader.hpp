@@ -38,7 +38,13 @@ struct OptionSpec {
     std::vector<std::string> choices;  // ENUM only
     int64_t min = 0;
     int64_t max = 0;
+    uint32_t flags = 0;  // DEVHOST_OPTION_REQUIRED, _EXCLUSIVE (since 1.1; 0 from a 1.0 spec)
 };
+
+// The bounds on a descriptor's path_patterns: more patterns, or a longer
+// one, and the loader refuses the plugin.
+inline constexpr size_t max_path_patterns = 64;
+inline constexpr size_t max_path_pattern_bytes = 256;
 
 struct ControlSpec {
     std::string name;
@@ -55,6 +61,9 @@ public:
     const std::string &version() const { return version_; }
     const std::string &description() const { return description_; }
     uint32_t abi_version() const { return abi_version_; }
+    // Whether the plugin negotiated 1.1 or later, and so keeps 1.1's rules
+    // (a deadline in every hook, among others).
+    bool speaks_1_1() const { return abi_version_ >= DEVHOST_MAKE_VERSION(1, 1); }
     uint32_t flags() const { return flags_; }
     uint32_t transfer_ops() const { return transfer_ops_; }
     uint32_t transfer_requires() const { return transfer_requires_; }
@@ -65,10 +74,17 @@ public:
     const std::vector<ControlSpec> &controls() const { return controls_; }
     const ControlSpec *find_control(std::string_view name) const;
     const ControlSpec *find_control(uint32_t code) const;
+    // The paths the class serves, as fnmatch(3) FNM_PATHNAME patterns (since
+    // 1.1; empty when the plugin declares none).
+    const std::vector<std::string> &path_patterns() const { return path_patterns_; }
+    // The option flagged DEVHOST_OPTION_EXCLUSIVE, or nullptr.
+    const OptionSpec *exclusive_option() const;
     // The plugin's hook table, copied; hooks past the plugin's struct_size
     // are NULL.
     const devhost_hooks &hooks() const { return hooks_; }
-    // Devices keep this alive so the code they call stays mapped.
+    // Devices keep this alive so the code they call stays mapped. When the
+    // last holder lets go, the plugin's unload hook (if any) runs once, then
+    // the library is unloaded: after every device of the plugin is gone.
     const std::shared_ptr<boost::dll::shared_library> &library() const { return library_; }
 
 private:
@@ -78,6 +94,7 @@ private:
     uint32_t abi_version_ = 0, flags_ = 0, transfer_ops_ = 0, transfer_requires_ = 0, lock_requires_ = 0;
     std::vector<OptionSpec> options_;
     std::vector<ControlSpec> controls_;
+    std::vector<std::string> path_patterns_;
     devhost_hooks hooks_{};
     std::shared_ptr<boost::dll::shared_library> library_;
 };

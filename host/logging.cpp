@@ -1,9 +1,9 @@
 #include "logging.hpp"
 
+#include "deadlines.hpp"
 #include "log_file.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
-#include <time.h>
 #include <vector>
 
 namespace devhost::logging {
@@ -69,11 +69,15 @@ void plugin_log(const devhost_host_device *device, int32_t level, const char *me
         spdlog::log(to_spdlog(level), "{}", message);
 }
 
-uint64_t monotonic_ns()
+uint64_t service_monotonic_ns() { return devhost::monotonic_ns(); }
+
+uint64_t service_deadline_ns(const devhost_host_device *device) { return hook_deadline_ns(device); }
+
+// This host runs plugins in its own process: it keeps no descriptors for
+// them (a supervising host would, plugin.h).
+devhost_status service_share_fd(const devhost_host_device *, int32_t, const char *)
 {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    return DEVHOST_E_UNSUPPORTED;
 }
 
 }  // namespace
@@ -81,7 +85,8 @@ uint64_t monotonic_ns()
 const devhost_host_services *host_services()
 {
     static const devhost_host_services services = {
-        sizeof(devhost_host_services), DEVHOST_ABI_VERSION, plugin_log, monotonic_ns,
+        sizeof(devhost_host_services), DEVHOST_ABI_VERSION, plugin_log, service_monotonic_ns,
+        service_deadline_ns,           service_share_fd,
     };
     return &services;
 }

@@ -41,5 +41,8 @@ class FaultInjector;
 // The host's per-device token given to plugins for their log calls.
 struct devhost_host_device {
     std::string name;
+    // The deadline of the hook now running for this device (deadlines.hpp),
+    // set by the Device before each call on the thread that makes it.
+    uint64_t deadline_ns = DEVHOST_DEADLINE_NONE;
     devhost::FaultInjector *faults = nullptr;  // while faults are injected (faults.hpp)
 };

@@ -6,7 +6,6 @@
 #include <cctype>
 #include <map>
 #include <set>
-#include <sys/stat.h>
 
 namespace devhost {
 
@@ -224,36 +223,6 @@ std::string describe_names(const NameTable &table, const std::vector<size_t> &en
         s += (s.empty() ? "" : ", ") + text::excerpt(table.overrides[i].first) + " = " +
              text::excerpt(table.overrides[i].second);
     return s;
-}
-
-std::optional<std::string> guess_class(const std::string &configured, const std::string &resolved)
-{
-    const std::string bare = strip_device_prefix(configured);
-    if (configured.rfind(device_prefix, 0) == 0) {
-        if (numbered(bare, "COM"))
-            return "serial";
-        if (numbered(bare, "LPT"))
-            return "parallel";
-        if (numbered(bare, "PhysicalDrive"))
-            return "raw";
-    } else if (!configured.empty() && configured[0] == '\\') {
-        return "filterport";
-    }
-    for (const char *p : {"/dev/tty", "/dev/pts/", "/dev/serial/"})
-        if (resolved.rfind(p, 0) == 0)
-            return "serial";
-    if (resolved.rfind("/dev/parport", 0) == 0 || resolved.rfind("vport:", 0) == 0)
-        return "parallel";
-    if (resolved.rfind("loop:", 0) == 0)
-        return "loop";
-    struct stat st {};
-    if (::stat(resolved.c_str(), &st) == 0) {
-        if (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode))
-            return "raw";
-        if (S_ISSOCK(st.st_mode))
-            return "filterport";
-    }
-    return std::nullopt;
 }
 
 }  // namespace devhost

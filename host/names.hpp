@@ -9,6 +9,7 @@
 //                       a value may be another name (`COM7 = \\.\COM3`)
 //   anything else       taken as it is (a Linux path, loop:NAME, vport:NAME,
 //                       virtual:NAME)
+// Which class serves a path is the plugins' to say (class_match.hpp).
 #pragma once
 
 #include <filesystem>
@@ -45,8 +46,5 @@ std::string describe_names(const NameTable &table, const std::vector<size_t> &en
 
 // The whole disks \\.\PhysicalDriveN counts, in order (names under /sys/block).
 std::vector<std::string> physical_drives(const NameTable &table);
-
-// Guesses a device's class from its configured name or path, for `probe`.
-std::optional<std::string> guess_class(const std::string &configured, const std::string &resolved);
 
 }  // namespace devhost

@@ -133,14 +133,15 @@ struct StepRunner {
         case StepKind::Info: {
             static thread_local InfoList info;
             info.clear();
-            Outcome o = device.info(info);
+            Outcome o = device.info(info, timeout);
             rec.info = &info;
             return o;
         }
         case StepKind::Lock: return device.lock(timeout);
-        case StepKind::Unlock: return device.unlock();
-        case StepKind::Disconnect: return device.disconnect();
-        case StepKind::Close: return device.close();
+        // Since 1.1 their step's timeout= is their deadline too.
+        case StepKind::Unlock: return device.unlock(timeout);
+        case StepKind::Disconnect: return device.disconnect(timeout);
+        case StepKind::Close: return device.close(timeout);
         case StepKind::Sleep: return sleep_cancellable(device, s.sleep_ms);
         default: return transfer(s, control_code, timeout, rec);
         }
@@ -364,7 +365,10 @@ int Engine::run_steps(Device &device, const DevicePlan &plan, PipelineResult &re
 
 void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
 {
-    // Unwind what the pipeline still holds, in the lifecycle's order.
+    // Unwind what the pipeline still holds, in the lifecycle's order, each
+    // release with the device's timeout, else [host]'s (deadlines.hpp).
+    const int64_t timeout_ms = cfg.timeout_ms.value_or(default_timeout_ms_);
+    const int32_t timeout = static_cast<int32_t>(std::min<int64_t>(timeout_ms, INT32_MAX));
     for (Hook hook : unwind_order(device.state(), device.rules())) {
         const char *name = hook_name(hook);
         Record rec;
@@ -372,7 +376,7 @@ void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
         rec.seq = ++seq;
         rec.step = name;
         rec.unwind = true;
-        const Outcome o = run_recorded(rec, [&] { return device.release(hook); });
+        const Outcome o = run_recorded(rec, [&] { return device.release(hook, timeout); });
         record(rec);
         if (o.ok())
             spdlog::info("{}: {} (unwinding what the pipeline held)", cfg.name, name);

@@ -38,7 +38,7 @@ expect fail "a member of devhost_transfer removed" \
   '/^    uint64_t offset;/d' plugin.h
 expect fail "a status renumbered" 's|DEVHOST_E_CANCELLED = -12|DEVHOST_E_CANCELLED = -13|' plugin.h
 expect pass "a status appended" \
-  's|^    DEVHOST_E_CANCELLED = -12 .*$|    DEVHOST_E_CANCELLED = -12,\n    DEVHOST_E_APPENDED = -13|' plugin.h
+  's|^    DEVHOST_E_HOST_FAILED = -13 /\*|    DEVHOST_E_HOST_FAILED = -13, DEVHOST_E_APPENDED = -14 /*|' plugin.h
 expect fail "a log level renumbered" 's|DEVHOST_LOG_ERROR = 4|DEVHOST_LOG_ERROR = 5|' plugin.h
 expect fail "a port API signature changed" \
   's|^DEVHOST_PORT_API void devhost_port_close(devhost_port \*port);|DEVHOST_PORT_API void devhost_port_close(devhost_port *port, int how);|' port.h

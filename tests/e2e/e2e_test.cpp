@@ -78,7 +78,7 @@ TEST_CASE("devhost --help answers and --version names the ABI", "[cli]")
     CHECK(help.out.find("exit codes:") != std::string::npos);
     auto version = run_devhost({"--version"});
     CHECK(version.exit_code == 0);
-    CHECK(version.out.find("plugin ABI 1.0 to 1.0") != std::string::npos);
+    CHECK(version.out.find("plugin ABI 1.0 to 1.1") != std::string::npos);
 }
 
 TEST_CASE("bad command lines exit 2 with one clear line", "[cli]")
@@ -87,8 +87,8 @@ TEST_CASE("bad command lines exit 2 with one clear line", "[cli]")
     CHECK(none.exit_code == 2);
     auto unknown = run_devhost({"frobnicate"});
     CHECK(unknown.exit_code == 2);
-    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins or probe; see "
-                         "devhost --help)\n");
+    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins, probe or "
+                         "scan; see devhost --help)\n");
     auto option = run_devhost({"run", "--colour"});
     CHECK(option.exit_code == 2);
     CHECK(option.err.find("unrecognised option '--colour'") != std::string::npos);
@@ -308,7 +308,8 @@ TEST_CASE("probe opens a device, reports its info and closes it", "[probe]")
     CHECK(l[1].find(R"("info":{)") != std::string::npos);
     auto unknown = run_devhost({"probe", "/nonexistent/thing"});
     CHECK(unknown.exit_code == 2);
-    CHECK(unknown.err == "devhost: error: cannot tell the class of '/nonexistent/thing': give --class\n");
+    CHECK(unknown.err == "devhost: error: cannot tell the class of '/nonexistent/thing': no plugin's path patterns "
+                         "match '/nonexistent/thing'; give --class\n");
 }
 
 TEST_CASE("two runs at once with the same virtual names each get a private directory, removed after", "[run][virtual]")
@@ -475,7 +476,7 @@ TEST_CASE("a relative [host] plugin-path is the config's, and a named plugin dir
         {devhost_exe().string(), "--log-level", "debug", "check", (dir / "conf" / "rel.ini").string()}, elsewhere);
     INFO(r.err);
     CHECK(r.exit_code == 0);
-    CHECK(r.err.find("loaded plugin loop (class loop, version 1.0.0, ABI 1.0) from " +
+    CHECK(r.err.find("loaded plugin loop (class loop, version 1.0.0, ABI 1.1) from " +
                      (dir / "conf" / "plug" / "loop.so").string()) != std::string::npos);
 
     auto missing = run_devhost({"plugins", "--plugin-path", (dir / "none").string()});

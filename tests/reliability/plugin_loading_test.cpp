@@ -171,7 +171,7 @@ TEST_CASE("a directory others may write to, several levels above a plugin, is re
     r = run_devhost({"--plugin-path", plugins.string(), "plugins"});
     INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
     CHECK(r.exit_code == 0);
-    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.0, " + (plugins / "abitest.so").string() + "\n") !=
+    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.1, " + (plugins / "abitest.so").string() + "\n") !=
           std::string::npos);
     CHECK(r.err.find("refused") == std::string::npos);
 }
@@ -288,7 +288,7 @@ TEST_CASE("a plugin directory scan survives every entry: each bad one is one ref
     auto r = run_devhost({"--plugin-path", plugins.string(), "plugins"});
     INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
     CHECK(r.exit_code == 0);
-    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.0, " + (plugins / "good.so").string() + "\n") !=
+    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.1, " + (plugins / "good.so").string() + "\n") !=
           std::string::npos);
     CHECK(r.out.find("\nloop: loop") != std::string::npos);
     for (const auto &[name, reason] : refused)
@@ -350,7 +350,7 @@ TEST_CASE("a scan by a host running as nobody refuses what it may not read, alon
     auto r = as_nobody({devhost_exe().string(), "--plugin-path", plugins.string(), "plugins"});
     INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
     CHECK(r.exit_code == 0);
-    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.0, " + (plugins / "good.so").string() + "\n") !=
+    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.1, " + (plugins / "good.so").string() + "\n") !=
           std::string::npos);
     for (const auto &[name, reason] : refused)
         check_refused_once(r, plugins / name, reason);
@@ -369,7 +369,7 @@ TEST_CASE("a scan by a host running as nobody refuses what it may not read, alon
     INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
     CHECK(r.exit_code == 0);
     CHECK(count_lines(r.err, "warning: plugin directory " + closed.string() + " cannot be read: Permission denied; skipped") == 1);
-    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.0, " + (plugins / "good.so").string() + "\n") !=
+    CHECK(r.out.find("\nabitest: abitest-bad 1.0.0, ABI 1.1, " + (plugins / "good.so").string() + "\n") !=
           std::string::npos);
 }
 

@@ -27,6 +27,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum bad_case {
     BAD_NONE, /* a good plugin: the control row of the catalogue */
@@ -59,7 +60,24 @@ enum bad_case {
     BAD_CONTROL_SMALL,
     BAD_CONTROL_STRIDE,
     BAD_CONTROL_NAME,
-    BAD_CONTROL_REPEAT
+    BAD_CONTROL_REPEAT,
+    /* ABI 1.1's rules */
+    BAD_RESERVED_DESCRIPTOR,
+    BAD_RESERVED_HOOKS,
+    BAD_RESERVED_OPTION,
+    BAD_UNKNOWN_REQUIRES,
+    BAD_UNKNOWN_LOCK_REQUIRES,
+    BAD_CLASS_UNDERSCORE,
+    BAD_CLASS_DASH,
+    BAD_CLASS_LONG,
+    BAD_OPTION_UNDERSCORE,
+    BAD_OPTION_RESERVED,
+    BAD_OPTION_RESERVED_1_1,
+    BAD_OPTION_EXCLUSIVE_NOT_BOOL,
+    BAD_PATTERNS_TOO_MANY,
+    BAD_PATTERN_TOO_LONG,
+    BAD_PATTERN_EMPTY,
+    BAD_FLAGS_UNKNOWN /* a good plugin: unknown flag bits are ignored */
 };
 
 #ifndef BAD_CASE
@@ -121,6 +139,8 @@ static devhost_hooks hooks;
 static devhost_option_spec options[2];
 static devhost_control_spec controls[2];
 static devhost_plugin_descriptor descriptor;
+static const char *patterns[66];
+static char long_pattern[258];
 
 /* The good plugin every case starts from. */
 static void fill_good(void)
@@ -199,6 +219,43 @@ static void break_it(devhost_negotiation *n)
     case BAD_CONTROL_STRIDE: controls[1].struct_size = sizeof controls[1] + 8; break;
     case BAD_CONTROL_NAME: controls[1].name = ""; break;
     case BAD_CONTROL_REPEAT: controls[1].code = controls[0].code; break;
+    case BAD_RESERVED_DESCRIPTOR: descriptor.reserved = 1; break;
+    case BAD_RESERVED_HOOKS: hooks.reserved = 2; break;
+    case BAD_RESERVED_OPTION: options[1].reserved = 3; break;
+    case BAD_UNKNOWN_REQUIRES: descriptor.transfer_requires = 1u << 4; break;
+    case BAD_UNKNOWN_LOCK_REQUIRES: descriptor.lock_requires = DEVHOST_REQUIRES_CONNECTED | 1u << 31; break;
+    case BAD_CLASS_UNDERSCORE: descriptor.device_class = "abi_test"; break;
+    case BAD_CLASS_DASH: descriptor.device_class = "-abitest"; break;
+    case BAD_CLASS_LONG: /* 65 characters, one past DEVHOST_IDENTIFIER_MAX */
+        descriptor.device_class = "abitest-abitest-abitest-abitest-abitest-abitest-abitest-abitest-x";
+        break;
+    case BAD_OPTION_UNDERSCORE: options[1].name = "my_mode"; break;
+    case BAD_OPTION_RESERVED: options[1].name = "timeout"; break;
+    case BAD_OPTION_RESERVED_1_1: options[1].name = "isolation"; break;
+    case BAD_OPTION_EXCLUSIVE_NOT_BOOL: options[0].flags = DEVHOST_OPTION_EXCLUSIVE; break;
+    case BAD_PATTERNS_TOO_MANY: {
+        size_t i;
+        for (i = 0; i < 65; i++)
+            patterns[i] = "/dev/abitest*";
+        descriptor.path_patterns = patterns;
+        break;
+    }
+    case BAD_PATTERN_TOO_LONG:
+        memset(long_pattern, 'x', 257);
+        long_pattern[0] = '/';
+        patterns[0] = "/dev/abitest*";
+        patterns[1] = long_pattern;
+        descriptor.path_patterns = patterns;
+        break;
+    case BAD_PATTERN_EMPTY:
+        patterns[0] = "";
+        descriptor.path_patterns = patterns;
+        break;
+    case BAD_FLAGS_UNKNOWN:
+        descriptor.flags |= 1u << 20;
+        options[0].flags |= 1u << 20;
+        controls[0].flags |= 1u << 20;
+        break;
     default: break;
     }
 }
