@@ -110,11 +110,32 @@ static devhost_status exchange(par_device *d, uint8_t cmd, uint32_t arg, const u
     return DEVHOST_OK;
 }
 
-/* Requests other than CLAIM are answered at once; this bounds the wait for
- * a server that hangs. */
-static uint64_t answer_deadline(uint64_t deadline)
+/* How long past the running hook's deadline a request already sent may
+ * still wait for its answer (a serving peer answers over a local socket in
+ * well under a millisecond), so that a request sent just before the
+ * deadline is not cut off and the stream kept in step; a peer that does
+ * not answer within it is taken as hung (the stream is then out of step).
+ * Well inside what the host allows a hook past its deadline. */
+#define VPORT_ANSWER_GRACE_MS 10
+
+/* The running hook's deadline plus the grace (none when it has none). */
+static uint64_t hook_deadline_graced(const par_device *d)
 {
-    return devhost_util_deadline_min(deadline, devhost_util_deadline_ms(5000));
+    uint64_t now;
+    if (d->deadline == DEVHOST_DEADLINE_NONE)
+        return DEVHOST_DEADLINE_NONE;
+    now = devhost_util_now_ns();
+    return (d->deadline > now ? d->deadline : now) + VPORT_ANSWER_GRACE_MS * 1000000ull;
+}
+
+/* Requests other than CLAIM are answered at once; this bounds the wait for
+ * a server that hangs: `deadline`, 5 s at most, and the running hook's
+ * deadline (plus the grace): a hook without a timeout argument has only
+ * that one. */
+static uint64_t answer_deadline(const par_device *d, uint64_t deadline)
+{
+    return devhost_util_deadline_min(devhost_util_deadline_min(deadline, devhost_util_deadline_ms(5000)),
+                                     hook_deadline_graced(d));
 }
 
 /* Maps a non-OK server status to a devhost status with a message. */
@@ -265,7 +286,7 @@ static devhost_status vport_open(par_device *d, const devhost_open_params *param
     r = malloc(sizeof *r);
     if (!r)
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
-    deadline = answer_deadline(devhost_util_deadline_ms(params->timeout_ms));
+    deadline = answer_deadline(d, devhost_util_deadline_ms(params->timeout_ms));
     st = exchange(d, VPORT_CMD_HELLO, d->exclusive ? VPORT_HELLO_EXCLUSIVE : 0, (const uint8_t *)params->device_name,
                   params->device_name ? strnlen(params->device_name, 64) : 0, r, deadline, err);
     if (st == DEVHOST_OK && r->status == VPORT_E_BUSY)
@@ -324,7 +345,7 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
      * it back, and we skip the stale CLAIM reply. */
     devhost_util_error_init(&cancel_err);
     cancel_st = send_request(d, VPORT_CMD_CANCEL, 0, NULL, 0, &cancel_err);
-    cancel_deadline = devhost_util_deadline_ms(5000);
+    cancel_deadline = answer_deadline(d, DEVHOST_DEADLINE_NONE);
     while (cancel_st == DEVHOST_OK) {
         cancel_st = recv_reply(d, r, cancel_deadline, &cancel_err);
         if (cancel_st == DEVHOST_OK && r->cmd == VPORT_CMD_CANCEL)
@@ -343,7 +364,7 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
 static devhost_status simple(par_device *d, uint8_t cmd, uint32_t arg, const char *what, vport_reply *r,
                              devhost_error *err)
 {
-    devhost_status st = exchange(d, cmd, arg, NULL, 0, r, answer_deadline(DEVHOST_DEADLINE_NONE), err);
+    devhost_status st = exchange(d, cmd, arg, NULL, 0, r, answer_deadline(d, DEVHOST_DEADLINE_NONE), err);
     if (st != DEVHOST_OK)
         return st;
     return server_status(d, r, what, err);
@@ -362,7 +383,7 @@ static devhost_status vport_negotiate(par_device *d, int mode, devhost_error *er
 {
     vport_reply r;
     devhost_status st = exchange(d, VPORT_CMD_NEGOTIATE, (uint32_t)mode, NULL, 0, &r,
-                                 answer_deadline(DEVHOST_DEADLINE_NONE), err);
+                                 answer_deadline(d, DEVHOST_DEADLINE_NONE), err);
     if (st != DEVHOST_OK)
         return st;
     if (r.status == VPORT_E_REFUSED)
@@ -428,7 +449,7 @@ static devhost_status vport_write(par_device *d, const uint8_t *data, size_t len
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
     while (*done < len) {
         size_t chunk = len - *done > VPORT_MAX_PAYLOAD ? VPORT_MAX_PAYLOAD : len - *done;
-        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(DEVHOST_DEADLINE_NONE), err);
+        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(d, DEVHOST_DEADLINE_NONE), err);
         if (st != DEVHOST_OK)
             break;
         if (r->status == VPORT_E_NOT_READY) {
