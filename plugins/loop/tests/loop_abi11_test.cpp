@@ -5,7 +5,7 @@
 // descriptor declares for 1.1 (path patterns, the exclusive flag, no
 // enumerate or unload).
 #include "devhost_test.hpp"
-#include "direct_plugin.hpp"
+#include "hook_driver.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -31,15 +31,15 @@ struct CancelFd {
 };
 
 struct Loop {
-    DirectPlugin plugin{plugin_dir() / "loop.so"};
+    HookPlugin plugin{plugin_dir() / "loop.so"};
     CancelFd cancel;
 
     devhost_device *open(const std::string &name, std::map<std::string, std::string> options = {},
-                         const devhost_host_device *token = DirectPlugin::token())
+                         const devhost_host_device *token = HookPlugin::token())
     {
         devhost_device *dev = nullptr;
         devhost_error err = fresh_error();
-        DirectHost::deadline_in(-1);
+        HookHost::deadline_in(-1);
         devhost_status s = plugin.open("loop:" + name, &dev, err, options, -1, cancel.fd, token);
         INFO(err.message);
         REQUIRE(s == DEVHOST_OK);
@@ -68,7 +68,7 @@ devhost_status read_some(const devhost_hooks &hooks, devhost_device *dev, int32_
 
 TEST_CASE("loop 1.1: descriptor declares loop:* and the exclusive flag, no enumerate or unload", "[loop][abi11]")
 {
-    DirectPlugin plugin(plugin_dir() / "loop.so");
+    HookPlugin plugin(plugin_dir() / "loop.so");
     const devhost_plugin_descriptor &d = plugin.descriptor();
     REQUIRE(d.path_patterns);
     CHECK(std::string(d.path_patterns[0]) == "loop:*");
@@ -95,8 +95,8 @@ TEST_CASE("loop 1.1: lock ends at the host's deadline, or at timeout_ms when tha
 
     SECTION("no timeout_ms: the host's deadline (300 ms) ends it")
     {
-        DirectHost::deadline_calls = 0;
-        DirectHost::deadline_in(300);
+        HookHost::deadline_calls = 0;
+        HookHost::deadline_in(300);
         auto start = Clock::now();
         devhost_status s = loop.plugin.hooks().lock(b, -1, &err);
         int64_t ms = elapsed_ms(start);
@@ -104,12 +104,12 @@ TEST_CASE("loop 1.1: lock ends at the host's deadline, or at timeout_ms when tha
         CHECK_THAT(err.message, Catch::Contains("still locked by device 'direct'"));
         CHECK(ms >= 295);
         CHECK(ms <= 300 + margin_ms);
-        CHECK(DirectHost::deadline_calls >= 1);
-        CHECK(DirectHost::last_device == b_token);  // asked for its own device
+        CHECK(HookHost::deadline_calls >= 1);
+        CHECK(HookHost::last_device == b_token);  // asked for its own device
     }
     SECTION("timeout_ms 100 before a 10 s deadline: the timeout ends it")
     {
-        DirectHost::deadline_in(10000);
+        HookHost::deadline_in(10000);
         auto start = Clock::now();
         CHECK(loop.plugin.hooks().lock(b, 100, &err) == DEVHOST_E_TIMEOUT);
         int64_t ms = elapsed_ms(start);
@@ -118,14 +118,14 @@ TEST_CASE("loop 1.1: lock ends at the host's deadline, or at timeout_ms when tha
     }
     SECTION("a 200 ms deadline before timeout_ms 10 s: the deadline ends it")
     {
-        DirectHost::deadline_in(200);
+        HookHost::deadline_in(200);
         auto start = Clock::now();
         CHECK(loop.plugin.hooks().lock(b, 10000, &err) == DEVHOST_E_TIMEOUT);
         int64_t ms = elapsed_ms(start);
         CHECK(ms >= 195);
         CHECK(ms <= 200 + margin_ms);
     }
-    DirectHost::deadline_in(-1);
+    HookHost::deadline_in(-1);
     CHECK(loop.plugin.hooks().unlock(a, &err) == DEVHOST_OK);
     loop.close(a);
     loop.close(b);
@@ -136,7 +136,7 @@ TEST_CASE("loop 1.1: a read of an empty buffer ends at the host's deadline", "[l
     Loop loop;
     devhost_device *dev = loop.open("deadline-read");
     devhost_error err = fresh_error();
-    DirectHost::deadline_in(250);
+    HookHost::deadline_in(250);
     auto start = Clock::now();
     CHECK(read_some(loop.plugin.hooks(), dev, -1, err) == DEVHOST_E_TIMEOUT);
     int64_t ms = elapsed_ms(start);
@@ -145,13 +145,13 @@ TEST_CASE("loop 1.1: a read of an empty buffer ends at the host's deadline", "[l
     CHECK(ms <= 250 + margin_ms);
 
     // The earlier of the two, when it is timeout_ms.
-    DirectHost::deadline_in(10000);
+    HookHost::deadline_in(10000);
     start = Clock::now();
     CHECK(read_some(loop.plugin.hooks(), dev, 100, err) == DEVHOST_E_TIMEOUT);
     ms = elapsed_ms(start);
     CHECK(ms >= 95);
     CHECK(ms <= 100 + margin_ms);
-    DirectHost::deadline_in(-1);
+    HookHost::deadline_in(-1);
     loop.close(dev);
 }
 
@@ -160,7 +160,7 @@ TEST_CASE("loop 1.1: open-delay ends at the host's deadline with its own message
     Loop loop;
     devhost_device *dev = nullptr;
     devhost_error err = fresh_error();
-    DirectHost::deadline_in(200);
+    HookHost::deadline_in(200);
     auto start = Clock::now();
     devhost_status s =
         loop.plugin.open("loop:deadline-open", &dev, err, {{"open-delay", "5s"}}, -1, loop.cancel.fd);
@@ -174,7 +174,7 @@ TEST_CASE("loop 1.1: open-delay ends at the host's deadline with its own message
 
     // A timeout_ms shorter than the delay keeps the 1.0 message.
     err = fresh_error();
-    DirectHost::deadline_in(10000);
+    HookHost::deadline_in(10000);
     s = loop.plugin.open("loop:deadline-open", &dev, err, {{"open-delay", "5s"}}, 100, loop.cancel.fd);
     CHECK(s == DEVHOST_E_TIMEOUT);
     CHECK(std::string(err.message) == "opening loop:deadline-open takes 5000 ms (open-delay), more than the 100 ms timeout");
@@ -183,10 +183,10 @@ TEST_CASE("loop 1.1: open-delay ends at the host's deadline with its own message
 
     // A delay that fits the deadline opens.
     err = fresh_error();
-    DirectHost::deadline_in(5000);
+    HookHost::deadline_in(5000);
     s = loop.plugin.open("loop:deadline-open", &dev, err, {{"open-delay", "50ms"}}, -1, loop.cancel.fd);
     CHECK(s == DEVHOST_OK);
-    DirectHost::deadline_in(-1);
+    HookHost::deadline_in(-1);
     if (dev)
         loop.close(dev);
 }
@@ -198,7 +198,7 @@ TEST_CASE("loop 1.1: connect, info, disconnect, unlock and close never wait, eve
     devhost_device *dev = loop.open("deadline-quick");
     devhost_error err = fresh_error();
     REQUIRE(loop.plugin.hooks().lock(dev, -1, &err) == DEVHOST_OK);
-    DirectHost::deadline = DirectHost::now_ns();  // already passed
+    HookHost::deadline = HookHost::now_ns();  // already passed
     auto start = Clock::now();
     devhost_connect_params cp{};
     cp.struct_size = sizeof cp;
@@ -212,7 +212,7 @@ TEST_CASE("loop 1.1: connect, info, disconnect, unlock and close never wait, eve
     CHECK(loop.plugin.hooks().unlock(dev, &err) == DEVHOST_OK);
     loop.close(dev);
     CHECK(elapsed_ms(start) < margin_ms);
-    DirectHost::deadline_in(-1);
+    HookHost::deadline_in(-1);
 }
 
 TEST_CASE("loop 1.1: an unknown control code is DEVHOST_E_UNSUPPORTED", "[loop][abi11]")

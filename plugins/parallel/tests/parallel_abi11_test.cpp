@@ -8,7 +8,7 @@
 // the 1.1 descriptor (path patterns, the exclusive flag), enumerate, unload
 // and the status of an unknown control code.
 #include "devhost_test.hpp"
-#include "direct_plugin.hpp"
+#include "hook_driver.hpp"
 #include "vport_peer.hpp"
 
 #include <catch2/catch.hpp>
@@ -44,14 +44,14 @@ struct CancelFd {
 // The plugin, a peer and one device open on it.
 struct Fixture {
     VPort port;
-    DirectPlugin plugin{plugin_dir() / "parallel.so"};
+    HookPlugin plugin{plugin_dir() / "parallel.so"};
     CancelFd cancel;
     devhost_device *dev = nullptr;
 
     explicit Fixture(const std::string &name, std::map<std::string, std::string> options = {}) : port(name)
     {
         devhost_error err = fresh_error();
-        DirectHost::deadline_in(-1);
+        HookHost::deadline_in(-1);
         devhost_status s = plugin.open(port.path(), &dev, err, options, 2000, cancel.fd);
         INFO(err.message);
         REQUIRE(s == DEVHOST_OK);
@@ -60,9 +60,9 @@ struct Fixture {
     {
         if (dev) {
             devhost_error err = fresh_error();
-            DirectHost::deadline_in(deadline_ms);  // the peer may be stopped
+            HookHost::deadline_in(deadline_ms);  // the peer may be stopped
             plugin.hooks().close(dev, &err);
-            DirectHost::deadline_in(-1);
+            HookHost::deadline_in(-1);
         }
     }
     const devhost_hooks &hooks() const { return plugin.hooks(); }
@@ -70,7 +70,7 @@ struct Fixture {
     void lock()
     {
         devhost_error err = fresh_error();
-        DirectHost::deadline_in(-1);
+        HookHost::deadline_in(-1);
         devhost_status s = hooks().lock(dev, 2000, &err);
         INFO(err.message);
         REQUIRE(s == DEVHOST_OK);
@@ -126,11 +126,11 @@ TEST_CASE("parallel 1.1: unlock against a stopped peer ends at its deadline", "[
     f.lock();
     f.port.stop();
     devhost_error err = fresh_error();
-    DirectHost::deadline_in(deadline_ms);
+    HookHost::deadline_in(deadline_ms);
     CHECK(timed([&] { return f.hooks().unlock(f.dev, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
     CHECK_THAT(err.message, Catch::Contains("no answer from the virtual port in time"));
     // close then has nothing to release: it is quick.
-    DirectHost::deadline_in(deadline_ms);
+    HookHost::deadline_in(deadline_ms);
     auto start = Clock::now();
     CHECK(f.hooks().close(f.dev, &err) == DEVHOST_OK);
     f.dev = nullptr;
@@ -143,7 +143,7 @@ TEST_CASE("parallel 1.1: close holding the claim against a stopped peer ends at 
     f.lock();
     f.port.stop();
     devhost_error err = fresh_error();
-    DirectHost::deadline_in(deadline_ms);
+    HookHost::deadline_in(deadline_ms);
     CHECK(timed([&] { return f.hooks().close(f.dev, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
     f.dev = nullptr;  // freed either way
 }
@@ -157,7 +157,7 @@ TEST_CASE("parallel 1.1: disconnect against a stopped peer ends at its deadline"
         devhost_error err = fresh_error();
         REQUIRE(f.connect("nibble", 2000, err) == DEVHOST_OK);
         f.port.stop();
-        DirectHost::deadline_in(deadline_ms);
+        HookHost::deadline_in(deadline_ms);
         CHECK(timed([&] { return f.hooks().disconnect(f.dev, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
         CHECK_THAT(err.message, Catch::Contains("no answer from the virtual port in time"));
     }
@@ -167,7 +167,7 @@ TEST_CASE("parallel 1.1: disconnect against a stopped peer ends at its deadline"
         devhost_error err = fresh_error();
         REQUIRE(f.connect("nibble", 2000, err) == DEVHOST_OK);
         f.port.stop();
-        DirectHost::deadline_in(deadline_ms);
+        HookHost::deadline_in(deadline_ms);
         CHECK(timed([&] { return f.hooks().disconnect(f.dev, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
         CHECK_THAT(err.message, Catch::Contains("still claimed by another client"));
     }
@@ -181,11 +181,11 @@ TEST_CASE("parallel 1.1: info against a stopped peer ends at its deadline", "[pa
     devhost_info_sink sink{};
     sink.struct_size = sizeof sink;
     sink.put = noop_sink;
-    DirectHost::deadline_calls = 0;
-    DirectHost::deadline_in(deadline_ms);
+    HookHost::deadline_calls = 0;
+    HookHost::deadline_in(deadline_ms);
     CHECK(timed([&] { return f.hooks().info(f.dev, &sink, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
-    CHECK(DirectHost::deadline_calls >= 1);
-    CHECK(DirectHost::last_device == DirectPlugin::token());
+    CHECK(HookHost::deadline_calls >= 1);
+    CHECK(HookHost::last_device == HookPlugin::token());
 }
 
 TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the deadline and timeout_ms",
@@ -196,7 +196,7 @@ TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the de
         Fixture f("stopped-connect");
         f.port.stop();
         devhost_error err = fresh_error();
-        DirectHost::deadline_in(deadline_ms);
+        HookHost::deadline_in(deadline_ms);
         CHECK(timed([&] { return f.connect("nibble", -1, err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
     }
     SECTION("lock: the deadline before a 10 s timeout, then a 150 ms timeout before a 10 s deadline")
@@ -204,7 +204,7 @@ TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the de
         Fixture f("stopped-lock");
         f.port.stop();
         devhost_error err = fresh_error();
-        DirectHost::deadline_in(deadline_ms);
+        HookHost::deadline_in(deadline_ms);
         CHECK(timed([&] { return f.hooks().lock(f.dev, 10000, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
         CHECK_THAT(err.message, Catch::Contains("still claimed by another client"));
     }
@@ -213,7 +213,7 @@ TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the de
         Fixture f("stopped-lock-timeout");
         f.port.stop();
         devhost_error err = fresh_error();
-        DirectHost::deadline_in(10000);
+        HookHost::deadline_in(10000);
         CHECK(timed([&] { return f.hooks().lock(f.dev, 150, &err); }, 150) == DEVHOST_E_TIMEOUT);
     }
     SECTION("transfer without a timeout: the deadline")
@@ -222,7 +222,7 @@ TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the de
         f.lock();
         f.port.stop();
         devhost_error err = fresh_error();
-        DirectHost::deadline_in(deadline_ms);
+        HookHost::deadline_in(deadline_ms);
         CHECK(timed([&] { return f.control(read_status, -1, err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
     }
     SECTION("transfer: timeout_ms earlier than the deadline")
@@ -231,7 +231,7 @@ TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the de
         f.lock();
         f.port.stop();
         devhost_error err = fresh_error();
-        DirectHost::deadline_in(10000);
+        HookHost::deadline_in(10000);
         CHECK(timed([&] { return f.control(read_status, 150, err); }, 150) == DEVHOST_E_TIMEOUT);
     }
 }
@@ -240,7 +240,7 @@ TEST_CASE("parallel 1.1: a serving peer answers within the deadline as before", 
 {
     Fixture f("serving");
     devhost_error err = fresh_error();
-    DirectHost::deadline_in(2000);
+    HookHost::deadline_in(2000);
     CHECK(f.connect("nibble", -1, err) == DEVHOST_OK);
     CHECK(f.hooks().lock(f.dev, -1, &err) == DEVHOST_OK);
     CHECK(f.control(read_status, -1, err) == DEVHOST_OK);
@@ -260,7 +260,7 @@ TEST_CASE("parallel 1.1: a serving peer answers within the deadline as before", 
 TEST_CASE("parallel 1.1: descriptor declares the paths host/names.cpp gave the class, and the exclusive flag",
           "[parallel][abi11]")
 {
-    DirectPlugin plugin(plugin_dir() / "parallel.so");
+    HookPlugin plugin(plugin_dir() / "parallel.so");
     const devhost_plugin_descriptor &d = plugin.descriptor();
     REQUIRE(d.path_patterns);
     auto served = [&](const std::string &path) {
@@ -302,7 +302,7 @@ void collect(void *context, const devhost_found_device *found)
         {found->path ? found->path : "", found->description ? found->description : "", found->by_id != nullptr});
 }
 
-devhost_status enumerate(const DirectPlugin &plugin, uint32_t flags, std::vector<Found> &found, devhost_error &err)
+devhost_status enumerate(const HookPlugin &plugin, uint32_t flags, std::vector<Found> &found, devhost_error &err)
 {
     devhost_enumerate_params params{};
     params.struct_size = sizeof params;
@@ -336,18 +336,18 @@ TEST_CASE("parallel 1.1: enumerate lists the ppdev ports, and the virtual ports 
           "[parallel][abi11]")
 {
     VPort port("listed");
-    DirectPlugin plugin(plugin_dir() / "parallel.so");
+    HookPlugin plugin(plugin_dir() / "parallel.so");
     devhost_error err = fresh_error();
     std::vector<Found> found;
-    DirectHost::deadline_calls = 0;
-    DirectHost::last_device = DirectPlugin::token();
-    DirectHost::deadline_in(2000);
+    HookHost::deadline_calls = 0;
+    HookHost::last_device = HookPlugin::token();
+    HookHost::deadline_in(2000);
 
     // Without ALL: exactly the /dev/parportN ppdev nodes (none on a machine
     // without a parallel port, and then the hook still answers OK).
     REQUIRE(enumerate(plugin, 0, found, err) == DEVHOST_OK);
-    CHECK(DirectHost::deadline_calls >= 1);
-    CHECK(DirectHost::last_device == nullptr);  // enumerate asks with no device
+    CHECK(HookHost::deadline_calls >= 1);
+    CHECK(HookHost::last_device == nullptr);  // enumerate asks with no device
     std::set<std::string> listed;
     for (const auto &f : found) {
         listed.insert(f.path);
@@ -371,10 +371,10 @@ TEST_CASE("parallel 1.1: enumerate lists the ppdev ports, and the virtual ports 
 
     // A deadline that has passed ends the listing: E_TIMEOUT.
     found.clear();
-    DirectHost::deadline = DirectHost::now_ns() - 1;
+    HookHost::deadline = HookHost::now_ns() - 1;
     CHECK(enumerate(plugin, DEVHOST_ENUMERATE_ALL, found, err) == DEVHOST_E_TIMEOUT);
     CHECK(found.empty());
-    DirectHost::deadline_in(-1);
+    HookHost::deadline_in(-1);
 }
 
 TEST_CASE("parallel 1.1: unload leaves a signal disposition it did not set alone", "[parallel][abi11]")
@@ -388,7 +388,7 @@ TEST_CASE("parallel 1.1: unload leaves a signal disposition it did not set alone
     struct sigaction before {};
     REQUIRE(sigaction(SIGRTMAX - 3, &mine, &before) == 0);
     {
-        DirectPlugin plugin(plugin_dir() / "parallel.so");
+        HookPlugin plugin(plugin_dir() / "parallel.so");
         plugin.hooks().unload();
     }
     REQUIRE(sigaction(SIGRTMAX - 3, &before, &after) == 0);

@@ -6,7 +6,10 @@
 //
 // Load a plugin here only in a test binary that does not also load it through
 // the host's PluginRegistry: both would share the library's one copy of the
-// services pointer the plugin keeps from its last negotiation.
+// services pointer the plugin keeps from its last negotiation. Header-only;
+// a test calls every hook itself (lock and unlock too). The C plugins' 1.1
+// tests use it; direct_plugin.hpp of the C++ plugin work does the same with
+// device wrappers, and the two can become one.
 #pragma once
 
 #include <devhost/plugin.h>
@@ -28,7 +31,7 @@ namespace devhost::test {
 
 // What the services table answers and what it was asked (one test thread
 // drives the hooks).
-struct DirectHost {
+struct HookHost {
     static inline uint64_t deadline = DEVHOST_DEADLINE_NONE;
     static inline int deadline_calls = 0;
     static inline const devhost_host_device *last_device = nullptr;
@@ -71,9 +74,9 @@ inline devhost_error fresh_error()
     return err;
 }
 
-class DirectPlugin {
+class HookPlugin {
 public:
-    explicit DirectPlugin(const std::filesystem::path &file)
+    explicit HookPlugin(const std::filesystem::path &file)
     {
         library_ = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
         INFO((library_ ? "" : dlerror()));
@@ -82,10 +85,10 @@ public:
         REQUIRE(negotiate);
         services_.struct_size = sizeof services_;
         services_.host_abi_version = DEVHOST_ABI_VERSION;
-        services_.log = DirectHost::log_line;
-        services_.monotonic_ns = DirectHost::now_ns;
-        services_.deadline_ns = DirectHost::deadline_ns;
-        services_.share_fd = DirectHost::share_fd;
+        services_.log = HookHost::log_line;
+        services_.monotonic_ns = HookHost::now_ns;
+        services_.deadline_ns = HookHost::deadline_ns;
+        services_.share_fd = HookHost::share_fd;
         devhost_negotiation n{};
         n.struct_size = sizeof n;
         n.host_abi_version = DEVHOST_ABI_VERSION;
@@ -99,13 +102,13 @@ public:
         REQUIRE(descriptor_);
         REQUIRE(descriptor_->hooks);
     }
-    ~DirectPlugin()
+    ~HookPlugin()
     {
         if (library_)
             dlclose(library_);
     }
-    DirectPlugin(const DirectPlugin &) = delete;
-    DirectPlugin &operator=(const DirectPlugin &) = delete;
+    HookPlugin(const HookPlugin &) = delete;
+    HookPlugin &operator=(const HookPlugin &) = delete;
 
     const devhost_plugin_descriptor &descriptor() const { return *descriptor_; }
     const devhost_hooks &hooks() const { return *descriptor_->hooks; }
