@@ -9,7 +9,8 @@
  *                  hardware, as a pty is not for serial): each NAME.sock
  *                  socket in the vport directories the plugin would open
  *                  vport:NAME from (<devhost/vport_wire.h>), the first
- *                  directory holding a NAME winning, as in open
+ *                  directory holding a NAME winning, as in open, and only
+ *                  a socket open would trust (its owner and directory)
  *
  * Nothing is sent to a port or a peer; the deadline (deadline_ns(NULL)) is
  * looked at between entries.
@@ -134,6 +135,7 @@ static devhost_status list_vports(int index, const char *dirname, uint64_t deadl
         size_t n = strlen(e->d_name);
         char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 300];
         char name[VPORT_NAME_MAX + 8], description[sizeof path + 64];
+        devhost_error ignored;
         struct stat sb;
         if (n <= 5 || n - 5 > VPORT_NAME_MAX || strcmp(e->d_name + n - 5, ".sock") != 0 || e->d_name[0] == '.')
             continue;
@@ -144,6 +146,9 @@ static devhost_status list_vports(int index, const char *dirname, uint64_t deadl
         snprintf(path, sizeof path, "%s/%s", dirname, e->d_name);
         if (lstat(path, &sb) != 0 || !S_ISSOCK(sb.st_mode) || listed_before(index, e->d_name))
             continue;
+        devhost_util_error_init(&ignored);
+        if (par_vport_check_socket("parallel: enumerate", path, &ignored) != DEVHOST_OK)
+            continue; /* open would refuse it: not listed */
         snprintf(name, sizeof name, "%s%.*s", VPORT_PATH_PREFIX, (int)(n - 5), e->d_name);
         snprintf(description, sizeof description, "virtual parallel port (devhost-vdev parallel-port) at %s", path);
         put(sink, name, description);

@@ -213,15 +213,15 @@ static int trusted_uid(uid_t uid) { return uid == 0 || uid == geteuid(); }
  * write (a sticky directory owned by root, like /tmp, only when the socket is
  * ours or root's). Checked through the directory's descriptor, without
  * following a link at the socket's name. Returns OK, E_NOT_FOUND (nothing
- * there) or E_ACCESS. */
-static devhost_status check_socket(par_device *d, const char *path, devhost_error *err)
+ * there) or E_ACCESS; messages start with `who`. */
+devhost_status par_vport_check_socket(const char *who, const char *path, devhost_error *err)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     const char *slash = strrchr(path, '/');
     struct stat ds, ss;
     int dfd;
     if (!slash || (size_t)(slash - path) >= sizeof dir)
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s is not an absolute socket path", d->path, path);
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s is not an absolute socket path", who, path);
     memcpy(dir, path, (size_t)(slash - path));
     dir[slash - path] = '\0';
     if (!dir[0])
@@ -229,27 +229,27 @@ static devhost_status check_socket(par_device *d, const char *path, devhost_erro
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return devhost_fail(err, errno == EACCES ? DEVHOST_E_ACCESS : DEVHOST_E_NOT_FOUND, errno,
-                            "%s: no virtual port is served at %s (%s)", d->path, path, strerror(errno));
+                            "%s: no virtual port is served at %s (%s)", who, path, strerror(errno));
     if (fstat(dfd, &ds) != 0 || fstatat(dfd, slash + 1, &ss, AT_SYMLINK_NOFOLLOW) != 0) {
         int e = errno;
         close(dfd);
-        return devhost_fail(err, DEVHOST_E_NOT_FOUND, e, "%s: no virtual port is served at %s (%s)", d->path, path,
+        return devhost_fail(err, DEVHOST_E_NOT_FOUND, e, "%s: no virtual port is served at %s (%s)", who, path,
                             strerror(e));
     }
     close(dfd);
     if (!trusted_uid(ds.st_uid))
         return devhost_fail(err, DEVHOST_E_ACCESS, 0,
                             "%s: not connecting to %s: its directory is owned by uid %lu (not root or uid %lu)",
-                            d->path, path, (unsigned long)ds.st_uid, (unsigned long)geteuid());
+                            who, path, (unsigned long)ds.st_uid, (unsigned long)geteuid());
     if ((ds.st_mode & (S_IWGRP | S_IWOTH)) && !((ds.st_mode & S_ISVTX) && ds.st_uid == 0))
         return devhost_fail(err, DEVHOST_E_ACCESS, 0,
                             "%s: not connecting to %s: its directory is writable by group or others (mode %04o)",
-                            d->path, path, (unsigned)(ds.st_mode & 07777));
+                            who, path, (unsigned)(ds.st_mode & 07777));
     if (!S_ISSOCK(ss.st_mode))
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s is not a socket", d->path, path);
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s is not a socket", who, path);
     if (!trusted_uid(ss.st_uid))
         return devhost_fail(err, DEVHOST_E_ACCESS, 0,
-                            "%s: not connecting to %s: it is owned by uid %lu (not root or uid %lu)", d->path, path,
+                            "%s: not connecting to %s: it is owned by uid %lu (not root or uid %lu)", who, path,
                             (unsigned long)ss.st_uid, (unsigned long)geteuid());
     return DEVHOST_OK;
 }
@@ -264,7 +264,7 @@ static devhost_status vport_open(par_device *d, const devhost_open_params *param
     int type = SOCK_SEQPACKET | ((params->flags & DEVHOST_OPEN_INHERIT) ? 0 : SOCK_CLOEXEC);
     if ((st = socket_path(d, &addr, err)) != DEVHOST_OK)
         return st;
-    if ((st = check_socket(d, addr.sun_path, err)) != DEVHOST_OK)
+    if ((st = par_vport_check_socket(d->path, addr.sun_path, err)) != DEVHOST_OK)
         return st;
     s = calloc(1, sizeof *s);
     if (!s)

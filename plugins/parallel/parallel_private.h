@@ -114,6 +114,13 @@ devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error
 
 const char *par_mode_name(int mode);
 
+/* Whether the socket at `path` is one this process may trust to serve it
+ * (backend_vport.c): the socket and its directory owned by root or us, the
+ * directory writable by nobody else (a sticky root-owned one only for a
+ * socket of ours or root's). OK, E_NOT_FOUND, E_INVALID (not a socket) or
+ * E_ACCESS, the message starting with `who`. */
+devhost_status par_vport_check_socket(const char *who, const char *path, devhost_error *err);
+
 /* The enumerate hook (backend_enumerate.c): /dev/parportN ppdev nodes; with
  * DEVHOST_ENUMERATE_ALL also the virtual ports served now (vport:NAME). */
 devhost_status par_enumerate(const devhost_enumerate_params *params, const devhost_found_sink *sink,

@@ -19,7 +19,10 @@
 #include <glob.h>
 #include <set>
 #include <string>
+#include <cstring>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -368,6 +371,30 @@ TEST_CASE("parallel 1.1: enumerate lists the ppdev ports, and the virtual ports 
         CHECK_FALSE(f.has_by_id);
     }
     CHECK(seen);
+
+    // A socket open would not trust (owned by another user) is not listed.
+    if (geteuid() == 0) {
+        const fs::path foreign = port.vport_dir() / "foreign.sock";
+        int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, foreign.c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(sock >= 0);
+        REQUIRE(bind(sock, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+        REQUIRE(chown(foreign.c_str(), 65534, 65534) == 0);
+        found.clear();
+        REQUIRE(enumerate(plugin, DEVHOST_ENUMERATE_ALL, found, err) == DEVHOST_OK);
+        bool listed_foreign = false, listed_ours = false;
+        for (const auto &f : found) {
+            listed_foreign = listed_foreign || f.path == "vport:foreign";
+            listed_ours = listed_ours || f.path == "vport:listed";
+        }
+        CHECK_FALSE(listed_foreign);
+        CHECK(listed_ours);
+        close(sock);
+        unlink(foreign.c_str());
+        found.clear();
+    }
 
     // A deadline that has passed ends the listing: E_TIMEOUT.
     found.clear();
