@@ -18,9 +18,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* What the stream still owes us: replies to requests a call stopped
+ * waiting for (its deadline passed, or cancel fired). The server answers in
+ * order, so the next call reads them first (drain_owed) before it sends its
+ * own request; until then the stream is out of step. */
+enum {
+    OWED_NOTHING = 0,
+    OWED_REPLY,  /* one reply, to whatever was asked */
+    OWED_CANCEL  /* the reply to a CANCEL, maybe after a CLAIM grant it crossed */
+};
+
 typedef struct vport_state {
     int sock;
-    int broken;  /* a reply never came: the stream is out of step */
+    int owed;    /* OWED_* */
+    int broken;  /* the peer broke the protocol: nothing more is sent */
 } vport_state;
 
 typedef struct vport_reply {
@@ -50,7 +61,7 @@ static devhost_status send_request(par_device *d, uint8_t cmd, uint32_t arg, con
     if (len)
         memcpy(msg + VPORT_HEADER_SIZE, payload, len);
     if (s->broken)
-        return devhost_fail(err, DEVHOST_E_IO, 0, "%s: the virtual port stopped answering earlier", d->path);
+        return devhost_fail(err, DEVHOST_E_IO, 0, "%s: the virtual port broke the protocol earlier", d->path);
     if (send(s->sock, msg, VPORT_HEADER_SIZE + len, MSG_NOSIGNAL) < 0) {
         if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
             return removed(d, errno, err);
@@ -90,18 +101,49 @@ static devhost_status recv_reply(par_device *d, vport_reply *r, uint64_t deadlin
     return DEVHOST_OK;
 }
 
-/* Sends a request and receives its reply; a reply to another command is a
- * protocol error. Replies the server did not send in time leave the stream
- * out of step, so the connection is marked broken. */
+/* Reads the replies an earlier call stopped waiting for (see OWED_*),
+ * until `deadline`: OK once the stream is in step again; E_TIMEOUT (the
+ * peer has still not answered: "an earlier request"), E_CANCELLED,
+ * E_REMOVED, E_IO; E_PROTOCOL for a reply that cannot be owed (the
+ * connection is then given up). */
+static devhost_status drain_owed(par_device *d, vport_reply *r, uint64_t deadline, devhost_error *err)
+{
+    vport_state *s = state_of(d);
+    while (s->owed != OWED_NOTHING) {
+        devhost_status st = recv_reply(d, r, deadline, err);
+        if (st == DEVHOST_E_TIMEOUT)
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "%s: no answer from the virtual port in time (it has not answered an earlier "
+                                "request either)",
+                                d->path);
+        if (st != DEVHOST_OK)
+            return st;
+        if (s->owed == OWED_REPLY || r->cmd == VPORT_CMD_CANCEL) {
+            s->owed = OWED_NOTHING;
+        } else if (r->cmd != VPORT_CMD_CLAIM) { /* a grant the CANCEL crossed is skipped */
+            s->broken = 1;
+            return devhost_fail(err, DEVHOST_E_PROTOCOL, 0,
+                                "%s: virtual port answered command %u while a cancelled claim was pending", d->path,
+                                r->cmd);
+        }
+    }
+    return DEVHOST_OK;
+}
+
+/* Sends a request (after the replies still owed) and receives its reply; a
+ * reply to another command is a protocol error. A reply not there by the
+ * deadline is owed: the next call reads it first. */
 static devhost_status exchange(par_device *d, uint8_t cmd, uint32_t arg, const uint8_t *payload, size_t len,
                                vport_reply *r, uint64_t deadline, devhost_error *err)
 {
-    devhost_status st = send_request(d, cmd, arg, payload, len, err);
+    devhost_status st = drain_owed(d, r, deadline, err);
+    if (st == DEVHOST_OK)
+        st = send_request(d, cmd, arg, payload, len, err);
     if (st != DEVHOST_OK)
         return st;
     st = recv_reply(d, r, deadline, err);
     if (st == DEVHOST_E_TIMEOUT || st == DEVHOST_E_CANCELLED)
-        state_of(d)->broken = 1;
+        state_of(d)->owed = OWED_REPLY;
     if (st != DEVHOST_OK)
         return st;
     if (r->cmd != cmd)
@@ -319,12 +361,17 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
     vport_reply *r = malloc(sizeof *r);
     devhost_status st, cancel_st;
     devhost_error cancel_err;
-    uint64_t cancel_deadline;
     if (!r)
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
-    st = send_request(d, VPORT_CMD_CLAIM, 0, NULL, 0, err);
+    st = drain_owed(d, r, deadline, err);
+    if (st == DEVHOST_OK)
+        st = send_request(d, VPORT_CMD_CLAIM, 0, NULL, 0, err);
     if (st == DEVHOST_OK)
         st = recv_reply(d, r, deadline, err);
+    else if (st == DEVHOST_E_TIMEOUT || st == DEVHOST_E_CANCELLED) {
+        free(r); /* the CLAIM was never sent: nothing to leave */
+        return st;
+    }
     if (st == DEVHOST_OK) {
         if (r->cmd != VPORT_CMD_CLAIM)
             st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: virtual port answered command %u to a claim", d->path,
@@ -342,21 +389,18 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
         devhost_error_set(err, ETIMEDOUT, "%s: the port is still claimed by another client (timed out waiting)",
                           d->path);
     /* Leave the line. A grant may cross our CANCEL; the server then takes
-     * it back, and we skip the stale CLAIM reply. */
+     * it back, and we skip the stale CLAIM reply. The CANCEL's answer is
+     * waited for within the hook's deadline (and its grace); if it has not
+     * come by then, the next call reads it first. */
     devhost_util_error_init(&cancel_err);
     cancel_st = send_request(d, VPORT_CMD_CANCEL, 0, NULL, 0, &cancel_err);
-    cancel_deadline = answer_deadline(d, DEVHOST_DEADLINE_NONE);
-    while (cancel_st == DEVHOST_OK) {
-        cancel_st = recv_reply(d, r, cancel_deadline, &cancel_err);
-        if (cancel_st == DEVHOST_OK && r->cmd == VPORT_CMD_CANCEL)
-            break;
-        if (cancel_st == DEVHOST_OK && r->cmd != VPORT_CMD_CLAIM)
-            cancel_st = DEVHOST_E_PROTOCOL;
+    if (cancel_st == DEVHOST_OK) {
+        state_of(d)->owed = OWED_CANCEL;
+        cancel_st = drain_owed(d, r, answer_deadline(d, DEVHOST_DEADLINE_NONE), &cancel_err);
     }
-    if (cancel_st != DEVHOST_OK && cancel_st != DEVHOST_E_REMOVED) {
-        state_of(d)->broken = 1;
-        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: leaving the claim queue failed: %s", d->path, cancel_err.message);
-    }
+    if (cancel_st != DEVHOST_OK && cancel_st != DEVHOST_E_REMOVED)
+        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: leaving the claim queue is not confirmed yet: %s", d->path,
+                cancel_err.message);
     free(r);
     return st;
 }

@@ -239,6 +239,52 @@ TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the de
     }
 }
 
+TEST_CASE("parallel 1.1: answers a stopped peer gives late are read first, and the device works on",
+          "[parallel][abi11]")
+{
+    SECTION("an unlock that timed out: its reply comes when the peer goes on")
+    {
+        Fixture f("late-release");
+        f.lock();
+        f.port.stop();
+        devhost_error err = fresh_error();
+        HookHost::deadline_in(deadline_ms);
+        CHECK(f.hooks().unlock(f.dev, &err) == DEVHOST_E_TIMEOUT);
+        f.port.resume();
+        HookHost::deadline_in(5000);
+        err = fresh_error();
+        CHECK(f.hooks().lock(f.dev, 2000, &err) == DEVHOST_OK);
+        INFO(err.message);
+        CHECK(f.control(read_status, 1000, err) == DEVHOST_OK);
+        CHECK(f.hooks().unlock(f.dev, &err) == DEVHOST_OK);
+    }
+    SECTION("a claim given up while the peer was stopped: its CANCEL is answered later")
+    {
+        VPort port("late-cancel");
+        HookPlugin plugin(plugin_dir() / "parallel.so");
+        CancelFd cancel;
+        devhost_device *a = nullptr, *b = nullptr;
+        devhost_error err = fresh_error();
+        HookHost::deadline_in(-1);
+        REQUIRE(plugin.open(port.path(), &a, err, {}, 2000, cancel.fd) == DEVHOST_OK);
+        REQUIRE(plugin.open(port.path(), &b, err, {}, 2000, cancel.fd) == DEVHOST_OK);
+        REQUIRE(plugin.hooks().lock(a, 2000, &err) == DEVHOST_OK);
+        port.stop();
+        HookHost::deadline_in(deadline_ms);
+        CHECK(timed([&] { return plugin.hooks().lock(b, -1, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
+        port.resume();
+        HookHost::deadline_in(5000);
+        CHECK(plugin.hooks().unlock(a, &err) == DEVHOST_OK);
+        err = fresh_error();
+        CHECK(plugin.hooks().lock(b, 2000, &err) == DEVHOST_OK);  // reads the CANCEL's answer, then claims
+        INFO(err.message);
+        CHECK(plugin.hooks().unlock(b, &err) == DEVHOST_OK);
+        CHECK(plugin.hooks().close(a, &err) == DEVHOST_OK);
+        CHECK(plugin.hooks().close(b, &err) == DEVHOST_OK);
+        HookHost::deadline_in(-1);
+    }
+}
+
 TEST_CASE("parallel 1.1: a serving peer answers within the deadline as before", "[parallel][abi11]")
 {
     Fixture f("serving");

@@ -77,6 +77,13 @@ public:
         FAIL("devhost-vdev did not stop (state '" << state << "')");
     }
 
+    // Lets a stopped peer go on (SIGCONT).
+    void resume()
+    {
+        child_->signal(SIGCONT);
+        stopped_ = false;
+    }
+
 private:
     bool stopped_ = false;
     std::string name_;
