@@ -155,9 +155,9 @@ static devhost_status exchange(par_device *d, uint8_t cmd, uint32_t arg, const u
 /* How long past the running hook's deadline a request already sent may
  * still wait for its answer (a serving peer answers over a local socket in
  * well under a millisecond), so that a request sent just before the
- * deadline is not cut off and the stream kept in step; a peer that does
- * not answer within it is taken as hung (the stream is then out of step).
- * Well inside what the host allows a hook past its deadline. */
+ * deadline is not cut off; an answer later than that is owed (the next
+ * call reads it first). Well inside what the host allows a hook past its
+ * deadline. */
 #define VPORT_ANSWER_GRACE_MS 10
 
 /* The running hook's deadline plus the grace (none when it has none). */

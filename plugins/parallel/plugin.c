@@ -146,7 +146,8 @@ static const devhost_control_spec par_controls[] = {
  * ------------------------------------------------------------------------ */
 
 /* Claims the port within timeout_ms (-1: until cancelled) and the hook's
- * deadline and, when it got it, sets *held: d->claimed for lock(), a brief claim's own flag. */
+ * deadline and, when it got it, sets *held: d->claimed for lock(), a brief
+ * claim's own flag. */
 static devhost_status claim_into(par_device *d, int32_t timeout_ms, int *held, devhost_error *err)
 {
     devhost_status st = d->backend->claim(d, par_bounded(d, devhost_util_deadline_ms(timeout_ms)), err);
