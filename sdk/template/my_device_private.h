@@ -21,9 +21,8 @@ struct devhost_device {
 
 /* The backend (backend_counter.c). Takes data[0..len) before `deadline`
  * (absolute CLOCK_MONOTONIC ns, DEVHOST_DEADLINE_NONE: none) and sets *done
- * to the bytes taken. Returns DEVHOST_OK; DEVHOST_E_CANCELLED with err
- * filled when the device's cancel handle has fired; DEVHOST_E_TIMEOUT when
- * the deadline had passed before it began. */
+ * to the bytes taken. Returns DEVHOST_OK, or DEVHOST_E_CANCELLED with err
+ * filled when the device's cancel handle has fired. */
 devhost_status my_device_write(devhost_device *dev, const uint8_t *data, size_t len, uint64_t deadline,
                                size_t *done, devhost_error *err);
 

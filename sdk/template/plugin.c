@@ -91,7 +91,7 @@ static devhost_status my_info(devhost_device *dev, const devhost_info_sink *sink
 
 /* transfer: WRITE, through the backend, under the transfer's deadline (the
  * earlier of timeout_ms and the host's). State: open. Returns OK;
- * E_TIMEOUT (the deadline had passed); E_CANCELLED; E_UNSUPPORTED (another
+ * E_CANCELLED; E_UNSUPPORTED (another
  * op: the host only asks for those in transfer_ops, but a plugin refuses
  * what it does not know, a control code included, with this one status).
  * The transfer and its buffers belong to the host. */
