@@ -55,19 +55,19 @@ static size_t find_bytes(const uint8_t *hay, size_t hay_len, const uint8_t *need
 
 /* The transfer ops: see loop_private.h. */
 
-devhost_status loop_op_write(devhost_device *dev, devhost_transfer *x, devhost_error *err)
+devhost_status loop_op_write(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err)
 {
     devhost_status s;
     x->out_done = buffer_append(dev, x->out, x->out_len);
     if (x->out_done == x->out_len)
         return DEVHOST_OK;
     /* Full, and nobody else drains this buffer: wait out the deadline. */
-    s = loop_wait(dev, devhost_util_deadline_ms(x->timeout_ms));
+    s = loop_wait(dev, deadline);
     return devhost_fail(err, s, 0, "write to loop:%s %s with the buffer full (%zu bytes): wrote %zu of %zu bytes",
                         dev->name, wait_result(s), dev->capacity, x->out_done, x->out_len);
 }
 
-devhost_status loop_op_read(devhost_device *dev, devhost_transfer *x, devhost_error *err)
+devhost_status loop_op_read(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err)
 {
     devhost_status s;
     if (x->in_capacity == 0)
@@ -78,11 +78,11 @@ devhost_status loop_op_read(devhost_device *dev, devhost_transfer *x, devhost_er
         buffer_take(dev, x->in, x->in_len);
         return DEVHOST_OK;
     }
-    s = loop_wait(dev, devhost_util_deadline_ms(x->timeout_ms));
+    s = loop_wait(dev, deadline);
     return devhost_fail(err, s, 0, "read from loop:%s %s: nothing was written", dev->name, wait_result(s));
 }
 
-devhost_status loop_op_read_exact(devhost_device *dev, devhost_transfer *x, devhost_error *err)
+devhost_status loop_op_read_exact(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err)
 {
     devhost_status s;
     if (dev->len >= x->in_capacity) {
@@ -90,7 +90,7 @@ devhost_status loop_op_read_exact(devhost_device *dev, devhost_transfer *x, devh
         x->in_len = x->in_capacity;
         return DEVHOST_OK;
     }
-    s = loop_wait(dev, devhost_util_deadline_ms(x->timeout_ms));
+    s = loop_wait(dev, deadline);
     /* Hand over what there is: the caller sees how far it got. */
     x->in_len = dev->len;
     buffer_take(dev, x->in, x->in_len);
@@ -98,7 +98,7 @@ devhost_status loop_op_read_exact(devhost_device *dev, devhost_transfer *x, devh
                         x->in_capacity, dev->name, wait_result(s), x->in_len);
 }
 
-devhost_status loop_op_read_until(devhost_device *dev, devhost_transfer *x, devhost_error *err)
+devhost_status loop_op_read_until(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err)
 {
     size_t window = dev->len < x->in_capacity ? dev->len : x->in_capacity;
     size_t at;
@@ -121,15 +121,16 @@ devhost_status loop_op_read_until(devhost_device *dev, devhost_transfer *x, devh
                             "read until from loop:%s: no delimiter within the %zu-byte buffer",
                             dev->name, x->in_capacity);
     }
-    s = loop_wait(dev, devhost_util_deadline_ms(x->timeout_ms));
+    s = loop_wait(dev, deadline);
     x->in_len = dev->len;
     buffer_take(dev, x->in, x->in_len);
     return devhost_fail(err, s, 0, "read until from loop:%s %s: no delimiter in %zu bytes",
                         dev->name, wait_result(s), x->in_len);
 }
 
-devhost_status loop_op_request(devhost_device *dev, devhost_transfer *x, devhost_error *err)
+devhost_status loop_op_request(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err)
 {
+    (void)deadline; /* never waits */
     size_t reply = x->out_len;
     size_t at = find_bytes(x->out, x->out_len, x->delimiter, x->delimiter ? x->delimiter_len : 0);
     if (at != SIZE_MAX)
@@ -149,14 +150,14 @@ devhost_status loop_op_request(devhost_device *dev, devhost_transfer *x, devhost
     return DEVHOST_OK;
 }
 
-devhost_status loop_op_get_message(devhost_device *dev, devhost_transfer *x, devhost_error *err)
+devhost_status loop_op_get_message(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err)
 {
     devhost_status s;
     if (x->in_capacity == 0)
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "get-message from loop:%s needs room for at least 1 byte",
                             dev->name);
     if (dev->len == 0) {
-        s = loop_wait(dev, devhost_util_deadline_ms(x->timeout_ms));
+        s = loop_wait(dev, deadline);
         return devhost_fail(err, s, 0, "get-message from loop:%s %s: nothing was written", dev->name,
                             wait_result(s));
     }
@@ -175,8 +176,9 @@ devhost_status loop_op_get_message(devhost_device *dev, devhost_transfer *x, dev
     return DEVHOST_OK;
 }
 
-devhost_status loop_op_reply(devhost_device *dev, devhost_transfer *x, devhost_error *err)
+devhost_status loop_op_reply(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err)
 {
+    (void)deadline; /* never waits */
     size_t i;
     if (x->message_id == 0 || x->message_id > dev->last_id)
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "reply on loop:%s: message id %" PRIu64 " was never issued",
@@ -192,8 +194,9 @@ devhost_status loop_op_reply(devhost_device *dev, devhost_transfer *x, devhost_e
                         dev->name, x->message_id);
 }
 
-devhost_status loop_op_control(devhost_device *dev, devhost_transfer *x, devhost_error *err)
+devhost_status loop_op_control(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err)
 {
+    (void)deadline; /* never waits */
     switch (x->control_code) {
     case LOOP_CONTROL_STATS: {
         char text[160];

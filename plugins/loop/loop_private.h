@@ -67,18 +67,19 @@ struct devhost_device {
 /* ------------------------------------------------------------------------
  * backend_buffer.c: the transfer ops, one function each. Each: x is the
  * host's, buffers included; it fills out_done, in_len, message_id; a failure
- * still reports how far it got. Statuses as listed by loop_transfer in
+ * still reports how far it got. `deadline` is the transfer's (the earlier of
+ * its timeout_ms and the host's deadline for the hook): a wait ends there. Statuses as listed by loop_transfer in
  * plugin.c.
  * ------------------------------------------------------------------------ */
 
-devhost_status loop_op_write(devhost_device *dev, devhost_transfer *x, devhost_error *err);
-devhost_status loop_op_read(devhost_device *dev, devhost_transfer *x, devhost_error *err);
-devhost_status loop_op_read_exact(devhost_device *dev, devhost_transfer *x, devhost_error *err);
-devhost_status loop_op_read_until(devhost_device *dev, devhost_transfer *x, devhost_error *err);
-devhost_status loop_op_request(devhost_device *dev, devhost_transfer *x, devhost_error *err);
-devhost_status loop_op_get_message(devhost_device *dev, devhost_transfer *x, devhost_error *err);
-devhost_status loop_op_reply(devhost_device *dev, devhost_transfer *x, devhost_error *err);
-devhost_status loop_op_control(devhost_device *dev, devhost_transfer *x, devhost_error *err);
+devhost_status loop_op_write(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err);
+devhost_status loop_op_read(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err);
+devhost_status loop_op_read_exact(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err);
+devhost_status loop_op_read_until(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err);
+devhost_status loop_op_request(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err);
+devhost_status loop_op_get_message(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err);
+devhost_status loop_op_reply(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err);
+devhost_status loop_op_control(devhost_device *dev, devhost_transfer *x, uint64_t deadline, devhost_error *err);
 
 /* Sleeps until `deadline` or until the device's cancel handle fires,
  * whichever comes first: DEVHOST_E_TIMEOUT or DEVHOST_E_CANCELLED. A loop

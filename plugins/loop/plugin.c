@@ -31,6 +31,13 @@
  * Descriptor flags
  *   DEVHOST_PLUGIN_SHARED_PATHS  several devices may open one loop:NAME (they
  *                                share its lock), so `devhost check` allows it
+ *
+ * ABI 1.1: every hook keeps to its deadline, loop_deadline() below: the
+ * host's deadline_ns for the running hook and, for open, lock and transfer,
+ * their timeout_ms too, whichever comes first. Only open, lock and transfer
+ * ever wait; the others finish at once. No enumerate (a loop device exists
+ * by being opened: there is nothing to list) and no unload (the process-wide
+ * state is a table that empties with the last close).
  */
 #include "loop_private.h"
 
@@ -41,6 +48,24 @@
 
 /* The host's services, stored at negotiation; valid while we are loaded. */
 static const devhost_host_services *services;
+
+/* `ms` after `now` (ns), DEVHOST_DEADLINE_NONE for a negative or too long
+ * a time. */
+static uint64_t loop_after(uint64_t now, int64_t ms)
+{
+    if (ms < 0 || (uint64_t)ms >= (DEVHOST_DEADLINE_NONE - now) / 1000000u)
+        return DEVHOST_DEADLINE_NONE;
+    return now + (uint64_t)ms * 1000000u;
+}
+
+/* The deadline of the hook now running for `dev`: the host's (deadline_ns,
+ * DEVHOST_DEADLINE_NONE from a 1.0 host) or timeout_ms from now (-1: none),
+ * whichever comes first. */
+static uint64_t loop_deadline(const devhost_host_device *host_device, int64_t timeout_ms)
+{
+    return devhost_util_deadline_min(devhost_hook_deadline(services, host_device),
+                                     devhost_util_deadline_ms(timeout_ms));
+}
 
 /* ------------------------------------------------------------------------
  * Descriptor: the option schema (looked up by these indexes) and the
@@ -54,7 +79,8 @@ static const devhost_option_spec loop_options[OPT_COUNT] = {
                       .default_value = "4096", .help = "buffer size in bytes", .min = 1, .max = 16777216},
     [OPT_EXCLUSIVE] = {.struct_size = sizeof(devhost_option_spec), .type = DEVHOST_OPTION_BOOL,
                        .name = "exclusive", .default_value = "false",
-                       .help = "refuse other opens of the same loop:NAME while this device is open"},
+                       .help = "refuse other opens of the same loop:NAME while this device is open",
+                       .flags = DEVHOST_OPTION_EXCLUSIVE},
     [OPT_OPEN_DELAY] = {.struct_size = sizeof(devhost_option_spec), .type = DEVHOST_OPTION_DURATION,
                         .name = "open-delay", .default_value = "0ms",
                         .help = "open waits this long first (to test timeouts and cancel)"},
@@ -127,14 +153,23 @@ static devhost_status loop_open(const devhost_open_params *params, devhost_devic
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, 0, "%s: out of memory", path);
 
     if (dev->open_delay_ms > 0) {
-        int too_slow = params->timeout_ms >= 0 && params->timeout_ms < dev->open_delay_ms;
-        s = loop_wait(dev, devhost_util_deadline_ms(too_slow ? params->timeout_ms : dev->open_delay_ms));
+        /* One clock reading for both ends, so a timeout equal to the delay
+         * is enough, as it always was. */
+        const uint64_t now = devhost_util_now_ns();
+        const uint64_t ready = loop_after(now, dev->open_delay_ms);
+        const uint64_t timeout = loop_after(now, params->timeout_ms);
+        const uint64_t deadline = devhost_util_deadline_min(devhost_hook_deadline(services, dev->host_device), timeout);
+        s = loop_wait(dev, devhost_util_deadline_min(deadline, ready));
         if (s == DEVHOST_E_CANCELLED)
             return devhost_fail(err, s, 0, "opening %s cancelled during its open-delay", path);
-        if (too_slow)
+        if (deadline < ready && timeout == deadline)
             return devhost_fail(err, DEVHOST_E_TIMEOUT, 0,
                                 "opening %s takes %" PRId64 " ms (open-delay), more than the %d ms timeout",
                                 path, dev->open_delay_ms, (int)params->timeout_ms);
+        if (deadline < ready)
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, 0,
+                                "opening %s takes %" PRId64 " ms (open-delay), past the open's deadline", path,
+                                dev->open_delay_ms);
     }
 
     s = loop_name_acquire(dev->name, dev->device_name, dev->exclusive, &dev->shared, err);
@@ -241,7 +276,8 @@ static devhost_status loop_lock(devhost_device *dev, int32_t timeout_ms, devhost
     devhost_status s;
     if (dev->locked)
         return devhost_fail(err, DEVHOST_E_STATE, 0, "loop:%s is already locked by this device", dev->name);
-    s = loop_name_lock(dev->shared, dev, dev->device_name, dev->cancel_fd, devhost_util_deadline_ms(timeout_ms), err);
+    s = loop_name_lock(dev->shared, dev, dev->device_name, dev->cancel_fd, loop_deadline(dev->host_device, timeout_ms),
+                       err);
     if (s == DEVHOST_OK)
         dev->locked = 1;
     return s;
@@ -300,17 +336,18 @@ static devhost_status loop_info(devhost_device *dev, const devhost_info_sink *si
  * stream has none). x and its buffers belong to the host. */
 static devhost_status loop_transfer(devhost_device *dev, devhost_transfer *x, devhost_error *err)
 {
+    const uint64_t deadline = loop_deadline(dev->host_device, x->timeout_ms);
     if (x->flags & DEVHOST_TRANSFER_HAS_OFFSET)
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "loop: a loop device has no offsets");
     switch (x->op) {
-    case DEVHOST_OP_WRITE: return loop_op_write(dev, x, err);
-    case DEVHOST_OP_READ: return loop_op_read(dev, x, err);
-    case DEVHOST_OP_READ_EXACT: return loop_op_read_exact(dev, x, err);
-    case DEVHOST_OP_READ_UNTIL: return loop_op_read_until(dev, x, err);
-    case DEVHOST_OP_REQUEST: return loop_op_request(dev, x, err);
-    case DEVHOST_OP_GET_MESSAGE: return loop_op_get_message(dev, x, err);
-    case DEVHOST_OP_REPLY: return loop_op_reply(dev, x, err);
-    case DEVHOST_OP_CONTROL: return loop_op_control(dev, x, err);
+    case DEVHOST_OP_WRITE: return loop_op_write(dev, x, deadline, err);
+    case DEVHOST_OP_READ: return loop_op_read(dev, x, deadline, err);
+    case DEVHOST_OP_READ_EXACT: return loop_op_read_exact(dev, x, deadline, err);
+    case DEVHOST_OP_READ_UNTIL: return loop_op_read_until(dev, x, deadline, err);
+    case DEVHOST_OP_REQUEST: return loop_op_request(dev, x, deadline, err);
+    case DEVHOST_OP_GET_MESSAGE: return loop_op_get_message(dev, x, deadline, err);
+    case DEVHOST_OP_REPLY: return loop_op_reply(dev, x, deadline, err);
+    case DEVHOST_OP_CONTROL: return loop_op_control(dev, x, deadline, err);
     default:
         return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "loop has no transfer op %u", (unsigned)x->op);
     }
@@ -330,7 +367,13 @@ static const devhost_hooks loop_hooks = {
     .unlock = loop_unlock,
     .info = loop_info,
     .transfer = loop_transfer,
+    /* enumerate and unload: NULL (see the top of this file) */
 };
+
+/* What a config's path may be for this class: loop:NAME. (A NAME holding
+ * a '/' is still opened, but with FNM_PATHNAME this pattern does not pick
+ * the class for it: give `class = loop`.) */
+static const char *const loop_path_patterns[] = {LOOP_PREFIX "*", NULL};
 
 static const devhost_plugin_descriptor loop_descriptor = {
     .struct_size = sizeof(devhost_plugin_descriptor),
@@ -350,10 +393,12 @@ static const devhost_plugin_descriptor loop_descriptor = {
                     DEVHOST_OP_BIT(DEVHOST_OP_REPLY) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL),
     .transfer_requires = 0, /* open is enough */
     .lock_requires = 0,     /* no connect needed */
+    .path_patterns = loop_path_patterns,
 };
 
-/* Speaks ABI 1.x; refuses other majors. */
+/* Speaks ABI 1.x (1.1 when the host does, else the host's minor); refuses
+ * other majors. */
 DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
 {
-    return devhost_util_negotiate(n, &loop_descriptor, &services);
+    return devhost_negotiate(n, &loop_descriptor, &services);
 }

@@ -13,8 +13,9 @@
  *   2. then PPCLAIM from a helper thread, and wait for it with the deadline
  *      and cancel_fd; if another client won the race and the thread
  *      sleeps, interrupt it with a signal (a realtime signal with an empty
- *      handler, installed once if the process has none), which makes
- *      PPCLAIM return EINTR and drops the global mutex;
+ *      handler, installed once if the process has none, and given back by
+ *      the unload hook), which makes PPCLAIM return EINTR and drops the
+ *      global mutex;
  *   3. after an interrupted PPCLAIM the kernel keeps us in its queue and may
  *      grant us the port later behind our back, so reopen the port (closing
  *      the file unregisters us and leaves the queue).
@@ -70,25 +71,55 @@ static devhost_status os_fail(par_device *d, int e, const char *what, devhost_er
 
 /* ---- the claim-interrupt signal ---- */
 
+/* The signal, whether this plugin installed its handler (and what it
+ * replaced, given back by unload), under one lock: devices of several
+ * threads claim at once, and the library may be loaded again after unload. */
 static int claim_signal;
-static pthread_once_t claim_signal_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t claim_signal_lock = PTHREAD_MUTEX_INITIALIZER;
+static int claim_signal_set;       /* install_claim_signal ran */
+static int claim_signal_ours;      /* our handler is installed */
+static struct sigaction claim_signal_previous;
 
 static void claim_signal_handler(int sig) { (void)sig; }
 
 static void install_claim_signal(void)
 {
     struct sigaction old, sa;
-    claim_signal = SIGRTMAX - 3;
-    if (sigaction(claim_signal, NULL, &old) != 0)
+    pthread_mutex_lock(&claim_signal_lock);
+    if (claim_signal_set) {
+        pthread_mutex_unlock(&claim_signal_lock);
         return;
-    if (!(old.sa_flags & SA_SIGINFO) && (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
+    }
+    claim_signal_set = 1;
+    claim_signal = SIGRTMAX - 3;
+    if (sigaction(claim_signal, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+        (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = claim_signal_handler;
         sigemptyset(&sa.sa_mask);
-        sigaction(claim_signal, &sa, NULL);
+        if (sigaction(claim_signal, &sa, NULL) == 0) {
+            claim_signal_previous = old;
+            claim_signal_ours = 1;
+        }
     }
     /* Otherwise the process has its own handler, which interrupts PPCLAIM
      * just as well (PPCLAIM returns EINTR whatever SA_RESTART says). */
+    pthread_mutex_unlock(&claim_signal_lock);
+}
+
+void par_ppdev_unload(void)
+{
+    struct sigaction now;
+    pthread_mutex_lock(&claim_signal_lock);
+    /* Every device is closed, so no claim thread runs. Give the disposition
+     * back only while our handler is still the one installed: a handler the
+     * program set since is its own. */
+    if (claim_signal_ours && sigaction(claim_signal, NULL, &now) == 0 && !(now.sa_flags & SA_SIGINFO) &&
+        now.sa_handler == claim_signal_handler)
+        sigaction(claim_signal, &claim_signal_previous, NULL);
+    claim_signal_ours = 0;
+    claim_signal_set = 0;
+    pthread_mutex_unlock(&claim_signal_lock);
 }
 
 typedef struct claim_job {
@@ -140,7 +171,7 @@ static devhost_status claim_now(par_device *d, uint64_t deadline, devhost_error 
     sigset_t all, old;
     devhost_status gave_up;
     int rc;
-    pthread_once(&claim_signal_once, install_claim_signal);
+    install_claim_signal();
     job.fd = s->fd;
     job.result = -1;
     job.event_fd = eventfd(0, EFD_CLOEXEC);
@@ -276,7 +307,7 @@ static devhost_status ppdev_open(par_device *d, const devhost_open_params *param
      * registers at its first lock instead. */
     if (d->exclusive || port_free(d)) {
         int32_t ms = params->timeout_ms >= 0 && params->timeout_ms < 2000 ? params->timeout_ms : 2000;
-        rc = claim_now(d, devhost_util_deadline_ms(ms), err);
+        rc = claim_now(d, par_bounded(d, devhost_util_deadline_ms(ms)), err);
         if (rc == DEVHOST_E_TIMEOUT && !d->exclusive)
             return DEVHOST_OK; /* someone took it meanwhile: registers at lock */
         if (rc != DEVHOST_OK)
@@ -299,7 +330,8 @@ static void ppdev_close(par_device *d)
             devhost_error ignored;
             int compat = IEEE1284_MODE_COMPAT;
             devhost_util_error_init(&ignored);
-            if (ppdev_claim(d, devhost_util_deadline_ms(d->claim_timeout_ms), &ignored) == DEVHOST_OK) {
+            if (ppdev_claim(d, par_bounded(d, devhost_util_deadline_ms(d->claim_timeout_ms)), &ignored) ==
+                DEVHOST_OK) {
                 ioctl(s->fd, PPNEGOT, &compat);
                 ioctl(s->fd, PPRELEASE);
             } else {
@@ -340,7 +372,7 @@ static void read_device_id(par_device *d, char *out, size_t size)
     int m = IEEE1284_MODE_NIBBLE | IEEE1284_DEVICEID, back = ieee_modes[d->mode];
     unsigned char buf[PAR_DEVICE_ID_MAX];
     size_t got = 0, want = 2;
-    uint64_t deadline = devhost_util_deadline_ms(500);
+    uint64_t deadline = par_bounded(d, devhost_util_deadline_ms(500));
     out[0] = '\0';
     if (ioctl(s->fd, PPNEGOT, &m) != 0)
         return;

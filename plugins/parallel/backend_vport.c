@@ -18,9 +18,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* What the stream still owes us: replies to requests a call stopped
+ * waiting for (its deadline passed, or cancel fired). The server answers in
+ * order, so the next call reads them first (drain_owed) before it sends its
+ * own request; until then the stream is out of step. */
+enum {
+    OWED_NOTHING = 0,
+    OWED_REPLY,  /* one reply, to whatever was asked */
+    OWED_CANCEL  /* the reply to a CANCEL, maybe after a CLAIM grant it crossed */
+};
+
 typedef struct vport_state {
     int sock;
-    int broken;  /* a reply never came: the stream is out of step */
+    int owed;    /* OWED_* */
+    int broken;  /* the peer broke the protocol: nothing more is sent */
 } vport_state;
 
 typedef struct vport_reply {
@@ -50,7 +61,7 @@ static devhost_status send_request(par_device *d, uint8_t cmd, uint32_t arg, con
     if (len)
         memcpy(msg + VPORT_HEADER_SIZE, payload, len);
     if (s->broken)
-        return devhost_fail(err, DEVHOST_E_IO, 0, "%s: the virtual port stopped answering earlier", d->path);
+        return devhost_fail(err, DEVHOST_E_IO, 0, "%s: the virtual port broke the protocol earlier", d->path);
     if (send(s->sock, msg, VPORT_HEADER_SIZE + len, MSG_NOSIGNAL) < 0) {
         if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
             return removed(d, errno, err);
@@ -90,18 +101,49 @@ static devhost_status recv_reply(par_device *d, vport_reply *r, uint64_t deadlin
     return DEVHOST_OK;
 }
 
-/* Sends a request and receives its reply; a reply to another command is a
- * protocol error. Replies the server did not send in time leave the stream
- * out of step, so the connection is marked broken. */
+/* Reads the replies an earlier call stopped waiting for (see OWED_*),
+ * until `deadline`: OK once the stream is in step again; E_TIMEOUT (the
+ * peer has still not answered: "an earlier request"), E_CANCELLED,
+ * E_REMOVED, E_IO; E_PROTOCOL for a reply that cannot be owed (the
+ * connection is then given up). */
+static devhost_status drain_owed(par_device *d, vport_reply *r, uint64_t deadline, devhost_error *err)
+{
+    vport_state *s = state_of(d);
+    while (s->owed != OWED_NOTHING) {
+        devhost_status st = recv_reply(d, r, deadline, err);
+        if (st == DEVHOST_E_TIMEOUT)
+            return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                                "%s: no answer from the virtual port in time (it has not answered an earlier "
+                                "request either)",
+                                d->path);
+        if (st != DEVHOST_OK)
+            return st;
+        if (s->owed == OWED_REPLY || r->cmd == VPORT_CMD_CANCEL) {
+            s->owed = OWED_NOTHING;
+        } else if (r->cmd != VPORT_CMD_CLAIM) { /* a grant the CANCEL crossed is skipped */
+            s->broken = 1;
+            return devhost_fail(err, DEVHOST_E_PROTOCOL, 0,
+                                "%s: virtual port answered command %u while a cancelled claim was pending", d->path,
+                                r->cmd);
+        }
+    }
+    return DEVHOST_OK;
+}
+
+/* Sends a request (after the replies still owed) and receives its reply; a
+ * reply to another command is a protocol error. A reply not there by the
+ * deadline is owed: the next call reads it first. */
 static devhost_status exchange(par_device *d, uint8_t cmd, uint32_t arg, const uint8_t *payload, size_t len,
                                vport_reply *r, uint64_t deadline, devhost_error *err)
 {
-    devhost_status st = send_request(d, cmd, arg, payload, len, err);
+    devhost_status st = drain_owed(d, r, deadline, err);
+    if (st == DEVHOST_OK)
+        st = send_request(d, cmd, arg, payload, len, err);
     if (st != DEVHOST_OK)
         return st;
     st = recv_reply(d, r, deadline, err);
     if (st == DEVHOST_E_TIMEOUT || st == DEVHOST_E_CANCELLED)
-        state_of(d)->broken = 1;
+        state_of(d)->owed = OWED_REPLY;
     if (st != DEVHOST_OK)
         return st;
     if (r->cmd != cmd)
@@ -110,11 +152,32 @@ static devhost_status exchange(par_device *d, uint8_t cmd, uint32_t arg, const u
     return DEVHOST_OK;
 }
 
-/* Requests other than CLAIM are answered at once; this bounds the wait for
- * a server that hangs. */
-static uint64_t answer_deadline(uint64_t deadline)
+/* How long past the running hook's deadline a request already sent may
+ * still wait for its answer (a serving peer answers over a local socket in
+ * well under a millisecond), so that a request sent just before the
+ * deadline is not cut off; an answer later than that is owed (the next
+ * call reads it first). Well inside what the host allows a hook past its
+ * deadline. */
+#define VPORT_ANSWER_GRACE_MS 10
+
+/* The running hook's deadline plus the grace (none when it has none). */
+static uint64_t hook_deadline_graced(const par_device *d)
 {
-    return devhost_util_deadline_min(deadline, devhost_util_deadline_ms(5000));
+    uint64_t now;
+    if (d->deadline == DEVHOST_DEADLINE_NONE)
+        return DEVHOST_DEADLINE_NONE;
+    now = devhost_util_now_ns();
+    return (d->deadline > now ? d->deadline : now) + VPORT_ANSWER_GRACE_MS * 1000000ull;
+}
+
+/* Requests other than CLAIM are answered at once; this bounds the wait for
+ * a server that hangs: `deadline`, 5 s at most, and the running hook's
+ * deadline (plus the grace): a hook without a timeout argument has only
+ * that one. */
+static uint64_t answer_deadline(const par_device *d, uint64_t deadline)
+{
+    return devhost_util_deadline_min(devhost_util_deadline_min(deadline, devhost_util_deadline_ms(5000)),
+                                     hook_deadline_graced(d));
 }
 
 /* Maps a non-OK server status to a devhost status with a message. */
@@ -192,15 +255,15 @@ static int trusted_uid(uid_t uid) { return uid == 0 || uid == geteuid(); }
  * write (a sticky directory owned by root, like /tmp, only when the socket is
  * ours or root's). Checked through the directory's descriptor, without
  * following a link at the socket's name. Returns OK, E_NOT_FOUND (nothing
- * there) or E_ACCESS. */
-static devhost_status check_socket(par_device *d, const char *path, devhost_error *err)
+ * there) or E_ACCESS; messages start with `who`. */
+devhost_status par_vport_check_socket(const char *who, const char *path, devhost_error *err)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     const char *slash = strrchr(path, '/');
     struct stat ds, ss;
     int dfd;
     if (!slash || (size_t)(slash - path) >= sizeof dir)
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s is not an absolute socket path", d->path, path);
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s is not an absolute socket path", who, path);
     memcpy(dir, path, (size_t)(slash - path));
     dir[slash - path] = '\0';
     if (!dir[0])
@@ -208,27 +271,27 @@ static devhost_status check_socket(par_device *d, const char *path, devhost_erro
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return devhost_fail(err, errno == EACCES ? DEVHOST_E_ACCESS : DEVHOST_E_NOT_FOUND, errno,
-                            "%s: no virtual port is served at %s (%s)", d->path, path, strerror(errno));
+                            "%s: no virtual port is served at %s (%s)", who, path, strerror(errno));
     if (fstat(dfd, &ds) != 0 || fstatat(dfd, slash + 1, &ss, AT_SYMLINK_NOFOLLOW) != 0) {
         int e = errno;
         close(dfd);
-        return devhost_fail(err, DEVHOST_E_NOT_FOUND, e, "%s: no virtual port is served at %s (%s)", d->path, path,
+        return devhost_fail(err, DEVHOST_E_NOT_FOUND, e, "%s: no virtual port is served at %s (%s)", who, path,
                             strerror(e));
     }
     close(dfd);
     if (!trusted_uid(ds.st_uid))
         return devhost_fail(err, DEVHOST_E_ACCESS, 0,
                             "%s: not connecting to %s: its directory is owned by uid %lu (not root or uid %lu)",
-                            d->path, path, (unsigned long)ds.st_uid, (unsigned long)geteuid());
+                            who, path, (unsigned long)ds.st_uid, (unsigned long)geteuid());
     if ((ds.st_mode & (S_IWGRP | S_IWOTH)) && !((ds.st_mode & S_ISVTX) && ds.st_uid == 0))
         return devhost_fail(err, DEVHOST_E_ACCESS, 0,
                             "%s: not connecting to %s: its directory is writable by group or others (mode %04o)",
-                            d->path, path, (unsigned)(ds.st_mode & 07777));
+                            who, path, (unsigned)(ds.st_mode & 07777));
     if (!S_ISSOCK(ss.st_mode))
-        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s is not a socket", d->path, path);
+        return devhost_fail(err, DEVHOST_E_INVALID, 0, "%s: %s is not a socket", who, path);
     if (!trusted_uid(ss.st_uid))
         return devhost_fail(err, DEVHOST_E_ACCESS, 0,
-                            "%s: not connecting to %s: it is owned by uid %lu (not root or uid %lu)", d->path, path,
+                            "%s: not connecting to %s: it is owned by uid %lu (not root or uid %lu)", who, path,
                             (unsigned long)ss.st_uid, (unsigned long)geteuid());
     return DEVHOST_OK;
 }
@@ -243,7 +306,7 @@ static devhost_status vport_open(par_device *d, const devhost_open_params *param
     int type = SOCK_SEQPACKET | ((params->flags & DEVHOST_OPEN_INHERIT) ? 0 : SOCK_CLOEXEC);
     if ((st = socket_path(d, &addr, err)) != DEVHOST_OK)
         return st;
-    if ((st = check_socket(d, addr.sun_path, err)) != DEVHOST_OK)
+    if ((st = par_vport_check_socket(d->path, addr.sun_path, err)) != DEVHOST_OK)
         return st;
     s = calloc(1, sizeof *s);
     if (!s)
@@ -265,7 +328,7 @@ static devhost_status vport_open(par_device *d, const devhost_open_params *param
     r = malloc(sizeof *r);
     if (!r)
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
-    deadline = answer_deadline(devhost_util_deadline_ms(params->timeout_ms));
+    deadline = answer_deadline(d, devhost_util_deadline_ms(params->timeout_ms));
     st = exchange(d, VPORT_CMD_HELLO, d->exclusive ? VPORT_HELLO_EXCLUSIVE : 0, (const uint8_t *)params->device_name,
                   params->device_name ? strnlen(params->device_name, 64) : 0, r, deadline, err);
     if (st == DEVHOST_OK && r->status == VPORT_E_BUSY)
@@ -298,12 +361,17 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
     vport_reply *r = malloc(sizeof *r);
     devhost_status st, cancel_st;
     devhost_error cancel_err;
-    uint64_t cancel_deadline;
     if (!r)
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
-    st = send_request(d, VPORT_CMD_CLAIM, 0, NULL, 0, err);
+    st = drain_owed(d, r, deadline, err);
+    if (st == DEVHOST_OK)
+        st = send_request(d, VPORT_CMD_CLAIM, 0, NULL, 0, err);
     if (st == DEVHOST_OK)
         st = recv_reply(d, r, deadline, err);
+    else if (st == DEVHOST_E_TIMEOUT || st == DEVHOST_E_CANCELLED) {
+        free(r); /* the CLAIM was never sent: nothing to leave */
+        return st;
+    }
     if (st == DEVHOST_OK) {
         if (r->cmd != VPORT_CMD_CLAIM)
             st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: virtual port answered command %u to a claim", d->path,
@@ -321,21 +389,18 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
         devhost_error_set(err, ETIMEDOUT, "%s: the port is still claimed by another client (timed out waiting)",
                           d->path);
     /* Leave the line. A grant may cross our CANCEL; the server then takes
-     * it back, and we skip the stale CLAIM reply. */
+     * it back, and we skip the stale CLAIM reply. The CANCEL's answer is
+     * waited for within the hook's deadline (and its grace); if it has not
+     * come by then, the next call reads it first. */
     devhost_util_error_init(&cancel_err);
     cancel_st = send_request(d, VPORT_CMD_CANCEL, 0, NULL, 0, &cancel_err);
-    cancel_deadline = devhost_util_deadline_ms(5000);
-    while (cancel_st == DEVHOST_OK) {
-        cancel_st = recv_reply(d, r, cancel_deadline, &cancel_err);
-        if (cancel_st == DEVHOST_OK && r->cmd == VPORT_CMD_CANCEL)
-            break;
-        if (cancel_st == DEVHOST_OK && r->cmd != VPORT_CMD_CLAIM)
-            cancel_st = DEVHOST_E_PROTOCOL;
+    if (cancel_st == DEVHOST_OK) {
+        state_of(d)->owed = OWED_CANCEL;
+        cancel_st = drain_owed(d, r, answer_deadline(d, DEVHOST_DEADLINE_NONE), &cancel_err);
     }
-    if (cancel_st != DEVHOST_OK && cancel_st != DEVHOST_E_REMOVED) {
-        state_of(d)->broken = 1;
-        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: leaving the claim queue failed: %s", d->path, cancel_err.message);
-    }
+    if (cancel_st != DEVHOST_OK && cancel_st != DEVHOST_E_REMOVED)
+        PAR_LOG(d, DEVHOST_LOG_WARN, "%s: leaving the claim queue is not confirmed yet: %s", d->path,
+                cancel_err.message);
     free(r);
     return st;
 }
@@ -343,7 +408,7 @@ static devhost_status vport_claim(par_device *d, uint64_t deadline, devhost_erro
 static devhost_status simple(par_device *d, uint8_t cmd, uint32_t arg, const char *what, vport_reply *r,
                              devhost_error *err)
 {
-    devhost_status st = exchange(d, cmd, arg, NULL, 0, r, answer_deadline(DEVHOST_DEADLINE_NONE), err);
+    devhost_status st = exchange(d, cmd, arg, NULL, 0, r, answer_deadline(d, DEVHOST_DEADLINE_NONE), err);
     if (st != DEVHOST_OK)
         return st;
     return server_status(d, r, what, err);
@@ -362,7 +427,7 @@ static devhost_status vport_negotiate(par_device *d, int mode, devhost_error *er
 {
     vport_reply r;
     devhost_status st = exchange(d, VPORT_CMD_NEGOTIATE, (uint32_t)mode, NULL, 0, &r,
-                                 answer_deadline(DEVHOST_DEADLINE_NONE), err);
+                                 answer_deadline(d, DEVHOST_DEADLINE_NONE), err);
     if (st != DEVHOST_OK)
         return st;
     if (r.status == VPORT_E_REFUSED)
@@ -428,7 +493,7 @@ static devhost_status vport_write(par_device *d, const uint8_t *data, size_t len
         return devhost_fail(err, DEVHOST_E_NO_MEMORY, ENOMEM, "%s: out of memory", d->path);
     while (*done < len) {
         size_t chunk = len - *done > VPORT_MAX_PAYLOAD ? VPORT_MAX_PAYLOAD : len - *done;
-        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(DEVHOST_DEADLINE_NONE), err);
+        st = exchange(d, VPORT_CMD_WRITE, 0, data + *done, chunk, r, answer_deadline(d, DEVHOST_DEADLINE_NONE), err);
         if (st != DEVHOST_OK)
             break;
         if (r->status == VPORT_E_NOT_READY) {

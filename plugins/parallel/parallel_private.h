@@ -85,6 +85,10 @@ struct par_device {
     int mode;                  /* negotiated VPORT_MODE_* */
     int removed;               /* the port went away: every later call fails */
     void *backend_state;       /* the backend's, freed by its close() */
+    /* The deadline of the hook now running (absolute CLOCK_MONOTONIC ns,
+     * DEVHOST_DEADLINE_NONE: none), set by par_hook_begin on entry to every
+     * hook: every wait in the core and the backends ends by it. */
+    uint64_t deadline;
 };
 
 extern const par_backend par_ppdev_backend;
@@ -96,12 +100,35 @@ extern const devhost_host_services *par_services;
 #define PAR_LOG(d, level, ...) \
     devhost_logf(par_services, (d) ? (d)->host_device : NULL, (level), __VA_ARGS__)
 
+/* Starts a hook: d->deadline = the earlier of the host's deadline for it
+ * (deadline_ns; none from a 1.0 host) and timeout_ms from now (-1: none). */
+void par_hook_begin(par_device *d, int64_t timeout_ms);
+
+/* The earlier of `deadline` and the running hook's (d->deadline). */
+uint64_t par_bounded(const par_device *d, uint64_t deadline);
+
 /* Sleeps up to `ms` (bounded by the deadline) watching cancel_fd, between
  * two looks at a register or a transfer. Returns OK, E_CANCELLED or
  * E_TIMEOUT (deadline already past; err left for the caller to word). */
 devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error *err);
 
 const char *par_mode_name(int mode);
+
+/* Whether the socket at `path` is one this process may trust to serve it
+ * (backend_vport.c): the socket and its directory owned by root or us, the
+ * directory writable by nobody else (a sticky root-owned one only for a
+ * socket of ours or root's). OK, E_NOT_FOUND, E_INVALID (not a socket) or
+ * E_ACCESS, the message starting with `who`. */
+devhost_status par_vport_check_socket(const char *who, const char *path, devhost_error *err);
+
+/* The enumerate hook (backend_enumerate.c): /dev/parportN ppdev nodes; with
+ * DEVHOST_ENUMERATE_ALL also the virtual ports served now (vport:NAME). */
+devhost_status par_enumerate(const devhost_enumerate_params *params, const devhost_found_sink *sink,
+                             devhost_error *err);
+
+/* The unload hook (backend_ppdev.c): gives back the claim-interrupt
+ * signal's disposition if the plugin installed its handler. */
+void par_ppdev_unload(void);
 
 /* What a printer's status register says against taking byte `index`:
  * paper out, or offline (SELECT low), each E_IO with a message naming the

@@ -12,6 +12,14 @@
  * disconnect, unlock, close. The port is shared: many clients may have it
  * open; lock claims it (waiting in line), unlock releases it, and transfers
  * need the claim. `exclusive = true` refuses to share at all.
+ *
+ * ABI 1.1: every hook starts with par_hook_begin, which takes its deadline
+ * from the host (deadline_ns) and, for open, connect, lock and transfer,
+ * the earlier of that and timeout_ms; every wait below and in the backends
+ * (a claim, a peer's answer, a register poll) ends by it, so info, unlock,
+ * disconnect and close against a peer that stopped answering return at
+ * their deadline (E_TIMEOUT) too. enumerate lists ports
+ * (backend_enumerate.c); unload gives back ppdev's signal handler.
  */
 #define _GNU_SOURCE
 
@@ -26,6 +34,17 @@ const devhost_host_services *par_services;
 /* ------------------------------------------------------------------------
  * Helpers shared with the backends
  * ------------------------------------------------------------------------ */
+
+void par_hook_begin(par_device *d, int64_t timeout_ms)
+{
+    d->deadline = devhost_util_deadline_min(devhost_hook_deadline(par_services, d->host_device),
+                                            devhost_util_deadline_ms(timeout_ms));
+}
+
+uint64_t par_bounded(const par_device *d, uint64_t deadline)
+{
+    return devhost_util_deadline_min(deadline, d->deadline);
+}
 
 devhost_status par_sleep(par_device *d, int ms, uint64_t deadline, devhost_error *err)
 {
@@ -82,7 +101,8 @@ enum { OPT_EXCLUSIVE, OPT_MODE, OPT_FALLBACK, OPT_WRITE_METHOD, OPT_CLAIM_TIMEOU
 static const devhost_option_spec par_options[OPT_COUNT] = {
     [OPT_EXCLUSIVE] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_BOOL, .name = "exclusive",
                        .default_value = "false",
-                       .help = "refuse to share the port (PPEXCL): other opens fail with busy"},
+                       .help = "refuse to share the port (PPEXCL): other opens fail with busy",
+                       .flags = DEVHOST_OPTION_EXCLUSIVE},
     [OPT_MODE] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_ENUM, .name = "mode", .default_value = "compat",
                   .help = "IEEE 1284 mode connect negotiates when its step names none",
                   .choices = "compat|nibble|byte|ecp|epp"},
@@ -125,11 +145,12 @@ static const devhost_control_spec par_controls[] = {
  * Brief claims for connect, info and disconnect
  * ------------------------------------------------------------------------ */
 
-/* Claims the port within timeout_ms (-1: until cancelled) and, when it
- * got it, sets *held: d->claimed for lock(), a brief claim's own flag. */
+/* Claims the port within timeout_ms (-1: until cancelled) and the hook's
+ * deadline and, when it got it, sets *held: d->claimed for lock(), a brief
+ * claim's own flag. */
 static devhost_status claim_into(par_device *d, int32_t timeout_ms, int *held, devhost_error *err)
 {
-    devhost_status st = d->backend->claim(d, devhost_util_deadline_ms(timeout_ms), err);
+    devhost_status st = d->backend->claim(d, par_bounded(d, devhost_util_deadline_ms(timeout_ms)), err);
     if (st == DEVHOST_OK)
         *held = 1;
     return st;
@@ -198,13 +219,15 @@ static devhost_status negotiate_briefly(par_device *d, int32_t timeout_ms, int m
 
 /* close: when the host is done with the device (or a failed open). State:
  * any; a claim the pipeline forgot is released here and logged. Returns OK
- * or E_IO when the release failed; `device` is freed either way. */
+ * or E_IO (E_TIMEOUT: by the deadline) when the release failed; `device` is
+ * freed either way. */
 static devhost_status par_close(devhost_device *device, devhost_error *err)
 {
     par_device *d = (par_device *)device;
     devhost_status st = DEVHOST_OK;
     if (!d)
         return DEVHOST_OK;
+    par_hook_begin(d, -1);
     if (d->claimed && d->backend && !d->removed) {
         PAR_LOG(d, DEVHOST_LOG_WARN, "%s: released the port on close because the pipeline did not unlock it",
                 d->path);
@@ -236,6 +259,7 @@ static devhost_status par_open(const devhost_open_params *params, devhost_device
     *device = (devhost_device *)d;
     strcpy(d->path, params->path);
     d->host_device = params->host_device;
+    par_hook_begin(d, params->timeout_ms);
     d->cancel_fd = params->cancel_fd;
     d->mode = VPORT_MODE_COMPAT;
     d->exclusive = devhost_util_option_int(params, par_options, OPT_EXCLUSIVE, 0) != 0;
@@ -297,6 +321,7 @@ static devhost_status par_connect(devhost_device *device, const devhost_connect_
     par_device *d = (par_device *)device;
     int mode = d->default_mode, fallback = d->default_fallback;
     devhost_status st;
+    par_hook_begin(d, params->timeout_ms);
     if ((st = check_removed(d, err)) != DEVHOST_OK)
         return st;
     if ((st = connect_args(d, params, &mode, &fallback, err)) != DEVHOST_OK)
@@ -308,10 +333,12 @@ static devhost_status par_connect(devhost_device *device, const devhost_connect_
 }
 
 /* disconnect: return to compat mode. State: connected. Returns OK, or E_IO
- * when compat could not be negotiated; not connected afterwards either way. */
+ * when compat could not be negotiated, E_TIMEOUT when the port or the peer
+ * did not answer by the deadline; not connected afterwards either way. */
 static devhost_status par_disconnect(devhost_device *device, devhost_error *err)
 {
     par_device *d = (par_device *)device;
+    par_hook_begin(d, -1);
     d->connected = 0;
     if (d->removed || d->mode == VPORT_MODE_COMPAT)
         return DEVHOST_OK;
@@ -326,6 +353,7 @@ static devhost_status par_lock(devhost_device *device, int32_t timeout_ms, devho
 {
     par_device *d = (par_device *)device;
     devhost_status st;
+    par_hook_begin(d, timeout_ms);
     if ((st = check_removed(d, err)) != DEVHOST_OK)
         return st;
     if (d->claimed)
@@ -334,11 +362,13 @@ static devhost_status par_lock(devhost_device *device, int32_t timeout_ms, devho
 }
 
 /* unlock: release the claim; the next waiting client gets the port. State:
- * locked. Returns OK or E_IO; not locked afterwards either way. */
+ * locked. Returns OK; E_IO; E_TIMEOUT (a virtual port's peer did not confirm
+ * by the deadline); not locked afterwards either way. */
 static devhost_status par_unlock(devhost_device *device, devhost_error *err)
 {
     par_device *d = (par_device *)device;
     devhost_status st = DEVHOST_OK;
+    par_hook_begin(d, -1);
     if (!d->claimed)
         return devhost_fail(err, DEVHOST_E_STATE, 0, "%s: unlock: the port is not claimed", d->path);
     d->claimed = 0;
@@ -376,7 +406,7 @@ static void caps_text(uint32_t caps, char *out, size_t size)
  * status lines decoded and the peripheral's IEEE 1284 device ID. State:
  * open. On ppdev it takes a brief claim when not locked, to read the lines
  * (when the port stays busy, the lines are reported unavailable). Returns OK; E_REMOVED;
- * E_IO. */
+ * E_IO; E_TIMEOUT (a virtual port's peer did not answer by the deadline). */
 static devhost_status par_info(devhost_device *device, const devhost_info_sink *sink, devhost_error *err)
 {
     par_device *d = (par_device *)device;
@@ -385,6 +415,7 @@ static devhost_status par_info(devhost_device *device, const devhost_info_sink *
     devhost_status st;
     char text[128];
     int took = 0;
+    par_hook_begin(d, -1);
     if ((st = check_removed(d, err)) != DEVHOST_OK)
         return st;
     info = calloc(1, sizeof *info);
@@ -533,8 +564,10 @@ static devhost_status control_transfer(par_device *d, devhost_transfer *x, devho
 static devhost_status par_transfer(devhost_device *device, devhost_transfer *x, devhost_error *err)
 {
     par_device *d = (par_device *)device;
-    uint64_t deadline = devhost_util_deadline_ms(x->timeout_ms);
+    uint64_t deadline;
     devhost_status st;
+    par_hook_begin(d, x->timeout_ms);
+    deadline = d->deadline;
     if ((st = check_removed(d, err)) != DEVHOST_OK)
         return st;
     if (!d->claimed)
@@ -564,6 +597,14 @@ static devhost_status par_transfer(devhost_device *device, devhost_transfer *x, 
     }
 }
 
+/* unload: the only process-wide change the plugin makes is the handler of
+ * ppdev's claim-interrupt signal (installed at the first claim on a ppdev
+ * port, when the process has none); unload gives the old one back. */
+static void par_unload(void)
+{
+    par_ppdev_unload();
+}
+
 /* ------------------------------------------------------------------------
  * Registration
  * ------------------------------------------------------------------------ */
@@ -578,6 +619,28 @@ static const devhost_hooks par_hooks = {
     .unlock = par_unlock,
     .info = par_info,
     .transfer = par_transfer,
+    .enumerate = par_enumerate,
+    .unload = par_unload,
+};
+
+/* The paths this class serves, as host/names.cpp mapped them to it before
+ * 1.1: ppdev's /dev/parportN (what \\.\LPTn resolves to), vport:NAME, and
+ * vport:/ABS/PATH.sock, a socket a peer of `devhost run` announced. With
+ * FNM_PATHNAME a '*' stops at '/', so the absolute form is listed for 1 to
+ * 8 directories deep (the run's directory is /run/devhost/vdev/D/NAME.sock
+ * or $TMPDIR/D/NAME.sock); deeper still opens, with `class = parallel`. */
+static const char *const par_path_patterns[] = {
+    "/dev/parport[0-9]*",
+    "vport:*",
+    "vport:/*",
+    "vport:/*/*",
+    "vport:/*/*/*",
+    "vport:/*/*/*/*",
+    "vport:/*/*/*/*/*",
+    "vport:/*/*/*/*/*/*",
+    "vport:/*/*/*/*/*/*/*",
+    "vport:/*/*/*/*/*/*/*/*",
+    NULL,
 };
 
 static const devhost_plugin_descriptor par_descriptor = {
@@ -596,10 +659,11 @@ static const devhost_plugin_descriptor par_descriptor = {
     .transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) |
                     DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL),
     .transfer_requires = DEVHOST_REQUIRES_LOCKED,
+    .path_patterns = par_path_patterns,
 };
 
 /* Speaks ABI 1.x; refuses other majors. */
 DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
 {
-    return devhost_util_negotiate(n, &par_descriptor, &par_services);
+    return devhost_negotiate(n, &par_descriptor, &par_services);
 }

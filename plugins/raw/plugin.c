@@ -21,6 +21,16 @@
  *
  * Descriptor flags
  *   DEVHOST_PLUGIN_OFFSETS       reads and writes take offset=
+ *
+ * ABI 1.1: transfer keeps to the earlier of its timeout_ms and the host's
+ * deadline for the hook (deadline_ns), checked between 1 MiB pieces and in
+ * every wait of a character device. open, info and close never wait for a
+ * peer or a queue (they read sysfs and /proc and make ioctls that return at
+ * once); what the kernel itself does inside a syscall (the write-back of
+ * dirty pages at the last close of a block device, fsync in `flush`) no
+ * deadline can cut short. enumerate lists the block devices
+ * (backend_enumerate.c); there is no unload: the plugin changes nothing in
+ * the process.
  */
 #include "raw_private.h"
 
@@ -43,7 +53,8 @@ static const devhost_option_spec raw_options[OPT_COUNT] = {
                          .help = "permit writes and flush; without it a write is refused before any I/O"},
     [OPT_EXCLUSIVE] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_BOOL, .name = "exclusive",
                        .default_value = "true",
-                       .help = "open block devices with O_EXCL: a mounted or exclusively held device is busy"},
+                       .help = "open block devices with O_EXCL: a mounted or exclusively held device is busy",
+                       .flags = DEVHOST_OPTION_EXCLUSIVE},
     [OPT_ALLOW_MOUNTED_WRITE] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_BOOL,
                                  .name = "allow-mounted-write", .default_value = "false",
                                  .help = "with allow-write: open even when a filesystem on the device (or on a "
@@ -156,7 +167,10 @@ static devhost_status io_transfer(struct devhost_device *dev, devhost_transfer *
     if ((writing && !xfer->out) || (!writing && !xfer->in))
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "raw: %s: %s without a buffer", dev->path,
                             writing ? "write" : "read");
-    return raw_io_transfer(dev, xfer, devhost_util_deadline_ms(xfer->timeout_ms), err);
+    return raw_io_transfer(dev, xfer,
+                           devhost_util_deadline_min(devhost_hook_deadline(raw_services, dev->host_device),
+                                                     devhost_util_deadline_ms(xfer->timeout_ms)),
+                           err);
 }
 
 /* CONTROL: the code must be in the table; one that modifies the device
@@ -215,6 +229,20 @@ static const devhost_hooks raw_hooks = {
     .close = raw_close,
     .info = raw_info,
     .transfer = raw_transfer,
+    .enumerate = raw_enumerate,
+    /* unload: NULL, nothing process-wide to undo */
+};
+
+/* The paths this class serves: the block devices host/names.cpp gave it
+ * (\\.\PhysicalDriveN is one of /sys/block's disks) by their usual kernel
+ * names, their partitions, and the stable links to them. A disk image (a
+ * regular file), a character device or a block device of another name is
+ * still opened, with `class = raw`. */
+static const char *const raw_path_patterns[] = {
+    "/dev/sd*",   "/dev/hd*",   "/dev/vd*",           "/dev/xvd*",     "/dev/nvme[0-9]*n[0-9]*",
+    "/dev/mmcblk*", "/dev/loop[0-9]*", "/dev/ram*",   "/dev/zram*",    "/dev/sr*",
+    "/dev/md*",   "/dev/dm-*",  "/dev/nbd*",          "/dev/mapper/*", "/dev/disk/by-*/*",
+    NULL,
 };
 
 static const devhost_plugin_descriptor raw_descriptor = {
@@ -232,10 +260,11 @@ static const devhost_plugin_descriptor raw_descriptor = {
     .transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) |
                     DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL),
     .transfer_requires = 0, /* transfers need only an open device */
+    .path_patterns = raw_path_patterns,
 };
 
 /* Speaks ABI 1.x; refuses other majors. */
 DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
 {
-    return devhost_util_negotiate(n, &raw_descriptor, &raw_services);
+    return devhost_negotiate(n, &raw_descriptor, &raw_services);
 }

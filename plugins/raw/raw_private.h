@@ -13,6 +13,8 @@
  *                     WWN, queue flags, partitions, holders, loop devices
  *   backend_mounts.c  which mounted filesystems a write to a block device or
  *                     an image file would reach (/proc/self/mountinfo)
+ *   backend_enumerate.c  the block devices of this machine, for `devhost
+ *                     scan` (sysfs, /dev/disk/by-id)
  *
  * Per-device state needs no lock: the host never calls two hooks of one
  * device at the same time, and the backends keep no process-wide state.
@@ -168,6 +170,17 @@ int raw_sysfs_loops(raw_sysfs_visit visit, void *context);
 
 /* The kernel name of a block device ("loop0p1") into name. 0 or -1. */
 int raw_sysfs_name(dev_t rdev, char *name, size_t size);
+
+/* ------------------------------------------------------------------------
+ * backend_enumerate.c
+ * ------------------------------------------------------------------------ */
+
+/* The enumerate hook: whole disks, partitions and loop devices with a
+ * backing file from /sys/block (with DEVHOST_ENUMERATE_ALL also ram, zram,
+ * device mapper and the like), by-id links from /dev/disk/by-id, size and
+ * model in the description; nothing is opened. */
+devhost_status raw_enumerate(const devhost_enumerate_params *params, const devhost_found_sink *sink,
+                             devhost_error *err);
 
 /* ------------------------------------------------------------------------
  * backend_mounts.c

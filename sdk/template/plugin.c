@@ -13,6 +13,22 @@
  *
  * Hooks: open, close, info, transfer (WRITE only). connect, lock and the
  * others are NULL: the host answers DEVHOST_E_UNSUPPORTED for them.
+ *
+ * ABI 1.1 (what <devhost/plugin.h> marks "since v1.1"):
+ *   - the entry point answers with devhost_negotiate(), which speaks the
+ *     host's minor when the host is older and refuses another major;
+ *   - every hook has a deadline: devhost_hook_deadline(services, device)
+ *     (DEVHOST_DEADLINE_NONE from a 1.0 host), and for open, connect, lock
+ *     and transfer the earlier of that and their timeout_ms (my_deadline
+ *     below). A hook that waits passes it down to devhost_util_wait; a hook
+ *     that never waits (close and info here) has nothing to bound;
+ *   - path_patterns: the paths of this class, so the host can pick the class
+ *     from a path;
+ *   - option flags: DEVHOST_OPTION_REQUIRED for an option without a default
+ *     that must be set, DEVHOST_OPTION_EXCLUSIVE for a BOOL `exclusive`;
+ *   - enumerate (list your devices for `devhost scan`) and unload (undo
+ *     process-wide state before the library goes): NULL here, as a counter
+ *     has no devices to find and changes nothing in the process.
  */
 #include "my_device_private.h"
 
@@ -21,6 +37,14 @@
 
 /* The host's services (log, clock), stored at negotiation. */
 static const devhost_host_services *services;
+
+/* The deadline of the hook now running for `dev`: the host's, or
+ * `timeout_ms` from now (-1: none) if that comes first. */
+static uint64_t my_deadline(const devhost_device *dev, int64_t timeout_ms)
+{
+    return devhost_util_deadline_min(devhost_hook_deadline(services, dev->host_device),
+                                     devhost_util_deadline_ms(timeout_ms));
+}
 
 /* The option schema, looked up by these indexes (devhost_util_option_int):
  * the host passes open one value per entry, in this order. */
@@ -65,13 +89,19 @@ static devhost_status my_info(devhost_device *dev, const devhost_info_sink *sink
     return DEVHOST_OK;
 }
 
-/* transfer: WRITE, through the backend, under the transfer's deadline.
- * State: open. Returns OK or E_CANCELLED. The transfer and its buffers
- * belong to the host. */
+/* transfer: WRITE, through the backend, under the transfer's deadline (the
+ * earlier of timeout_ms and the host's). State: open. Returns OK;
+ * E_CANCELLED; E_UNSUPPORTED (another
+ * op: the host only asks for those in transfer_ops, but a plugin refuses
+ * what it does not know, a control code included, with this one status).
+ * The transfer and its buffers belong to the host. */
 static devhost_status my_transfer(devhost_device *dev, devhost_transfer *xfer, devhost_error *err)
 {
-    uint64_t deadline = devhost_util_deadline_ms(xfer->timeout_ms);
-    return my_device_write(dev, xfer->out, xfer->out_len, deadline, &xfer->out_done, err);
+    if (xfer->op != DEVHOST_OP_WRITE)
+        return devhost_fail(err, DEVHOST_E_UNSUPPORTED, 0, "my-device: transfer op %u is not supported",
+                            (unsigned)xfer->op);
+    return my_device_write(dev, xfer->out, xfer->out_len, my_deadline(dev, xfer->timeout_ms), &xfer->out_done,
+                           err);
 }
 
 static const devhost_hooks my_hooks = {
@@ -80,8 +110,14 @@ static const devhost_hooks my_hooks = {
     .close = my_close,
     .info = my_info,
     .transfer = my_transfer,
-    /* connect, disconnect, lock, unlock: NULL, not supported */
+    /* connect, disconnect, lock, unlock: NULL, not supported;
+     * enumerate, unload (since 1.1): NULL, see the top of this file */
 };
+
+/* The paths of this class, fnmatch(3) patterns with FNM_PATHNAME, ending
+ * with NULL: `devhost check` and `probe` pick class my-device for a path
+ * that matches (replace with your device nodes, e.g. "/dev/mydev[0-9]*"). */
+static const char *const my_path_patterns[] = {"mydev:*", NULL};
 
 static const devhost_plugin_descriptor my_descriptor = {
     .struct_size = sizeof(devhost_plugin_descriptor),
@@ -94,10 +130,12 @@ static const devhost_plugin_descriptor my_descriptor = {
     .hooks = &my_hooks,
     .transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE),
     .transfer_requires = 0, /* open is enough */
+    .path_patterns = my_path_patterns,
 };
 
-/* Speaks ABI 1.x; refuses other majors, naming the plugin. */
+/* Speaks ABI 1.x (the host's minor when it is older than this header's);
+ * refuses other majors, naming the plugin. */
 DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
 {
-    return devhost_util_negotiate(n, &my_descriptor, &services);
+    return devhost_negotiate(n, &my_descriptor, &services);
 }

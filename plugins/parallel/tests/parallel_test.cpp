@@ -5,6 +5,7 @@
 // unplug, malformed replies, and end-to-end runs of the devhost binary.
 #include "devhost_test.hpp"
 #include "devices.hpp"
+#include "vport_peer.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
@@ -40,50 +41,6 @@ using namespace devhost::test;
 namespace {
 
 std::shared_ptr<const Plugin> parallel_plugin() { return loaded_plugin(plugin_dir() / "parallel.so"); }
-
-// A devhost-vdev parallel-port serving vport:NAME in a private socket
-// directory (DEVHOST_VPORT_DIR is set for this process too, so the plugin
-// finds it).
-class VPort {
-public:
-    explicit VPort(const std::string &name, std::vector<std::string> args = {}) : name_(name)
-    {
-        vport_dir_ = dir_ / "vport";
-        setenv(VPORT_DIR_ENV, vport_dir_.c_str(), 1);
-        output_ = dir_ / "printer.out";
-        std::vector<std::string> argv{(bin_dir() / "devhost-vdev").string(), "parallel-port", "--name=" + name,
-                                      "--output=" + output_.string()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        ProcessOptions options;
-        options.env[VPORT_DIR_ENV] = vport_dir_.string();
-        child_ = std::make_unique<Child>(argv, dir_.path(), options);
-        bool ready = child_->wait_for_output("READY vport:" + name + "\n", 10s);
-        INFO(child_->err());
-        REQUIRE(ready);
-    }
-    // Stops the peer; it must end cleanly (exit 0 on SIGTERM: under the
-    // sanitizers, a leak or an error in the peer would show here).
-    ~VPort()
-    {
-        child_->signal(SIGTERM);
-        ProcessResult r = child_->wait(5s);
-        if (std::uncaught_exceptions() == 0) {
-            INFO("devhost-vdev parallel-port --name=" << name_ << ": " << child_->err());
-            CHECK(r.exit_code == 0);
-        }
-    }
-    std::string path() const { return "vport:" + name_; }
-    std::string printed() const { return read_file(output_); }
-    const fs::path &dir() const { return dir_.path(); }
-    const fs::path &vport_dir() const { return vport_dir_; }
-    Child &child() { return *child_; }
-
-private:
-    std::string name_;
-    TempDir dir_;
-    fs::path vport_dir_, output_;
-    std::unique_ptr<Child> child_;
-};
 
 std::unique_ptr<Device> make_device(const std::string &name = "lpt")
 {

@@ -39,5 +39,11 @@ finish claim-holder $pid
 run forgot forgot.ini
 run after-forgot after-forgot.ini
 
+# ABI 1.1 on the real port: enumerate lists /dev/parport0; unload gives back
+# the claim-interrupt handler the open installed (enumerate-probe.c).
+echo "HIL-BEGIN probe"
+/opt/devhost/bin/parallel_hil_probe /opt/devhost/lib/devhost/plugins/parallel.so
+echo "HIL-END probe rc=$?"
+
 echo HIL-DONE
 poweroff -f

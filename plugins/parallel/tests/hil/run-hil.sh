@@ -9,6 +9,9 @@
 # devhost drives /dev/parport0 through pipelines (guest-run.sh); QEMU writes
 # what the port emits to a file, which this script compares with the bytes
 # the pipelines sent, and it checks the step records the guest printed.
+# A probe (enumerate-probe.c) then calls the plugin's ABI 1.1 hooks on the
+# real port: enumerate lists /dev/parport0, unload gives back the signal
+# handler the first claim installed.
 #
 # Installs what is missing: qemu-system-x86 and busybox-static with apt-get,
 # and linux-image-amd64's current image package with `apt-get download` into
@@ -24,6 +27,17 @@ HERE="$SOURCE_DIR/plugins/parallel/tests/hil"
 hil_tools
 hil_kernel parport parport_pc ppdev
 hil_initramfs parallel "$HERE/guest-run.sh" parport parport_pc ppdev
+# The ABI 1.1 probe (enumerate-probe.c) and its libraries, appended to the
+# initramfs as a second cpio archive (the kernel unpacks them in turn).
+PROBE="$BUILD_DIR/tests/parallel_hil_probe"
+[ -x "$PROBE" ] || fail "$PROBE is not built"
+EXTRA="$WORK/extra"
+mkdir -p "$EXTRA/opt/devhost/bin" && cp "$PROBE" "$EXTRA/opt/devhost/bin/" || fail "cannot stage $PROBE"
+for lib in $(ldd "$PROBE" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p' | sort -u); do
+    mkdir -p "$EXTRA$(dirname "$lib")" && cp -L "$lib" "$EXTRA$lib" || fail "cannot copy $lib"
+done
+(cd "$EXTRA" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >>"$WORK/initrd.gz") ||
+    fail "cannot append the probe to the initramfs"
 OUT="$WORK/parport.out"
 : >"$OUT"
 hil_boot -parallel "file:$OUT"
@@ -63,6 +77,12 @@ check_text forgot "released the port on close because the pipeline did not unloc
 check_text excl-second "exclusive access refused"
 check_text ecp "negotiation of mode 'ecp' failed"
 check after-forgot "lock timeout=2s" DEVHOST_OK
+
+check_rc probe 0
+check_text probe "HIL-ENUM-STATUS DEVHOST_OK"
+check_text probe "HIL-ENUM /dev/parport0|parallel port (ppdev), base 0x378, modes PCSPP"
+check_text probe "HIL-OPEN DEVHOST_OK"
+check_text probe "HIL-UNLOAD installed=1 restored=1"
 
 check_bytes "QEMU's parallel port received exactly the bytes the pipelines wrote" \
     'handshake: devhost hil\ndriver: devhost hil\nafter the wait\n' "$OUT"
