@@ -25,3 +25,8 @@ ANCHOR(devhost_hooks)
 ANCHOR(devhost_plugin_descriptor)
 ANCHOR(devhost_negotiation)
 ANCHOR(devhost_negotiate_fn)
+/* since v1.1 */
+ANCHOR(devhost_arg)
+ANCHOR(devhost_enumerate_params)
+ANCHOR(devhost_found_device)
+ANCHOR(devhost_found_sink)

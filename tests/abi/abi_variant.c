@@ -11,12 +11,19 @@
  *   refuses            negotiate fails with DEVHOST_E_UNSUPPORTED and a message
  *   dup_class          a second, otherwise good, plugin claiming "abitest"
  *   bad_option         an option spec of unknown type 99
+ *   v1_0               good, built from plugin.h as released at 1.0
+ *                      (tests/abi/headers-1.0): answers 1.0
+ *   future             good, built from a header of a later minor (1.2:
+ *                      every struct larger, a hook slot set that this host
+ *                      does not know, see future_header.cmake): answers the
+ *                      host's version, as a plugin from a newer header must
  *
  * Written in C99 like any C plugin; the variant only changes what
  * negotiation answers.
  */
 #include <devhost/plugin.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(ABI_VARIANT_GOOD)
@@ -37,6 +44,10 @@
 #define VARIANT "dup_class"
 #elif defined(ABI_VARIANT_BAD_OPTION)
 #define VARIANT "bad_option"
+#elif defined(ABI_VARIANT_V1_0)
+#define VARIANT "v1_0"
+#elif defined(ABI_VARIANT_FUTURE)
+#define VARIANT "future"
 #else
 #error "define one ABI_VARIANT_<NAME>"
 #endif
@@ -88,9 +99,27 @@ MAYBE_UNUSED static devhost_status abitest_transfer(devhost_device *device, devh
     return DEVHOST_OK;
 }
 
+#if defined(ABI_VARIANT_FUTURE)
+/* The hook of a minor this host does not know: the host must never call
+ * it, so calling it ends the process where the test sees it. */
+static void abitest_future_hook(void)
+{
+    abort();
+}
+
+static const devhost_hooks abitest_hooks = {
+    .struct_size = sizeof(devhost_hooks),
+    .open = abitest_open,
+    .close = abitest_close,
+    .info = abitest_info,
+    .transfer = abitest_transfer,
+    .future_since_1_2 = (uint64_t)(uintptr_t)abitest_future_hook,
+};
+#else
 MAYBE_UNUSED static const devhost_hooks abitest_hooks = {
     sizeof(devhost_hooks), 0, abitest_open, abitest_close, NULL, NULL, NULL, NULL, abitest_info, abitest_transfer,
 };
+#endif
 
 MAYBE_UNUSED static const devhost_option_spec abitest_options[] = {
 #if defined(ABI_VARIANT_BAD_OPTION)
@@ -145,6 +174,8 @@ DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
     n->plugin_abi_version = DEVHOST_MAKE_VERSION(2, 0);
 #elif defined(ABI_VARIANT_ABI_TOO_NEW_MINOR)
     n->plugin_abi_version = DEVHOST_MAKE_VERSION(1, 99);
+#elif defined(ABI_VARIANT_FUTURE)
+    n->plugin_abi_version = n->host_abi_version < DEVHOST_ABI_VERSION ? n->host_abi_version : DEVHOST_ABI_VERSION;
 #else
     n->plugin_abi_version = DEVHOST_ABI_VERSION;
 #endif

@@ -1,5 +1,5 @@
 /*
- * devhost plugin ABI, version 1.
+ * devhost plugin ABI, version 1.1.
  *
  * This is the only header a devhost plugin needs. It is C99 and compiles
  * unchanged as C++. Nothing from C++ crosses it.
@@ -19,9 +19,30 @@
  * Rules that hold for every struct in this file (the v1 contract):
  *   - It starts with `uint32_t struct_size`, set by whoever fills it in to
  *     sizeof() of the struct as that side compiled it.
- *   - Fields are only ever appended, under a "since v1.N" comment. A reader
- *     touches a field only after checking that struct_size covers it
- *     (DEVHOST_HAS_FIELD). Enum values are only appended, never renumbered.
+ *   - Fields are only ever appended, under a "since v1.N" comment; the
+ *     comment "since v1.N: append here" marks where the next minor's go
+ *     ("append values here" in an enum). A reader touches a field only
+ *     after checking that struct_size covers it (DEVHOST_HAS_FIELD). Enum
+ *     values are only appended, never renumbered.
+ *   - A field named `reserved` is written as zero and read by no one; the
+ *     host refuses a plugin whose descriptor or hook table has one set (so
+ *     that a later minor can give it a meaning).
+ *   - Names a plugin declares (its class, option and control names) follow
+ *     one rule, devhost_identifier_valid() below, which the host applies as
+ *     written.
+ *
+ * What governs what (v1.1):
+ *   - struct_size governs FIELDS AND SLOTS: whether a field or a hook slot
+ *     exists in the struct the other side filled. A reader checks it before
+ *     touching anything appended after v1.0, whatever version was
+ *     negotiated: a 1.1 plugin on a 1.0 host finds no deadline_ns service,
+ *     and a 1.0 plugin's hook table has no enumerate slot.
+ *   - The negotiated minor (devhost_negotiation.plugin_abi_version) governs
+ *     SEMANTICS: which rules of this header both sides keep. A plugin that
+ *     answered 1.0 is held to 1.0's rules (the host does not, for example,
+ *     expect it to honour a deadline in close); one that answered 1.1 keeps
+ *     every rule marked "since v1.1". devhost_negotiate() answers the right
+ *     version for you.
  *   - Ownership: the side that allocates frees. Strings and arrays the host
  *     passes in are valid for the duration of the call only, unless a comment
  *     says otherwise. Everything the plugin hands the host (descriptor, option
@@ -32,10 +53,17 @@
  * Different devices, of the same plugin or not, may be driven from different
  * threads at the same time, so process-wide plugin state needs its own lock.
  *
- * Blocking: every hook that can block takes a timeout, and every device has a
+ * Blocking: every hook that can block has a deadline, and every device has a
  * cancel handle (an eventfd, see devhost_open_params.cancel_fd). A hook that
  * waits must poll the cancel handle with whatever it waits on, and return
  * DEVHOST_E_CANCELLED when it becomes readable. No hook may block forever.
+ * Since v1.1 every hook's deadline, including those of info, unlock,
+ * disconnect and close, which take no timeout argument, is what the host's
+ * deadline_ns service answers during the call (an absolute CLOCK_MONOTONIC
+ * time); the timeout_ms arguments of open, connect, lock and transfer give
+ * the same deadline, relative. A hook that returns after its deadline is
+ * recorded as DEVHOST_E_TIMEOUT ("plugin overran its deadline by N ms")
+ * whatever it returned.
  *
  * Printing: plugins never write to stdout or stderr. They log through
  * devhost_host_services.log, which the host routes into its own log with the
@@ -67,7 +95,7 @@ extern "C" {
 #define DEVHOST_VERSION_MINOR(v) ((uint32_t)(v) & 0xffffu)
 
 #define DEVHOST_ABI_VERSION_MAJOR 1
-#define DEVHOST_ABI_VERSION_MINOR 0
+#define DEVHOST_ABI_VERSION_MINOR 1
 /* The version this header describes. */
 #define DEVHOST_ABI_VERSION \
     DEVHOST_MAKE_VERSION(DEVHOST_ABI_VERSION_MAJOR, DEVHOST_ABI_VERSION_MINOR)
@@ -83,6 +111,12 @@ extern "C" {
 /* True when a struct that declares `size` bytes contains `field`. */
 #define DEVHOST_HAS_FIELD(type, size, field) \
     ((size_t)(size) >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* Since v1.1: "no deadline", as the deadline_ns service answers it and as
+ * <devhost/plugin_util.h> uses it: a deadline that never passes. */
+#ifndef DEVHOST_DEADLINE_NONE
+#define DEVHOST_DEADLINE_NONE UINT64_MAX
+#endif
 
 /* ------------------------------------------------------------------------
  * 2. Status codes and the error record
@@ -107,10 +141,14 @@ enum {
     DEVHOST_E_ACCESS = -9,      /* permission denied, or write not allowed */
     DEVHOST_E_NO_MEMORY = -10,  /* allocation failed */
     DEVHOST_E_PROTOCOL = -11,   /* the peer broke the protocol or expectation */
-    DEVHOST_E_CANCELLED = -12   /* the device's cancel handle fired */
-    /* since v1.1: append here */
+    DEVHOST_E_CANCELLED = -12,  /* the device's cancel handle fired */
+    /* since v1.1 */
+    DEVHOST_E_HOST_FAILED = -13 /* the process running the plugin died or was
+                                   stopped while the call was pending; the
+                                   host, never a plugin, reports it */
+    /* since v1.2: append values here */
 };
-#define DEVHOST_STATUS_LAST DEVHOST_E_CANCELLED
+#define DEVHOST_STATUS_LAST DEVHOST_E_HOST_FAILED
 
 /* The status's name, e.g. "DEVHOST_E_BUSY"; "DEVHOST_E_UNKNOWN" for a value
  * this header does not know (one appended by a newer ABI). */
@@ -130,6 +168,7 @@ static inline const char *devhost_status_name(devhost_status status)
     case DEVHOST_E_NO_MEMORY: return "DEVHOST_E_NO_MEMORY";
     case DEVHOST_E_PROTOCOL: return "DEVHOST_E_PROTOCOL";
     case DEVHOST_E_CANCELLED: return "DEVHOST_E_CANCELLED";
+    case DEVHOST_E_HOST_FAILED: return "DEVHOST_E_HOST_FAILED";
     default: return "DEVHOST_E_UNKNOWN";
     }
 }
@@ -156,7 +195,7 @@ typedef enum devhost_log_level {
     DEVHOST_LOG_INFO = 2,
     DEVHOST_LOG_WARN = 3,
     DEVHOST_LOG_ERROR = 4
-    /* since v1.1: append here */
+    /* since v1.2: append values here */
 } devhost_log_level;
 
 /* The host's per-device token, passed to the plugin in open. The plugin
@@ -174,7 +213,24 @@ typedef struct devhost_host_services {
                 const char *message);
     /* CLOCK_MONOTONIC in nanoseconds: use it for deadlines. */
     uint64_t (*monotonic_ns)(void);
-    /* since v1.1: append here */
+    /* since v1.1 */
+    /* The deadline of the hook now running for `device` (NULL: the hook
+     * that has no device, enumerate), as an absolute CLOCK_MONOTONIC time
+     * in nanoseconds, or DEVHOST_DEADLINE_NONE. Call it from inside the
+     * hook, on the hook's thread; it answers the same value for the whole
+     * call. Every hook keeps to it, those without a timeout argument too. */
+    uint64_t (*deadline_ns)(const devhost_host_device *device);
+    /* Hand the host a reference to a descriptor that carries the device's
+     * state (its exclusive open, claim or lock), from open or connect, so
+     * that if the process running the plugin dies the host still holds the
+     * device, releases it properly and no other program grabs it in the
+     * gap. The host duplicates `fd`; the plugin keeps and closes its own.
+     * `role` names what the descriptor is ("tty", "ppdev", "block"), [a-z0-9-].
+     * Returns OK, or E_UNSUPPORTED where the host keeps no descriptors (a
+     * host running plugins in its own process). */
+    devhost_status (*share_fd)(const devhost_host_device *device, int32_t fd,
+                               const char *role);
+    /* since v1.2: append here */
 } devhost_host_services;
 
 /* ------------------------------------------------------------------------
@@ -189,8 +245,21 @@ enum {
     DEVHOST_OPTION_BOOL = 3,     /* true/false, yes/no, on/off, 1/0 */
     DEVHOST_OPTION_ENUM = 4,     /* one of `choices`, "a|b|c" */
     DEVHOST_OPTION_DURATION = 5  /* 250ms, 2s, 1m; passed as milliseconds */
-    /* since v1.1: append here */
+    /* since v1.2: append values here */
 };
+
+/* Option flags, since v1.1. */
+enum {
+    /* The option has no default and must be configured: `devhost check`
+     * refuses a device that leaves it out. */
+    DEVHOST_OPTION_REQUIRED = 1u << 0,
+    /* A BOOL option that, set false, lets this device share its path with
+     * other devices of the class (`exclusive = false`): `devhost check`
+     * allows two devices on one path when every one of them sets it false.
+     * At most one option of a schema has this flag. */
+    DEVHOST_OPTION_EXCLUSIVE = 1u << 1
+};
+
 
 /* One configurable key of a device of this class, e.g. "baud". The host
  * rejects config keys that no spec names. */
@@ -203,7 +272,12 @@ typedef struct devhost_option_spec {
     const char *choices;       /* ENUM only: "none|odd|even"; else NULL */
     int64_t min;               /* INT only: inclusive bounds */
     int64_t max;
-    /* since v1.1: append here */
+    /* since v1.1 */
+    uint32_t flags;            /* DEVHOST_OPTION_REQUIRED, _EXCLUSIVE; the
+                                  name may not be a reserved one (see
+                                  devhost_option_name_reserved) */
+    uint32_t reserved;
+    /* since v1.2: append here */
 } devhost_option_spec;
 
 /* Flags of a control code. */
@@ -220,7 +294,7 @@ typedef struct devhost_control_spec {
     const char *name;          /* e.g. "get-length"; unique, [a-z0-9-] */
     const char *help;          /* one line */
     uint32_t flags;            /* DEVHOST_CONTROL_* */
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_control_spec;
 
 /* ------------------------------------------------------------------------
@@ -239,7 +313,7 @@ typedef struct devhost_option_value {
                                   DURATION: milliseconds; ENUM: choice index */
     uint32_t is_set;
     uint32_t reserved;
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_option_value;
 
 /* Open flags. */
@@ -264,14 +338,28 @@ typedef struct devhost_open_params {
     int32_t cancel_fd;
     uint32_t reserved;
     const devhost_host_device *host_device; /* pass to services->log */
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_open_params;
 
-/* A key=value pair from a step line (e.g. `connect mode=ecp`). */
+/* A key=value pair from a step line (e.g. `connect mode=ecp`). The value
+ * is NUL-terminated text: a value holding a NUL byte (written \x00 in a
+ * step) is cut there. devhost_arg (since v1.1) carries it whole. */
 typedef struct devhost_kv {
     const char *key;
     const char *value;
 } devhost_kv;
+
+/* Since v1.1: a step's key=value pair with the value's size, so that a
+ * binary value keeps its NUL bytes. value[value_size] is a NUL the host
+ * adds (not counted), so text values read as C strings too. */
+typedef struct devhost_arg {
+    uint32_t struct_size;
+    uint32_t reserved;
+    const char *key;
+    const uint8_t *value;
+    size_t value_size;
+    /* since v1.2: append here */
+} devhost_arg;
 
 typedef struct devhost_connect_params {
     uint32_t struct_size;
@@ -286,7 +374,11 @@ typedef struct devhost_connect_params {
     const devhost_kv *args;           /* the step's other key=value pairs */
     int32_t timeout_ms;               /* -1: none */
     uint32_t reserved2;
-    /* since v1.1: append here */
+    /* since v1.1: the same pairs as `args`, in the same order, with their
+     * sizes; arg_count elements of sized_args[0].struct_size bytes each
+     * (use devhost_connect_arg()). */
+    const devhost_arg *sized_args;
+    /* since v1.2: append here */
 } devhost_connect_params;
 
 /* Where info() reports what it knows, one key and value at a time. Keys are
@@ -321,7 +413,7 @@ enum {
     DEVHOST_OP_REPLY = 7,        /* reply to message_id with out */
     DEVHOST_OP_CONTROL = 8       /* control_code with out as input and in
                                     as output */
-    /* since v1.1: append here */
+    /* since v1.2: append values here */
 };
 #define DEVHOST_OP_LAST DEVHOST_OP_CONTROL
 #define DEVHOST_OP_BIT(op) (1u << (op))
@@ -354,7 +446,7 @@ typedef struct devhost_transfer {
     uint32_t reserved;
     size_t out_done;                  /* out: bytes of `out` sent */
     size_t in_len;                    /* out: bytes placed in `in` */
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_transfer;
 
 /* ------------------------------------------------------------------------
@@ -363,6 +455,42 @@ typedef struct devhost_transfer {
 
 /* The plugin's per-device state, defined by the plugin. */
 typedef struct devhost_device devhost_device;
+
+/* Since v1.1: what enumerate() is asked. */
+enum {
+    /* Also list what is normally left out as not a device (pseudo-terminals
+     * for serial, for example). */
+    DEVHOST_ENUMERATE_ALL = 1u << 0
+};
+
+typedef struct devhost_enumerate_params {
+    uint32_t struct_size;
+    uint32_t flags;                   /* DEVHOST_ENUMERATE_* */
+    /* since v1.2: append here */
+} devhost_enumerate_params;
+
+/* Since v1.1: one device enumerate() found. Every string is NULL when not
+ * known, and is copied by the host before put() returns. */
+typedef struct devhost_found_device {
+    uint32_t struct_size;
+    uint32_t reserved;
+    const char *path;                 /* what a config's `path =` takes */
+    const char *by_id;                /* a stable link (/dev/serial/by-id/...,
+                                         /dev/disk/by-id/...) */
+    const char *description;          /* one line for a person: driver, size,
+                                         model */
+    const char *usb_vendor;           /* "0403", from sysfs */
+    const char *usb_product;          /* "6001" */
+    const char *usb_serial;
+    /* since v1.2: append here */
+} devhost_found_device;
+
+typedef struct devhost_found_sink {
+    uint32_t struct_size;
+    uint32_t reserved;
+    void *context;                    /* host's; pass back to put() */
+    void (*put)(void *context, const devhost_found_device *found);
+} devhost_found_sink;
 
 /*
  * The hook table. A NULL hook means "not supported": the host answers
@@ -442,12 +570,29 @@ typedef struct devhost_hooks {
      * declares in transfer_ops. Must respect xfer->timeout_ms and cancel_fd.
      * Returns: OK; E_TIMEOUT (deadline passed; in_len/out_done tell how much
      * got through); E_INVALID (bad length, offset, alignment or id);
-     * E_UNSUPPORTED (op or control code not supported); E_ACCESS (write not
+     * E_UNSUPPORTED (op not supported, or a control code the plugin does not
+     * know: that one status for every unknown code); E_ACCESS (write not
      * allowed); E_PROTOCOL (peer answered nonsense); E_REMOVED; E_IO. */
     devhost_status (*transfer)(devhost_device *device, devhost_transfer *xfer,
                                devhost_error *err);
 
-    /* since v1.1: append here */
+    /* since v1.1 */
+
+    /* enumerate: list the devices this plugin could drive on this machine,
+     * one sink->put() each, without opening any of them for I/O (read sysfs,
+     * list /dev, stat; never send a byte to a device). `devhost scan` calls
+     * it. Keeps to the deadline_ns(NULL) deadline. May be NULL (the class
+     * cannot list its devices). Returns OK; E_IO; E_TIMEOUT. */
+    devhost_status (*enumerate)(const devhost_enumerate_params *params,
+                                const devhost_found_sink *sink,
+                                devhost_error *err);
+
+    /* unload: called once, after every device of the plugin is closed and
+     * just before the library is unloaded: undo what the plugin did to the
+     * process (signal handlers, threads, atexit-like state). May be NULL. */
+    void (*unload)(void);
+
+    /* since v1.2: append here */
 } devhost_hooks;
 
 /* ------------------------------------------------------------------------
@@ -455,11 +600,14 @@ typedef struct devhost_hooks {
  * ------------------------------------------------------------------------ */
 
 /* What a step needs besides "open" (bits for transfer_requires and
- * lock_requires). */
+ * lock_requires). Since v1.1 the host refuses to load a plugin that sets a
+ * requirement bit it does not know: it could not keep the promise. Unknown
+ * FLAG bits (descriptor flags, option and control flags) are ignored. */
 enum {
     DEVHOST_REQUIRES_CONNECTED = 1u << 0,
     DEVHOST_REQUIRES_LOCKED = 1u << 1
 };
+#define DEVHOST_REQUIRES_KNOWN (DEVHOST_REQUIRES_CONNECTED | DEVHOST_REQUIRES_LOCKED)
 
 /* Descriptor flags. */
 enum {
@@ -492,7 +640,14 @@ typedef struct devhost_plugin_descriptor {
     uint32_t transfer_requires;       /* DEVHOST_REQUIRES_* */
     uint32_t lock_requires;           /* DEVHOST_REQUIRES_CONNECTED or 0 */
     uint32_t reserved;
-    /* since v1.1: append here */
+    /* since v1.1: the paths this class serves, as fnmatch(3) patterns with
+     * FNM_PATHNAME ("/dev/ttyS*", "/dev/parport[0-9]*", "vport:*"), ending
+     * with NULL; NULL for none. `devhost probe` and `check` pick a device's
+     * class from them (the most specific pattern, by its literal prefix,
+     * wins; two classes matching alike is an error the user resolves with
+     * `class =`), so the host knows no class's paths. */
+    const char *const *path_patterns;
+    /* since v1.2: append here */
 } devhost_plugin_descriptor;
 
 /* ------------------------------------------------------------------------
@@ -521,7 +676,7 @@ typedef struct devhost_negotiation {
     const devhost_plugin_descriptor *descriptor;
     /* in: where a refusing plugin says why */
     devhost_error *error;
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_negotiation;
 
 /* Returns DEVHOST_OK after filling plugin_abi_version and descriptor, or a
@@ -531,7 +686,12 @@ typedef devhost_status (*devhost_negotiate_fn)(devhost_negotiation *negotiation)
 
 /* A plugin defines it as:
  *   DEVHOST_EXPORT devhost_status
- *   devhost_plugin_negotiate(devhost_negotiation *n) { ... } */
+ *   devhost_plugin_negotiate(devhost_negotiation *n)
+ *   {
+ *       return devhost_negotiate(n, &my_descriptor, &my_services);
+ *   }
+ * devhost_negotiate() (section 10) is the one correct answer; write your own
+ * only to refuse a host for a reason of your own, and then call it too. */
 DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *negotiation);
 
 /* ------------------------------------------------------------------------
@@ -574,6 +734,111 @@ static inline void devhost_logf(const devhost_host_services *services,
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     services->log(device, level, line);
+}
+
+/* Since v1.1: whether `s` is a valid name for a device class, an option or
+ * a control code: 1 to DEVHOST_IDENTIFIER_MAX characters of [a-z0-9-],
+ * starting with a letter or a digit. The host checks every name a plugin
+ * declares with this very function. */
+#define DEVHOST_IDENTIFIER_MAX 64
+static inline int devhost_identifier_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s || !*s || *s == '-')
+        return 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= DEVHOST_IDENTIFIER_MAX)
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Since v1.1: whether an option name is one the config keeps for itself in
+ * a device section (today's keys and those `devhost serve` reads), which no
+ * schema may declare: the host refuses a plugin whose schema does. The
+ * list only grows, with the minor. */
+static inline int devhost_option_name_reserved(const char *name)
+{
+    static const char *const reserved[] = {
+        "class", "path", "inherit", "timeout", "step", "fault", /* v1.0 keys */
+        "setup", "teardown", "run", "stale-after", "match", "isolation", NULL};
+    size_t i;
+    for (i = 0; name && reserved[i]; i++)
+        if (strcmp(name, reserved[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Since v1.1: the one negotiation every plugin needs. It checks that the
+ * host's negotiation struct has the fields it reads (DEVHOST_HAS_FIELD),
+ * refuses a host of another major, or one that no longer accepts this
+ * plugin's version, with a message naming both versions (E_UNSUPPORTED),
+ * answers the older of the host's version and this header's, hands over
+ * `descriptor` and keeps the host's services table in *services (when
+ * services is not NULL). A plugin built from a newer header answers the
+ * host's older minor and then keeps to that minor's rules, checking
+ * struct_size before it touches anything newer (see "What governs what"). */
+static inline devhost_status devhost_negotiate(devhost_negotiation *n,
+                                               const devhost_plugin_descriptor *descriptor,
+                                               const devhost_host_services **services)
+{
+    uint32_t own = DEVHOST_ABI_VERSION;
+    const char *name = descriptor && descriptor->name ? descriptor->name : "plugin";
+    if (!n || !DEVHOST_HAS_FIELD(devhost_negotiation, n->struct_size, error))
+        return DEVHOST_E_INVALID;
+    if (DEVHOST_VERSION_MAJOR(n->host_abi_version) != DEVHOST_ABI_VERSION_MAJOR)
+        return devhost_fail(n->error, DEVHOST_E_UNSUPPORTED, 0,
+                            "%s speaks ABI %u.x, the host offers %u.%u", name,
+                            (unsigned)DEVHOST_ABI_VERSION_MAJOR,
+                            (unsigned)DEVHOST_VERSION_MAJOR(n->host_abi_version),
+                            (unsigned)DEVHOST_VERSION_MINOR(n->host_abi_version));
+    if (n->host_min_abi_version > own)
+        return devhost_fail(n->error, DEVHOST_E_UNSUPPORTED, 0,
+                            "%s speaks ABI up to %u.%u, the host needs at least %u.%u", name,
+                            (unsigned)DEVHOST_VERSION_MAJOR(own), (unsigned)DEVHOST_VERSION_MINOR(own),
+                            (unsigned)DEVHOST_VERSION_MAJOR(n->host_min_abi_version),
+                            (unsigned)DEVHOST_VERSION_MINOR(n->host_min_abi_version));
+    n->plugin_abi_version = n->host_abi_version < own ? n->host_abi_version : own;
+    n->descriptor = descriptor;
+    if (services)
+        *services = n->services;
+    return DEVHOST_OK;
+}
+
+/* Since v1.1: the deadline of the hook now running for `device`, from the
+ * host's deadline_ns service, or DEVHOST_DEADLINE_NONE from a 1.0 host
+ * (which has no such service: its hooks without a timeout have none). */
+static inline uint64_t devhost_hook_deadline(const devhost_host_services *services,
+                                             const devhost_host_device *device)
+{
+    if (!services || !DEVHOST_HAS_FIELD(devhost_host_services, services->struct_size, deadline_ns) ||
+        !services->deadline_ns)
+        return DEVHOST_DEADLINE_NONE;
+    return services->deadline_ns(device);
+}
+
+/* Since v1.1: the i-th step argument of a connect, with its size, or NULL
+ * past the end. From a 1.0 host (no sized_args) the text pair is turned
+ * into *scratch, its size the text's length. */
+static inline const devhost_arg *devhost_connect_arg(const devhost_connect_params *params,
+                                                     uint32_t i, devhost_arg *scratch)
+{
+    if (!params || i >= params->arg_count)
+        return NULL;
+    if (DEVHOST_HAS_FIELD(devhost_connect_params, params->struct_size, sized_args) &&
+        params->sized_args) {
+        const unsigned char *p = (const unsigned char *)params->sized_args;
+        return (const devhost_arg *)(const void *)(p + (size_t)i * params->sized_args[0].struct_size);
+    }
+    scratch->struct_size = (uint32_t)sizeof *scratch;
+    scratch->reserved = 0;
+    scratch->key = params->args[i].key;
+    scratch->value = (const uint8_t *)params->args[i].value;
+    scratch->value_size = strlen(params->args[i].value);
+    return scratch;
 }
 
 /* The option named `name` among those passed to open, or NULL. */

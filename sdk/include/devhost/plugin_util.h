@@ -327,28 +327,13 @@ static inline char *devhost_util_copy_string(const char *s)
     return copy;
 }
 
-/* The negotiation of a plugin speaking ABI 1.x: refuses a host of another
- * major ("NAME speaks ABI 1.x, the host offers M.N"), answers this header's
- * version or the host's if that is an older 1.x, hands over `descriptor`
- * (static storage) and stores the host's services in *services (may be
- * NULL). Returns DEVHOST_OK, DEVHOST_E_INVALID (no or too small negotiation
- * struct) or DEVHOST_E_UNSUPPORTED. */
+/* The negotiation: plugin.h's devhost_negotiate() (since ABI 1.1), kept
+ * under this name for plugins written against the first plugin_util.h. */
 static inline devhost_status devhost_util_negotiate(devhost_negotiation *n,
                                                     const devhost_plugin_descriptor *descriptor,
                                                     const devhost_host_services **services)
 {
-    if (!n || !DEVHOST_HAS_FIELD(devhost_negotiation, n->struct_size, error))
-        return DEVHOST_E_INVALID;
-    if (DEVHOST_VERSION_MAJOR(n->host_abi_version) != DEVHOST_ABI_VERSION_MAJOR)
-        return devhost_fail(n->error, DEVHOST_E_UNSUPPORTED, 0, "%s speaks ABI %u.x, the host offers %u.%u",
-                            descriptor->name, (unsigned)DEVHOST_ABI_VERSION_MAJOR,
-                            (unsigned)DEVHOST_VERSION_MAJOR(n->host_abi_version),
-                            (unsigned)DEVHOST_VERSION_MINOR(n->host_abi_version));
-    n->plugin_abi_version = n->host_abi_version < DEVHOST_ABI_VERSION ? n->host_abi_version : DEVHOST_ABI_VERSION;
-    n->descriptor = descriptor;
-    if (services)
-        *services = n->services;
-    return DEVHOST_OK;
+    return devhost_negotiate(n, descriptor, services);
 }
 
 #ifdef __cplusplus

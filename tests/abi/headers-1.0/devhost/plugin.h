@@ -1,0 +1,598 @@
+/*
+ * devhost plugin ABI, version 1.
+ *
+ * This is the only header a devhost plugin needs. It is C99 and compiles
+ * unchanged as C++. Nothing from C++ crosses it.
+ *
+ * Contents
+ *   1. Versions and the export macro
+ *   2. Status codes, devhost_status_name(), the error record
+ *   3. Host services (log, clock), passed to the plugin at negotiation
+ *   4. Option schema and control-code table, declared by the plugin
+ *   5. Open and connect parameters, the info sink
+ *   6. The transfer struct
+ *   7. The hook table
+ *   8. The plugin descriptor
+ *   9. The entry point (negotiation)
+ *  10. Inline helpers for plugin authors
+ *
+ * Rules that hold for every struct in this file (the v1 contract):
+ *   - It starts with `uint32_t struct_size`, set by whoever fills it in to
+ *     sizeof() of the struct as that side compiled it.
+ *   - Fields are only ever appended, under a "since v1.N" comment. A reader
+ *     touches a field only after checking that struct_size covers it
+ *     (DEVHOST_HAS_FIELD). Enum values are only appended, never renumbered.
+ *   - Ownership: the side that allocates frees. Strings and arrays the host
+ *     passes in are valid for the duration of the call only, unless a comment
+ *     says otherwise. Everything the plugin hands the host (descriptor, option
+ *     specs, hook table) must stay valid while the library is loaded: in
+ *     practice, static const data.
+ *
+ * Threading: the host never calls two hooks of one device at the same time.
+ * Different devices, of the same plugin or not, may be driven from different
+ * threads at the same time, so process-wide plugin state needs its own lock.
+ *
+ * Blocking: every hook that can block takes a timeout, and every device has a
+ * cancel handle (an eventfd, see devhost_open_params.cancel_fd). A hook that
+ * waits must poll the cancel handle with whatever it waits on, and return
+ * DEVHOST_E_CANCELLED when it becomes readable. No hook may block forever.
+ *
+ * Printing: plugins never write to stdout or stderr. They log through
+ * devhost_host_services.log, which the host routes into its own log with the
+ * device's name.
+ */
+#ifndef DEVHOST_PLUGIN_H
+#define DEVHOST_PLUGIN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * 1. Versions and the export macro
+ * ------------------------------------------------------------------------ */
+
+/* An ABI version is major << 16 | minor. A host speaks one major and every
+ * minor up to its own; a plugin built against 1.N runs on any 1.M host with
+ * M >= N, and on older 1.M hosts if it checks struct sizes as required. */
+#define DEVHOST_MAKE_VERSION(major, minor) \
+    ((uint32_t)(((uint32_t)(major) << 16) | ((uint32_t)(minor) & 0xffffu)))
+#define DEVHOST_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
+#define DEVHOST_VERSION_MINOR(v) ((uint32_t)(v) & 0xffffu)
+
+#define DEVHOST_ABI_VERSION_MAJOR 1
+#define DEVHOST_ABI_VERSION_MINOR 0
+/* The version this header describes. */
+#define DEVHOST_ABI_VERSION \
+    DEVHOST_MAKE_VERSION(DEVHOST_ABI_VERSION_MAJOR, DEVHOST_ABI_VERSION_MINOR)
+
+/* Marks the one symbol a plugin exports. Build plugins with
+ * -fvisibility=hidden so that nothing else leaks out of the library. */
+#if defined(__GNUC__) || defined(__clang__)
+#define DEVHOST_EXPORT __attribute__((visibility("default")))
+#else
+#define DEVHOST_EXPORT
+#endif
+
+/* True when a struct that declares `size` bytes contains `field`. */
+#define DEVHOST_HAS_FIELD(type, size, field) \
+    ((size_t)(size) >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* ------------------------------------------------------------------------
+ * 2. Status codes and the error record
+ * ------------------------------------------------------------------------ */
+
+/* 0 is success; every failure is negative. A fixed-width type, so that the
+ * ABI does not depend on how a compiler sizes enums. */
+typedef int32_t devhost_status;
+
+/* When you append a value here, also update devhost_status_name() below
+ * and DEVHOST_STATUS_LAST. Values are never renumbered or reused. */
+enum {
+    DEVHOST_OK = 0,
+    DEVHOST_E_INVALID = -1,     /* an argument or option is not acceptable */
+    DEVHOST_E_NOT_FOUND = -2,   /* no such device, port, message or code */
+    DEVHOST_E_BUSY = -3,        /* held by another client; never blocks */
+    DEVHOST_E_STATE = -4,       /* call not allowed in the device's state */
+    DEVHOST_E_TIMEOUT = -5,     /* the deadline passed before completion */
+    DEVHOST_E_REMOVED = -6,     /* the device went away (unplug, peer gone) */
+    DEVHOST_E_IO = -7,          /* the device or OS reported an I/O error */
+    DEVHOST_E_UNSUPPORTED = -8, /* hook, op, option or code not supported */
+    DEVHOST_E_ACCESS = -9,      /* permission denied, or write not allowed */
+    DEVHOST_E_NO_MEMORY = -10,  /* allocation failed */
+    DEVHOST_E_PROTOCOL = -11,   /* the peer broke the protocol or expectation */
+    DEVHOST_E_CANCELLED = -12   /* the device's cancel handle fired */
+    /* since v1.1: append here */
+};
+#define DEVHOST_STATUS_LAST DEVHOST_E_CANCELLED
+
+/* The status's name, e.g. "DEVHOST_E_BUSY"; "DEVHOST_E_UNKNOWN" for a value
+ * this header does not know (one appended by a newer ABI). */
+static inline const char *devhost_status_name(devhost_status status)
+{
+    switch (status) {
+    case DEVHOST_OK: return "DEVHOST_OK";
+    case DEVHOST_E_INVALID: return "DEVHOST_E_INVALID";
+    case DEVHOST_E_NOT_FOUND: return "DEVHOST_E_NOT_FOUND";
+    case DEVHOST_E_BUSY: return "DEVHOST_E_BUSY";
+    case DEVHOST_E_STATE: return "DEVHOST_E_STATE";
+    case DEVHOST_E_TIMEOUT: return "DEVHOST_E_TIMEOUT";
+    case DEVHOST_E_REMOVED: return "DEVHOST_E_REMOVED";
+    case DEVHOST_E_IO: return "DEVHOST_E_IO";
+    case DEVHOST_E_UNSUPPORTED: return "DEVHOST_E_UNSUPPORTED";
+    case DEVHOST_E_ACCESS: return "DEVHOST_E_ACCESS";
+    case DEVHOST_E_NO_MEMORY: return "DEVHOST_E_NO_MEMORY";
+    case DEVHOST_E_PROTOCOL: return "DEVHOST_E_PROTOCOL";
+    case DEVHOST_E_CANCELLED: return "DEVHOST_E_CANCELLED";
+    default: return "DEVHOST_E_UNKNOWN";
+    }
+}
+
+#define DEVHOST_ERROR_MESSAGE_MAX 512
+
+/* Filled in by the callee when a call fails. The caller allocates it, sets
+ * struct_size, zeroes the rest, and passes it to every hook. A plugin that
+ * fails should set message (one line, no trailing newline, naming what was
+ * wrong) and os_errno (the errno that caused it, or 0). */
+typedef struct devhost_error {
+    uint32_t struct_size;
+    int32_t os_errno;
+    char message[DEVHOST_ERROR_MESSAGE_MAX];
+} devhost_error;
+
+/* ------------------------------------------------------------------------
+ * 3. Host services
+ * ------------------------------------------------------------------------ */
+
+typedef enum devhost_log_level {
+    DEVHOST_LOG_TRACE = 0,
+    DEVHOST_LOG_DEBUG = 1,
+    DEVHOST_LOG_INFO = 2,
+    DEVHOST_LOG_WARN = 3,
+    DEVHOST_LOG_ERROR = 4
+    /* since v1.1: append here */
+} devhost_log_level;
+
+/* The host's per-device token, passed to the plugin in open. The plugin
+ * stores it and hands it back to log(); it is valid until close returns. */
+typedef struct devhost_host_device devhost_host_device;
+
+/* Provided by the host, valid while the plugin is loaded. Every function here
+ * is thread-safe. */
+typedef struct devhost_host_services {
+    uint32_t struct_size;
+    uint32_t host_abi_version;
+    /* Log one line. `device` may be NULL for messages not about a device.
+     * `message` is copied before log returns. */
+    void (*log)(const devhost_host_device *device, int32_t level,
+                const char *message);
+    /* CLOCK_MONOTONIC in nanoseconds: use it for deadlines. */
+    uint64_t (*monotonic_ns)(void);
+    /* since v1.1: append here */
+} devhost_host_services;
+
+/* ------------------------------------------------------------------------
+ * 4. Option schema and control codes
+ * ------------------------------------------------------------------------ */
+
+/* Types of a device option. The host parses and validates every configured
+ * value against its type before any device is opened. */
+enum {
+    DEVHOST_OPTION_STRING = 1,   /* any text */
+    DEVHOST_OPTION_INT = 2,      /* integer in [min, max]; 0x prefix allowed */
+    DEVHOST_OPTION_BOOL = 3,     /* true/false, yes/no, on/off, 1/0 */
+    DEVHOST_OPTION_ENUM = 4,     /* one of `choices`, "a|b|c" */
+    DEVHOST_OPTION_DURATION = 5  /* 250ms, 2s, 1m; passed as milliseconds */
+    /* since v1.1: append here */
+};
+
+/* One configurable key of a device of this class, e.g. "baud". The host
+ * rejects config keys that no spec names. */
+typedef struct devhost_option_spec {
+    uint32_t struct_size;
+    uint32_t type;             /* DEVHOST_OPTION_* */
+    const char *name;          /* lower-case, [a-z0-9-], unique */
+    const char *default_value; /* text as in a config; NULL: no default */
+    const char *help;          /* one line, shown by `devhost plugins` */
+    const char *choices;       /* ENUM only: "none|odd|even"; else NULL */
+    int64_t min;               /* INT only: inclusive bounds */
+    int64_t max;
+    /* since v1.1: append here */
+} devhost_option_spec;
+
+/* Flags of a control code. */
+enum {
+    /* The code changes the device (host-side policy may refuse it). */
+    DEVHOST_CONTROL_MODIFIES = 1u << 0
+};
+
+/* A device control code (the DeviceIoControl analogue), so that configs can
+ * name codes and `devhost check` can validate them without a device. */
+typedef struct devhost_control_spec {
+    uint32_t struct_size;
+    uint32_t code;             /* passed in devhost_transfer.control_code */
+    const char *name;          /* e.g. "get-length"; unique, [a-z0-9-] */
+    const char *help;          /* one line */
+    uint32_t flags;            /* DEVHOST_CONTROL_* */
+    /* since v1.1: append here */
+} devhost_control_spec;
+
+/* ------------------------------------------------------------------------
+ * 5. Open and connect parameters, the info sink
+ * ------------------------------------------------------------------------ */
+
+/* A validated option value. The host passes one for every option in the
+ * plugin's schema, in schema order: configured ones, and defaults for the
+ * rest. An option with no default that was not configured has is_set = 0. */
+typedef struct devhost_option_value {
+    uint32_t struct_size;
+    uint32_t type;             /* DEVHOST_OPTION_* as in the schema */
+    const char *name;
+    const char *text;          /* as configured (or the default); never NULL */
+    int64_t integer;           /* INT: the value; BOOL: 0 or 1;
+                                  DURATION: milliseconds; ENUM: choice index */
+    uint32_t is_set;
+    uint32_t reserved;
+    /* since v1.1: append here */
+} devhost_option_value;
+
+/* Open flags. */
+enum {
+    /* The handle may be inherited by child processes (default: close-on-exec). */
+    DEVHOST_OPEN_INHERIT = 1u << 0
+};
+
+typedef struct devhost_open_params {
+    uint32_t struct_size;
+    uint32_t flags;                   /* DEVHOST_OPEN_* */
+    const char *device_name;          /* the config's name, e.g. "modem" */
+    const char *path;                 /* resolved Linux path (or a class path
+                                         such as vport:NAME); never NULL */
+    const char *configured_path;      /* as written, e.g. "\\\\.\\COM7" */
+    const devhost_option_value *options; /* one per schema entry */
+    uint32_t option_count;
+    int32_t timeout_ms;               /* for the open itself; -1: none */
+    /* An eventfd owned by the host, readable once the device is cancelled
+     * (shutdown, or the pipeline was aborted). Poll it with anything you
+     * wait on; never read, write or close it. Valid until close returns. */
+    int32_t cancel_fd;
+    uint32_t reserved;
+    const devhost_host_device *host_device; /* pass to services->log */
+    /* since v1.1: append here */
+} devhost_open_params;
+
+/* A key=value pair from a step line (e.g. `connect mode=ecp`). */
+typedef struct devhost_kv {
+    const char *key;
+    const char *value;
+} devhost_kv;
+
+typedef struct devhost_connect_params {
+    uint32_t struct_size;
+    uint32_t reserved;
+    /* Connection context bytes (a filter port's connect context). NULL when
+     * the step gave none. context_size is as the step gave it (context-size=)
+     * or the context's length: the plugin validates the pair, because a
+     * context with size 0 or a size with no context is for it to refuse. */
+    const void *context;
+    uint32_t context_size;
+    uint32_t arg_count;
+    const devhost_kv *args;           /* the step's other key=value pairs */
+    int32_t timeout_ms;               /* -1: none */
+    uint32_t reserved2;
+    /* since v1.1: append here */
+} devhost_connect_params;
+
+/* Where info() reports what it knows, one key and value at a time. Keys are
+ * lower-case with dashes ("baud", "usb-vendor"). Both strings are copied by
+ * the host before put() returns. */
+typedef struct devhost_info_sink {
+    uint32_t struct_size;
+    uint32_t reserved;
+    void *context;                    /* host's; pass back to put() */
+    void (*put)(void *context, const char *key, const char *value);
+} devhost_info_sink;
+
+/* ------------------------------------------------------------------------
+ * 6. Transfers
+ * ------------------------------------------------------------------------ */
+
+/* Transfer operations. A plugin declares the ones it supports in
+ * devhost_plugin_descriptor.transfer_ops as (1u << op). */
+enum {
+    DEVHOST_OP_WRITE = 1,        /* send out[0..out_len); set out_done */
+    DEVHOST_OP_READ = 2,         /* read 1..in_capacity bytes: returns as soon
+                                    as some data is there */
+    DEVHOST_OP_READ_EXACT = 3,   /* read exactly in_capacity bytes */
+    DEVHOST_OP_READ_UNTIL = 4,   /* read until `delimiter` has been received
+                                    (it is included in in); surplus bytes stay
+                                    with the device for the next read */
+    DEVHOST_OP_REQUEST = 5,      /* send out, wait for the reply into in (with
+                                    a delimiter: read until it, else one
+                                    message or one read) */
+    DEVHOST_OP_GET_MESSAGE = 6,  /* receive a message the peer started into
+                                    in; set message_id */
+    DEVHOST_OP_REPLY = 7,        /* reply to message_id with out */
+    DEVHOST_OP_CONTROL = 8       /* control_code with out as input and in
+                                    as output */
+    /* since v1.1: append here */
+};
+#define DEVHOST_OP_LAST DEVHOST_OP_CONTROL
+#define DEVHOST_OP_BIT(op) (1u << (op))
+
+/* Transfer flags. */
+enum {
+    DEVHOST_TRANSFER_HAS_OFFSET = 1u << 0  /* `offset` applies (raw devices) */
+};
+
+/* One transfer. The host owns the struct and both buffers. The plugin reads
+ * out[0..out_len), writes into in[0..in_capacity) and never past it, and
+ * reports what it did in out_done, in_len and message_id. On failure these
+ * still tell how far it got (bytes written before the error, bytes read and
+ * kept in `in`). */
+typedef struct devhost_transfer {
+    uint32_t struct_size;
+    uint32_t op;                      /* DEVHOST_OP_* */
+    uint32_t flags;                   /* DEVHOST_TRANSFER_* */
+    int32_t timeout_ms;               /* for the whole transfer; -1: none */
+    uint64_t offset;                  /* with DEVHOST_TRANSFER_HAS_OFFSET */
+    const uint8_t *out;               /* bytes to the device; may be NULL */
+    size_t out_len;
+    uint8_t *in;                      /* host's buffer for bytes from the
+                                         device; may be NULL if capacity 0 */
+    size_t in_capacity;
+    const uint8_t *delimiter;         /* READ_UNTIL, REQUEST; else NULL */
+    size_t delimiter_len;
+    uint64_t message_id;              /* GET_MESSAGE: out; REPLY: in */
+    uint32_t control_code;            /* CONTROL */
+    uint32_t reserved;
+    size_t out_done;                  /* out: bytes of `out` sent */
+    size_t in_len;                    /* out: bytes placed in `in` */
+    /* since v1.1: append here */
+} devhost_transfer;
+
+/* ------------------------------------------------------------------------
+ * 7. Hooks
+ * ------------------------------------------------------------------------ */
+
+/* The plugin's per-device state, defined by the plugin. */
+typedef struct devhost_device devhost_device;
+
+/*
+ * The hook table. A NULL hook means "not supported": the host answers
+ * DEVHOST_E_UNSUPPORTED itself and never calls through NULL. Only open and
+ * close are required.
+ *
+ * The host checks each hook's precondition before calling it (see "state"
+ * below), so a plugin may assume it; a plugin that keeps its own state should
+ * still refuse a call it cannot honour with DEVHOST_E_STATE.
+ *
+ * Every hook that can fail takes `err`, owned by the host, already zeroed with
+ * struct_size set. On failure fill err->message and err->os_errno.
+ *
+ * Statuses every hook may return, besides those listed for it:
+ * DEVHOST_E_NO_MEMORY; DEVHOST_E_CANCELLED (when it waited, and cancel_fd
+ * fired); DEVHOST_E_REMOVED (the device is gone: the host then unwinds).
+ */
+typedef struct devhost_hooks {
+    uint32_t struct_size;
+    uint32_t reserved;
+
+    /* open: create per-device state for params->path and store it in
+     * *device. State: none; this is the first call for a device.
+     * Must open existing devices only and never create anything at a device
+     * path. Unless DEVHOST_OPEN_INHERIT is set, descriptors are close-on-exec.
+     * On failure, *device may be left NULL, or point at a half-built state
+     * that close() can take: the host then calls close() on it.
+     * Returns: OK; E_NOT_FOUND (no such path); E_BUSY (held by another
+     * client: must not wait); E_ACCESS; E_INVALID (bad option value or path
+     * form); E_IO; E_TIMEOUT. Pointers in params are valid for this call only,
+     * except host_device and cancel_fd, valid until close returns. */
+    devhost_status (*open)(const devhost_open_params *params,
+                           devhost_device **device, devhost_error *err);
+
+    /* close: release everything the device holds (claims, locks, fds,
+     * memory) and free `device`. State: any, including a half-opened device
+     * and one whose connect or lock failed; close also drops a lock or
+     * connection the pipeline did not undo. Called exactly once; `device` is
+     * invalid afterwards. Returns OK, or a status describing a problem met
+     * while releasing (e.g. settings could not be restored); the device is
+     * freed either way. */
+    devhost_status (*close)(devhost_device *device, devhost_error *err);
+
+    /* connect: establish the session with the device (e.g. negotiate a
+     * parallel mode, connect to a filter port). State: open, not connected.
+     * A failed connect leaves the device open and not connected.
+     * Returns: OK; E_INVALID (bad context/size pair or argument, checked
+     * before any I/O); E_NOT_FOUND; E_BUSY; E_ACCESS; E_PROTOCOL (refused by
+     * the peer); E_TIMEOUT; E_IO. */
+    devhost_status (*connect)(devhost_device *device,
+                              const devhost_connect_params *params,
+                              devhost_error *err);
+
+    /* disconnect: end the session. State: connected.
+     * Returns: OK; E_IO. The device is not connected afterwards either way. */
+    devhost_status (*disconnect)(devhost_device *device, devhost_error *err);
+
+    /* lock: take the device for exclusive driving (e.g. claim a parallel
+     * port), waiting up to timeout_ms (-1: until cancelled) for other clients.
+     * State: open (and connected if the descriptor's lock_requires says so),
+     * not locked. Returns: OK; E_TIMEOUT (still held by another client when
+     * the time ran out); E_BUSY; E_IO. */
+    devhost_status (*lock)(devhost_device *device, int32_t timeout_ms,
+                           devhost_error *err);
+
+    /* unlock: release what lock took. State: locked.
+     * Returns: OK; E_IO. The device is not locked afterwards either way. */
+    devhost_status (*unlock)(devhost_device *device, devhost_error *err);
+
+    /* info: report what is known about the device through `sink`.
+     * State: open. Returns: OK; E_IO. */
+    devhost_status (*info)(devhost_device *device,
+                           const devhost_info_sink *sink, devhost_error *err);
+
+    /* transfer: perform one transfer (see devhost_transfer). State: what the
+     * descriptor's transfer_requires declares; the op is one the descriptor
+     * declares in transfer_ops. Must respect xfer->timeout_ms and cancel_fd.
+     * Returns: OK; E_TIMEOUT (deadline passed; in_len/out_done tell how much
+     * got through); E_INVALID (bad length, offset, alignment or id);
+     * E_UNSUPPORTED (op or control code not supported); E_ACCESS (write not
+     * allowed); E_PROTOCOL (peer answered nonsense); E_REMOVED; E_IO. */
+    devhost_status (*transfer)(devhost_device *device, devhost_transfer *xfer,
+                               devhost_error *err);
+
+    /* since v1.1: append here */
+} devhost_hooks;
+
+/* ------------------------------------------------------------------------
+ * 8. The plugin descriptor
+ * ------------------------------------------------------------------------ */
+
+/* What a step needs besides "open" (bits for transfer_requires and
+ * lock_requires). */
+enum {
+    DEVHOST_REQUIRES_CONNECTED = 1u << 0,
+    DEVHOST_REQUIRES_LOCKED = 1u << 1
+};
+
+/* Descriptor flags. */
+enum {
+    /* Several devices of this class may be opened on one path at once (a
+     * shared parallel port): `devhost check` does not refuse two devices on
+     * one path for this class. */
+    DEVHOST_PLUGIN_SHARED_PATHS = 1u << 0,
+    /* Transfers take an offset (DEVHOST_TRANSFER_HAS_OFFSET: a random-access
+     * device, such as a disk). `devhost check` warns about an offset= on a
+     * class without this flag; the plugin still decides when the step runs. */
+    DEVHOST_PLUGIN_OFFSETS = 1u << 1
+};
+
+typedef struct devhost_plugin_descriptor {
+    uint32_t struct_size;
+    uint32_t flags;                   /* DEVHOST_PLUGIN_* */
+    const char *name;                 /* plugin name, e.g. "serial" */
+    const char *device_class;         /* class it serves, [a-z0-9-]; one
+                                         plugin per class */
+    const char *version;              /* plugin's own version, "1.2.0" */
+    const char *description;          /* one line */
+    const devhost_option_spec *options; /* array of option_count specs, all
+                                         with the same struct_size */
+    uint32_t option_count;
+    uint32_t control_count;
+    const devhost_control_spec *controls; /* array of control_count specs, all
+                                         with the same struct_size */
+    const devhost_hooks *hooks;       /* required */
+    uint32_t transfer_ops;            /* DEVHOST_OP_BIT(op) for each op */
+    uint32_t transfer_requires;       /* DEVHOST_REQUIRES_* */
+    uint32_t lock_requires;           /* DEVHOST_REQUIRES_CONNECTED or 0 */
+    uint32_t reserved;
+    /* since v1.1: append here */
+} devhost_plugin_descriptor;
+
+/* ------------------------------------------------------------------------
+ * 9. The entry point
+ * ------------------------------------------------------------------------ */
+
+/* The one symbol a plugin exports, found by this name. */
+#define DEVHOST_ENTRY_POINT devhost_plugin_negotiate
+#define DEVHOST_ENTRY_POINT_NAME "devhost_plugin_negotiate"
+
+/* In and out of the negotiation. The host fills the "in" fields, zeroes the
+ * rest and calls the entry point once, from one thread, right after loading.
+ */
+typedef struct devhost_negotiation {
+    uint32_t struct_size;
+    /* in: the newest ABI version the host speaks, and the oldest it accepts */
+    uint32_t host_abi_version;
+    uint32_t host_min_abi_version;
+    /* out: the version the plugin will speak; it must not be newer than
+     * host_abi_version (a plugin built against a newer minor answers the
+     * host's version and keeps to what it covers). */
+    uint32_t plugin_abi_version;
+    /* in: the host's services, valid while the library stays loaded */
+    const devhost_host_services *services;
+    /* out: the plugin's descriptor, valid while the library stays loaded */
+    const devhost_plugin_descriptor *descriptor;
+    /* in: where a refusing plugin says why */
+    devhost_error *error;
+    /* since v1.1: append here */
+} devhost_negotiation;
+
+/* Returns DEVHOST_OK after filling plugin_abi_version and descriptor, or a
+ * failure status (and error->message) to refuse, e.g. DEVHOST_E_UNSUPPORTED
+ * when it cannot speak any version the host offers. */
+typedef devhost_status (*devhost_negotiate_fn)(devhost_negotiation *negotiation);
+
+/* A plugin defines it as:
+ *   DEVHOST_EXPORT devhost_status
+ *   devhost_plugin_negotiate(devhost_negotiation *n) { ... } */
+DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *negotiation);
+
+/* ------------------------------------------------------------------------
+ * 10. Inline helpers for plugin authors
+ * ------------------------------------------------------------------------ */
+
+/* Fill an error record: printf-style message, truncated to fit. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static inline void devhost_error_set(devhost_error *err, int os_errno,
+                                     const char *fmt, ...)
+{
+    if (err && DEVHOST_HAS_FIELD(devhost_error, err->struct_size, message)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->os_errno = os_errno;
+    }
+}
+
+/* Fill an error record and return `status`, for `return devhost_fail(...)`. */
+#define devhost_fail(err, status, os_errno, ...) \
+    (devhost_error_set((err), (os_errno), __VA_ARGS__), (devhost_status)(status))
+
+/* Log a printf-style line through the host. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static inline void devhost_logf(const devhost_host_services *services,
+                                const devhost_host_device *device,
+                                int32_t level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    if (!services || !services->log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    services->log(device, level, line);
+}
+
+/* The option named `name` among those passed to open, or NULL. */
+static inline const devhost_option_value *
+devhost_option_find(const devhost_open_params *params, const char *name)
+{
+    uint32_t i;
+    const unsigned char *p = (const unsigned char *)params->options;
+    for (i = 0; i < params->option_count; i++) {
+        const devhost_option_value *v =
+            (const devhost_option_value *)(const void *)(p + (size_t)i * params->options[0].struct_size);
+        if (strcmp(v->name, name) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DEVHOST_PLUGIN_H */
