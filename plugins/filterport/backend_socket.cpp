@@ -58,6 +58,11 @@ bool contains(const std::deque<uint64_t> &ids, uint64_t id)
 
 }  // namespace
 
+uint64_t PortClient::deadline(int32_t timeout_ms) const
+{
+    return devhost_util_deadline_min(devhost_hook_deadline(services, host_device), devhost_util_deadline_ms(timeout_ms));
+}
+
 void PortClient::log(int32_t level, const std::string &line) const
 {
     devhost_logf(services, host_device, level, "%s", line.c_str());
@@ -255,7 +260,7 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
                                    devhost_error *err)
 {
     disconnect();
-    const uint64_t dl = devhost_util_deadline_ms(timeout_ms);
+    const uint64_t dl = deadline(timeout_ms);
     devhost_status st = open_socket(dl, err);
     if (st != DEVHOST_OK)
         return st;
@@ -415,7 +420,7 @@ devhost_status PortClient::request(const uint8_t *out, size_t out_len, uint8_t *
         return fail(err, DEVHOST_E_INVALID, 0,
                     "request of " + std::to_string(out_len) + " bytes exceeds the bound of " +
                         std::to_string(max_payload));
-    const uint64_t dl = devhost_util_deadline_ms(timeout_ms);
+    const uint64_t dl = deadline(timeout_ms);
     const uint64_t id = next_request_++;
     st = send_frame(DEVHOST_PORT_FRAME_REQUEST, 0, id, out, out_len, dl, err);
     if (st != DEVHOST_OK) {
@@ -472,7 +477,7 @@ devhost_status PortClient::get_message(uint8_t *in, size_t in_capacity, size_t &
         return fail(err, DEVHOST_E_STATE, 0,
                     "port " + path + ": synchronous handle: reply to message " +
                         std::to_string(*unanswered_.begin()) + " before getting another");
-    const uint64_t dl = devhost_util_deadline_ms(timeout_ms);
+    const uint64_t dl = deadline(timeout_ms);
     while (inbox_.empty()) {
         Frame f;
         st = recv_frame(f, dl, err);
@@ -518,7 +523,7 @@ devhost_status PortClient::reply(uint64_t id, const uint8_t *out, size_t out_len
         return fail(err, DEVHOST_E_INVALID, 0,
                     "reply of " + std::to_string(out_len) + " bytes exceeds the bound of " +
                         std::to_string(max_payload));
-    st = send_frame(DEVHOST_PORT_FRAME_REPLY, 0, id, out, out_len, devhost_util_deadline_ms(timeout_ms), err);
+    st = send_frame(DEVHOST_PORT_FRAME_REPLY, 0, id, out, out_len, deadline(timeout_ms), err);
     if (st != DEVHOST_OK)
         return st;
     out_done = out_len;

@@ -1,6 +1,7 @@
 // The filterport plugin's private header: its backend (backend_socket.cpp),
 // one client connection to a port server over a Unix SOCK_SEQPACKET socket,
-// speaking devhost/port_wire.h; plugin.cpp drives it from the hooks.
+// speaking devhost/port_wire.h, and the ports of a directory
+// (backend_enumerate.cpp); plugin.cpp drives them from the hooks.
 //
 // Not thread-safe: the host never calls two hooks of one device at once, and
 // a PortClient belongs to one device. Every wait polls the device's cancel
@@ -33,10 +34,17 @@ struct PortClient {
 
     ~PortClient() { disconnect(); }
 
-    // Connects and says HELLO with the context; the caller has validated the
-    // context/size pair. On failure no descriptor is left open.
+    // The deadline of a call given timeout_ms: the earlier of it and the
+    // running hook's deadline from the host (none from a 1.0 host).
+    uint64_t deadline(int32_t timeout_ms) const;
+
+    // Connects and says HELLO with the context, by deadline(timeout_ms); the
+    // caller has validated the context/size pair. On failure no descriptor
+    // is left open.
     devhost_status connect(const void *context, uint32_t context_size, bool sync_handle, int32_t timeout_ms,
                            devhost_error *err);
+    // Closes the socket: never waits (a Unix socket's close does not
+    // linger), so it keeps any deadline.
     void disconnect();
     bool connected() const { return fd_ || broken_ != DEVHOST_OK; }
     int fd() const { return fd_.get(); }
@@ -120,5 +128,19 @@ private:
     std::string broken_why_;
     std::vector<uint8_t> rx_;
 };
+
+// One port enumerate found; empty: not known.
+struct FoundPort {
+    std::string path, description;
+};
+// The port directory enumerate lists: $DEVHOST_PORT_DIR when set to an
+// absolute path, else DEVHOST_PORT_DEFAULT_DIR (/run/devhost/ports).
+std::string enumerate_dir();
+// The sockets directly in `dir` (lstat: a link is not a port), in name
+// order, without connecting to any. A missing directory is no port and OK;
+// one that cannot be read is E_IO (or E_ACCESS); past `deadline_ns`,
+// E_TIMEOUT with what was found by then.
+devhost_status enumerate_ports(const std::string &dir, uint64_t deadline_ns, std::vector<FoundPort> &found,
+                               devhost_error *err);
 
 }  // namespace filterport

@@ -10,14 +10,21 @@
 //   transfer    REQUEST (FilterSendMessage), GET_MESSAGE (FilterGetMessage),
 //               REPLY (FilterReplyMessage); needs connected
 //   info        path, handle kind, server credentials, queued messages
-//   disconnect, close
+//   disconnect, close   close the socket: nothing to wait for
+//   enumerate   the sockets in the port directory ($DEVHOST_PORT_DIR, else
+//               /run/devhost/ports), listed without connecting
+// Every hook keeps to the host's deadline (ABI 1.1): connect and transfers
+// wait until the earlier of their timeout and the hook's deadline; open,
+// info, disconnect and close wait for nothing.
 #include "filterport_private.hpp"
 
 #include <devhost/plugin.hpp>
+#include <devhost/port.h>
 
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <sys/stat.h>
 
@@ -42,8 +49,27 @@ const devhost_option_spec k_options[opt_count] = {
            UINT32_MAX - 1),
 };
 
+// The paths the class serves (ABI 1.1): the ports of the default port
+// directory, where the host puts `\Name`. Another [host] port-dir's ports
+// need `class = filterport`.
+constexpr auto k_paths = devhost::path_patterns(DEVHOST_PORT_DEFAULT_DIR "/*");
+
 class FilterPortDevice {
 public:
+    // enumerate: the sockets in the port directory (filterport::
+    // enumerate_dir), without connecting. Returns OK (a missing directory
+    // has no ports); E_ACCESS or E_IO (it cannot be read); E_TIMEOUT, with
+    // what was found by then, once deadline(nullptr) passes.
+    static devhost_status enumerate(const devhost_enumerate_params &, devhost::found_sink &sink, devhost_error &err)
+    {
+        std::vector<filterport::FoundPort> found;
+        devhost_status status =
+            filterport::enumerate_ports(filterport::enumerate_dir(), devhost::deadline(nullptr), found, &err);
+        for (const auto &f : found)
+            sink.put({f.path, "", f.description, "", "", ""});
+        return status;
+    }
+
     // open: checks that params.path names an existing socket and records the
     // options; it does not connect (connect does) and creates nothing.
     // Throws E_NOT_FOUND (nothing at the path); E_INVALID (empty path, or not
@@ -83,7 +109,8 @@ public:
     // connected. Before any I/O, checks the seed's rule (a context needs a
     // non-zero size, no context needs size 0, the size fits in 16 bits) and
     // the arguments (only sync=BOOL). Then connects, sends the context and
-    // waits up to params.timeout_ms for the server's answer. Returns OK;
+    // waits for the server's answer until the earlier of params.timeout_ms
+    // and the hook's deadline. Returns OK;
     // E_INVALID; E_NOT_FOUND (no server); E_ACCESS (socket mode, a server
     // not run by the server-uid option's uid, or the
     // server's credential check); E_BUSY (the port's maximum of connections);
@@ -116,12 +143,12 @@ public:
     }
 
     // disconnect: closes the connection (the server's disconnect callback
-    // runs). State: connected.
+    // runs). State: connected. Waits for nothing.
     void disconnect() { client_.disconnect(); }
 
     // info: path, handle (sync or async), inherit, connected, the server's
     // pid/uid/gid when connected, and queued/unanswered message counts.
-    // State: open.
+    // State: open. Waits for nothing (getsockopt on its own socket).
     void info(devhost::info_sink &sink) const
     {
         const auto &c = client_;
@@ -144,7 +171,8 @@ public:
     // transfer: REQUEST (out -> server, its response -> in; a delimiter is
     // not used: a response is one message), GET_MESSAGE (the oldest server
     // message -> in, its id -> message_id), REPLY (out -> the server, to
-    // message_id). State: connected. Respects timeout_ms and cancel_fd.
+    // message_id). State: connected. Respects timeout_ms, the hook's
+    // deadline (the earlier wins) and cancel_fd.
     // Returns OK; E_TIMEOUT; E_CANCELLED; E_INVALID (reply to an unknown or
     // already answered id; data over the bound; a message or response larger
     // than in_capacity); E_STATE (sync handle: get-message before replying to
@@ -179,6 +207,7 @@ const devhost_plugin_descriptor k_descriptor = [] {
         "filterport", "filterport", "1.0.0",
         "filter communication port client (Unix SOCK_SEQPACKET, devhost port protocol v1)");
     devhost::set_options(d, k_options);
+    devhost::set_path_patterns(d, k_paths);
     d.transfer_ops =
         DEVHOST_OP_BIT(DEVHOST_OP_REQUEST) | DEVHOST_OP_BIT(DEVHOST_OP_GET_MESSAGE) | DEVHOST_OP_BIT(DEVHOST_OP_REPLY);
     d.transfer_requires = DEVHOST_REQUIRES_CONNECTED;

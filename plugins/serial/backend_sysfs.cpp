@@ -15,8 +15,6 @@
 
 namespace devhost::serial {
 
-namespace {
-
 std::string read_line(const std::string &file)
 {
     std::ifstream in(file);
@@ -36,6 +34,8 @@ std::string base_name(const std::string &p)
     auto slash = p.find_last_of('/');
     return slash == std::string::npos ? p : p.substr(slash + 1);
 }
+
+namespace {
 
 // The driver named for a character major in /proc/tty/drivers.
 std::string proc_driver(unsigned maj, unsigned min)
@@ -59,6 +59,24 @@ std::string proc_driver(unsigned maj, unsigned min)
 
 }  // namespace
 
+bool usb_facts(const std::string &sysfs_device, TtyFacts &f)
+{
+    // Walk up from the tty's device to the USB device (it has idVendor).
+    std::string up = real_path(sysfs_device);
+    while (!up.empty() && up != "/sys" && up != "/sys/devices") {
+        if (access((up + "/idVendor").c_str(), R_OK) == 0) {
+            f.usb_vendor = read_line(up + "/idVendor");
+            f.usb_product = read_line(up + "/idProduct");
+            f.usb_serial = read_line(up + "/serial");
+            f.usb_manufacturer = read_line(up + "/manufacturer");
+            f.usb_product_name = read_line(up + "/product");
+            return true;
+        }
+        up = up.substr(0, up.find_last_of('/'));
+    }
+    return false;
+}
+
 TtyFacts tty_facts(int fd)
 {
     TtyFacts f;
@@ -73,19 +91,7 @@ TtyFacts tty_facts(int fd)
         std::string drv = real_path(dev + "/device/driver");
         if (!drv.empty())
             f.driver = base_name(drv);
-        // Walk up from the tty's device to the USB device (it has idVendor).
-        std::string up = real_path(dev + "/device");
-        while (!up.empty() && up != "/sys" && up != "/sys/devices") {
-            if (access((up + "/idVendor").c_str(), R_OK) == 0) {
-                f.usb_vendor = read_line(up + "/idVendor");
-                f.usb_product = read_line(up + "/idProduct");
-                f.usb_serial = read_line(up + "/serial");
-                f.usb_manufacturer = read_line(up + "/manufacturer");
-                f.usb_product_name = read_line(up + "/product");
-                break;
-            }
-            up = up.substr(0, up.find_last_of('/'));
-        }
+        usb_facts(dev + "/device", f);
     } else {
         char name[64];
         if (ttyname_r(fd, name, sizeof name) == 0)

@@ -51,6 +51,12 @@ namespace {
 // The most one read takes (a tty's line buffer is 4 KiB).
 constexpr size_t read_chunk = 4096;
 
+// How long before close's deadline queued output stops being waited for and
+// is discarded: room for the flush, the settings' restore and the final
+// close (whose own wait for the UART's FIFO, at most 2 FIFO times, then has
+// no queued bytes behind it).
+constexpr uint64_t close_reserve_ns = 25 * 1000000ull;
+
 const char *on_off(bool on) { return on ? "on" : "off"; }
 
 // Status for an errno met while opening.
@@ -122,7 +128,10 @@ Flow flow_of(const struct termios2 &t)
 
 }  // namespace
 
-Port::Port(int cancel_fd) : cancel_fd_(cancel_fd) {}
+Port::Port(int cancel_fd, const devhost_host_services *services, const devhost_host_device *host_device)
+    : cancel_fd_(cancel_fd), services_(services), host_device_(host_device)
+{
+}
 
 Port::~Port()
 {
@@ -133,11 +142,13 @@ Port::~Port()
     }
 }
 
-// The deadline for a transfer: its own timeout, shortened for reads by
-// read-total-timeout.
+uint64_t Port::hook_deadline() const { return devhost_hook_deadline(services_, host_device_); }
+
+// The deadline for a transfer: the earlier of the hook's and its own
+// timeout, shortened for reads by read-total-timeout.
 uint64_t Port::deadline(int32_t timeout_ms, bool reading) const
 {
-    uint64_t d = devhost_util_deadline_ms(timeout_ms);
+    uint64_t d = devhost_util_deadline_min(hook_deadline(), devhost_util_deadline_ms(timeout_ms));
     if (reading && settings_.read_total_ms > 0)
         d = devhost_util_deadline_min(d, devhost_util_deadline_ms(settings_.read_total_ms));
     return d;
@@ -406,6 +417,10 @@ devhost_status Port::close(devhost_error *err)
         return DEVHOST_OK;
     devhost_status status = DEVHOST_OK;
     if (!gone_) {
+        // First, while the configured settings still hold (the bytes go
+        // out as they were written), what is queued gets until shortly
+        // before the deadline.
+        settle_output(hook_deadline());
         if (saved_valid_ && ioctl(fd_.get(), TCSETS2, saved_) != 0) {
             int e = errno;
             if (e != EIO && e != ENXIO)
@@ -419,6 +434,33 @@ devhost_status Port::close(devhost_error *err)
     }
     fd_.reset();  // also drops the flock
     return status;
+}
+
+void Port::settle_output(uint64_t deadline_ns)
+{
+    int queued = 0;
+    if (deadline_ns == DEVHOST_DEADLINE_NONE || ioctl(fd_.get(), TIOCOUTQ, &queued) != 0 || queued <= 0)
+        return;
+    const uint64_t now = devhost_util_now_ns();
+    const uint64_t stop = deadline_ns > now + close_reserve_ns ? deadline_ns - close_reserve_ns : now;
+    // Look every 10 ms; a hang-up or the cancel handle ends the wait too.
+    while (queued > 0 && devhost_util_now_ns() < stop) {
+        short revents = 0;
+        uint64_t tick = devhost_util_deadline_min(stop, devhost_util_deadline_ms(10));
+        devhost_status s = devhost_util_wait(fd_.get(), 0, cancel_fd_, tick, &revents, nullptr, nullptr, nullptr);
+        if (s == DEVHOST_E_CANCELLED || (s == DEVHOST_OK && (revents & (POLLHUP | POLLERR))))
+            break;
+        if (ioctl(fd_.get(), TIOCOUTQ, &queued) != 0)
+            return;
+    }
+    if (queued <= 0)
+        return;
+    // Not closing_wait (TIOCSSERIAL): it belongs to the port and outlives
+    // this close, changing every later user's close.
+    if (ioctl(fd_.get(), TCFLSH, TCOFLUSH) == 0)
+        devhost_logf(services_, host_device_, DEVHOST_LOG_WARN,
+                     "serial: %s: close discarded %d bytes of output that could not be sent by its deadline",
+                     path_.c_str(), queued);
 }
 
 devhost_status Port::wait(short events, uint64_t deadline_ns, devhost_error *err, const char *doing)
@@ -765,7 +807,7 @@ devhost_status Port::control(devhost_transfer *xfer, uint64_t deadline_ns, devho
             return s;
         return put_text(xfer, lines_text(bits), path_, err);
     }
-    case control_send_break: return send_break(xfer, err);
+    case control_send_break: return send_break(xfer, deadline_ns, err);
     case control_flush_input:
         pending_.clear();
         if (ioctl(fd_.get(), TCFLSH, TCIFLUSH) != 0)
@@ -782,7 +824,7 @@ devhost_status Port::control(devhost_transfer *xfer, uint64_t deadline_ns, devho
     }
 }
 
-devhost_status Port::send_break(devhost_transfer *xfer, devhost_error *err)
+devhost_status Port::send_break(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err)
 {
     // Optional input: the break's length in milliseconds, as text.
     long ms = 250;
@@ -802,14 +844,18 @@ devhost_status Port::send_break(devhost_transfer *xfer, devhost_error *err)
     if (ioctl(fd_.get(), TIOCSBRK) != 0)
         return control_failed("send-break", err);
     // Hold it for `ms` unless cancelled (a wait on nothing but the cancel
-    // handle, until the break's end).
-    bool cancelled = devhost_util_wait(-1, 0, cancel_fd_, devhost_util_deadline_ms(ms), nullptr, nullptr, nullptr,
-                                       nullptr) == DEVHOST_E_CANCELLED;
+    // handle, until the break's end), and never past the deadline.
+    const uint64_t end = devhost_util_deadline_ms(ms);
+    bool cancelled = devhost_util_wait(-1, 0, cancel_fd_, devhost_util_deadline_min(end, deadline_ns), nullptr,
+                                       nullptr, nullptr, nullptr) == DEVHOST_E_CANCELLED;
     if (ioctl(fd_.get(), TIOCCBRK) != 0)
         return control_failed("send-break", err);
     if (cancelled)
         return devhost_fail(err, DEVHOST_E_CANCELLED, ECANCELED, "serial: %s: cancelled during a break",
                             path_.c_str());
+    if (deadline_ns < end)
+        return devhost_fail(err, DEVHOST_E_TIMEOUT, ETIMEDOUT,
+                            "serial: %s: the break was cut short at the deadline (%ld ms asked)", path_.c_str(), ms);
     return DEVHOST_OK;
 }
 

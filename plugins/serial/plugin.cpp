@@ -2,19 +2,25 @@
 // class behind the v1 C ABI, written on devhost/plugin.hpp (which generates
 // the hook table and catches every exception at the boundary). This file
 // turns option values into Settings; the tty work is in backend_tty.cpp,
-// the sysfs look-ups in backend_sysfs.cpp. Options, controls and info keys
-// are listed in README.md.
+// the sysfs look-ups in backend_sysfs.cpp, the machine's ttys in
+// backend_enumerate.cpp. Options, controls and info keys are listed in
+// README.md.
 //
 //   open        the constructor: options -> Settings, then Port::open
-//   close       restores the termios found at open, drops the locks
+//   close       lets queued output drain until just before the hook's
+//               deadline, discards the rest, restores the termios found at
+//               open, drops the locks
 //   info        name, path, tty, driver, mode, settings, modem lines, USB ids
 //   transfer    WRITE, READ, READ_EXACT, READ_UNTIL, REQUEST, CONTROL
+//   enumerate   ttys with a driver (ptys with DEVHOST_ENUMERATE_ALL)
 //   connect, disconnect, lock, unlock: none (NULL hooks)
+// Every hook keeps to the host's deadline (devhost::deadline, ABI 1.1).
 #include "serial_private.hpp"
 
 #include <devhost/plugin.hpp>
 
 #include <string>
+#include <vector>
 
 using devhost::serial::Flow;
 using devhost::serial::Line;
@@ -53,7 +59,8 @@ const devhost_option_spec k_options[opt_count] = {
     {S, DEVHOST_OPTION_ENUM, "dtr", "unchanged", "DTR line after open", "unchanged|on|off", 0, 0},
     {S, DEVHOST_OPTION_ENUM, "rts", "unchanged", "RTS line after open (ignored by the driver with flow=rtscts)", "unchanged|on|off", 0, 0},
     {S, DEVHOST_OPTION_ENUM, "hupcl", "unchanged", "drop DTR/RTS on last close", "unchanged|on|off", 0, 0},
-    {S, DEVHOST_OPTION_BOOL, "exclusive", "true", "refuse other users: flock and TIOCEXCL", nullptr, 0, 0},
+    {S, DEVHOST_OPTION_BOOL, "exclusive", "true", "refuse other users: flock and TIOCEXCL", nullptr, 0, 0,
+     DEVHOST_OPTION_EXCLUSIVE, 0},
     {S, DEVHOST_OPTION_BOOL, "overlapped", "false", "non-blocking, readiness-driven handle (default: synchronous)", nullptr, 0, 0},
 };
 
@@ -69,6 +76,14 @@ const devhost_control_spec k_controls[] = {
     {C, devhost::serial::control_flush_output, "flush-output", "discard bytes not yet sent", DEVHOST_CONTROL_MODIFIES},
     {C, devhost::serial::control_drain, "drain", "wait until every written byte has left", 0},
 };
+
+// The paths the class serves (ABI 1.1): every tty path the host took for
+// serial before 1.1 (/dev/tty*, /dev/pts/, /dev/serial/), the common kinds
+// named (a more specific pattern wins over another class's broader one),
+// and the udev links under /dev/serial/ (FNM_PATHNAME: one * per level).
+constexpr auto k_paths = devhost::path_patterns("/dev/ttyS*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*",
+                                                "/dev/pts/*", "/dev/serial/by-id/*", "/dev/serial/by-path/*",
+                                                "/dev/serial/*", "/dev/serial/*/*", "/dev/tty*");
 
 // Throws the DEVHOST_E_INVALID that names a bad option value.
 [[noreturn]] void invalid(const std::string &what)
@@ -130,7 +145,8 @@ public:
     // not take), IO, NO_MEMORY. A failure closes what was opened (~Port).
     // params and its strings are borrowed for this call; host_device and
     // cancel_fd are kept until close.
-    explicit SerialDevice(const devhost_open_params &params) : port_(params.cancel_fd)
+    explicit SerialDevice(const devhost_open_params &params)
+        : port_(params.cancel_fd, devhost::host_services(), params.host_device)
     {
         if (!params.path || !*params.path)
             throw devhost::error(DEVHOST_E_INVALID, "serial: no path given");
@@ -141,11 +157,30 @@ public:
                      params.path, s.baud, s.exclusive ? ", exclusive" : "");
     }
 
-    // close: any state; restores the termios found at open, drops flock and
-    // TIOCEXCL, closes the fd. Returns OK or IO (settings not restored).
+    // enumerate: the ttys of this machine (ptys too with
+    // DEVHOST_ENUMERATE_ALL), from sysfs and /dev, by deadline(nullptr).
+    // Returns OK, or TIMEOUT with what was found by then.
+    static devhost_status enumerate(const devhost_enumerate_params &params, devhost::found_sink &sink,
+                                    devhost_error &err)
+    {
+        std::vector<devhost::serial::FoundTty> found;
+        devhost_status status =
+            devhost::serial::enumerate_ttys(params.flags & DEVHOST_ENUMERATE_ALL, devhost::deadline(nullptr), found, &err);
+        for (const auto &f : found)
+            sink.put({f.path, f.by_id, f.description, f.usb_vendor, f.usb_product, f.usb_serial});
+        return status;
+    }
+
+    // close: any state; lets queued output drain until just before the
+    // hook's deadline and discards the rest (a 1.0 host gives no deadline:
+    // then the kernel's closing wait applies, as before), restores the
+    // termios found at open, drops flock and TIOCEXCL, closes the fd.
+    // Returns OK or IO (settings not restored).
     devhost_status close(devhost_error &err) { return port_.close(&err); }
 
-    // info: state open. Returns OK. The sink's strings are copied by the host.
+    // info: state open; waits for nothing (sysfs and ioctls that do not
+    // block), so it ends well within any deadline. Returns OK. The sink's
+    // strings are copied by the host.
     devhost_status info(devhost::info_sink &sink, devhost_error &err) { return port_.info(&sink.c_sink(), &err); }
 
     // transfer: state open (serial needs no connect or lock). Returns OK,
@@ -169,6 +204,7 @@ const devhost_plugin_descriptor k_descriptor = [] {
         "Serial ports (ttys): exclusive open, termios settings, read/write/expect, modem-line controls");
     devhost::set_options(d, k_options);
     devhost::set_controls(d, k_controls);
+    devhost::set_path_patterns(d, k_paths);
     d.transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) |
                      DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) | DEVHOST_OP_BIT(DEVHOST_OP_READ_UNTIL) |
                      DEVHOST_OP_BIT(DEVHOST_OP_REQUEST) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL);

@@ -1,7 +1,7 @@
 // The serial plugin's private header: the settings plugin.cpp reads from the
 // options, and the backends behind them: one open tty, its locks, its
-// termios settings and transfers (backend_tty.cpp), and its sysfs facts
-// (backend_sysfs.cpp). Linux only (termios2, TIOCEXCL, flock, sysfs).
+// termios settings and transfers (backend_tty.cpp), its sysfs facts
+// (backend_sysfs.cpp), and the ttys of this machine (backend_enumerate.cpp). Linux only (termios2, TIOCEXCL, flock, sysfs).
 // Everything here reports failures through a devhost_error and a
 // devhost_status, as a C hook does; nothing throws on purpose (plugin.hpp's
 // guard still catches).
@@ -56,15 +56,17 @@ enum Control : uint32_t {
 class Port {
 public:
     // cancel_fd: the host's cancel handle for the device, polled by every
-    // wait; valid until close.
-    explicit Port(int cancel_fd);
+    // wait; valid until close. services and host_device: where the hook
+    // deadline comes from (devhost_hook_deadline; none from a 1.0 host).
+    Port(int cancel_fd, const devhost_host_services *services, const devhost_host_device *host_device);
     ~Port();  // closes without reporting (close() reports)
     Port(const Port &) = delete;
     Port &operator=(const Port &) = delete;
 
     devhost_status open(const std::string &name, const std::string &path, const Settings &settings,
                         devhost_error *err);
-    // Restores the settings found at open, drops the locks, closes the fd.
+    // Restores the settings found at open, drops the locks, closes the fd,
+    // by the hook's deadline (see settle_output).
     devhost_status close(devhost_error *err);
     devhost_status transfer(devhost_transfer *xfer, devhost_error *err);
     devhost_status info(const devhost_info_sink *sink, devhost_error *err);
@@ -90,17 +92,29 @@ private:
     struct Read;  // one read_op in progress (backend_tty.cpp)
     devhost_status control(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
     // Control codes with more to them than one ioctl: send-break (holds the
-    // break for its length, or until cancelled) and drain (polls the output
+    // break for its length, or until cancelled or the deadline) and drain (polls the output
     // queue until it is empty, under the deadline).
-    devhost_status send_break(devhost_transfer *xfer, devhost_error *err);
+    devhost_status send_break(devhost_transfer *xfer, uint64_t deadline_ns, devhost_error *err);
     devhost_status drain(uint64_t deadline_ns, devhost_error *err);
     // A control's ioctl failed (errno): removed for a hang-up, else E_IO
     // naming `what`.
     devhost_status control_failed(const char *what, devhost_error *err);
     devhost_status removed(int os_errno, const char *doing, devhost_error *err);
+    // The running hook's deadline from the host (DEVHOST_DEADLINE_NONE from
+    // a 1.0 host).
+    uint64_t hook_deadline() const;
+    // A transfer's deadline: the earlier of the hook's and timeout_ms, for
+    // reads shortened by read-total-timeout.
     uint64_t deadline(int32_t timeout_ms, bool reading) const;
+    // Before the final close: output still queued may drain until shortly
+    // before the deadline; what is left then is discarded (TCOFLUSH), so
+    // the kernel's closing wait has nothing left to wait for. No deadline
+    // (a 1.0 host): nothing is done, as before ABI 1.1.
+    void settle_output(uint64_t deadline_ns);
 
     int cancel_fd_;
+    const devhost_host_services *services_;
+    const devhost_host_device *host_device_;
     UniqueFd fd_;
     bool excl_set_ = false;     // we set TIOCEXCL (undo with TIOCNXCL)
     bool saved_valid_ = false;  // saved_ holds the termios found at open
@@ -121,6 +135,9 @@ private:
 };
 
 // sysfs and /proc look-ups (backend_sysfs.cpp).
+std::string read_line(const std::string &file);  // its first line, "" if none
+std::string real_path(const std::string &p);     // realpath(3), "" if none
+std::string base_name(const std::string &p);     // after the last '/'
 struct TtyFacts {
     std::string tty;        // kernel name, e.g. ttyUSB0, pts/3
     std::string driver;     // e.g. ftdi_sio, serial8250, pty_slave
@@ -131,5 +148,21 @@ TtyFacts tty_facts(int fd);
 // /proc/locks (flock holders) and /proc/*/fd. Empty when none can be found.
 std::vector<long> tty_holders(int fd, int self_fd);
 std::string format_holders(const std::vector<long> &pids);
+// The USB device above a sysfs device directory (its idVendor, idProduct,
+// serial, manufacturer and product), into f; false when there is none.
+bool usb_facts(const std::string &sysfs_device, TtyFacts &f);
+
+// One tty enumerate found (backend_enumerate.cpp); empty: not known.
+struct FoundTty {
+    std::string path, by_id, description, usb_vendor, usb_product, usb_serial;
+};
+// The ttys of this machine a serial device can be opened on, from sysfs and
+// /dev alone: ttys whose device has a driver (a serial-core port only with
+// a UART behind it: its type is not PORT_UNKNOWN), and with `all` the
+// pseudo-terminal slaves (/dev/pts/N) too. Never opens the console; opens
+// no tty at all where sysfs tells the UART type. Lists only paths that
+// exist as the tty's character device. Returns DEVHOST_E_TIMEOUT (with
+// what it found so far) once `deadline_ns` passes.
+devhost_status enumerate_ttys(bool all, uint64_t deadline_ns, std::vector<FoundTty> &found, devhost_error *err);
 
 }  // namespace devhost::serial

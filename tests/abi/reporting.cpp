@@ -14,6 +14,15 @@
 //             REQUEST: returns 7 (no status: must come out as E_IO);
 //             CONTROL: throws std::runtime_error("thrown from a C-style member")
 //   connect, disconnect, unlock: absent, NULL hooks
+// Since ABI 1.1:
+//   enumerate a free function (list_reporting) the class names with a
+//             static member pointer, reporting the C way: "reporting:a"
+//             with every identity field, "reporting:hidden" only with
+//             DEVHOST_ENUMERATE_ALL; E_TIMEOUT once deadline(nullptr) passed
+//   info      also "deadline" (devhost::deadline(host_device)) and
+//             "deadline-or-1h" (devhost::deadline(host_device, 3600000))
+//   options   "exclusive" carries DEVHOST_OPTION_EXCLUSIVE; path patterns
+//             "reporting:*" and "/dev/reporting[0-9]*"
 #include <devhost/plugin.hpp>
 
 #include <cerrno>
@@ -30,9 +39,22 @@ devhost_status find_device(const char *path, devhost_error *err)
     return DEVHOST_OK;
 }
 
+// enumerate, the C way: a free function the class names.
+devhost_status list_reporting(const devhost_enumerate_params &params, devhost::found_sink &sink, devhost_error &err)
+{
+    if (devhost_util_deadline_passed(devhost::deadline(nullptr)))
+        return devhost_fail(&err, DEVHOST_E_TIMEOUT, ETIMEDOUT, "reporting: the enumerate deadline has passed");
+    sink.put({"reporting:a", "/dev/disk/by-id/reporting-a", "a reporting device", "1d6b", "0002", "S1"});
+    if (params.flags & DEVHOST_ENUMERATE_ALL)
+        sink.put({"reporting:hidden", "", "", "", "", ""});
+    return DEVHOST_OK;
+}
+
 class Reporting {
 public:
-    explicit Reporting(const devhost_open_params &params) : path_(params.path)
+    static constexpr auto enumerate = &list_reporting;
+
+    explicit Reporting(const devhost_open_params &params) : path_(params.path), host_device_(params.host_device)
     {
         devhost_error err = devhost::error_record();
         devhost::check(find_device(params.path, &err), err);
@@ -48,6 +70,8 @@ public:
         sink.put("path", path_.c_str());
         const devhost_info_sink &c = sink.c_sink();
         c.put(c.context, "sink", "c");
+        sink.put("deadline", std::to_string(devhost::deadline(host_device_)));
+        sink.put("deadline-or-1h", std::to_string(devhost::deadline(host_device_, 3600000)));
     }
 
     devhost_status transfer(devhost_transfer &x, devhost_error &err)
@@ -74,11 +98,15 @@ public:
 
 private:
     std::string path_;
+    const devhost_host_device *host_device_;
 };
 
 const devhost_option_spec options[] = {
     {sizeof(devhost_option_spec), DEVHOST_OPTION_BOOL, "quiet", "false", "an option", nullptr, 0, 0},
+    {sizeof(devhost_option_spec), DEVHOST_OPTION_BOOL, "exclusive", "true", "false: devices may share a path",
+     nullptr, 0, 0, DEVHOST_OPTION_EXCLUSIVE, 0},
 };
+constexpr auto paths = devhost::path_patterns("reporting:*", "/dev/reporting[0-9]*");
 const devhost_control_spec controls[] = {
     {sizeof(devhost_control_spec), 1, "poke", "a control", 0},
     {sizeof(devhost_control_spec), 2, "prod", "another", DEVHOST_CONTROL_MODIFIES},
@@ -88,6 +116,7 @@ const devhost_plugin_descriptor descriptor = [] {
     auto d = devhost::describe<Reporting>("reporting", "reporting", "1.0.0", "test plugin whose members report");
     devhost::set_options(d, options);
     devhost::set_controls(d, controls);
+    devhost::set_path_patterns(d, paths);
     d.transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE) | DEVHOST_OP_BIT(DEVHOST_OP_READ) |
                      DEVHOST_OP_BIT(DEVHOST_OP_REQUEST) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL);
     return d;

@@ -14,6 +14,10 @@
 //             READ: throws devhost::error with DEVHOST_OK (a plugin bug: must
 //             still come out as a failure)
 //   disconnect and unlock are absent: NULL hooks.
+// Since ABI 1.1:
+//   enumerate (a static member) puts "throwing:one"; with
+//             DEVHOST_ENUMERATE_ALL it then throws std::runtime_error
+//   unload    throws std::runtime_error (logged, never passed on)
 #include <devhost/plugin.hpp>
 
 #include <cerrno>
@@ -26,6 +30,15 @@ namespace {
 
 class Throwing {
 public:
+    static void enumerate(const devhost_enumerate_params &params, devhost::found_sink &sink)
+    {
+        sink.put({"throwing:one", "", "the first", "", "", ""});
+        if (params.flags & DEVHOST_ENUMERATE_ALL)
+            throw std::runtime_error("enumerate failed after one device");
+    }
+
+    static void unload() { throw std::runtime_error("unload threw"); }
+
     explicit Throwing(const devhost_open_params &params) : path_(params.path)
     {
         if (path_ == "throwing:missing")
@@ -81,7 +94,8 @@ struct Bare {
 };
 static_assert(!devhost::hooks_for<Bare>()->connect && !devhost::hooks_for<Bare>()->disconnect &&
               !devhost::hooks_for<Bare>()->lock && !devhost::hooks_for<Bare>()->unlock &&
-              !devhost::hooks_for<Bare>()->info && !devhost::hooks_for<Bare>()->transfer);
+              !devhost::hooks_for<Bare>()->info && !devhost::hooks_for<Bare>()->transfer &&
+              !devhost::hooks_for<Bare>()->enumerate && !devhost::hooks_for<Bare>()->unload);
 
 const devhost_plugin_descriptor descriptor = [] {
     auto d = devhost::describe<Throwing>("throwing", "throwing", "1.0.0", "test plugin whose hooks throw");

@@ -3,12 +3,14 @@
 // hooks the class lacks are NULL, and the host process carries on.
 #include "devhost_test.hpp"
 #include "devices.hpp"
+#include "direct_plugin.hpp"
 
 #include "device.hpp"
 #include "loader.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cerrno>
 
 using namespace devhost;
@@ -139,4 +141,34 @@ TEST_CASE("plugin.hpp: a close() that throws reports it and still frees the devi
     Device next(throwing_plugin(), "t2");
     REQUIRE(open_device(next, "throwing:ok").ok());
     CHECK(next.close().ok());
+}
+
+TEST_CASE("plugin.hpp 1.1: what enumerate throws becomes a status, after what it found", "[plugin.hpp]")
+{
+    DirectPlugin plugin(fs::path(DEVHOST_ABI_PLUGIN_DIR) / "throwing.so");
+    REQUIRE(plugin.hooks().enumerate != nullptr);
+    std::vector<DirectPlugin::Found> found;
+    REQUIRE(plugin.enumerate(0, found).ok());
+    REQUIRE(found.size() == 1);
+    CHECK(found[0].path == "throwing:one");
+    CHECK(found[0].description == "the first");
+    CHECK_FALSE(found[0].by_id);
+
+    found.clear();
+    Outcome o = plugin.enumerate(DEVHOST_ENUMERATE_ALL, found);
+    CHECK(o.status == DEVHOST_E_IO);
+    CHECK(o.message == "enumerate failed after one device");
+    CHECK(found.size() == 1);
+}
+
+TEST_CASE("plugin.hpp 1.1: what unload throws is logged and goes no further", "[plugin.hpp]")
+{
+    {
+        DirectPlugin plugin(fs::path(DEVHOST_ABI_PLUGIN_DIR) / "throwing.so");
+        REQUIRE(plugin.hooks().unload != nullptr);
+        plugin.hooks().unload();  // returns: the exception stays inside
+    }
+    auto lines = DirectPlugin::log_lines();
+    CHECK(std::count(lines.begin(), lines.end(),
+                     std::to_string(DEVHOST_LOG_ERROR) + " unload failed: unload threw") == 2);
 }

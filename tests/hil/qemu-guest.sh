@@ -6,6 +6,7 @@
 #   hil_tools                            qemu-system-x86 and busybox-static
 #   hil_kernel [MODULE...]               vmlinuz and these modules in $KDIR
 #   hil_initramfs PLUGIN GUEST_SCRIPT [MODULE...]   $WORK/initrd.gz
+#                                        (with $HIL_EXTRA_BINS in /opt/devhost/bin)
 #   hil_boot [QEMU_ARGS...]              boots; the console is in $CONSOLE
 #   check / check_rc / check_text / check_info ...  then hil_finish TEXT
 #
@@ -128,8 +129,12 @@ hil_initramfs() { # plugin guest_script module...
     cp "$BUILD_DIR/bin/devhost" "$ROOT/opt/devhost/bin/"
     cp "$so" "$ROOT/opt/devhost/lib/devhost/plugins/"
     chmod 755 "$ROOT/opt/devhost/lib/devhost/plugins/$plugin.so"
+    # More programs a guest runs (HIL_EXTRA_BINS: paths), beside devhost.
+    for extra in ${HIL_EXTRA_BINS:-}; do
+        cp "$extra" "$ROOT/opt/devhost/bin/" || fail "cannot copy $extra"
+    done
     # Shared libraries and the dynamic loader, at the paths ldd names.
-    for lib in $(ldd "$BUILD_DIR/bin/devhost" "$so" |
+    for lib in $(ldd "$BUILD_DIR/bin/devhost" "$so" ${HIL_EXTRA_BINS:-} |
         sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p' | sort -u); do
         mkdir -p "$ROOT$(dirname "$lib")"
         cp -L "$lib" "$ROOT$lib" || fail "cannot copy $lib"

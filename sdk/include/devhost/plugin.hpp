@@ -28,6 +28,13 @@
  *   void transfer(devhost_transfer &);
  *   void close();      called before ~T(); may throw to report a problem
  *                      (the object is destroyed either way)
+ * and, since ABI 1.1, these static members (the hooks without a device):
+ *   static void enumerate(const devhost_enumerate_params &, devhost::found_sink &);
+ *                      list the devices of the class (devhost scan)
+ *   static void unload();   undo process-wide state before dlclose; what
+ *                      it throws is logged, never passed on
+ * A class whose enumerate is a free function names it with a static member
+ * pointer: `static constexpr auto enumerate = &list_my_devices;`.
  * A member succeeds by returning and fails by throwing. A transfer that gets
  * partway sets out_done / in_len before it throws. The host's rules in
  * plugin.h (timeouts, cancel_fd, never print) hold as they do in C.
@@ -41,9 +48,20 @@
  * caught. devhost::check(status, record) goes the other way: it throws the
  * status and message of a record such code filled (for the constructor).
  *
+ * Deadlines (ABI 1.1): every hook, info, unlock, disconnect and close
+ * included, keeps to the deadline the host gives it. devhost::deadline(
+ * host_device) is that deadline (absolute CLOCK_MONOTONIC ns, or
+ * DEVHOST_DEADLINE_NONE from a 1.0 host), devhost::deadline(host_device,
+ * timeout_ms) the earlier of it and a hook's timeout argument; keep
+ * params.host_device from the constructor to ask for it (enumerate asks
+ * with nullptr). Read it inside the hook, on the hook's thread.
+ *
  * The descriptor: devhost::describe<T>() fills identity and hooks;
- * devhost::set_options() and set_controls() take the schema arrays; set the
- * flags, transfer_ops and the requires fields on the copy. Deadlines, waits,
+ * devhost::set_options() and set_controls() take the schema arrays (an
+ * option spec's flags, DEVHOST_OPTION_REQUIRED and _EXCLUSIVE, go with it);
+ * devhost::set_path_patterns() the paths the class serves, made with
+ * devhost::path_patterns("/dev/ttyS*", ...) (NULL-terminated for you); set
+ * the flags, transfer_ops and the requires fields on the copy. Deadlines, waits,
  * options by schema index and text parsing come from <devhost/plugin_util.h>,
  * included here. So does devhost::UniqueFd (<devhost/unique_fd.hpp>): hold
  * each descriptor the device opens in one, and ~T() and every early throw
@@ -75,8 +93,10 @@
  *       std::string path_;
  *   };
  *
+ *   constexpr auto paths = devhost::path_patterns("echo:*");
  *   static const devhost_plugin_descriptor descriptor = [] {
  *       auto d = devhost::describe<Echo>("echo", "echo", "1.0.0", "answers requests with their bytes");
+ *       devhost::set_path_patterns(d, paths);
  *       d.transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_REQUEST);
  *       return d;
  *   }();
@@ -136,6 +156,36 @@ inline void check(devhost_status status, const devhost_error &record)
     if (status != DEVHOST_OK)
         throw error(status, record.os_errno, record.message);
 }
+
+// One device enumerate() found; an empty string is "not known" (NULL to
+// the host).
+struct found {
+    std::string path, by_id, description, usb_vendor, usb_product, usb_serial;
+};
+
+// What enumerate() reports through; strings are copied by the host.
+class found_sink {
+public:
+    explicit found_sink(const devhost_found_sink &sink) : sink_(sink) {}
+    void put(const found &f) const
+    {
+        auto c = [](const std::string &s) { return s.empty() ? nullptr : s.c_str(); };
+        devhost_found_device d{};
+        d.struct_size = sizeof d;
+        d.path = c(f.path);
+        d.by_id = c(f.by_id);
+        d.description = c(f.description);
+        d.usb_vendor = c(f.usb_vendor);
+        d.usb_product = c(f.usb_product);
+        d.usb_serial = c(f.usb_serial);
+        sink_.put(sink_.context, &d);
+    }
+    // The host's sink, for code that reports through the C interface.
+    const devhost_found_sink &c_sink() const noexcept { return sink_; }
+
+private:
+    const devhost_found_sink &sink_;
+};
 
 // What info() reports through; strings are copied by the host.
 class info_sink {
@@ -219,6 +269,31 @@ DEVHOST_DETAIL_CALLER(transfer)
 DEVHOST_DETAIL_CALLER(close)
 #undef DEVHOST_DETAIL_CALLER
 
+// The static members (hooks without a device): T::enumerate, a static
+// function or a static pointer to a free function, in either form, and
+// T::unload.
+template <class T, class = void>
+inline constexpr bool enumerate_throws = false;
+template <class T>
+inline constexpr bool enumerate_throws<
+    T, std::void_t<decltype(T::enumerate(std::declval<const devhost_enumerate_params &>(), std::declval<found_sink &>()))>> =
+    true;
+template <class T, class = void>
+inline constexpr bool enumerate_reports = false;
+template <class T>
+inline constexpr bool enumerate_reports<
+    T, std::void_t<decltype(T::enumerate(std::declval<const devhost_enumerate_params &>(), std::declval<found_sink &>(),
+                                         std::declval<devhost_error &>()))>> =
+    std::is_convertible_v<decltype(T::enumerate(std::declval<const devhost_enumerate_params &>(),
+                                                std::declval<found_sink &>(), std::declval<devhost_error &>())),
+                          devhost_status>;
+template <class T>
+inline constexpr bool has_enumerate = enumerate_reports<T> || enumerate_throws<T>;
+template <class T, class = void>
+inline constexpr bool has_unload = false;
+template <class T>
+inline constexpr bool has_unload<T, std::void_t<decltype(T::unload())>> = true;
+
 // T's member reports the C way: it takes the error record, returns a status.
 template <class Call, class T, class... A>
 inline constexpr bool reports = std::is_invocable_r_v<devhost_status, Call, T &, A..., devhost_error &>;
@@ -289,6 +364,26 @@ struct hooks {
     {
         return call<call_transfer>(self(device), err, *xfer);
     }
+    static devhost_status enumerate(const devhost_enumerate_params *params, const devhost_found_sink *sink,
+                                    devhost_error *err) noexcept
+    {
+        return guard(err, [&]() -> devhost_status {
+            found_sink s(*sink);
+            if constexpr (enumerate_reports<T>) {
+                return T::enumerate(*params, s, *err);
+            } else {
+                T::enumerate(*params, s);
+                return DEVHOST_OK;
+            }
+        });
+    }
+    // unload has no error record: what it throws is logged, never passed on.
+    static void unload() noexcept
+    {
+        devhost_error err = error_record();
+        if (guard(&err, [] { T::unload(); }) != DEVHOST_OK)
+            devhost_logf(services_slot(), nullptr, DEVHOST_LOG_ERROR, "unload failed: %s", err.message);
+    }
 };
 
 // T's hook table: each optional hook, or NULL when T lacks the member. The
@@ -313,6 +408,10 @@ constexpr devhost_hooks make_table()
         h.info = &H::info;
     if constexpr (has<call_transfer, T, devhost_transfer &>)
         h.transfer = &H::transfer;
+    if constexpr (has_enumerate<T>)
+        h.enumerate = &H::enumerate;
+    if constexpr (has_unload<T>)
+        h.unload = &H::unload;
     return h;
 }
 
@@ -352,6 +451,29 @@ constexpr void set_options(devhost_plugin_descriptor &d, const devhost_option_sp
     d.option_count = static_cast<uint32_t>(N);
 }
 
+// A NULL-terminated list of fnmatch(3) patterns for the descriptor's
+// path_patterns: `constexpr auto k_paths = devhost::path_patterns("/dev/ttyS*",
+// "/dev/pts/*");` at namespace scope (static storage), then
+// set_path_patterns(d, k_paths).
+template <std::size_t N>
+struct pattern_list {
+    const char *list[N + 1];
+};
+template <class... S>
+constexpr pattern_list<sizeof...(S)> path_patterns(S... patterns) noexcept
+{
+    static_assert((std::is_convertible_v<S, const char *> && ...), "path patterns are strings");
+    return pattern_list<sizeof...(S)>{{patterns..., nullptr}};
+}
+
+// Points the descriptor at the patterns of the paths the class serves
+// (since ABI 1.1; `patterns` has static storage).
+template <std::size_t N>
+constexpr void set_path_patterns(devhost_plugin_descriptor &d, const pattern_list<N> &patterns) noexcept
+{
+    d.path_patterns = patterns.list;
+}
+
 // Points the descriptor at the control-code table (static storage).
 template <std::size_t N>
 constexpr void set_controls(devhost_plugin_descriptor &d, const devhost_control_spec (&controls)[N]) noexcept
@@ -360,7 +482,7 @@ constexpr void set_controls(devhost_plugin_descriptor &d, const devhost_control_
     d.control_count = static_cast<uint32_t>(N);
 }
 
-// The host's services (log, clock), or NULL before negotiation.
+// The host's services (log, clock, deadline_ns), or NULL before negotiation.
 inline const devhost_host_services *host_services() noexcept { return detail::services_slot(); }
 
 // Logs one line through the host, for the device whose host_device token
@@ -372,13 +494,29 @@ inline void log(const devhost_host_device *device, devhost_log_level level, cons
         s->log(device, level, message.c_str());
 }
 
-// The negotiation for a plugin speaking ABI 1.x (devhost_util_negotiate):
-// answers the header's version (or the host's, if that is an older 1.x),
-// stores the services and hands over `descriptor`. Refuses a host of another
-// major, naming the plugin.
+// The deadline of the hook now running for the device whose host_device
+// token was in its open params (nullptr: enumerate), as an absolute
+// CLOCK_MONOTONIC time in ns (devhost/plugin_util.h's convention), or
+// DEVHOST_DEADLINE_NONE when the host gives none (a 1.0 host, for the
+// hooks without a timeout argument). Ask inside the hook, on its thread.
+inline uint64_t deadline(const devhost_host_device *device) noexcept
+{
+    return devhost_hook_deadline(host_services(), device);
+}
+
+// The earlier of the hook's deadline and `timeout_ms` from now (-1: none),
+// for the hooks that take a timeout too (open, connect, lock, transfer).
+inline uint64_t deadline(const devhost_host_device *device, int64_t timeout_ms) noexcept
+{
+    return devhost_util_deadline_min(deadline(device), devhost_util_deadline_ms(timeout_ms));
+}
+
+// The negotiation (plugin.h's devhost_negotiate): answers the older of the
+// host's version and this header's, stores the services and hands over
+// `descriptor`. Refuses a host of another major, naming the plugin.
 inline devhost_status negotiate(devhost_negotiation *n, const devhost_plugin_descriptor &descriptor) noexcept
 {
-    return devhost_util_negotiate(n, &descriptor, &detail::services_slot());
+    return devhost_negotiate(n, &descriptor, &detail::services_slot());
 }
 
 }  // namespace devhost

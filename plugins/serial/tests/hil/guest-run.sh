@@ -27,6 +27,12 @@ wait_for /tmp/excl-holder.out '"step":"open'
 run excl-second excl-second.ini
 finish excl-holder $pid
 
+# ABI 1.1: close under a 300 ms deadline while XOFF (sent, and echoed back
+# by the peer) holds 4000 bytes in the UART's queue, where the kernel's
+# closing wait would hold the close for closing_wait centiseconds.
+echo "HIL-CLOSING-WAIT $(cat /sys/class/tty/ttyS1/closing_wait)"
+/opt/devhost/bin/serial_close_probe /opt/devhost/lib/devhost/plugins/serial.so /dev/ttyS1
+
 # The driver's own count of the bytes it sent and of the breaks it saw.
 echo "HIL-UART-END $(grep '^1:' /proc/tty/driver/serial)"
 echo HIL-DONE

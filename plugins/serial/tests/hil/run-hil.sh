@@ -30,6 +30,9 @@ command -v socat >/dev/null 2>&1 || { say "installing socat"; apt_install socat;
     skip "socat missing and apt-get install socat failed (see $CACHE/apt.log)"
 command -v stdbuf >/dev/null 2>&1 || skip "no stdbuf (coreutils) for an unbuffered tr"
 hil_kernel
+PROBE="$BUILD_DIR/tests/serial_close_probe"
+[ -x "$PROBE" ] || fail "$PROBE is not built"
+HIL_EXTRA_BINS=$PROBE
 hil_initramfs serial "$HERE/guest-run.sh"
 
 # The peer: listens before QEMU connects, so no byte is lost; ends when QEMU
@@ -121,8 +124,36 @@ check excl-second open DEVHOST_E_BUSY
 holder=$(sed -n 's/^HIL-HOLDER-PID //p' "$CONSOLE")
 check_text excl-second "/dev/ttyS1 is busy: another program holds it exclusively (TIOCEXCL) (held by pid $holder)"
 
+# Close under a deadline with XOFF holding the output (close_probe.cpp): the
+# 4000 bytes stayed queued, close discarded them and returned by its 300 ms
+# deadline (it lets the queue drain until 25 ms before it), not after the
+# kernel's closing wait.
+closing=$(sed -n 's/^HIL-CLOSING-WAIT //p' "$CONSOLE")
+probe=$(sed -n 's/^HIL-CLOSE-XOFF //p' "$CONSOLE")
+say "closing_wait=$closing (centiseconds), probe: $probe"
+case "$probe" in
+"queued=4000 status=DEVHOST_OK ms="*)
+    ms=${probe##*ms=}
+    if [ "$ms" -ge 250 ] && [ "$ms" -le 360 ]; then
+        say "ok: close under XOFF ended at its 300 ms deadline (${ms} ms)"
+    else
+        say "FAILED: close under XOFF took ${ms} ms, not 250..360 (its deadline 300 ms)"
+        failures=$((failures + 1))
+    fi ;;
+*)
+    say "FAILED: the close probe did not run as planned: '$probe'"
+    failures=$((failures + 1)) ;;
+esac
+if grep -qF "HIL-CLOSE-LOG serial: /dev/ttyS1: close discarded 4000 bytes of output that could not be sent by its deadline" "$CONSOLE"; then
+    say "ok: close logged the 4000 bytes it discarded"
+else
+    say "FAILED: no log line for the discarded bytes: $(grep HIL-CLOSE-LOG "$CONSOLE")"
+    failures=$((failures + 1))
+fi
+
 # The driver's own view (/proc/tty/driver/serial): a 16550A at COM2's I/O
-# port and IRQ, which sent and received every byte (82 written, 82 echoed).
+# port and IRQ, which sent and received every byte (83 written, 83 echoed:
+# the pipelines' 82 and the probe's XOFF; its 4000 held bytes were never sent).
 uart() { # label, text the line must hold
     if grep "$1 " "$CONSOLE" | grep -qF -- "$2"; then
         say "ok: $1 shows '$2'"
@@ -132,8 +163,8 @@ uart() { # label, text the line must hold
     fi
 }
 uart HIL-UART "1: uart:16550A port:000002F8 irq:3 tx:0 rx:0"
-uart HIL-UART-END "tx:82 rx:82"
+uart HIL-UART-END "tx:83 rx:83"
 
 check_bytes "the peer received exactly the bytes the pipelines wrote, in order" \
-    'ping devhost\r\ntwo\nlines\ncom2\nseven e one\neight n two\n\001\020\037\n*\nafter break\njunk\nfresh\n' "$OUT"
+    'ping devhost\r\ntwo\nlines\ncom2\nseven e one\neight n two\n\001\020\037\n*\nafter break\njunk\nfresh\n\023' "$OUT"
 hil_finish "serial plugin on the 8250 driver in QEMU"

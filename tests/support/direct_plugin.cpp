@@ -1,0 +1,269 @@
+// DirectPlugin and DirectDevice: see direct_plugin.hpp.
+#include "direct_plugin.hpp"
+
+#include "common/text.hpp"
+#include "options.hpp"
+
+#include <devhost/plugin_util.h>
+
+#include <atomic>
+#include <cstring>
+#include <dlfcn.h>
+#include <mutex>
+#include <stdexcept>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace devhost::test {
+
+namespace {
+
+// The services table's state: one DirectPlugin at a time.
+std::atomic<uint64_t> g_deadline{DEVHOST_DEADLINE_NONE};
+std::atomic<unsigned> g_asked{0};
+std::mutex g_log_mutex;
+std::vector<std::string> g_log;
+
+void log_line(const devhost_host_device *, int32_t level, const char *message)
+{
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    g_log.push_back(std::to_string(level) + " " + message);
+}
+
+uint64_t deadline_ns(const devhost_host_device *)
+{
+    g_asked++;
+    return g_deadline.load();
+}
+
+devhost_status share_fd(const devhost_host_device *, int32_t, const char *) { return DEVHOST_E_UNSUPPORTED; }
+
+const devhost_host_services g_services = {sizeof(devhost_host_services), DEVHOST_ABI_VERSION, log_line,
+                                          devhost_util_now_ns, deadline_ns, share_fd};
+
+devhost_error error_record()
+{
+    devhost_error err;
+    devhost_util_error_init(&err);
+    return err;
+}
+
+Outcome outcome(devhost_status status, const devhost_error &err)
+{
+    Outcome o;
+    o.status = status;
+    if (status != DEVHOST_OK) {
+        o.message.assign(err.message, strnlen(err.message, sizeof err.message));
+        o.os_errno = err.os_errno;
+    }
+    return o;
+}
+
+// The host's view of one option spec, for its parser.
+OptionSpec spec_of(const devhost_option_spec &s)
+{
+    OptionSpec spec;
+    spec.name = s.name;
+    spec.type = s.type;
+    if (s.default_value)
+        spec.default_value = s.default_value;
+    if (s.choices)
+        spec.choices = text::split(s.choices, '|');
+    spec.min = s.min;
+    spec.max = s.max;
+    return spec;
+}
+
+}  // namespace
+
+DirectPlugin::DirectPlugin(const std::filesystem::path &file)
+{
+    library_ = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!library_)
+        throw std::runtime_error("dlopen " + file.string() + ": " + dlerror());
+    auto negotiate = reinterpret_cast<devhost_negotiate_fn>(dlsym(library_, DEVHOST_ENTRY_POINT_NAME));
+    if (!negotiate)
+        throw std::runtime_error(file.string() + " has no entry point");
+    devhost_error err = error_record();
+    devhost_negotiation n{};
+    n.struct_size = sizeof n;
+    n.host_abi_version = DEVHOST_ABI_VERSION;
+    n.host_min_abi_version = DEVHOST_MAKE_VERSION(1, 0);
+    n.services = &g_services;
+    n.error = &err;
+    devhost_status status = negotiate(&n);
+    if (status != DEVHOST_OK || !n.descriptor)
+        throw std::runtime_error(file.string() + " refused the negotiation: " + err.message);
+    descriptor_ = n.descriptor;
+    abi_version_ = n.plugin_abi_version;
+    set_deadline(DEVHOST_DEADLINE_NONE);
+}
+
+DirectPlugin::~DirectPlugin()
+{
+    if (descriptor_ && DEVHOST_HAS_FIELD(devhost_hooks, hooks().struct_size, unload) && hooks().unload)
+        hooks().unload();
+    dlclose(library_);
+}
+
+std::vector<std::string> DirectPlugin::path_patterns() const
+{
+    std::vector<std::string> out;
+    if (!DEVHOST_HAS_FIELD(devhost_plugin_descriptor, descriptor_->struct_size, path_patterns))
+        return out;
+    for (const char *const *p = descriptor_->path_patterns; p && *p; p++)
+        out.emplace_back(*p);
+    return out;
+}
+
+const devhost_option_spec *DirectPlugin::option(const std::string &name) const
+{
+    for (uint32_t i = 0; i < descriptor_->option_count; i++)
+        if (name == descriptor_->options[i].name)
+            return &descriptor_->options[i];
+    return nullptr;
+}
+
+void DirectPlugin::set_deadline(uint64_t deadline_ns)
+{
+    g_deadline = deadline_ns;
+    g_asked = 0;
+}
+
+void DirectPlugin::set_deadline_in(std::chrono::milliseconds in)
+{
+    set_deadline(devhost_util_deadline_ms(in.count()));
+}
+
+unsigned DirectPlugin::deadline_asked() { return g_asked.load(); }
+
+std::vector<std::string> DirectPlugin::log_lines()
+{
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    return g_log;
+}
+
+Outcome DirectPlugin::enumerate(uint32_t flags, std::vector<Found> &found) const
+{
+    if (!DEVHOST_HAS_FIELD(devhost_hooks, hooks().struct_size, enumerate) || !hooks().enumerate)
+        return Outcome{DEVHOST_E_UNSUPPORTED, "no enumerate hook", 0};
+    devhost_enumerate_params params{};
+    params.struct_size = sizeof params;
+    params.flags = flags;
+    devhost_found_sink sink{};
+    sink.struct_size = sizeof sink;
+    sink.context = &found;
+    sink.put = [](void *context, const devhost_found_device *d) {
+        auto text = [](const char *s) { return s ? std::optional<std::string>(s) : std::nullopt; };
+        static_cast<std::vector<Found> *>(context)->push_back(Found{text(d->path), text(d->by_id),
+                                                                    text(d->description), text(d->usb_vendor),
+                                                                    text(d->usb_product), text(d->usb_serial)});
+    };
+    devhost_error err = error_record();
+    return outcome(hooks().enumerate(&params, &sink, &err), err);
+}
+
+DirectDevice::DirectDevice(const DirectPlugin &plugin, const std::string &path,
+                           const std::map<std::string, std::string> &options)
+    : plugin_(plugin)
+{
+    const devhost_plugin_descriptor &d = plugin.descriptor();
+    std::vector<std::string> texts(d.option_count);
+    std::vector<devhost_option_value> values(d.option_count);
+    for (uint32_t i = 0; i < d.option_count; i++) {
+        const devhost_option_spec &s = d.options[i];
+        devhost_option_value &v = values[i];
+        v.struct_size = sizeof v;
+        v.type = s.type;
+        v.name = s.name;
+        auto it = options.find(s.name);
+        std::optional<std::string> text = it != options.end() ? std::optional(it->second)
+                                          : s.default_value ? std::optional<std::string>(s.default_value)
+                                                            : std::nullopt;
+        if (text) {
+            std::string why;
+            auto parsed = parse_option_value(spec_of(s), *text, why);
+            if (!parsed)
+                throw std::runtime_error(std::string("option ") + s.name + ": " + why);
+            texts[i] = *text;
+            v.integer = *parsed;
+            v.is_set = 1;
+        }
+    }
+    for (uint32_t i = 0; i < d.option_count; i++)
+        values[i].text = texts[i].c_str();
+    cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    devhost_open_params p{};
+    p.struct_size = sizeof p;
+    p.device_name = "direct";
+    p.path = path.c_str();
+    p.configured_path = path.c_str();
+    p.options = values.empty() ? nullptr : values.data();
+    p.option_count = d.option_count;
+    p.timeout_ms = -1;
+    p.cancel_fd = cancel_fd_;
+    p.host_device = token();
+    devhost_error err = error_record();
+    devhost_status status = d.hooks->open(&p, &handle_, &err);
+    opened_ = outcome(status, err);
+    if (status != DEVHOST_OK && handle_) {
+        devhost_error ignored = error_record();
+        d.hooks->close(handle_, &ignored);
+        handle_ = nullptr;
+    }
+}
+
+DirectDevice::~DirectDevice()
+{
+    close();
+    if (cancel_fd_ >= 0)
+        ::close(cancel_fd_);
+}
+
+const devhost_host_device *DirectDevice::token() const
+{
+    return reinterpret_cast<const devhost_host_device *>(&token_);
+}
+
+Outcome DirectDevice::info(InfoList &out)
+{
+    devhost_info_sink sink{};
+    sink.struct_size = sizeof sink;
+    sink.context = &out;
+    sink.put = [](void *context, const char *key, const char *value) {
+        static_cast<InfoList *>(context)->emplace_back(key, value);
+    };
+    devhost_error err = error_record();
+    return outcome(plugin_.hooks().info(handle_, &sink, &err), err);
+}
+
+Outcome DirectDevice::transfer(devhost_transfer &xfer)
+{
+    xfer.struct_size = sizeof xfer;
+    devhost_error err = error_record();
+    return outcome(plugin_.hooks().transfer(handle_, &xfer, &err), err);
+}
+
+Outcome DirectDevice::connect(const devhost_connect_params &params)
+{
+    devhost_error err = error_record();
+    return outcome(plugin_.hooks().connect(handle_, &params, &err), err);
+}
+
+Outcome DirectDevice::disconnect()
+{
+    devhost_error err = error_record();
+    return outcome(plugin_.hooks().disconnect(handle_, &err), err);
+}
+
+Outcome DirectDevice::close()
+{
+    if (!handle_)
+        return Outcome{};
+    devhost_error err = error_record();
+    devhost_status status = plugin_.hooks().close(handle_, &err);
+    handle_ = nullptr;
+    return outcome(status, err);
+}
+
+}  // namespace devhost::test
