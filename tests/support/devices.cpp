@@ -160,6 +160,10 @@ void FullFifo::fill(int fd)
 
 std::shared_ptr<const Plugin> loaded_plugin(const fs::path &file)
 {
+    // The registries below outlive the test, and a plugin's unload hook (ABI
+    // 1.1) may log while they are destroyed at exit: spdlog's registry is
+    // made first so that it is destroyed after them.
+    static const auto logger = spdlog::default_logger();
     static std::mutex mutex;
     static std::map<fs::path, std::unique_ptr<PluginRegistry>> registries;
     std::lock_guard lock(mutex);

@@ -7,7 +7,7 @@
 // and enumerate on this machine's real ttys and ptys.
 #include "devhost_test.hpp"
 #include "direct_plugin.hpp"
-#include "pty_helpers.hpp"
+#include "serial_helpers.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -139,8 +139,10 @@ static devhost_hooks hooks;
 static devhost_option_spec options[2];
 static devhost_control_spec controls[2];
 static devhost_plugin_descriptor descriptor;
+#if DEVHOST_ABI_VERSION_MINOR >= 1
 static const char *patterns[66];
 static char long_pattern[258];
+#endif
 
 /* The good plugin every case starts from. */
 static void fill_good(void)
@@ -221,7 +223,9 @@ static void break_it(devhost_negotiation *n)
     case BAD_CONTROL_REPEAT: controls[1].code = controls[0].code; break;
     case BAD_RESERVED_DESCRIPTOR: descriptor.reserved = 1; break;
     case BAD_RESERVED_HOOKS: hooks.reserved = 2; break;
+#if DEVHOST_ABI_VERSION_MINOR >= 1 /* not in the 1.0 header (variant v1_0) */
     case BAD_RESERVED_OPTION: options[1].reserved = 3; break;
+#endif
     case BAD_UNKNOWN_REQUIRES: descriptor.transfer_requires = 1u << 4; break;
     case BAD_UNKNOWN_LOCK_REQUIRES: descriptor.lock_requires = DEVHOST_REQUIRES_CONNECTED | 1u << 31; break;
     case BAD_CLASS_UNDERSCORE: descriptor.device_class = "abi_test"; break;
@@ -232,6 +236,7 @@ static void break_it(devhost_negotiation *n)
     case BAD_OPTION_UNDERSCORE: options[1].name = "my_mode"; break;
     case BAD_OPTION_RESERVED: options[1].name = "timeout"; break;
     case BAD_OPTION_RESERVED_1_1: options[1].name = "isolation"; break;
+#if DEVHOST_ABI_VERSION_MINOR >= 1
     case BAD_OPTION_EXCLUSIVE_NOT_BOOL: options[0].flags = DEVHOST_OPTION_EXCLUSIVE; break;
     case BAD_PATTERNS_TOO_MANY: {
         size_t i;
@@ -256,6 +261,7 @@ static void break_it(devhost_negotiation *n)
         options[0].flags |= 1u << 20;
         controls[0].flags |= 1u << 20;
         break;
+#endif
     default: break;
     }
 }
