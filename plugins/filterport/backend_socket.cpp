@@ -60,7 +60,8 @@ bool contains(const std::deque<uint64_t> &ids, uint64_t id)
 
 uint64_t PortClient::deadline(int32_t timeout_ms) const
 {
-    return devhost_util_deadline_min(devhost_hook_deadline(services, host_device), devhost_util_deadline_ms(timeout_ms));
+    const uint64_t hook = devhost_hook_deadline(services, host_device);
+    return devhost_util_deadline_min(hook, devhost_util_deadline_ms(timeout_ms));
 }
 
 void PortClient::log(int32_t level, const std::string &line) const
