@@ -531,7 +531,9 @@ int cmd_scan(const Cli &cli)
     for (const auto &plugin : plugins) {
         scans.push_back(scan_class(plugin, cli.all ? DEVHOST_ENUMERATE_ALL : 0));
         const ClassScan &s = scans.back();
-        if (!s.listed)
+        // Asked for by name, a class that cannot list is worth a warning;
+        // in a scan of every class it is only the JSON's "listed": false.
+        if (!s.listed && cli.device_class)
             spdlog::warn("{}: cannot list its devices (its plugin has no enumerate)", s.device_class);
         if (!s.ok)
             spdlog::error("{}: {}", s.device_class, s.error);
