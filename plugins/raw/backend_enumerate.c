@@ -45,19 +45,9 @@ typedef struct scan {
 static int sys_read(const char *rel, char *buf, size_t size)
 {
     char file[PATH_MAX];
-    FILE *f;
-    size_t n;
     if ((size_t)snprintf(file, sizeof file, "/sys/block/%s", rel) >= sizeof file)
         return -1;
-    f = fopen(file, "re");
-    if (!f)
-        return -1;
-    n = fread(buf, 1, size - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        buf[--n] = '\0';
-    return 0;
+    return raw_read_text(file, buf, size);
 }
 
 /* "512 B", "8.0 MiB", "256.0 GiB". */

@@ -20,8 +20,7 @@
 
 #define RAW_SYSFS_TEXT 1024
 
-/* Reads a small text file, trimming trailing whitespace. 0 or -1. */
-static int read_text(const char *file, char *buf, size_t size)
+int raw_read_text(const char *file, char *buf, size_t size)
 {
     FILE *f;
     size_t n;
@@ -58,12 +57,12 @@ int raw_sysfs_read(dev_t rdev, const char *rel, char *buf, size_t size)
     char file[PATH_MAX + 256];
     device_dir(rdev, dir, sizeof dir);
     snprintf(file, sizeof file, "%s/%s", dir, rel);
-    if (read_text(file, buf, size) == 0)
+    if (raw_read_text(file, buf, size) == 0)
         return 0;
     /* queue/ and device/ belong to the whole disk of a partition. */
     if (is_partition(dir)) {
         snprintf(file, sizeof file, "%s/../%s", dir, rel);
-        return read_text(file, buf, size);
+        return raw_read_text(file, buf, size);
     }
     return -1;
 }
@@ -107,7 +106,8 @@ static int dir_dev(const char *dir, dev_t *rdev)
 {
     char file[PATH_MAX + 8];
     char number[32];
-    if ((size_t)snprintf(file, sizeof file, "%s/dev", dir) >= sizeof file || read_text(file, number, sizeof number) != 0)
+    if ((size_t)snprintf(file, sizeof file, "%s/dev", dir) >= sizeof file ||
+        raw_read_text(file, number, sizeof number) != 0)
         return -1;
     return parse_dev(number, rdev);
 }

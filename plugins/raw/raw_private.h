@@ -148,6 +148,10 @@ devhost_status raw_info_report(struct devhost_device *dev, const devhost_info_si
  * Returns 0, or -1 when the attribute does not exist. */
 int raw_sysfs_read(dev_t rdev, const char *rel, char *buf, size_t size);
 
+/* Reads a small text file (a sysfs attribute) into buf, without its
+ * trailing whitespace. 0, or -1 when it cannot be read. */
+int raw_read_text(const char *file, char *buf, size_t size);
+
 /* Reports, through `sink`, the sysfs facts of a block device: model, vendor,
  * serial, wwn, backing-file (loop), rotational, discard, partitions, and
  * whether a filesystem on it is mounted (raw_mounts_of_device), and where. */
