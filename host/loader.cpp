@@ -432,6 +432,12 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
         const UniqueFd fd = open_trusted_file(file, st, untrusted);
         if (!fd)
             refuse_untrusted(untrusted, file);
+        // The same library by another path (a link, a second directory)
+        // would be the loaded copy again: its unload, run when this load is
+        // refused, would pull the library from under the plugin using it.
+        for (const auto &p : plugins_)
+            if (p->dev_ == st.st_dev && p->ino_ == st.st_ino)
+                throw Refused{"the same library as " + display_path(p->file()) + ", which is loaded already"};
         check_elf_layout(fd.get(), static_cast<uint64_t>(st.st_size));
         auto library = load_library(fd.get(), file);
         const devhost_negotiation n = negotiate(*library);
@@ -441,6 +447,8 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
 
         auto plugin = std::make_shared<Plugin>();
         plugin->file_ = file;
+        plugin->dev_ = st.st_dev;
+        plugin->ino_ = st.st_ino;
         plugin->name_ = d->name;
         plugin->class_ = d->device_class;
         plugin->version_ = text_or_empty(d->version);

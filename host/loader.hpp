@@ -97,6 +97,10 @@ private:
     std::vector<std::string> path_patterns_;
     devhost_hooks hooks_{};
     std::shared_ptr<boost::dll::shared_library> library_;
+    // The file loaded (by descriptor): the dynamic linker keeps one copy of
+    // a library per device and inode, whatever path reached it.
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
 };
 
 struct Refusal {

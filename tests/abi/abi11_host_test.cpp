@@ -155,6 +155,33 @@ TEST_CASE("unload runs once, after the plugin's last device is closed, before th
     ::unsetenv("ABI11_UNLOAD_MARKER");
 }
 
+TEST_CASE("a library reached by a second path is refused before it is touched: its unload runs once",
+          "[abi11][loader]")
+{
+    TempDir dir;
+    const fs::path marker = dir / "unloaded";
+    for (const char *sub : {"one", "two"}) {
+        fs::create_directory(dir / sub);
+        fs::permissions(dir / sub, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                      fs::perms::others_read | fs::perms::others_exec);
+        fs::create_symlink(abi11_dir("timing") / "timing.so", dir / sub / "timing.so");
+    }
+    fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                    fs::perms::others_read | fs::perms::others_exec);
+    REQUIRE(::setenv("ABI11_UNLOAD_MARKER", marker.c_str(), 1) == 0);
+    {
+        PluginRegistry registry;
+        REQUIRE(registry.load_file(dir / "one" / "timing.so"));
+        CHECK_FALSE(registry.load_file(dir / "two" / "timing.so"));
+        REQUIRE(registry.refusals().size() == 1);
+        CHECK(registry.refusals()[0].reason ==
+              "the same library as " + (dir / "one" / "timing.so").string() + ", which is loaded already");
+        CHECK_FALSE(fs::exists(marker));  // the loaded copy is untouched
+    }
+    CHECK(read_file(marker) == "unload timing open-devices=0\n");
+    ::unsetenv("ABI11_UNLOAD_MARKER");
+}
+
 TEST_CASE("devhost run calls a plugin's unload once, at the end", "[abi11][loader][cli]")
 {
     TempDir dir;
