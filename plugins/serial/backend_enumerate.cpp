@@ -7,8 +7,8 @@
 //   attribute) only when a UART is behind it (type != PORT_UNKNOWN: the
 //   8250 driver registers placeholder ports ttyS0..3 whether or not a UART
 //   answers). Where sysfs lacks `type` (kernels before serial core exported
-//   it) an 8250 port is asked with TIOCGSERIAL on an O_NONBLOCK|O_NOCTTY
-//   open, but never the console's tty, which is not opened at all.
+//   it) the port is listed as it is: no tty is ever opened (an open raises
+//   DTR and RTS).
 #include "serial_private.hpp"
 
 #include <devhost/plugin_util.h>
@@ -20,11 +20,9 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/serial.h>
 #include <map>
 #include <set>
 #include <sstream>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -95,22 +93,14 @@ std::string driver_of(const std::string &device_dir)
     return {};
 }
 
-// The UART's type as TIOCGSERIAL gives it (PORT_* of <linux/serial_core.h>;
-// 0 is PORT_UNKNOWN, no UART), or -1 for a tty that is no serial-core
-// port. From sysfs; failing that, for an 8250 port that is not the
-// console, from TIOCGSERIAL on an open that does no I/O.
-int uart_type(const std::string &name, const std::string &path, const std::string &driver, bool console)
+// The UART's type as sysfs gives it (PORT_* of <linux/serial_core.h>; 0 is
+// PORT_UNKNOWN, no UART), or -1 when sysfs does not say (a tty that is no
+// serial-core port). Never from an open: opening a UART raises DTR and RTS,
+// which resets some attached devices, and enumerate opens nothing.
+int uart_type(const std::string &name)
 {
     std::string type = read_line(sys_class_tty + name + "/type");
-    if (!type.empty())
-        return std::atoi(type.c_str());
-    if (driver != "serial8250" || console)
-        return -1;
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-    struct serial_struct ss {};
-    if (!fd || ioctl(fd.get(), TIOCGSERIAL, &ss) != 0)
-        return 0;
-    return ss.type;
+    return type.empty() ? -1 : std::atoi(type.c_str());
 }
 
 const char *uart_name(int type)
@@ -144,7 +134,7 @@ bool found_tty(const std::string &name, const std::set<std::string> &consoles,
         return false;  // no such node here: never list a path that does not exist
     const bool console = consoles.count(name) > 0;
     const std::string driver = driver_of(sys + "/device");
-    const int type = uart_type(name, f.path, driver, console);
+    const int type = uart_type(name);
     if (type == 0)
         return false;  // a serial-core port with no UART behind it
     TtyFacts usb;
