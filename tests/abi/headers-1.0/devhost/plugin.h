@@ -466,11 +466,7 @@ enum {
     /* Several devices of this class may be opened on one path at once (a
      * shared parallel port): `devhost check` does not refuse two devices on
      * one path for this class. */
-    DEVHOST_PLUGIN_SHARED_PATHS = 1u << 0,
-    /* Transfers take an offset (DEVHOST_TRANSFER_HAS_OFFSET: a random-access
-     * device, such as a disk). `devhost check` warns about an offset= on a
-     * class without this flag; the plugin still decides when the step runs. */
-    DEVHOST_PLUGIN_OFFSETS = 1u << 1
+    DEVHOST_PLUGIN_SHARED_PATHS = 1u << 0
 };
 
 typedef struct devhost_plugin_descriptor {
