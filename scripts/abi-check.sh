@@ -29,18 +29,21 @@
 # Needs gcc and Debian's abigail-tools (installed here when missing, as root).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
 abi=sdk/abi
 include=sdk/include
 update=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --update) update=1 ;;
-    --include) include=${2:?--include needs a directory}; shift ;;
+    --include) # relative to where the script was run from
+      include=$(cd "${2:?--include needs a directory}" 2>/dev/null && pwd) ||
+        { echo "abi-check: --include $2: no such directory" >&2; exit 2; }
+      shift ;;
     *) echo "abi-check: unknown argument '$1' (see the top of $0)" >&2; exit 2 ;;
   esac
   shift
 done
+cd "$here"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
