@@ -72,7 +72,11 @@ host_keys=$(list_after '\[host\] no-such-key: unknown key \(expected ')
 device_keys=$(list_after 'and for every device: ')
 verbs=$(list_after "unknown step 'no-such-step' \\(expected one of ")
 for what in host_keys device_keys verbs; do
-    [ -n "${!what}" ] || { echo "devhost check did not list the $what (has its message changed?):"; echo "$said"; exit 1; }
+    if [ -z "${!what}" ]; then
+        echo "devhost check did not list the $what (has its message changed?):"
+        echo "$said"
+        exit 1
+    fi
 done
 host_tags=$(tags "$(section "$page5" "[host]")")
 for k in $host_keys; do

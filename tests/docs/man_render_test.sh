@@ -19,8 +19,9 @@ failed=0
 for page in "${pages[@]}"; do
     warnings=$(groff -man -ww -z "$page" 2>&1 || echo "groff failed with status $?")
     if command -v man > /dev/null; then
-        warnings+=${warnings:+$'\n'}$(MANWIDTH=80 MAN_KEEP_FORMATTING= LC_ALL=C.UTF-8 man --warnings -l "$page" 2>&1 > /dev/null ||
-                    echo "man failed with status $?")
+        rendered=$(MANWIDTH=80 LC_ALL=C.UTF-8 man --warnings -l "$page" 2>&1 > /dev/null ||
+                   echo "man failed with status $?")
+        warnings+=${warnings:+${rendered:+$'\n'}}$rendered
     fi
     if [ -n "$warnings" ]; then
         echo "$page:"
