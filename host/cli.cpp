@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include "check.hpp"
+#include "cli_help.hpp"
 #include "class_match.hpp"
 #include "config.hpp"
 #include "loader.hpp"
@@ -30,46 +31,6 @@ namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
 namespace {
-
-const char *usage_text =
-    "usage: devhost [OPTIONS] COMMAND [ARGS]\n"
-    "\n"
-    "devhost drives devices through plugins, one plugin per device class, as a\n"
-    "config's pipelines say (open, connect, lock, transfer, unlock, disconnect,\n"
-    "close). Step records go to stdout as JSON lines; the log goes to stderr.\n"
-    "\n"
-    "commands:\n"
-    "  run [CONFIG]          run every device's pipeline (no CONFIG: the default\n"
-    "                        config, which needs no hardware)\n"
-    "  check CONFIG          find every mistake in CONFIG without touching a device\n"
-    "  plugins [--json]      list loaded plugins, their options and refused files\n"
-    "  probe [--class C] NAME\n"
-    "                        open NAME, report its info, close it (the class\n"
-    "                        from the plugins' path patterns unless --class)\n"
-    "  scan [--class C] [--json] [--all]\n"
-    "                        list the devices each plugin (or class C's) could\n"
-    "                        drive here, without opening them; --all also lists\n"
-    "                        what is normally left out (pseudo-terminals...)\n";
-
-const char *exit_text =
-    "\n"
-    "exit codes:\n"
-    "  0  every pipeline succeeded (check: the config is valid)\n"
-    "  1  a pipeline failed, or step records could not be written; scan: a\n"
-    "     plugin's enumerate failed or overran its deadline (what it found is\n"
-    "     listed)\n"
-    "  2  usage or config error\n"
-    "  3  run: no usable plugin for a configured device (check: 2); scan: no\n"
-    "     plugin for --class C, or none loaded\n"
-    "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"
-    "\n"
-    "signals: SIGINT, SIGTERM and SIGHUP stop the run: pipelines are cancelled and\n"
-    "unwind, recording every step, however many stop signals come. Only the same\n"
-    "SIGINT or SIGTERM again, a second or more after it first came, skips the\n"
-    "rest of the unwind (exit 4 at once); SIGHUP never does.\n"
-    "\n"
-    "plugin search order: --plugin-path, $DEVHOST_PLUGIN_PATH, the config's\n"
-    "[host] plugin-path, then ../lib/devhost/plugins next to the executable.\n";
 
 struct Cli {
     std::string command;
@@ -572,8 +533,23 @@ int dispatch(const Cli &cli)
         error_line(e.what());
         return exit_failed;
     }
-    error_line("unknown command '" + cli.command +
-               "' (expected run, check, plugins, probe or scan; see devhost --help)");
+    error_line("unknown command '" + cli.command + "' (expected " + command_list + "; see devhost --help)");
+    return exit_usage;
+}
+
+// `devhost [COMMAND] --help` and `devhost help [COMMAND]`: COMMAND's help, or
+// without one the global help, on stdout (0); a command devhost does not
+// have is a usage error (2), its one line prefixed with `prefix`.
+int show_help(const std::optional<std::string> &command, const char *prefix)
+{
+    if (!command) {
+        print_global_help(std::cout);
+        return exit_ok;
+    }
+    if (print_command_help(*command, std::cout))
+        return exit_ok;
+    error_line(prefix + std::string("unknown command '") + text::excerpt(*command) + "' (expected " + command_list +
+               "; see devhost --help)");
     return exit_usage;
 }
 
@@ -582,18 +558,7 @@ int dispatch(const Cli &cli)
 int run_cli(int argc, char **argv)
 {
     std::signal(SIGPIPE, SIG_IGN);
-    po::options_description visible("options");
-    visible.add_options()
-        ("help,h", "show this help and exit")
-        ("version", "show the version and exit")
-        ("plugin-path", po::value<std::string>(), "directories to load plugins from, ':'-separated")
-        ("log-level", po::value<std::string>(), "trace, debug, info, warn, error or off (default info)")
-        ("log-file", po::value<std::string>(), "also log to this file (rotated at 5 MiB, 3 kept)")
-        ("output,o", po::value<std::string>(), "where step records go: - (stdout) or a file; overrides [host] output")
-        ("json", "plugins, scan: print JSON")
-        ("all", "scan: also list what is normally left out (pseudo-terminals...)")
-        ("class", po::value<std::string>(), "probe: the device class (default: from the plugins' path patterns); "
-                                            "scan: list this class's devices only");
+    po::options_description visible = cli_options();
     po::options_description hidden;
     hidden.add_options()
         ("command", po::value<std::string>())
@@ -612,22 +577,27 @@ int run_cli(int argc, char **argv)
         error_line(std::string(e.what()) + " (see devhost --help)");
         return exit_usage;
     }
-    if (vm.count("help")) {
-        std::cout << usage_text << "\n" << visible << exit_text;
-        return exit_ok;
-    }
+    if (vm.count("help"))
+        return show_help(vm.count("command") ? std::optional(vm["command"].as<std::string>()) : std::nullopt, "");
     if (vm.count("version")) {
         std::cout << "devhost " DEVHOST_VERSION ", plugin ABI " << format_version(host_min_abi_version) << " to "
                   << format_version(host_max_abi_version) << "\n";
         return exit_ok;
     }
     if (!vm.count("command")) {
-        std::cerr << usage_text << "\nrun 'devhost --help' for options and exit codes\n";
+        print_short_usage(std::cerr);
         return exit_usage;
     }
     cli.command = vm["command"].as<std::string>();
     if (vm.count("args"))
         cli.args = vm["args"].as<std::vector<std::string>>();
+    if (cli.command == "help") {
+        if (cli.args.size() > 1) {
+            error_line("help takes at most one COMMAND (see devhost --help)");
+            return exit_usage;
+        }
+        return show_help(cli.args.empty() ? std::nullopt : std::optional(cli.args[0]), "help: ");
+    }
     auto opt = [&](const char *name, std::optional<std::string> &out) {
         if (vm.count(name))
             out = vm[name].as<std::string>();

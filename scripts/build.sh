@@ -24,6 +24,7 @@ packages=(
   libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev
   util-linux e2fsprogs socat procps
   abigail-tools python3 universal-ctags
+  man-db groff-base
 )
 
 install_missing() {
