@@ -21,6 +21,7 @@ struct Collected {
     std::condition_variable done_cv;
     bool done = false;
     bool truncated = false;
+    size_t nonzero_reserved = 0;  // entries left out for a nonzero reserved field
     devhost_status status = DEVHOST_OK;
     std::string message;
     std::optional<std::string> late;
@@ -41,6 +42,10 @@ void found_put(void *context, const devhost_found_device *f)
     if (!f || !DEVHOST_HAS_FIELD(devhost_found_device, f->struct_size, path) || !f->path)
         return;
     std::lock_guard lock(c->mutex);
+    if (DEVHOST_HAS_FIELD(devhost_found_device, f->struct_size, reserved) && f->reserved != 0) {
+        c->nonzero_reserved++;
+        return;
+    }
     if (c->found.size() >= max_found_devices) {
         c->truncated = true;
         return;
@@ -111,6 +116,9 @@ ClassScan scan_class(const std::shared_ptr<const Plugin> &plugin, uint32_t flags
         scan.error = "enumerate failed: " + std::string(devhost_status_name(c->status)) +
                      (c->message.empty() ? "" : ": " + c->message);
     }
+    if (c->nonzero_reserved)
+        spdlog::warn("{}: enumerate reported {} device(s) with a nonzero reserved field; they are left out",
+                     scan.device_class, c->nonzero_reserved);
     if (c->truncated)
         spdlog::warn("{}: enumerate reported more than {} devices; the rest are left out", scan.device_class,
                      max_found_devices);

@@ -453,6 +453,10 @@ TEST_CASE("devhost scan lists what each plugin's enumerate finds, one line each 
           std::vector<std::string>{"scan-fixed /dev/scanfixed0 by-id=/dev/disk/by-id/scanfixed-zero usb=0403:6001 "
                                    "usb-serial=A1B2C3 \"fixed device zero\"",
                                    "scan-fixed /dev/scanfixed1"});
+    // An entry with a nonzero reserved field is left out, and said.
+    CHECK_THAT(r.out, !Catch::Contains("scanfixed-reserved"));
+    CHECK_THAT(r.err, Catch::Contains("scan-fixed: enumerate reported 1 device(s) with a nonzero reserved field; "
+                                      "they are left out"));
     // A class that cannot list is named only when asked for.
     CHECK_THAT(r.err, !Catch::Contains("scan-noenum"));
     auto noenum = run_devhost({"scan", "--class", "scan-noenum", "--plugin-path", dir});

@@ -220,6 +220,15 @@ static devhost_status t_enumerate(const devhost_enumerate_params *params, const 
     put_found(sink, "/dev/scanfixed1", NULL, NULL, NULL, NULL, NULL);
     if (params->flags & DEVHOST_ENUMERATE_ALL)
         put_found(sink, "/dev/scanfixed-hidden", NULL, "left out unless --all", NULL, NULL, NULL);
+    {
+        /* A reserved field written nonzero: the host leaves the entry out. */
+        devhost_found_device bad;
+        memset(&bad, 0, sizeof bad);
+        bad.struct_size = sizeof bad;
+        bad.reserved = 1;
+        bad.path = "/dev/scanfixed-reserved";
+        sink->put(sink->context, &bad);
+    }
 #elif defined(ABI11_VARIANT_SCAN_SLOW)
     (void)params;
     put_found(sink, "/dev/scanslow0", NULL, "found before the deadline", NULL, NULL, NULL);

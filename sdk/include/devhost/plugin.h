@@ -61,9 +61,10 @@
  * disconnect and close, which take no timeout argument, is what the host's
  * deadline_ns service answers during the call (an absolute CLOCK_MONOTONIC
  * time); the timeout_ms arguments of open, connect, lock and transfer give
- * the same deadline, relative. A hook that returns after its deadline is
- * recorded as DEVHOST_E_TIMEOUT ("plugin overran its deadline by N ms")
- * whatever it returned.
+ * the same deadline, relative. A hook that returns more than 20 ms after
+ * its deadline (the host's slack for scheduling) is recorded as
+ * DEVHOST_E_TIMEOUT ("plugin overran its deadline by N ms") whatever it
+ * returned.
  *
  * Printing: plugins never write to stdout or stderr. They log through
  * devhost_host_services.log, which the host routes into its own log with the
@@ -183,6 +184,7 @@ typedef struct devhost_error {
     uint32_t struct_size;
     int32_t os_errno;
     char message[DEVHOST_ERROR_MESSAGE_MAX];
+    /* since v1.2: append here */
 } devhost_error;
 
 /* ------------------------------------------------------------------------
@@ -389,6 +391,7 @@ typedef struct devhost_info_sink {
     uint32_t reserved;
     void *context;                    /* host's; pass back to put() */
     void (*put)(void *context, const char *key, const char *value);
+    /* since v1.2: append here */
 } devhost_info_sink;
 
 /* ------------------------------------------------------------------------
@@ -490,6 +493,7 @@ typedef struct devhost_found_sink {
     uint32_t reserved;
     void *context;                    /* host's; pass back to put() */
     void (*put)(void *context, const devhost_found_device *found);
+    /* since v1.2: append here */
 } devhost_found_sink;
 
 /*
@@ -531,7 +535,10 @@ typedef struct devhost_hooks {
      * connection the pipeline did not undo. Called exactly once; `device` is
      * invalid afterwards. Returns OK, or a status describing a problem met
      * while releasing (e.g. settings could not be restored); the device is
-     * freed either way. */
+     * freed either way. Since v1.1 close keeps to the hook's deadline
+     * (devhost_hook_deadline()): what cannot be finished by then (output
+     * still queued, a peer that does not answer) is given up, said in the
+     * log, and the device freed; close never waits past it. */
     devhost_status (*close)(devhost_device *device, devhost_error *err);
 
     /* connect: establish the session with the device (e.g. negotiate a
@@ -544,8 +551,10 @@ typedef struct devhost_hooks {
                               const devhost_connect_params *params,
                               devhost_error *err);
 
-    /* disconnect: end the session. State: connected.
-     * Returns: OK; E_IO. The device is not connected afterwards either way. */
+    /* disconnect: end the session. State: connected. Since v1.1 it keeps to
+     * the hook's deadline (devhost_hook_deadline()) and the cancel handle.
+     * Returns: OK; E_IO; E_TIMEOUT (since v1.1). The device is not connected
+     * afterwards either way. */
     devhost_status (*disconnect)(devhost_device *device, devhost_error *err);
 
     /* lock: take the device for exclusive driving (e.g. claim a parallel
@@ -556,12 +565,16 @@ typedef struct devhost_hooks {
     devhost_status (*lock)(devhost_device *device, int32_t timeout_ms,
                            devhost_error *err);
 
-    /* unlock: release what lock took. State: locked.
-     * Returns: OK; E_IO. The device is not locked afterwards either way. */
+    /* unlock: release what lock took. State: locked. Since v1.1 it keeps to
+     * the hook's deadline (devhost_hook_deadline()) and the cancel handle.
+     * Returns: OK; E_IO; E_TIMEOUT (since v1.1). The device is not locked
+     * afterwards either way. */
     devhost_status (*unlock)(devhost_device *device, devhost_error *err);
 
     /* info: report what is known about the device through `sink`.
-     * State: open. Returns: OK; E_IO. */
+     * State: open. Since v1.1 it keeps to the hook's deadline
+     * (devhost_hook_deadline()): a fact that needs a slow query is left out
+     * when the deadline comes. Returns: OK; E_IO; E_TIMEOUT (since v1.1). */
     devhost_status (*info)(devhost_device *device,
                            const devhost_info_sink *sink, devhost_error *err);
 
@@ -570,8 +583,9 @@ typedef struct devhost_hooks {
      * declares in transfer_ops. Must respect xfer->timeout_ms and cancel_fd.
      * Returns: OK; E_TIMEOUT (deadline passed; in_len/out_done tell how much
      * got through); E_INVALID (bad length, offset, alignment or id);
-     * E_UNSUPPORTED (op not supported, or a control code the plugin does not
-     * know: that one status for every unknown code); E_ACCESS (write not
+     * E_UNSUPPORTED (op not supported, or, since v1.1, a control code the
+     * plugin does not know: that one status for every unknown code);
+     * E_ACCESS (write not
      * allowed); E_PROTOCOL (peer answered nonsense); E_REMOVED; E_IO. */
     devhost_status (*transfer)(devhost_device *device, devhost_transfer *xfer,
                                devhost_error *err);
@@ -582,7 +596,9 @@ typedef struct devhost_hooks {
      * one sink->put() each, without opening any of them for I/O (read sysfs,
      * list /dev, stat; never send a byte to a device). `devhost scan` calls
      * it. Keeps to the deadline_ns(NULL) deadline. May be NULL (the class
-     * cannot list its devices). Returns OK; E_IO; E_TIMEOUT. */
+     * cannot list its devices). Every reserved field of a found device is
+     * zero (the host leaves out an entry that is not). Returns OK; E_IO;
+     * E_ACCESS (a place it must read is not readable); E_TIMEOUT. */
     devhost_status (*enumerate)(const devhost_enumerate_params *params,
                                 const devhost_found_sink *sink,
                                 devhost_error *err);
