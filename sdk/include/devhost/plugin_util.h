@@ -12,7 +12,12 @@
  *   2. Waiting for a descriptor and the cancel handle under a deadline
  *   3. Options by schema index
  *   4. Text: parse_bool and friends
- *   5. Error records, strings, negotiation
+ *   5. Error records, strings
+ *
+ * Not here: the negotiation is plugin.h's devhost_negotiate() (since ABI
+ * 1.1; devhost_util_negotiate, its alias in earlier copies of this header,
+ * is gone: call devhost_negotiate), and a hook's deadline is plugin.h's
+ * devhost_hook_deadline().
  *
  * Every function is named devhost_util_*. None prints, none allocates except
  * devhost_util_copy_string.
@@ -306,7 +311,7 @@ static inline int devhost_util_parse_choice(const char *text, const char *choice
 }
 
 /* ------------------------------------------------------------------------
- * 5. Error records, strings, negotiation
+ * 5. Error records, strings
  * ------------------------------------------------------------------------ */
 
 /* Makes `err` an empty record of this header's size, for the calls a plugin
@@ -325,15 +330,6 @@ static inline char *devhost_util_copy_string(const char *s)
     if (copy)
         memcpy(copy, s, n);
     return copy;
-}
-
-/* The negotiation: plugin.h's devhost_negotiate() (since ABI 1.1), kept
- * under this name for plugins written against the first plugin_util.h. */
-static inline devhost_status devhost_util_negotiate(devhost_negotiation *n,
-                                                    const devhost_plugin_descriptor *descriptor,
-                                                    const devhost_host_services **services)
-{
-    return devhost_negotiate(n, descriptor, services);
 }
 
 #ifdef __cplusplus
