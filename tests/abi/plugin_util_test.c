@@ -211,6 +211,22 @@ static void check_options(void)
     check(devhost_util_option(&params, schema, OPT_LABEL) == NULL, "an unset option is NULL", 1, 0);
     check(devhost_util_option_int(&params, schema, OPT_LABEL, 7) == 7, "an unset option gives the fallback", 0, 7);
 
+    /* An ENUM's choice is its integer, within the spec's choices. */
+    check(devhost_util_choice_count("none|odd|even") == 3 && devhost_util_choice_count("x") == 1 &&
+              devhost_util_choice_count(NULL) == 0,
+          "choice_count", devhost_util_choice_count("none|odd|even"), 3);
+    check(devhost_util_option_choice(&params, schema, OPT_PARITY, 0) == 2, "a choice by its index",
+          devhost_util_option_choice(&params, schema, OPT_PARITY, 0), 2);
+    values[OPT_PARITY].integer = 3;
+    check(devhost_util_option_choice(&params, schema, OPT_PARITY, 0) == -1, "an index past the choices",
+          devhost_util_option_choice(&params, schema, OPT_PARITY, 0), -1);
+    values[OPT_PARITY].integer = -1;
+    check(devhost_util_option_choice(&params, schema, OPT_PARITY, 0) == -1, "a negative index",
+          devhost_util_option_choice(&params, schema, OPT_PARITY, 0), -1);
+    values[OPT_PARITY].is_set = 0;
+    check(devhost_util_option_choice(&params, schema, OPT_PARITY, 1) == 1, "an unset choice gives the fallback",
+          devhost_util_option_choice(&params, schema, OPT_PARITY, 1), 1);
+
     /* Out of schema order, an option is still found (by name). */
     values[OPT_BAUD] = value(DEVHOST_OPTION_ENUM, "parity", "odd", 1, 1);
     values[OPT_PARITY] = value(DEVHOST_OPTION_INT, "baud", "300", 300, 1);

@@ -212,9 +212,23 @@ DirectDevice::DirectDevice(const DirectPlugin &plugin, const std::string &path,
                            const std::map<std::string, std::string> &options, int32_t timeout_ms)
     : plugin_(plugin)
 {
-    const devhost_plugin_descriptor &d = plugin.descriptor();
     std::vector<std::string> texts;
-    std::vector<devhost_option_value> values = option_values(d, options, texts);
+    std::vector<devhost_option_value> values = option_values(plugin.descriptor(), options, texts);
+    open(path, values, timeout_ms);
+}
+
+DirectDevice::DirectDevice(const DirectPlugin &plugin, const std::string &path, Forged,
+                           std::vector<devhost_option_value> values, int32_t timeout_ms)
+    : plugin_(plugin)
+{
+    for (auto &v : values)
+        v.struct_size = sizeof v;
+    open(path, values, timeout_ms);
+}
+
+void DirectDevice::open(const std::string &path, std::vector<devhost_option_value> &values, int32_t timeout_ms)
+{
+    const devhost_hooks &hooks = plugin_.hooks();
     cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     devhost_open_params p{};
     p.struct_size = sizeof p;
@@ -222,16 +236,16 @@ DirectDevice::DirectDevice(const DirectPlugin &plugin, const std::string &path,
     p.path = path.c_str();
     p.configured_path = path.c_str();
     p.options = values.empty() ? nullptr : values.data();
-    p.option_count = d.option_count;
+    p.option_count = static_cast<uint32_t>(values.size());
     p.timeout_ms = timeout_ms;
     p.cancel_fd = cancel_fd_;
     p.host_device = token();
     devhost_error err = error_record();
-    devhost_status status = d.hooks->open(&p, &handle_, &err);
+    devhost_status status = hooks.open(&p, &handle_, &err);
     opened_ = outcome(status, err);
     if (status != DEVHOST_OK && handle_) {
         devhost_error ignored = error_record();
-        d.hooks->close(handle_, &ignored);
+        hooks.close(handle_, &ignored);
         handle_ = nullptr;
     }
 }

@@ -83,6 +83,12 @@ public:
     // closed at once.
     DirectDevice(const DirectPlugin &plugin, const std::string &path,
                  const std::map<std::string, std::string> &options = {}, int32_t timeout_ms = -1);
+    // Opens `path` with the option values exactly as given, in any order
+    // (struct_size is set): what a host that does not check them might
+    // pass, e.g. an ENUM whose text and index disagree.
+    struct Forged {};
+    DirectDevice(const DirectPlugin &plugin, const std::string &path, Forged,
+                 std::vector<devhost_option_value> values, int32_t timeout_ms = -1);
     ~DirectDevice();
     DirectDevice(const DirectDevice &) = delete;
     DirectDevice &operator=(const DirectDevice &) = delete;
@@ -103,6 +109,8 @@ public:
     Outcome close();  // once; the handle is gone afterwards either way
 
 private:
+    void open(const std::string &path, std::vector<devhost_option_value> &values, int32_t timeout_ms);
+
     const DirectPlugin &plugin_;
     devhost_device *handle_ = nullptr;
     int cancel_fd_ = -1;

@@ -231,6 +231,32 @@ static inline int64_t devhost_util_option_int(const devhost_open_params *params,
     return v ? v->integer : fallback;
 }
 
+/* The number of choices in an ENUM spec's `choices` ("none|odd|even": 3);
+ * 0 for NULL. */
+static inline int devhost_util_choice_count(const char *choices)
+{
+    int n = 1;
+    if (!choices)
+        return 0;
+    for (; *choices; choices++)
+        n += *choices == '|';
+    return n;
+}
+
+/* An ENUM option's choice: the index the host parsed it to (its integer),
+ * or `fallback` when it is not set; -1 when that index is not one of the
+ * spec's choices (a host that did not check it). Name the choices by a C
+ * enum in the order of the spec's `choices` and this is the enum's value:
+ * the option's text need not be compared again. */
+static inline int devhost_util_option_choice(const devhost_open_params *params, const devhost_option_spec *schema,
+                                             uint32_t index, int fallback)
+{
+    const devhost_option_value *v = devhost_util_option(params, schema, index);
+    if (!v)
+        return fallback;
+    return v->integer >= 0 && v->integer < devhost_util_choice_count(schema[index].choices) ? (int)v->integer : -1;
+}
+
 /* The option's text as configured (or defaulted), or `fallback`. */
 static inline const char *devhost_util_option_text(const devhost_open_params *params,
                                                    const devhost_option_spec *schema, uint32_t index,
@@ -291,7 +317,9 @@ static inline int devhost_util_parse_bool(const char *text, int *out)
 }
 
 /* The index of `text` among `choices` ("none|odd|even", as an ENUM option
- * spec lists them), in any case; -1 when it is none of them. */
+ * spec lists them), in any case; -1 when it is none of them. For text the
+ * host does not parse (a step's argument): an ENUM option's value comes
+ * parsed, read it with devhost_util_option_choice. */
 static inline int devhost_util_parse_choice(const char *text, const char *choices)
 {
     int index;
