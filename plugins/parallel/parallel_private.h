@@ -68,6 +68,8 @@ typedef struct par_backend {
     int query_needs_claim;
 } par_backend;
 
+/* How a write goes out: option `write-method`, whose choices are these in
+ * this order ("handshake|driver"; the host passes a choice as its index). */
 enum { PAR_WRITE_HANDSHAKE = 0, PAR_WRITE_DRIVER = 1 };
 
 struct par_device {

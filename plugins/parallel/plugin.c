@@ -77,7 +77,7 @@ devhost_status par_printer_fault(par_device *d, uint8_t status, size_t index, de
 }
 
 /* VPORT_MODE_* for a mode's name (or "compatibility", "spp"), any case; -1
- * for none. */
+ * for none: a connect step's mode= (option `mode` comes as its index). */
 static int parse_mode(const char *text)
 {
     int i;
@@ -93,8 +93,10 @@ static int parse_mode(const char *text)
  * Descriptor: options and control codes
  * ------------------------------------------------------------------------ */
 
-/* The schema, looked up by these indexes. `mode` lists the VPORT_MODE_*
- * names in order; `write-method` the PAR_WRITE_* ones. */
+/* The schema, looked up by these indexes. The ENUM options' choices are
+ * enums, in order, so the index the host passes is the value: `mode` lists
+ * the VPORT_MODE_* names (mode_names), `write-method` the PAR_WRITE_*
+ * ones (parallel_options_test checks both against the plugin's behaviour). */
 enum { OPT_EXCLUSIVE, OPT_MODE, OPT_FALLBACK, OPT_WRITE_METHOD, OPT_CLAIM_TIMEOUT, OPT_COUNT };
 
 #define OPTION_SIZE sizeof(devhost_option_spec)
@@ -249,7 +251,7 @@ static devhost_status par_open(const devhost_open_params *params, devhost_device
                                devhost_error *err)
 {
     par_device *d;
-    const char *text;
+    int choice;
     *device = NULL;
     if (strlen(params->path) >= sizeof d->path)
         return devhost_fail(err, DEVHOST_E_INVALID, 0, "parallel: path '%.64s...' is too long", params->path);
@@ -263,13 +265,12 @@ static devhost_status par_open(const devhost_open_params *params, devhost_device
     d->cancel_fd = params->cancel_fd;
     d->mode = VPORT_MODE_COMPAT;
     d->exclusive = devhost_util_option_int(params, par_options, OPT_EXCLUSIVE, 0) != 0;
-    text = devhost_util_option_text(params, par_options, OPT_WRITE_METHOD, "handshake");
-    d->write_method = devhost_util_parse_choice(text, par_options[OPT_WRITE_METHOD].choices) == PAR_WRITE_DRIVER
-                          ? PAR_WRITE_DRIVER
-                          : PAR_WRITE_HANDSHAKE;
-    text = devhost_util_option_text(params, par_options, OPT_MODE, "compat");
-    if (parse_mode(text) >= 0)
-        d->default_mode = parse_mode(text);
+    /* An index outside the choices (which the host never passes) keeps the
+     * default. */
+    choice = devhost_util_option_choice(params, par_options, OPT_WRITE_METHOD, PAR_WRITE_HANDSHAKE);
+    d->write_method = choice >= 0 ? choice : PAR_WRITE_HANDSHAKE;
+    choice = devhost_util_option_choice(params, par_options, OPT_MODE, VPORT_MODE_COMPAT);
+    d->default_mode = choice >= 0 ? choice : VPORT_MODE_COMPAT;
     d->default_fallback = devhost_util_option_int(params, par_options, OPT_FALLBACK, 0) != 0;
     d->claim_timeout_ms = (int32_t)devhost_util_option_int(params, par_options, OPT_CLAIM_TIMEOUT, 2000);
 

@@ -24,28 +24,6 @@ static_assert(sizeof(struct termios2) <= 64, "saved_ buffer too small for termio
 
 namespace devhost::serial {
 
-const char *parity_name(Parity p)
-{
-    switch (p) {
-    case Parity::none: return "none";
-    case Parity::odd: return "odd";
-    case Parity::even: return "even";
-    case Parity::mark: return "mark";
-    case Parity::space: return "space";
-    }
-    return "?";
-}
-
-const char *flow_name(Flow f)
-{
-    switch (f) {
-    case Flow::none: return "none";
-    case Flow::rtscts: return "rtscts";
-    case Flow::xonxoff: return "xonxoff";
-    }
-    return "?";
-}
-
 namespace {
 
 // The most one read takes (a tty's line buffer is 4 KiB).

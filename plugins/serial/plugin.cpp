@@ -22,9 +22,13 @@
 #include <string>
 #include <vector>
 
+using devhost::serial::choices_follow;
 using devhost::serial::Flow;
+using devhost::serial::flow_name;
 using devhost::serial::Line;
+using devhost::serial::line_name;
 using devhost::serial::Parity;
+using devhost::serial::parity_name;
 using devhost::serial::Port;
 using devhost::serial::Settings;
 
@@ -48,7 +52,7 @@ enum Option : uint32_t {
 };
 
 constexpr uint32_t S = sizeof(devhost_option_spec);
-const devhost_option_spec k_options[opt_count] = {
+constexpr devhost_option_spec k_options[opt_count] = {
     {S, DEVHOST_OPTION_INT, "baud", "9600", "line speed; any rate the driver can make (termios2/BOTHER)", nullptr, 50, 4000000},
     {S, DEVHOST_OPTION_INT, "data-bits", "8", "data bits per character, 5 to 8", nullptr, 5, 8},
     {S, DEVHOST_OPTION_ENUM, "parity", "none", "parity bit", "none|odd|even|mark|space", 0, 0},
@@ -63,6 +67,14 @@ const devhost_option_spec k_options[opt_count] = {
      DEVHOST_OPTION_EXCLUSIVE, 0},
     {S, DEVHOST_OPTION_BOOL, "overlapped", "false", "non-blocking, readiness-driven handle (default: synchronous)", nullptr, 0, 0},
 };
+
+// Each ENUM option's choices are its enum's values, in order (the host
+// passes a choice as its index: see serial_private.hpp).
+static_assert(choices_follow(k_options[opt_parity].choices, parity_name), "parity's choices follow Parity");
+static_assert(choices_follow(k_options[opt_flow].choices, flow_name), "flow's choices follow Flow");
+static_assert(choices_follow(k_options[opt_dtr].choices, line_name), "dtr's choices follow Line");
+static_assert(choices_follow(k_options[opt_rts].choices, line_name), "rts's choices follow Line");
+static_assert(choices_follow(k_options[opt_hupcl].choices, line_name), "hupcl's choices follow Line");
 
 constexpr uint32_t C = sizeof(devhost_control_spec);
 const devhost_control_spec k_controls[] = {
@@ -91,16 +103,16 @@ constexpr auto k_paths = devhost::path_patterns("/dev/ttyS*", "/dev/ttyUSB*", "/
     throw devhost::error(DEVHOST_E_INVALID, "serial: " + what);
 }
 
-// An ENUM option as E, whose values follow the option's choices in order.
+// An ENUM option as E, whose values are the option's choices in order: the
+// index the host parsed the text to (the host refused any other text).
 template <class E>
 E choice(const devhost_open_params &p, Option o, E fallback)
 {
-    const char *text = devhost_util_option_text(&p, k_options, o, nullptr);
-    if (!text)
-        return fallback;
-    int index = devhost_util_parse_choice(text, k_options[o].choices);
+    const int index = devhost_util_option_choice(&p, k_options, o, static_cast<int>(fallback));
     if (index < 0)
-        invalid(std::string(k_options[o].name) + "=" + text + " is not " + k_options[o].choices);
+        invalid(std::string(k_options[o].name) + ": choice " +
+                std::to_string(devhost_util_option_int(&p, k_options, o, 0)) + " is not one of " +
+                k_options[o].choices);
     return static_cast<E>(index);
 }
 

@@ -17,9 +17,65 @@
 namespace devhost::serial {
 
 // Settings as configured; "unchanged" is a value for the lines and hupcl.
+// Each enum is its ENUM option's choices, in order: the host hands open a
+// choice as its index, which is the enum's value. Its name function spells
+// the choices (and "?" past the last), and plugin.cpp's schema is checked
+// against it at compile time (choices_follow), so the two cannot drift.
 enum class Parity { none, odd, even, mark, space };
 enum class Flow { none, rtscts, xonxoff };
 enum class Line { unchanged, on, off };
+
+constexpr const char *parity_name(Parity p)
+{
+    switch (p) {
+    case Parity::none: return "none";
+    case Parity::odd: return "odd";
+    case Parity::even: return "even";
+    case Parity::mark: return "mark";
+    case Parity::space: return "space";
+    }
+    return "?";
+}
+
+constexpr const char *flow_name(Flow f)
+{
+    switch (f) {
+    case Flow::none: return "none";
+    case Flow::rtscts: return "rtscts";
+    case Flow::xonxoff: return "xonxoff";
+    }
+    return "?";
+}
+
+constexpr const char *line_name(Line l)
+{
+    switch (l) {
+    case Line::unchanged: return "unchanged";
+    case Line::on: return "on";
+    case Line::off: return "off";
+    }
+    return "?";
+}
+
+// Whether `choices` ("a|b|c", an ENUM spec's) names E's values in order,
+// name(E(0)) first, and E has no value past the last choice.
+template <class E>
+constexpr bool choices_follow(const char *choices, const char *(*name)(E))
+{
+    int index = 0;
+    for (const char *c = choices;; index++) {
+        const char *n = name(static_cast<E>(index));
+        while (*n && *n == *c) {
+            n++;
+            c++;
+        }
+        if (*n || (*c != '|' && *c != '\0'))
+            return false;
+        if (*c++ == '\0')
+            break;
+    }
+    return name(static_cast<E>(index + 1))[0] == '?';
+}
 
 struct Settings {
     uint32_t baud = 9600;
@@ -36,9 +92,6 @@ struct Settings {
     bool overlapped = false;
     bool inherit = false;
 };
-
-const char *parity_name(Parity p);
-const char *flow_name(Flow f);
 
 // Control codes (the numbers are the ABI codes in the control table).
 enum Control : uint32_t {

@@ -217,15 +217,75 @@ static void check_error_helpers(void)
     check(err.message[0] == '\0' && err.os_errno == 0, "devhost_error_set respects struct_size", 0, 0);
 }
 
+/* devhost_negotiate(), the one negotiation (since v1.1): what it answers a
+ * host of each kind, and what it refuses. */
+static const devhost_hooks negotiate_hooks = {sizeof(devhost_hooks), 0, NULL, NULL, NULL, NULL,
+                                              NULL, NULL, NULL, NULL};
+
+static void check_negotiate(void)
+{
+    devhost_plugin_descriptor descriptor;
+    devhost_host_services services;
+    const devhost_host_services *stored = NULL;
+    devhost_negotiation n;
+    devhost_error err;
+    devhost_status s;
+
+    memset(&descriptor, 0, sizeof descriptor);
+    descriptor.struct_size = sizeof descriptor;
+    descriptor.name = "util";
+    descriptor.hooks = &negotiate_hooks;
+    memset(&services, 0, sizeof services);
+    memset(&err, 0, sizeof err);
+    err.struct_size = sizeof err;
+    memset(&n, 0, sizeof n);
+    n.struct_size = sizeof n;
+    n.host_abi_version = DEVHOST_MAKE_VERSION(1, 0);
+    n.host_min_abi_version = DEVHOST_MAKE_VERSION(1, 0);
+    n.services = &services;
+    n.error = &err;
+    s = devhost_negotiate(&n, &descriptor, &stored);
+    check(s == DEVHOST_OK, "a 1.0 host is accepted", (long)s, 0);
+    check(n.plugin_abi_version == DEVHOST_MAKE_VERSION(1, 0), "the answer is 1.0", (long)n.plugin_abi_version,
+          0x10000);
+    check(n.descriptor == &descriptor && stored == &services, "descriptor handed over, services stored", 0, 0);
+
+    n.host_abi_version = DEVHOST_MAKE_VERSION(1, 9);
+    s = devhost_negotiate(&n, &descriptor, NULL);
+    check(s == DEVHOST_OK && n.plugin_abi_version == DEVHOST_ABI_VERSION, "a newer 1.x host gets this header's 1.x",
+          (long)n.plugin_abi_version, (long)DEVHOST_ABI_VERSION);
+
+    n.host_abi_version = DEVHOST_MAKE_VERSION(2, 0);
+    s = devhost_negotiate(&n, &descriptor, NULL);
+    check(s == DEVHOST_E_UNSUPPORTED, "another major is refused", (long)s, (long)DEVHOST_E_UNSUPPORTED);
+    check(strcmp(err.message, "util speaks ABI 1.x, the host offers 2.0") == 0, "refusal message: another major",
+          0, 0);
+
+    n.host_abi_version = DEVHOST_MAKE_VERSION(1, 9);
+    n.host_min_abi_version = DEVHOST_MAKE_VERSION(1, 9);
+    s = devhost_negotiate(&n, &descriptor, NULL);
+    check(s == DEVHOST_E_UNSUPPORTED, "a host needing a later minor is refused", (long)s,
+          (long)DEVHOST_E_UNSUPPORTED);
+    check(strcmp(err.message, "util speaks ABI up to 1.1, the host needs at least 1.9") == 0,
+          "refusal message: a later minor", 0, 0);
+
+    n.struct_size = 8;
+    check(devhost_negotiate(&n, &descriptor, NULL) == DEVHOST_E_INVALID, "a too small negotiation", 0,
+          (long)DEVHOST_E_INVALID);
+    check(devhost_negotiate(NULL, &descriptor, NULL) == DEVHOST_E_INVALID, "no negotiation", 0,
+          (long)DEVHOST_E_INVALID);
+}
+
 int main(void)
 {
     check_layout();
     check_status_names();
     check_versions();
     check_error_helpers();
+    check_negotiate();
     if (failures)
         printf("%d ABI check(s) failed\n", failures);
     else
-        printf("ABI v1 layout, status names and helpers: all checks passed\n");
+        printf("ABI v1 layout, status names, helpers and negotiation: all checks passed\n");
     return failures ? 1 : 0;
 }

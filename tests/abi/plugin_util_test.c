@@ -211,6 +211,22 @@ static void check_options(void)
     check(devhost_util_option(&params, schema, OPT_LABEL) == NULL, "an unset option is NULL", 1, 0);
     check(devhost_util_option_int(&params, schema, OPT_LABEL, 7) == 7, "an unset option gives the fallback", 0, 7);
 
+    /* An ENUM's choice is its integer, within the spec's choices. */
+    check(devhost_util_choice_count("none|odd|even") == 3 && devhost_util_choice_count("x") == 1 &&
+              devhost_util_choice_count(NULL) == 0,
+          "choice_count", devhost_util_choice_count("none|odd|even"), 3);
+    check(devhost_util_option_choice(&params, schema, OPT_PARITY, 0) == 2, "a choice by its index",
+          devhost_util_option_choice(&params, schema, OPT_PARITY, 0), 2);
+    values[OPT_PARITY].integer = 3;
+    check(devhost_util_option_choice(&params, schema, OPT_PARITY, 0) == -1, "an index past the choices",
+          devhost_util_option_choice(&params, schema, OPT_PARITY, 0), -1);
+    values[OPT_PARITY].integer = -1;
+    check(devhost_util_option_choice(&params, schema, OPT_PARITY, 0) == -1, "a negative index",
+          devhost_util_option_choice(&params, schema, OPT_PARITY, 0), -1);
+    values[OPT_PARITY].is_set = 0;
+    check(devhost_util_option_choice(&params, schema, OPT_PARITY, 1) == 1, "an unset choice gives the fallback",
+          devhost_util_option_choice(&params, schema, OPT_PARITY, 1), 1);
+
     /* Out of schema order, an option is still found (by name). */
     values[OPT_BAUD] = value(DEVHOST_OPTION_ENUM, "parity", "odd", 1, 1);
     values[OPT_PARITY] = value(DEVHOST_OPTION_INT, "baud", "300", 300, 1);
@@ -268,56 +284,16 @@ static void check_text_parsing(void)
     check(devhost_util_iequal("Loop", "lOOP") && !devhost_util_iequal("loop", "loops"), "iequal", 0, 1);
 }
 
-/* ---- 5. errors, strings, negotiation ---- */
+/* ---- 5. error records, strings ---- */
 
-static const devhost_hooks hooks = {sizeof(devhost_hooks), 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-static devhost_plugin_descriptor descriptor;
-
-static void check_negotiation(void)
+static void check_strings(void)
 {
-    devhost_host_services services;
-    const devhost_host_services *stored = NULL;
-    devhost_negotiation n;
     devhost_error err = fresh_error();
     char *copy = devhost_util_copy_string("loop:a");
-    devhost_status s;
 
     check(copy && strcmp(copy, "loop:a") == 0, "copy_string copies", 0, 0);
     free(copy);
     check(err.struct_size == sizeof err && err.os_errno == 0 && err.message[0] == '\0', "error_init", 0, 0);
-
-    memset(&descriptor, 0, sizeof descriptor);
-    descriptor.struct_size = sizeof descriptor;
-    descriptor.name = "util";
-    descriptor.hooks = &hooks;
-    memset(&services, 0, sizeof services);
-    memset(&n, 0, sizeof n);
-    n.struct_size = sizeof n;
-    n.host_abi_version = DEVHOST_MAKE_VERSION(1, 0);
-    n.host_min_abi_version = DEVHOST_MAKE_VERSION(1, 0);
-    n.services = &services;
-    n.error = &err;
-    s = devhost_util_negotiate(&n, &descriptor, &stored);
-    check(s == DEVHOST_OK, "a 1.0 host is accepted", (long)s, 0);
-    check(n.plugin_abi_version == DEVHOST_MAKE_VERSION(1, 0), "the answer is 1.0", (long)n.plugin_abi_version,
-          0x10000);
-    check(n.descriptor == &descriptor && stored == &services, "descriptor handed over, services stored", 0, 0);
-
-    n.host_abi_version = DEVHOST_MAKE_VERSION(1, 9);
-    s = devhost_util_negotiate(&n, &descriptor, NULL);
-    check(s == DEVHOST_OK && n.plugin_abi_version == DEVHOST_ABI_VERSION, "a newer 1.x host gets this header's 1.x",
-          (long)n.plugin_abi_version, (long)DEVHOST_ABI_VERSION);
-
-    n.host_abi_version = DEVHOST_MAKE_VERSION(2, 0);
-    s = devhost_util_negotiate(&n, &descriptor, NULL);
-    check(s == DEVHOST_E_UNSUPPORTED, "another major is refused", (long)s, (long)DEVHOST_E_UNSUPPORTED);
-    check_text(err.message, "util speaks ABI 1.x, the host offers 2.0", "refusal message");
-
-    n.struct_size = 8;
-    check(devhost_util_negotiate(&n, &descriptor, NULL) == DEVHOST_E_INVALID, "a too small negotiation", 0,
-          (long)DEVHOST_E_INVALID);
-    check(devhost_util_negotiate(NULL, &descriptor, NULL) == DEVHOST_E_INVALID, "no negotiation", 0,
-          (long)DEVHOST_E_INVALID);
 }
 
 int main(void)
@@ -326,10 +302,10 @@ int main(void)
     check_waits();
     check_options();
     check_text_parsing();
-    check_negotiation();
+    check_strings();
     if (failures)
         printf("%d plugin_util check(s) failed\n", failures);
     else
-        printf("plugin_util.h: deadlines, waits, options, text, negotiation: all checks passed\n");
+        printf("plugin_util.h: deadlines, waits, options, text, strings: all checks passed\n");
     return failures ? 1 : 0;
 }

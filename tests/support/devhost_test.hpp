@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -103,6 +104,12 @@ private:
     fs::path out_file_;
     fs::path err_file_;
 };
+
+// Milliseconds since `start` on the steady clock (how long a call took).
+inline int64_t elapsed_ms(std::chrono::steady_clock::time_point start)
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+}
 
 // Splits text into lines (without the newlines); a last line without a
 // newline is kept.

@@ -21,6 +21,7 @@ namespace {
 // The services table's state: one DirectPlugin at a time.
 std::atomic<uint64_t> g_deadline{DEVHOST_DEADLINE_NONE};
 std::atomic<unsigned> g_asked{0};
+std::atomic<const devhost_host_device *> g_asked_for{nullptr};
 std::mutex g_log_mutex;
 std::vector<std::string> g_log;
 
@@ -30,8 +31,9 @@ void log_line(const devhost_host_device *, int32_t level, const char *message)
     g_log.push_back(std::to_string(level) + " " + message);
 }
 
-uint64_t deadline_ns(const devhost_host_device *)
+uint64_t deadline_ns(const devhost_host_device *device)
 {
+    g_asked_for = device;
     g_asked++;
     return g_deadline.load();
 }
@@ -72,6 +74,46 @@ OptionSpec spec_of(const devhost_option_spec &s)
     spec.min = s.min;
     spec.max = s.max;
     return spec;
+}
+
+// One value per schema entry, in schema order: the configured text where
+// given, else the default (is_set 0 when there is neither), each parsed
+// by the host's parser. `texts` keeps the strings the values point into.
+std::vector<devhost_option_value> option_values(const devhost_plugin_descriptor &d,
+                                                const std::map<std::string, std::string> &options,
+                                                std::vector<std::string> &texts)
+{
+    texts.assign(d.option_count, std::string());
+    std::vector<devhost_option_value> values(d.option_count);
+    for (uint32_t i = 0; i < d.option_count; i++) {
+        const devhost_option_spec &s = d.options[i];
+        devhost_option_value &v = values[i];
+        v.struct_size = sizeof v;
+        v.type = s.type;
+        v.name = s.name;
+        auto it = options.find(s.name);
+        std::optional<std::string> text = it != options.end() ? std::optional(it->second)
+                                          : s.default_value ? std::optional<std::string>(s.default_value)
+                                                            : std::nullopt;
+        if (text) {
+            std::string why;
+            auto parsed = parse_option_value(spec_of(s), *text, why);
+            if (!parsed)
+                throw std::runtime_error(std::string("option ") + s.name + ": " + why);
+            texts[i] = *text;
+            v.integer = *parsed;
+            v.is_set = 1;
+        }
+    }
+    for (uint32_t i = 0; i < d.option_count; i++)
+        values[i].text = texts[i].c_str();
+    return values;
+}
+
+// What the host answers for a hook the plugin left NULL.
+Outcome no_hook(const char *name)
+{
+    return Outcome{DEVHOST_E_UNSUPPORTED, std::string("no ") + name + " hook", 0};
 }
 
 }  // namespace
@@ -128,6 +170,7 @@ void DirectPlugin::set_deadline(uint64_t deadline_ns)
 {
     g_deadline = deadline_ns;
     g_asked = 0;
+    g_asked_for = nullptr;
 }
 
 void DirectPlugin::set_deadline_in(std::chrono::milliseconds in)
@@ -136,6 +179,8 @@ void DirectPlugin::set_deadline_in(std::chrono::milliseconds in)
 }
 
 unsigned DirectPlugin::deadline_asked() { return g_asked.load(); }
+
+const devhost_host_device *DirectPlugin::deadline_asked_for() { return g_asked_for.load(); }
 
 std::vector<std::string> DirectPlugin::log_lines()
 {
@@ -164,34 +209,26 @@ Outcome DirectPlugin::enumerate(uint32_t flags, std::vector<Found> &found) const
 }
 
 DirectDevice::DirectDevice(const DirectPlugin &plugin, const std::string &path,
-                           const std::map<std::string, std::string> &options)
+                           const std::map<std::string, std::string> &options, int32_t timeout_ms)
     : plugin_(plugin)
 {
-    const devhost_plugin_descriptor &d = plugin.descriptor();
-    std::vector<std::string> texts(d.option_count);
-    std::vector<devhost_option_value> values(d.option_count);
-    for (uint32_t i = 0; i < d.option_count; i++) {
-        const devhost_option_spec &s = d.options[i];
-        devhost_option_value &v = values[i];
+    std::vector<std::string> texts;
+    std::vector<devhost_option_value> values = option_values(plugin.descriptor(), options, texts);
+    open(path, values, timeout_ms);
+}
+
+DirectDevice::DirectDevice(const DirectPlugin &plugin, const std::string &path, Forged,
+                           std::vector<devhost_option_value> values, int32_t timeout_ms)
+    : plugin_(plugin)
+{
+    for (auto &v : values)
         v.struct_size = sizeof v;
-        v.type = s.type;
-        v.name = s.name;
-        auto it = options.find(s.name);
-        std::optional<std::string> text = it != options.end() ? std::optional(it->second)
-                                          : s.default_value ? std::optional<std::string>(s.default_value)
-                                                            : std::nullopt;
-        if (text) {
-            std::string why;
-            auto parsed = parse_option_value(spec_of(s), *text, why);
-            if (!parsed)
-                throw std::runtime_error(std::string("option ") + s.name + ": " + why);
-            texts[i] = *text;
-            v.integer = *parsed;
-            v.is_set = 1;
-        }
-    }
-    for (uint32_t i = 0; i < d.option_count; i++)
-        values[i].text = texts[i].c_str();
+    open(path, values, timeout_ms);
+}
+
+void DirectDevice::open(const std::string &path, std::vector<devhost_option_value> &values, int32_t timeout_ms)
+{
+    const devhost_hooks &hooks = plugin_.hooks();
     cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     devhost_open_params p{};
     p.struct_size = sizeof p;
@@ -199,16 +236,16 @@ DirectDevice::DirectDevice(const DirectPlugin &plugin, const std::string &path,
     p.path = path.c_str();
     p.configured_path = path.c_str();
     p.options = values.empty() ? nullptr : values.data();
-    p.option_count = d.option_count;
-    p.timeout_ms = -1;
+    p.option_count = static_cast<uint32_t>(values.size());
+    p.timeout_ms = timeout_ms;
     p.cancel_fd = cancel_fd_;
     p.host_device = token();
     devhost_error err = error_record();
-    devhost_status status = d.hooks->open(&p, &handle_, &err);
+    devhost_status status = hooks.open(&p, &handle_, &err);
     opened_ = outcome(status, err);
     if (status != DEVHOST_OK && handle_) {
         devhost_error ignored = error_record();
-        d.hooks->close(handle_, &ignored);
+        hooks.close(handle_, &ignored);
         handle_ = nullptr;
     }
 }
@@ -227,6 +264,8 @@ const devhost_host_device *DirectDevice::token() const
 
 Outcome DirectDevice::info(InfoList &out)
 {
+    if (!plugin_.hooks().info)
+        return no_hook("info");
     devhost_info_sink sink{};
     sink.struct_size = sizeof sink;
     sink.context = &out;
@@ -239,6 +278,8 @@ Outcome DirectDevice::info(InfoList &out)
 
 Outcome DirectDevice::transfer(devhost_transfer &xfer)
 {
+    if (!plugin_.hooks().transfer)
+        return no_hook("transfer");
     xfer.struct_size = sizeof xfer;
     devhost_error err = error_record();
     return outcome(plugin_.hooks().transfer(handle_, &xfer, &err), err);
@@ -246,14 +287,34 @@ Outcome DirectDevice::transfer(devhost_transfer &xfer)
 
 Outcome DirectDevice::connect(const devhost_connect_params &params)
 {
+    if (!plugin_.hooks().connect)
+        return no_hook("connect");
     devhost_error err = error_record();
     return outcome(plugin_.hooks().connect(handle_, &params, &err), err);
 }
 
 Outcome DirectDevice::disconnect()
 {
+    if (!plugin_.hooks().disconnect)
+        return no_hook("disconnect");
     devhost_error err = error_record();
     return outcome(plugin_.hooks().disconnect(handle_, &err), err);
+}
+
+Outcome DirectDevice::lock(int32_t timeout_ms)
+{
+    if (!plugin_.hooks().lock)
+        return no_hook("lock");
+    devhost_error err = error_record();
+    return outcome(plugin_.hooks().lock(handle_, timeout_ms, &err), err);
+}
+
+Outcome DirectDevice::unlock()
+{
+    if (!plugin_.hooks().unlock)
+        return no_hook("unlock");
+    devhost_error err = error_record();
+    return outcome(plugin_.hooks().unlock(handle_, &err), err);
 }
 
 Outcome DirectDevice::close()

@@ -1,11 +1,18 @@
-// A plugin library loaded with dlopen and negotiated against a services
-// table the test controls, its hooks called directly: for what the host's
-// Device does not do (yet): give a hook without a timeout argument a
-// deadline (deadline_ns answers what the test set), call enumerate, read
-// the descriptor's 1.1 fields. The hooks get what a host gives them (an
-// error record, option values parsed by the host's own parser, a cancel
-// eventfd, a host_device token per device), so a plugin sees no difference.
+// A plugin library loaded with dlopen and negotiated (as a 1.1 host) against
+// a services table the test controls, its hooks called directly: so that a
+// test chooses the deadline every hook gets (deadline_ns answers what the
+// test set, for every device and for enumerate; hooks without a timeout
+// argument included), sees which device asked, calls enumerate and unload,
+// and reads the descriptor's 1.1 fields. The hooks get what a host gives
+// them (an error record, option values parsed by the host's own parser, a
+// cancel eventfd, a host_device token per device), so a plugin sees no
+// difference. The one way the tests drive a plugin without the host's
+// Device.
+//
 // One DirectPlugin at a time per process: the services table is static.
+// Load a plugin here only in a test binary that does not also load it
+// through the host's PluginRegistry: both would share the library's one
+// copy of the services pointer the plugin keeps from its last negotiation.
 #pragma once
 
 #include "device.hpp"
@@ -44,8 +51,10 @@ public:
     // (the default), or `in` from now.
     static void set_deadline(uint64_t deadline_ns);
     static void set_deadline_in(std::chrono::milliseconds in);
-    // How often deadline_ns was asked since the last set_deadline*.
+    // How often deadline_ns was asked since the last set_deadline*, and for
+    // which device the last time (nullptr: for enumerate, or not asked).
     static unsigned deadline_asked();
+    static const devhost_host_device *deadline_asked_for();
     // Every line the plugin logged, as "LEVEL message".
     static std::vector<std::string> log_lines();
 
@@ -68,9 +77,18 @@ private:
 class DirectDevice {
 public:
     // Opens `path` with the configured `options` (name -> text, parsed
-    // against the schema as the host parses them; defaults for the rest).
+    // against the schema as the host parses them, which throws
+    // std::runtime_error for a value it refuses; defaults for the rest) and
+    // open's `timeout_ms` (-1: none). A failed open's half-built device is
+    // closed at once.
     DirectDevice(const DirectPlugin &plugin, const std::string &path,
-                 const std::map<std::string, std::string> &options = {});
+                 const std::map<std::string, std::string> &options = {}, int32_t timeout_ms = -1);
+    // Opens `path` with the option values exactly as given, in any order
+    // (struct_size is set): what a host that does not check them might
+    // pass, e.g. an ENUM whose text and index disagree.
+    struct Forged {};
+    DirectDevice(const DirectPlugin &plugin, const std::string &path, Forged,
+                 std::vector<devhost_option_value> values, int32_t timeout_ms = -1);
     ~DirectDevice();
     DirectDevice(const DirectDevice &) = delete;
     DirectDevice &operator=(const DirectDevice &) = delete;
@@ -80,13 +98,19 @@ public:
     const devhost_host_device *token() const;
     int cancel_fd() const { return cancel_fd_; }
 
+    // Each hook once, as the host calls it; a NULL hook answers
+    // DEVHOST_E_UNSUPPORTED, as the host does.
     Outcome info(InfoList &out);
     Outcome transfer(devhost_transfer &xfer);  // sets struct_size
     Outcome connect(const devhost_connect_params &params);
     Outcome disconnect();
+    Outcome lock(int32_t timeout_ms);
+    Outcome unlock();
     Outcome close();  // once; the handle is gone afterwards either way
 
 private:
+    void open(const std::string &path, std::vector<devhost_option_value> &values, int32_t timeout_ms);
+
     const DirectPlugin &plugin_;
     devhost_device *handle_ = nullptr;
     int cancel_fd_ = -1;

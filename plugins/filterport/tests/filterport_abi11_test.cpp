@@ -1,6 +1,6 @@
 // The filterport plugin's ABI 1.1 side, its hooks called directly under a
 // services table whose deadline_ns the test sets (tests/support's
-// DirectPlugin; the host gives no hook deadline yet), against real port
+// DirectPlugin), against real port
 // servers (the port library in this process): the path patterns, enumerate
 // of a port directory, connect and request ending at the hook's deadline
 // when their own timeout is longer, disconnect/info/close past their

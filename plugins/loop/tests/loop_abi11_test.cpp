@@ -1,21 +1,22 @@
 // The loop plugin under ABI 1.1, its hooks called directly with a services
-// table whose deadline_ns answers a deadline the test chooses: the hooks
-// that wait (open's open-delay, lock, transfer) end at the earlier of that
-// deadline and their timeout_ms; the others never wait. Also what the
-// descriptor declares for 1.1 (path patterns, the exclusive flag, no
-// enumerate or unload).
+// table whose deadline_ns answers a deadline the test chooses
+// (tests/support/direct_plugin.hpp): the hooks that wait (open's
+// open-delay, lock, transfer) end at the earlier of that deadline and their
+// timeout_ms; the others never wait. Also what the descriptor declares for
+// 1.1 (path patterns, the exclusive flag, no enumerate or unload).
 #include "devhost_test.hpp"
-#include "hook_driver.hpp"
+#include "direct_plugin.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <chrono>
-#include <cstring>
-#include <string>
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include <devhost/plugin_util.h>
 
+#include <chrono>
+#include <string>
+
+using namespace devhost;
 using namespace devhost::test;
+using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -24,51 +25,32 @@ namespace {
 // alternative these tests rule out is a wait without end (or of seconds).
 constexpr int64_t margin_ms = 250;
 
-// The host's cancel handle for a device: a real eventfd, never fired here.
-struct CancelFd {
-    int fd = eventfd(0, EFD_CLOEXEC);
-    ~CancelFd() { close(fd); }
-};
+std::filesystem::path loop_so() { return plugin_dir() / "loop.so"; }
 
-struct Loop {
-    HookPlugin plugin{plugin_dir() / "loop.so"};
-    CancelFd cancel;
+// The device's open must have succeeded.
+void require_open(const DirectDevice &dev)
+{
+    INFO(dev.opened().message);
+    REQUIRE(dev.opened().ok());
+}
 
-    devhost_device *open(const std::string &name, std::map<std::string, std::string> options = {},
-                         const devhost_host_device *token = HookPlugin::token())
-    {
-        devhost_device *dev = nullptr;
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(-1);
-        devhost_status s = plugin.open("loop:" + name, &dev, err, options, -1, cancel.fd, token);
-        INFO(err.message);
-        REQUIRE(s == DEVHOST_OK);
-        return dev;
-    }
-    void close(devhost_device *dev)
-    {
-        devhost_error err = fresh_error();
-        CHECK(plugin.hooks().close(dev, &err) == DEVHOST_OK);
-    }
-};
-
-devhost_status read_some(const devhost_hooks &hooks, devhost_device *dev, int32_t timeout_ms, devhost_error &err)
+Outcome read_some(DirectDevice &dev, int32_t timeout_ms)
 {
     uint8_t in[16];
     devhost_transfer x{};
-    x.struct_size = sizeof x;
     x.op = DEVHOST_OP_READ;
     x.timeout_ms = timeout_ms;
     x.in = in;
     x.in_capacity = sizeof in;
-    return hooks.transfer(dev, &x, &err);
+    return dev.transfer(x);
 }
 
 }  // namespace
 
 TEST_CASE("loop 1.1: descriptor declares loop:* and the exclusive flag, no enumerate or unload", "[loop][abi11]")
 {
-    HookPlugin plugin(plugin_dir() / "loop.so");
+    DirectPlugin plugin(loop_so());
+    CHECK(plugin.abi_version() == DEVHOST_ABI_VERSION);
     const devhost_plugin_descriptor &d = plugin.descriptor();
     REQUIRE(d.path_patterns);
     CHECK(std::string(d.path_patterns[0]) == "loop:*");
@@ -85,150 +67,141 @@ TEST_CASE("loop 1.1: descriptor declares loop:* and the exclusive flag, no enume
 
 TEST_CASE("loop 1.1: lock ends at the host's deadline, or at timeout_ms when that is earlier", "[loop][abi11]")
 {
-    Loop loop;
-    static char token_b;
-    const auto *b_token = reinterpret_cast<const devhost_host_device *>(&token_b);
-    devhost_device *a = loop.open("deadline-lock");
-    devhost_device *b = loop.open("deadline-lock", {}, b_token);
-    devhost_error err = fresh_error();
-    REQUIRE(loop.plugin.hooks().lock(a, -1, &err) == DEVHOST_OK);
+    DirectPlugin plugin(loop_so());
+    DirectDevice a(plugin, "loop:deadline-lock");
+    DirectDevice b(plugin, "loop:deadline-lock");
+    require_open(a);
+    require_open(b);
+    REQUIRE(a.lock(-1).ok());
 
     SECTION("no timeout_ms: the host's deadline (300 ms) ends it")
     {
-        HookHost::deadline_calls = 0;
-        HookHost::deadline_in(300);
+        DirectPlugin::set_deadline_in(300ms);
         auto start = Clock::now();
-        devhost_status s = loop.plugin.hooks().lock(b, -1, &err);
+        Outcome o = b.lock(-1);
         int64_t ms = elapsed_ms(start);
-        CHECK(s == DEVHOST_E_TIMEOUT);
-        CHECK_THAT(err.message, Catch::Contains("still locked by device 'direct'"));
+        CHECK(o.status == DEVHOST_E_TIMEOUT);
+        CHECK_THAT(o.message, Catch::Contains("still locked by device 'direct'"));
         CHECK(ms >= 295);
         CHECK(ms <= 300 + margin_ms);
-        CHECK(HookHost::deadline_calls >= 1);
-        CHECK(HookHost::last_device == b_token);  // asked for its own device
+        CHECK(DirectPlugin::deadline_asked() >= 1);
+        CHECK(DirectPlugin::deadline_asked_for() == b.token());  // asked for its own device
     }
     SECTION("timeout_ms 100 before a 10 s deadline: the timeout ends it")
     {
-        HookHost::deadline_in(10000);
+        DirectPlugin::set_deadline_in(10s);
         auto start = Clock::now();
-        CHECK(loop.plugin.hooks().lock(b, 100, &err) == DEVHOST_E_TIMEOUT);
+        CHECK(b.lock(100).status == DEVHOST_E_TIMEOUT);
         int64_t ms = elapsed_ms(start);
         CHECK(ms >= 95);
         CHECK(ms <= 100 + margin_ms);
     }
     SECTION("a 200 ms deadline before timeout_ms 10 s: the deadline ends it")
     {
-        HookHost::deadline_in(200);
+        DirectPlugin::set_deadline_in(200ms);
         auto start = Clock::now();
-        CHECK(loop.plugin.hooks().lock(b, 10000, &err) == DEVHOST_E_TIMEOUT);
+        CHECK(b.lock(10000).status == DEVHOST_E_TIMEOUT);
         int64_t ms = elapsed_ms(start);
         CHECK(ms >= 195);
         CHECK(ms <= 200 + margin_ms);
     }
-    HookHost::deadline_in(-1);
-    CHECK(loop.plugin.hooks().unlock(a, &err) == DEVHOST_OK);
-    loop.close(a);
-    loop.close(b);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
+    CHECK(a.unlock().ok());
+    CHECK(a.close().ok());
+    CHECK(b.close().ok());
 }
 
 TEST_CASE("loop 1.1: a read of an empty buffer ends at the host's deadline", "[loop][abi11]")
 {
-    Loop loop;
-    devhost_device *dev = loop.open("deadline-read");
-    devhost_error err = fresh_error();
-    HookHost::deadline_in(250);
+    DirectPlugin plugin(loop_so());
+    DirectDevice dev(plugin, "loop:deadline-read");
+    require_open(dev);
+    DirectPlugin::set_deadline_in(250ms);
     auto start = Clock::now();
-    CHECK(read_some(loop.plugin.hooks(), dev, -1, err) == DEVHOST_E_TIMEOUT);
+    Outcome o = read_some(dev, -1);
     int64_t ms = elapsed_ms(start);
-    CHECK_THAT(err.message, Catch::Contains("timed out: nothing was written"));
+    CHECK(o.status == DEVHOST_E_TIMEOUT);
+    CHECK_THAT(o.message, Catch::Contains("timed out: nothing was written"));
     CHECK(ms >= 245);
     CHECK(ms <= 250 + margin_ms);
 
     // The earlier of the two, when it is timeout_ms.
-    HookHost::deadline_in(10000);
+    DirectPlugin::set_deadline_in(10s);
     start = Clock::now();
-    CHECK(read_some(loop.plugin.hooks(), dev, 100, err) == DEVHOST_E_TIMEOUT);
+    CHECK(read_some(dev, 100).status == DEVHOST_E_TIMEOUT);
     ms = elapsed_ms(start);
     CHECK(ms >= 95);
     CHECK(ms <= 100 + margin_ms);
-    HookHost::deadline_in(-1);
-    loop.close(dev);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
+    CHECK(dev.close().ok());
 }
 
 TEST_CASE("loop 1.1: open-delay ends at the host's deadline with its own message", "[loop][abi11]")
 {
-    Loop loop;
-    devhost_device *dev = nullptr;
-    devhost_error err = fresh_error();
-    HookHost::deadline_in(200);
+    DirectPlugin plugin(loop_so());
+    DirectPlugin::set_deadline_in(200ms);
     auto start = Clock::now();
-    devhost_status s =
-        loop.plugin.open("loop:deadline-open", &dev, err, {{"open-delay", "5s"}}, -1, loop.cancel.fd);
-    int64_t ms = elapsed_ms(start);
-    CHECK(s == DEVHOST_E_TIMEOUT);
-    CHECK(std::string(err.message) == "opening loop:deadline-open takes 5000 ms (open-delay), past the open's deadline");
-    CHECK(ms >= 195);
-    CHECK(ms <= 200 + margin_ms);
-    if (dev)
-        loop.close(dev);
+    {
+        DirectDevice dev(plugin, "loop:deadline-open", {{"open-delay", "5s"}});
+        int64_t ms = elapsed_ms(start);
+        CHECK(dev.opened().status == DEVHOST_E_TIMEOUT);
+        CHECK(dev.opened().message ==
+              "opening loop:deadline-open takes 5000 ms (open-delay), past the open's deadline");
+        CHECK(ms >= 195);
+        CHECK(ms <= 200 + margin_ms);
+    }
 
     // A timeout_ms shorter than the delay keeps the 1.0 message.
-    err = fresh_error();
-    HookHost::deadline_in(10000);
-    s = loop.plugin.open("loop:deadline-open", &dev, err, {{"open-delay", "5s"}}, 100, loop.cancel.fd);
-    CHECK(s == DEVHOST_E_TIMEOUT);
-    CHECK(std::string(err.message) == "opening loop:deadline-open takes 5000 ms (open-delay), more than the 100 ms timeout");
-    if (dev)
-        loop.close(dev);
+    DirectPlugin::set_deadline_in(10s);
+    {
+        DirectDevice dev(plugin, "loop:deadline-open", {{"open-delay", "5s"}}, 100);
+        CHECK(dev.opened().status == DEVHOST_E_TIMEOUT);
+        CHECK(dev.opened().message ==
+              "opening loop:deadline-open takes 5000 ms (open-delay), more than the 100 ms timeout");
+    }
 
     // A delay that fits the deadline opens.
-    err = fresh_error();
-    HookHost::deadline_in(5000);
-    s = loop.plugin.open("loop:deadline-open", &dev, err, {{"open-delay", "50ms"}}, -1, loop.cancel.fd);
-    CHECK(s == DEVHOST_OK);
-    HookHost::deadline_in(-1);
-    if (dev)
-        loop.close(dev);
+    DirectPlugin::set_deadline_in(5s);
+    DirectDevice dev(plugin, "loop:deadline-open", {{"open-delay", "50ms"}});
+    CHECK(dev.opened().status == DEVHOST_OK);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
 }
 
 TEST_CASE("loop 1.1: connect, info, disconnect, unlock and close never wait, even past their deadline",
           "[loop][abi11]")
 {
-    Loop loop;
-    devhost_device *dev = loop.open("deadline-quick");
-    devhost_error err = fresh_error();
-    REQUIRE(loop.plugin.hooks().lock(dev, -1, &err) == DEVHOST_OK);
-    HookHost::deadline = HookHost::now_ns();  // already passed
+    DirectPlugin plugin(loop_so());
+    DirectDevice dev(plugin, "loop:deadline-quick");
+    require_open(dev);
+    REQUIRE(dev.lock(-1).ok());
+    DirectPlugin::set_deadline(devhost_util_now_ns());  // already passed
     auto start = Clock::now();
     devhost_connect_params cp{};
     cp.struct_size = sizeof cp;
     cp.timeout_ms = -1;
-    CHECK(loop.plugin.hooks().connect(dev, &cp, &err) == DEVHOST_OK);
-    devhost_info_sink sink{};
-    sink.struct_size = sizeof sink;
-    sink.put = [](void *, const char *, const char *) {};
-    CHECK(loop.plugin.hooks().info(dev, &sink, &err) == DEVHOST_OK);
-    CHECK(loop.plugin.hooks().disconnect(dev, &err) == DEVHOST_OK);
-    CHECK(loop.plugin.hooks().unlock(dev, &err) == DEVHOST_OK);
-    loop.close(dev);
+    CHECK(dev.connect(cp).ok());
+    InfoList info;
+    CHECK(dev.info(info).ok());
+    CHECK(dev.disconnect().ok());
+    CHECK(dev.unlock().ok());
+    CHECK(dev.close().ok());
     CHECK(elapsed_ms(start) < margin_ms);
-    HookHost::deadline_in(-1);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
 }
 
 TEST_CASE("loop 1.1: an unknown control code is DEVHOST_E_UNSUPPORTED", "[loop][abi11]")
 {
-    Loop loop;
-    devhost_device *dev = loop.open("unknown-code");
-    devhost_error err = fresh_error();
+    DirectPlugin plugin(loop_so());
+    DirectDevice dev(plugin, "loop:unknown-code");
+    require_open(dev);
     uint8_t in[64];
     devhost_transfer x{};
-    x.struct_size = sizeof x;
     x.op = DEVHOST_OP_CONTROL;
     x.timeout_ms = 1000;
     x.in = in;
     x.in_capacity = sizeof in;
     x.control_code = 0x7fffffff;
-    CHECK(loop.plugin.hooks().transfer(dev, &x, &err) == DEVHOST_E_UNSUPPORTED);
+    CHECK(dev.transfer(x).status == DEVHOST_E_UNSUPPORTED);
     CHECK(x.in_len == 0);
-    loop.close(dev);
+    CHECK(dev.close().ok());
 }

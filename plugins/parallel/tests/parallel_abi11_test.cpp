@@ -1,5 +1,6 @@
 // The parallel plugin under ABI 1.1, its hooks called directly with a
-// services table whose deadline_ns answers the test's deadline: against a
+// services table whose deadline_ns answers the test's deadline
+// (tests/support/direct_plugin.hpp): against a
 // real devhost-vdev parallel-port peer that was stopped (SIGSTOP) and so
 // never answers, every hook -- info, unlock, disconnect and close, which
 // take no timeout, included -- returns at its deadline (the issue: "unlock
@@ -8,10 +9,12 @@
 // the 1.1 descriptor (path patterns, the exclusive flag), enumerate, unload
 // and the status of an unknown control code.
 #include "devhost_test.hpp"
-#include "hook_driver.hpp"
+#include "direct_plugin.hpp"
 #include "vport_peer.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <devhost/plugin_util.h>
 
 #include <chrono>
 #include <csignal>
@@ -20,7 +23,6 @@
 #include <set>
 #include <string>
 #include <cstring>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -28,6 +30,7 @@
 #include <unistd.h>
 #include <vector>
 
+using namespace devhost;
 using namespace devhost::test;
 using Clock = std::chrono::steady_clock;
 
@@ -39,46 +42,44 @@ namespace {
 constexpr int64_t margin_ms = 250;
 constexpr int64_t deadline_ms = 300;
 
-struct CancelFd {
-    int fd = eventfd(0, EFD_CLOEXEC);
-    ~CancelFd() { close(fd); }
-};
+const std::chrono::milliseconds deadline{deadline_ms};
 
-// The plugin, a peer and one device open on it.
+fs::path parallel_so() { return plugin_dir() / "parallel.so"; }
+
+// The device's open must have succeeded.
+void require_open(const DirectDevice &dev)
+{
+    INFO(dev.opened().message);
+    REQUIRE(dev.opened().ok());
+}
+
+// The plugin, a peer and one device open on it (open's timeout 2 s, no
+// deadline).
 struct Fixture {
     VPort port;
-    HookPlugin plugin{plugin_dir() / "parallel.so"};
-    CancelFd cancel;
-    devhost_device *dev = nullptr;
+    DirectPlugin plugin{parallel_so()};
+    DirectDevice dev;
 
-    explicit Fixture(const std::string &name, std::map<std::string, std::string> options = {}) : port(name)
+    explicit Fixture(const std::string &name, const std::map<std::string, std::string> &options = {})
+        : port(name), dev(plugin, port.path(), options, 2000)
     {
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(-1);
-        devhost_status s = plugin.open(port.path(), &dev, err, options, 2000, cancel.fd);
-        INFO(err.message);
-        REQUIRE(s == DEVHOST_OK);
+        require_open(dev);
     }
     ~Fixture()
     {
-        if (dev) {
-            devhost_error err = fresh_error();
-            HookHost::deadline_in(deadline_ms);  // the peer may be stopped
-            plugin.hooks().close(dev, &err);
-            HookHost::deadline_in(-1);
-        }
+        DirectPlugin::set_deadline_in(deadline);  // the peer may be stopped
+        dev.close();
+        DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
     }
-    const devhost_hooks &hooks() const { return plugin.hooks(); }
 
     void lock()
     {
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(-1);
-        devhost_status s = hooks().lock(dev, 2000, &err);
-        INFO(err.message);
-        REQUIRE(s == DEVHOST_OK);
+        DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
+        Outcome o = dev.lock(2000);
+        INFO(o.message);
+        REQUIRE(o.ok());
     }
-    devhost_status connect(const char *mode, int32_t timeout_ms, devhost_error &err)
+    Outcome connect(const char *mode, int32_t timeout_ms)
     {
         devhost_kv kv{"mode", mode};
         devhost_connect_params p{};
@@ -86,40 +87,37 @@ struct Fixture {
         p.arg_count = 1;
         p.args = &kv;
         p.timeout_ms = timeout_ms;
-        return hooks().connect(dev, &p, &err);
+        return dev.connect(p);
     }
-    devhost_status control(uint32_t code, int32_t timeout_ms, devhost_error &err)
+    Outcome control(uint32_t code, int32_t timeout_ms)
     {
         uint8_t in[4];
         devhost_transfer x{};
-        x.struct_size = sizeof x;
         x.op = DEVHOST_OP_CONTROL;
         x.timeout_ms = timeout_ms;
         x.in = in;
         x.in_capacity = sizeof in;
         x.control_code = code;
-        return hooks().transfer(dev, &x, &err);
+        return dev.transfer(x);
     }
 };
 
-// Runs `hook`, returns its status and checks that it took the deadline,
-// give or take the margin: at least until it (it waited for the peer) and
-// not much longer.
+// Runs `hook`, returns what it answered and checks that it took the
+// deadline, give or take the margin: at least until it (it waited for the
+// peer) and not much longer.
 template <typename Hook>
-devhost_status timed(Hook hook, int64_t expect_ms)
+Outcome timed(Hook hook, int64_t expect_ms)
 {
     auto start = Clock::now();
-    devhost_status s = hook();
+    Outcome o = hook();
     int64_t ms = elapsed_ms(start);
     INFO("took " << ms << " ms, expected " << expect_ms << " ms");
     CHECK(ms >= expect_ms - 5);
     CHECK(ms <= expect_ms + margin_ms);
-    return s;
+    return o;
 }
 
 constexpr uint32_t read_status = 1;  // the control code "read-status"
-
-void noop_sink(void *, const char *, const char *) {}
 
 }  // namespace
 
@@ -128,15 +126,14 @@ TEST_CASE("parallel 1.1: unlock against a stopped peer ends at its deadline", "[
     Fixture f("stopped-unlock");
     f.lock();
     f.port.stop();
-    devhost_error err = fresh_error();
-    HookHost::deadline_in(deadline_ms);
-    CHECK(timed([&] { return f.hooks().unlock(f.dev, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
-    CHECK_THAT(err.message, Catch::Contains("no answer from the virtual port in time"));
+    DirectPlugin::set_deadline_in(deadline);
+    Outcome o = timed([&] { return f.dev.unlock(); }, deadline_ms);
+    CHECK(o.status == DEVHOST_E_TIMEOUT);
+    CHECK_THAT(o.message, Catch::Contains("no answer from the virtual port in time"));
     // close then has nothing to release: it is quick.
-    HookHost::deadline_in(deadline_ms);
+    DirectPlugin::set_deadline_in(deadline);
     auto start = Clock::now();
-    CHECK(f.hooks().close(f.dev, &err) == DEVHOST_OK);
-    f.dev = nullptr;
+    CHECK(f.dev.close().ok());
     CHECK(elapsed_ms(start) < margin_ms);
 }
 
@@ -145,10 +142,8 @@ TEST_CASE("parallel 1.1: close holding the claim against a stopped peer ends at 
     Fixture f("stopped-close");
     f.lock();
     f.port.stop();
-    devhost_error err = fresh_error();
-    HookHost::deadline_in(deadline_ms);
-    CHECK(timed([&] { return f.hooks().close(f.dev, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
-    f.dev = nullptr;  // freed either way
+    DirectPlugin::set_deadline_in(deadline);
+    CHECK(timed([&] { return f.dev.close(); }, deadline_ms).status == DEVHOST_E_TIMEOUT);  // freed either way
 }
 
 TEST_CASE("parallel 1.1: disconnect against a stopped peer ends at its deadline", "[parallel][abi11]")
@@ -157,22 +152,22 @@ TEST_CASE("parallel 1.1: disconnect against a stopped peer ends at its deadline"
     {
         Fixture f("stopped-disc-locked");
         f.lock();
-        devhost_error err = fresh_error();
-        REQUIRE(f.connect("nibble", 2000, err) == DEVHOST_OK);
+        REQUIRE(f.connect("nibble", 2000).ok());
         f.port.stop();
-        HookHost::deadline_in(deadline_ms);
-        CHECK(timed([&] { return f.hooks().disconnect(f.dev, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
-        CHECK_THAT(err.message, Catch::Contains("no answer from the virtual port in time"));
+        DirectPlugin::set_deadline_in(deadline);
+        Outcome o = timed([&] { return f.dev.disconnect(); }, deadline_ms);
+        CHECK(o.status == DEVHOST_E_TIMEOUT);
+        CHECK_THAT(o.message, Catch::Contains("no answer from the virtual port in time"));
     }
     SECTION("not locked: the brief claim is never granted (claim-timeout 2 s is later)")
     {
         Fixture f("stopped-disc-brief");
-        devhost_error err = fresh_error();
-        REQUIRE(f.connect("nibble", 2000, err) == DEVHOST_OK);
+        REQUIRE(f.connect("nibble", 2000).ok());
         f.port.stop();
-        HookHost::deadline_in(deadline_ms);
-        CHECK(timed([&] { return f.hooks().disconnect(f.dev, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
-        CHECK_THAT(err.message, Catch::Contains("still claimed by another client"));
+        DirectPlugin::set_deadline_in(deadline);
+        Outcome o = timed([&] { return f.dev.disconnect(); }, deadline_ms);
+        CHECK(o.status == DEVHOST_E_TIMEOUT);
+        CHECK_THAT(o.message, Catch::Contains("still claimed by another client"));
     }
 }
 
@@ -180,15 +175,11 @@ TEST_CASE("parallel 1.1: info against a stopped peer ends at its deadline", "[pa
 {
     Fixture f("stopped-info");
     f.port.stop();
-    devhost_error err = fresh_error();
-    devhost_info_sink sink{};
-    sink.struct_size = sizeof sink;
-    sink.put = noop_sink;
-    HookHost::deadline_calls = 0;
-    HookHost::deadline_in(deadline_ms);
-    CHECK(timed([&] { return f.hooks().info(f.dev, &sink, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
-    CHECK(HookHost::deadline_calls >= 1);
-    CHECK(HookHost::last_device == HookPlugin::token());
+    InfoList info;
+    DirectPlugin::set_deadline_in(deadline);
+    CHECK(timed([&] { return f.dev.info(info); }, deadline_ms).status == DEVHOST_E_TIMEOUT);
+    CHECK(DirectPlugin::deadline_asked() >= 1);
+    CHECK(DirectPlugin::deadline_asked_for() == f.dev.token());
 }
 
 TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the deadline and timeout_ms",
@@ -198,44 +189,40 @@ TEST_CASE("parallel 1.1: connect, lock and transfer end at the earlier of the de
     {
         Fixture f("stopped-connect");
         f.port.stop();
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(deadline_ms);
-        CHECK(timed([&] { return f.connect("nibble", -1, err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
+        DirectPlugin::set_deadline_in(deadline);
+        CHECK(timed([&] { return f.connect("nibble", -1); }, deadline_ms).status == DEVHOST_E_TIMEOUT);
     }
     SECTION("lock: the deadline before a 10 s timeout, then a 150 ms timeout before a 10 s deadline")
     {
         Fixture f("stopped-lock");
         f.port.stop();
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(deadline_ms);
-        CHECK(timed([&] { return f.hooks().lock(f.dev, 10000, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
-        CHECK_THAT(err.message, Catch::Contains("still claimed by another client"));
+        DirectPlugin::set_deadline_in(deadline);
+        Outcome o = timed([&] { return f.dev.lock(10000); }, deadline_ms);
+        CHECK(o.status == DEVHOST_E_TIMEOUT);
+        CHECK_THAT(o.message, Catch::Contains("still claimed by another client"));
     }
     SECTION("lock: timeout_ms earlier than the deadline")
     {
         Fixture f("stopped-lock-timeout");
         f.port.stop();
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(10000);
-        CHECK(timed([&] { return f.hooks().lock(f.dev, 150, &err); }, 150) == DEVHOST_E_TIMEOUT);
+        DirectPlugin::set_deadline_in(10s);
+        CHECK(timed([&] { return f.dev.lock(150); }, 150).status == DEVHOST_E_TIMEOUT);
     }
     SECTION("transfer without a timeout: the deadline")
     {
         Fixture f("stopped-transfer");
         f.lock();
         f.port.stop();
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(deadline_ms);
-        CHECK(timed([&] { return f.control(read_status, -1, err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
+        DirectPlugin::set_deadline_in(deadline);
+        CHECK(timed([&] { return f.control(read_status, -1); }, deadline_ms).status == DEVHOST_E_TIMEOUT);
     }
     SECTION("transfer: timeout_ms earlier than the deadline")
     {
         Fixture f("stopped-transfer-timeout");
         f.lock();
         f.port.stop();
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(10000);
-        CHECK(timed([&] { return f.control(read_status, 150, err); }, 150) == DEVHOST_E_TIMEOUT);
+        DirectPlugin::set_deadline_in(10s);
+        CHECK(timed([&] { return f.control(read_status, 150); }, 150).status == DEVHOST_E_TIMEOUT);
     }
 }
 
@@ -247,69 +234,64 @@ TEST_CASE("parallel 1.1: answers a stopped peer gives late are read first, and t
         Fixture f("late-release");
         f.lock();
         f.port.stop();
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(deadline_ms);
-        CHECK(f.hooks().unlock(f.dev, &err) == DEVHOST_E_TIMEOUT);
+        DirectPlugin::set_deadline_in(deadline);
+        CHECK(f.dev.unlock().status == DEVHOST_E_TIMEOUT);
         f.port.resume();
-        HookHost::deadline_in(5000);
-        err = fresh_error();
-        CHECK(f.hooks().lock(f.dev, 2000, &err) == DEVHOST_OK);
-        INFO(err.message);
-        CHECK(f.control(read_status, 1000, err) == DEVHOST_OK);
-        CHECK(f.hooks().unlock(f.dev, &err) == DEVHOST_OK);
+        DirectPlugin::set_deadline_in(5s);
+        Outcome o = f.dev.lock(2000);
+        INFO(o.message);
+        CHECK(o.ok());
+        CHECK(f.control(read_status, 1000).ok());
+        CHECK(f.dev.unlock().ok());
     }
     SECTION("a claim given up while the peer was stopped: its CANCEL is answered later")
     {
         VPort port("late-cancel");
-        HookPlugin plugin(plugin_dir() / "parallel.so");
-        CancelFd cancel;
-        devhost_device *a = nullptr, *b = nullptr;
-        devhost_error err = fresh_error();
-        HookHost::deadline_in(-1);
-        REQUIRE(plugin.open(port.path(), &a, err, {}, 2000, cancel.fd) == DEVHOST_OK);
-        REQUIRE(plugin.open(port.path(), &b, err, {}, 2000, cancel.fd) == DEVHOST_OK);
-        REQUIRE(plugin.hooks().lock(a, 2000, &err) == DEVHOST_OK);
+        DirectPlugin plugin(parallel_so());
+        DirectDevice a(plugin, port.path(), {}, 2000);
+        DirectDevice b(plugin, port.path(), {}, 2000);
+        require_open(a);
+        require_open(b);
+        REQUIRE(a.lock(2000).ok());
         port.stop();
-        HookHost::deadline_in(deadline_ms);
-        CHECK(timed([&] { return plugin.hooks().lock(b, -1, &err); }, deadline_ms) == DEVHOST_E_TIMEOUT);
+        DirectPlugin::set_deadline_in(deadline);
+        CHECK(timed([&] { return b.lock(-1); }, deadline_ms).status == DEVHOST_E_TIMEOUT);
         port.resume();
-        HookHost::deadline_in(5000);
-        CHECK(plugin.hooks().unlock(a, &err) == DEVHOST_OK);
-        err = fresh_error();
-        CHECK(plugin.hooks().lock(b, 2000, &err) == DEVHOST_OK);  // reads the CANCEL's answer, then claims
-        INFO(err.message);
-        CHECK(plugin.hooks().unlock(b, &err) == DEVHOST_OK);
-        CHECK(plugin.hooks().close(a, &err) == DEVHOST_OK);
-        CHECK(plugin.hooks().close(b, &err) == DEVHOST_OK);
-        HookHost::deadline_in(-1);
+        DirectPlugin::set_deadline_in(5s);
+        CHECK(a.unlock().ok());
+        Outcome o = b.lock(2000);  // reads the CANCEL's answer, then claims
+        INFO(o.message);
+        CHECK(o.ok());
+        CHECK(b.unlock().ok());
+        CHECK(a.close().ok());
+        CHECK(b.close().ok());
+        DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
     }
 }
 
 TEST_CASE("parallel 1.1: a serving peer answers within the deadline as before", "[parallel][abi11]")
 {
     Fixture f("serving");
-    devhost_error err = fresh_error();
-    HookHost::deadline_in(2000);
-    CHECK(f.connect("nibble", -1, err) == DEVHOST_OK);
-    CHECK(f.hooks().lock(f.dev, -1, &err) == DEVHOST_OK);
-    CHECK(f.control(read_status, -1, err) == DEVHOST_OK);
-    devhost_info_sink sink{};
-    sink.struct_size = sizeof sink;
-    sink.put = noop_sink;
-    CHECK(f.hooks().info(f.dev, &sink, &err) == DEVHOST_OK);
-    CHECK(f.hooks().disconnect(f.dev, &err) == DEVHOST_OK);
-    CHECK(f.hooks().unlock(f.dev, &err) == DEVHOST_OK);
+    DirectPlugin::set_deadline_in(2s);
+    CHECK(f.connect("nibble", -1).ok());
+    CHECK(f.dev.lock(-1).ok());
+    CHECK(f.control(read_status, -1).ok());
+    InfoList info;
+    CHECK(f.dev.info(info).ok());
+    CHECK(f.dev.disconnect().ok());
+    CHECK(f.dev.unlock().ok());
     // An unknown control code, with the claim held: DEVHOST_E_UNSUPPORTED.
     f.lock();
-    err = fresh_error();
-    CHECK(f.control(0x7fffffff, 1000, err) == DEVHOST_E_UNSUPPORTED);
-    CHECK_THAT(err.message, Catch::Contains("unknown control code 2147483647"));
+    Outcome o = f.control(0x7fffffff, 1000);
+    CHECK(o.status == DEVHOST_E_UNSUPPORTED);
+    CHECK_THAT(o.message, Catch::Contains("unknown control code 2147483647"));
 }
 
 TEST_CASE("parallel 1.1: descriptor declares the paths host/names.cpp gave the class, and the exclusive flag",
           "[parallel][abi11]")
 {
-    HookPlugin plugin(plugin_dir() / "parallel.so");
+    DirectPlugin plugin(parallel_so());
+    CHECK(plugin.abi_version() == DEVHOST_ABI_VERSION);
     const devhost_plugin_descriptor &d = plugin.descriptor();
     REQUIRE(d.path_patterns);
     auto served = [&](const std::string &path) {
@@ -340,29 +322,6 @@ TEST_CASE("parallel 1.1: descriptor declares the paths host/names.cpp gave the c
 
 namespace {
 
-struct Found {
-    std::string path, description;
-    bool has_by_id = false;
-};
-
-void collect(void *context, const devhost_found_device *found)
-{
-    static_cast<std::vector<Found> *>(context)->push_back(
-        {found->path ? found->path : "", found->description ? found->description : "", found->by_id != nullptr});
-}
-
-devhost_status enumerate(const HookPlugin &plugin, uint32_t flags, std::vector<Found> &found, devhost_error &err)
-{
-    devhost_enumerate_params params{};
-    params.struct_size = sizeof params;
-    params.flags = flags;
-    devhost_found_sink sink{};
-    sink.struct_size = sizeof sink;
-    sink.context = &found;
-    sink.put = collect;
-    return plugin.hooks().enumerate(&params, &sink, &err);
-}
-
 // The ppdev ports of this machine, as the test sees them.
 std::set<std::string> ppdev_ports()
 {
@@ -385,28 +344,25 @@ TEST_CASE("parallel 1.1: enumerate lists the ppdev ports, and the virtual ports 
           "[parallel][abi11]")
 {
     VPort port("listed");
-    HookPlugin plugin(plugin_dir() / "parallel.so");
-    devhost_error err = fresh_error();
-    std::vector<Found> found;
-    HookHost::deadline_calls = 0;
-    HookHost::last_device = HookPlugin::token();
-    HookHost::deadline_in(2000);
+    DirectPlugin plugin(parallel_so());
+    std::vector<DirectPlugin::Found> found;
+    DirectPlugin::set_deadline_in(2s);
 
     // Without ALL: exactly the /dev/parportN ppdev nodes (none on a machine
     // without a parallel port, and then the hook still answers OK).
-    REQUIRE(enumerate(plugin, 0, found, err) == DEVHOST_OK);
-    CHECK(HookHost::deadline_calls >= 1);
-    CHECK(HookHost::last_device == nullptr);  // enumerate asks with no device
+    REQUIRE(plugin.enumerate(0, found).ok());
+    CHECK(DirectPlugin::deadline_asked() >= 1);
+    CHECK(DirectPlugin::deadline_asked_for() == nullptr);  // enumerate asks with no device
     std::set<std::string> listed;
     for (const auto &f : found) {
-        listed.insert(f.path);
-        CHECK_THAT(f.description, Catch::StartsWith("parallel port (ppdev)"));
+        listed.insert(f.path.value_or(""));
+        CHECK_THAT(f.description.value_or(""), Catch::StartsWith("parallel port (ppdev)"));
     }
     CHECK(listed == ppdev_ports());
 
     // With ALL: also vport:listed, whose socket the description names.
     found.clear();
-    REQUIRE(enumerate(plugin, DEVHOST_ENUMERATE_ALL, found, err) == DEVHOST_OK);
+    REQUIRE(plugin.enumerate(DEVHOST_ENUMERATE_ALL, found).ok());
     bool seen = false;
     for (const auto &f : found) {
         if (f.path != "vport:listed")
@@ -414,7 +370,7 @@ TEST_CASE("parallel 1.1: enumerate lists the ppdev ports, and the virtual ports 
         seen = true;
         CHECK(f.description == "virtual parallel port (devhost-vdev parallel-port) at " +
                                    (port.vport_dir() / "listed.sock").string());
-        CHECK_FALSE(f.has_by_id);
+        CHECK_FALSE(f.by_id);
     }
     CHECK(seen);
 
@@ -429,7 +385,7 @@ TEST_CASE("parallel 1.1: enumerate lists the ppdev ports, and the virtual ports 
         REQUIRE(bind(sock, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
         REQUIRE(chown(foreign.c_str(), 65534, 65534) == 0);
         found.clear();
-        REQUIRE(enumerate(plugin, DEVHOST_ENUMERATE_ALL, found, err) == DEVHOST_OK);
+        REQUIRE(plugin.enumerate(DEVHOST_ENUMERATE_ALL, found).ok());
         bool listed_foreign = false, listed_ours = false;
         for (const auto &f : found) {
             listed_foreign = listed_foreign || f.path == "vport:foreign";
@@ -444,10 +400,10 @@ TEST_CASE("parallel 1.1: enumerate lists the ppdev ports, and the virtual ports 
 
     // A deadline that has passed ends the listing: E_TIMEOUT.
     found.clear();
-    HookHost::deadline = HookHost::now_ns() - 1;
-    CHECK(enumerate(plugin, DEVHOST_ENUMERATE_ALL, found, err) == DEVHOST_E_TIMEOUT);
+    DirectPlugin::set_deadline(devhost_util_now_ns() - 1);
+    CHECK(plugin.enumerate(DEVHOST_ENUMERATE_ALL, found).status == DEVHOST_E_TIMEOUT);
     CHECK(found.empty());
-    HookHost::deadline_in(-1);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
 }
 
 TEST_CASE("parallel 1.1: unload leaves a signal disposition it did not set alone", "[parallel][abi11]")
@@ -461,9 +417,9 @@ TEST_CASE("parallel 1.1: unload leaves a signal disposition it did not set alone
     struct sigaction before {};
     REQUIRE(sigaction(SIGRTMAX - 3, &mine, &before) == 0);
     {
-        HookPlugin plugin(plugin_dir() / "parallel.so");
-        plugin.hooks().unload();
-    }
+        DirectPlugin plugin(parallel_so());
+        REQUIRE(plugin.hooks().unload != nullptr);
+    }  // ~DirectPlugin calls unload, as the host does before dlclose
     REQUIRE(sigaction(SIGRTMAX - 3, &before, &after) == 0);
     CHECK(after.sa_handler == SIG_IGN);
 }

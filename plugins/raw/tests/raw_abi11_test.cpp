@@ -1,5 +1,6 @@
 // The raw plugin under ABI 1.1, its hooks called directly with a services
-// table whose deadline_ns answers the test's deadline: enumerate lists a
+// table whose deadline_ns answers the test's deadline
+// (tests/support/direct_plugin.hpp): enumerate lists a
 // real loop device (losetup) with its path, its backing file and size, its
 // partition, a /dev/disk/by-id link to it, the virtual block devices only
 // when asked for all, and keeps to its deadline; a transfer on a character
@@ -7,10 +8,12 @@
 // timeout_ms; the descriptor's path patterns and exclusive flag; an unknown
 // control code is DEVHOST_E_UNSUPPORTED.
 #include "devhost_test.hpp"
-#include "hook_driver.hpp"
+#include "direct_plugin.hpp"
 #include "raw_fixtures.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <devhost/plugin_util.h>
 
 #include <chrono>
 #include <cstring>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 #include <vector>
 
+using namespace devhost;
 using namespace devhost::test;
 using namespace raw_test;
 using Clock = std::chrono::steady_clock;
@@ -31,28 +35,15 @@ namespace {
 
 constexpr int64_t margin_ms = 250;
 
-struct Found {
-    std::string path, description, by_id;
-};
+using Found = DirectPlugin::Found;
 
-void collect(void *context, const devhost_found_device *found)
-{
-    static_cast<std::vector<Found> *>(context)->push_back({found->path ? found->path : "",
-                                                          found->description ? found->description : "",
-                                                          found->by_id ? found->by_id : ""});
-}
+fs::path raw_so() { return plugin_dir() / "raw.so"; }
 
-devhost_status enumerate(const HookPlugin &plugin, uint32_t flags, std::vector<Found> &found, devhost_error &err)
+// What enumerate lists with `flags`, in `found` (emptied first).
+Outcome enumerate(const DirectPlugin &plugin, uint32_t flags, std::vector<Found> &found)
 {
-    devhost_enumerate_params params{};
-    params.struct_size = sizeof params;
-    params.flags = flags;
-    devhost_found_sink sink{};
-    sink.struct_size = sizeof sink;
-    sink.context = &found;
-    sink.put = collect;
     found.clear();
-    return plugin.hooks().enumerate(&params, &sink, &err);
+    return plugin.enumerate(flags, found);
 }
 
 const Found *find(const std::vector<Found> &found, const std::string &path)
@@ -124,15 +115,12 @@ TEST_CASE("raw 1.1: enumerate lists a loop device with its backing file, size an
         RAW_SKIP(why);
     const std::string name = fs::path(loop.path()).filename().string();
 
-    HookPlugin plugin(plugin_dir() / "raw.so");
-    devhost_error err = fresh_error();
+    DirectPlugin plugin(raw_so());
     std::vector<Found> found;
-    HookHost::deadline_in(5000);
-    HookHost::deadline_calls = 0;
-    HookHost::last_device = HookPlugin::token();
-    REQUIRE(enumerate(plugin, 0, found, err) == DEVHOST_OK);
-    CHECK(HookHost::deadline_calls >= 1);
-    CHECK(HookHost::last_device == nullptr);  // enumerate asks with no device
+    DirectPlugin::set_deadline_in(5s);
+    REQUIRE(enumerate(plugin, 0, found).ok());
+    CHECK(DirectPlugin::deadline_asked() >= 1);
+    CHECK(DirectPlugin::deadline_asked_for() == nullptr);  // enumerate asks with no device
 
     const Found *disk = find(found, loop.path());
     REQUIRE(disk);
@@ -144,17 +132,18 @@ TEST_CASE("raw 1.1: enumerate lists a loop device with its backing file, size an
     // Every entry is a block device node, and nothing is listed twice.
     std::set<std::string> paths;
     for (const auto &f : found) {
+        const std::string path = f.path.value_or("");
         struct stat st {};
-        INFO(f.path);
-        CHECK((stat(f.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)));
-        CHECK(paths.insert(f.path).second);
+        INFO(path);
+        CHECK((stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)));
+        CHECK(paths.insert(path).second);
     }
 
     // Detached, it is gone from the list.
     REQUIRE(loop.detach() == 0);
-    REQUIRE(enumerate(plugin, 0, found, err) == DEVHOST_OK);
+    REQUIRE(enumerate(plugin, 0, found).ok());
     CHECK(find(found, loop.path()) == nullptr);
-    HookHost::deadline_in(-1);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
 }
 
 TEST_CASE("raw 1.1: enumerate gives a /dev/disk/by-id link to the device as by_id", "[raw][abi11]")
@@ -172,31 +161,29 @@ TEST_CASE("raw 1.1: enumerate gives a /dev/disk/by-id link to the device as by_i
     ByIdLink link(link_name, loop.path());
     if (!link.ok() || !wwn.ok())
         RAW_SKIP("cannot add a link under /dev/disk/by-id: " + std::string(strerror(errno)));
-    HookPlugin plugin(plugin_dir() / "raw.so");
-    devhost_error err = fresh_error();
+    DirectPlugin plugin(raw_so());
     std::vector<Found> found;
-    HookHost::deadline_in(5000);
-    REQUIRE(enumerate(plugin, 0, found, err) == DEVHOST_OK);
+    DirectPlugin::set_deadline_in(5s);
+    REQUIRE(enumerate(plugin, 0, found).ok());
     const Found *disk = find(found, loop.path());
     REQUIRE(disk);
     CHECK(disk->by_id == link.path());
-    HookHost::deadline_in(-1);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
 }
 
 TEST_CASE("raw 1.1: enumerate lists virtual block devices only with ALL, disks always", "[raw][abi11]")
 {
-    HookPlugin plugin(plugin_dir() / "raw.so");
-    devhost_error err = fresh_error();
+    DirectPlugin plugin(raw_so());
     std::vector<Found> plain, all;
-    HookHost::deadline_in(5000);
-    REQUIRE(enumerate(plugin, 0, plain, err) == DEVHOST_OK);
-    REQUIRE(enumerate(plugin, DEVHOST_ENUMERATE_ALL, all, err) == DEVHOST_OK);
+    DirectPlugin::set_deadline_in(5s);
+    REQUIRE(enumerate(plugin, 0, plain).ok());
+    REQUIRE(enumerate(plugin, DEVHOST_ENUMERATE_ALL, all).ok());
     const auto virtuals = virtual_non_loop();
     for (const auto &path : virtuals) {
         INFO(path);
         CHECK(find(plain, path) == nullptr);
         REQUIRE(find(all, path) != nullptr);
-        CHECK_THAT(find(all, path)->description, Catch::StartsWith("virtual block device, "));
+        CHECK_THAT(find(all, path)->description.value_or(""), Catch::StartsWith("virtual block device, "));
     }
     // Real disks with a medium (vda, sda ...) are listed without ALL.
     for (const auto &e : fs::directory_iterator("/sys/block")) {
@@ -207,23 +194,23 @@ TEST_CASE("raw 1.1: enumerate lists virtual block devices only with ALL, disks a
             continue;
         INFO(name);
         REQUIRE(find(plain, "/dev/" + name) != nullptr);
-        CHECK_THAT(find(plain, "/dev/" + name)->description, Catch::StartsWith("disk, "));
+        CHECK_THAT(find(plain, "/dev/" + name)->description.value_or(""), Catch::StartsWith("disk, "));
     }
     if (virtuals.empty())
         WARN("no virtual block device other than loop devices here: the ALL-only half was not exercised");
-    HookHost::deadline_in(-1);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
 }
 
 TEST_CASE("raw 1.1: enumerate keeps to its deadline", "[raw][abi11]")
 {
-    HookPlugin plugin(plugin_dir() / "raw.so");
-    devhost_error err = fresh_error();
+    DirectPlugin plugin(raw_so());
     std::vector<Found> found;
-    HookHost::deadline = HookHost::now_ns() - 1;
-    CHECK(enumerate(plugin, DEVHOST_ENUMERATE_ALL, found, err) == DEVHOST_E_TIMEOUT);
-    CHECK(std::string(err.message) == "raw: enumerate: the deadline passed");
+    DirectPlugin::set_deadline(devhost_util_now_ns() - 1);
+    Outcome o = enumerate(plugin, DEVHOST_ENUMERATE_ALL, found);
+    CHECK(o.status == DEVHOST_E_TIMEOUT);
+    CHECK(o.message == "raw: enumerate: the deadline passed");
     CHECK(found.empty());
-    HookHost::deadline_in(-1);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
 }
 
 TEST_CASE("raw 1.1: a read of a character device without data ends at the earlier of deadline and timeout",
@@ -236,45 +223,42 @@ TEST_CASE("raw 1.1: a read of a character device without data ends at the earlie
     REQUIRE(grantpt(master) == 0);
     REQUIRE(unlockpt(master) == 0);
     const std::string pts = ptsname(master);
-    HookPlugin plugin(plugin_dir() / "raw.so");
-    devhost_error err = fresh_error();
-    devhost_device *dev = nullptr;
-    HookHost::deadline_in(-1);
-    devhost_status s = plugin.open(pts, &dev, err, {{"exclusive", "false"}});
-    INFO(err.message);
-    REQUIRE(s == DEVHOST_OK);
+    DirectPlugin plugin(raw_so());
+    DirectDevice dev(plugin, pts, {{"exclusive", "false"}});
+    INFO(dev.opened().message);
+    REQUIRE(dev.opened().ok());
     auto read_with = [&](int32_t timeout_ms) {
         uint8_t in[16];
         devhost_transfer x{};
-        x.struct_size = sizeof x;
         x.op = DEVHOST_OP_READ;
         x.timeout_ms = timeout_ms;
         x.in = in;
         x.in_capacity = sizeof in;
-        return plugin.hooks().transfer(dev, &x, &err);
+        return dev.transfer(x).status;
     };
-    HookHost::deadline_in(300);
+    DirectPlugin::set_deadline_in(300ms);
     auto start = Clock::now();
     CHECK(read_with(-1) == DEVHOST_E_TIMEOUT);
     int64_t ms = elapsed_ms(start);
     CHECK(ms >= 295);
     CHECK(ms <= 300 + margin_ms);
 
-    HookHost::deadline_in(10000);
+    DirectPlugin::set_deadline_in(10s);
     start = Clock::now();
     CHECK(read_with(150) == DEVHOST_E_TIMEOUT);
     ms = elapsed_ms(start);
     CHECK(ms >= 145);
     CHECK(ms <= 150 + margin_ms);
-    HookHost::deadline_in(-1);
-    CHECK(plugin.hooks().close(dev, &err) == DEVHOST_OK);
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
+    CHECK(dev.close().ok());
     close(master);
 }
 
 TEST_CASE("raw 1.1: descriptor declares the block device paths, the exclusive flag, no unload, and an unknown code is unsupported",
           "[raw][abi11]")
 {
-    HookPlugin plugin(plugin_dir() / "raw.so");
+    DirectPlugin plugin(raw_so());
+    CHECK(plugin.abi_version() == DEVHOST_ABI_VERSION);
     const devhost_plugin_descriptor &d = plugin.descriptor();
     REQUIRE(d.path_patterns);
     auto served = [&](const std::string &path) {
@@ -306,18 +290,15 @@ TEST_CASE("raw 1.1: descriptor declares the block device paths, the exclusive fl
 
     TempDir dir;
     make_image(dir / "a.img", 4096);
-    devhost_error err = fresh_error();
-    devhost_device *dev = nullptr;
-    HookHost::deadline_in(-1);
-    REQUIRE(plugin.open((dir / "a.img").string(), &dev, err) == DEVHOST_OK);
+    DirectDevice dev(plugin, (dir / "a.img").string());
+    REQUIRE(dev.opened().ok());
     uint8_t in[64];
     devhost_transfer x{};
-    x.struct_size = sizeof x;
     x.op = DEVHOST_OP_CONTROL;
     x.timeout_ms = 1000;
     x.in = in;
     x.in_capacity = sizeof in;
     x.control_code = 0x7fffffff;
-    CHECK(plugin.hooks().transfer(dev, &x, &err) == DEVHOST_E_UNSUPPORTED);
-    CHECK(plugin.hooks().close(dev, &err) == DEVHOST_OK);
+    CHECK(dev.transfer(x).status == DEVHOST_E_UNSUPPORTED);
+    CHECK(dev.close().ok());
 }

@@ -1,6 +1,6 @@
 // The serial plugin's ABI 1.1 side, its hooks called directly under a
 // services table whose deadline_ns the test sets (tests/support's
-// DirectPlugin; the host gives no hook deadline yet): path patterns and
+// DirectPlugin): path patterns and
 // option flags in the descriptor, every hook by its deadline (close on a
 // pty whose output cannot go anywhere, transfers whose timeout is longer
 // than the hook's deadline), the one status for an unknown control code,

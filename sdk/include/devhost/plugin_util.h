@@ -12,7 +12,12 @@
  *   2. Waiting for a descriptor and the cancel handle under a deadline
  *   3. Options by schema index
  *   4. Text: parse_bool and friends
- *   5. Error records, strings, negotiation
+ *   5. Error records, strings
+ *
+ * Not here: the negotiation is plugin.h's devhost_negotiate() (since ABI
+ * 1.1; devhost_util_negotiate, its alias in earlier copies of this header,
+ * is gone: call devhost_negotiate), and a hook's deadline is plugin.h's
+ * devhost_hook_deadline().
  *
  * Every function is named devhost_util_*. None prints, none allocates except
  * devhost_util_copy_string.
@@ -226,6 +231,32 @@ static inline int64_t devhost_util_option_int(const devhost_open_params *params,
     return v ? v->integer : fallback;
 }
 
+/* The number of choices in an ENUM spec's `choices` ("none|odd|even": 3);
+ * 0 for NULL. */
+static inline int devhost_util_choice_count(const char *choices)
+{
+    int n = 1;
+    if (!choices)
+        return 0;
+    for (; *choices; choices++)
+        n += *choices == '|';
+    return n;
+}
+
+/* An ENUM option's choice: the index the host parsed it to (its integer),
+ * or `fallback` when it is not set; -1 when that index is not one of the
+ * spec's choices (a host that did not check it). Name the choices by a C
+ * enum in the order of the spec's `choices` and this is the enum's value:
+ * the option's text need not be compared again. */
+static inline int devhost_util_option_choice(const devhost_open_params *params, const devhost_option_spec *schema,
+                                             uint32_t index, int fallback)
+{
+    const devhost_option_value *v = devhost_util_option(params, schema, index);
+    if (!v)
+        return fallback;
+    return v->integer >= 0 && v->integer < devhost_util_choice_count(schema[index].choices) ? (int)v->integer : -1;
+}
+
 /* The option's text as configured (or defaulted), or `fallback`. */
 static inline const char *devhost_util_option_text(const devhost_open_params *params,
                                                    const devhost_option_spec *schema, uint32_t index,
@@ -286,7 +317,9 @@ static inline int devhost_util_parse_bool(const char *text, int *out)
 }
 
 /* The index of `text` among `choices` ("none|odd|even", as an ENUM option
- * spec lists them), in any case; -1 when it is none of them. */
+ * spec lists them), in any case; -1 when it is none of them. For text the
+ * host does not parse (a step's argument): an ENUM option's value comes
+ * parsed, read it with devhost_util_option_choice. */
 static inline int devhost_util_parse_choice(const char *text, const char *choices)
 {
     int index;
@@ -306,7 +339,7 @@ static inline int devhost_util_parse_choice(const char *text, const char *choice
 }
 
 /* ------------------------------------------------------------------------
- * 5. Error records, strings, negotiation
+ * 5. Error records, strings
  * ------------------------------------------------------------------------ */
 
 /* Makes `err` an empty record of this header's size, for the calls a plugin
@@ -325,15 +358,6 @@ static inline char *devhost_util_copy_string(const char *s)
     if (copy)
         memcpy(copy, s, n);
     return copy;
-}
-
-/* The negotiation: plugin.h's devhost_negotiate() (since ABI 1.1), kept
- * under this name for plugins written against the first plugin_util.h. */
-static inline devhost_status devhost_util_negotiate(devhost_negotiation *n,
-                                                    const devhost_plugin_descriptor *descriptor,
-                                                    const devhost_host_services **services)
-{
-    return devhost_negotiate(n, descriptor, services);
 }
 
 #ifdef __cplusplus
