@@ -312,6 +312,10 @@ private:
             if (!step)
                 return bad(e, error);
             step->line = e.line;
+            // A file a step reads belongs with the config, like a peer's
+            // script: a relative from= is the config's.
+            if (step->from_file && std::filesystem::path(*step->from_file).is_relative())
+                step->from_file = (std::filesystem::path(file_).parent_path() / *step->from_file).string();
             d.steps.push_back(std::move(*step));
             return;
         }
