@@ -114,6 +114,8 @@ TEST_CASE("read to= and write from= on a raw image move identical bytes and reco
     CHECK(field(all, "hex").size() == 2 * 65536);  // record-data full: the first 64 KiB
     CHECK(same(read_file(dir / "stale"), data.substr(4096, 1000)));  // emptied first
     CHECK(field(record_at(r.out, 7), "sha256") == sha256sum(dir / "stale"));
+    for (const auto &line : lines(r.out))
+        CHECK(line.size() < 1024 * 1024);  // no record over 1 MiB, whatever moved
 
     auto w = run_config(dir, config("raw", copy, {"open", "write from=image offset=8192", "close"},
                                     "allow-write = true\n"));
@@ -122,6 +124,25 @@ TEST_CASE("read to= and write from= on a raw image move identical bytes and reco
     CHECK(field(record_at(w.out, 6), "bytes") == std::to_string(data.size()));
     CHECK(field(record_at(w.out, 6), "sha256") == sha256sum(dir / "image"));
     CHECK(same(read_file(dir / "copy"), std::string(8192, 'x') + data));  // a relative from= is the config's
+}
+
+TEST_CASE("with record-data = none or head:N a file transfer's record shows that much, and sha256 always",
+          "[file-transfer][e2e]")
+{
+    TempDir dir;
+    write_file(dir / "image", random_bytes(300000));
+    for (const std::string setting : {"none", "head:8"}) {
+        INFO(setting);
+        auto r = run_config(dir, "[host]\nrecord-data = " + setting + "\n" +
+                                     config("raw", (dir / "image").string(),
+                                            {"open", "read 300000 to=" + (dir / "out").string(), "close"}));
+        REQUIRE(r.exit_code == 0);
+        const std::string rec = record_at(r.out, 8);
+        CHECK(field(rec, "bytes") == "300000");
+        CHECK(field(rec, "hex").size() == (setting == "none" ? 0u : 16u));
+        CHECK(field(rec, "sha256") == sha256sum(dir / "image"));
+        CHECK(rec.find("summarised") == std::string::npos);
+    }
 }
 
 TEST_CASE("read N to= stops at a device's end that falls on a chunk boundary, read exactly=N fails there",

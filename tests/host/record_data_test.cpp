@@ -66,7 +66,7 @@ TEST_CASE("record-data parses full, none and head:N from 1 to 65536, and nothing
         CHECK_FALSE(parse_record_data(bad));
 }
 
-TEST_CASE("head:N shows the first N bytes and a SHA-256 of all of them; none shows none", "[records]")
+TEST_CASE("head:N shows the first N bytes and a SHA-256 of all of them, none shows none", "[records]")
 {
     const auto data = random_bytes(100000);
     const std::string digest = sha256sum(data);
