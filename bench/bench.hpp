@@ -5,7 +5,11 @@
 // written as JSON; bench/README.md says what bounds each one.
 #pragma once
 
+#include <check.hpp>
+#include <config.hpp>
 #include <loader.hpp>
+#include <pipeline.hpp>
+#include <records.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -120,12 +124,36 @@ ProcessRun run_process(const std::vector<std::string> &argv);
 
 void write_file(const fs::path &file, const std::string &text);
 
+// A generated config of one device of `device_class` on `path`: open,
+// `body` repeated `count` times, `tail`, close. Parsed and checked once by
+// the host, run by its pipeline engine as often as asked, the plugin through
+// the ABI, records written to a file in the work directory (as `devhost run
+// -o FILE` would).
+class EnginePipeline {
+public:
+    EnginePipeline(const Params &p, const std::string &device_class, const std::string &path,
+                   const std::string &body, int count, const std::string &tail);
+    void run();
+
+private:
+    devhost::Config config_;
+    devhost::PluginRegistry registry_;
+    devhost::Plan plan_;
+    std::unique_ptr<devhost::RecordWriter> records_;
+    std::unique_ptr<devhost::Engine> engine_;
+};
+
 // The groups: each adds its results to the report.
 void bench_serial(const Params &p, Report &report);
 void bench_port(const Params &p, Report &report);
 void bench_raw(const Params &p, Report &report);
 void bench_startup(const Params &p, Report &report);
 void bench_scale(const Params &p, Report &report);
+void bench_files(const Params &p, Report &report);
+
+// The raw group's file of `size` bytes in the work directory (made once,
+// kept between runs).
+fs::path raw_file(const Params &p, uint64_t size);
 
 // Loads one plugin file into a fresh registry; returns milliseconds.
 double load_plugin_here(const fs::path &file);

@@ -358,4 +358,32 @@ void write_file(const fs::path &file, const std::string &text)
         fail("cannot write " + file.string());
 }
 
+EnginePipeline::EnginePipeline(const Params &p, const std::string &device_class, const std::string &path,
+                               const std::string &body, int count, const std::string &tail)
+{
+    std::string text = "[host]\nlog-level = warn\n[device s]\nclass = " + device_class + "\npath = " + path +
+                       "\nstep = open\n";
+    for (int i = 0; i < count; i++)
+        text += body;
+    text += tail + "step = close\n";
+    std::vector<devhost::Diagnostic> diagnostics;
+    config_ = devhost::parse_config(text, "bench-" + device_class + ".ini", diagnostics);
+    if (!registry_.load_file(p.plugin_dir / (device_class + ".so")))
+        fail("cannot load " + device_class + ".so");
+    plan_ = devhost::check_config(config_, registry_, diagnostics);
+    if (!diagnostics.empty())
+        fail("generated " + device_class + " config: " + diagnostics.front().str());
+    const fs::path records_file = p.work_dir / (device_class + "-records.jsonl");
+    fs::remove(records_file);
+    records_ = std::make_unique<devhost::RecordWriter>(records_file.string());
+    engine_ = std::make_unique<devhost::Engine>(*records_, 5000);
+}
+
+void EnginePipeline::run()
+{
+    devhost::PipelineResult r = engine_->run_device(plan_.devices.at(0));
+    if (!r.ok)
+        fail(std::string("engine: pipeline failed: ") + devhost_status_name(r.status));
+}
+
 }  // namespace bench

@@ -1,5 +1,5 @@
 // devhost-bench [--smoke] [--reps N] [--json FILE] [--work DIR] [--only GROUP,...]
-// Groups: serial, port, raw, startup, scale (in that order). Prints one line
+// Groups: serial, port, raw, files, startup, scale (in that order). Prints one line
 // per figure and writes them all as JSON. bench/run.sh builds and runs it.
 #include "bench.hpp"
 
@@ -63,7 +63,7 @@ int main(int argc, char **argv)
         } else {
             std::fprintf(stderr,
                          "usage: devhost-bench [--smoke] [--reps N] [--json FILE] [--work DIR] "
-                         "[--only serial,port,raw,startup,scale]\n");
+                         "[--only serial,port,raw,files,startup,scale]\n");
             return 2;
         }
     }
@@ -89,6 +89,8 @@ int main(int argc, char **argv)
             bench::bench_port(p, report);
         if (p.wants("raw"))
             bench::bench_raw(p, report);
+        if (p.wants("files"))
+            bench::bench_files(p, report);
         if (p.wants("startup"))
             bench::bench_startup(p, report);
         if (p.wants("scale"))

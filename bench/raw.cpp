@@ -33,7 +33,9 @@ struct AlignedBuffer {
     ~AlignedBuffer() { std::free(data); }
 };
 
-fs::path make_file(const Params &p, uint64_t size)
+}  // namespace
+
+fs::path raw_file(const Params &p, uint64_t size)
 {
     const fs::path file = p.work_dir / ("raw-" + std::to_string(size >> 20) + "MiB.bin");
     struct stat st {};
@@ -53,6 +55,8 @@ fs::path make_file(const Params &p, uint64_t size)
     ::close(fd);
     return file;
 }
+
+namespace {
 
 double baseline(const fs::path &file, uint64_t size, bool direct, int passes)
 {
@@ -102,7 +106,7 @@ double with_devhost(const Params &p, const fs::path &file, uint64_t size, bool d
 void bench_raw(const Params &p, Report &report)
 {
     const uint64_t size = (p.smoke ? 8ull : 256ull) << 20;
-    const fs::path file = make_file(p, size);
+    const fs::path file = raw_file(p, size);
     baseline(file, size, false, 1);  // into the page cache
 
     Result r{"raw", "sequential read 64 KiB blocks, page cache", "MiB/s", true, "pread loop, same block size", {}, {}, ""};

@@ -7,11 +7,7 @@
 //   baseline: write, poll, read on the pty slave in raw mode
 #include "bench.hpp"
 
-#include <check.hpp>
-#include <config.hpp>
 #include <device.hpp>
-#include <pipeline.hpp>
-#include <records.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -77,46 +73,6 @@ devhost::Outcome must(devhost::Outcome o, const char *what)
     return o;
 }
 
-// Runs a generated config's single device through the engine; returns the
-// engine's wall time in seconds. The steps between open and close are
-// `body` repeated `count` times.
-// A generated single-device config, checked once and run as often as asked.
-class EnginePipeline {
-public:
-    EnginePipeline(const Params &p, const std::string &slave, const std::string &body, int count,
-                   const std::string &tail)
-    {
-        std::string text = "[host]\nlog-level = warn\n[device s]\nclass = serial\npath = " + slave + "\nstep = open\n";
-        for (int i = 0; i < count; i++)
-            text += body;
-        text += tail + "step = close\n";
-        std::vector<devhost::Diagnostic> diagnostics;
-        config_ = devhost::parse_config(text, "bench-serial.ini", diagnostics);
-        if (!registry_.load_file(p.plugin_dir / "serial.so"))
-            fail("cannot load serial.so");
-        plan_ = devhost::check_config(config_, registry_, diagnostics);
-        if (!diagnostics.empty())
-            fail("generated serial config: " + diagnostics.front().str());
-        const fs::path records_file = p.work_dir / "serial-records.jsonl";
-        fs::remove(records_file);
-        records_ = std::make_unique<devhost::RecordWriter>(records_file.string());
-        engine_ = std::make_unique<devhost::Engine>(*records_, 5000);
-    }
-    void run()
-    {
-        devhost::PipelineResult r = engine_->run_device(plan_.devices.at(0));
-        if (!r.ok)
-            fail(std::string("engine: pipeline failed: ") + devhost_status_name(r.status));
-    }
-
-private:
-    devhost::Config config_;
-    devhost::PluginRegistry registry_;
-    devhost::Plan plan_;
-    std::unique_ptr<devhost::RecordWriter> records_;
-    std::unique_ptr<devhost::Engine> engine_;
-};
-
 // One sample of each side of the 64-byte round trip, taken together: both
 // talk to the same echo process, each over a pty of its own, in ten
 // alternating chunks, so that both see the same load from the rest of the
@@ -153,11 +109,11 @@ std::pair<double, double> interleaved(const Params &p, int count, bool engine, b
     std::vector<uint8_t> buf(4096);
     const uint8_t delim = '\n';
     if (engine && stream) {
-        pipeline = std::make_unique<EnginePipeline>(p, dev_path, "step = write \"" + msg + "\"\n", per, "step = read 1\n");
+        pipeline = std::make_unique<EnginePipeline>(p, "serial", dev_path, "step = write \"" + msg + "\"\n", per, "step = read 1\n");
     } else if (engine) {
         std::string body = msg;
         body.pop_back();
-        pipeline = std::make_unique<EnginePipeline>(p, dev_path, "step = request \"" + body + "\\n\" until=\"\\n\"\n", per, "");
+        pipeline = std::make_unique<EnginePipeline>(p, "serial", dev_path, "step = request \"" + body + "\\n\" until=\"\\n\"\n", per, "");
     } else {
         must(dev.open({.path = dev_path}), "open");
     }

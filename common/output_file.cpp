@@ -223,4 +223,31 @@ std::optional<OpenedFile> open_append(const std::filesystem::path &path, mode_t 
     return open_append_at(dir.get(), name, mode, error);
 }
 
+int open_read(const std::filesystem::path &path, std::string &error)
+{
+    std::string name;
+    const UniqueFd dir(open_directory_of(path, name, error));
+    if (!dir)
+        return -1;
+    const bool untrusted = others_can_write(dir.get());
+    // O_NONBLOCK: a FIFO is refused below, never waited on.
+    UniqueFd fd(::openat(dir.get(), name.c_str(),
+                         O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | (untrusted ? O_NOFOLLOW : 0)));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+        error = open_error(errno, untrusted);
+        return -1;
+    }
+    std::optional<std::string> refusal = untrusted ? planted(st) : std::nullopt;
+    if (!refusal && !S_ISREG(st.st_mode))
+        refusal = S_ISDIR(st.st_mode) ? "a directory, not a file" : "not a regular file";
+    if (!refusal && ::fcntl(fd.get(), F_SETFL, O_RDONLY) != 0)
+        refusal = std::strerror(errno);
+    if (refusal) {
+        error = *refusal;
+        return -1;
+    }
+    return fd.release();
+}
+
 }  // namespace devhost::output

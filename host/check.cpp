@@ -4,7 +4,10 @@
 #include "device.hpp"
 #include "lifecycle.hpp"
 #include "options.hpp"
+#include "common/output_file.hpp"
 #include "common/text.hpp"
+
+#include <devhost/unique_fd.hpp>
 
 #include <algorithm>
 #include <spdlog/spdlog.h>
@@ -79,7 +82,7 @@ void warn_step(const DeviceConfig &d, const Plugin &plugin, const DevicePlan &pl
 {
     const std::string where = "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': ";
     const std::string cls = "class '" + plugin.device_class() + "'";
-    if (s.offset && !(plugin.flags() & DEVHOST_PLUGIN_OFFSETS))
+    if (s.offset && !(plugin.flags() & DEVHOST_PLUGIN_OFFSETS) && !s.file_transfer())  // else check_file_step's
         warn(file, s.line,
              where + "offset= on " + cls + ", which does not declare offsets (a stream has none); the plugin "
                      "decides when it runs");
@@ -91,6 +94,31 @@ void warn_step(const DeviceConfig &d, const Plugin &plugin, const DevicePlan &pl
                  (control ? "control" : "write"));
     if (s.kind == StepKind::Connect && plugin.hooks().connect)
         warn_connect(d, plugin, s, file);
+}
+
+// A file transfer (from=, to=) as far as check sees it: from= a regular
+// file it may read now (opened as the run will, output::open_read), to= in
+// a directory that exists and not a directory itself, and offset= only on a
+// class that declares offsets (the host moves the offset on from chunk to
+// chunk: a stream has none to move).
+void check_file_step(const DeviceConfig &d, const Plugin &plugin, const Step &s, const std::string &file,
+                     std::vector<Diagnostic> &diags)
+{
+    const std::string where = "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': ";
+    std::string why;
+    if (s.from_file && !UniqueFd(output::open_read(*s.from_file, why)))
+        diags.push_back({file, s.line, where + "from=" + text::excerpt(*s.from_file) + ": " + why});
+    std::error_code ec;
+    const std::filesystem::path to = s.to_file.value_or(""), parent = to.parent_path();
+    if (s.to_file && !parent.empty() && !std::filesystem::is_directory(parent, ec))
+        diags.push_back(
+            {file, s.line, where + "to=: directory '" + text::excerpt(parent.string()) + "' does not exist"});
+    else if (s.to_file && std::filesystem::is_directory(to, ec))
+        diags.push_back({file, s.line, where + "to=: '" + text::excerpt(to.string()) + "' is a directory, not a file"});
+    if (s.file_transfer() && s.offset && !(plugin.flags() & DEVHOST_PLUGIN_OFFSETS))
+        diags.push_back({file, s.line,
+                         where + "offset= on class '" + plugin.device_class() +
+                             "', which does not declare offsets (a file transfer moves its offset on chunk by chunk)"});
 }
 
 // What a refused step needed, as check says it.
@@ -204,6 +232,7 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
         apply(*hook, true, state);
         plan.control_codes.push_back(code);
         warn_step(d, plugin, plan, s, code, file);
+        check_file_step(d, plugin, s, file, diags);
     }
 }
 

@@ -224,7 +224,7 @@ int cmd_run(const Cli &cli)
 
     std::optional<RecordWriter> records;
     try {
-        records.emplace(cli.output.value_or(config.host.output));
+        records.emplace(cli.output.value_or(config.host.output), config.host.record_data);
     } catch (const std::exception &e) {
         error_line((cli.output ? std::string("--output: ")
                                : config.file.string() + ":" + std::to_string(config.host.output_line) +

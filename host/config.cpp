@@ -165,8 +165,9 @@ std::string quoted(const std::string &s) { return "'" + text::excerpt(s) + "'"; 
 
 const std::vector<std::string> &host_keys()
 {
-    static const std::vector<std::string> keys = {"plugin-path", "log-level", "log-file",      "output",
-                                                  "timeout",     "port-dir",  "physical-drives"};
+    static const std::vector<std::string> keys = {"plugin-path", "log-level",       "log-file",   "output",
+                                                  "timeout",     "port-dir",        "physical-drives",
+                                                  "record-data"};
     return keys;
 }
 
@@ -276,6 +277,12 @@ private:
                 h.physical_drives_all = true;
             else if (e.value != "disks")
                 bad(e, "expected 'disks' (physical disks only) or 'all', got " + quoted(e.value));
+        } else if (e.key == "record-data") {
+            if (auto data = parse_record_data(e.value))
+                h.record_data = *data;
+            else
+                bad(e, "expected full, none or head:N (N from 1 to " + std::to_string(max_record_data_head) +
+                           "), got " + quoted(e.value));
         } else {
             std::string list;
             for (const auto &k : host_keys())
@@ -305,6 +312,10 @@ private:
             if (!step)
                 return bad(e, error);
             step->line = e.line;
+            // A file a step reads belongs with the config, like a peer's
+            // script: a relative from= is the config's.
+            if (step->from_file && std::filesystem::path(*step->from_file).is_relative())
+                step->from_file = (std::filesystem::path(file_).parent_path() / *step->from_file).string();
             d.steps.push_back(std::move(*step));
             return;
         }

@@ -8,7 +8,7 @@
 // only: it reports no line numbers and cuts values at any '#'). Sections:
 //
 //   [host]          plugin-path, log-level, log-file, output, timeout,
-//                   port-dir, physical-drives
+//                   port-dir, physical-drives, record-data
 //   [names]         NAME = /linux/path (extends or overrides the name table)
 //   [device NAME]   class, path, inherit, timeout, step (repeated, in order),
 //                   fault (repeated; test mode, see faults.hpp), and the
@@ -21,6 +21,7 @@
 
 #include "faults.hpp"
 #include "names.hpp"
+#include "record_data.hpp"
 #include "steps.hpp"
 
 #include <cstdint>
@@ -87,6 +88,7 @@ struct HostSettings {
     int64_t timeout_ms = 5000;    // default step timeout
     std::string port_dir = default_port_dir;
     bool physical_drives_all = false;
+    RecordData record_data;       // how much data a record carries
 };
 
 struct Config {

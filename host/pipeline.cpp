@@ -1,5 +1,6 @@
 #include "pipeline.hpp"
 
+#include "file_transfer.hpp"
 #include "logging.hpp"
 #include "common/text.hpp"
 
@@ -143,7 +144,10 @@ struct StepRunner {
         case StepKind::Disconnect: return device.disconnect(timeout);
         case StepKind::Close: return device.close(timeout);
         case StepKind::Sleep: return sleep_cancellable(device, s.sleep_ms);
-        default: return transfer(s, control_code, timeout, rec);
+        default:
+            if (s.file_transfer())
+                return file_transfer(device, s, timeout, buffer, rec);
+            return transfer(s, control_code, timeout, rec);
         }
     }
 

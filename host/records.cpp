@@ -1,5 +1,6 @@
 #include "records.hpp"
 
+#include "sha256.hpp"
 #include "common/output_file.hpp"
 #include "common/text.hpp"
 
@@ -153,7 +154,45 @@ size_t format_minimal(const Record &r, char (&buf)[minimal_record_size])
 
 }  // namespace
 
-std::string RecordWriter::format(const Record &r)
+std::optional<RecordData> parse_record_data(const std::string &value)
+{
+    if (value == "full")
+        return RecordData{};
+    if (value == "none")
+        return RecordData{RecordData::Mode::None, 0};
+    if (value.rfind("head:", 0) != 0)
+        return std::nullopt;
+    auto n = text::parse_int(value.substr(5));
+    if (!n || *n < 1 || static_cast<uint64_t>(*n) > max_record_data_head)
+        return std::nullopt;
+    return RecordData{RecordData::Mode::Head, static_cast<size_t>(*n)};
+}
+
+namespace {
+
+// The data fields: hex and text of what `data` shows, and sha256 when the
+// record has one or its setting hashes the data.
+std::string data_fields(const Record &r, const RecordData &data, std::vector<const char *> &summarised)
+{
+    // A file transfer's `data` is only the start of its `bytes`.
+    const size_t wanted = data.shown(r.sha256.empty() ? r.data_len : std::max(r.data_len, r.bytes));
+    const size_t shown = std::min({wanted, record_data_shown, r.data_len});
+    if (shown < wanted) {
+        summarised.push_back("hex");
+        summarised.push_back("text");
+    }
+    std::string s = ",\"hex\":" + json_string(text::to_hex(r.data, shown)) +
+                    ",\"text\":" + json_string(text::to_printable(r.data, shown));
+    if (!r.sha256.empty())
+        s += ",\"sha256\":\"" + r.sha256 + "\"";
+    else if (data.hashed())
+        s += ",\"sha256\":\"" + Sha256::of(r.data, r.data_len) + "\"";
+    return s;
+}
+
+}  // namespace
+
+std::string RecordWriter::format(const Record &r, const RecordData &data)
 {
     std::vector<const char *> summarised;
     char time[64], duration[32];
@@ -165,15 +204,9 @@ std::string RecordWriter::format(const Record &r)
                     ",\"seq\":" + std::to_string(r.seq) + ",\"step\":" + step;
     if (r.line > 0)
         s += ",\"line\":" + std::to_string(r.line);
-    const size_t shown = std::min(r.data_len, record_data_shown);
-    if (shown < r.data_len) {
-        summarised.push_back("hex");
-        summarised.push_back("text");
-    }
     s += ",\"status\":" + json_string(devhost_status_name(r.status)) + ",\"code\":" + std::to_string(r.status) +
          ",\"duration_ms\":" + duration + ",\"bytes\":" + std::to_string(r.bytes) +
-         ",\"hex\":" + json_string(text::to_hex(r.data, shown)) +
-         ",\"text\":" + json_string(text::to_printable(r.data, shown));
+         data_fields(r, data, summarised);
     if (r.message_id)
         s += ",\"message_id\":" + std::to_string(*r.message_id);
     if (r.info)
@@ -194,7 +227,7 @@ std::string RecordWriter::format(const Record &r)
     return s;
 }
 
-RecordWriter::RecordWriter(const std::string &target)
+RecordWriter::RecordWriter(const std::string &target, RecordData data) : data_(data)
 {
     wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!wake_fd_)
@@ -338,7 +371,7 @@ bool RecordWriter::write(const Record &record)
     const char *data = nullptr;
     size_t len = 0;
     try {
-        line = format(record);
+        line = format(record, data_);
         data = line.data();
         len = line.size();
     } catch (const std::bad_alloc &) {

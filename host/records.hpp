@@ -8,10 +8,13 @@
 // message_id, info {key: value}, unwind (true for steps the host added to
 // release what a pipeline held), summarised (the fields cut short to keep the
 // record under max_record_bytes, whatever the data: hex and text then show
-// the first record_data_shown bytes, `bytes` is still the full count).
+// the first record_data_shown bytes, `bytes` is still the full count), and
+// sha256 (of all the data: with `[host] record-data` head:N or none, see
+// record_data.hpp, and on file transfers, whose bytes a record cannot hold).
 #pragma once
 
 #include "device.hpp"
+#include "record_data.hpp"
 
 #include <devhost/unique_fd.hpp>
 
@@ -36,6 +39,10 @@ struct Record {
     size_t bytes = 0;
     const uint8_t *data = nullptr;  // the bytes moved (sent or received)
     size_t data_len = 0;
+    // SHA-256 of all the bytes moved, when `data` holds only their start
+    // (a file transfer): always shown. Otherwise the record hashes `data`
+    // itself when its RecordData says so.
+    std::string sha256;
     std::optional<uint64_t> message_id;
     const InfoList *info = nullptr;
     bool unwind = false;
@@ -45,6 +52,7 @@ struct Record {
 inline constexpr size_t max_record_bytes = 1024 * 1024;
 // How many of a step's bytes a record shows (as hex and as text) at most.
 inline constexpr size_t record_data_shown = 64 * 1024;
+static_assert(max_record_data_head == record_data_shown, "head:N shows at most what a record can");
 
 // JSON string literal for arbitrary bytes (invalid UTF-8 becomes \u00XX).
 std::string json_string(std::string_view s);
@@ -56,7 +64,8 @@ public:
     // reader refused). A file that does not end in a newline (a record an
     // earlier run could not finish) gets one first. Throws
     // std::runtime_error naming the file when it cannot be opened.
-    explicit RecordWriter(const std::string &target);
+    // `data`: how much of each step's data a record carries.
+    explicit RecordWriter(const std::string &target, RecordData data = {});
     ~RecordWriter();
     RecordWriter(const RecordWriter &) = delete;
     RecordWriter &operator=(const RecordWriter &) = delete;
@@ -69,7 +78,7 @@ public:
     bool write(const Record &record);
 
     // The record's line, at most max_record_bytes long.
-    static std::string format(const Record &record);
+    static std::string format(const Record &record, const RecordData &data = {});
 
     // A write waiting for the reader gives up at `give_up_at`, and later
     // ones do not wait past it. Thread-safe; meant for a stop signal.
@@ -91,6 +100,7 @@ private:
     // Waits until fd_ takes more bytes; false when stop_waiting's time passed.
     bool wait_writable();
 
+    const RecordData data_;
     std::mutex mutex_;
     int fd_ = -1;         // where records go: stdout's or owned_fd_
     UniqueFd owned_fd_;   // the records file, or stdout's pipe opened anew

@@ -2,6 +2,7 @@
 
 #include <devhost/plugin.h>
 
+#include <algorithm>
 #include <map>
 
 namespace devhost {
@@ -116,6 +117,15 @@ struct Parser {
     std::string &error;
     std::vector<std::string> positional;
     std::vector<std::pair<std::string, std::string>> pairs;
+    bool file = false;  // from= or to=: a transfer through a file, N unbounded
+
+    // The largest N (read N, exactly=N) this step may ask for.
+    uint64_t max_count() const { return file ? max_file_transfer : max_step_buffer; }
+
+    bool has(const char *key) const
+    {
+        return std::any_of(pairs.begin(), pairs.end(), [&](const auto &p) { return p.first == key; });
+    }
 
     bool fail(const std::string &what)
     {
@@ -168,6 +178,8 @@ struct Parser {
         for (const auto &a : keys)
             if (a == key)
                 return true;
+        if (key == "from" && step.kind == StepKind::Read)
+            return fail("from= is write's (a read saves what it reads with to=FILE)");
         std::string list;
         for (const auto &a : keys)
             list += (list.empty() ? "" : ", ") + a + "=";
@@ -207,7 +219,7 @@ struct Parser {
             if (step.until->empty())
                 return fail("until= needs at least one byte");
         } else if (key == "exactly") {
-            if (!number(key, value, 1, max_step_buffer, n))
+            if (!number(key, value, 1, max_count(), n))
                 return false;
             step.count = n;
             step.read_mode = ReadMode::Exactly;
@@ -217,6 +229,10 @@ struct Parser {
             if (!number(key, value, 0, UINT32_MAX, n))
                 return false;
             step.context_size = static_cast<uint32_t>(n);
+        } else if (key == "from" || key == "to") {
+            if (value.empty())
+                return fail(key + "= needs a file name");
+            (key == "from" ? step.from_file : step.to_file) = value;
         }
         return true;
     }
@@ -291,17 +307,36 @@ struct Parser {
         return ok;
     }
 
-    // read N | exactly=N | until=DATA: exactly one of the three.
+    // write DATA, or write from=FILE.
+    bool write()
+    {
+        const std::vector<std::string> keys = {"timeout", "offset", "from"};
+        if (has("to"))
+            return fail("to= is read's (a write sends a file with from=FILE)");
+        if (!has("from"))
+            return data_step(keys);
+        if (!positional.empty())
+            return fail("give DATA or from=FILE, not both");
+        return options(keys);
+    }
+
+    // read N | exactly=N | until=DATA: exactly one of the three; to=FILE
+    // with N or exactly=N, without expect=.
     bool read()
     {
-        if (!want_positional(0, 1, "N") || !options({"exactly", "until", "timeout", "max", "expect", "offset"}))
+        if (!want_positional(0, 1, "N") ||
+            !options({"exactly", "until", "timeout", "max", "expect", "offset", "to"}))
             return false;
         int modes = (positional.size() == 1) + (step.read_mode == ReadMode::Exactly) + (step.until.has_value());
         if (modes != 1)
             return fail("give exactly one of N, exactly=N or until=DATA");
+        if (step.to_file && step.until)
+            return fail("to= takes read N or read exactly=N, not until=");
+        if (step.to_file && step.expect)
+            return fail("expect= cannot be used with to= (the bytes go to the file, not to the record)");
         if (positional.size() == 1) {
             uint64_t n = 0;
-            const bool ok = number("N", positional[0], 1, max_step_buffer, n);
+            const bool ok = number("N", positional[0], 1, max_count(), n);
             step.count = n;
             step.read_mode = ReadMode::UpTo;
             return ok;
@@ -340,7 +375,7 @@ struct Parser {
         case StepKind::Disconnect:
         case StepKind::Close: return want_positional(0, 0, "") && options({"timeout"});
         case StepKind::Connect: return connect();
-        case StepKind::Write: return data_step({"timeout", "offset"});
+        case StepKind::Write: return write();
         case StepKind::Read: return read();
         case StepKind::Request: return data_step({"until", "timeout", "max", "expect"});
         case StepKind::GetMessage: return want_positional(0, 0, "") && options({"timeout", "max", "expect"});
@@ -371,7 +406,10 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
     Parser p{{}, words->front(), error, {}, {}};
     p.step.kind = *kind;
     p.step.text = std::string(text::trim(line));
-    if (!p.sort_words(*words) || !p.arguments())
+    if (!p.sort_words(*words))
+        return std::nullopt;
+    p.file = p.has("from") || p.has("to");
+    if (!p.arguments())
         return std::nullopt;
     return std::move(p.step);
 }

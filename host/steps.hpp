@@ -3,6 +3,7 @@
 //   open                     connect [context=DATA] [context-size=N] [key=value ...]
 //   info                     lock [timeout=D]
 //   write DATA [offset=N]    read N | exactly=N | until=DATA [max=N] [expect=DATA] [offset=N]
+//   write from=FILE [offset=N]          read N | exactly=N  to=FILE [offset=N]
 //   request DATA [until=DATA] [max=N] [expect=DATA]
 //   get-message [max=N] [expect=DATA]      reply DATA [id=N]
 //   control CODE [DATA] [max=N] [expect=DATA]
@@ -10,6 +11,8 @@
 //
 // Every step but sleep also takes timeout=D. DATA is a "C-escaped string" or
 // hex:0a0b; D is a duration (250ms, 2s); N an integer (0x allowed).
+// from= and to= stream between a file and the device (file_transfer.hpp):
+// N may then exceed max_step_buffer.
 #pragma once
 
 #include "common/text.hpp"
@@ -33,6 +36,8 @@ enum class ReadMode { UpTo, Exactly, Until };
 inline constexpr size_t max_step_buffer = 16u * 1024 * 1024;
 // The buffer for replies, messages and reads until a delimiter, unless max=.
 inline constexpr size_t default_step_buffer = 4096;
+// The most a read to=FILE may ask for.
+inline constexpr uint64_t max_file_transfer = UINT64_MAX >> 1;
 
 struct Step {
     StepKind kind = StepKind::Open;
@@ -52,6 +57,11 @@ struct Step {
     std::optional<text::Bytes> context;   // connect context=
     std::optional<uint32_t> context_size; // connect context-size=
     std::vector<std::pair<std::string, std::string>> args;  // connect's other pairs
+    // write from=FILE, read to=FILE: as written (config.cpp makes a
+    // relative from= the config's; a relative to= is the working directory's).
+    std::optional<std::string> from_file;
+    std::optional<std::string> to_file;
+    bool file_transfer() const { return from_file || to_file; }
 };
 
 const char *step_name(StepKind kind);

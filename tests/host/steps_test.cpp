@@ -90,7 +90,7 @@ TEST_CASE("malformed steps are refused with a message naming the problem", "[ste
     CHECK(parse_error("read 0") == "step 'read': N=0: expected an integer from 1 to 16777216");
     CHECK(parse_error("read 4 timeout=soon") == "step 'read': timeout=soon: expected a duration like 250ms or 2s");
     CHECK(parse_error("read 4 bogus=1") ==
-          "step 'read': unknown argument 'bogus' (expected exactly=, until=, timeout=, max=, expect=, offset=)");
+          "step 'read': unknown argument 'bogus' (expected exactly=, until=, timeout=, max=, expect=, offset=, to=)");
     CHECK(parse_error("open now") == "step 'open': unexpected 'now'");
     CHECK(parse_error("sleep") == "step 'sleep': missing duration");
     CHECK(parse_error("sleep 1s timeout=2s") == "step 'sleep': unknown argument 'timeout' (it takes no arguments)");

@@ -1,5 +1,6 @@
 // Opening a file that devhost appends to: step records, the log file, a
-// virtual printer's output. Shared by the host and devhost-vdev (library
+// virtual printer's output, a step's to=FILE (and, by the same rules, a
+// file it reads: a step's from=FILE). Shared by the host and devhost-vdev (library
 // devhost_text), which both run as root in directories others may use.
 //
 // - A file that does not exist is created with exactly the mode asked for,
@@ -46,5 +47,13 @@ std::optional<OpenedFile> open_append_at(int dir_fd, const std::string &name, mo
 
 // The same from a path.
 std::optional<OpenedFile> open_append(const std::filesystem::path &path, mode_t mode, std::string &error);
+
+// Opens the regular file at `path` for reading (a step's from=FILE) by the
+// same walk and the same refusals: no symbolic link followed in a directory
+// others can write, nor a file there of another user's or with other hard
+// links (a planted link to a file root may read); anything but a regular
+// file refused. The descriptor is O_RDONLY | O_CLOEXEC | O_NOCTTY. -1 with
+// `error` set (one line, without the path) when refused.
+int open_read(const std::filesystem::path &path, std::string &error);
 
 }  // namespace devhost::output
