@@ -3,8 +3,8 @@
 // the hook table and catches every exception at the boundary). This file
 // turns option values into Settings; the tty work is in backend_tty.cpp,
 // the sysfs look-ups in backend_sysfs.cpp, the machine's ttys in
-// backend_enumerate.cpp. Options, controls and info keys are listed in
-// README.md.
+// backend_enumerate.cpp, the close signal in close_signal.cpp. Options,
+// controls and info keys are listed in README.md.
 //
 //   open        the constructor: options -> Settings, then Port::open
 //   close       lets queued output drain until just before the hook's

@@ -1,7 +1,9 @@
 // The serial plugin's private header: the settings plugin.cpp reads from the
 // options, and the backends behind them: one open tty, its locks, its
 // termios settings and transfers (backend_tty.cpp), its sysfs facts
-// (backend_sysfs.cpp), and the ttys of this machine (backend_enumerate.cpp). Linux only (termios2, TIOCEXCL, flock, sysfs).
+// (backend_sysfs.cpp), the ttys of this machine (backend_enumerate.cpp),
+// and the signal that cuts a tty's final close at its deadline
+// (close_signal.cpp). Linux only (termios2, TIOCEXCL, flock, sysfs).
 // Everything here reports failures through a devhost_error and a
 // devhost_status, as a C hook does; nothing throws on purpose (plugin.hpp's
 // guard still catches).
