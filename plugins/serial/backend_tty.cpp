@@ -31,8 +31,8 @@ constexpr size_t read_chunk = 4096;
 
 // How long before close's deadline queued output stops being waited for and
 // is discarded: room for the flush, the settings' restore and the final
-// close (whose own wait for the UART's FIFO, at most 2 FIFO times, then has
-// no queued bytes behind it).
+// close (whose own wait for the UART's transmitter then has no queued bytes
+// behind it, and is cut at the deadline: close_by_deadline).
 constexpr uint64_t close_reserve_ns = 25 * 1000000ull;
 
 const char *on_off(bool on) { return on ? "on" : "off"; }
@@ -394,11 +394,12 @@ devhost_status Port::close(devhost_error *err)
     if (!fd_)
         return DEVHOST_OK;
     devhost_status status = DEVHOST_OK;
+    const uint64_t deadline_ns = hook_deadline();
     if (!gone_) {
         // First, while the configured settings still hold (the bytes go
         // out as they were written), what is queued gets until shortly
         // before the deadline.
-        settle_output(hook_deadline());
+        settle_output(deadline_ns);
         if (saved_valid_ && ioctl(fd_.get(), TCSETS2, saved_) != 0) {
             int e = errno;
             if (e != EIO && e != ENXIO)
@@ -410,8 +411,33 @@ devhost_status Port::close(devhost_error *err)
         if (excl_set_)
             ioctl(fd_.get(), TIOCNXCL);
     }
-    fd_.reset();  // also drops the flock
+    // The final close (it also drops the flock) still waits in the kernel
+    // for the UART's transmitter to empty; it is cut at the deadline.
+    const Tx tx = deadline_ns != DEVHOST_DEADLINE_NONE && !gone_ ? transmitter() : Tx::empty;
+    const TtyClose closed = close_by_deadline(fd_.release(), deadline_ns);
+    if (!closed.unarmed.empty())
+        devhost_logf(services_, host_device_, DEVHOST_LOG_WARN,
+                     "serial: %s: close could not be cut at its deadline (%s): the kernel's closing wait applied",
+                     path_.c_str(), closed.unarmed.c_str());
+    // Cut: it ended at the deadline with the transmitter busy (the signal
+    // cut the wait, at once if it was already due); where the driver cannot
+    // tell, when it began before the deadline and ran into it.
+    if (closed.late && (tx == Tx::busy || (tx == Tx::unknown && !closed.began_late)))
+        devhost_logf(services_, host_device_, DEVHOST_LOG_WARN,
+                     "serial: %s: the kernel was still sending the last bytes (the transmitter's FIFO) when close's "
+                     "deadline came; close was cut there and they may be lost",
+                     path_.c_str());
     return status;
+}
+
+Port::Tx Port::transmitter() const
+{
+    if (is_pty_)
+        return Tx::empty;  // a pty has none, and its close never waits
+    unsigned lsr = 0;
+    if (ioctl(fd_.get(), TIOCSERGETLSR, &lsr) != 0)
+        return Tx::unknown;
+    return (lsr & TIOCSER_TEMT) ? Tx::empty : Tx::busy;
 }
 
 void Port::settle_output(uint64_t deadline_ns)

@@ -3,16 +3,18 @@
 // the hook table and catches every exception at the boundary). This file
 // turns option values into Settings; the tty work is in backend_tty.cpp,
 // the sysfs look-ups in backend_sysfs.cpp, the machine's ttys in
-// backend_enumerate.cpp. Options, controls and info keys are listed in
-// README.md.
+// backend_enumerate.cpp, the close signal in close_signal.cpp. Options,
+// controls and info keys are listed in README.md.
 //
 //   open        the constructor: options -> Settings, then Port::open
 //   close       lets queued output drain until just before the hook's
 //               deadline, discards the rest, restores the termios found at
-//               open, drops the locks
+//               open, drops the locks; the kernel's wait in the final
+//               close(2) is cut at the deadline (close_signal.cpp)
 //   info        name, path, tty, driver, mode, settings, modem lines, USB ids
 //   transfer    WRITE, READ, READ_EXACT, READ_UNTIL, REQUEST, CONTROL
 //   enumerate   ttys with a driver (ptys with DEVHOST_ENUMERATE_ALL)
+//   unload      gives back the close signal's handler (SIGRTMAX-4)
 //   connect, disconnect, lock, unlock: none (NULL hooks)
 // Every hook keeps to the host's deadline (devhost::deadline, ABI 1.1).
 #include "serial_private.hpp"
@@ -184,11 +186,16 @@ public:
     }
 
     // close: any state; lets queued output drain until just before the
-    // hook's deadline and discards the rest (a 1.0 host gives no deadline:
-    // then the kernel's closing wait applies, as before), restores the
-    // termios found at open, drops flock and TIOCEXCL, closes the fd.
-    // Returns OK or IO (settings not restored).
+    // hook's deadline and discards the rest, restores the termios found at
+    // open, drops flock and TIOCEXCL, closes the fd, the kernel's wait for
+    // the transmitter in that close cut at the deadline (a 1.0 host gives no
+    // deadline: then the kernel's closing wait applies, as before).
+    // Returns OK or IO (settings not restored); a cut close is OK, logged.
     devhost_status close(devhost_error &err) { return port_.close(&err); }
+
+    // unload: every device is closed; gives back the disposition of the
+    // close signal (SIGRTMAX-4) if its handler is still ours.
+    static void unload() { devhost::serial::give_back_close_signal(); }
 
     // info: state open; waits for nothing (sysfs and ioctls that do not
     // block), so it ends well within any deadline. Returns OK. The sink's

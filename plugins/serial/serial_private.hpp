@@ -1,7 +1,9 @@
 // The serial plugin's private header: the settings plugin.cpp reads from the
 // options, and the backends behind them: one open tty, its locks, its
 // termios settings and transfers (backend_tty.cpp), its sysfs facts
-// (backend_sysfs.cpp), and the ttys of this machine (backend_enumerate.cpp). Linux only (termios2, TIOCEXCL, flock, sysfs).
+// (backend_sysfs.cpp), the ttys of this machine (backend_enumerate.cpp),
+// and the signal that cuts a tty's final close at its deadline
+// (close_signal.cpp). Linux only (termios2, TIOCEXCL, flock, sysfs).
 // Everything here reports failures through a devhost_error and a
 // devhost_status, as a C hook does; nothing throws on purpose (plugin.hpp's
 // guard still catches).
@@ -119,7 +121,7 @@ public:
     devhost_status open(const std::string &name, const std::string &path, const Settings &settings,
                         devhost_error *err);
     // Restores the settings found at open, drops the locks, closes the fd,
-    // by the hook's deadline (see settle_output).
+    // by the hook's deadline (see settle_output and close_by_deadline).
     devhost_status close(devhost_error *err);
     devhost_status transfer(devhost_transfer *xfer, devhost_error *err);
     devhost_status info(const devhost_info_sink *sink, devhost_error *err);
@@ -164,6 +166,12 @@ private:
     // the kernel's closing wait has nothing left to wait for. No deadline
     // (a 1.0 host): nothing is done, as before ABI 1.1.
     void settle_output(uint64_t deadline_ns);
+    // Whether the UART's transmitter still holds bytes (its FIFO or shift
+    // register), which the kernel's close waits for: TIOCSERGETLSR
+    // (serial-core drivers); unknown where the driver cannot tell (USB
+    // serial); empty on a pty.
+    enum class Tx { empty, busy, unknown };
+    Tx transmitter() const;
 
     int cancel_fd_;
     const devhost_host_services *services_;
@@ -186,6 +194,25 @@ private:
     Settings settings_;
     std::vector<uint8_t> pending_;  // bytes read but not yet handed out
 };
+
+// The close signal (close_signal.cpp): a tty's final close(2) cut at the
+// hook's deadline by SIGRTMAX-4 sent to the closing thread, whose empty
+// handler is installed at the first close under a deadline (unless the
+// process has a handler of its own) and given back by unload.
+int close_signal();
+struct TtyClose {
+    bool late = false;        // close(2) returned at or after the deadline
+    bool began_late = false;  // ... and had begun after it already
+    std::string unarmed;      // why the close could not be cut ("": it could)
+};
+// Closes `fd`, the last descriptor of a tty (never retried: Linux releases it
+// even when interrupted), its kernel waits cut at `deadline_ns`; with
+// DEVHOST_DEADLINE_NONE a plain close(2). Leaves no instance of the signal
+// pending and the thread's signal mask as it found it.
+TtyClose close_by_deadline(int fd, uint64_t deadline_ns);
+// The unload hook: gives the disposition back while our handler is still
+// the one installed. Every device must be closed.
+void give_back_close_signal();
 
 // sysfs and /proc look-ups (backend_sysfs.cpp).
 std::string read_line(const std::string &file);  // its first line, "" if none

@@ -1,6 +1,7 @@
 #!/bin/sh
 # /init of the serial hil initramfs: runs devhost pipelines against the
-# guest's second 8250 UART, /dev/ttyS1 (ttyS0 is this guest's console). The
+# guest's second 8250 UART, /dev/ttyS1 (ttyS0 is this guest's console), and
+# a close probe on the third, /dev/ttyS2, whose far end never reads. The
 # 8250 driver is built into Debian's kernel, so no module is loaded.
 # run, start, wait_for, finish: /hil/lib.sh (tests/hil/guest-lib.sh).
 . /hil/lib.sh
@@ -31,7 +32,13 @@ finish excl-holder $pid
 # by the peer) holds 4000 bytes in the UART's queue, where the kernel's
 # closing wait would hold the close for closing_wait centiseconds.
 echo "HIL-CLOSING-WAIT $(cat /sys/class/tty/ttyS1/closing_wait)"
-/opt/devhost/bin/serial_close_probe /opt/devhost/lib/devhost/plugins/serial.so /dev/ttyS1
+/opt/devhost/bin/serial_close_probe /opt/devhost/lib/devhost/plugins/serial.so /dev/ttyS1 xoff
+
+# ABI 1.1: close under a 300 ms deadline at 50 baud while the UART's
+# transmitter cannot empty (/dev/ttyS2's far end never reads), where the
+# kernel's wait for it would hold the close for twice the FIFO's time.
+echo "HIL-UART2 $(grep '^2:' /proc/tty/driver/serial)"
+/opt/devhost/bin/serial_close_probe /opt/devhost/lib/devhost/plugins/serial.so /dev/ttyS2 stall
 
 # The driver's own count of the bytes it sent and of the breaks it saw.
 echo "HIL-UART-END $(grep '^1:' /proc/tty/driver/serial)"

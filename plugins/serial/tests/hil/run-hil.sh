@@ -7,7 +7,8 @@
 # machinery is tests/hil/qemu-guest.sh, shared with the other hil tests and
 # their kernel cache) with two 16550 UARTs: ttyS0 is the guest's console,
 # ttyS1 (COM2) is the device under test, its QEMU backend a Unix socket
-# served by socat on this side. Inside, devhost drives /dev/ttyS1 through
+# served by socat on this side; ttyS2 (COM3) has a far end that never reads,
+# for a close whose transmitter cannot empty. Inside, devhost drives /dev/ttyS1 through
 # pipelines (guest-run.sh); the peer here records every byte that arrives
 # and sends it back in upper case, so a pipeline's reply can only come from
 # this side. This script checks the step records the guest printed and
@@ -29,6 +30,7 @@ hil_tools
 command -v socat >/dev/null 2>&1 || { say "installing socat"; apt_install socat; } ||
     skip "socat missing and apt-get install socat failed (see $CACHE/apt.log)"
 command -v stdbuf >/dev/null 2>&1 || skip "no stdbuf (coreutils) for an unbuffered tr"
+[ -x /usr/bin/python3 ] || skip "no /usr/bin/python3 for the never-reading peer of ttyS2"
 hil_kernel
 PROBE="$BUILD_DIR/tests/serial_close_probe"
 [ -x "$PROBE" ] || fail "$PROBE is not built"
@@ -42,11 +44,27 @@ OUT="$WORK/ttyS1.out"
 : >"$OUT"
 socat "UNIX-LISTEN:$SOCK" "SYSTEM:tee -a '$OUT' | stdbuf -o0 tr a-z A-Z" 2>"$WORK/socat.log" &
 peer=$!
-trap 'kill $peer 2>/dev/null' EXIT
+# The far end of ttyS2 (COM3, at IRQ 5 so that it shares no interrupt with
+# the console's COM1): it takes the connection and never reads, so once its
+# socket is full QEMU's UART holds its transmitter (QEMU sends a byte only
+# when the chardev takes it) and the guest's FIFO cannot empty.
+STALL="$WORK/ttyS2.sock"
+/usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(1)
+c, _ = s.accept()
+time.sleep(600)
+' "$STALL" 2>"$WORK/stall.log" &
+stall_peer=$!
+trap 'kill $peer $stall_peer 2>/dev/null' EXIT
 n=0
-while [ ! -S "$SOCK" ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+while { [ ! -S "$SOCK" ] || [ ! -S "$STALL" ]; } && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
 [ -S "$SOCK" ] || fail "socat did not listen on $SOCK (see $WORK/socat.log)"
-hil_boot -chardev "socket,id=dut,path=$SOCK" -serial chardev:dut
+[ -S "$STALL" ] || fail "the never-reading peer did not listen on $STALL (see $WORK/stall.log)"
+hil_boot -chardev "socket,id=dut,path=$SOCK" -serial chardev:dut \
+    -chardev "socket,id=stall,path=$STALL" -device isa-serial,chardev=stall,iobase=0x3e8,irq=5
 grep -q 'HIL-NO-TTYS1' "$CONSOLE" && { tail -n 40 "$CONSOLE"; fail "the guest has no /dev/ttyS1"; }
 
 # --- checks ------------------------------------------------------------------
@@ -164,6 +182,24 @@ uart() { # label, text the line must hold
 }
 uart HIL-UART "1: uart:16550A port:000002F8 irq:3 tx:0 rx:0"
 uart HIL-UART-END "tx:83 rx:83"
+uart HIL-UART2 "2: uart:16550A port:000003E8 irq:5 tx:0 rx:0"
+
+# Close under a deadline at 50 baud while the transmitter cannot empty
+# (close_probe.cpp stall): the kernel's own wait for it (twice the FIFO's
+# time, about 6.4 s) was cut at the 300 ms deadline by the plugin's signal,
+# the cut logged, the port opened again at once, and unload gave the signal
+# back. The probe checks these; the figures are printed here.
+for tag in HIL-CLOSE-STALL HIL-CLOSE-STALL-REOPEN HIL-CLOSE-STALL-NODEADLINE HIL-CLOSE-STALL-SIGNAL; do
+    say "$tag: $(sed -n "s/^$tag //p" "$CONSOLE")"
+done
+result=$(sed -n 's/^HIL-CLOSE-STALL-RESULT //p' "$CONSOLE")
+if [ "$result" = ok ]; then
+    say "ok: close with the transmitter held returned by its deadline, cut and logged; reopened at once"
+else
+    say "FAILED: close with the transmitter held: '$result'"
+    grep '^HIL-CLOSE-STALL' "$CONSOLE" | sed 's/^/    /'
+    failures=$((failures + 1))
+fi
 
 check_bytes "the peer received exactly the bytes the pipelines wrote, in order" \
     'ping devhost\r\ntwo\nlines\ncom2\nseven e one\neight n two\n\001\020\037\n*\nafter break\njunk\nfresh\n\023' "$OUT"
