@@ -69,7 +69,7 @@ std::optional<std::string> class_for_path(const PluginRegistry &registry, const 
         for (const auto &pattern : plugin->path_patterns()) {
             const size_t s = pattern_specificity(pattern);
             const bool better = !mine.plugin || s > mine.specificity;
-            if (better && ::fnmatch(pattern.c_str(), resolved.c_str(), FNM_PATHNAME) == 0)
+            if (better && ::fnmatch(pattern.c_str(), resolved.c_str(), 0) == 0)
                 mine = {plugin.get(), pattern, s};
         }
         if (!mine.plugin)

@@ -3,7 +3,8 @@
 // `devhost probe NAME` and a device without `class =` take their class from
 // here.
 //
-// Every pattern is matched with fnmatch(3) FNM_PATHNAME against the resolved
+// Every pattern is matched with fnmatch(3), without FNM_PATHNAME (a * also
+// takes a /: one pattern covers any depth), against the resolved
 // path; the pattern with the longest literal prefix (the part before its
 // first * ? [ or \) wins. Two classes winning alike is an error naming both,
 // which the user resolves with `class =` or `--class`.

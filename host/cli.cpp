@@ -24,6 +24,7 @@
 #include <iostream>
 #include <set>
 #include <unistd.h>
+#include <utility>
 
 namespace devhost {
 
@@ -291,6 +292,20 @@ std::vector<std::string> hook_names(const Plugin &p)
     return names;
 }
 
+// The kinds of file a plugin's path_types take, by name (unknown bits,
+// which the host ignores, left out).
+std::vector<std::string> path_type_names(const Plugin &p)
+{
+    std::vector<std::string> names;
+    for (const auto &[bit, name] : {std::pair<uint32_t, const char *>{DEVHOST_PATH_REGULAR, "regular"},
+                                    {DEVHOST_PATH_BLOCK, "block"},
+                                    {DEVHOST_PATH_CHAR, "char"},
+                                    {DEVHOST_PATH_SOCKET, "socket"}})
+        if (p.path_types() & bit)
+            names.push_back(name);
+    return names;
+}
+
 std::string requires_text(uint32_t bits)
 {
     std::vector<std::string> r{"open"};
@@ -316,7 +331,8 @@ void print_plugins_json(const PluginRegistry &registry)
              ",\"transfer_requires\":" + json_string(requires_text(p.transfer_requires())) +
              ",\"lock_requires\":" + json_string(requires_text(p.lock_requires())) +
              ",\"shared_paths\":" + (p.flags() & DEVHOST_PLUGIN_SHARED_PATHS ? "true" : "false") +
-             ",\"path_patterns\":" + json_list(p.path_patterns()) + ",\"options\":[";
+             ",\"path_patterns\":" + json_list(p.path_patterns()) +
+             ",\"path_types\":" + json_list(path_type_names(p)) + ",\"options\":[";
         for (size_t j = 0; j < p.options().size(); j++) {
             const auto &o = p.options()[j];
             s += (j ? "," : "");
@@ -366,6 +382,12 @@ void print_plugins_text(const PluginRegistry &registry)
             for (const auto &pattern : p.path_patterns())
                 std::cout << " " << text::to_printable(reinterpret_cast<const uint8_t *>(pattern.data()),
                                                        pattern.size());
+            std::cout << "\n";
+        }
+        if (!path_type_names(p).empty()) {
+            std::cout << "  path types:";
+            for (const auto &type : path_type_names(p))
+                std::cout << " " << type;
             std::cout << "\n";
         }
         if (!p.options().empty())

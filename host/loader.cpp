@@ -461,6 +461,10 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
         plugin->options_ = copy_options(*d);
         plugin->controls_ = copy_controls(*d);
         plugin->path_patterns_ = copy_path_patterns(*d);
+        // Since 1.1, and a 1.1 rule: read only when the descriptor has the
+        // field and the plugin keeps 1.1's rules.
+        if (v >= DEVHOST_MAKE_VERSION(1, 1) && DEVHOST_HAS_FIELD(devhost_plugin_descriptor, d->struct_size, path_types))
+            plugin->path_types_ = d->path_types;
         // Slots past the plugin's struct_size (enumerate and unload from a
         // 1.0 table) stay NULL; slots past this host's are not copied.
         std::memcpy(&plugin->hooks_, d->hooks, std::min<size_t>(d->hooks->struct_size, sizeof(devhost_hooks)));

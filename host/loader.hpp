@@ -74,9 +74,13 @@ public:
     const std::vector<ControlSpec> &controls() const { return controls_; }
     const ControlSpec *find_control(std::string_view name) const;
     const ControlSpec *find_control(uint32_t code) const;
-    // The paths the class serves, as fnmatch(3) FNM_PATHNAME patterns (since
-    // 1.1; empty when the plugin declares none).
+    // The paths the class serves, as fnmatch(3) patterns matched without
+    // FNM_PATHNAME (since 1.1; empty when the plugin declares none).
     const std::vector<std::string> &path_patterns() const { return path_patterns_; }
+    // The kinds of file the class serves at paths no pattern names,
+    // DEVHOST_PATH_* bits as declared, unknown ones included (since 1.1; 0
+    // from a descriptor without the field or a plugin that negotiated 1.0).
+    uint32_t path_types() const { return path_types_; }
     // The option flagged DEVHOST_OPTION_EXCLUSIVE, or nullptr.
     const OptionSpec *exclusive_option() const;
     // The plugin's hook table, copied; hooks past the plugin's struct_size
@@ -91,7 +95,8 @@ private:
     friend class PluginRegistry;
     fs::path file_;
     std::string name_, class_, version_, description_;
-    uint32_t abi_version_ = 0, flags_ = 0, transfer_ops_ = 0, transfer_requires_ = 0, lock_requires_ = 0;
+    uint32_t abi_version_ = 0, flags_ = 0, transfer_ops_ = 0, transfer_requires_ = 0, lock_requires_ = 0,
+             path_types_ = 0;
     std::vector<OptionSpec> options_;
     std::vector<ControlSpec> controls_;
     std::vector<std::string> path_patterns_;

@@ -50,8 +50,10 @@ const devhost_option_spec k_options[opt_count] = {
 };
 
 // The paths the class serves (ABI 1.1): the ports of the default port
-// directory, where the host puts `\Name`. Another [host] port-dir's ports
-// need `class = filterport`.
+// directory, where the host puts `\Name`; and, by its kind of file
+// (path_types: DEVHOST_PATH_SOCKET), a socket anywhere else, such as a port
+// of another [host] port-dir once its server has made it. A port whose
+// socket does not exist yet is named with `class = filterport`.
 constexpr auto k_paths = devhost::path_patterns(DEVHOST_PORT_DEFAULT_DIR "/*");
 
 class FilterPortDevice {
@@ -208,6 +210,7 @@ const devhost_plugin_descriptor k_descriptor = [] {
         "filter communication port client (Unix SOCK_SEQPACKET, devhost port protocol v1)");
     devhost::set_options(d, k_options);
     devhost::set_path_patterns(d, k_paths);
+    d.path_types = DEVHOST_PATH_SOCKET;
     d.transfer_ops =
         DEVHOST_OP_BIT(DEVHOST_OP_REQUEST) | DEVHOST_OP_BIT(DEVHOST_OP_GET_MESSAGE) | DEVHOST_OP_BIT(DEVHOST_OP_REPLY);
     d.transfer_requires = DEVHOST_REQUIRES_CONNECTED;

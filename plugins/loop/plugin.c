@@ -370,9 +370,8 @@ static const devhost_hooks loop_hooks = {
     /* enumerate and unload: NULL (see the top of this file) */
 };
 
-/* What a config's path may be for this class: loop:NAME. (A NAME holding
- * a '/' is still opened, but with FNM_PATHNAME this pattern does not pick
- * the class for it: give `class = loop`.) */
+/* What a config's path may be for this class: loop:NAME (the host matches
+ * without FNM_PATHNAME, so a NAME holding a '/' is this pattern's too). */
 static const char *const loop_path_patterns[] = {LOOP_PREFIX "*", NULL};
 
 static const devhost_plugin_descriptor loop_descriptor = {

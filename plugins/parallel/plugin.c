@@ -624,23 +624,13 @@ static const devhost_hooks par_hooks = {
     .unload = par_unload,
 };
 
-/* The paths this class serves, as host/names.cpp mapped them to it before
- * 1.1: ppdev's /dev/parportN (what \\.\LPTn resolves to), vport:NAME, and
- * vport:/ABS/PATH.sock, a socket a peer of `devhost run` announced. With
- * FNM_PATHNAME a '*' stops at '/', so the absolute form is listed for 1 to
- * 8 directories deep (the run's directory is /run/devhost/vdev/D/NAME.sock
- * or $TMPDIR/D/NAME.sock); deeper still opens, with `class = parallel`. */
+/* The paths this class serves: ppdev's /dev/parportN (what \\.\LPTn
+ * resolves to), vport:NAME, and vport:/ABS/PATH.sock, a socket a peer of
+ * `devhost run` announced. The host matches them without FNM_PATHNAME, so
+ * "vport:*" takes an absolute path of any depth. */
 static const char *const par_path_patterns[] = {
     "/dev/parport[0-9]*",
     "vport:*",
-    "vport:/*",
-    "vport:/*/*",
-    "vport:/*/*/*",
-    "vport:/*/*/*/*",
-    "vport:/*/*/*/*/*",
-    "vport:/*/*/*/*/*/*",
-    "vport:/*/*/*/*/*/*/*",
-    "vport:/*/*/*/*/*/*/*/*",
     NULL,
 };
 

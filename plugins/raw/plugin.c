@@ -233,11 +233,12 @@ static const devhost_hooks raw_hooks = {
     /* unload: NULL, nothing process-wide to undo */
 };
 
-/* The paths this class serves: the block devices host/names.cpp gave it
- * (\\.\PhysicalDriveN is one of /sys/block's disks) by their usual kernel
- * names, their partitions, and the stable links to them. A disk image (a
- * regular file), a character device or a block device of another name is
- * still opened, with `class = raw`. */
+/* The paths this class serves: the block devices \\.\PhysicalDriveN
+ * resolves to (one of /sys/block's disks) by their usual kernel names, their
+ * partitions, and the stable links to them (the host matches without
+ * FNM_PATHNAME: a '*' also takes a '/'). A disk image anywhere and a block
+ * device of any other name have the class by their kind of file
+ * (path_types). A character device is still opened, with `class = raw`. */
 static const char *const raw_path_patterns[] = {
     "/dev/sd*",   "/dev/hd*",   "/dev/vd*",           "/dev/xvd*",     "/dev/nvme[0-9]*n[0-9]*",
     "/dev/mmcblk*", "/dev/loop[0-9]*", "/dev/ram*",   "/dev/zram*",    "/dev/sr*",
@@ -261,6 +262,7 @@ static const devhost_plugin_descriptor raw_descriptor = {
                     DEVHOST_OP_BIT(DEVHOST_OP_READ_EXACT) | DEVHOST_OP_BIT(DEVHOST_OP_CONTROL),
     .transfer_requires = 0, /* transfers need only an open device */
     .path_patterns = raw_path_patterns,
+    .path_types = DEVHOST_PATH_REGULAR | DEVHOST_PATH_BLOCK, /* disk images, block devices of any name */
 };
 
 /* Speaks ABI 1.x; refuses other majors. */

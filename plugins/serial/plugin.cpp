@@ -91,13 +91,13 @@ const devhost_control_spec k_controls[] = {
     {C, devhost::serial::control_drain, "drain", "wait until every written byte has left", 0},
 };
 
-// The paths the class serves (ABI 1.1): every tty path the host took for
-// serial before 1.1 (/dev/tty*, /dev/pts/, /dev/serial/), the common kinds
-// named (a more specific pattern wins over another class's broader one),
-// and the udev links under /dev/serial/ (FNM_PATHNAME: one * per level).
+// The paths the class serves (ABI 1.1): the ttys (/dev/tty*, /dev/pts/*),
+// the common kinds named (a more specific pattern wins over another
+// class's broader one), and the udev links under /dev/serial/ (by-id,
+// by-path: the host matches without FNM_PATHNAME, so one * takes any
+// depth).
 constexpr auto k_paths = devhost::path_patterns("/dev/ttyS*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*",
-                                                "/dev/pts/*", "/dev/serial/by-id/*", "/dev/serial/by-path/*",
-                                                "/dev/serial/*", "/dev/serial/*/*", "/dev/tty*");
+                                                "/dev/pts/*", "/dev/serial/*", "/dev/tty*");
 
 // Throws the DEVHOST_E_INVALID that names a bad option value.
 [[noreturn]] void invalid(const std::string &what)

@@ -23,7 +23,8 @@
  *     below). A hook that waits passes it down to devhost_util_wait; a hook
  *     that never waits (close and info here) has nothing to bound;
  *   - path_patterns: the paths of this class, so the host can pick the class
- *     from a path;
+ *     from a path; path_types: the kinds of file (a regular file, a block
+ *     or character device, a socket) it serves at paths no pattern names;
  *   - option flags: DEVHOST_OPTION_REQUIRED for an option without a default
  *     that must be set, DEVHOST_OPTION_EXCLUSIVE for a BOOL `exclusive`;
  *   - enumerate (list your devices for `devhost scan`) and unload (undo
@@ -114,9 +115,12 @@ static const devhost_hooks my_hooks = {
      * enumerate, unload (since 1.1): NULL, see the top of this file */
 };
 
-/* The paths of this class, fnmatch(3) patterns with FNM_PATHNAME, ending
- * with NULL: `devhost check` and `probe` pick class my-device for a path
- * that matches (replace with your device nodes, e.g. "/dev/mydev[0-9]*"). */
+/* The paths of this class, fnmatch(3) patterns (matched without
+ * FNM_PATHNAME: a '*' also takes a '/'), ending with NULL: `devhost check`
+ * and `probe` pick class my-device for a path that matches (replace with
+ * your device nodes, e.g. "/dev/mydev[0-9]*"). A class that serves a kind
+ * of file wherever it is (disk images, sockets) also sets the descriptor's
+ * path_types (DEVHOST_PATH_REGULAR, ...); a counter serves none: 0. */
 static const char *const my_path_patterns[] = {"mydev:*", NULL};
 
 static const devhost_plugin_descriptor my_descriptor = {
@@ -131,6 +135,7 @@ static const devhost_plugin_descriptor my_descriptor = {
     .transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE),
     .transfer_requires = 0, /* open is enough */
     .path_patterns = my_path_patterns,
+    .path_types = 0, /* no kind of file at other paths */
 };
 
 /* Speaks ABI 1.x (the host's minor when it is older than this header's);

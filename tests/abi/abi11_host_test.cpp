@@ -87,7 +87,8 @@ long overrun_ms(const std::string &message)
 
 }  // namespace
 
-TEST_CASE("loader copies 1.1's declarations: option flags, path patterns, enumerate and unload", "[abi11][loader]")
+TEST_CASE("loader copies 1.1's declarations: option flags, path patterns and types, enumerate and unload",
+          "[abi11][loader]")
 {
     PluginRegistry registry;
     auto required = load(registry, "patterns", "required.so");
@@ -96,16 +97,25 @@ TEST_CASE("loader copies 1.1's declarations: option flags, path patterns, enumer
     CHECK(required->options()[1].flags == DEVHOST_OPTION_EXCLUSIVE);
     CHECK(required->exclusive_option() == &required->options()[1]);
     CHECK(required->path_patterns() == std::vector<std::string>{"/dev/req*"});
+    CHECK(required->path_types() == 0);
     CHECK(required->hooks().unload != nullptr);
     CHECK(required->hooks().enumerate == nullptr);
     CHECK(required->speaks_1_1());
+    // Path types as declared, a bit no 1.1 host knows included: a flag, so
+    // the plugin loads (and the bit takes no kind of file).
+    auto types = load(registry, "types", "types.so");
+    CHECK(types->path_types() == (DEVHOST_PATH_REGULAR | DEVHOST_PATH_CHAR | (1u << 20)));
+    CHECK(types->path_patterns().empty());
 
     auto fixed = load(registry, "scan", "scan_fixed.so");
     CHECK(fixed->hooks().enumerate != nullptr);
+    // A plugin that answered 1.0 keeps 1.0's rules: its descriptor has the
+    // path_types field, set to SOCKET, which the host does not read.
     auto old = load(registry, "timing", "timing_old.so");
     CHECK(old->abi_version() == DEVHOST_MAKE_VERSION(1, 0));
     CHECK_FALSE(old->speaks_1_1());
     CHECK(old->path_patterns().empty());
+    CHECK(old->path_types() == 0);
 
     // A plugin built from the 1.0 header: its structs end before 1.1's
     // fields, which the host leaves at nothing.
@@ -114,6 +124,7 @@ TEST_CASE("loader copies 1.1's declarations: option flags, path patterns, enumer
     CHECK(v1_0->hooks().enumerate == nullptr);
     CHECK(v1_0->hooks().unload == nullptr);
     CHECK(v1_0->path_patterns().empty());
+    CHECK(v1_0->path_types() == 0);
     REQUIRE(v1_0->options().size() == 2);  // bad_plugin.c's good plugin: speed and mode
     CHECK(v1_0->options()[0].flags == 0);
     CHECK(v1_0->options()[1].flags == 0);
@@ -557,4 +568,28 @@ TEST_CASE("devhost plugins shows path patterns and option flags", "[abi11][cli]"
     CHECK_THAT(text.out, Catch::Contains("\n  paths: /dev/req*\n") &&
                              Catch::Contains("    name (string, required): a required option") &&
                              Catch::Contains("    share (bool, default true, exclusive): false: share the path"));
+}
+
+TEST_CASE("devhost plugins shows path types by name, leaving out bits it does not know", "[abi11][cli]")
+{
+    auto r = run_devhost({"plugins", "--json", "--plugin-path", abi11_dir("types").string()});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto doc = nlohmann::json::parse(r.out);
+    nlohmann::json types, raw;
+    for (const auto &p : doc["plugins"]) {
+        if (p["class"] == "types")
+            types = p;
+        if (p["class"] == "raw")
+            raw = p;
+    }
+    REQUIRE(types.is_object());
+    CHECK(types["path_types"] == nlohmann::json{"regular", "char"});  // and 1 << 20, unknown: left out
+    CHECK(types["path_patterns"] == nlohmann::json::array());
+    REQUIRE(raw.is_object());  // the in-tree plugins are listed too
+    CHECK(raw["path_types"] == nlohmann::json{"regular", "block"});
+    auto text = run_devhost({"plugins", "--plugin-path", abi11_dir("types").string()});
+    const auto at = text.out.find("\ntypes: abi11-types ");
+    REQUIRE(at != std::string::npos);
+    CHECK(text.out.find("\n  path types: regular char\n", at) < text.out.find("\n\n", at + 1));
 }

@@ -9,7 +9,8 @@
  *                given, the sized connect arguments it got, and what
  *                share_fd answered; unload appends a line to the file named
  *                by $ABI11_UNLOAD_MARKER
- *   timing_old   the same, answering ABI 1.0
+ *   timing_old   the same, answering ABI 1.0; declares path type SOCKET
+ *                (which a plugin that answered 1.0 does not get to say)
  *   scan_fixed   enumerate lists two devices (three with ENUMERATE_ALL);
  *                path pattern /dev/scanfixed*
  *   scan_none    enumerate lists nothing
@@ -23,6 +24,8 @@
  *   pat_tie      path pattern /dev/pat/b?  (as specific as pat_b's)
  *   required     option `name` (REQUIRED), option `share` (EXCLUSIVE);
  *                path pattern /dev/req*
+ *   types        path types REGULAR and CHAR, and a bit no 1.1 host knows
+ *                (ignored); no path pattern
  *
  * Written in C99 like any C plugin.
  */
@@ -309,6 +312,14 @@ static const char *const patterns[] = {"/dev/req*", NULL};
 #define patterns NULL
 #endif
 
+#if defined(ABI11_VARIANT_TYPES)
+#define PATH_TYPES (DEVHOST_PATH_REGULAR | DEVHOST_PATH_CHAR | (1u << 20))
+#elif defined(ABI11_VARIANT_TIMING_OLD)
+#define PATH_TYPES DEVHOST_PATH_SOCKET
+#else
+#define PATH_TYPES 0
+#endif
+
 static const devhost_plugin_descriptor descriptor = {
     .struct_size = sizeof(devhost_plugin_descriptor),
     .name = "abi11-" ABI11_CLASS,
@@ -320,6 +331,7 @@ static const devhost_plugin_descriptor descriptor = {
     .hooks = &hooks,
     .transfer_ops = DEVHOST_OP_BIT(DEVHOST_OP_WRITE),
     .path_patterns = patterns,
+    .path_types = PATH_TYPES,
 };
 
 DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)

@@ -56,11 +56,12 @@ struct PortDirEnv {
 
 }  // namespace
 
-TEST_CASE("filterport 1.1: the descriptor declares the default port directory's paths")
+TEST_CASE("filterport 1.1: the descriptor declares the default port directory's paths, and sockets elsewhere")
 {
     CHECK(direct().abi_version() == DEVHOST_MAKE_VERSION(1, 1));
     CHECK(direct().path_patterns() == std::vector<std::string>{"/run/devhost/ports/*"});
     const devhost_plugin_descriptor &d = direct().descriptor();
+    CHECK(d.path_types == DEVHOST_PATH_SOCKET);
     for (uint32_t i = 0; i < d.option_count; i++)
         CHECK(d.options[i].flags == 0);  // no option is required, none is "exclusive"
     CHECK(direct().hooks().enumerate != nullptr);

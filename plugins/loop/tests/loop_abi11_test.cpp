@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <devhost/plugin_util.h>
+#include <fnmatch.h>
 
 #include <chrono>
 #include <string>
@@ -55,6 +56,8 @@ TEST_CASE("loop 1.1: descriptor declares loop:* and the exclusive flag, no enume
     REQUIRE(d.path_patterns);
     CHECK(std::string(d.path_patterns[0]) == "loop:*");
     CHECK(d.path_patterns[1] == nullptr);
+    CHECK(fnmatch(d.path_patterns[0], "loop:a/b", 0) == 0);  // as the host matches: a NAME with '/' too
+    CHECK(d.path_types == 0);
     for (uint32_t i = 0; i < d.option_count; i++) {
         INFO(d.options[i].name);
         const bool exclusive = std::string(d.options[i].name) == "exclusive";

@@ -287,7 +287,7 @@ TEST_CASE("parallel 1.1: a serving peer answers within the deadline as before", 
     CHECK_THAT(o.message, Catch::Contains("unknown control code 2147483647"));
 }
 
-TEST_CASE("parallel 1.1: descriptor declares the paths host/names.cpp gave the class, and the exclusive flag",
+TEST_CASE("parallel 1.1: descriptor declares /dev/parportN and vport: paths of any depth, and the exclusive flag",
           "[parallel][abi11]")
 {
     DirectPlugin plugin(parallel_so());
@@ -296,16 +296,20 @@ TEST_CASE("parallel 1.1: descriptor declares the paths host/names.cpp gave the c
     REQUIRE(d.path_patterns);
     auto served = [&](const std::string &path) {
         for (const char *const *p = d.path_patterns; *p; p++)
-            if (fnmatch(*p, path.c_str(), FNM_PATHNAME) == 0)
+            if (fnmatch(*p, path.c_str(), 0) == 0)  // as the host matches: without FNM_PATHNAME
                 return true;
         return false;
     };
     CHECK(std::string(d.path_patterns[0]) == "/dev/parport[0-9]*");
+    CHECK(std::string(d.path_patterns[1]) == "vport:*");
+    CHECK(d.path_patterns[2] == nullptr);  // one pattern for every depth
+    CHECK(d.path_types == 0);
     CHECK(served("/dev/parport0"));
     CHECK(served("/dev/parport12"));
     CHECK(served("vport:printer"));
     CHECK(served("vport:/run/devhost/vdev/devhost-run42-Ab3dEf/printer.sock"));
     CHECK(served("vport:/tmp/devhost-run42-Ab3dEf/printer.sock"));
+    CHECK(served("vport:/home/u/a/b/c/d/e/f/g/h/i/printer.sock"));
     CHECK_FALSE(served("/dev/parport"));
     CHECK_FALSE(served("/dev/ttyS0"));
     CHECK_FALSE(served("/dev/sda"));

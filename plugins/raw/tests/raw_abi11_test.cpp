@@ -263,7 +263,7 @@ TEST_CASE("raw 1.1: descriptor declares the block device paths, the exclusive fl
     REQUIRE(d.path_patterns);
     auto served = [&](const std::string &path) {
         for (const char *const *p = d.path_patterns; *p; p++)
-            if (fnmatch(*p, path.c_str(), FNM_PATHNAME) == 0)
+            if (fnmatch(*p, path.c_str(), 0) == 0)  // as the host matches: without FNM_PATHNAME
                 return true;
         return false;
     };
@@ -275,10 +275,12 @@ TEST_CASE("raw 1.1: descriptor declares the block device paths, the exclusive fl
         CHECK(served(path));
     }
     for (const char *path : {"/dev/ttyS0", "/dev/parport0", "/dev/nvme0", "/dev/loop-control", "loop:x",
-                             "vport:p", "/tmp/disk.img", "/dev/zero"}) {
+                             "vport:p", "/tmp/disk.img", "/dev/zero", "/dev/serial/by-id/usb-x"}) {
         INFO(path);
         CHECK_FALSE(served(path));
     }
+    // A disk image anywhere and a block device of any name: by their kind.
+    CHECK(d.path_types == (DEVHOST_PATH_REGULAR | DEVHOST_PATH_BLOCK));
     for (uint32_t i = 0; i < d.option_count; i++) {
         INFO(d.options[i].name);
         const bool exclusive = std::string(d.options[i].name) == "exclusive";

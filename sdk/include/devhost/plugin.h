@@ -637,6 +637,15 @@ enum {
     DEVHOST_PLUGIN_OFFSETS = 1u << 1
 };
 
+/* Kinds of file, the bits of the descriptor's path_types (since v1.1). */
+enum {
+    DEVHOST_PATH_REGULAR = 1u << 0, /* a regular file (a disk image) */
+    DEVHOST_PATH_BLOCK = 1u << 1,   /* a block device */
+    DEVHOST_PATH_CHAR = 1u << 2,    /* a character device */
+    DEVHOST_PATH_SOCKET = 1u << 3   /* a Unix-domain socket */
+    /* since v1.2: append values here */
+};
+
 typedef struct devhost_plugin_descriptor {
     uint32_t struct_size;
     uint32_t flags;                   /* DEVHOST_PLUGIN_* */
@@ -656,13 +665,27 @@ typedef struct devhost_plugin_descriptor {
     uint32_t transfer_requires;       /* DEVHOST_REQUIRES_* */
     uint32_t lock_requires;           /* DEVHOST_REQUIRES_CONNECTED or 0 */
     uint32_t reserved;
-    /* since v1.1: the paths this class serves, as fnmatch(3) patterns with
-     * FNM_PATHNAME ("/dev/ttyS*", "/dev/parport[0-9]*", "vport:*"), ending
-     * with NULL; NULL for none. `devhost probe` and `check` pick a device's
-     * class from them (the most specific pattern, by its literal prefix,
-     * wins; two classes matching alike is an error the user resolves with
-     * `class =`), so the host knows no class's paths. */
+    /* since v1.1: the paths this class serves, as fnmatch(3) patterns
+     * matched without FNM_PATHNAME, so that '*' also matches '/' and one
+     * pattern covers any depth ("/dev/ttyS*", "/dev/parport[0-9]*",
+     * "vport:*", which takes vport:/run/a/b.sock too), ending with NULL;
+     * NULL for none. `devhost probe` and `check` pick a device's class from
+     * them (the most specific pattern, by its literal prefix, the part
+     * before its first * ? [ or \, wins; two classes matching alike is an
+     * error the user resolves with `class =`), so the host knows no class's
+     * paths. */
     const char *const *path_patterns;
+    /* since v1.1: the kinds of file this class serves at a path that no
+     * plugin's pattern names (DEVHOST_PATH_*, or'd; 0 for none): when no
+     * pattern matches, `devhost probe` and `check` stat the path and pick
+     * the one class whose path_types has the file's kind (a disk image
+     * anywhere is DEVHOST_PATH_REGULAR). A guess made for the user, not a
+     * security decision: the plugin still checks what it opens. Two classes
+     * declaring the kind alike is an error naming both, resolved with
+     * `class =`; a path that does not exist has no kind. Unknown bits are
+     * ignored: these are flags, not requirements. The host reads the field
+     * only from a plugin that negotiated 1.1 or later. */
+    uint32_t path_types;
     /* since v1.2: append here */
 } devhost_plugin_descriptor;
 

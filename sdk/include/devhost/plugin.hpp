@@ -60,8 +60,11 @@
  * devhost::set_options() and set_controls() take the schema arrays (an
  * option spec's flags, DEVHOST_OPTION_REQUIRED and _EXCLUSIVE, go with it);
  * devhost::set_path_patterns() the paths the class serves, made with
- * devhost::path_patterns("/dev/ttyS*", ...) (NULL-terminated for you); set
- * the flags, transfer_ops and the requires fields on the copy. Deadlines, waits,
+ * devhost::path_patterns("/dev/ttyS*", ...) (NULL-terminated for you;
+ * fnmatch(3) patterns matched without FNM_PATHNAME, so "vport:*" takes any
+ * depth); set the flags, transfer_ops, path_types (the kinds of file served
+ * at paths no pattern names: d.path_types = DEVHOST_PATH_SOCKET) and the
+ * requires fields on the copy. Deadlines, waits,
  * options by schema index and text parsing come from <devhost/plugin_util.h>,
  * included here. So does devhost::UniqueFd (<devhost/unique_fd.hpp>): hold
  * each descriptor the device opens in one, and ~T() and every early throw
@@ -452,7 +455,8 @@ constexpr void set_options(devhost_plugin_descriptor &d, const devhost_option_sp
 }
 
 // A NULL-terminated list of fnmatch(3) patterns for the descriptor's
-// path_patterns: `constexpr auto k_paths = devhost::path_patterns("/dev/ttyS*",
+// path_patterns (matched without FNM_PATHNAME: a '*' also takes a '/'):
+// `constexpr auto k_paths = devhost::path_patterns("/dev/ttyS*",
 // "/dev/pts/*");` at namespace scope (static storage), then
 // set_path_patterns(d, k_paths).
 template <std::size_t N>

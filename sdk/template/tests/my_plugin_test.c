@@ -210,6 +210,7 @@ int main(int argc, char **argv)
     CHECK(d->hooks->lock == NULL && d->hooks->connect == NULL);
     CHECK(d->hooks->enumerate == NULL && d->hooks->unload == NULL);
     CHECK(d->path_patterns && strcmp(d->path_patterns[0], "mydev:*") == 0 && d->path_patterns[1] == NULL);
+    CHECK(d->path_types == 0);
     CHECK(d->options[0].flags == 0);
 
     /* A write is counted; info reports the count. */

@@ -77,7 +77,7 @@ enum bad_case {
     BAD_PATTERNS_TOO_MANY,
     BAD_PATTERN_TOO_LONG,
     BAD_PATTERN_EMPTY,
-    BAD_FLAGS_UNKNOWN /* a good plugin: unknown flag bits are ignored */
+    BAD_FLAGS_UNKNOWN /* a good plugin: unknown flag bits (path types too) are ignored */
 };
 
 #ifndef BAD_CASE
@@ -258,6 +258,7 @@ static void break_it(devhost_negotiation *n)
         break;
     case BAD_FLAGS_UNKNOWN:
         descriptor.flags |= 1u << 20;
+        descriptor.path_types |= 1u << 20;
         options[0].flags |= 1u << 20;
         controls[0].flags |= 1u << 20;
         break;
