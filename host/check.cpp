@@ -10,10 +10,12 @@
 #include <devhost/unique_fd.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <spdlog/spdlog.h>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sys/stat.h>
 
 namespace devhost {
 
@@ -432,8 +434,20 @@ void check_options(const Config &config, const DeviceConfig &d, DevicePlan &dp, 
         dp.values = complete_options(p, parsed);
 }
 
+// Whether `resolved` is a port of [host] port-dir (\Name) with no socket
+// yet: check runs before the port's server makes it, so its kind of file
+// cannot tell the class either.
+bool port_without_socket(const NameTable &names, const std::string &resolved)
+{
+    const std::string dir = names.port_dir + "/";
+    struct stat st {};
+    return resolved.size() > dir.size() && resolved.compare(0, dir.size(), dir) == 0 &&
+           ::lstat(resolved.c_str(), &st) != 0 && errno == ENOENT;
+}
+
 // The class of a device without `class =`, from the plugins' path
-// patterns; nullopt after a diagnostic when no class or two serve the path.
+// patterns or path types; nullopt after a diagnostic when no class or two
+// serve the path.
 std::optional<std::string> class_of_path(const Config &config, const DeviceConfig &d, const PluginRegistry &registry,
                                          std::vector<Diagnostic> &diags)
 {
@@ -450,7 +464,12 @@ std::optional<std::string> class_of_path(const Config &config, const DeviceConfi
         return std::nullopt;
     }
     auto cls = class_for_path(registry, d.path.value, *resolved, error);
-    if (!cls)
+    if (!cls && port_without_socket(config.names, *resolved))
+        diags.push_back({file, d.line,
+                         where + ": missing 'class = ...' and port '" + text::excerpt(d.path.value) + "' ('" +
+                             text::excerpt(*resolved) +
+                             "') has no socket yet to tell its class by: name the class with 'class = ...'"});
+    else if (!cls)
         diags.push_back({file, d.line, where + ": missing 'class = ...' and " + error});
     return cls;
 }

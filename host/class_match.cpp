@@ -2,7 +2,6 @@
 
 #include "common/text.hpp"
 
-#include <cctype>
 #include <fnmatch.h>
 #include <sys/stat.h>
 
@@ -10,58 +9,15 @@ namespace devhost {
 
 namespace {
 
-// Transitional: the classes of the in-tree plugins as the host guessed them
-// before ABI 1.1. Used only for a class whose plugin declares no
-// path_patterns (or is not loaded, so that the error names it); this table
-// goes once every in-tree plugin declares its patterns.
-std::optional<std::string> legacy_class(const std::string &configured, const std::string &resolved)
-{
-    const std::string prefix = "\\\\.\\";
-    if (configured.rfind(prefix, 0) == 0) {
-        std::string bare = configured.substr(prefix.size());
-        for (char &c : bare)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        for (const auto &[word, cls] : {std::pair<const char *, const char *>{"com", "serial"},
-                                        {"lpt", "parallel"},
-                                        {"physicaldrive", "raw"}})
-            if (bare.rfind(word, 0) == 0)
-                return cls;
-    } else if (!configured.empty() && configured[0] == '\\') {
-        return "filterport";
-    }
-    for (const char *p : {"/dev/tty", "/dev/pts/", "/dev/serial/"})
-        if (resolved.rfind(p, 0) == 0)
-            return "serial";
-    if (resolved.rfind("/dev/parport", 0) == 0 || resolved.rfind("vport:", 0) == 0)
-        return "parallel";
-    if (resolved.rfind("loop:", 0) == 0)
-        return "loop";
-    struct stat st {};
-    if (::stat(resolved.c_str(), &st) == 0) {
-        if (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode))
-            return "raw";
-        if (S_ISSOCK(st.st_mode))
-            return "filterport";
-    }
-    return std::nullopt;
-}
-
 struct Best {
     const Plugin *plugin = nullptr;
     std::string pattern;
     size_t specificity = 0;
 };
 
-}  // namespace
-
-size_t pattern_specificity(const std::string &pattern)
-{
-    const size_t special = pattern.find_first_of("*?[\\");
-    return special == std::string::npos ? pattern.size() : special;
-}
-
-std::optional<std::string> class_for_path(const PluginRegistry &registry, const std::string &configured,
-                                          const std::string &resolved, std::string &error)
+// The plugin whose pattern matching `resolved` is the most specific, and
+// another as specific when there is one (a tie).
+std::pair<Best, Best> best_pattern(const PluginRegistry &registry, const std::string &resolved)
 {
     Best best, tie;
     for (const auto &plugin : registry.plugins()) {
@@ -81,6 +37,40 @@ std::optional<std::string> class_for_path(const PluginRegistry &registry, const 
             tie = mine;
         }
     }
+    return {best, tie};
+}
+
+// The DEVHOST_PATH_* bit of a file's kind and its name, or {0, name} for a
+// kind no bit names (a directory, a FIFO, ...).
+std::pair<uint32_t, const char *> path_type(mode_t mode)
+{
+    if (S_ISREG(mode))
+        return {DEVHOST_PATH_REGULAR, "a regular file"};
+    if (S_ISBLK(mode))
+        return {DEVHOST_PATH_BLOCK, "a block device"};
+    if (S_ISCHR(mode))
+        return {DEVHOST_PATH_CHAR, "a character device"};
+    if (S_ISSOCK(mode))
+        return {DEVHOST_PATH_SOCKET, "a socket"};
+    if (S_ISDIR(mode))
+        return {0, "a directory"};
+    if (S_ISFIFO(mode))
+        return {0, "a FIFO"};
+    return {0, "a file of another kind"};
+}
+
+}  // namespace
+
+size_t pattern_specificity(const std::string &pattern)
+{
+    const size_t special = pattern.find_first_of("*?[\\");
+    return special == std::string::npos ? pattern.size() : special;
+}
+
+std::optional<std::string> class_for_path(const PluginRegistry &registry, const std::string &configured,
+                                          const std::string &resolved, std::string &error)
+{
+    const auto [best, tie] = best_pattern(registry, resolved);
     const std::string shown = "'" + text::excerpt(configured) + "'" +
                               (resolved != configured ? " ('" + text::excerpt(resolved) + "')" : std::string());
     if (tie.plugin) {
@@ -91,12 +81,30 @@ std::optional<std::string> class_for_path(const PluginRegistry &registry, const 
     }
     if (best.plugin)
         return best.plugin->device_class();
-    if (auto cls = legacy_class(configured, resolved)) {
-        const auto plugin = registry.find(*cls);
-        if (!plugin || plugin->path_patterns().empty())
-            return cls;
+    const std::string unmatched = "no plugin's path patterns match " + shown;
+    // No pattern names the path: its kind of file may (path_types). A
+    // guess for the user, who can always say `class =`; a path that does
+    // not exist (yet) has no kind.
+    struct stat st {};
+    if (::stat(resolved.c_str(), &st) != 0) {
+        error = unmatched;
+        return std::nullopt;
     }
-    error = "no plugin's path patterns match " + shown;
+    const auto [type, kind] = path_type(st.st_mode);
+    const Plugin *found = nullptr;
+    for (const auto &plugin : registry.plugins()) {
+        if (!type || !(plugin->path_types() & type))
+            continue;
+        if (found) {
+            error = unmatched + " (" + kind + ", which class '" + found->device_class() + "' and class '" +
+                    plugin->device_class() + "' both take by their path types): say which class";
+            return std::nullopt;
+        }
+        found = plugin.get();
+    }
+    if (found)
+        return found->device_class();
+    error = unmatched + " (" + kind + ", which no plugin's path types take)";
     return std::nullopt;
 }
 

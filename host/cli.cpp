@@ -441,7 +441,7 @@ int cmd_probe(const Cli &cli)
     }
     PluginRegistry registry;
     load_plugins(registry, cli, nullptr);
-    // The class from the plugins' path patterns (class_match.hpp).
+    // The class from the plugins' path patterns and types (class_match.hpp).
     std::optional<std::string> cls = cli.device_class ? cli.device_class : class_for_path(registry, name, *path, error);
     if (!cls) {
         error_line("cannot tell the class of '" + name + "': " + error + "; give --class");

@@ -34,7 +34,8 @@ const std::vector<OptionDef> &option_defs()
         {"json", nullptr, "plugins, scan: print JSON"},
         {"all", nullptr, "scan: also list what is normally left out (pseudo-terminals...)"},
         {"class", "CLASS",
-         "probe: the device class (default: from the plugins' path patterns); scan: list this class's devices only"},
+         "probe: the device class (default: from the plugins' path patterns and types); "
+         "scan: list this class's devices only"},
     };
     return defs;
 }
@@ -86,13 +87,14 @@ const char *const check_text =
 
 const char *const plugins_text =
     "Loads the plugins from the search path and lists each one: its class,\n"
-    "version, ABI, hooks, transfers, path patterns, options and control codes,\n"
-    "then every file that was refused, with the reason.\n";
+    "version, ABI, hooks, transfers, path patterns and types, options and\n"
+    "control codes, then every file that was refused, with the reason.\n";
 
 const char *const probe_text =
     "Opens the device NAME (a path, \\\\.\\COMn, \\\\.\\LPTn, \\\\.\\PhysicalDriveN,\n"
     "\\Name), reports its info and closes it, one record per step. The class is\n"
-    "taken from the plugins' path patterns unless --class says it.\n";
+    "taken from the plugins' path patterns or, at a path none matches, from\n"
+    "the kind of file their path types take, unless --class says it.\n";
 
 const char *const scan_text =
     "Lists the devices each plugin (or class CLASS's) could drive here, without\n"
@@ -121,7 +123,7 @@ const std::vector<CommandHelp> &command_helps()
          "  2  usage error\n"
          "  3  no plugin loaded\n"},
         {"probe", "devhost probe [OPTIONS] [--class CLASS] NAME", probe_text,
-         {{"class", "the device class (default: from the plugins' path patterns)"},
+         {{"class", "the device class (default: from the plugins' path patterns and types)"},
           {"output", "where step records go: - (stdout, the default) or a file"}},
          "  0  open, info and close succeeded\n"
          "  1  a step failed, or step records could not be written\n"
@@ -158,7 +160,8 @@ const char *const usage_text =
     "  plugins [--json]      list loaded plugins, their options and refused files\n"
     "  probe [--class C] NAME\n"
     "                        open NAME, report its info, close it (the class\n"
-    "                        from the plugins' path patterns unless --class)\n"
+    "                        from the plugins' path patterns and types unless\n"
+    "                        --class)\n"
     "  scan [--class C] [--json] [--all]\n"
     "                        list the devices each plugin (or class C's) could\n"
     "                        drive here, without opening them; --all also lists\n"

@@ -391,7 +391,7 @@ void check_required_keys(Config &config, const Scan &scanned, std::vector<Diagno
                     hint = " (line " + std::to_string(o.line) + " has '" + text::excerpt(o.key) +
                            "': did you mean 'class'?)";
             // With a path and no sign of a misspelt key, the class comes from
-            // the plugins' path patterns (check.cpp, class_match.hpp).
+            // the plugins' path patterns and types (check.cpp, class_match.hpp).
             if (hint.empty() && !d.path.value.empty())
                 d.class_from_path = true;
             else

@@ -2,10 +2,12 @@
 // abi11_plugin.c: the loader copies the new declarations and calls unload
 // once, last; every hook has a deadline (deadline_ns), a hook that overruns
 // it is recorded DEVHOST_E_TIMEOUT; connect passes sized arguments; check
-// takes a device's class from the plugins' path patterns, refuses a device
-// leaving out a required option and shares a path by the flagged option;
-// `devhost scan` lists what each enumerate finds.
+// takes a device's class from the plugins' path patterns or, at a path no
+// pattern names, from their path types, refuses a device leaving out a
+// required option and shares a path by the flagged option; `devhost scan`
+// lists what each enumerate finds.
 #include "devhost_test.hpp"
+#include "devices.hpp"
 
 #include "check.hpp"
 #include "class_match.hpp"
@@ -19,6 +21,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <sys/stat.h>
 
 using namespace devhost;
 using namespace devhost::test;
@@ -362,22 +365,101 @@ TEST_CASE("check takes a device's class from the plugins' path patterns, the mos
     CHECK(plan.devices[2].plugin->device_class() == "required");
 }
 
-TEST_CASE("a path no plugin's patterns match falls back to the transitional table, and says so",
-          "[abi11][check]")
+TEST_CASE("a name no plugin's patterns or types take has no class: the host guesses none", "[abi11][check]")
 {
-    // Only test plugins are loaded: /dev/ttyS0 matches none of their
-    // patterns, and the transitional table names serial, which no loaded
-    // plugin serves: a missing plugin, said to come from the path.
+    // Only test plugins are loaded. \\.\COM7 is the host's name for a
+    // serial port, led by [names] to a path that does not exist: no plugin
+    // names it, so it has no class (before ABI 1.1's last step the host
+    // guessed 'serial' from the Windows name).
     PluginRegistry registry;
     registry.load_directory(abi11_dir("patterns"));
     std::vector<Diagnostic> diags;
-    Config config = parse_config("[device s]\npath = /dev/ttyS0\nstep = open\n", "test.ini", diags);
+    Config config = parse_config("[names]\nCOM7 = /nonexistent/devhost-com7\n"
+                                 "[device s]\npath = \\\\.\\COM7\nstep = open\n",
+                                 "test.ini", diags);
+    REQUIRE(diags.empty());
     Plan plan = check_config(config, registry, diags);
     REQUIRE(diags.size() == 1);
-    CHECK(diags[0].kind == Diagnostic::Kind::MissingPlugin);
-    CHECK_THAT(diags[0].str(), Catch::StartsWith("test.ini:2: [device s] class: no usable plugin for class 'serial' "
-                                                 "(from its path); loaded classes: "));
-    CHECK(plan.missing_plugin);
+    CHECK(diags[0].kind != Diagnostic::Kind::MissingPlugin);
+    CHECK(diags[0].str() == "test.ini:3: [device s]: missing 'class = ...' and no plugin's path patterns match "
+                            "'\\\\.\\COM7' ('/nonexistent/devhost-com7')");
+    CHECK_FALSE(plan.missing_plugin);
+    CHECK(plan.devices.empty());
+}
+
+TEST_CASE("a path no pattern names takes its class from the one plugin whose path types take its kind",
+          "[abi11][check]")
+{
+    PluginRegistry registry;
+    load(registry, "types", "types.so");  // REGULAR, CHAR and an unknown bit
+    TempDir dir;
+    const std::string image = (dir / "disk.img").string(), fifo = (dir / "fifo").string(),
+                      sock = (dir / "sock").string();
+    write_file(image, "x");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    BoundSocket bound(sock);
+    std::string error;
+    CHECK(class_for_path(registry, image, image, error) == "types");
+    CHECK(class_for_path(registry, "/dev/null", "/dev/null", error) == "types");
+    CHECK_FALSE(class_for_path(registry, fifo, fifo, error));
+    CHECK(error == "no plugin's path patterns match '" + fifo + "' (a FIFO, which no plugin's path types take)");
+    CHECK_FALSE(class_for_path(registry, dir.path().string(), dir.path().string(), error));
+    CHECK(error == "no plugin's path patterns match '" + dir.path().string() +
+                       "' (a directory, which no plugin's path types take)");
+    CHECK_FALSE(class_for_path(registry, sock, sock, error));
+    CHECK(error == "no plugin's path patterns match '" + sock + "' (a socket, which no plugin's path types take)");
+    // A path that does not exist has no kind: the error as for no pattern.
+    CHECK_FALSE(class_for_path(registry, image + ".gone", image + ".gone", error));
+    CHECK(error == "no plugin's path patterns match '" + image + ".gone'");
+
+    // timing_old declares SOCKET but answered 1.0: its types count for nothing.
+    load(registry, "timing", "timing_old.so");
+    CHECK_FALSE(class_for_path(registry, sock, sock, error));
+    CHECK(error == "no plugin's path patterns match '" + sock + "' (a socket, which no plugin's path types take)");
+
+    // A pattern wins over a kind: serial's /dev/tty* over types' CHAR for
+    // /dev/tty, a character device (stat only: nothing is opened).
+    REQUIRE(registry.load_file(plugin_dir() / "serial.so"));
+    CHECK(class_for_path(registry, "/dev/tty", "/dev/tty", error) == "serial");
+    CHECK(class_for_path(registry, "/dev/null", "/dev/null", error) == "types");
+}
+
+TEST_CASE("two plugins whose path types take a path's kind alike is an error naming both", "[abi11][check][cli]")
+{
+    // raw takes regular files and block devices by their kind, so does
+    // types (regular files and character devices).
+    PluginRegistry registry;
+    REQUIRE(registry.load_file(plugin_dir() / "raw.so"));
+    load(registry, "types", "types.so");
+    TempDir dir;
+    const std::string image = (dir / "disk.img").string();
+    write_file(image, "x");
+    std::string error, other;
+    CHECK_FALSE(class_for_path(registry, image, image, error));
+    CHECK(error == "no plugin's path patterns match '" + image + "' (a regular file, which class 'raw' and class "
+                   "'types' both take by their path types): say which class");
+    CHECK(class_for_path(registry, "/dev/null", "/dev/null", other) == "types");  // raw takes no char device
+
+    std::vector<Diagnostic> diags;
+    Config config = parse_config("[device t]\npath = " + image + "\nstep = open\n[device r]\nclass = raw\npath = " +
+                                     image + "\nstep = open\n",
+                                 "test.ini", diags);
+    Plan plan = check_config(config, registry, diags);
+    REQUIRE(diags.size() == 1);
+    CHECK(diags[0].str() == "test.ini:1: [device t]: missing 'class = ...' and " + error);
+    REQUIRE(plan.devices.size() == 1);
+    CHECK(plan.devices[0].plugin->device_class() == "raw");
+
+    // devhost probe: the in-tree plugins (raw among them) and types.
+    auto tie = run_devhost({"probe", "--plugin-path", abi11_dir("types").string(), image});
+    CHECK(tie.exit_code == 2);
+    CHECK_THAT(tie.err, Catch::StartsWith("devhost: error: cannot tell the class of '" + image +
+                                          "': no plugin's path patterns match '" + image + "' (a regular file, "
+                                          "which class '") &&
+                            Catch::EndsWith("' both take by their path types): say which class; give --class\n"));
+    CHECK_THAT(tie.err, Catch::Contains("'raw'") && Catch::Contains("'types'"));
+    auto chosen = run_devhost({"probe", "--plugin-path", abi11_dir("types").string(), "--class", "types", image});
+    CHECK(chosen.exit_code == 0);
 }
 
 TEST_CASE("two classes matching a path alike is an error naming both, resolved by class =", "[abi11][check]")

@@ -13,8 +13,10 @@
 #include <stdexcept>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -156,6 +158,27 @@ void FullFifo::fill(int fd)
     const std::string line = std::string(63, 'x') + "\n";
     while (::write(fd, line.data(), line.size()) == ssize_t(line.size())) {
     }
+}
+
+BoundSocket::BoundSocket(const fs::path &file) : path(file)
+{
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (file.string().size() >= sizeof a.sun_path)
+        throw std::runtime_error("socket path too long: " + file.string());
+    std::memcpy(a.sun_path, file.c_str(), file.string().size());
+    fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<const sockaddr *>(&a), sizeof a) != 0 || ::listen(fd, 4) != 0) {
+        const std::string why = std::strerror(errno);
+        if (fd >= 0)
+            ::close(fd);
+        throw std::runtime_error("binding a socket at " + file.string() + ": " + why);
+    }
+}
+
+BoundSocket::~BoundSocket()
+{
+    ::close(fd);
 }
 
 std::shared_ptr<const Plugin> loaded_plugin(const fs::path &file)

@@ -16,6 +16,9 @@
 //                  MountedExt4, an ext4 image on a loop device, mounted.
 //   FullFifo       a FIFO this process holds open for reading but never
 //                  reads, full of whole lines, so the next write to it waits.
+//   BoundSocket    a Unix-domain socket bound at a path, listening (a
+//                  socket file for what tells a path's kind of file), closed
+//                  on scope exit (the file stays: the test's TempDir goes).
 //   find_tool      a program in the usual sbin/bin directories.
 //   loaded_plugin  a plugin file loaded once for the whole test binary;
 //   open_device    a Device opened on a path with options.
@@ -215,6 +218,17 @@ struct FullFifo {
     static void fill(int fd);
     fs::path path;
     int reader = -1;
+};
+
+// A SOCK_SEQPACKET Unix-domain socket bound at `file` and listening;
+// closed on scope exit.
+struct BoundSocket {
+    explicit BoundSocket(const fs::path &file);
+    ~BoundSocket();
+    BoundSocket(const BoundSocket &) = delete;
+    BoundSocket &operator=(const BoundSocket &) = delete;
+    fs::path path;
+    int fd = -1;
 };
 
 // ---- plugins and devices (devices.cpp)
