@@ -317,24 +317,6 @@ void check_names(const Config &config, std::vector<Diagnostic> &diags)
     }
 }
 
-// The option that, false, lets a device share its path: the one the
-// plugin flags DEVHOST_OPTION_EXCLUSIVE (ABI 1.1). Transitional: a plugin
-// that flags no option at all (one that negotiated 1.0, or an in-tree
-// plugin not yet moved to 1.1's declarations) is taken at its option's
-// name, a BOOL named "exclusive", as before 1.1; the name rule goes once
-// every in-tree plugin flags its option.
-const OptionSpec *exclusive_option(const Plugin &p)
-{
-    if (const OptionSpec *flagged = p.exclusive_option())
-        return flagged;
-    const bool flags_any = std::any_of(p.options().begin(), p.options().end(),
-                                       [](const OptionSpec &o) { return o.flags != 0; });
-    if (p.speaks_1_1() && flags_any)
-        return nullptr;
-    const OptionSpec *named = p.find_option("exclusive");
-    return named && named->type == DEVHOST_OPTION_BOOL ? named : nullptr;
-}
-
 struct PathUse {
     std::string device;
     int line = 0;
@@ -365,8 +347,10 @@ void check_path(const Config &config, const DeviceConfig &d, const std::set<std:
         return;
     // One device, however it is named: a link, ./ and .. lead to the same
     // file. Two devices that both set the class's exclusive option false
-    // may share.
-    const OptionSpec *flag = exclusive_option(p);
+    // may share: the option the plugin flags DEVHOST_OPTION_EXCLUSIVE (ABI
+    // 1.1), whatever its name. A plugin that flags none (one that
+    // negotiated 1.0 among them) opens every device exclusively.
+    const OptionSpec *flag = p.exclusive_option();
     bool exclusive = true;
     if (const OptionValue *v = flag && dp.values ? option_value(p, *dp.values, flag->name) : nullptr)
         exclusive = !(v->is_set && v->integer == 0);

@@ -4,8 +4,8 @@
 // it is recorded DEVHOST_E_TIMEOUT; connect passes sized arguments; check
 // takes a device's class from the plugins' path patterns or, at a path no
 // pattern names, from their path types, refuses a device leaving out a
-// required option and shares a path by the flagged option; `devhost scan`
-// lists what each enumerate finds.
+// required option and shares a path by the flagged option only; `devhost
+// scan` lists what each enumerate finds.
 #include "devhost_test.hpp"
 #include "devices.hpp"
 
@@ -482,6 +482,24 @@ TEST_CASE("two classes matching a path alike is an error naming both, resolved b
     CHECK(diags[0].str() == "test.ini:1: [device t]: missing 'class = ...' and " + error);
     REQUIRE(plan.devices.size() == 1);
     CHECK(plan.devices[0].plugin->device_class() == "pat-tie");
+}
+
+TEST_CASE("an option named exclusive but not flagged lets no device share a path", "[abi11][check]")
+{
+    // Before ABI 1.1's last step, check took a BOOL named "exclusive" for
+    // the flag of a plugin that flagged nothing: now only the flag counts,
+    // and a plugin without it opens every device exclusively.
+    PluginRegistry registry;
+    registry.load_directory(abi11_dir("unflagged"));
+    REQUIRE(registry.plugins().size() == 1);
+    CHECK(registry.plugins()[0]->exclusive_option() == nullptr);
+    std::vector<Diagnostic> diags;
+    const std::string device = "class = named-excl\npath = /dev/shared0\nexclusive = false\nstep = open\n";
+    Config config = parse_config("[device a]\n" + device + "[device b]\n" + device, "test.ini", diags);
+    check_config(config, registry, diags);
+    REQUIRE(diags.size() == 1);
+    CHECK(diags[0].str() == "test.ini:8: [device b] path: '/dev/shared0' is already used by device 'a' (line 3); "
+                            "class 'named-excl' opens devices exclusively");
 }
 
 TEST_CASE("check refuses a device leaving out a required option, and shares a path by the flagged option",

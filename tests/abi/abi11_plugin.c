@@ -26,6 +26,8 @@
  *                path pattern /dev/req*
  *   types        path types REGULAR and CHAR, and a bit no 1.1 host knows
  *                (ignored); no path pattern
+ *   named_excl   a BOOL option named `exclusive` that is not flagged
+ *                EXCLUSIVE (so devices never share a path)
  *
  * Written in C99 like any C plugin.
  */
@@ -288,6 +290,9 @@ static const devhost_option_spec options[] = {
      .help = "a required option", .flags = DEVHOST_OPTION_REQUIRED},
     {.struct_size = sizeof(devhost_option_spec), .type = DEVHOST_OPTION_BOOL, .name = "share",
      .default_value = "true", .help = "false: share the path", .flags = DEVHOST_OPTION_EXCLUSIVE},
+#elif defined(ABI11_VARIANT_NAMED_EXCL)
+    {.struct_size = sizeof(devhost_option_spec), .type = DEVHOST_OPTION_BOOL, .name = "exclusive",
+     .default_value = "true", .help = "named so, but not flagged: the host does not go by names"},
 #else
     {.struct_size = sizeof(devhost_option_spec), .type = DEVHOST_OPTION_ENUM, .name = "late", .default_value = "none",
      .help = "the hook that returns late-by after its deadline", .choices = HOOK_CHOICES},
