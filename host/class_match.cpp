@@ -2,8 +2,10 @@
 
 #include "common/text.hpp"
 
+#include <cstdlib>
 #include <fnmatch.h>
 #include <sys/stat.h>
+#include <tuple>
 
 namespace devhost {
 
@@ -70,7 +72,18 @@ size_t pattern_specificity(const std::string &pattern)
 std::optional<std::string> class_for_path(const PluginRegistry &registry, const std::string &configured,
                                           const std::string &resolved, std::string &error)
 {
-    const auto [best, tie] = best_pattern(registry, resolved);
+    auto [best, tie] = best_pattern(registry, resolved);
+    if (!best.plugin) {
+        // A link no pattern names ([names] COM7 = /tmp/mylink) is taken by
+        // what it leads to (/dev/pts/7).
+        char *real = ::realpath(resolved.c_str(), nullptr);
+        if (real) {
+            const std::string target(real);
+            std::free(real);
+            if (target != resolved)
+                std::tie(best, tie) = best_pattern(registry, target);
+        }
+    }
     const std::string shown = "'" + text::excerpt(configured) + "'" +
                               (resolved != configured ? " ('" + text::excerpt(resolved) + "')" : std::string());
     if (tie.plugin) {

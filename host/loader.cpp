@@ -349,6 +349,8 @@ void check_descriptor(const devhost_plugin_descriptor *d)
     // would miss, so the plugin is refused (plugin.h, the v1 contract).
     if (d->reserved != 0)
         throw Refused{"descriptor reserved field is " + std::to_string(d->reserved) + " (must be 0)"};
+    if (DEVHOST_HAS_FIELD(devhost_plugin_descriptor, d->struct_size, reserved_1_1) && d->reserved_1_1 != 0)
+        throw Refused{"descriptor reserved_1_1 field is " + std::to_string(d->reserved_1_1) + " (must be 0)"};
     // A requirement the host does not know is a promise it cannot keep.
     for (auto [bits, what] : {std::pair{d->transfer_requires, "transfer_requires"},
                               std::pair{d->lock_requires, "lock_requires"}})

@@ -77,6 +77,18 @@ TEST_CASE("the in-tree plugins' patterns give the class of every Windows name af
     CHECK(class_of("vport:/run/devhost/vdev/a/b/c/d/e/f/g/h/i/j/printer.sock") == "parallel");
 }
 
+TEST_CASE("a link no pattern names takes the class of what it leads to", "[e2e][class]")
+{
+    TempDir dir;
+    Pty pty;
+    const fs::path link = dir / "mylink";
+    fs::create_symlink(pty.path, link);
+    CHECK(class_of(link.string()) == "serial");
+    NameTable table;
+    table.overrides.push_back({"COM7", link.string()});
+    CHECK(class_of("\\\\.\\COM7", table) == "serial");
+}
+
 TEST_CASE("a disk image anywhere probes as raw without --class", "[e2e][class][probe]")
 {
     TempDir dir;

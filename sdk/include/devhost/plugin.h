@@ -686,6 +686,9 @@ typedef struct devhost_plugin_descriptor {
      * ignored: these are flags, not requirements. The host reads the field
      * only from a plugin that negotiated 1.1 or later. */
     uint32_t path_types;
+    /* since v1.1: zero (the host refuses a plugin that sets it); it fills
+     * what would be padding, so that the next member starts past it. */
+    uint32_t reserved_1_1;
     /* since v1.2: append here */
 } devhost_plugin_descriptor;
 

@@ -64,6 +64,7 @@ enum bad_case {
     /* ABI 1.1's rules */
     BAD_RESERVED_DESCRIPTOR,
     BAD_RESERVED_HOOKS,
+    BAD_RESERVED_1_1,
     BAD_RESERVED_OPTION,
     BAD_UNKNOWN_REQUIRES,
     BAD_UNKNOWN_LOCK_REQUIRES,
@@ -225,6 +226,7 @@ static void break_it(devhost_negotiation *n)
     case BAD_RESERVED_HOOKS: hooks.reserved = 2; break;
 #if DEVHOST_ABI_VERSION_MINOR >= 1 /* not in the 1.0 header (variant v1_0) */
     case BAD_RESERVED_OPTION: options[1].reserved = 3; break;
+    case BAD_RESERVED_1_1: descriptor.reserved_1_1 = 4; break;
 #endif
     case BAD_UNKNOWN_REQUIRES: descriptor.transfer_requires = 1u << 4; break;
     case BAD_UNKNOWN_LOCK_REQUIRES: descriptor.lock_requires = DEVHOST_REQUIRES_CONNECTED | 1u << 31; break;
