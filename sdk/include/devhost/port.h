@@ -70,7 +70,7 @@ typedef struct devhost_port_peer {
     uint32_t flags;                 /* DEVHOST_PORT_HELLO_SYNC if the client's
                                        handle is synchronous */
     uint32_t reserved;
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_port_peer;
 
 /* The server's callbacks. All run on the port's service thread; `user` is
@@ -108,7 +108,7 @@ typedef struct devhost_port_callbacks {
      * `level` a DEVHOST_LOG_*. NULL: the library is silent. The library never
      * prints. May also run on the thread calling create or send. */
     void (*log)(void *user, int32_t level, const char *line);
-    /* since v1.1: append here */
+    /* since v1.2: append here */
 } devhost_port_callbacks;
 
 typedef struct devhost_port_config {
