@@ -15,7 +15,9 @@
  * device/name for MMC cards) and a loop device's backing file, in the
  * description; by_id is a link of /dev/disk/by-id that resolves to it (the
  * most descriptive one: not a wwn-, nvme-eui.-like or uuid link when
- * another exists). Regular files (disk images) are not devices to list: a
+ * another exists); a disk on USB (and its partitions) has the USB device's
+ * idVendor, idProduct and serial, from the first ancestor of its sysfs node
+ * that has them. Regular files (disk images) are not devices to list: a
  * config names one with `class = raw`.
  *
  * The deadline (deadline_ns(NULL)) is looked at before each device.
@@ -129,16 +131,51 @@ static void find_by_id(const char *path, char *out, size_t size)
         snprintf(out, size, "%s/%s", RAW_BY_ID_DIR, best);
 }
 
-static void put(const scan *s, const char *path, const char *description)
+/* The USB identity of disk NAME: the first ancestor of its sysfs node that
+ * has idVendor (the USB device a mass-storage disk hangs below). */
+typedef struct usb_ids {
+    char vendor[16], product[16], serial[128];
+} usb_ids;
+
+static int find_usb_ids(const char *disk, usb_ids *ids)
+{
+    char node[PATH_MAX], file[PATH_MAX + 16];
+    char *slash;
+    memset(ids, 0, sizeof *ids);
+    snprintf(file, sizeof file, "/sys/block/%s", disk);
+    if (!realpath(file, node))
+        return 0;
+    while ((slash = strrchr(node, '/')) != NULL && slash != node && strcmp(node, "/sys/devices") != 0) {
+        snprintf(file, sizeof file, "%s/idVendor", node);
+        if (raw_read_text(file, ids->vendor, sizeof ids->vendor) == 0) {
+            snprintf(file, sizeof file, "%s/idProduct", node);
+            if (raw_read_text(file, ids->product, sizeof ids->product) != 0)
+                ids->product[0] = '\0';
+            snprintf(file, sizeof file, "%s/serial", node);
+            if (raw_read_text(file, ids->serial, sizeof ids->serial) != 0)
+                ids->serial[0] = '\0';
+            return 1;
+        }
+        *slash = '\0';
+    }
+    return 0;
+}
+
+static void put(const scan *s, const char *disk, const char *path, const char *description)
 {
     devhost_found_device found;
     char by_id[PATH_MAX];
+    usb_ids usb;
+    int on_usb = find_usb_ids(disk, &usb);
     find_by_id(path, by_id, sizeof by_id);
     memset(&found, 0, sizeof found);
     found.struct_size = sizeof found;
     found.path = path;
     found.by_id = by_id[0] ? by_id : NULL;
     found.description = description;
+    found.usb_vendor = on_usb && usb.vendor[0] ? usb.vendor : NULL;
+    found.usb_product = on_usb && usb.product[0] ? usb.product : NULL;
+    found.usb_serial = on_usb && usb.serial[0] ? usb.serial : NULL;
     s->sink->put(s->sink->context, &found);
 }
 
@@ -177,7 +214,7 @@ static devhost_status list_partitions(const scan *s, const char *disk, devhost_e
             continue;
         size_text(size_of(rel), size, sizeof size);
         snprintf(description, sizeof description, "partition %s of %s, %s", number, disk, size);
-        put(s, path, description);
+        put(s, disk, path, description);
     }
     closedir(d);
     return st;
@@ -238,7 +275,7 @@ devhost_status raw_enumerate(const devhost_enumerate_params *params, const devho
         if (!describe_disk(&s, e->d_name, description, sizeof description) ||
             dev_path(e->d_name, e->d_name, path, sizeof path) != 0)
             continue;
-        put(&s, path, description);
+        put(&s, e->d_name, path, description);
         st = list_partitions(&s, e->d_name, err);
     }
     closedir(d);

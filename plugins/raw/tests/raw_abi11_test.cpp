@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <set>
 #include <string>
+#include <algorithm>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -168,6 +169,51 @@ TEST_CASE("raw 1.1: enumerate gives a /dev/disk/by-id link to the device as by_i
     const Found *disk = find(found, loop.path());
     REQUIRE(disk);
     CHECK(disk->by_id == link.path());
+    DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
+}
+
+TEST_CASE("raw 1.1: enumerate gives a disk on USB its device's idVendor, idProduct and serial", "[raw][abi11]")
+{
+    // The machine's USB disks, with the ids sysfs gives their USB device.
+    struct UsbDisk {
+        std::string path, vendor, product, serial;
+    };
+    std::vector<UsbDisk> disks;
+    for (const auto &e : fs::directory_iterator("/sys/block")) {
+        std::error_code ec;
+        fs::path node = fs::canonical(e.path(), ec);
+        if (ec || node.string().find("/usb") == std::string::npos)
+            continue;
+        for (; node.has_parent_path() && node != "/sys/devices"; node = node.parent_path())
+            if (fs::exists(node / "idVendor")) {
+                auto text = [&](const char *name) {
+                    std::string t = fs::exists(node / name) ? read_file(node / name) : "";
+                    return t.substr(0, t.find('\n'));
+                };
+                disks.push_back({"/dev/" + e.path().filename().string(), text("idVendor"), text("idProduct"),
+                                 text("serial")});
+                break;
+            }
+    }
+    if (disks.empty())
+        RAW_SKIP("no disk on USB here (the ids of a USB disk need one)");
+    DirectPlugin plugin(raw_so());
+    std::vector<Found> found;
+    DirectPlugin::set_deadline_in(5s);
+    REQUIRE(enumerate(plugin, DEVHOST_ENUMERATE_ALL, found).ok());
+    for (const auto &d : disks) {
+        INFO(d.path);
+        const Found *f = find(found, d.path);
+        REQUIRE(f);
+        CHECK(f->usb_vendor.value_or("") == d.vendor);
+        CHECK(f->usb_product.value_or("") == d.product);
+        CHECK(f->usb_serial.value_or("") == d.serial);
+    }
+    // A disk not on USB has none.
+    for (const auto &f : found)
+        if (std::none_of(disks.begin(), disks.end(), [&](const UsbDisk &d) { return f.path == d.path; }) &&
+            f.path.value_or("").rfind("/dev/loop", 0) == 0)
+            CHECK_FALSE(f.usb_vendor.has_value());
     DirectPlugin::set_deadline(DEVHOST_DEADLINE_NONE);
 }
 
