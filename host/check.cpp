@@ -36,16 +36,17 @@ void warn(const std::string &file, int line, const std::string &message)
     spdlog::warn("{}", Diagnostic{file, line, message}.str());
 }
 
-// Whether the class has a boolean `allow-write` option (raw devices) that
-// this device leaves false (as configured, else its default): its plugin
-// then refuses writes. The values are the plan's, parsed once.
-bool read_only(const Plugin &plugin, const DevicePlan &plan)
+// Whether the class has an option flagged DEVHOST_OPTION_WRITABLE (raw's
+// allow-write) that this device leaves false (as configured, else its
+// default): its plugin then refuses writes. The values are the plan's,
+// parsed once.
+const OptionSpec *read_only(const Plugin &plugin, const DevicePlan &plan)
 {
-    const OptionSpec *spec = plugin.find_option("allow-write");
-    if (!spec || spec->type != DEVHOST_OPTION_BOOL || !plan.values)
-        return false;
-    const OptionValue *v = option_value(plugin, *plan.values, "allow-write");
-    return v && v->is_set && v->integer == 0;
+    const OptionSpec *spec = plugin.writable_option();
+    if (!spec || !plan.values)
+        return nullptr;
+    const OptionValue *v = option_value(plugin, *plan.values, spec->name);
+    return v && v->is_set && v->integer == 0 ? spec : nullptr;
 }
 
 // A connect step's arguments, as far as check can judge them: the plugin
@@ -70,10 +71,6 @@ void warn_connect(const DeviceConfig &d, const Plugin &plugin, const Step &s, co
                      "' (did you mean '" + hint + "'?)" + decides);
         }
     }
-    if (s.context && s.context_size.value_or(static_cast<uint32_t>(s.context->size())) == 0)
-        warn(file, s.line, where + "a context of size 0 (a filter port refuses it)" + decides);
-    if (!s.context && s.context_size.value_or(0) > 0)
-        warn(file, s.line, where + "context-size= without context= (a filter port refuses it)" + decides);
 }
 
 // What the plugin will refuse when the step runs, foreseen: an offset on a
@@ -90,9 +87,9 @@ void warn_step(const DeviceConfig &d, const Plugin &plugin, const DevicePlan &pl
                      "decides when it runs");
     const ControlSpec *control = s.kind == StepKind::Control ? plugin.find_control(code) : nullptr;
     const bool writes = s.kind == StepKind::Write || (control && (control->flags & DEVHOST_CONTROL_MODIFIES));
-    if (writes && read_only(plugin, plan))
+    if (const OptionSpec *gate = writes ? read_only(plugin, plan) : nullptr)
         warn(file, s.line,
-             where + cls + " is read-only unless allow-write = true, so the plugin will refuse this " +
+             where + cls + " is read-only unless " + gate->name + " = true, so the plugin will refuse this " +
                  (control ? "control" : "write"));
     if (s.kind == StepKind::Connect && plugin.hooks().connect)
         warn_connect(d, plugin, s, file);

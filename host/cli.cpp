@@ -340,7 +340,8 @@ void print_plugins_json(const PluginRegistry &registry)
                  ",\"default\":" + (o.default_value ? json_string(*o.default_value) : "null") +
                  ",\"accepts\":" + json_string(option_expectation(o)) + ",\"help\":" + json_string(o.help) +
                  ",\"required\":" + (o.flags & DEVHOST_OPTION_REQUIRED ? "true" : "false") +
-                 ",\"exclusive\":" + (o.flags & DEVHOST_OPTION_EXCLUSIVE ? "true" : "false") + "}";
+                 ",\"exclusive\":" + (o.flags & DEVHOST_OPTION_EXCLUSIVE ? "true" : "false") +
+                 ",\"writable\":" + (o.flags & DEVHOST_OPTION_WRITABLE ? "true" : "false") + "}";
         }
         s += "],\"controls\":[";
         for (size_t j = 0; j < p.controls().size(); j++) {
@@ -396,7 +397,8 @@ void print_plugins_text(const PluginRegistry &registry)
             std::cout << "    " << o.name << " (" << option_type_name(o.type)
                       << (o.default_value ? ", default " + *o.default_value : "")
                       << (o.flags & DEVHOST_OPTION_REQUIRED ? ", required" : "")
-                      << (o.flags & DEVHOST_OPTION_EXCLUSIVE ? ", exclusive" : "") << "): " << o.help << " ["
+                      << (o.flags & DEVHOST_OPTION_EXCLUSIVE ? ", exclusive" : "")
+                      << (o.flags & DEVHOST_OPTION_WRITABLE ? ", writable" : "") << "): " << o.help << " ["
                       << option_expectation(o) << "]\n";
         if (!p.controls().empty())
             std::cout << "  controls:\n";

@@ -26,6 +26,10 @@ namespace devhost {
 
 namespace {
 
+// The option flags a schema gives to one BOOL at most.
+constexpr std::pair<uint32_t, const char *> one_bool_flags[] = {{DEVHOST_OPTION_EXCLUSIVE, "exclusive"},
+                                                                 {DEVHOST_OPTION_WRITABLE, "writable"}};
+
 // Size of the v1 part of each struct: everything up to and including its last
 // v1 field. A struct_size below these is too small to be a v1 struct.
 constexpr size_t v1_descriptor_size =
@@ -257,12 +261,14 @@ std::vector<OptionSpec> copy_options(const devhost_plugin_descriptor &d)
         for (const auto &other : out) {
             if (other.name == spec.name)
                 throw Refused{"option '" + spec.name + "' is declared twice"};
-            if ((other.flags & spec.flags & DEVHOST_OPTION_EXCLUSIVE) != 0)
-                throw Refused{"options '" + other.name + "' and '" + spec.name +
-                              "' are both flagged exclusive (at most one may be)"};
+            for (auto [flag, word] : one_bool_flags)
+                if ((other.flags & spec.flags & flag) != 0)
+                    throw Refused{"options '" + other.name + "' and '" + spec.name + "' are both flagged " + word +
+                                  " (at most one may be)"};
         }
-        if ((spec.flags & DEVHOST_OPTION_EXCLUSIVE) && spec.type != DEVHOST_OPTION_BOOL)
-            throw Refused{"option '" + spec.name + "': flagged exclusive but not a bool"};
+        for (auto [flag, word] : one_bool_flags)
+            if ((spec.flags & flag) && spec.type != DEVHOST_OPTION_BOOL)
+                throw Refused{"option '" + spec.name + "': flagged " + word + " but not a bool"};
         out.push_back(std::move(spec));
     });
     return out;
@@ -392,10 +398,10 @@ struct UnloadThenClose {
 
 }  // namespace
 
-const OptionSpec *Plugin::exclusive_option() const
+const OptionSpec *Plugin::flagged_option(uint32_t flag) const
 {
     for (const auto &o : options_)
-        if (o.flags & DEVHOST_OPTION_EXCLUSIVE)
+        if (o.flags & flag)
             return &o;
     return nullptr;
 }

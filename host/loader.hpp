@@ -82,7 +82,11 @@ public:
     // from a descriptor without the field or a plugin that negotiated 1.0).
     uint32_t path_types() const { return path_types_; }
     // The option flagged DEVHOST_OPTION_EXCLUSIVE, or nullptr.
-    const OptionSpec *exclusive_option() const;
+    const OptionSpec *exclusive_option() const { return flagged_option(DEVHOST_OPTION_EXCLUSIVE); }
+    // The option flagged DEVHOST_OPTION_WRITABLE, or nullptr.
+    const OptionSpec *writable_option() const { return flagged_option(DEVHOST_OPTION_WRITABLE); }
+    // The first option with `flag`, or nullptr.
+    const OptionSpec *flagged_option(uint32_t flag) const;
     // The plugin's hook table, copied; hooks past the plugin's struct_size
     // are NULL.
     const devhost_hooks &hooks() const { return hooks_; }

@@ -50,7 +50,8 @@ enum { OPT_ALLOW_WRITE, OPT_EXCLUSIVE, OPT_ALLOW_MOUNTED_WRITE, OPT_DIRECT, OPT_
 static const devhost_option_spec raw_options[OPT_COUNT] = {
     [OPT_ALLOW_WRITE] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_BOOL, .name = "allow-write",
                          .default_value = "false",
-                         .help = "permit writes and flush; without it a write is refused before any I/O"},
+                         .help = "permit writes and flush; without it a write is refused before any I/O",
+                         .flags = DEVHOST_OPTION_WRITABLE},
     [OPT_EXCLUSIVE] = {.struct_size = OPTION_SIZE, .type = DEVHOST_OPTION_BOOL, .name = "exclusive",
                        .default_value = "true",
                        .help = "open block devices with O_EXCL: a mounted or exclusively held device is busy",

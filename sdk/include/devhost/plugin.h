@@ -259,7 +259,14 @@ enum {
      * other devices of the class (`exclusive = false`): `devhost check`
      * allows two devices on one path when every one of them sets it false.
      * At most one option of a schema has this flag. */
-    DEVHOST_OPTION_EXCLUSIVE = 1u << 1
+    DEVHOST_OPTION_EXCLUSIVE = 1u << 1,
+    /* A BOOL option that, set false, keeps the device read-only: the plugin
+     * refuses writes and the controls flagged DEVHOST_CONTROL_MODIFIES
+     * (`allow-write = false`). `devhost check` warns about such steps on a
+     * device that leaves it false. At most one option of a schema has this
+     * flag. */
+    DEVHOST_OPTION_WRITABLE = 1u << 2
+    /* since v1.2: append values here */
 };
 
 

@@ -75,6 +75,7 @@ enum bad_case {
     BAD_OPTION_RESERVED,
     BAD_OPTION_RESERVED_1_1,
     BAD_OPTION_EXCLUSIVE_NOT_BOOL,
+    BAD_OPTION_WRITABLE_NOT_BOOL,
     BAD_PATTERNS_TOO_MANY,
     BAD_PATTERN_TOO_LONG,
     BAD_PATTERN_EMPTY,
@@ -240,6 +241,7 @@ static void break_it(devhost_negotiation *n)
     case BAD_OPTION_RESERVED_1_1: options[1].name = "isolation"; break;
 #if DEVHOST_ABI_VERSION_MINOR >= 1
     case BAD_OPTION_EXCLUSIVE_NOT_BOOL: options[0].flags = DEVHOST_OPTION_EXCLUSIVE; break;
+    case BAD_OPTION_WRITABLE_NOT_BOOL: options[1].flags = DEVHOST_OPTION_WRITABLE; break;
     case BAD_PATTERNS_TOO_MANY: {
         size_t i;
         for (i = 0; i < 65; i++)
