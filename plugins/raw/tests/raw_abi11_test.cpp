@@ -300,7 +300,7 @@ TEST_CASE("raw 1.1: a read of a character device without data ends at the earlie
     close(master);
 }
 
-TEST_CASE("raw 1.1: descriptor declares the block device paths, the exclusive flag, no unload, and an unknown code is unsupported",
+TEST_CASE("raw 1.1: descriptor declares the block device paths, the exclusive and writable flags, no unload, and an unknown code is unsupported",
           "[raw][abi11]")
 {
     DirectPlugin plugin(raw_so());
@@ -329,8 +329,11 @@ TEST_CASE("raw 1.1: descriptor declares the block device paths, the exclusive fl
     CHECK(d.path_types == (DEVHOST_PATH_REGULAR | DEVHOST_PATH_BLOCK));
     for (uint32_t i = 0; i < d.option_count; i++) {
         INFO(d.options[i].name);
-        const bool exclusive = std::string(d.options[i].name) == "exclusive";
-        CHECK(d.options[i].flags == (exclusive ? static_cast<uint32_t>(DEVHOST_OPTION_EXCLUSIVE) : 0u));
+        const std::string name = d.options[i].name;
+        const uint32_t flags = name == "exclusive"     ? static_cast<uint32_t>(DEVHOST_OPTION_EXCLUSIVE)
+                               : name == "allow-write" ? static_cast<uint32_t>(DEVHOST_OPTION_WRITABLE)
+                                                       : 0u;
+        CHECK(d.options[i].flags == flags);
         CHECK(d.options[i].default_value != nullptr);  // nothing is REQUIRED
     }
     CHECK(plugin.hooks().enumerate != nullptr);
