@@ -47,8 +47,9 @@ namespace {
 // effective user can write: in one others can write (a sticky /tmp, a
 // directory of another user's) anyone could have planted it to send root's
 // file elsewhere, so it is refused. Relative paths start at the working
-// directory, which the caller chose.
-int open_directory_walk(const std::string &dir, std::string &error)
+// directory (or `start`, a directory descriptor, when given), which the
+// caller chose.
+int open_directory_walk(const std::string &dir, std::string &error, int start = -1)
 {
     std::vector<std::string> rest;  // components still to walk, last first
     auto push_path = [&rest](const std::string &path) {
@@ -63,7 +64,9 @@ int open_directory_walk(const std::string &dir, std::string &error)
         }
         rest.insert(rest.end(), parts.rbegin(), parts.rend());
     };
-    UniqueFd cur(::open(!dir.empty() && dir[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    const bool absolute = !dir.empty() && dir[0] == '/';
+    UniqueFd cur(absolute || start < 0 ? ::open(absolute ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC)
+                                       : ::openat(start, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!cur) {
         error = std::strerror(errno);
         return -1;
@@ -130,37 +133,53 @@ bool others_can_write(int dir_fd)
 
 namespace {
 
-std::optional<OpenedFile> open_at(int dir_fd, const std::string &name, mode_t mode, std::string &error, int depth);
-
-// `name` in `dir_fd` is a symbolic link to nothing yet, in a directory only
-// root and we can write: what it names is created, with `mode`.
-std::optional<OpenedFile> open_link_target(int dir_fd, const std::string &name, mode_t mode, std::string &error,
-                                           int depth)
+// Follows `name` in `dir` while it is a symbolic link in a directory only
+// root and the effective user can write, walking each target by the same
+// rule as a path (open_directory_walk: a link on its way through a
+// directory others can write is refused), so that what the kernel would
+// follow by itself through a second link never is. Leaves `dir` and `name`
+// at a name that is no link, does not exist (yet: a link to a file to
+// create), or is a link in a directory others can write (which the caller's
+// O_NOFOLLOW open then refuses). False with `error` set when refused.
+bool resolve_links(UniqueFd &dir, std::string &name, std::string &error)
 {
-    char target[4096];
-    const ssize_t n = ::readlinkat(dir_fd, name.c_str(), target, sizeof target - 1);
-    if (n <= 0) {
-        error = "it keeps appearing and disappearing";
-        return std::nullopt;
+    for (int links = 0;; links++) {
+        struct stat st {};
+        if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode) ||
+            others_can_write(dir.get()))
+            return true;
+        char target[4096];
+        const ssize_t n = ::readlinkat(dir.get(), name.c_str(), target, sizeof target - 1);
+        if (n <= 0 || links >= 40) {
+            error = n <= 0 ? "it keeps appearing and disappearing" : std::strerror(ELOOP);
+            return false;
+        }
+        const std::filesystem::path path(std::string(target, static_cast<size_t>(n)));
+        std::string leaf = path.filename().string();
+        if (leaf.empty() || leaf == "." || leaf == "..") {
+            error = "a symbolic link to a directory, not to a file";
+            return false;
+        }
+        UniqueFd parent(open_directory_walk(path.parent_path().string(), error, dir.get()));
+        if (!parent)
+            return false;
+        dir = std::move(parent);
+        name = std::move(leaf);
     }
-    if (depth >= 8) {
-        error = std::strerror(ELOOP);
-        return std::nullopt;
-    }
-    const std::filesystem::path path(std::string(target, static_cast<size_t>(n)));
-    const std::filesystem::path parent = path.parent_path();
-    const UniqueFd parent_fd(::openat(dir_fd, parent.empty() ? "." : parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!parent_fd) {
+}
+
+std::optional<OpenedFile> open_at(int at_fd, const std::string &at_name, mode_t mode, std::string &error)
+{
+    UniqueFd dir(::openat(at_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    std::string name = at_name;
+    if (!dir) {
         error = std::strerror(errno);
         return std::nullopt;
     }
-    return open_at(parent_fd.get(), path.filename().string(), mode, error, depth + 1);
-}
-
-std::optional<OpenedFile> open_at(int dir_fd, const std::string &name, mode_t mode, std::string &error, int depth)
-{
+    if (!resolve_links(dir, name, error))
+        return std::nullopt;
+    const int dir_fd = dir.get();
     const bool untrusted = others_can_write(dir_fd);
-    const int nofollow = untrusted ? O_NOFOLLOW : 0;
     UniqueFd fd;
     bool created = false;
     // Create it (O_EXCL: never through a link), or open what is there; a
@@ -175,12 +194,9 @@ std::optional<OpenedFile> open_at(int dir_fd, const std::string &name, mode_t mo
             error = open_error(errno, false);
             return std::nullopt;
         }
-        fd.reset(::openat(dir_fd, name.c_str(), append_flags | nofollow));
-        if (!fd && errno == ENOENT && !untrusted) {
-            struct stat link {};
-            if (::fstatat(dir_fd, name.c_str(), &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode))
-                return open_link_target(dir_fd, name, mode, error, depth);
-        }
+        // Never through a link: resolve_links has followed the ones to
+        // follow, and one that appeared since is not ours to follow.
+        fd.reset(::openat(dir_fd, name.c_str(), append_flags | O_NOFOLLOW));
         if (!fd && errno != ENOENT) {
             error = open_error(errno, untrusted);
             return std::nullopt;
@@ -211,7 +227,7 @@ std::optional<OpenedFile> open_at(int dir_fd, const std::string &name, mode_t mo
 
 std::optional<OpenedFile> open_append_at(int dir_fd, const std::string &name, mode_t mode, std::string &error)
 {
-    return open_at(dir_fd, name, mode, error, 0);
+    return open_at(dir_fd, name, mode, error);
 }
 
 std::optional<OpenedFile> open_append(const std::filesystem::path &path, mode_t mode, std::string &error)
@@ -226,13 +242,13 @@ std::optional<OpenedFile> open_append(const std::filesystem::path &path, mode_t 
 int open_read(const std::filesystem::path &path, std::string &error)
 {
     std::string name;
-    const UniqueFd dir(open_directory_of(path, name, error));
-    if (!dir)
+    UniqueFd dir(open_directory_of(path, name, error));
+    if (!dir || !resolve_links(dir, name, error))
         return -1;
     const bool untrusted = others_can_write(dir.get());
-    // O_NONBLOCK: a FIFO is refused below, never waited on.
-    UniqueFd fd(::openat(dir.get(), name.c_str(),
-                         O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | (untrusted ? O_NOFOLLOW : 0)));
+    // O_NONBLOCK: a FIFO is refused below, never waited on. O_NOFOLLOW:
+    // resolve_links followed what may be followed.
+    UniqueFd fd(::openat(dir.get(), name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW));
     struct stat st {};
     if (!fd || ::fstat(fd.get(), &st) != 0) {
         error = open_error(errno, untrusted);

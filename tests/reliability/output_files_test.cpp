@@ -236,3 +236,57 @@ TEST_CASE("the log file rotates inside its directory, each new file 0640, past l
     CHECK(read_file(sticky.dir / "devhost.log").find("line 19 ") != std::string::npos);
     CHECK(read_file(sticky.victim) == "root's file\n");
 }
+
+TEST_CASE("a link in root's directory to a name in a sticky directory does not follow a link planted there",
+          "[files][e2e]")
+{
+    // root links records (and a step's to= and from=) from a directory of its
+    // own to names in the sticky directory; nobody plants, under those
+    // names, links to root's file. The kernel would follow the second link
+    // by itself; devhost walks the first link's target and refuses it.
+    StickyDir sticky;
+    const fs::path own = sticky.top / "own";
+    fs::create_directory(own);
+    REQUIRE(chmod(own.c_str(), 0755) == 0);
+    for (const char *name : {"records.jsonl", "out", "in"}) {
+        fs::create_symlink(sticky.dir / name, own / name);
+        auto ln = as_nobody({"/bin/ln", "-s", sticky.victim.string(), (sticky.dir / name).string()});
+        REQUIRE(ln.exit_code == 0);
+    }
+    write_file(sticky.top / "c.ini", loop_config);
+    auto records = run_devhost({"run", "-o", (own / "records.jsonl").string(), (sticky.top / "c.ini").string()});
+    CHECK(records.exit_code == 2);
+    CHECK(records.err == "devhost: error: --output: cannot open record output '" + (own / "records.jsonl").string() +
+                             "': a symbolic link in a directory others can write; not followed\n");
+
+    write_file(sticky.top / "s.ini", "[device a]\nclass = loop\npath = loop:s\nstep = open\nstep = write \"hello\"\n"
+                                     "step = read 5 to=" + (own / "out").string() + "\nstep = close\n");
+    auto to = run_devhost({"run", (sticky.top / "s.ini").string()});
+    CHECK(to.exit_code != 0);
+    CHECK_THAT(to.err, Catch::Contains("a symbolic link in a directory others can write; not followed"));
+
+    write_file(sticky.top / "f.ini", "[device a]\nclass = loop\npath = loop:f\nstep = open\nstep = write from=" +
+                                         (own / "in").string() + "\nstep = close\n");
+    auto from = run_devhost({"run", (sticky.top / "f.ini").string()});
+    CHECK(from.exit_code != 0);
+    CHECK_THAT(from.err, Catch::Contains("a symbolic link in a directory others can write; not followed"));
+    CHECK(from.out.find("root's file") == std::string::npos);
+
+    CHECK(read_file(sticky.victim) == "root's file\n");
+    CHECK(mode_of(sticky.victim) == 0600);
+}
+
+TEST_CASE("a link in root's directory to a file not there yet in another of root's directories creates it",
+          "[files][e2e]")
+{
+    TempDir dir;
+    fs::create_directory(dir / "a");
+    fs::create_directory(dir / "b");
+    fs::create_symlink("../b/records.jsonl", dir / "a" / "records.jsonl");
+    write_file(dir / "c.ini", loop_config);
+    auto r = run_devhost({"run", "-o", (dir / "a" / "records.jsonl").string(), (dir / "c.ini").string()});
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(lines(read_file(dir / "b" / "records.jsonl")).size() == 2);
+    CHECK(mode_of(dir / "b" / "records.jsonl") == 0640);
+}

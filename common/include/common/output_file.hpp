@@ -8,7 +8,9 @@
 // - The directories on the way are walked one name at a time, by
 //   descriptor. A symbolic link, on the way or as the file's own name, is
 //   followed only if the directory holding it can be written by no one but
-//   root and the effective user (a link to a file not there yet then
+//   root and the effective user, and then by walking its target the same
+//   way (a second link, in a directory others can write, is refused: the
+//   kernel never follows a chain by itself; a link to a file not there yet
 //   creates it, as above): in a directory
 //   others can write (a sticky /tmp, a group-writable directory, one owned by
 //   another user) anyone could have planted the link, so it is refused
