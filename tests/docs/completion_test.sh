@@ -63,6 +63,13 @@ expect "" devhost scan --class ""
 expect "debug" devhost --log-level deb
 expect "run" devhost help ru
 
+# File names come back whole: a name with a space or a glob character is
+# one word, never split or expanded (a '*' would list the directory).
+mkdir "$tmp/files"
+touch "$tmp/files/a b.ini" "$tmp/files/*" "$tmp/files/zz.ini"
+expect "$tmp/files/*" devhost run "$tmp/files/*"
+expect "$tmp/files/a b.ini" devhost run "$tmp/files/a"
+
 # Device names of a config, from its [device NAME] headers; a header that
 # would run a command if anything evaluated it is only text.
 cat > "$tmp/c.ini" << 'EOF'
