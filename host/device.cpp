@@ -3,8 +3,6 @@
 #include "logging.hpp"
 #include "options.hpp"
 #include "steps.hpp"
-#include "common/device_path.hpp"
-#include "common/text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -148,11 +146,6 @@ Outcome Device::open(const OpenRequest &request)
 {
     if (auto refused = refuse(Hook::Open, "open"))
         return *refused;
-    // check walked the path already; again here, as late as the host can
-    // before the plugin opens it by name: a path that was not there at
-    // check (or a Device opened without check) gets the same rule.
-    if (auto refusal = output::device_path_refusal(request.path))
-        return {DEVHOST_E_ACCESS, "open: path '" + text::excerpt(request.path) + "': " + *refusal, 0};
 
     // One value per schema entry, in schema order, parsed once.
     std::optional<OptionValues> resolved;

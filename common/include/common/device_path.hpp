@@ -14,8 +14,6 @@
 // In a directory only root and the effective user can write, a link is
 // followed by walking its target the same way (at most 40 links).
 // A path that does not exist (yet) passes: the plugin reports it at open.
-// Called by check (and probe), by class_match before it stats the path, and
-// by Device::open just before the plugin's open.
 #pragma once
 
 #include <optional>
