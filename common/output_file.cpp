@@ -12,11 +12,6 @@
 
 namespace devhost::output {
 
-namespace {
-
-constexpr int append_flags = O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
-
-// A refusal of a file found in a directory others can write, or nullopt.
 std::optional<std::string> planted(const struct stat &st)
 {
     if (st.st_uid != 0 && st.st_uid != ::geteuid())
@@ -27,6 +22,10 @@ std::optional<std::string> planted(const struct stat &st)
                " hard links and its directory can be written by others; not used";
     return std::nullopt;
 }
+
+namespace {
+
+constexpr int append_flags = O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
 
 std::string open_error(int e, bool nofollow)
 {

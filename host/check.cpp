@@ -4,6 +4,7 @@
 #include "device.hpp"
 #include "lifecycle.hpp"
 #include "options.hpp"
+#include "common/device_path.hpp"
 #include "common/output_file.hpp"
 #include "common/text.hpp"
 
@@ -320,6 +321,12 @@ struct PathUse {
     bool exclusive = true;
 };
 
+// The line refusing the device's filesystem path `resolved` (common/device_path.hpp).
+std::string path_refusal(const DeviceConfig &d, const std::string &resolved, const std::string &refusal)
+{
+    return "[device " + text::excerpt(d.name) + "] path '" + text::excerpt(resolved) + "': " + refusal;
+}
+
 // Resolves the device's path into the plan, and refuses a second device on
 // one path of a class that opens exclusively (however the path is spelt).
 void check_path(const Config &config, const DeviceConfig &d, const std::set<std::string> &virtual_names,
@@ -337,6 +344,10 @@ void check_path(const Config &config, const DeviceConfig &d, const std::set<std:
         dp.path = d.path.value;
     } else if (auto resolved = resolve_device_name(d.path.value, config.names, error)) {
         dp.path = *resolved;
+        if (auto refusal = output::device_path_refusal(dp.path)) {  // opened by name: no planted link or file
+            diags.push_back({file, d.path.line, path_refusal(d, dp.path, *refusal)});
+            return;
+        }
     } else {
         diags.push_back({file, d.path.line, where + error});
     }
@@ -442,6 +453,10 @@ std::optional<std::string> class_of_path(const Config &config, const DeviceConfi
     auto resolved = resolve_device_name(d.path.value, config.names, error);
     if (!resolved) {
         diags.push_back({file, d.path.line, where + " path: " + error});
+        return std::nullopt;
+    }
+    if (auto refusal = output::device_path_refusal(*resolved)) {  // before its kind is guessed from it
+        diags.push_back({file, d.path.line, path_refusal(d, *resolved, *refusal)});
         return std::nullopt;
     }
     auto cls = class_for_path(registry, d.path.value, *resolved, error);

@@ -1,5 +1,6 @@
 #include "class_match.hpp"
 
+#include "common/device_path.hpp"
 #include "common/text.hpp"
 
 #include <cstdlib>
@@ -72,6 +73,13 @@ size_t pattern_specificity(const std::string &pattern)
 std::optional<std::string> class_for_path(const PluginRegistry &registry, const std::string &configured,
                                           const std::string &resolved, std::string &error)
 {
+    // Its kind and its link's target are looked at below only when the
+    // path breaks no trust rule (common/device_path.hpp): a guess never
+    // follows a planted link.
+    if (auto refusal = output::device_path_refusal(resolved)) {
+        error = "path '" + text::excerpt(resolved) + "': " + *refusal;
+        return std::nullopt;
+    }
     auto [best, tie] = best_pattern(registry, resolved);
     if (!best.plugin) {
         // A link no pattern names ([names] COM7 = /tmp/mylink) is taken by

@@ -12,6 +12,7 @@
 #include "records.hpp"
 #include "scan.hpp"
 #include "signals.hpp"
+#include "common/device_path.hpp"
 #include "common/text.hpp"
 #include "virtual_devices.hpp"
 
@@ -439,6 +440,10 @@ int cmd_probe(const Cli &cli)
     auto path = resolve_device_name(name, table, error);
     if (!path) {
         error_line(error);
+        return exit_usage;
+    }
+    if (auto refusal = output::device_path_refusal(*path)) {  // opened by name: no planted link or file
+        error_line("path '" + text::excerpt(*path) + "': " + refusal.value());
         return exit_usage;
     }
     PluginRegistry registry;

@@ -15,6 +15,7 @@
 #include <link.h>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <poll.h>
 #include <sstream>
 #include <sys/socket.h>
@@ -414,6 +415,71 @@ TEST_CASE("every bad command line in the catalogue gives its exact error and exi
         CHECK(r.err.find(expand(row[2])) != std::string::npos);
         if (!row[0].empty())  // no command at all prints the usage text
             check_one_line_errors(r.err);
+    }
+}
+
+namespace {
+
+// Makes the SETUP of a device-paths.tsv row in `dir`; returns its {path},
+// or nothing when the row cannot run here (marked skipped).
+std::optional<fs::path> make_device_path(const std::string &what, const fs::path &base, const fs::path &dir)
+{
+    const fs::path secret = base / "secret";
+    test::write_file(secret, "SECRET\n");
+    REQUIRE(::chmod(secret.c_str(), 0600) == 0);
+    fs::create_directory(dir);
+    REQUIRE(::chmod(dir.c_str(), what == "@not-sticky" ? 0777 : 01777) == 0);
+    const fs::path path = dir / "img";
+    if (what == "@link-in-sticky") {
+        fs::create_symlink(secret, path);
+    } else if (what == "@link-on-the-way") {
+        fs::create_symlink(base, dir / "sub");
+        return dir / "sub" / "secret";
+    } else if (what == "@foreign-file-in-sticky") {
+        if (::geteuid() != 0) {
+            devhost::test::mark_skipped(what + ": giving a file to another user needs root");
+            return std::nullopt;
+        }
+        test::write_file(path, "");
+        REQUIRE(::chown(path.c_str(), 4242, 4242) == 0);
+    } else if (what == "@hard-link-in-sticky") {
+        REQUIRE(::link(secret.c_str(), path.c_str()) == 0);
+    } else if (what == "@not-sticky") {
+        test::write_file(path, "");
+    } else {
+        FAIL("device-paths.tsv: unknown setup " << what);
+    }
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("every device path the catalogue plants is refused by probe and check", "[bad-inputs]")
+{
+    for (const auto &row : read_tsv("device-paths.tsv", 4)) {
+        INFO(row[0] << " devhost " << row[1]);
+        test::TempDir base;
+        ::chmod(base.path().c_str(), 0755);
+        const fs::path dir = base / "public";
+        const auto path = make_device_path(row[0], base.path(), dir);
+        if (!path)
+            continue;
+        const fs::path config = base / "c.ini", config_raw = base / "raw.ini";
+        const std::string rest = "path = " + path->string() + "\nallow-write = true\nstep = open\nstep = close\n";
+        test::write_file(config, "[device d]\n" + rest);
+        test::write_file(config_raw, "[device d]\nclass = raw\n" + rest);
+        auto expand = [&](const std::string &s) {
+            return replace_all(replace_all(replace_all(replace_all(s, "{config-raw}", config_raw.string()), "{config}",
+                                                       config.string()),
+                                           "{path}", path->string()),
+                               "{dir}", dir.string());
+        };
+        auto r = test::run_devhost(split_spaces(expand(row[1])), {.timeout = std::chrono::seconds(30)});
+        INFO("stderr: " << r.err);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.exit_code == std::stoi(row[2]));
+        CHECK(r.err == expand(row[3]) + "\n");
+        CHECK(test::read_file(base / "secret") == "SECRET\n");
     }
 }
 

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 namespace devhost::output {
@@ -41,6 +42,11 @@ int open_directory_of(const std::filesystem::path &path, std::string &name, std:
 // Whether someone other than root and the effective user could create or
 // replace names in the directory `dir_fd`.
 bool others_can_write(int dir_fd);
+
+// The refusal of a file (or directory) `st` found in a directory others can
+// write, or nullopt: it belongs to another user, or it is a regular file
+// with other hard links (a planted link to a file of root's).
+std::optional<std::string> planted(const struct stat &st);
 
 // Opens `name` in `dir_fd` for appending as described above; `shown` is how
 // messages name the file. nullopt with `error` set to one line (without the
