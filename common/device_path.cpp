@@ -16,22 +16,6 @@ namespace devhost::output {
 
 namespace {
 
-// Pushes the components of `path` onto `rest` (last first), so that
-// rest.back() is the next one to walk.
-void push_components(std::vector<std::string> &rest, const std::string &path)
-{
-    std::vector<std::string> parts;
-    for (size_t at = 0; at <= path.size();) {
-        size_t slash = path.find('/', at);
-        if (slash == std::string::npos)
-            slash = path.size();
-        if (slash > at && path.compare(at, slash - at, ".") != 0)
-            parts.push_back(path.substr(at, slash - at));
-        at = slash + 1;
-    }
-    rest.insert(rest.end(), parts.rbegin(), parts.rend());
-}
-
 // The refusal of `st` (an entry of `dir_fd`), which lies in a
 // directory others can write, or nullopt.
 std::optional<std::string> untrusted_entry(int dir_fd, const struct stat &st)

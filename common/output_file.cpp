@@ -51,18 +51,7 @@ namespace {
 int open_directory_walk(const std::string &dir, std::string &error, int start = -1)
 {
     std::vector<std::string> rest;  // components still to walk, last first
-    auto push_path = [&rest](const std::string &path) {
-        std::vector<std::string> parts;
-        for (size_t at = 0; at <= path.size();) {
-            size_t slash = path.find('/', at);
-            if (slash == std::string::npos)
-                slash = path.size();
-            if (slash > at && path.compare(at, slash - at, ".") != 0)
-                parts.push_back(path.substr(at, slash - at));
-            at = slash + 1;
-        }
-        rest.insert(rest.end(), parts.rbegin(), parts.rend());
-    };
+    auto push_path = [&rest](const std::string &path) { push_components(rest, path); };
     const bool absolute = !dir.empty() && dir[0] == '/';
     UniqueFd cur(absolute || start < 0 ? ::open(absolute ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC)
                                        : ::openat(start, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -120,6 +109,20 @@ int open_directory_of(const std::filesystem::path &path, std::string &name, std:
         return -1;
     }
     return open_directory_walk(path.parent_path().string(), error);
+}
+
+void push_components(std::vector<std::string> &rest, const std::string &path)
+{
+    std::vector<std::string> parts;
+    for (size_t at = 0; at <= path.size();) {
+        size_t slash = path.find('/', at);
+        if (slash == std::string::npos)
+            slash = path.size();
+        if (slash > at && path.compare(at, slash - at, ".") != 0)
+            parts.push_back(path.substr(at, slash - at));
+        at = slash + 1;
+    }
+    rest.insert(rest.end(), parts.rbegin(), parts.rend());
 }
 
 bool others_can_write(int dir_fd)

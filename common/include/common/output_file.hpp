@@ -26,6 +26,7 @@
 #include <string>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <vector>
 
 namespace devhost::output {
 
@@ -38,6 +39,10 @@ struct OpenedFile {
 // the file's name in it. -1 with `error` set (one line, naming the directory)
 // when it cannot be opened.
 int open_directory_of(const std::filesystem::path &path, std::string &name, std::string &error);
+
+// Pushes the components of `path` onto `rest` (last first, "." left out), so
+// that rest.back() is the next name a walk opens.
+void push_components(std::vector<std::string> &rest, const std::string &path);
 
 // Whether someone other than root and the effective user could create or
 // replace names in the directory `dir_fd`.
