@@ -92,7 +92,7 @@ void warn_step(const DeviceConfig &d, const Plugin &plugin, const DevicePlan &pl
         warn(file, s.line,
              where + cls + " is read-only unless " + gate->name + " = true, so the plugin will refuse this " +
                  (control ? "control" : "write"));
-    if (s.kind == StepKind::Connect && plugin.hooks().connect)
+    if (s.kind == StepKind::Connect && plugin.has_hook(HookSlot::Connect))
         warn_connect(d, plugin, s, file);
 }
 
@@ -144,11 +144,13 @@ std::string needed(Need need, const std::string &cls)
 // the reason it does not otherwise.
 std::optional<std::string> unsupported(const Step &s, Hook hook, const Plugin &plugin, const std::string &cls)
 {
-    const auto &h = plugin.hooks();
     switch (hook) {
-    case Hook::Connect: return h.connect ? std::nullopt : std::optional(cls + " does not support connect");
-    case Hook::Info: return h.info ? std::nullopt : std::optional(cls + " does not support info");
-    case Hook::Lock: return h.lock ? std::nullopt : std::optional(cls + " does not support lock");
+    case Hook::Connect:
+        return plugin.has_hook(HookSlot::Connect) ? std::nullopt : std::optional(cls + " does not support connect");
+    case Hook::Info:
+        return plugin.has_hook(HookSlot::Info) ? std::nullopt : std::optional(cls + " does not support info");
+    case Hook::Lock:
+        return plugin.has_hook(HookSlot::Lock) ? std::nullopt : std::optional(cls + " does not support lock");
     case Hook::Transfer: {
         const uint32_t op = transfer_op(s);
         if (!plugin.supports_op(op))

@@ -12,6 +12,8 @@
 #include "records.hpp"
 #include "scan.hpp"
 #include "signals.hpp"
+#include "supervisor.hpp"
+#include "worker.hpp"
 #include "common/device_path.hpp"
 #include "common/text.hpp"
 #include "virtual_devices.hpp"
@@ -67,7 +69,25 @@ void setup_logging(const Cli &cli, const Config *config)
     logging::setup(s);
 }
 
-void load_plugins(PluginRegistry &registry, const Cli &cli, const Config *config)
+// How the supervisor runs workers, from the config (or the defaults).
+SupervisorSettings supervisor_settings(const Cli &cli, const Config *config)
+{
+    SupervisorSettings s;
+    if (config) {
+        s.isolation = config->host.isolation;
+        s.kill_grace_ms = config->host.kill_grace_ms;
+        s.describe_timeout_ms = config->host.describe_timeout_ms;
+        s.default_timeout_ms = config->host.timeout_ms;
+    }
+    s.log_level = cli.log_level.value_or(config && config->host.log_level ? *config->host.log_level : "info");
+    return s;
+}
+
+// Finds the plugin files on the search path and loads them: in this
+// process when `files` is null (isolation = none), else each checked here
+// and described by workers (its open file kept in `files` for the workers
+// that run it).
+void load_plugins(PluginRegistry &registry, const Cli &cli, const Config *config, PluginFiles *files = nullptr)
 {
     // A relative [host] plugin-path is relative to the config's directory.
     std::optional<std::string> config_path;
@@ -94,8 +114,16 @@ void load_plugins(PluginRegistry &registry, const Cli &cli, const Config *config
         if (i + 1 < dirs.size() && !fs::is_directory(dir, ec))
             spdlog::warn("plugin directory {} {}; skipped", dir.string(),
                          fs::exists(dir, ec) ? "is not a directory" : "does not exist");
-        registry.load_directory(dir);
+        if (!files) {
+            registry.load_directory(dir);
+            continue;
+        }
+        for (const auto &file : PluginRegistry::directory_files(dir))
+            if (auto checked = registry.open_file(file))
+                files->add(std::move(*checked));
     }
+    if (files)
+        describe_in_workers(registry, *files, supervisor_settings(cli, config));
 }
 
 void print_diagnostics(const std::vector<Diagnostic> &diags)
@@ -106,12 +134,13 @@ void print_diagnostics(const std::vector<Diagnostic> &diags)
 
 // Loads and checks a config; returns the exit code to stop with, or -1 to go
 // on.
-int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry &registry, Plan &plan)
+int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry &registry, Plan &plan,
+            PluginFiles &files)
 {
     std::vector<Diagnostic> diags;
     config = load_config(file, diags);
     setup_logging(cli, diags.empty() ? &config : nullptr);
-    load_plugins(registry, cli, &config);
+    load_plugins(registry, cli, &config, config.host.isolation == Isolation::None ? nullptr : &files);
     // One pass finds every mistake: what needs plugins is checked too, on
     // whatever the file gave, however much of it was wrong.
     // [virtual] sections are checked against what devhost-vdev serves.
@@ -147,8 +176,9 @@ int cmd_check(const Cli &cli)
     }
     Config config;
     PluginRegistry registry;
+    PluginFiles files;
     Plan plan;
-    int code = prepare(cli, cli.args[0], config, registry, plan);
+    int code = prepare(cli, cli.args[0], config, registry, plan, files);
     if (code >= 0)
         return code;
     size_t steps = 0;
@@ -202,6 +232,40 @@ int run_exit_code(const std::vector<PipelineResult> &results, bool interrupted, 
     return exit_ok;
 }
 
+struct RunOutcome {
+    std::vector<PipelineResult> results;
+    bool interrupted = false;
+    bool records_failed = false;
+    bool abandoned = false;  // a pipeline still inside a plugin in this process: _Exit
+};
+
+// isolation = none: the engine runs the plugins here.
+RunOutcome run_in_process(RecordWriter &records, const Config &config, const Plan &plan, SignalWatcher &signals)
+{
+    RunOutcome out;
+    Engine engine(records, config.host.timeout_ms);
+    auto attached = signals.attach(engine);
+    if (!signals.interrupted())
+        out.results = engine.run_all(plan.devices);
+    out.interrupted = signals.interrupted();
+    out.abandoned = engine.abandoned();
+    return out;
+}
+
+// isolation = class or device: workers run them, the supervisor watches.
+RunOutcome run_supervised(RecordWriter &records, const Config &config, const Plan &plan, const PluginFiles &files,
+                          const SupervisorSettings &settings, SignalWatcher &signals)
+{
+    RunOutcome out;
+    Supervisor supervisor(records, files, settings);
+    auto attached = signals.attach(supervisor);
+    if (!signals.interrupted())
+        out.results = supervisor.run_all(plan.devices, config.host.record_data);
+    out.interrupted = signals.interrupted();
+    out.records_failed = supervisor.records_failed();
+    return out;
+}
+
 int cmd_run(const Cli &cli)
 {
     if (cli.args.size() > 1) {
@@ -215,8 +279,9 @@ int cmd_run(const Cli &cli)
     SignalWatcher signals;
     Config config;
     PluginRegistry registry;
+    PluginFiles files;
     Plan plan;
-    int code = prepare(cli, file, config, registry, plan);
+    int code = prepare(cli, file, config, registry, plan, files);
     if (code >= 0)
         return code;
     if (signals.interrupted()) {
@@ -235,27 +300,19 @@ int cmd_run(const Cli &cli)
         return exit_usage;
     }
 
-    Engine engine(*records, config.host.timeout_ms);
-    std::vector<PipelineResult> results;
-    bool interrupted = false;
     VirtualDevices virtuals;
-    auto attached = signals.attach(engine);
-    {
-        if (auto failed = start_virtuals(config, virtuals, signals))
-            return *failed;
-        for (auto &d : plan.devices)
-            if (d.path.rfind("virtual:", 0) == 0)
-                d.path = virtuals.path_of(d.path.substr(8));
-        if (!signals.interrupted())
-            results = engine.run_all(plan.devices);
-        interrupted = signals.interrupted();
-        if (engine.abandoned()) {
-            virtuals.stop_all();
-            std::_Exit(interrupted ? exit_interrupted : exit_failed);
-        }
-    }
+    if (auto failed = start_virtuals(config, virtuals, signals))
+        return *failed;
+    for (auto &d : plan.devices)
+        if (d.path.rfind("virtual:", 0) == 0)
+            d.path = virtuals.path_of(d.path.substr(8));
+    const bool in_process = config.host.isolation == Isolation::None;
+    RunOutcome outcome = in_process ? run_in_process(*records, config, plan, signals)
+                                    : run_supervised(*records, config, plan, files, supervisor_settings(cli, &config), signals);
     virtuals.stop_all();
-    return run_exit_code(results, interrupted, records->failed());
+    if (outcome.abandoned)
+        std::_Exit(outcome.interrupted ? exit_interrupted : exit_failed);
+    return run_exit_code(outcome.results, outcome.interrupted, outcome.records_failed || records->failed());
 }
 
 std::string json_list(const std::vector<std::string> &v)
@@ -280,16 +337,13 @@ std::vector<std::string> op_names(const Plugin &p)
 
 std::vector<std::string> hook_names(const Plugin &p)
 {
-    const auto &h = p.hooks();
     std::vector<std::string> names{"open", "close"};
-    if (h.connect) names.push_back("connect");
-    if (h.disconnect) names.push_back("disconnect");
-    if (h.lock) names.push_back("lock");
-    if (h.unlock) names.push_back("unlock");
-    if (h.info) names.push_back("info");
-    if (h.transfer) names.push_back("transfer");
-    if (h.enumerate) names.push_back("enumerate");
-    if (h.unload) names.push_back("unload");
+    for (const auto &[slot, name] : {std::pair{HookSlot::Connect, "connect"}, {HookSlot::Disconnect, "disconnect"},
+                                     {HookSlot::Lock, "lock"}, {HookSlot::Unlock, "unlock"},
+                                     {HookSlot::Info, "info"}, {HookSlot::Transfer, "transfer"},
+                                     {HookSlot::Enumerate, "enumerate"}, {HookSlot::Unload, "unload"}})
+        if (p.has_hook(slot))
+            names.push_back(name);
     return names;
 }
 
@@ -419,7 +473,8 @@ int cmd_plugins(const Cli &cli)
     }
     setup_logging(cli, nullptr);
     PluginRegistry registry;
-    load_plugins(registry, cli, nullptr);
+    PluginFiles files;
+    load_plugins(registry, cli, nullptr, &files);
     if (cli.json)
         print_plugins_json(registry);
     else
@@ -447,7 +502,8 @@ int cmd_probe(const Cli &cli)
         return exit_usage;
     }
     PluginRegistry registry;
-    load_plugins(registry, cli, nullptr);
+    PluginFiles files;
+    load_plugins(registry, cli, nullptr, &files);
     // The class from the plugins' path patterns and types (class_match.hpp).
     std::optional<std::string> cls = cli.device_class ? cli.device_class : class_for_path(registry, name, *path, error);
     if (!cls) {
@@ -478,13 +534,12 @@ int cmd_probe(const Cli &cli)
         error_line(e.what());
         return exit_usage;
     }
-    Engine engine(*records, config.host.timeout_ms);
     SignalWatcher signals;
-    auto attached = signals.attach(engine);
-    PipelineResult r = engine.run_device(plan.devices[0]);
-    if (signals.interrupted())
+    RunOutcome outcome = run_supervised(*records, config, plan, files, supervisor_settings(cli, nullptr), signals);
+    if (outcome.interrupted)
         return exit_interrupted;
-    return r.ok && !records->failed() ? exit_ok : exit_failed;
+    const bool ok = !outcome.results.empty() && outcome.results[0].ok;
+    return ok && !outcome.records_failed && !records->failed() ? exit_ok : exit_failed;
 }
 
 // `devhost scan`: every plugin's enumerate, or one class's.
@@ -496,7 +551,8 @@ int cmd_scan(const Cli &cli)
     }
     setup_logging(cli, nullptr);
     PluginRegistry registry;
-    load_plugins(registry, cli, nullptr);
+    PluginFiles files;
+    load_plugins(registry, cli, nullptr, &files);
     std::vector<std::shared_ptr<const Plugin>> plugins = registry.plugins();
     if (cli.device_class) {
         auto plugin = registry.find(*cli.device_class);
@@ -518,8 +574,9 @@ int cmd_scan(const Cli &cli)
     }
     std::vector<ClassScan> scans;
     bool failed = false, abandoned = false;
+    const SupervisorSettings settings = supervisor_settings(cli, nullptr);
     for (const auto &plugin : plugins) {
-        scans.push_back(scan_class(plugin, cli.all ? DEVHOST_ENUMERATE_ALL : 0));
+        scans.push_back(scan_in_worker(*plugin, files, cli.all ? DEVHOST_ENUMERATE_ALL : 0, settings));
         const ClassScan &s = scans.back();
         // Asked for by name, a class that cannot list is worth a warning;
         // in a scan of every class it is only the JSON's "listed": false.
@@ -586,6 +643,8 @@ int show_help(const std::optional<std::string> &command, const char *prefix)
 
 int run_cli(int argc, char **argv)
 {
+    if (argc >= 2 && std::string_view(argv[1]) == "__worker")
+        return run_worker(argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
     po::options_description visible = cli_options();
     po::options_description hidden;

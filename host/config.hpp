@@ -79,6 +79,9 @@ struct VirtualConfig {
     std::vector<Setting> options;
 };
 
+// Where plugin code runs (README, "Process model").
+enum class Isolation { None, Class, Device };
+
 struct HostSettings {
     std::optional<std::string> plugin_path;
     std::optional<std::string> log_level;
@@ -89,6 +92,9 @@ struct HostSettings {
     std::string port_dir = default_port_dir;
     bool physical_drives_all = false;
     RecordData record_data;       // how much data a record carries
+    Isolation isolation = Isolation::Class;
+    int64_t kill_grace_ms = 1000;
+    int64_t describe_timeout_ms = 5000;
 };
 
 struct Config {

@@ -51,6 +51,14 @@ Outcome Device::release(Hook hook, int32_t timeout_ms)
     }
 }
 
+void Device::supervise(HookWatch *watch, int32_t slot, UniqueFd cancel_fd)
+{
+    watch_ = watch;
+    token_->slot = slot;
+    if (cancel_fd)
+        cancel_fd_ = std::move(cancel_fd);
+}
+
 void Device::cancel()
 {
     cancelled_ = true;
@@ -108,15 +116,19 @@ Outcome Device::acquired(Hook hook, devhost_status status, const devhost_error &
     return status == DEVHOST_OK ? Outcome{} : call_failed(status, err, call);
 }
 
-uint64_t Device::arm(int64_t timeout_ms)
+uint64_t Device::arm(int64_t timeout_ms, Hook hook)
 {
     token_->deadline_ns = deadline_after(timeout_ms);
+    if (watch_)
+        watch_->begin(static_cast<int32_t>(hook), token_->deadline_ns);
     return token_->deadline_ns;
 }
 
 Outcome Device::kept(uint64_t deadline, bool enforced, const char *call, Outcome outcome)
 {
     token_->deadline_ns = DEVHOST_DEADLINE_NONE;
+    if (watch_)
+        watch_->end();
     if (!enforced)
         return outcome;
     if (auto late = overrun(deadline)) {
@@ -189,17 +201,18 @@ Outcome Device::open(const OpenRequest &request)
 
     devhost_error err = fresh_error();
     devhost_device *handle = nullptr;
-    const uint64_t deadline = arm(request.timeout_ms);
+    const uint64_t deadline = arm(request.timeout_ms, Hook::Open);
     devhost_status status = hooks().open(&params, &handle, &err);
     if (status != DEVHOST_OK) {
         const Outcome failed = kept(deadline, true, "open", call_failed(status, err, "open"));
         if (handle) {
             // A half-built device: the contract says close can take it.
             devhost_error close_err = fresh_error();
-            arm(default_hook_timeout_ms);
+            arm(default_hook_timeout_ms, Hook::Close);
             hooks().close(handle, &close_err);
             kept(DEVHOST_DEADLINE_NONE, false, "close", {});
         }
+        logging::drop_shared(token_.get());  // whatever it shared before it failed
         return failed;
     }
     if (!handle)
@@ -216,9 +229,10 @@ Outcome Device::close(int32_t timeout_ms)
     if (auto refused = refuse(Hook::Close, "close"))
         return *refused;
     devhost_error err = fresh_error();
-    const uint64_t deadline = arm(timeout_ms);
+    const uint64_t deadline = arm(timeout_ms, Hook::Close);
     devhost_status status = hooks().close(handle_, &err);
     handle_ = nullptr;  // freed either way, late or not
+    logging::drop_shared(token_.get());  // the supervisor's copy goes too
     apply(Hook::Close, status == DEVHOST_OK, state_);
     return kept(deadline, plugin_->speaks_1_1(), "close",
                 status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "close"));
@@ -259,7 +273,7 @@ Outcome Device::connect(const ConnectRequest &request)
     params.sized_args = sized.empty() ? nullptr : sized.data();
     params.timeout_ms = request.timeout_ms;
     devhost_error err = fresh_error();
-    const uint64_t deadline = arm(request.timeout_ms);
+    const uint64_t deadline = arm(request.timeout_ms, Hook::Connect);
     const devhost_status status = hooks().connect(handle_, &params, &err);
     return kept(deadline, true, "connect", acquired(Hook::Connect, status, err, "connect"));
 }
@@ -273,7 +287,7 @@ Outcome Device::release_by(Hook hook, const char *call, int32_t timeout_ms,
     if (!(hooks().*slot))
         return {};
     devhost_error err = fresh_error();
-    const uint64_t deadline = arm(timeout_ms);
+    const uint64_t deadline = arm(timeout_ms, hook);
     devhost_status status = (hooks().*slot)(handle_, &err);
     return kept(deadline, plugin_->speaks_1_1(), call,
                 status == DEVHOST_OK ? Outcome{} : call_failed(status, err, call));
@@ -291,7 +305,7 @@ Outcome Device::lock(int32_t timeout_ms)
     if (!hooks().lock)
         return unsupported(plugin_->device_class(), "lock");
     devhost_error err = fresh_error();
-    const uint64_t deadline = arm(timeout_ms);
+    const uint64_t deadline = arm(timeout_ms, Hook::Lock);
     const devhost_status status = hooks().lock(handle_, timeout_ms, &err);
     return kept(deadline, true, "lock", acquired(Hook::Lock, status, err, "lock"));
 }
@@ -328,7 +342,7 @@ Outcome Device::info(InfoList &out, int32_t timeout_ms)
     sink.context = &collector;
     sink.put = info_put;
     devhost_error err = fresh_error();
-    const uint64_t deadline = arm(timeout_ms);
+    const uint64_t deadline = arm(timeout_ms, Hook::Info);
     devhost_status status = hooks().info(handle_, &sink, &err);
     return kept(deadline, plugin_->speaks_1_1(), "info",
                 status == DEVHOST_OK ? Outcome{} : call_failed(status, err, "info"));
@@ -387,7 +401,7 @@ Outcome Device::transfer(devhost_transfer &xfer)
     xfer.out_done = 0;
     xfer.in_len = 0;
     devhost_error err = fresh_error();
-    const uint64_t deadline = arm(xfer.timeout_ms);
+    const uint64_t deadline = arm(xfer.timeout_ms, Hook::Transfer);
     devhost_status status = hooks().transfer(handle_, &xfer, &err);
     // Never trust a length past the buffer the host owns.
     if (xfer.in_len > xfer.in_capacity)

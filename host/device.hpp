@@ -11,6 +11,7 @@
 #include "lifecycle.hpp"
 #include "loader.hpp"
 #include "options.hpp"
+#include "watch_table.hpp"
 
 #include <devhost/plugin.h>
 #include <devhost/unique_fd.hpp>
@@ -104,6 +105,14 @@ public:
     // FaultInjector wrapped around the plugin's hooks. Call before open.
     void set_faults(FaultSchedule faults);
 
+    // Supervised (in a worker): each hook call is published in `watch` (the
+    // supervisor's watch table), the plugin's share_fd calls go to the
+    // supervisor as this device's `slot`, and the cancel handle is
+    // `cancel_fd`, which the supervisor holds too and fires at a deadline.
+    // Call before open.
+    void supervise(HookWatch *watch, int32_t slot, UniqueFd cancel_fd);
+    HookWatch *watch() const { return watch_; }
+
     // Makes the cancel handle readable: a hook blocked in the plugin returns
     // DEVHOST_E_CANCELLED. Thread-safe; cannot be undone.
     void cancel();
@@ -122,7 +131,7 @@ private:
                        devhost_status (*devhost_hooks::*slot)(devhost_device *, devhost_error *));
     // Sets the deadline of the call about to be made (deadline_ns answers
     // it) and returns it.
-    uint64_t arm(int64_t timeout_ms);
+    uint64_t arm(int64_t timeout_ms, Hook hook);
     // After a call armed with `deadline`: the deadline is cleared, and an
     // overrun turns `outcome` into DEVHOST_E_TIMEOUT. `enforced`: whether
     // this plugin is held to this hook's deadline.
@@ -139,6 +148,7 @@ private:
     UniqueFd cancel_fd_;
     std::atomic<bool> cancelled_{false};
     std::unique_ptr<FaultInjector> faults_;  // test mode only
+    HookWatch *watch_ = nullptr;             // supervised only
 };
 
 }  // namespace devhost

@@ -396,6 +396,24 @@ struct UnloadThenClose {
     }
 };
 
+uint32_t hook_mask_of(const devhost_hooks &h)
+{
+    uint32_t mask = 0;
+    auto set = [&](bool present, HookSlot slot) {
+        if (present)
+            mask |= hook_bit(slot);
+    };
+    set(h.connect, HookSlot::Connect);
+    set(h.disconnect, HookSlot::Disconnect);
+    set(h.lock, HookSlot::Lock);
+    set(h.unlock, HookSlot::Unlock);
+    set(h.info, HookSlot::Info);
+    set(h.transfer, HookSlot::Transfer);
+    set(h.enumerate, HookSlot::Enumerate);
+    set(h.unload, HookSlot::Unload);
+    return mask;
+}
+
 }  // namespace
 
 const OptionSpec *Plugin::flagged_option(uint32_t flag) const
@@ -430,24 +448,46 @@ const ControlSpec *Plugin::find_control(uint32_t code) const
     return nullptr;
 }
 
-std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
+std::optional<CheckedFile> PluginRegistry::open_file(const fs::path &file)
 {
     try {
-        // Resolved and checked by descriptor, then loaded through that same
-        // descriptor (trusted_file.hpp), open until the load is over.
-        struct stat st {};
+        // Resolved and checked by descriptor (trusted_file.hpp); whoever
+        // loads it loads that same descriptor.
+        CheckedFile checked;
+        checked.file = file;
         TrustRefusal untrusted;
-        const UniqueFd fd = open_trusted_file(file, st, untrusted);
-        if (!fd)
+        checked.fd = open_trusted_file(file, checked.st, untrusted);
+        if (!checked.fd)
             refuse_untrusted(untrusted, file);
         // The same library by another path (a link, a second directory)
         // would be the loaded copy again: its unload, run when this load is
         // refused, would pull the library from under the plugin using it.
         for (const auto &p : plugins_)
-            if (p->dev_ == st.st_dev && p->ino_ == st.st_ino)
+            if (p->dev_ == checked.st.st_dev && p->ino_ == checked.st.st_ino)
                 throw Refused{"the same library as " + display_path(p->file()) + ", which is loaded already"};
-        check_elf_layout(fd.get(), static_cast<uint64_t>(st.st_size));
-        auto library = load_library(fd.get(), file);
+        for (const auto &[dev, ino, other] : opened_)
+            if (dev == checked.st.st_dev && ino == checked.st.st_ino)
+                throw Refused{"the same library as " + display_path(other) + ", which is loaded already"};
+        check_elf_layout(checked.fd.get(), static_cast<uint64_t>(checked.st.st_size));
+        opened_.push_back({checked.st.st_dev, checked.st.st_ino, file});
+        return checked;
+    } catch (const Refused &r) {
+        refuse(file, r.reason);
+        return std::nullopt;
+    }
+}
+
+std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
+{
+    auto checked = open_file(file);
+    return checked ? load_checked(std::move(*checked)) : nullptr;
+}
+
+std::shared_ptr<const Plugin> PluginRegistry::load_checked(CheckedFile checked)
+{
+    const fs::path &file = checked.file;
+    try {
+        auto library = load_library(checked.fd.get(), file);
         const devhost_negotiation n = negotiate(*library);
         const uint32_t v = n.plugin_abi_version;
         const devhost_plugin_descriptor *d = n.descriptor;
@@ -455,8 +495,8 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
 
         auto plugin = std::make_shared<Plugin>();
         plugin->file_ = file;
-        plugin->dev_ = st.st_dev;
-        plugin->ino_ = st.st_ino;
+        plugin->dev_ = checked.st.st_dev;
+        plugin->ino_ = checked.st.st_ino;
         plugin->name_ = d->name;
         plugin->class_ = d->device_class;
         plugin->version_ = text_or_empty(d->version);
@@ -477,33 +517,46 @@ std::shared_ptr<const Plugin> PluginRegistry::load_file(const fs::path &file)
         // 1.0 table) stay NULL; slots past this host's are not copied.
         std::memcpy(&plugin->hooks_, d->hooks, std::min<size_t>(d->hooks->struct_size, sizeof(devhost_hooks)));
         plugin->hooks_.struct_size = sizeof(devhost_hooks);
+        plugin->hook_mask_ = hook_mask_of(plugin->hooks_);
         // Accepted as a plugin: from here its unload hook runs before the
         // library is unloaded, whatever happens to it next.
         plugin->library_ = std::shared_ptr<boost::dll::shared_library>(library.release(),
                                                                        UnloadThenClose{plugin->hooks_.unload});
-
-        if (auto taken = find(plugin->class_))
-            throw Refused{"class '" + plugin->class_ + "' already provided by " + display_path(taken->file())};
-        plugins_.push_back(plugin);
-        spdlog::debug("loaded plugin {} (class {}, version {}, ABI {}) from {}", plugin->name_, plugin->class_,
-                      plugin->version_, format_version(v), display_path(file));
-        return plugin;
+        return add(plugin);
     } catch (const Refused &r) {
-        refusals_.push_back({file, r.reason});
-        spdlog::warn("plugin {} refused: {}", display_path(file), r.reason);
+        refuse(file, r.reason);
         return nullptr;
     }
 }
 
-void PluginRegistry::load_directory(const fs::path &dir)
+std::shared_ptr<const Plugin> PluginRegistry::add(std::shared_ptr<const Plugin> plugin)
+{
+    if (auto taken = find(plugin->class_)) {
+        refuse(plugin->file_, "class '" + plugin->class_ + "' already provided by " + display_path(taken->file()));
+        return nullptr;
+    }
+    plugins_.push_back(plugin);
+    spdlog::debug("{} plugin {} (class {}, version {}, ABI {}) from {}", plugin->loaded() ? "loaded" : "described",
+                  plugin->name_, plugin->class_, plugin->version_, format_version(plugin->abi_version_),
+                  display_path(plugin->file_));
+    return plugin;
+}
+
+void PluginRegistry::refuse(const fs::path &file, const std::string &reason)
+{
+    refusals_.push_back({file, reason});
+    spdlog::warn("plugin {} refused: {}", display_path(file), reason);
+}
+
+std::vector<fs::path> PluginRegistry::directory_files(const fs::path &dir)
 {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
         spdlog::debug("plugin directory {} does not exist; skipped", dir.string());
-        return;
+        return {};
     }
     // Names only: whatever an entry is (a directory, a symlink loop, a name
-    // too long to resolve, something the host may not read), load_file
+    // too long to resolve, something the host may not read), open_file
     // finds out and refuses it alone.
     std::vector<fs::path> files;
     fs::directory_iterator it(dir, ec), end;
@@ -514,7 +567,12 @@ void PluginRegistry::load_directory(const fs::path &dir)
         spdlog::warn("plugin directory {} cannot be read: {}; {}", dir.string(), ec.message(),
                      files.empty() ? "skipped" : "only the files listed before the error are loaded");
     std::sort(files.begin(), files.end());
-    for (const auto &f : files)
+    return files;
+}
+
+void PluginRegistry::load_directory(const fs::path &dir)
+{
+    for (const auto &f : directory_files(dir))
         load_file(f);
 }
 

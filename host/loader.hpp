@@ -5,6 +5,9 @@
 #pragma once
 
 #include <devhost/plugin.h>
+#include <devhost/unique_fd.hpp>
+
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -53,6 +56,15 @@ struct ControlSpec {
     uint32_t flags = 0;
 };
 
+// The hooks besides open and close (which every plugin has), by slot: which
+// ones a plugin has is part of its description, known without its code.
+enum class HookSlot : uint32_t { Connect, Disconnect, Lock, Unlock, Info, Transfer, Enumerate, Unload };
+constexpr uint32_t hook_bit(HookSlot slot) { return 1u << static_cast<uint32_t>(slot); }
+
+// A plugin: its description, copied out of its descriptor, and, where its
+// library is loaded in this process, its hooks. The supervisor knows plugins
+// only by description (a worker loaded them, plugin_description.hpp): their
+// hooks are all NULL there and loaded() is false.
 class Plugin {
 public:
     const fs::path &file() const { return file_; }
@@ -87,8 +99,15 @@ public:
     const OptionSpec *writable_option() const { return flagged_option(DEVHOST_OPTION_WRITABLE); }
     // The first option with `flag`, or nullptr.
     const OptionSpec *flagged_option(uint32_t flag) const;
+    // Whether the plugin has the hook in `slot` (loaded or described).
+    bool has_hook(HookSlot slot) const { return hook_mask_ & hook_bit(slot); }
+    uint32_t hook_mask() const { return hook_mask_; }
+    // Whether the library is loaded here (its hooks may be called).
+    bool loaded() const { return library_ != nullptr; }
+    dev_t file_dev() const { return dev_; }
+    ino_t file_ino() const { return ino_; }
     // The plugin's hook table, copied; hooks past the plugin's struct_size
-    // are NULL.
+    // are NULL, and so is every hook of a plugin that is not loaded().
     const devhost_hooks &hooks() const { return hooks_; }
     // Devices keep this alive so the code they call stays mapped. When the
     // last holder lets go, the plugin's unload hook (if any) runs once, then
@@ -97,6 +116,7 @@ public:
 
 private:
     friend class PluginRegistry;
+    friend struct PluginCodec;  // plugin_description.cpp
     fs::path file_;
     std::string name_, class_, version_, description_;
     uint32_t abi_version_ = 0, flags_ = 0, transfer_ops_ = 0, transfer_requires_ = 0, lock_requires_ = 0,
@@ -105,6 +125,7 @@ private:
     std::vector<ControlSpec> controls_;
     std::vector<std::string> path_patterns_;
     devhost_hooks hooks_{};
+    uint32_t hook_mask_ = 0;  // hook_bit()s
     std::shared_ptr<boost::dll::shared_library> library_;
     // The file loaded (by descriptor): the dynamic linker keeps one copy of
     // a library per device and inode, whatever path reached it.
@@ -117,8 +138,34 @@ struct Refusal {
     std::string reason;
 };
 
+// A plugin file resolved and checked by descriptor, not loaded yet: the
+// supervisor checks it, a worker loads that same descriptor.
+struct CheckedFile {
+    fs::path file;  // as given
+    UniqueFd fd;
+    struct stat st {};
+};
+
 class PluginRegistry {
 public:
+    // Checks one plugin file without loading it: resolves and checks it and
+    // every directory on its way by descriptor (trusted_file.hpp), refuses
+    // a library reached already by another path, checks its ELF header. On
+    // refusal, records it (refuse()) and returns nullopt.
+    std::optional<CheckedFile> open_file(const fs::path &file);
+    // Loads a file open_file checked (in this process): negotiates, checks
+    // and copies the descriptor, and add()s the plugin; nullptr, with the
+    // refusal recorded, when it is no plugin this host takes.
+    std::shared_ptr<const Plugin> load_checked(CheckedFile checked);
+    // Adds a plugin loaded here or described by a worker; refused (nullptr)
+    // when its class is served already.
+    std::shared_ptr<const Plugin> add(std::shared_ptr<const Plugin> plugin);
+    // Records a refusal and logs one warning line naming the file (as
+    // given) and the reason.
+    void refuse(const fs::path &file, const std::string &reason);
+    // The entries named *.so in `dir`, in name order (a missing directory:
+    // none, said at debug level; one that cannot be read: a warning).
+    static std::vector<fs::path> directory_files(const fs::path &dir);
     // Loads one plugin file: resolves and checks it and every directory on
     // its way by descriptor (trusted_file.hpp), checks its ELF header, and
     // loads the checked descriptor. On refusal, records it, logs one warning
@@ -137,6 +184,12 @@ public:
 private:
     std::vector<std::shared_ptr<const Plugin>> plugins_;
     std::vector<Refusal> refusals_;
+    struct Opened {
+        dev_t dev;
+        ino_t ino;
+        fs::path file;
+    };
+    std::vector<Opened> opened_;  // every file open_file accepted
 };
 
 // A plugin file's path for a log line or a listing: printable (text::

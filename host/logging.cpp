@@ -3,6 +3,7 @@
 #include "deadlines.hpp"
 #include "log_file.hpp"
 
+#include <atomic>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <vector>
 
@@ -73,14 +74,31 @@ uint64_t service_monotonic_ns() { return devhost::monotonic_ns(); }
 
 uint64_t service_deadline_ns(const devhost_host_device *device) { return hook_deadline_ns(device); }
 
-// This host runs plugins in its own process: it keeps no descriptors for
-// them (a supervising host would, plugin.h).
-devhost_status service_share_fd(const devhost_host_device *, int32_t, const char *)
+std::atomic<ShareFd> share_fd_handler{nullptr};
+
+// In a worker, the supervisor keeps a reference (worker.cpp); a host that
+// runs plugins in its own process keeps none (plugin.h).
+devhost_status service_share_fd(const devhost_host_device *device, int32_t fd, const char *role)
 {
-    return DEVHOST_E_UNSUPPORTED;
+    const ShareFd handler = share_fd_handler.load();
+    return handler ? handler(device, fd, role) : DEVHOST_E_UNSUPPORTED;
 }
 
 }  // namespace
+
+void set_share_fd(ShareFd handler) { share_fd_handler = handler; }
+
+namespace {
+std::atomic<DropShared> drop_shared_handler{nullptr};
+}
+
+void set_drop_shared(DropShared handler) { drop_shared_handler = handler; }
+
+void drop_shared(const devhost_host_device *device)
+{
+    if (const DropShared handler = drop_shared_handler.load())
+        handler(device);
+}
 
 const devhost_host_services *host_services()
 {

@@ -32,6 +32,16 @@ void setup(const Settings &settings);
 // The host services handed to every plugin.
 const devhost_host_services *host_services();
 
+// Where share_fd goes: in a worker, to the supervisor; unset (in-process),
+// it answers DEVHOST_E_UNSUPPORTED.
+using ShareFd = devhost_status (*)(const devhost_host_device *device, int32_t fd, const char *role);
+void set_share_fd(ShareFd handler);
+// Where a device closed normally tells the supervisor to drop what it
+// shared (in a worker); unset, nothing happens.
+using DropShared = void (*)(const devhost_host_device *device);
+void set_drop_shared(DropShared handler);
+void drop_shared(const devhost_host_device *device);
+
 }  // namespace devhost::logging
 
 namespace devhost {
@@ -45,4 +55,6 @@ struct devhost_host_device {
     // set by the Device before each call on the thread that makes it.
     uint64_t deadline_ns = DEVHOST_DEADLINE_NONE;
     devhost::FaultInjector *faults = nullptr;  // while faults are injected (faults.hpp)
+    int32_t slot = -1;  // in a worker: the device's slot in the supervisor's watch table
+    uint32_t shared_fds = 0;  // descriptors handed to the supervisor since open
 };

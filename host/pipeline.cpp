@@ -285,6 +285,8 @@ public:
     LiveDevice(Engine &engine, const DevicePlan &plan) : engine_(engine), device_(plan.plugin, plan.config->name)
     {
         device_.set_faults(FaultSchedule(plan.config->faults));
+        if (engine_.setup_)
+            engine_.setup_(device_, plan);
         std::lock_guard lock(engine_.mutex_);
         engine_.live_.push_back(&device_);
         // Read under the lock: a cancel_all() that has not reached this
@@ -328,6 +330,8 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
     }
     const int seq = run_steps(live->device(), plan, result);
     unwind(live->device(), *plan.config, seq);
+    if (HookWatch *watch = live->device().watch())
+        watch->phase.store(HookWatch::Done, std::memory_order_release);
     return result;
 }
 
@@ -343,12 +347,18 @@ int Engine::run_steps(Device &device, const DevicePlan &plan, PipelineResult &re
         rec.seq = ++seq;
         rec.step = s.text;
         rec.line = s.line;
+        if (HookWatch *watch = device.watch()) {
+            watch->step.store(static_cast<int32_t>(i), std::memory_order_relaxed);
+            watch->phase.store(HookWatch::Steps, std::memory_order_release);
+        }
         const Outcome o = run_recorded(rec, [&]() -> Outcome {
             if (device.cancelled())
                 return {DEVHOST_E_CANCELLED, "pipeline cancelled before this step", 0};
             return runner.run(s, i < plan.control_codes.size() ? plan.control_codes[i] : 0, rec);
         });
         const bool recorded = record(rec);
+        if (HookWatch *watch = device.watch(); watch && recorded)
+            watch->written_seq.store(rec.seq, std::memory_order_release);
         if (!o.ok()) {
             // Steps made by the host itself (probe) have no config line.
             spdlog::error("{}: step '{}'{} failed: {}: {}", cfg.name, s.text,
@@ -373,6 +383,8 @@ void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
     // release with the device's timeout, else [host]'s (deadlines.hpp).
     const int64_t timeout_ms = cfg.timeout_ms.value_or(default_timeout_ms_);
     const int32_t timeout = static_cast<int32_t>(std::min<int64_t>(timeout_ms, INT32_MAX));
+    if (HookWatch *watch = device.watch())
+        watch->phase.store(HookWatch::Unwind, std::memory_order_release);
     for (Hook hook : unwind_order(device.state(), device.rules())) {
         const char *name = hook_name(hook);
         Record rec;
@@ -381,7 +393,8 @@ void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
         rec.step = name;
         rec.unwind = true;
         const Outcome o = run_recorded(rec, [&] { return device.release(hook, timeout); });
-        record(rec);
+        if (HookWatch *watch = device.watch(); record(rec) && watch)
+            watch->written_seq.store(rec.seq, std::memory_order_release);
         if (o.ok())
             spdlog::info("{}: {} (unwinding what the pipeline held)", cfg.name, name);
         else

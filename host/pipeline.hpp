@@ -13,9 +13,11 @@
 
 #include "check.hpp"
 #include "records.hpp"
+#include "signals.hpp"
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -28,9 +30,14 @@ struct PipelineResult {
     devhost_status status = DEVHOST_OK;  // of the first failed step
 };
 
-class Engine {
+class Engine : public Stoppable {
 public:
     Engine(RecordWriter &records, int64_t default_timeout_ms);
+
+    // Called for each pipeline's device once it is made, before its first
+    // step (a worker connects it to the supervisor's watch table).
+    using DeviceSetup = std::function<void(Device &, const DevicePlan &)>;
+    void on_device(DeviceSetup setup) { setup_ = std::move(setup); }
 
     // Runs one device's pipeline on the calling thread.
     PipelineResult run_device(const DevicePlan &plan);
@@ -48,7 +55,7 @@ public:
     // a slow reader gives up half-way through the grace, so that the unwind
     // ends within it. Async-signal-unsafe; call it from a normal thread (the
     // CLI's signal thread does).
-    void cancel_all();
+    void cancel_all() override;
     // Whether records could not be written and the pipelines were stopped.
     bool stopped_for_records() const { return records_failed_.load(); }
     bool cancelled() const { return cancelled_.load(); }
@@ -72,6 +79,7 @@ private:
     class LiveDevice;
 
     RecordWriter &records_;
+    DeviceSetup setup_;
     int64_t default_timeout_ms_;
     std::atomic<int64_t> grace_ms_{default_grace.count()};
     std::atomic<bool> records_failed_{false};

@@ -1,4 +1,5 @@
 #include "records.hpp"
+#include "watch_table.hpp"
 
 #include "sha256.hpp"
 #include "common/output_file.hpp"
@@ -239,6 +240,18 @@ RecordWriter::RecordWriter(const std::string &target, RecordData data) : data_(d
     start_on_new_line(target);
 }
 
+RecordWriter::RecordWriter(UniqueFd fd, RecordData data, pthread_mutex_t *shared_lock)
+    : data_(data), owned_fd_(std::move(fd)), shared_lock_(shared_lock)
+{
+    wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    struct stat st {};
+    if (!wake_fd_ || ::fstat(owned_fd_.get(), &st) != 0)
+        throw std::runtime_error(std::string("cannot write records: ") + std::strerror(errno));
+    fd_ = owned_fd_.get();
+    regular_ = S_ISREG(st.st_mode);
+    socket_ = S_ISSOCK(st.st_mode);
+}
+
 RecordWriter::~RecordWriter() = default;
 
 void RecordWriter::open_file(const std::string &target)
@@ -382,6 +395,7 @@ bool RecordWriter::write(const Record &record)
     if (failed_)
         return false;
     std::string why;
+    SharedLock across(shared_lock_, shared_patience_ms_);  // other processes' writers
     if (write_line(data, len, why))
         return true;
     failed_ = true;

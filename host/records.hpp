@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <pthread.h>
 #include <string>
 
 namespace devhost {
@@ -66,6 +67,10 @@ public:
     // std::runtime_error naming the file when it cannot be opened.
     // `data`: how much of each step's data a record carries.
     explicit RecordWriter(const std::string &target, RecordData data = {});
+    // Over a descriptor open already (a worker's, handed by the supervisor:
+    // the same open file), every write under `shared_lock` (the watch
+    // table's records lock) besides this object's own.
+    RecordWriter(UniqueFd fd, RecordData data, pthread_mutex_t *shared_lock);
     ~RecordWriter();
     RecordWriter(const RecordWriter &) = delete;
     RecordWriter &operator=(const RecordWriter &) = delete;
@@ -83,6 +88,16 @@ public:
     // A write waiting for the reader gives up at `give_up_at`, and later
     // ones do not wait past it. Thread-safe; meant for a stop signal.
     void stop_waiting(std::chrono::steady_clock::time_point give_up_at);
+
+    // The descriptor records go to (for a worker to write to as well).
+    int fd() const { return fd_; }
+    // From now on, every write also holds `lock` (watch_table.hpp); with a
+    // `patience` the wait for it is bounded (the supervisor's).
+    void share_lock(pthread_mutex_t *lock, int64_t patience_ms)
+    {
+        shared_lock_ = lock;
+        shared_patience_ms_ = patience_ms;
+    }
 
     // Whether a write failed: some records are missing.
     bool failed()
@@ -108,6 +123,8 @@ private:
     bool regular_ = false;  // a regular file: a short write is a failure
     bool socket_ = false;   // written with send(MSG_DONTWAIT | MSG_NOSIGNAL)
     UniqueFd wake_fd_;      // eventfd: stop_waiting() was called
+    pthread_mutex_t *shared_lock_ = nullptr;  // the records lock of the watch table
+    int64_t shared_patience_ms_ = -1;
     std::atomic<int64_t> give_up_ns_{INT64_MAX};  // steady clock
 };
 

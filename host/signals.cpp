@@ -64,7 +64,7 @@ SignalWatcher::~SignalWatcher()
     pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
 }
 
-SignalWatcher::Attachment SignalWatcher::attach(Engine &engine)
+SignalWatcher::Attachment SignalWatcher::attach(Stoppable &engine)
 {
     std::lock_guard lock(mutex_);
     engine_ = &engine;

@@ -28,7 +28,14 @@
 
 namespace devhost {
 
-class Engine;
+// What a stop signal stops: the engine of a run in this process, or the
+// supervisor of worker processes.
+class Stoppable {
+public:
+    virtual ~Stoppable() = default;
+    // Cancels every pipeline; async-signal-unsafe (called from the watcher's thread).
+    virtual void cancel_all() = 0;
+};
 
 // Blocks the stop signals in every thread and turns them into
 // Engine::cancel_all() on a thread of its own. Made before anything starts
@@ -62,7 +69,7 @@ public:
         explicit Attachment(SignalWatcher &watcher) : watcher_(watcher) {}
         SignalWatcher &watcher_;
     };
-    [[nodiscard]] Attachment attach(Engine &engine);
+    [[nodiscard]] Attachment attach(Stoppable &target);
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -73,7 +80,7 @@ private:
     void on_signal(int sig, Clock::time_point now);
 
     std::mutex mutex_;  // guards engine_, logging_ready_, first_signal_ and seen_
-    Engine *engine_ = nullptr;
+    Stoppable *engine_ = nullptr;
     bool logging_ready_ = false;  // the logger is set up (attach() was called)
     int first_signal_ = 0;
     std::optional<Clock::time_point> seen_[3];  // when SIGINT, SIGTERM, SIGHUP first came

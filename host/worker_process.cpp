@@ -1,0 +1,108 @@
+#include "worker_process.hpp"
+
+#include "worker.hpp"
+#include "worker_channel.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace devhost {
+
+namespace {
+
+// In the child, between fork and exec: async-signal-safe calls only.
+[[noreturn]] void become_worker(int worker_end, pid_t parent, char *const argv[])
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(127);
+    if (worker_end == worker_channel_fd) {
+        if (fcntl(worker_end, F_SETFD, 0) != 0)
+            _exit(127);
+    } else if (dup2(worker_end, worker_channel_fd) != worker_channel_fd) {
+        _exit(127);
+    }
+    const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, STDIN_FILENO) != STDIN_FILENO || dup2(STDERR_FILENO, STDOUT_FILENO) != STDOUT_FILENO)
+        _exit(127);
+    syscall(SYS_close_range, worker_channel_fd + 1, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD})
+        signal(sig, SIG_DFL);
+    execv("/proc/self/exe", argv);
+    _exit(127);
+}
+
+std::string signal_text(int sig)
+{
+    const char *name = sigdescr_np(sig);
+    return "signal " + std::to_string(sig) + (name ? std::string(" (") + name + ")" : std::string());
+}
+
+}  // namespace
+
+WorkerProcess::WorkerProcess(const std::string &label) : label_(label)
+{
+    UniqueFd worker_end;
+    make_channel(channel_, worker_end);
+    std::string arg0 = "devhost", arg1 = "__worker", arg2 = label;
+    char *argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ < 0)
+        throw std::system_error(errno, std::generic_category(), "cannot start a worker (fork)");
+    if (pid_ == 0)
+        become_worker(worker_end.get(), parent, argv);
+    pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
+    if (!pidfd_) {
+        const int e = errno;
+        ::kill(pid_, SIGKILL);
+        reap();
+        throw std::system_error(e, std::generic_category(), "cannot watch a worker (pidfd_open)");
+    }
+}
+
+WorkerProcess::~WorkerProcess()
+{
+    if (!reaped_) {
+        kill();
+        reap();
+    }
+}
+
+void WorkerProcess::kill()
+{
+    if (!reaped_)
+        syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+}
+
+const std::string &WorkerProcess::reap()
+{
+    if (reaped_)
+        return how_;
+    int status = 0;
+    pid_t r;
+    do
+        r = ::waitpid(pid_, &status, 0);
+    while (r < 0 && errno == EINTR);
+    reaped_ = true;
+    if (r < 0)
+        how_ = std::string("could not be waited for: ") + std::strerror(errno);
+    else if (WIFSIGNALED(status))
+        how_ = "was killed by " + signal_text(WTERMSIG(status));
+    else
+        how_ = "exited with status " + std::to_string(WEXITSTATUS(status));
+    clean_ = r >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    return how_;
+}
+
+}  // namespace devhost
