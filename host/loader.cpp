@@ -545,7 +545,8 @@ std::shared_ptr<const Plugin> PluginRegistry::add(std::shared_ptr<const Plugin> 
 void PluginRegistry::refuse(const fs::path &file, const std::string &reason)
 {
     refusals_.push_back({file, reason});
-    spdlog::warn("plugin {} refused: {}", display_path(file), reason);
+    if (!quiet_)
+        spdlog::warn("plugin {} refused: {}", display_path(file), reason);
 }
 
 std::vector<fs::path> PluginRegistry::directory_files(const fs::path &dir)

@@ -161,8 +161,10 @@ public:
     // when its class is served already.
     std::shared_ptr<const Plugin> add(std::shared_ptr<const Plugin> plugin);
     // Records a refusal and logs one warning line naming the file (as
-    // given) and the reason.
+    // given) and the reason (unless quiet: a worker's refusals are the
+    // supervisor's to log).
     void refuse(const fs::path &file, const std::string &reason);
+    void set_quiet(bool quiet) { quiet_ = quiet; }
     // The entries named *.so in `dir`, in name order (a missing directory:
     // none, said at debug level; one that cannot be read: a warning).
     static std::vector<fs::path> directory_files(const fs::path &dir);
@@ -190,6 +192,7 @@ private:
         fs::path file;
     };
     std::vector<Opened> opened_;  // every file open_file accepted
+    bool quiet_ = false;
 };
 
 // A plugin file's path for a log line or a listing: printable (text::

@@ -284,9 +284,9 @@ class Engine::LiveDevice {
 public:
     LiveDevice(Engine &engine, const DevicePlan &plan) : engine_(engine), device_(plan.plugin, plan.config->name)
     {
-        device_.set_faults(FaultSchedule(plan.config->faults));
-        if (engine_.setup_)
+        if (engine_.setup_)  // first: the fault injector polls the cancel handle it gives
             engine_.setup_(device_, plan);
+        device_.set_faults(FaultSchedule(plan.config->faults));
         std::lock_guard lock(engine_.mutex_);
         engine_.live_.push_back(&device_);
         // Read under the lock: a cancel_all() that has not reached this

@@ -10,6 +10,7 @@
 #include "worker_protocol.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <cerrno>
 #include <linux/futex.h>
 #include <map>
@@ -118,8 +119,15 @@ void describe_in_workers(PluginRegistry &registry, PluginFiles &files, const Sup
 {
     auto &all = files.all();
     size_t next = 0;
-    while (next < all.size())
-        next = describe_batch(registry, all, next, settings);
+    while (next < all.size()) {
+        try {
+            next = describe_batch(registry, all, next, settings);
+        } catch (const NoWorker &e) {
+            // No worker to load them in: each is refused, with the reason.
+            for (; next < all.size(); next++)
+                registry.refuse(all[next].file, e.what());
+        }
+    }
 }
 
 ClassScan scan_in_worker(const Plugin &plugin, const PluginFiles &files, uint32_t flags,
@@ -130,7 +138,15 @@ ClassScan scan_in_worker(const Plugin &plugin, const PluginFiles &files, uint32_
     if (!plugin.has_hook(HookSlot::Enumerate))
         return scan;
     scan.listed = true;
-    WorkerProcess worker("scan " + plugin.device_class());
+    std::optional<WorkerProcess> started;
+    try {
+        started.emplace("scan " + plugin.device_class());
+    } catch (const NoWorker &e) {
+        scan.ok = false;
+        scan.error = e.what();
+        return scan;
+    }
+    WorkerProcess &worker = *started;
     send_message(worker.channel(),
                  {{"op", "enumerate"}, {"file", plugin.file().string()}, {"flags", flags}, {"log_level", settings.log_level}},
                  {files.fd_of(plugin)});
@@ -204,6 +220,8 @@ void Supervisor::cancel_all()
     const uint64_t one = 1;
     for (int fd : cancel_fds_)
         [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
+    for (int channel : channels_)  // their record writes stop waiting for a slow reader, as ours do
+        send_message(channel, {{"op", "stop"}});
     [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
 }
 
@@ -249,11 +267,17 @@ std::vector<PipelineResult> Supervisor::run_all(const std::vector<DevicePlan> &p
     records_.share_lock(run.table->records_lock(), 2000);
     run.fired_call.assign(plans.size(), 0);
     run.vault.resize(plans.size());
-    for (const auto &p : plans) {
-        run.results.push_back({p.config->name, true, DEVHOST_OK});
+    std::vector<bool> startable(plans.size(), true);
+    for (size_t i = 0; i < plans.size(); i++) {
+        run.results.push_back({plans[i].config->name, true, DEVHOST_OK});
         run.cancels.emplace_back(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-        if (!run.cancels.back())
-            throw std::system_error(errno, std::generic_category(), "cannot make a cancel handle (eventfd)");
+        if (!run.cancels.back()) {
+            // Out of descriptors: this pipeline fails before its first step, the others go on.
+            const int e = errno;
+            not_started(run, i, DEVHOST_E_NO_MEMORY, e,
+                        std::string("cannot make its cancel handle (eventfd): ") + std::strerror(e));
+            startable[i] = false;
+        }
     }
     {
         std::lock_guard lock(mutex_);
@@ -268,6 +292,8 @@ std::vector<PipelineResult> Supervisor::run_all(const std::vector<DevicePlan> &p
     // The groups: one worker per plugin, or per device.
     std::map<const Plugin *, size_t> by_plugin;
     for (size_t i = 0; i < plans.size(); i++) {
+        if (!startable[i])
+            continue;
         const Plugin *plugin = plans[i].plugin.get();
         if (settings_.isolation == Isolation::Class && by_plugin.count(plugin)) {
             run.workers[by_plugin[plugin]].devices.push_back(i);
@@ -284,16 +310,21 @@ std::vector<PipelineResult> Supervisor::run_all(const std::vector<DevicePlan> &p
     for (auto &w : run.workers) {
         try {
             start_worker(run, w);
-        } catch (const std::system_error &e) {
+            std::lock_guard lock(mutex_);
+            channels_.push_back(w.process->channel());
+            if (cancelled_)
+                send_message(w.process->channel(), {{"op", "stop"}});
+        } catch (const NoWorker &e) {
             w.process.reset();
             for (size_t i : w.devices)
-                record_lost(run, w, i, std::string("its worker could not be started: ") + e.what());
+                not_started(run, i, e.os_errno ? DEVHOST_E_NO_MEMORY : DEVHOST_E_HOST_FAILED, e.os_errno, e.what());
             w.finished = true;
         }
     }
     loop(run);
     std::lock_guard lock(mutex_);
     cancel_fds_.clear();
+    channels_.clear();
     return run.results;
 }
 
@@ -465,9 +496,11 @@ void Supervisor::worker_died(Run &run, Worker &w)
         spdlog::error("worker {} (pid {}, plugin {}) {}", w.label, w.process->pid(), display_path(w.plugin->file()),
                       w.killed_why.empty() ? how : w.killed_why);
     for (size_t i : w.devices) {
-        const bool done = run.table->slot(i).phase.load(std::memory_order_acquire) == HookWatch::Done;
-        if (done && (w.results_in || run.vault[i].empty())) {
-            run.vault[i].clear();
+        // A worker that answered its result accounted for every device;
+        // what it still left shared is released all the same.
+        if (w.results_in) {
+            int seq = run.table->slot(i).written_seq.load(std::memory_order_acquire);
+            release_vault(run, i, seq);
             continue;
         }
         record_lost(run, w, i, w.killed_why.empty() ? how : w.killed_why);
@@ -505,8 +538,9 @@ void Supervisor::record_lost(Run &run, Worker &w, size_t i, const std::string &c
                       std::to_string(w.process ? w.process->pid() : -1) + ") was killed";
     } else {
         rec.status = DEVHOST_E_HOST_FAILED;
-        rec.message = "the worker running plugin '" + w.plugin->name() + "' (" + w.label + ", pid " +
-                      std::to_string(w.process ? w.process->pid() : -1) + ") " + cause + where;
+        rec.message = w.process ? "the worker running plugin '" + w.plugin->name() + "' (" + w.label + ", pid " +
+                                      std::to_string(w.process->pid()) + ") " + cause + where
+                                : cause;
     }
     spdlog::error("{}: step '{}' failed: {}: {}", cfg.name, rec.step, devhost_status_name(rec.status), rec.message);
     if (!records_.write(rec))
@@ -514,6 +548,23 @@ void Supervisor::record_lost(Run &run, Worker &w, size_t i, const std::string &c
     run.results[i] = {cfg.name, false, rec.status};
     int seq = rec.seq;
     release_vault(run, i, seq);
+}
+
+void Supervisor::not_started(Run &run, size_t i, devhost_status status, int os_errno, const std::string &why)
+{
+    const DeviceConfig &cfg = *(*run.plans)[i].config;
+    spdlog::error("{}: pipeline not started: {}", cfg.name, why);
+    Record rec;
+    rec.device = cfg.name;
+    rec.seq = 1;
+    rec.step = cfg.steps.empty() ? "(pipeline)" : cfg.steps[0].text;
+    rec.line = cfg.steps.empty() ? 0 : cfg.steps[0].line;
+    rec.status = status;
+    rec.message = "pipeline not started: " + why + "; no step was run";
+    rec.os_errno = os_errno;
+    if (!records_.write(rec))
+        records_failed_ = true;
+    run.results[i] = {cfg.name, false, status};
 }
 
 void Supervisor::release_vault(Run &run, size_t i, int &seq)

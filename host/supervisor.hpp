@@ -93,6 +93,8 @@ private:
     // Records device `i`'s pending step as lost, then releases its vault.
     void record_lost(Run &run, Worker &worker, size_t i, const std::string &cause);
     void release_vault(Run &run, size_t i, int &seq);
+    // Device `i` fails before its first step (one record, as the engine's).
+    void not_started(Run &run, size_t i, devhost_status status, int os_errno, const std::string &why);
     int poll_timeout(const Run &run, uint64_t now) const;
 
     RecordWriter &records_;
@@ -105,6 +107,7 @@ private:
     std::atomic<uint64_t> cancelled_at_ns_{0};
     std::mutex mutex_;
     std::vector<int> cancel_fds_;  // every device's, for cancel_all (under mutex_)
+    std::vector<int> channels_;    // every running worker's (under mutex_)
 };
 
 }  // namespace devhost

@@ -20,7 +20,10 @@
 #include <linux/futex.h>
 #include <mutex>
 #include <spdlog/sinks/base_sink.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <thread>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -117,6 +120,7 @@ int describe(Message &msg)
     if (files.size() != msg.fds.size())
         fail("describe: files and descriptors do not match");
     PluginRegistry registry;
+    registry.set_quiet(true);
     for (size_t i = 0; i < files.size(); i++) {
         send_message(channel, {{"ev", "loading"}, {"i", i}});
         auto plugin = load(registry, files[i].get<std::string>(), std::move(msg.fds[i]));
@@ -173,6 +177,55 @@ RunPlan plan_devices(const json &devices, const std::shared_ptr<const Plugin> &p
     return run;
 }
 
+// While a run runs: the supervisor's "stop" (a stop signal came; it fired
+// every cancel handle itself) makes a record write waiting for a slow
+// reader give up half-way through the grace, as in one process.
+class StopListener {
+public:
+    StopListener(RecordWriter &records, int64_t grace_ms) : records_(records), grace_ms_(grace_ms)
+    {
+        quit_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (quit_)
+            thread_ = std::thread([this] { listen(); });
+    }
+    ~StopListener()
+    {
+        const uint64_t one = 1;
+        if (quit_ && ::write(quit_.get(), &one, sizeof one) == sizeof one && thread_.joinable())
+            thread_.join();
+        else if (thread_.joinable())
+            thread_.detach();
+    }
+    StopListener(const StopListener &) = delete;
+    StopListener &operator=(const StopListener &) = delete;
+
+private:
+    void listen()
+    {
+        for (;;) {
+            pollfd p[2] = {{channel, POLLIN, 0}, {quit_.get(), POLLIN, 0}};
+            if (::poll(p, 2, -1) < 0 && errno != EINTR)
+                return;
+            if (p[1].revents)
+                return;
+            if (!p[0].revents)
+                continue;
+            Message m;
+            std::string error;
+            const Received r = receive_message(channel, m, 0, error);
+            if (r == Received::Closed || r == Received::Bad)
+                return;
+            if (r == Received::Message && m.body.value("op", "") == "stop")
+                records_.stop_waiting(std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms_ / 2));
+        }
+    }
+
+    RecordWriter &records_;
+    int64_t grace_ms_;
+    UniqueFd quit_;
+    std::thread thread_;
+};
+
 // Collects the cancel handles the supervisor sends after the request.
 std::vector<UniqueFd> receive_cancel_fds(size_t count)
 {
@@ -214,8 +267,10 @@ int run(Message &msg)
         const size_t i = static_cast<size_t>(&p - plan.plans.data());
         device.supervise(&table.slot(static_cast<size_t>(plan.slots[i])), plan.slots[i], std::move(cancels[i]));
     });
+    const int64_t grace_ms = body.at("grace_ms").get<int64_t>();
+    StopListener listener(records, grace_ms);
     send_message(channel, {{"ev", "started"}});
-    const auto results = engine.run_all(plan.plans, std::chrono::milliseconds(body.at("grace_ms").get<int64_t>()));
+    const auto results = engine.run_all(plan.plans, std::chrono::milliseconds(grace_ms));
     json out = json::array();
     for (const auto &r : results)
         out.push_back({{"device", r.device}, {"ok", r.ok}, {"status", r.status}});

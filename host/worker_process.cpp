@@ -8,6 +8,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -52,14 +54,24 @@ std::string signal_text(int sig)
 
 WorkerProcess::WorkerProcess(const std::string &label) : label_(label)
 {
+    // A worker is this executable again, found through /proc/self/exe, and
+    // loads plugins through /proc/self/fd: without /proc there is none.
+    struct statfs proc {};
+    if (::statfs("/proc/self", &proc) != 0 || proc.f_type != PROC_SUPER_MAGIC)
+        throw NoWorker("cannot start a worker: /proc is not mounted (a worker is this executable again, "
+                       "started through /proc/self/exe)");
     UniqueFd worker_end;
-    make_channel(channel_, worker_end);
+    try {
+        make_channel(channel_, worker_end);
+    } catch (const std::system_error &e) {
+        throw NoWorker(std::string("cannot start a worker: ") + e.what(), e.code().value());
+    }
     std::string arg0 = "devhost", arg1 = "__worker", arg2 = label;
     char *argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
     const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ < 0)
-        throw std::system_error(errno, std::generic_category(), "cannot start a worker (fork)");
+        throw NoWorker(std::string("cannot start a worker: fork: ") + std::strerror(errno), errno);
     if (pid_ == 0)
         become_worker(worker_end.get(), parent, argv);
     pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
@@ -67,7 +79,7 @@ WorkerProcess::WorkerProcess(const std::string &label) : label_(label)
         const int e = errno;
         ::kill(pid_, SIGKILL);
         reap();
-        throw std::system_error(e, std::generic_category(), "cannot watch a worker (pidfd_open)");
+        throw NoWorker(std::string("cannot start a worker: pidfd_open: ") + std::strerror(e), e);
     }
 }
 

@@ -9,14 +9,21 @@
 
 #include <devhost/unique_fd.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <sys/types.h>
 
 namespace devhost {
 
+// A worker could not be started; what() says why in one line.
+struct NoWorker : std::runtime_error {
+    explicit NoWorker(const std::string &what, int os_errno_ = 0) : std::runtime_error(what), os_errno(os_errno_) {}
+    int os_errno;  // the resource that ran out (EMFILE, EAGAIN...), 0 for none
+};
+
 class WorkerProcess {
 public:
-    // Throws std::system_error when the process cannot be made.
+    // Throws NoWorker when the process cannot be made.
     explicit WorkerProcess(const std::string &label);
     // Kills and reaps a worker still running.
     ~WorkerProcess();

@@ -206,11 +206,18 @@ TEST_CASE("devhost run calls a plugin's unload once, at the end", "[abi11][loade
     auto r = run_devhost({"run", "--plugin-path", abi11_dir("timing").string(), (dir / "c.ini").string()}, options);
     INFO(r.err);
     CHECK(r.exit_code == 0);
-    // timing-old is loaded too (same directory), without a device.
+    // Each process that loads a plugin unloads it once: the worker that
+    // described both (timing-old is in the same directory, without a
+    // device), then the worker that ran timing's device.
     const std::string text = read_file(marker);
-    CHECK(lines(text).size() == 2);
-    CHECK_THAT(text, Catch::Contains("unload timing open-devices=0\n") &&
-                         Catch::Contains("unload timing-old open-devices=0\n"));
+    CHECK(lines(text).size() == 3);
+    int timing = 0, timing_old = 0;
+    for (const auto &line : lines(text)) {
+        timing += line == "unload timing open-devices=0";
+        timing_old += line == "unload timing-old open-devices=0";
+    }
+    CHECK(timing == 2);
+    CHECK(timing_old == 1);
 }
 
 TEST_CASE("a hook that returns past its deadline is recorded DEVHOST_E_TIMEOUT, whatever it returned",
@@ -644,7 +651,8 @@ TEST_CASE("devhost scan: an enumerate that never comes back is abandoned, the sc
     INFO(r.err);
     CHECK_FALSE(r.timed_out);
     CHECK(r.exit_code == 1);
-    CHECK_THAT(r.err, Catch::Contains("scan-hang: enumerate still running 5000 ms after its deadline; abandoned"));
+    CHECK_THAT(r.err, Catch::Contains("scan-hang: enumerate did not return within its deadline and 1000 ms more; "
+                                      "its worker was killed"));
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(14));
 }
 

@@ -208,13 +208,19 @@ struct Background {
 
 // What process `pid` has read through read(2) and the like so far (rchar
 // in /proc/PID/io), -1 if it is gone.
+// Bytes read by process `pid` and its children (devhost's worker does
+// the reading), as the kernel counts read(2) calls.
 long long bytes_read_by(pid_t pid)
 {
+    long long total = 0;
     std::ifstream in("/proc/" + std::to_string(pid) + "/io");
     for (std::string line; std::getline(in, line);)
         if (line.rfind("rchar:", 0) == 0)
-            return std::stoll(line.substr(6));
-    return -1;
+            total += std::stoll(line.substr(6));
+    std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    for (pid_t child; children >> child;)
+        total += std::max(0LL, bytes_read_by(child));
+    return total;
 }
 
 }  // namespace
