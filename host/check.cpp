@@ -472,6 +472,20 @@ std::optional<std::string> class_of_path(const Config &config, const DeviceConfi
     return cls;
 }
 
+// `fault =` lines are a test mode: each one needs [host] allow-faults =
+// true (or --allow-faults, which sets it), so that a stray line in a
+// production config cannot fail, hang or crash a device.
+void check_faults_allowed(const Config &config, std::vector<Diagnostic> &diags)
+{
+    if (config.host.allow_faults)
+        return;
+    for (const auto &d : config.devices)
+        for (const auto &f : d.faults)
+            diags.push_back({config.file.string(), f.line,
+                             "[device " + text::excerpt(d.name) + "] fault: fault injection is a test mode: 'fault = " +
+                                 text::excerpt(f.text) + "' needs [host] allow-faults = true (or --allow-faults)"});
+}
+
 }  // namespace
 
 Plan check_config(const Config &config, const PluginRegistry &registry, std::vector<Diagnostic> &diags,
@@ -483,6 +497,7 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
         check_virtuals(config, *kinds, diags);
     check_output(config, diags);
     check_names(config, diags);
+    check_faults_allowed(config, diags);
     std::vector<std::string> classes;
     for (const auto &p : registry.plugins())
         classes.push_back(p->device_class());

@@ -42,6 +42,7 @@ struct Cli {
     std::optional<std::string> plugin_path, log_level, log_file, output, device_class;
     bool json = false;
     bool all = false;
+    bool allow_faults = false;  // --allow-faults: as [host] allow-faults = true
 };
 
 void error_line(const std::string &message) { std::cerr << "devhost: error: " << message << "\n"; }
@@ -139,6 +140,8 @@ int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry
 {
     std::vector<Diagnostic> diags;
     config = load_config(file, diags);
+    if (cli.allow_faults)
+        config.host.allow_faults = true;
     setup_logging(cli, diags.empty() ? &config : nullptr);
     load_plugins(registry, cli, &config, config.host.isolation == Isolation::None ? nullptr : &files);
     // One pass finds every mistake: what needs plugins is checked too, on
@@ -512,6 +515,7 @@ int cmd_probe(const Cli &cli)
     }
     Config config;
     config.file = "probe";
+    config.host.allow_faults = cli.allow_faults;
     DeviceConfig d;
     d.name = name;
     d.class_name = {"class", *cls, 0};
@@ -697,6 +701,7 @@ int run_cli(int argc, char **argv)
     opt("class", cli.device_class);
     cli.json = vm.count("json") > 0;
     cli.all = vm.count("all") > 0;
+    cli.allow_faults = vm.count("allow-faults") > 0;
     if (cli.log_level && !logging::parse_level(*cli.log_level)) {
         error_line("--log-level " + *cli.log_level + ": expected one of " + logging::level_names);
         return exit_usage;

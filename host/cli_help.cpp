@@ -36,6 +36,9 @@ const std::vector<OptionDef> &option_defs()
         {"class", "CLASS",
          "probe: the device class (default: from the plugins' path patterns and types); "
          "scan: list this class's devices only"},
+        {"allow-faults", nullptr,
+         "run, check, probe: accept the config's 'fault =' lines (fault injection, a test mode; as "
+         "[host] allow-faults = true)"},
     };
     return defs;
 }
@@ -105,16 +108,19 @@ const char *const help_text =
     "Prints COMMAND's usage, options and exit codes, as 'devhost COMMAND --help'\n"
     "does; without COMMAND, the global help (devhost --help).\n";
 
+const char *const allow_faults_text =
+    "accept the config's 'fault =' lines (fault injection, a test mode; as [host] allow-faults = true)";
+
 const std::vector<CommandHelp> &command_helps()
 {
     static const std::vector<CommandHelp> helps = {
-        {"run", "devhost run [OPTIONS] [CONFIG]", run_text, {{"output", nullptr}},
+        {"run", "devhost run [OPTIONS] [CONFIG]", run_text, {{"output", nullptr}, {"allow-faults", allow_faults_text}},
          "  0  every pipeline succeeded\n"
          "  1  a pipeline failed, or step records could not be written\n"
          "  2  usage or config error\n"
          "  3  no usable plugin for a configured device\n"
          "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"},
-        {"check", "devhost check [OPTIONS] CONFIG", check_text, {},
+        {"check", "devhost check [OPTIONS] CONFIG", check_text, {{"allow-faults", allow_faults_text}},
          "  0  the config is valid\n"
          "  2  usage error, or a mistake in the config (an unknown class too)\n"},
         {"plugins", "devhost plugins [OPTIONS] [--json]", plugins_text,
@@ -124,7 +130,8 @@ const std::vector<CommandHelp> &command_helps()
          "  3  no plugin loaded\n"},
         {"probe", "devhost probe [OPTIONS] [--class CLASS] NAME", probe_text,
          {{"class", "the device class (default: from the plugins' path patterns and types)"},
-          {"output", "where step records go: - (stdout, the default) or a file"}},
+          {"output", "where step records go: - (stdout, the default) or a file"},
+          {"allow-faults", "accepted as for run, so one command line serves both (probe's steps inject no fault)"}},
          "  0  open, info and close succeeded\n"
          "  1  a step failed, or step records could not be written\n"
          "  2  usage error: NAME maps to nothing, or its class cannot be told\n"

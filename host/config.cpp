@@ -163,11 +163,16 @@ Scan scan(std::string_view content, const std::string &file, std::vector<Diagnos
 
 std::string quoted(const std::string &s) { return "'" + text::excerpt(s) + "'"; }
 
+// The most worker deaths [host] restart-budget may allow in its window.
+constexpr int64_t max_restart_budget = 1000;
+
 const std::vector<std::string> &host_keys()
 {
-    static const std::vector<std::string> keys = {"plugin-path", "log-level",       "log-file",   "output",
-                                                  "timeout",     "port-dir",        "physical-drives",
-                                                  "record-data"};
+    static const std::vector<std::string> keys = {
+        "plugin-path", "log-level", "log-file", "output", "timeout", "port-dir", "physical-drives", "record-data",
+        // the plugin workers (worker_setting)
+        "isolation", "kill-grace", "describe-timeout", "allow-faults", "restart-budget", "restart-window",
+        "state-dir", "cache-dir"};
     return keys;
 }
 
@@ -283,13 +288,92 @@ private:
             else
                 bad(e, "expected full, none or head:N (N from 1 to " + std::to_string(max_record_data_head) +
                            "), got " + quoted(e.value));
-        } else {
-            std::string list;
-            for (const auto &k : host_keys())
-                list += (list.empty() ? "" : ", ") + k;
-            const std::string hint = did_you_mean(e.key, host_keys());
-            bad(e, hint.empty() ? "unknown key (expected " + list + ")" : "unknown key " + hint + "; expected " + list);
+        } else if (!worker_setting(e, h)) {
+            unknown_host_key(e);
         }
+    }
+
+    // A misspelt key gets the key it resembles; any other the list of
+    // [host] keys, or where to read it when the list would not fit the line
+    // (an error line stays within 300 characters, and the file's name may be
+    // long). Not both: the list is long.
+    void unknown_host_key(const Entry &e)
+    {
+        const std::string hint = did_you_mean(e.key, host_keys());
+        if (!hint.empty())
+            return bad(e, "unknown key " + hint);
+        std::string list;
+        for (const auto &k : host_keys())
+            list += (list.empty() ? "" : ", ") + k;
+        const std::string listed = "unknown key (expected " + list + ")";
+        const Diagnostic whole{file_, e.line, "[host] " + text::excerpt(e.key) + ": " + listed};
+        bad(e, whole.str().size() < Diagnostic::max_chars ? listed
+                                                           : "unknown key (devhost.ini(5) lists the [host] keys)");
+    }
+
+    // The [host] keys of the plugin workers and their supervisor (isolation,
+    // deadlines past which a worker is killed, its restarts, where its state
+    // and cache live, the fault test mode); false for any other key.
+    bool worker_setting(const Entry &e, HostSettings &h)
+    {
+        if (e.key == "isolation") {
+            if (auto isolation = parse_isolation(e.value))
+                h.isolation = *isolation;
+            else
+                bad(e, "expected none, class or device, got " + quoted(e.value));
+            h.isolation_line = e.line;
+        } else if (e.key == "kill-grace") {
+            bounded_duration(e, 60 * 60 * 1000, "60m", h.kill_grace_ms);
+        } else if (e.key == "describe-timeout") {
+            bounded_duration(e, 10 * 60 * 1000, "10m", h.describe_timeout_ms);
+        } else if (e.key == "restart-window") {
+            bounded_duration(e, 24 * 60 * 60 * 1000, "1440m", h.restart_window_ms);
+        } else if (e.key == "allow-faults") {
+            auto b = text::parse_bool(e.value);
+            if (!b)
+                bad(e, "expected true or false, got " + quoted(e.value));
+            h.allow_faults = b.value_or(false);
+        } else if (e.key == "restart-budget") {
+            auto n = text::parse_int(e.value);
+            if (!n || *n < 1 || *n > max_restart_budget)
+                bad(e, "expected a number of worker deaths from 1 to " + std::to_string(max_restart_budget) +
+                           ", got " + quoted(e.value));
+            else
+                h.restart_budget = static_cast<int>(*n);
+        } else if (e.key == "state-dir") {
+            directory(e, h.state_dir, h.state_dir_line);
+        } else if (e.key == "cache-dir") {
+            h.cache_disabled = e.value == "none";
+            if (h.cache_disabled)
+                h.cache_dir_line = e.line;
+            else
+                directory(e, h.cache_dir, h.cache_dir_line, " or none");
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    // A duration above 0 and at most `max_ms` (`max` as written), into `out`.
+    void bounded_duration(const Entry &e, int64_t max_ms, const char *max, int64_t &out)
+    {
+        auto ms = text::parse_duration_ms(e.value);
+        if (ms && *ms > 0 && *ms <= max_ms)
+            out = *ms;
+        else
+            bad(e, "expected a duration above 0 and at most " + std::string(max) + ", like 500ms or 2s, got " +
+                       quoted(e.value));
+    }
+
+    // A directory devhost keeps its own files in: an absolute path, so that
+    // what root writes never depends on the directory it was started in.
+    void directory(const Entry &e, std::optional<std::string> &out, int &line, const char *alternative = "")
+    {
+        if (e.value.empty() || e.value.front() != '/')
+            bad(e, "expected an absolute directory path" + std::string(alternative) + ", got " + quoted(e.value));
+        else
+            out = e.value;
+        line = e.line;
     }
 
     void names(const Entry &e)
@@ -323,6 +407,7 @@ private:
             auto fault = parse_fault(e.value, error);
             if (!fault)
                 return bad(e, error);
+            fault->line = e.line;  // check refuses it unless faults are allowed
             d.faults.push_back(std::move(*fault));
             return;
         }
@@ -413,6 +498,24 @@ void check_required_keys(Config &config, const Scan &scanned, std::vector<Diagno
 }
 
 }  // namespace
+
+std::optional<Isolation> parse_isolation(std::string_view word)
+{
+    for (Isolation i : {Isolation::None, Isolation::Class, Isolation::Device})
+        if (word == isolation_name(i))
+            return i;
+    return std::nullopt;
+}
+
+const char *isolation_name(Isolation isolation)
+{
+    switch (isolation) {
+    case Isolation::None: return "none";
+    case Isolation::Class: return "class";
+    case Isolation::Device: return "device";
+    }
+    return "unknown";
+}
 
 const std::vector<std::string> &common_device_keys()
 {

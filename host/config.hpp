@@ -8,10 +8,14 @@
 // only: it reports no line numbers and cuts values at any '#'). Sections:
 //
 //   [host]          plugin-path, log-level, log-file, output, timeout,
-//                   port-dir, physical-drives, record-data
+//                   port-dir, physical-drives, record-data; and for the
+//                   plugin workers: isolation, kill-grace, describe-timeout,
+//                   allow-faults, restart-budget, restart-window, state-dir,
+//                   cache-dir
 //   [names]         NAME = /linux/path (extends or overrides the name table)
 //   [device NAME]   class, path, inherit, timeout, step (repeated, in order),
-//                   fault (repeated; test mode, see faults.hpp), and the
+//                   fault (repeated; test mode, see faults.hpp, accepted
+//                   only with [host] allow-faults or --allow-faults), and the
 //                   class's own options (checked against its schema)
 //   [virtual NAME]  kind, and options passed to devhost-vdev as --key=value
 //
@@ -28,6 +32,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace devhost {
@@ -79,8 +84,17 @@ struct VirtualConfig {
     std::vector<Setting> options;
 };
 
-// Where plugin code runs (README, "Process model").
-enum class Isolation { None, Class, Device };
+// Where plugin code runs (`[host] isolation`): never in the devhost
+// process itself unless asked.
+enum class Isolation {
+    None,    // in the devhost process (debugging, the benchmark's floor)
+    Class,   // one worker process per plugin class (the default)
+    Device,  // one worker process per device
+};
+
+// "none", "class", "device"; nullopt for any other word.
+std::optional<Isolation> parse_isolation(std::string_view word);
+const char *isolation_name(Isolation isolation);
 
 struct HostSettings {
     std::optional<std::string> plugin_path;
@@ -92,9 +106,23 @@ struct HostSettings {
     std::string port_dir = default_port_dir;
     bool physical_drives_all = false;
     RecordData record_data;       // how much data a record carries
+
+    // The plugin workers and their supervisor. Each value is checked when
+    // the config is parsed; a *_line is where the key was set, 0 if not.
     Isolation isolation = Isolation::Class;
-    int64_t kill_grace_ms = 1000;
-    int64_t describe_timeout_ms = 5000;
+    int isolation_line = 0;
+    int64_t kill_grace_ms = 1000;        // a missed deadline's cancel to SIGKILL of the worker
+    int64_t describe_timeout_ms = 5000;  // a worker loading and describing one plugin file
+    bool allow_faults = false;           // `fault =` lines accepted (a test mode; also --allow-faults)
+    int restart_budget = 5;              // worker deaths of a class within restart_window_ms
+    int64_t restart_window_ms = 30 * 60 * 1000;  // before the class is marked failed
+    std::optional<std::string> state_dir;  // the restart ledger's directory (absolute); unset: none
+    int state_dir_line = 0;
+    // The describe cache's directory (absolute). Unset and not disabled: the
+    // default (the supervisor's to choose); `cache-dir = none`: no cache.
+    std::optional<std::string> cache_dir;
+    bool cache_disabled = false;
+    int cache_dir_line = 0;
 };
 
 struct Config {

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cerrno>
 #include <csignal>
+#include <ctime>
 #include <poll.h>
 
 namespace devhost {
@@ -59,6 +60,8 @@ std::optional<Fault> parse_fault(std::string_view text_in, std::string &error)
         f.action = Fault::Action::Block;
     } else if (action == "crash") {
         f.action = Fault::Action::Crash;
+    } else if (action == "hang") {
+        f.action = Fault::Action::Hang;
     } else if (action.rfind("fail=", 0) == 0) {
         f.action = Fault::Action::Fail;
         auto s = parse_status(action.substr(5));
@@ -82,7 +85,7 @@ std::optional<Fault> parse_fault(std::string_view text_in, std::string &error)
         f.limit = static_cast<size_t>(*n);
     } else {
         error = "fault '" + text::excerpt(f.text) + "': unknown action '" + text::excerpt(action) +
-                "' (expected fail=STATUS, block, short=N or crash)";
+                "' (expected fail=STATUS, block, short=N, crash or hang)";
         return std::nullopt;
     }
     return f;
@@ -98,6 +101,17 @@ const Fault *FaultSchedule::next(Hook hook)
 }
 
 namespace {
+
+// A hook stuck for good: it sleeps forever, ignoring the cancel handle, the
+// deadline and any signal that is handled (EINTR only sleeps again).
+// nanosleep is an interruptible sleep, so SIGKILL ends the process at once.
+[[noreturn]] void hang_forever()
+{
+    for (;;) {
+        timespec hour{3600, 0};
+        ::nanosleep(&hour, nullptr);
+    }
+}
 
 // A device handle as the injector hands it out: the plugin's own, and the
 // injector that wraps it.
@@ -252,6 +266,7 @@ devhost_status FaultInjector::inject(const Fault &f, Hook hook, devhost_error *e
         return devhost_fail(err, DEVHOST_E_CANCELLED, 0, "injected fault '%s': blocked until cancelled",
                             f.text.c_str());
     }
+    case Fault::Action::Hang: hang_forever();
     case Fault::Action::Fail: return devhost_fail(err, f.status, 0, "injected fault '%s'", f.text.c_str());
     case Fault::Action::Short: break;
     }

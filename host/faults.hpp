@@ -17,6 +17,15 @@
 //           short=N       transfer only: the plugin sees at most N bytes to
 //                         send and N bytes of room
 //           crash         the host raises SIGSEGV where the hook would run
+//           hang          the hook never returns: it ignores the cancel
+//                         handle and its deadline, sleeping (interruptibly,
+//                         so SIGKILL still ends the process) forever; what a
+//                         stuck plugin does, for the supervisor's kill at
+//                         the deadline plus [host] kill-grace
+//
+// A config's `fault =` lines are refused by check unless [host]
+// allow-faults = true or the command line gives --allow-faults, so that a
+// stray line in a production config cannot fail or crash a device.
 #pragma once
 
 #include "lifecycle.hpp"
@@ -32,13 +41,14 @@
 namespace devhost {
 
 struct Fault {
-    enum class Action { Fail, Block, Short, Crash };
+    enum class Action { Fail, Block, Short, Crash, Hang };
     Hook hook = Hook::Open;
     uint32_t call = 0;            // 1-based; 0 = every call
     Action action = Action::Fail;
     devhost_status status = DEVHOST_E_IO;  // Fail
     size_t limit = 0;             // Short
     std::string text;             // as written
+    int line = 0;                 // the config line (0: not from a config)
 };
 
 std::optional<Fault> parse_fault(std::string_view text, std::string &error);
@@ -68,6 +78,7 @@ private:
 //           still call the plugin, so nothing leaks)
 //   short   the plugin sees at most N bytes to send and N bytes of room
 //   crash   SIGSEGV, with the default action, where the hook would run
+//   hang    never returns (releases too), whatever cancel and deadline say
 // Handles it returns from open wrap the plugin's; pass them only to its
 // hooks. One injector per device; it must outlive the device's handle.
 class FaultInjector {

@@ -48,7 +48,12 @@ run_options=$("$devhost" run --help | awk '/^options:$/ { i = 1; next } /^$/ { i
               grep -oE -- '--[a-z][a-z-]*' | sort | tr '\n' ' ' | sed 's/ $//')
 [ -n "$run_options" ] || { echo "devhost run --help lists no options"; exit 1; }
 expect "$run_options" devhost run --
-expect "--help --log-file --log-level --output --plugin-path" devhost run --
+expect "--allow-faults --help --log-file --log-level --output --plugin-path" devhost run --
+expect "--allow-faults" devhost check --allow
+expect "--allow-faults" devhost probe --allow
+expect "--all" devhost scan --al
+# --allow-faults is a flag: the word after it is the command, then a file.
+expect "check" devhost --allow-faults ch
 expect "--json" devhost scan --j
 classes=$("$devhost" --plugin-path "$plugins" plugins --json | grep -oE '"class":"[a-z0-9-]+"' |
           sed 's/^"class":"//; s/"$//' | sort | tr '\n' ' ' | sed 's/ $//')

@@ -39,8 +39,8 @@ TEST_CASE("devhost run --help prints run's usage, its options and exit codes, no
     CHECK(r.exit_code == 0);
     CHECK(r.err.empty());
     CHECK(r.out.rfind("usage: devhost run [OPTIONS] [CONFIG]\n\n", 0) == 0);
-    CHECK(listed_options(r.out) ==
-          std::vector<std::string>{"--output", "--plugin-path", "--log-level", "--log-file", "--help"});
+    CHECK(listed_options(r.out) == std::vector<std::string>{"--output", "--allow-faults", "--plugin-path",
+                                                            "--log-level", "--log-file", "--help"});
     CHECK(has(r.out, "\nexit codes:\n  0  every pipeline succeeded\n"));
     CHECK(has(r.out, "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"));
     CHECK_FALSE(has(r.out, "commands:"));  // the global help's

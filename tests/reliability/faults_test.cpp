@@ -56,7 +56,8 @@ using During = std::function<void(Engine &, const test::TempDir &)>;
 Run run(const std::string &faults, During during = {}, const std::string &pipeline = full_pipeline)
 {
     std::vector<Diagnostic> diags;
-    Config config = parse_config("[device d]\n" + faults + pipeline, "faults.ini", diags);
+    Config config =
+        parse_config("[host]\nallow-faults = true\n[device d]\n" + faults + pipeline, "faults.ini", diags);
     INFO((diags.empty() ? "" : diags[0].str()));
     REQUIRE(diags.empty());
     Plan plan = check_config(config, registry(), diags);
@@ -180,12 +181,13 @@ TEST_CASE("the devhost binary exits 1 on an injected failure and 4 when a blocke
     test::TempDir dir;
     auto file = dir / "f.ini";
     test::write_file(file, std::string("[device d]\nfault = lock:fail=busy\n") + full_pipeline);
-    auto r = test::run_devhost({"run", file.string()});
+    auto r = test::run_devhost({"run", "--allow-faults", file.string()});
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("d: injecting fault 'lock:fail=busy'") != std::string::npos);
 
     auto out = dir / "records.jsonl";
-    test::write_file(file, std::string("[device d]\nfault = transfer@2:block\n") + full_pipeline);
+    test::write_file(file, std::string("[host]\nallow-faults = true\n[device d]\nfault = transfer@2:block\n") +
+                               full_pipeline);
     test::Child child({test::devhost_exe().string(), "run", "-o", out.string(), file.string()}, dir.path());
     REQUIRE(child.wait_for_output("injecting fault 'transfer@2:block'", std::chrono::seconds(10)));
     child.signal(SIGINT);
@@ -204,7 +206,7 @@ TEST_CASE("a crash inside a hook leaves every record written before it intact on
     auto file = dir / "f.ini";
     auto out = dir / "records.jsonl";
     test::write_file(file, std::string("[device d]\nfault = transfer@2:crash\n") + full_pipeline);
-    auto r = test::run_devhost({"run", "-o", out.string(), file.string()});
+    auto r = test::run_devhost({"run", "--allow-faults", "-o", out.string(), file.string()});
     // The worker dies, not devhost: it records the lost step and exits 1.
     INFO(r.err);
     CHECK(r.term_signal == 0);

@@ -265,7 +265,8 @@ TEST_CASE("SIGTERM ends a run blocked on a records FIFO or pipe nobody reads, wi
     TempDir dir;
     // a's first record waits for the reader (its fault is logged just before);
     // b holds its device, blocked in a read.
-    write_file(dir / "c.ini", "[device a]\nclass = loop\npath = loop:a\nfault = open:fail=busy\nstep = open\n"
+    write_file(dir / "c.ini", "[host]\nallow-faults = true\n"
+                              "[device a]\nclass = loop\npath = loop:a\nfault = open:fail=busy\nstep = open\n"
                               "[device b]\nclass = loop\npath = loop:b\nstep = open\nstep = lock\n"
                               "step = read 1 timeout=5m\nstep = close\n");
     for (const bool fifo_output : {true, false}) {

@@ -161,7 +161,8 @@ ProcessResult two_signals(int first, int second)
 {
     TempDir dir;
     FullFifo fifo(dir / "records.fifo");
-    write_file(dir / "one.ini", "[device a]\nclass = loop\npath = loop:a\nfault = open:fail=busy\nstep = open\n");
+    write_file(dir / "one.ini", "[host]\nallow-faults = true\n"
+                                "[device a]\nclass = loop\npath = loop:a\nfault = open:fail=busy\nstep = open\n");
     Child run({devhost_exe().string(), "run", "-o", fifo.path.string(), (dir / "one.ini").string()}, dir.path());
     REQUIRE(run.wait_for_output("injecting fault 'open:fail=busy'", std::chrono::seconds(20)));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // into the record's write
