@@ -214,8 +214,8 @@ TEST_CASE("serial share_fd: a host that keeps no descriptors is normal, one that
         require_open(dev);
         CHECK(DirectPlugin::warnings() ==
               std::vector<std::string>{"serial: " + pty.path +
-                                       ": the host cannot hold the tty descriptor (DEVHOST_E_IO): the device works, "
-                                       "but nothing holds it for the device if this process dies"});
+                                       ": share_fd (role tty): DEVHOST_E_IO: the device works, but the host does "
+                                       "not hold it should this process die"});
         write_through(dev, "no net\n");
         CHECK(pty.receive(7) == "no net\n");
         CHECK(dev.close().ok());

@@ -411,8 +411,8 @@ static inline devhost_status devhost_util_share_fd(const devhost_host_services *
 /* devhost_util_share_fd with what a plugin does about the answer: returns
  * 1 when the host now holds a copy (OK), else 0. E_UNSUPPORTED is silent;
  * any other status logs one warning through the host, for `device`:
- *   "WHO: the host cannot hold the ROLE descriptor (STATUS): the device
- *    works, but nothing holds it for the device if this process dies"
+ *   "WHO: share_fd (role ROLE): STATUS: the device works, but the host
+ *    does not hold it should this process die"
  * `who` names the device ("serial: /dev/ttyUSB0"). Keep the answer: only a
  * descriptor the host holds needs devhost_util_unshare_fd. */
 static inline int devhost_util_share_fd_or_warn(const devhost_host_services *services,
@@ -424,8 +424,8 @@ static inline int devhost_util_share_fd_or_warn(const devhost_host_services *ser
         return 1;
     if (status != DEVHOST_E_UNSUPPORTED)
         devhost_logf(services, device, DEVHOST_LOG_WARN,
-                     "%s: the host cannot hold the %s descriptor (%s): the device works, but nothing holds it "
-                     "for the device if this process dies",
+                     "%s: share_fd (role %s): %s: the device works, but the host does not hold it should this "
+                     "process die",
                      who ? who : "device", role, devhost_status_name(status));
     return 0;
 }
@@ -433,14 +433,14 @@ static inline int devhost_util_share_fd_or_warn(const devhost_host_services *ser
 /* Drops the host's copy of `role` (share_fd with fd -1), for a descriptor
  * devhost_util_share_fd_or_warn handed over (it returned 1), just before
  * the plugin closes its own. A failure logs one warning through the host,
- *   "WHO: the host cannot drop its copy of the ROLE descriptor (STATUS)"
+ *   "WHO: share_fd (role ROLE, dropping the host's copy): STATUS"
  * and nothing more can be done: the host drops it when close returns. */
 static inline void devhost_util_unshare_fd(const devhost_host_services *services,
                                            const devhost_host_device *device, const char *role, const char *who)
 {
     devhost_status status = devhost_util_share_fd(services, device, -1, role);
     if (status != DEVHOST_OK)
-        devhost_logf(services, device, DEVHOST_LOG_WARN, "%s: the host cannot drop its copy of the %s descriptor (%s)",
+        devhost_logf(services, device, DEVHOST_LOG_WARN, "%s: share_fd (role %s, dropping the host's copy): %s",
                      who ? who : "device", role, devhost_status_name(status));
 }
 
