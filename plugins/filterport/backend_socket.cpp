@@ -78,10 +78,18 @@ devhost_status PortClient::check_usable(devhost_error *err) const
     return DEVHOST_OK;
 }
 
+void PortClient::close_socket()
+{
+    if (shared_)
+        devhost_util_unshare_fd(services, host_device, "socket", ("port " + path).c_str());
+    shared_ = false;
+    fd_.reset();
+}
+
 devhost_status PortClient::break_connection(devhost_status status, int os_errno, const std::string &why,
                                             devhost_error *err)
 {
-    fd_.reset();
+    close_socket();
     if (broken_ == DEVHOST_OK) {
         broken_ = status;
         broken_why_ = why;
@@ -286,6 +294,11 @@ devhost_status PortClient::connect(const void *context, uint32_t context_size, b
             ::fcntl(fd_.get(), F_SETFL, fl & ~O_NONBLOCK);
     }
     log(DEVHOST_LOG_DEBUG, "connected to port " + path + (sync_handle ? " (synchronous handle)" : ""));
+    // The connection is this client's session with the server (its
+    // messages, its place among the port's connections): the host gets a
+    // copy, so that if this process dies the host ends the session itself
+    // and records it, as for every device it holds.
+    shared_ = devhost_util_share_fd_or_warn(services, host_device, fd_.get(), "socket", ("port " + path).c_str());
     return DEVHOST_OK;
 }
 
@@ -385,7 +398,7 @@ devhost_status PortClient::send_hello(const void *context, uint32_t context_size
 
 void PortClient::disconnect()
 {
-    fd_.reset();
+    close_socket();
     broken_ = DEVHOST_OK;
     broken_why_.clear();
     inbox_.clear();

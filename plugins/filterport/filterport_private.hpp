@@ -39,12 +39,13 @@ struct PortClient {
     uint64_t deadline(int32_t timeout_ms) const;
 
     // Connects and says HELLO with the context, by deadline(timeout_ms); the
-    // caller has validated the context/size pair. On failure no descriptor
-    // is left open.
+    // caller has validated the context/size pair. Once welcomed, the host
+    // gets a copy of the socket (share_fd, role "socket"). On failure no
+    // descriptor is left open.
     devhost_status connect(const void *context, uint32_t context_size, bool sync_handle, int32_t timeout_ms,
                            devhost_error *err);
     // Closes the socket: never waits (a Unix socket's close does not
-    // linger), so it keeps any deadline.
+    // linger), so it keeps any deadline. Takes back the host's copy first.
     void disconnect();
     bool connected() const { return fd_ || broken_ != DEVHOST_OK; }
     int fd() const { return fd_.get(); }
@@ -115,9 +116,13 @@ private:
     // returns the status for the current transfer.
     devhost_status break_connection(devhost_status status, int os_errno, const std::string &why, devhost_error *err);
     devhost_status check_usable(devhost_error *err) const;
+    // Closes the socket, the host's copy first (when it holds one), so that
+    // the server sees the disconnect now.
+    void close_socket();
     void log(int32_t level, const std::string &line) const;
 
     devhost::UniqueFd fd_;
+    bool shared_ = false;  // the host holds a copy of fd_ (share_fd)
     bool sync_handle_ = false;
     uint64_t next_request_ = 1;
     std::deque<Message> inbox_;        // MESSAGEs not yet got

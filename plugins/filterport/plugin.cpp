@@ -6,7 +6,9 @@
 //
 //   open        checks the path names an existing socket; no I/O with it
 //   connect     context/size rule and arguments checked first, then connect,
-//               HELLO with the context, WELCOME (or the server's refusal)
+//               HELLO with the context, WELCOME (or the server's refusal);
+//               the connected socket is handed to the host (share_fd
+//               "socket"), its copy taken back before every close of it
 //   transfer    REQUEST (FilterSendMessage), GET_MESSAGE (FilterGetMessage),
 //               REPLY (FilterReplyMessage); needs connected
 //   info        path, handle kind, server credentials, queued messages

@@ -147,10 +147,14 @@ static void *claim_thread(void *arg)
 static devhost_status reopen(par_device *d, devhost_error *err)
 {
     ppdev_state *s = state_of(d);
-    int mode = IEEE1284_MODE_COMPAT, fd;
+    int mode = IEEE1284_MODE_COMPAT, fd, was_shared = d->shared;
     /* Closing an unclaimed port in a non-compat mode makes ppdev wait for
      * the port inside close(); set compat first, restore after. */
     ioctl(s->fd, PPSETMODE, &mode);
+    /* The host's copy first: while it is open the old file stays
+     * registered and queued, and may be granted the port. The new file
+     * is shared in its place (open shares it the first time). */
+    par_unshare_fd(d);
     close(s->fd);
     s->fd = -1;
     fd = open(d->path, s->open_flags);
@@ -159,6 +163,8 @@ static devhost_status reopen(par_device *d, devhost_error *err)
     s->fd = fd;
     mode = ieee_modes[d->mode];
     ioctl(s->fd, PPSETMODE, &mode);
+    if (was_shared)
+        par_share_fd(d, s->fd);
     return DEVHOST_OK;
 }
 
@@ -267,7 +273,8 @@ static devhost_status ppdev_release(par_device *d, devhost_error *err)
     return DEVHOST_OK;
 }
 
-static devhost_status ppdev_open(par_device *d, const devhost_open_params *params, devhost_error *err)
+/* Opens the port and applies `exclusive` (ppdev_open's work). */
+static devhost_status ppdev_open_port(par_device *d, const devhost_open_params *params, devhost_error *err)
 {
     ppdev_state *s;
     struct stat st;
@@ -317,6 +324,17 @@ static devhost_status ppdev_open(par_device *d, const devhost_open_params *param
     return DEVHOST_OK;
 }
 
+/* Opens the port; once registered (exclusive: PPEXCL and a first claim),
+ * the host gets a copy of the descriptor, which holds the registration and
+ * every claim taken later. */
+static devhost_status ppdev_open(par_device *d, const devhost_open_params *params, devhost_error *err)
+{
+    devhost_status st = ppdev_open_port(d, params, err);
+    if (st == DEVHOST_OK)
+        par_share_fd(d, state_of(d)->fd);
+    return st;
+}
+
 static void ppdev_close(par_device *d)
 {
     ppdev_state *s = state_of(d);
@@ -338,6 +356,7 @@ static void ppdev_close(par_device *d)
                 ioctl(s->fd, PPSETMODE, &compat);
             }
         }
+        par_unshare_fd(d);
         close(s->fd);
     }
     free(s);
@@ -505,4 +524,5 @@ const par_backend par_ppdev_backend = {
     .write = ppdev_write,
     .read = ppdev_read,
     .query_needs_claim = 1,
+    .fd_role = "ppdev",
 };

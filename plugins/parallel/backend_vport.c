@@ -342,6 +342,11 @@ static devhost_status vport_open(par_device *d, const devhost_open_params *param
         st = devhost_fail(err, DEVHOST_E_PROTOCOL, 0, "%s: virtual port speaks protocol %u, expected %d", d->path,
                           r->value, VPORT_PROTOCOL_VERSION);
     free(r);
+    /* The server keeps our place, exclusivity and claims on this
+     * connection: the host gets a copy, so that they last until it lets go
+     * if this process dies. */
+    if (st == DEVHOST_OK)
+        par_share_fd(d, s->sock);
     return st;
 }
 
@@ -350,8 +355,10 @@ static void vport_close(par_device *d)
     vport_state *s = state_of(d);
     if (!s)
         return;
-    if (s->sock >= 0)
-        close(s->sock);  /* the server drops our claim and place in line */
+    if (s->sock >= 0) {
+        par_unshare_fd(d);  /* the host's copy first: ours is the last close */
+        close(s->sock);     /* the server drops our claim and place in line */
+    }
     free(s);
     d->backend_state = NULL;
 }
@@ -566,4 +573,5 @@ const par_backend par_vport_backend = {
     .write = vport_write,
     .read = vport_read,
     .query_needs_claim = 0, /* a vport answers info without the claim */
+    .fd_role = "vport",
 };

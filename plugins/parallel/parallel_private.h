@@ -66,6 +66,10 @@ typedef struct par_backend {
     /* query() reads the lines only under a claim (ppdev), so info takes a
      * brief one; a vport answers info without it. */
     int query_needs_claim;
+    /* The role under which the backend's descriptor, which holds the
+     * port's registration and claims, is shared with the host ("ppdev",
+     * "vport"; see par_share_fd). */
+    const char *fd_role;
 } par_backend;
 
 /* How a write goes out: option `write-method`, whose choices are these in
@@ -91,6 +95,8 @@ struct par_device {
      * DEVHOST_DEADLINE_NONE: none), set by par_hook_begin on entry to every
      * hook: every wait in the core and the backends ends by it. */
     uint64_t deadline;
+    int shared;                /* the host holds a copy of the backend's
+                                  descriptor (par_share_fd) */
 };
 
 extern const par_backend par_ppdev_backend;
@@ -105,6 +111,17 @@ extern const devhost_host_services *par_services;
 /* Starts a hook: d->deadline = the earlier of the host's deadline for it
  * (deadline_ns; none from a 1.0 host) and timeout_ms from now (-1: none). */
 void par_hook_begin(par_device *d, int64_t timeout_ms);
+
+/* Hands the host a copy of the backend's descriptor `fd` (share_fd, role
+ * d->backend->fd_role; devhost/plugin_util.h, section 6), once open has set
+ * it up: if the process dies, the host still holds the port's registration
+ * and claim and releases them. d->shared says whether the host took it; a
+ * failure other than E_UNSUPPORTED (an in-process host) is logged as a
+ * warning. par_unshare_fd takes the copy back: call it just before the
+ * backend closes that descriptor (close, a reopen), so that the backend's
+ * close stays the last one. */
+void par_share_fd(par_device *d, int fd);
+void par_unshare_fd(par_device *d);
 
 /* The earlier of `deadline` and the running hook's (d->deadline). */
 uint64_t par_bounded(const par_device *d, uint64_t deadline);

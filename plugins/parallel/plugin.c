@@ -19,7 +19,10 @@
  * (a claim, a peer's answer, a register poll) ends by it, so info, unlock,
  * disconnect and close against a peer that stopped answering return at
  * their deadline (E_TIMEOUT) too. enumerate lists ports
- * (backend_enumerate.c); unload gives back ppdev's signal handler.
+ * (backend_enumerate.c); unload gives back ppdev's signal handler. The
+ * backend's descriptor carries the port's registration and claims, so open
+ * hands the host a copy of it (share_fd: "ppdev", or "vport" for the
+ * socket), taken back before the backend closes it (par_share_fd).
  */
 #define _GNU_SOURCE
 
@@ -39,6 +42,18 @@ void par_hook_begin(par_device *d, int64_t timeout_ms)
 {
     d->deadline = devhost_util_deadline_min(devhost_hook_deadline(par_services, d->host_device),
                                             devhost_util_deadline_ms(timeout_ms));
+}
+
+void par_share_fd(par_device *d, int fd)
+{
+    d->shared = devhost_util_share_fd_or_warn(par_services, d->host_device, fd, d->backend->fd_role, d->path);
+}
+
+void par_unshare_fd(par_device *d)
+{
+    if (d->shared)
+        devhost_util_unshare_fd(par_services, d->host_device, d->backend->fd_role, d->path);
+    d->shared = 0;
 }
 
 uint64_t par_bounded(const par_device *d, uint64_t deadline)

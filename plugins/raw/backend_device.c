@@ -261,6 +261,39 @@ static devhost_status lock_image(struct devhost_device *dev, devhost_error *err)
     return devhost_fail(err, DEVHOST_E_IO, e, "raw: %s: flock: %s", dev->path, strerror(e));
 }
 
+/* The descriptor holds a claim when exclusive: O_EXCL on a block device,
+ * the flock on an image file. The host gets a copy ("block", "file"), so
+ * that if this process dies the claim lasts until the host lets it go,
+ * and no other program takes the device in the gap. Without a claim there
+ * is nothing to hold. */
+static const char *claim_role(const struct devhost_device *dev)
+{
+    if (!dev->exclusive)
+        return NULL;
+    return dev->kind == RAW_KIND_BLOCK ? "block" : dev->kind == RAW_KIND_FILE ? "file" : NULL;
+}
+
+static void share_claim(struct devhost_device *dev)
+{
+    char who[PATH_MAX + 8];
+    if (!claim_role(dev))
+        return;
+    snprintf(who, sizeof who, "raw: %s", dev->path);
+    dev->shared = devhost_util_share_fd_or_warn(raw_services, dev->host_device, dev->fd, claim_role(dev), who);
+}
+
+/* Takes the host's copy back, before our close: ours is then the last one
+ * (the block device's write-back happens there, its error reported). */
+static void unshare_claim(struct devhost_device *dev)
+{
+    char who[PATH_MAX + 8];
+    if (!dev->shared)
+        return;
+    snprintf(who, sizeof who, "raw: %s", dev->path);
+    devhost_util_unshare_fd(raw_services, dev->host_device, claim_role(dev), who);
+    dev->shared = 0;
+}
+
 devhost_status raw_device_open(struct devhost_device *dev, int inherit, devhost_error *err)
 {
     struct stat st;
@@ -313,6 +346,7 @@ devhost_status raw_device_open(struct devhost_device *dev, int inherit, devhost_
                  "opened %s (%s, %" PRIu64 " bytes, sectors %u/%u, %s%s%s)", dev->path, raw_kind_name(dev->kind),
                  dev->size, dev->logical_sector, dev->physical_sector, dev->allow_write ? "read-write" : "read-only",
                  (flags & O_EXCL) ? ", exclusive" : "", dev->direct ? ", direct" : "");
+    share_claim(dev);
     return DEVHOST_OK;
 }
 
@@ -323,6 +357,7 @@ devhost_status raw_device_release(struct devhost_device *dev, devhost_error *err
     dev->bounce = NULL;
     dev->bounce_size = 0;
     if (dev->fd >= 0) {
+        unshare_claim(dev);
         /* close(2) may report a deferred write error; the fd is gone anyway. */
         if (close(dev->fd) != 0 && errno != EINTR)
             status = raw_fail_errno(dev, "close", err);

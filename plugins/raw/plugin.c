@@ -17,7 +17,8 @@
  *                                READ_EXACT, CONTROL
  * There is no connect or lock: a raw device is ready once open, and
  * exclusivity is decided at open (O_EXCL, or a flock on an image file),
- * never by waiting.
+ * never by waiting. The descriptor that holds it is handed to the host
+ * (share_fd: "block", "file") and taken back before close closes it.
  *
  * Descriptor flags
  *   DEVHOST_PLUGIN_OFFSETS       reads and writes take offset=

@@ -72,6 +72,8 @@ struct devhost_device {
     const devhost_host_device *host_device;
     uint8_t *bounce;         /* aligned buffer for direct I/O */
     size_t bounce_size;
+    int shared;              /* the host holds a copy of fd (share_fd: "block"
+                                or "file", when exclusive) */
 };
 
 /* Set by negotiation, read-only afterwards. */
@@ -83,13 +85,15 @@ extern const devhost_host_services *raw_services;
 
 /* Opens dev->path as configured in dev (allow_write, exclusive, direct,
  * allow_mounted_write) and reads its geometry. `inherit`: leave the
- * descriptor inheritable. Returns OK, E_NOT_FOUND, E_BUSY, E_ACCESS,
- * E_INVALID, E_IO. On failure the state is still safe to pass to
+ * descriptor inheritable. Exclusive, the descriptor holds a claim (O_EXCL,
+ * or an image file's flock) and the host gets a copy of it once open
+ * (share_fd, role "block" or "file"). Returns OK, E_NOT_FOUND, E_BUSY,
+ * E_ACCESS, E_INVALID, E_IO. On failure the state is still safe to pass to
  * raw_device_release. */
 devhost_status raw_device_open(struct devhost_device *dev, int inherit, devhost_error *err);
 
-/* Closes the descriptor and frees buffers (not `dev` itself). Returns OK or
- * E_IO when close reported an error. */
+/* Takes back the host's copy, closes the descriptor and frees buffers (not
+ * `dev` itself). Returns OK or E_IO when close reported an error. */
 devhost_status raw_device_release(struct devhost_device *dev, devhost_error *err);
 
 /* The device's current size in bytes into *size (0 for a character

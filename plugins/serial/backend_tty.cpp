@@ -193,7 +193,15 @@ devhost_status Port::open(const std::string &name, const std::string &path, cons
         }
         blocking_fl_ = fl & ~O_NONBLOCK;
     }
-    return apply_settings(err);
+    devhost_status s = apply_settings(err);
+    // Opened, exclusive and set up: the host holds the tty too, so that if
+    // this process dies the tty is released (TIOCNXCL) and not left
+    // exclusive, nor taken by another program in the gap. Without
+    // exclusive there is nothing to hold, and a release would undo the
+    // exclusive mode of whoever set it.
+    if (s == DEVHOST_OK && excl_set_)
+        shared_ = devhost_util_share_fd_or_warn(services_, host_device_, fd_.get(), "tty", who_.c_str());
+    return s;
 }
 
 // flock and TIOCEXCL do not see each other, so take both, and also refuse a
@@ -414,6 +422,10 @@ devhost_status Port::close(devhost_error *err)
     // The final close (it also drops the flock) still waits in the kernel
     // for the UART's transmitter to empty; it is cut at the deadline.
     const Tx tx = deadline_ns != DEVHOST_DEADLINE_NONE && !gone_ ? transmitter() : Tx::empty;
+    // The host's copy goes first, so that this close stays the last one.
+    if (shared_)
+        devhost_util_unshare_fd(services_, host_device_, "tty", who_.c_str());
+    shared_ = false;
     const TtyClose closed = close_by_deadline(fd_.release(), deadline_ns);
     if (!closed.unarmed.empty())
         devhost_logf(services_, host_device_, DEVHOST_LOG_WARN,

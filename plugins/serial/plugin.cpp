@@ -6,11 +6,13 @@
 // backend_enumerate.cpp, the close signal in close_signal.cpp. Options,
 // controls and info keys are listed in README.md.
 //
-//   open        the constructor: options -> Settings, then Port::open
+//   open        the constructor: options -> Settings, then Port::open;
+//               exclusive, the tty is handed to the host (share_fd "tty")
 //   close       lets queued output drain until just before the hook's
 //               deadline, discards the rest, restores the termios found at
-//               open, drops the locks; the kernel's wait in the final
-//               close(2) is cut at the deadline (close_signal.cpp)
+//               open, drops the locks, takes back the host's copy of the
+//               tty; the kernel's wait in the final close(2) is cut at the
+//               deadline (close_signal.cpp)
 //   info        name, path, tty, driver, mode, settings, modem lines, USB ids
 //   transfer    WRITE, READ, READ_EXACT, READ_UNTIL, REQUEST, CONTROL
 //   enumerate   ttys with a driver (ptys with DEVHOST_ENUMERATE_ALL)

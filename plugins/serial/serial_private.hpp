@@ -118,10 +118,13 @@ public:
     Port(const Port &) = delete;
     Port &operator=(const Port &) = delete;
 
+    // Opens and sets up the tty; exclusive, it then hands the host a copy
+    // of it (share_fd, role "tty": devhost/plugin_util.h, section 6).
     devhost_status open(const std::string &name, const std::string &path, const Settings &settings,
                         devhost_error *err);
-    // Restores the settings found at open, drops the locks, closes the fd,
-    // by the hook's deadline (see settle_output and close_by_deadline).
+    // Restores the settings found at open, drops the locks, takes back the
+    // host's copy, closes the fd, by the hook's deadline (see settle_output
+    // and close_by_deadline).
     devhost_status close(devhost_error *err);
     devhost_status transfer(devhost_transfer *xfer, devhost_error *err);
     devhost_status info(const devhost_info_sink *sink, devhost_error *err);
@@ -178,6 +181,7 @@ private:
     const devhost_host_device *host_device_;
     UniqueFd fd_;
     bool excl_set_ = false;     // we set TIOCEXCL (undo with TIOCNXCL)
+    bool shared_ = false;       // the host holds a copy of fd_ ("tty"; share_fd)
     bool saved_valid_ = false;  // saved_ holds the termios found at open
     bool gone_ = false;         // the device was removed
     bool is_pty_ = false;

@@ -29,7 +29,9 @@
  *     that must be set, DEVHOST_OPTION_EXCLUSIVE for a BOOL `exclusive`;
  *   - enumerate (list your devices for `devhost scan`) and unload (undo
  *     process-wide state before the library goes): NULL here, as a counter
- *     has no devices to find and changes nothing in the process.
+ *     has no devices to find and changes nothing in the process;
+ *   - share_fd: a descriptor that holds the device (see my_open) is handed
+ *     to the host, which then releases the device if this process dies.
  */
 #include "my_device_private.h"
 
@@ -68,6 +70,20 @@ static devhost_status my_open(const devhost_open_params *params, devhost_device 
     dev->host_device = params->host_device;
     dev->cancel_fd = params->cancel_fd;
     dev->written = (unsigned long long)devhost_util_option_int(params, my_options, OPT_START, 0);
+    /* A counter opens no descriptor. A device that does, and whose
+     * descriptor holds the device (an exclusive tty, a claim, a flock),
+     * hands the host a copy here, once the device is fully open and its
+     * exclusive mode, claim or lock taken, so that if this process dies the
+     * host still holds the device and releases it properly (a host that
+     * runs plugins in its own process answers E_UNSUPPORTED: silent; any
+     * other failure logs one warning, and the device works on):
+     *     dev->shared = devhost_util_share_fd_or_warn(services, dev->host_device, dev->fd,
+     *                                                 "tty", params->path);
+     * and close, just before close(dev->fd), takes the copy back, so that
+     * its own close stays the last one:
+     *     if (dev->shared)
+     *         devhost_util_unshare_fd(services, dev->host_device, "tty", dev->path);
+     * (devhost/plugin_util.h, section 6, lists the roles.) */
     devhost_logf(services, dev->host_device, DEVHOST_LOG_DEBUG, "opened %s", params->path);
     return DEVHOST_OK;
 }

@@ -6,13 +6,20 @@
 
 #include <devhost/plugin_util.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <filesystem>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 namespace devhost::test {
 
@@ -38,7 +45,60 @@ uint64_t deadline_ns(const devhost_host_device *device)
     return g_deadline.load();
 }
 
-devhost_status share_fd(const devhost_host_device *, int32_t, const char *) { return DEVHOST_E_UNSUPPORTED; }
+// share_fd's state: its answer, its calls, and the copies it holds (as a
+// supervisor would) by device and role.
+std::mutex g_share_mutex;
+devhost_status g_share_answer = DEVHOST_E_UNSUPPORTED;
+std::vector<DirectPlugin::ShareCall> g_share_calls;
+std::map<std::pair<const devhost_host_device *, std::string>, int> g_held;
+
+// Closes the copies held for `device` (nullptr: all); g_share_mutex held.
+void drop_locked(const devhost_host_device *device)
+{
+    for (auto it = g_held.begin(); it != g_held.end();) {
+        if (device && it->first.first != device) {
+            ++it;
+            continue;
+        }
+        ::close(it->second);
+        it = g_held.erase(it);
+    }
+}
+
+devhost_status share_fd(const devhost_host_device *device, int32_t fd, const char *role)
+{
+    std::lock_guard<std::mutex> lock(g_share_mutex);
+    DirectPlugin::ShareCall call;
+    call.device = device;
+    call.fd = fd;
+    call.role = role ? role : "";
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        call.described = true;
+        call.dev = st.st_dev;
+        call.ino = st.st_ino;
+        call.rdev = st.st_rdev;
+        call.mode = st.st_mode;
+        call.status_flags = fcntl(fd, F_GETFL);
+    }
+    call.answer = g_share_answer;
+    if (call.answer == DEVHOST_OK) {
+        const auto key = std::make_pair(device, call.role);
+        if (!devhost_identifier_valid(role) || (fd >= 0 && !call.described) || fd < -1) {
+            call.answer = DEVHOST_E_INVALID;
+        } else {
+            auto it = g_held.find(key);
+            if (it != g_held.end()) {
+                ::close(it->second);
+                g_held.erase(it);
+            }
+            if (fd >= 0)
+                g_held[key] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        }
+    }
+    g_share_calls.push_back(call);
+    return call.answer;
+}
 
 const devhost_host_services g_services = {sizeof(devhost_host_services), DEVHOST_ABI_VERSION, log_line,
                                           devhost_util_now_ns, deadline_ns, share_fd};
@@ -146,6 +206,7 @@ DirectPlugin::~DirectPlugin()
     if (descriptor_ && DEVHOST_HAS_FIELD(devhost_hooks, hooks().struct_size, unload) && hooks().unload)
         hooks().unload();
     dlclose(library_);
+    set_share_answer(DEVHOST_E_UNSUPPORTED);
 }
 
 std::vector<std::string> DirectPlugin::path_patterns() const
@@ -164,6 +225,49 @@ const devhost_option_spec *DirectPlugin::option(const std::string &name) const
         if (name == descriptor_->options[i].name)
             return &descriptor_->options[i];
     return nullptr;
+}
+
+std::vector<std::string> DirectPlugin::warnings()
+{
+    const std::string prefix = std::to_string(DEVHOST_LOG_WARN) + " ";
+    std::vector<std::string> out;
+    for (const auto &line : log_lines())
+        if (line.rfind(prefix, 0) == 0)
+            out.push_back(line.substr(prefix.size()));
+    return out;
+}
+
+void DirectPlugin::clear_log()
+{
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    g_log.clear();
+}
+
+void DirectPlugin::set_share_answer(devhost_status answer)
+{
+    std::lock_guard<std::mutex> lock(g_share_mutex);
+    drop_locked(nullptr);
+    g_share_calls.clear();
+    g_share_answer = answer;
+}
+
+std::vector<DirectPlugin::ShareCall> DirectPlugin::share_calls()
+{
+    std::lock_guard<std::mutex> lock(g_share_mutex);
+    return g_share_calls;
+}
+
+int DirectPlugin::held(const devhost_host_device *device, const std::string &role)
+{
+    std::lock_guard<std::mutex> lock(g_share_mutex);
+    auto it = g_held.find(std::make_pair(device, role));
+    return it == g_held.end() ? -1 : it->second;
+}
+
+void DirectPlugin::drop_held(const devhost_host_device *device)
+{
+    std::lock_guard<std::mutex> lock(g_share_mutex);
+    drop_locked(device);
 }
 
 void DirectPlugin::set_deadline(uint64_t deadline_ns)
@@ -247,6 +351,7 @@ void DirectDevice::open(const std::string &path, std::vector<devhost_option_valu
         devhost_error ignored = error_record();
         hooks.close(handle_, &ignored);
         handle_ = nullptr;
+        DirectPlugin::drop_held(token());
     }
 }
 
@@ -324,7 +429,34 @@ Outcome DirectDevice::close()
     devhost_error err = error_record();
     devhost_status status = plugin_.hooks().close(handle_, &err);
     handle_ = nullptr;
+    DirectPlugin::drop_held(token());
     return outcome(status, err);
+}
+
+int lose_other_descriptors(int copy, const std::vector<int> &keep)
+{
+    struct stat target;
+    if (fstat(copy, &target) != 0)
+        throw std::runtime_error("lose_other_descriptors: descriptor " + std::to_string(copy) + " is not open");
+    std::vector<int> lose;
+    std::error_code ec;
+    for (const auto &entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+        int fd = std::stoi(entry.path().filename().string());
+        struct stat st;
+        if (fd == copy || std::find(keep.begin(), keep.end(), fd) != keep.end() || fstat(fd, &st) != 0)
+            continue;
+        if (st.st_dev == target.st_dev && st.st_ino == target.st_ino)
+            lose.push_back(fd);
+    }
+    if (ec)
+        throw std::runtime_error("lose_other_descriptors: /proc/self/fd: " + ec.message());
+    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd < 0)
+        throw std::runtime_error("lose_other_descriptors: /dev/null: " + std::string(std::strerror(errno)));
+    for (int fd : lose)
+        dup3(null_fd, fd, O_CLOEXEC);
+    ::close(null_fd);
+    return static_cast<int>(lose.size());
 }
 
 }  // namespace devhost::test

@@ -3,7 +3,9 @@
 // test chooses the deadline every hook gets (deadline_ns answers what the
 // test set, for every device and for enumerate; hooks without a timeout
 // argument included), sees which device asked, calls enumerate and unload,
-// and reads the descriptor's 1.1 fields. The hooks get what a host gives
+// and reads the descriptor's 1.1 fields; and so that it chooses what
+// share_fd answers and sees every descriptor a plugin hands over (the fake
+// host keeps copies as a supervisor would). The hooks get what a host gives
 // them (an error record, option values parsed by the host's own parser, a
 // cancel eventfd, a host_device token per device), so a plugin sees no
 // difference. The one way the tests drive a plugin without the host's
@@ -25,6 +27,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace devhost::test {
@@ -55,8 +58,43 @@ public:
     // which device the last time (nullptr: for enumerate, or not asked).
     static unsigned deadline_asked();
     static const devhost_host_device *deadline_asked_for();
-    // Every line the plugin logged, as "LEVEL message".
+    // Every line the plugin logged, as "LEVEL message" (LEVEL a number:
+    // 3 is DEVHOST_LOG_WARN), since the last clear_log().
     static std::vector<std::string> log_lines();
+    static void clear_log();
+    // The messages of the lines logged at DEVHOST_LOG_WARN, without the level.
+    static std::vector<std::string> warnings();
+
+    // share_fd. What it answers from now on (E_UNSUPPORTED by default, as
+    // the in-process host does); setting it also forgets the calls and
+    // drops every copy. Answering OK, it keeps what a supervisor keeps: a
+    // duplicate of each descriptor shared, one per device and role (a
+    // share of a role held replaces its copy, fd -1 drops it), and
+    // DirectDevice::close drops the device's copies once the close hook
+    // has returned. Any other answer keeps nothing.
+    static void set_share_answer(devhost_status answer);
+    // One call of share_fd, with what the descriptor was at the call.
+    struct ShareCall {
+        const devhost_host_device *device = nullptr;
+        int fd = -1;  // as passed: -1 is a drop
+        std::string role;
+        devhost_status answer = DEVHOST_OK;
+        bool described = false;  // fd was open: the fields below are its
+        dev_t dev = 0;           // fstat's st_dev, st_ino, st_rdev, st_mode
+        ino_t ino = 0;
+        dev_t rdev = 0;
+        mode_t mode = 0;
+        int status_flags = 0;    // fcntl F_GETFL: O_ACCMODE, O_NONBLOCK...
+    };
+    // Every call since the last set_share_answer, in order.
+    static std::vector<ShareCall> share_calls();
+    // The copy the fake host holds for the device and role, or -1 (nothing
+    // held). Valid until it is replaced or dropped.
+    static int held(const devhost_host_device *device, const std::string &role);
+    // Drops (closes) the copies held for `device` (nullptr: every device),
+    // as the host does when a device is closed, or releases what a dead
+    // worker held.
+    static void drop_held(const devhost_host_device *device = nullptr);
 
     // One device found by enumerate; nullopt where the plugin gave NULL.
     struct Found {
@@ -117,5 +155,14 @@ private:
     char token_ = 0;  // its address is the device's host_device token
     Outcome opened_;
 };
+
+// What a worker's death does to the plugin's own descriptors, in this
+// process: every descriptor on the same file as `copy` (same st_dev and
+// st_ino) but `copy` and those in `keep` is made to point at /dev/null
+// (dup2, so that the plugin's later close finds a descriptor of its own and
+// touches nothing else). Afterwards only `copy` (and `keep`) hold the file:
+// what is left is what the host's copy alone keeps. Returns how many were
+// replaced; throws std::runtime_error if /proc/self/fd cannot be read.
+int lose_other_descriptors(int copy, const std::vector<int> &keep = {});
 
 }  // namespace devhost::test

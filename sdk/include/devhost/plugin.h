@@ -228,8 +228,13 @@ typedef struct devhost_host_services {
      * device, releases it properly and no other program grabs it in the
      * gap. The host duplicates `fd`; the plugin keeps and closes its own.
      * `role` names what the descriptor is ("tty", "ppdev", "block"), [a-z0-9-].
+     * The host keeps one copy per device and role: sharing a role again
+     * replaces it, and fd -1 drops it (from any hook), which a plugin does
+     * before it closes a descriptor it shared, so that its own close stays
+     * the last one; the host drops what is left when close returns.
      * Returns OK, or E_UNSUPPORTED where the host keeps no descriptors (a
-     * host running plugins in its own process). */
+     * host running plugins in its own process). devhost/plugin_util.h's
+     * devhost_util_share_fd_or_warn and _unshare_fd call it. */
     devhost_status (*share_fd)(const devhost_host_device *device, int32_t fd,
                                const char *role);
     /* since v1.2: append here */

@@ -108,6 +108,11 @@
  * Log with devhost::log(params.host_device, DEVHOST_LOG_DEBUG, "text"); keep
  * params.host_device and params.cancel_fd from the constructor's params, as
  * they stay valid until close.
+ *
+ * A descriptor that holds the device (an exclusive tty, a claim, a lock) is
+ * handed to the host with devhost::share_fd(host_device, fd, "tty", who)
+ * once it is set up, and taken back with devhost::unshare_fd before it is
+ * closed (devhost/plugin_util.h, section 6).
  */
 #ifndef DEVHOST_PLUGIN_HPP
 #define DEVHOST_PLUGIN_HPP
@@ -513,6 +518,25 @@ inline uint64_t deadline(const devhost_host_device *device) noexcept
 inline uint64_t deadline(const devhost_host_device *device, int64_t timeout_ms) noexcept
 {
     return devhost_util_deadline_min(deadline(device), devhost_util_deadline_ms(timeout_ms));
+}
+
+// Hands the host a reference to a descriptor that carries the device's
+// state (devhost/plugin_util.h, section 6: which ones, and why), from the
+// constructor or connect once the exclusive mode, claim or lock is taken:
+// true when the host now holds a copy; false from a host that keeps none
+// (in-process: silent) or that failed (one warning logged, naming `who`).
+// The device keeps its own descriptor (in a UniqueFd) and, if this
+// returned true, calls unshare_fd just before closing it.
+inline bool share_fd(const devhost_host_device *device, int fd, const char *role, const char *who) noexcept
+{
+    return devhost_util_share_fd_or_warn(host_services(), device, fd, role, who) != 0;
+}
+
+// Drops the host's copy of `role`, which share_fd handed over; a failure is
+// logged as a warning.
+inline void unshare_fd(const devhost_host_device *device, const char *role, const char *who) noexcept
+{
+    devhost_util_unshare_fd(host_services(), device, role, who);
 }
 
 // The negotiation (plugin.h's devhost_negotiate): answers the older of the

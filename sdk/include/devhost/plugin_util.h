@@ -13,13 +13,15 @@
  *   3. Options by schema index
  *   4. Text: parse_bool and friends
  *   5. Error records, strings
+ *   6. Descriptors the host holds (share_fd)
  *
  * Not here: the negotiation is plugin.h's devhost_negotiate() (since ABI
  * 1.1; devhost_util_negotiate, its alias in earlier copies of this header,
  * is gone: call devhost_negotiate), and a hook's deadline is plugin.h's
  * devhost_hook_deadline().
  *
- * Every function is named devhost_util_*. None prints, none allocates except
+ * Every function is named devhost_util_*. None prints (section 6 logs
+ * through the host's log service), none allocates except
  * devhost_util_copy_string.
  */
 #ifndef DEVHOST_PLUGIN_UTIL_H
@@ -358,6 +360,88 @@ static inline char *devhost_util_copy_string(const char *s)
     if (copy)
         memcpy(copy, s, n);
     return copy;
+}
+
+/* ------------------------------------------------------------------------
+ * 6. Descriptors the host holds (the share_fd service, since ABI 1.1)
+ *
+ * A descriptor that carries the device's state -- a tty in exclusive mode
+ * (TIOCEXCL, and the flock on it), a ppdev port's registration and claims,
+ * a block device opened O_EXCL, an image file's flock, the connection on
+ * which a server keeps this client's claim or session -- is handed to the
+ * host once it is fully set up (exclusive mode, claim or lock taken), from
+ * open, or from connect where the descriptor appears there. If the process
+ * running the plugin dies, the host still holds the device, releases it
+ * properly (TIOCNXCL then close for a tty; close for the rest) and no other
+ * program takes it in the gap. A descriptor that holds nothing of the kind
+ * (a tty opened with exclusive = false) is not shared: the host would only
+ * keep it open, and its release could undo another program's exclusive
+ * mode. Roles name what a descriptor is: "tty", "ppdev", "vport", "block",
+ * "file", "socket" ([a-z0-9-]).
+ *
+ * The host keeps one copy per device and role: sharing a role again
+ * replaces its copy, and fd -1 drops it. A plugin that shared a descriptor
+ * drops the host's copy before it closes its own, early (a disconnect, a
+ * reopen) or in close: its own close then stays the last one, so what the
+ * kernel does at the last close (a tty's wait for its transmitter, a block
+ * device's write-back and its error, ppdev's release) happens in the
+ * plugin, under the hook's deadline. The host drops whatever is left when
+ * close returns.
+ *
+ * A host that runs plugins in its own process keeps no descriptors: it
+ * answers DEVHOST_E_UNSUPPORTED, which is normal, and so does a 1.0 host
+ * (no such service). Any other failure costs only the safety net: the
+ * device works, the plugin logs one warning and goes on.
+ * ------------------------------------------------------------------------ */
+
+/* Hands the host a reference to `fd` under `role` (fd -1: drops the host's
+ * copy of that role). Returns what the host's share_fd answered (OK: it
+ * holds a duplicate; the plugin keeps and closes its own), or
+ * DEVHOST_E_UNSUPPORTED when the host has no such service (a 1.0 host, or
+ * NULL services). */
+static inline devhost_status devhost_util_share_fd(const devhost_host_services *services,
+                                                   const devhost_host_device *device, int fd, const char *role)
+{
+    if (!services || !DEVHOST_HAS_FIELD(devhost_host_services, services->struct_size, share_fd) ||
+        !services->share_fd)
+        return DEVHOST_E_UNSUPPORTED;
+    return services->share_fd(device, (int32_t)fd, role);
+}
+
+/* devhost_util_share_fd with what a plugin does about the answer: returns
+ * 1 when the host now holds a copy (OK), else 0. E_UNSUPPORTED is silent;
+ * any other status logs one warning through the host, for `device`:
+ *   "WHO: share_fd (role ROLE): STATUS: the device works, but the host
+ *    does not hold it should this process die"
+ * `who` names the device ("serial: /dev/ttyUSB0"). Keep the answer: only a
+ * descriptor the host holds needs devhost_util_unshare_fd. */
+static inline int devhost_util_share_fd_or_warn(const devhost_host_services *services,
+                                                const devhost_host_device *device, int fd, const char *role,
+                                                const char *who)
+{
+    devhost_status status = devhost_util_share_fd(services, device, fd, role);
+    if (status == DEVHOST_OK)
+        return 1;
+    if (status != DEVHOST_E_UNSUPPORTED)
+        devhost_logf(services, device, DEVHOST_LOG_WARN,
+                     "%s: share_fd (role %s): %s: the device works, but the host does not hold it should this "
+                     "process die",
+                     who ? who : "device", role, devhost_status_name(status));
+    return 0;
+}
+
+/* Drops the host's copy of `role` (share_fd with fd -1), for a descriptor
+ * devhost_util_share_fd_or_warn handed over (it returned 1), just before
+ * the plugin closes its own. A failure logs one warning through the host,
+ *   "WHO: share_fd (role ROLE, dropping the host's copy): STATUS"
+ * and nothing more can be done: the host drops it when close returns. */
+static inline void devhost_util_unshare_fd(const devhost_host_services *services,
+                                           const devhost_host_device *device, const char *role, const char *who)
+{
+    devhost_status status = devhost_util_share_fd(services, device, -1, role);
+    if (status != DEVHOST_OK)
+        devhost_logf(services, device, DEVHOST_LOG_WARN, "%s: share_fd (role %s, dropping the host's copy): %s",
+                     who ? who : "device", role, devhost_status_name(status));
 }
 
 #ifdef __cplusplus

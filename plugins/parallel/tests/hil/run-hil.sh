@@ -10,8 +10,9 @@
 # what the port emits to a file, which this script compares with the bytes
 # the pipelines sent, and it checks the step records the guest printed.
 # A probe (enumerate-probe.c) then calls the plugin's ABI 1.1 hooks on the
-# real port: enumerate lists /dev/parport0, unload gives back the signal
-# handler the first claim installed.
+# real port: enumerate lists /dev/parport0, open shares the ppdev descriptor
+# (share_fd), whose copy alone holds a claim once the plugin's descriptor is
+# lost, unload gives back the signal handler the first claim installed.
 #
 # Installs what is missing: qemu-system-x86 and busybox-static with apt-get,
 # and linux-image-amd64's current image package with `apt-get download` into
@@ -83,6 +84,11 @@ check_text probe "HIL-ENUM-STATUS DEVHOST_OK"
 check_text probe "HIL-ENUM /dev/parport0|parallel port (ppdev), base 0x378, modes PCSPP"
 check_text probe "HIL-OPEN DEVHOST_OK"
 check_text probe "HIL-UNLOAD installed=1 restored=1"
+check_text probe "HIL-SHARE ppdev char 99"
+check_text probe "HIL-DROP ppdev"
+check_text probe "HIL-LOCKED held=1"
+check_text probe "HIL-DEAD held=1"
+check_text probe "HIL-RELEASED held=0"
 
 check_bytes "QEMU's parallel port received exactly the bytes the pipelines wrote" \
     'handshake: devhost hil\ndriver: devhost hil\nafter the wait\n' "$OUT"
