@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace devhost::logging {
 
@@ -56,5 +57,5 @@ struct devhost_host_device {
     uint64_t deadline_ns = DEVHOST_DEADLINE_NONE;
     devhost::FaultInjector *faults = nullptr;  // while faults are injected (faults.hpp)
     int32_t slot = -1;  // in a worker: the device's slot in the supervisor's watch table
-    uint32_t shared_fds = 0;  // descriptors handed to the supervisor since open
+    std::vector<std::string> shared_roles;  // in a worker: the roles the supervisor holds a copy of
 };

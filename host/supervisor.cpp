@@ -19,6 +19,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <linux/parport.h>
+#include <linux/ppdev.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -397,14 +399,28 @@ void Supervisor::handle_message(Run &run, Worker &w, Message &m)
     if (ev == "log") {
         relay_log(m.body);
     } else if (ev == "fd") {
+        // One copy per device and role: sharing a role again replaces it.
         auto slot = slot_of();
-        if (slot && m.fds.size() == 1 && run.vault[*slot].size() < max_vault_fds)
-            run.vault[*slot].emplace_back(std::move(m.fds[0]), m.body.value("role", std::string()));
-        else
-            spdlog::warn("worker {}: a shared descriptor for no device of its own, or too many; closed", w.label);
+        const std::string role = m.body.value("role", std::string());
+        if (slot && m.fds.size() == 1) {
+            auto &vault = run.vault[*slot];
+            vault.erase(std::remove_if(vault.begin(), vault.end(), [&](const auto &e) { return e.second == role; }),
+                        vault.end());
+            if (vault.size() < max_vault_fds)
+                vault.emplace_back(std::move(m.fds[0]), role);
+        } else {
+            spdlog::warn("worker {}: a shared descriptor for no device of its own; closed", w.label);
+        }
     } else if (ev == "drop") {
         if (auto slot = slot_of()) {
-            run.vault[*slot].clear();
+            auto &vault = run.vault[*slot];
+            if (m.body.contains("role")) {
+                const std::string role = m.body.value("role", std::string());
+                vault.erase(std::remove_if(vault.begin(), vault.end(), [&](const auto &e) { return e.second == role; }),
+                            vault.end());
+            } else {
+                vault.clear();
+            }
             HookWatch &watch = run.table->slot(*slot);
             watch.vault_ack.store(m.body.value("n", 0u), std::memory_order_release);
             syscall(SYS_futex, reinterpret_cast<uint32_t *>(&watch.vault_ack), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
@@ -571,8 +587,13 @@ void Supervisor::release_vault(Run &run, size_t i, int &seq)
 {
     for (auto &[fd, role] : run.vault[i]) {
         const bool tty = ::isatty(fd.get());
-        if (tty)
+        if (tty) {
             ::ioctl(fd.get(), TIOCNXCL);  // else another program that holds the tty keeps it exclusive
+            ::tcflush(fd.get(), TCOFLUSH);  // a UART's last close would wait for output to drain
+        } else if (role == "ppdev") {
+            int compat = IEEE1284_MODE_COMPAT;  // closing in another mode can block in the kernel
+            ::ioctl(fd.get(), PPSETMODE, &compat);
+        }
         fd.reset();
         Record rec;
         rec.device = (*run.plans)[i].config->name;

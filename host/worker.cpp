@@ -13,6 +13,7 @@
 #include "worker_channel.hpp"
 #include "worker_protocol.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <csignal>
@@ -56,45 +57,67 @@ void setup_worker_logging(const std::string &level)
     spdlog::set_default_logger(logger);
 }
 
-// share_fd: a reference to the supervisor's vault, for the device's slot.
-devhost_status share_with_supervisor(const devhost_host_device *device, int32_t fd, const char *role)
+// Asks the supervisor to drop what device `device` shared (`role`, or
+// everything when empty) and waits, bounded, for its word: the plugin's
+// own close must stay the last one.
+bool drop_in_vault(const devhost_host_device *device, const std::string &role)
 {
-    if (!device || device->slot < 0 || !role || !valid_role(role))
-        return DEVHOST_E_INVALID;
-    struct stat st {};
-    if (::fstat(fd, &st) != 0)
-        return DEVHOST_E_INVALID;
-    if (!send_message(channel, {{"ev", "fd"}, {"slot", device->slot}, {"role", role}}, {fd}))
-        return DEVHOST_E_IO;
-    const_cast<devhost_host_device *>(device)->shared_fds++;
-    return DEVHOST_OK;
-}
-
-// After a normal close: the vault drops the device's descriptors before the
-// next step can open it again; waits (bounded) for the supervisor's word.
-void drop_from_vault(const devhost_host_device *device)
-{
-    if (!device || device->slot < 0 || !device->shared_fds || !watch_table ||
-        static_cast<size_t>(device->slot) >= watch_table->size())
-        return;
+    if (!watch_table || device->slot < 0 || static_cast<size_t>(device->slot) >= watch_table->size())
+        return false;
     HookWatch &watch = watch_table->slot(static_cast<size_t>(device->slot));
     const uint32_t n = watch.vault_drops.fetch_add(1) + 1;
-    if (!send_message(channel, {{"ev", "drop"}, {"slot", device->slot}, {"n", n}}))
-        return;
+    json request = {{"ev", "drop"}, {"slot", device->slot}, {"n", n}};
+    if (!role.empty())
+        request["role"] = role;
+    if (!send_message(channel, request))
+        return false;
     const uint64_t until = monotonic_ns() + 2'000'000'000ULL;
     for (;;) {
         const uint32_t seen = watch.vault_ack.load(std::memory_order_acquire);
         if (seen >= n)
-            break;
+            return true;
         const uint64_t now = monotonic_ns();
         if (now >= until) {
             spdlog::warn("{}: the supervisor did not release its copy of the device within 2 s", device->name);
-            break;
+            return false;
         }
         timespec wait{0, static_cast<long>(std::min<uint64_t>(until - now, 100'000'000ULL))};
         syscall(SYS_futex, reinterpret_cast<uint32_t *>(&watch.vault_ack), FUTEX_WAIT, seen, &wait, nullptr, 0);
     }
-    const_cast<devhost_host_device *>(device)->shared_fds = 0;
+}
+
+// share_fd: a reference to the supervisor's vault, one per device and
+// role (fd -1 drops the role's).
+devhost_status share_with_supervisor(const devhost_host_device *device, int32_t fd, const char *role)
+{
+    if (!device || device->slot < 0 || !role || !valid_role(role))
+        return DEVHOST_E_INVALID;
+    auto *token = const_cast<devhost_host_device *>(device);
+    auto &roles = token->shared_roles;
+    const auto held = std::find(roles.begin(), roles.end(), role);
+    if (fd == -1) {
+        if (held == roles.end())
+            return DEVHOST_OK;
+        roles.erase(held);
+        return drop_in_vault(device, role) ? DEVHOST_OK : DEVHOST_E_IO;
+    }
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0)
+        return DEVHOST_E_INVALID;
+    if (!send_message(channel, {{"ev", "fd"}, {"slot", device->slot}, {"role", role}}, {fd}))
+        return DEVHOST_E_IO;
+    if (held == roles.end())
+        roles.emplace_back(role);
+    return DEVHOST_OK;
+}
+
+// After close returned: whatever the plugin still shared goes.
+void drop_from_vault(const devhost_host_device *device)
+{
+    if (!device || device->shared_roles.empty())
+        return;
+    const_cast<devhost_host_device *>(device)->shared_roles.clear();
+    drop_in_vault(device, "");
 }
 
 [[noreturn]] void fail(const std::string &why)

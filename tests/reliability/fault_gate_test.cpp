@@ -112,14 +112,20 @@ TEST_CASE("devhost run with a fault line and no allow-faults starts nothing and 
     CHECK(r.err == refusal(file, 5, "a", "open:fail=busy") + refusal(file, 11, "b", "close:crash"));
     CHECK_FALSE(fs::exists(out));
 
-    // Allowed, the same faults are injected: a fails busy, b crashes the
-    // host (in-process) at its close.
+    // Allowed, the same faults are injected: a fails busy, b crashes its
+    // worker (one per device here) at its close, which devhost records.
+    test::write_file(file, two_devices + std::string("[host]\nisolation = device\n"));
     r = test::run_devhost({"run", "--allow-faults", "-o", out.string(), file});
-    CHECK(r.term_signal == SIGSEGV);
+    INFO(r.err);
+    CHECK(r.term_signal == 0);
+    CHECK(r.exit_code == 1);
     CHECK(r.err.find("a: injecting fault 'open:fail=busy'") != std::string::npos);
     const std::string records = test::read_file(out);
     CHECK(records.find(R"("device":"a","seq":1,"step":"open","line":4,"status":"DEVHOST_E_BUSY")") !=
           std::string::npos);
+    CHECK(records.find(R"("device":"b",)") != std::string::npos);
+    CHECK(records.find(R"("device":"b","seq":2,"step":"close","status":"DEVHOST_E_HOST_FAILED")") != std::string::npos);
+    CHECK(records.find("was killed by signal 11 (Segmentation fault) while its close hook ran") != std::string::npos);
 }
 
 TEST_CASE("devhost probe takes --allow-faults like run", "[faults][e2e]")
@@ -135,7 +141,8 @@ TEST_CASE("an injected hang ignores its deadline and the cancel, and SIGKILL end
     test::TempDir dir;
     const auto file = dir / "h.ini";
     const auto out = dir / "records.jsonl";
-    test::write_file(file, "[host]\nallow-faults = true\n[device h]\nclass = loop\npath = loop:h\n"
+    // In the devhost process itself (isolation = none): the hook as it is.
+    test::write_file(file, "[host]\nallow-faults = true\nisolation = none\n[device h]\nclass = loop\npath = loop:h\n"
                            "fault = transfer@1:hang\nstep = open\nstep = write \"abc\" timeout=200ms\nstep = close\n");
     test::Child run({test::devhost_exe().string(), "run", "-o", out.string(), file.string()}, dir.path());
     REQUIRE(run.wait_for_output("h: injecting fault 'transfer@1:hang'", 10s));

@@ -50,7 +50,8 @@ std::string repeat(const std::string &s, size_t times)
 
 // `count` loop devices that hold their lock a while (so the limit is met
 // while the others still run), then release it.
-// The engine's own limits, in one process (isolation = none): the fd
+// The engine's own limits, in one process (isolation = none, a section
+// after the devices so their line numbers stay): the fd
 // numbers and the address space counted here are the devhost process's.
 // (Supervised, the same records come from each worker's engine.)
 const std::string in_process = "[host]\nisolation = none\n";
@@ -207,7 +208,7 @@ TEST_CASE("fds that run out (RLIMIT_NOFILE) fail the pipelines they hit with a r
     // own: records, signals; and the device's cancel handle).
     std::set<int> used;
     {
-        write_file(dir / "one.ini", in_process + held_loops(1, "2s"));
+        write_file(dir / "one.ini", held_loops(1, "2s") + in_process);
         const auto out = dir / "one.jsonl";
         ProcessOptions options;
         options.before_exec = stdio_only;
@@ -228,7 +229,7 @@ TEST_CASE("fds that run out (RLIMIT_NOFILE) fail the pipelines they hit with a r
         return rlim_t(n);
     };
     auto run_with_limit = [&](const std::string &ini, rlim_t max) {
-        write_file(dir / "c.ini", in_process + ini);
+        write_file(dir / "c.ini", ini + in_process);
         fs::remove(dir / "r.jsonl");
         ProcessOptions options;
         options.before_exec = [max, stdio_only] {
@@ -285,8 +286,9 @@ TEST_CASE("memory that cannot be allocated (ulimit -v) fails the step before its
                      "(the thread and fd limits cover the same record-and-unwind path there)");
     }
     TempDir dir;
-    write_file(dir / "c.ini", in_process + "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = lock\n"
-                              "step = sleep 1s\nstep = read 16777216 timeout=10ms\nstep = unlock\nstep = close\n");
+    write_file(dir / "c.ini", "[device a]\nclass = loop\npath = loop:a\nstep = open\nstep = lock\n"
+                              "step = sleep 1s\nstep = read 16777216 timeout=10ms\nstep = unlock\nstep = close\n" +
+                                  in_process);
     // One arena: the buffer must come from new address space, not from a
     // thread arena's reserve.
     ProcessOptions options;
