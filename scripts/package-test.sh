@@ -20,7 +20,7 @@ for p in "${packages[@]}"; do
 done
 [ "$(id -u)" -eq 0 ] || { echo "package-test.sh: run as root (it installs the packages)" >&2; exit 2; }
 
-tools=(lintian devscripts cmake gcc pkg-config)
+tools=(lintian devscripts cmake gcc pkg-config file man-db)
 missing=()
 for p in "${tools[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
