@@ -16,13 +16,14 @@ using namespace devhost::test;
 
 namespace {
 
-void run(const std::vector<std::string> &argv)
+ProcessResult run(const std::vector<std::string> &argv)
 {
     ProcessResult r = run_process(argv, {.timeout = 120s});
     INFO("command: " << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << "\nstdout:\n"
                      << r.out << "\nstderr:\n" << r.err);
     REQUIRE_FALSE(r.timed_out);
     REQUIRE(r.exit_code == 0);
+    return r;
 }
 
 }  // namespace
@@ -42,9 +43,29 @@ TEST_CASE("sdk: the installed template builds against find_package(devhost) and 
     const fs::path tmpl = prefix / "share/devhost/plugin-template";
     REQUIRE(fs::exists(tmpl / "CMakeLists.txt"));
     // The shape of every plugin folder (plugins/README.md).
-    for (const char *file : {"plugin.c", "backend_counter.c", "my_device_private.h", "README.md",
-                             "tests/CMakeLists.txt", "tests/my_plugin_test.c"})
+    for (const char *file : {"plugin.c", "backend_counter.c", "my_device_private.h", "README.md", "example.ini",
+                             "tests/CMakeLists.txt", "tests/my_plugin_test.c", "tests/devhost_expect.cmake"})
         CHECK(fs::exists(tmpl / file));
+
+    // devhost.pc names the prefix it was installed to, the plugin directory
+    // the installed host reads and the ABI version of the headers.
+    // (in LIBDIR/pkgconfig: lib/pkgconfig, or Debian's lib/<triplet>/pkgconfig
+    // once the build is configured for the packages' /usr)
+    fs::path pc_file;
+    for (const auto &entry : fs::recursive_directory_iterator(prefix / "lib"))
+        if (entry.path().filename() == "devhost.pc")
+            pc_file = entry.path();
+    REQUIRE(pc_file.parent_path().filename() == "pkgconfig");
+    const std::string pc = read_file(pc_file);
+    CHECK_THAT(pc, Catch::Contains("prefix=" + prefix.string() + "\n"));
+    CHECK_THAT(pc, Catch::Contains("plugindir=${prefix}/lib/devhost/plugins\n"));
+    CHECK_THAT(pc, Catch::Contains("abi_version=" + std::to_string(DEVHOST_ABI_VERSION_MAJOR) + "." +
+                                   std::to_string(DEVHOST_ABI_VERSION_MINOR) + "\n"));
+    CHECK_THAT(pc, Catch::Contains("Libs: -L${libdir} -ldevhost-port\n"));
+    // Only the SDK's files are in a plain install: the packages' own
+    // (the conffile, copyright, changelog) are installed by CPack alone.
+    CHECK_FALSE(fs::exists(prefix / "share/doc"));
+    CHECK_FALSE(fs::exists(prefix / "etc"));
 
     const fs::path build = tmp / "build";
     run({cmake, "-S", tmpl.string(), "-B", build.string(), "-DCMAKE_PREFIX_PATH=" + prefix.string(),
@@ -52,7 +73,12 @@ TEST_CASE("sdk: the installed template builds against find_package(devhost) and 
     run({cmake, "--build", build.string()});
     // The template's own test, which drives the plugin it built.
     const fs::path ctest = fs::path(cmake).parent_path() / "ctest";
-    run({ctest.string(), "--test-dir", build.string(), "--output-on-failure", "--no-tests=error"});
+    // my_plugin_listed, _check and _run run the installed devhost: none is
+    // skipped, since it is installed.
+    const ProcessResult tested =
+        run({ctest.string(), "--test-dir", build.string(), "--output-on-failure", "--no-tests=error"});
+    CHECK_THAT(tested.out, Catch::Contains("100% tests passed, 0 tests failed out of 4"));
+    CHECK_THAT(tested.out, !Catch::Contains("Skipped"));
 
     PluginRegistry registry;
     auto plugin = registry.load_file(build / "my_plugin.so");
