@@ -12,6 +12,7 @@
 #include "records.hpp"
 #include "scan.hpp"
 #include "signals.hpp"
+#include "plugin_cache.hpp"
 #include "supervisor.hpp"
 #include "worker.hpp"
 #include "common/device_path.hpp"
@@ -123,8 +124,11 @@ void load_plugins(PluginRegistry &registry, const Cli &cli, const Config *config
             if (auto checked = registry.open_file(file))
                 files->add(std::move(*checked));
     }
-    if (files)
-        describe_in_workers(registry, *files, supervisor_settings(cli, config));
+    if (files) {
+        PluginCache cache(config ? cache_dir(config->host.cache_dir, config->host.cache_disabled)
+                                 : cache_dir(std::nullopt, false));
+        describe_in_workers(registry, *files, supervisor_settings(cli, config), cache);
+    }
 }
 
 void print_diagnostics(const std::vector<Diagnostic> &diags)

@@ -3,6 +3,7 @@
 #include "deadlines.hpp"
 #include "lifecycle.hpp"
 #include "logging.hpp"
+#include "plugin_cache.hpp"
 #include "plugin_description.hpp"
 #include "watch_table.hpp"
 #include "worker_channel.hpp"
@@ -58,21 +59,28 @@ int PluginFiles::fd_of(const Plugin &plugin) const
 
 namespace {
 
-// Describes files[first..] in one worker; returns the index to go on from
-// (files.size() when every file was answered).
-size_t describe_batch(PluginRegistry &registry, std::vector<CheckedFile> &files, size_t first,
-                      const SupervisorSettings &settings)
+// What describing one file came to: a description or a refusal.
+struct Described {
+    std::shared_ptr<Plugin> plugin;
+    std::string refusal;
+};
+
+// Describes the files numbered todo[first..] in one worker; returns how many
+// of them were answered (a file whose loading killed or hung the worker
+// counts, refused).
+size_t describe_batch(std::vector<CheckedFile> &files, const std::vector<size_t> &todo, size_t first,
+                      std::vector<Described> &out, const SupervisorSettings &settings)
 {
     WorkerProcess worker("describe");
     json names = json::array();
     std::vector<int> fds;
-    for (size_t i = first; i < files.size() && fds.size() < max_message_fds - 1; i++) {
-        names.push_back(files[i].file.string());
-        fds.push_back(files[i].fd.get());
+    for (size_t k = first; k < todo.size() && fds.size() < max_message_fds - 1; k++) {
+        names.push_back(files[todo[k]].file.string());
+        fds.push_back(files[todo[k]].fd.get());
     }
-    const size_t end = first + fds.size();
+    const size_t count = fds.size();
     send_message(worker.channel(), {{"op", "describe"}, {"files", names}, {"log_level", settings.log_level}}, fds);
-    size_t current = first;
+    size_t current = 0;
     for (;;) {
         Message m;
         std::string error;
@@ -80,56 +88,73 @@ size_t describe_batch(PluginRegistry &registry, std::vector<CheckedFile> &files,
         if (r == Received::Timeout) {
             worker.kill();
             worker.reap();
-            registry.refuse(files[current].file, "did not finish loading within " +
-                                                     std::to_string(settings.describe_timeout_ms) +
-                                                     " ms (a constructor or negotiation that does not return); "
-                                                     "its worker was killed");
+            out[todo[first + current]].refusal = "did not finish loading within " +
+                                                 std::to_string(settings.describe_timeout_ms) +
+                                                 " ms (a constructor or negotiation that does not return); its "
+                                                 "worker was killed";
             return current + 1;
         }
         if (r != Received::Message) {
             worker.kill();
             const std::string how = worker.reap();
-            registry.refuse(files[current].file, "its worker " + how + " while loading it" +
-                                                     (r == Received::Bad ? " (" + error + ")" : std::string()));
+            out[todo[first + current]].refusal =
+                "its worker " + how + " while loading it" + (r == Received::Bad ? " (" + error + ")" : std::string());
             return current + 1;
         }
         const std::string ev = m.body.value("ev", "");
-        const size_t i = first + m.body.value("i", size_t{0});
+        const size_t i = m.body.value("i", size_t{0});
         if (ev == "log") {
             relay_log(m.body);
-        } else if (ev == "loading" && i < end) {
+        } else if (ev == "loading" && i < count) {
             current = i;
-        } else if (ev == "described" && i < end) {
+        } else if (ev == "described" && i < count) {
+            const CheckedFile &file = files[todo[first + i]];
             std::string why;
             auto plugin = PluginCodec::from_json(m.body.at("plugin"), why);
-            if (!plugin || plugin->file_dev() != files[i].st.st_dev || plugin->file_ino() != files[i].st.st_ino)
-                registry.refuse(files[i].file, "its worker's description does not match: " + why);
+            if (!plugin || plugin->file_dev() != file.st.st_dev || plugin->file_ino() != file.st.st_ino)
+                out[todo[first + i]].refusal = "its worker's description does not match: " + why;
             else
-                registry.add(plugin);
-        } else if (ev == "refused" && i < end) {
-            registry.refuse(files[i].file, m.body.value("reason", std::string("refused")));
+                out[todo[first + i]].plugin = plugin;
+        } else if (ev == "refused" && i < count) {
+            out[todo[first + i]].refusal = m.body.value("reason", std::string("refused"));
         } else if (ev == "done") {
             worker.reap();
-            return end;
+            return count;
         }
     }
 }
 
 }  // namespace
 
-void describe_in_workers(PluginRegistry &registry, PluginFiles &files, const SupervisorSettings &settings)
+void describe_in_workers(PluginRegistry &registry, PluginFiles &files, const SupervisorSettings &settings,
+                         PluginCache &cache)
 {
     auto &all = files.all();
-    size_t next = 0;
-    while (next < all.size()) {
+    std::vector<Described> out(all.size());
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < all.size(); i++)
+        if (!(out[i].plugin = cache.find(all[i].file, all[i].st)))
+            todo.push_back(i);
+    for (size_t next = 0; next < todo.size();) {
         try {
-            next = describe_batch(registry, all, next, settings);
+            next += describe_batch(all, todo, next, out, settings);
         } catch (const NoWorker &e) {
             // No worker to load them in: each is refused, with the reason.
-            for (; next < all.size(); next++)
-                registry.refuse(all[next].file, e.what());
+            for (; next < todo.size(); next++)
+                out[todo[next]].refusal = e.what();
         }
     }
+    // In file order, as one process loading them would: the first file of
+    // a class serves it.
+    for (size_t i = 0; i < all.size(); i++) {
+        if (!out[i].plugin) {
+            registry.refuse(all[i].file, out[i].refusal);
+            continue;
+        }
+        cache.keep(*out[i].plugin, all[i].st);
+        registry.add(out[i].plugin);
+    }
+    cache.save();
 }
 
 ClassScan scan_in_worker(const Plugin &plugin, const PluginFiles &files, uint32_t flags,

@@ -54,10 +54,11 @@ private:
     std::vector<CheckedFile> files_;
 };
 
-// Has workers load and describe `files`; adds each description to
-// `registry`, or a refusal naming what happened (an exit, a signal, no
-// answer within describe_timeout_ms).
-void describe_in_workers(PluginRegistry &registry, PluginFiles &files, const SupervisorSettings &settings);
+// Has workers load and describe `files` (those `cache` does not know);
+// adds each description to `registry`, in file order, or a refusal naming
+// what happened (an exit, a signal, no answer within describe_timeout_ms).
+void describe_in_workers(PluginRegistry &registry, PluginFiles &files, const SupervisorSettings &settings,
+                         class PluginCache &cache);
 
 // `devhost scan` of one described plugin, in a worker.
 ClassScan scan_in_worker(const Plugin &plugin, const PluginFiles &files, uint32_t flags,

@@ -200,7 +200,9 @@ TEST_CASE("devhost run calls a plugin's unload once, at the end", "[abi11][loade
 {
     TempDir dir;
     const fs::path marker = dir / "unloaded";
-    write_file(dir / "c.ini", "[device a]\nclass = timing\npath = anything\nstep = open\nstep = info\nstep = close\n");
+    // No describe cache: the describing worker loads both every time.
+    write_file(dir / "c.ini", "[host]\ncache-dir = none\n[device a]\nclass = timing\npath = anything\nstep = open\n"
+                              "step = info\nstep = close\n");
     ProcessOptions options;
     options.env["ABI11_UNLOAD_MARKER"] = marker.string();
     auto r = run_devhost({"run", "--plugin-path", abi11_dir("timing").string(), (dir / "c.ini").string()}, options);

@@ -1,0 +1,50 @@
+// The describe cache: plugin descriptions as workers gave them, kept by the
+// identity of the file they came from (device, inode, size, modification
+// time) and of this devhost (its version and its executable's identity), so
+// that `devhost check` and `devhost plugins` need no worker when no plugin
+// file changed. One JSON file, `plugins.json`, in the cache directory
+// (`[host] cache-dir`; for root, /var/cache/devhost unless `cache-dir =
+// none`; otherwise none unless configured).
+//
+// devhost runs as root: the directory is opened by descriptor with every
+// directory above it trusted (trusted_dir.hpp) and created 0700 whatever the
+// umask; the file is read only when it is a regular file of ours, not
+// writable by others, with one link, opened without following a link, and
+// replaced whole (a temporary file renamed over it). A cache that cannot be
+// used is no error: the workers describe the plugins, as without one.
+#pragma once
+
+#include "loader.hpp"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+
+namespace devhost {
+
+class PluginCache {
+public:
+    // The cache in `dir` (nullopt: none; every lookup misses, nothing is kept).
+    explicit PluginCache(std::optional<std::filesystem::path> dir);
+
+    // The description of the file with this stat, when the cache has it.
+    std::shared_ptr<Plugin> find(const std::filesystem::path &file, const struct stat &st) const;
+    // Keeps `plugin`, described from the file with this stat.
+    void keep(const Plugin &plugin, const struct stat &st);
+    // Writes what was kept, when anything changed (a debug line when it cannot).
+    void save();
+
+private:
+    std::optional<std::filesystem::path> dir_;
+    std::map<std::string, std::string> entries_;  // key -> description (JSON text)
+    bool changed_ = false;
+};
+
+// The cache directory for these settings: `configured`, none when
+// `disabled`, else /var/cache/devhost for root and none for anyone else.
+std::optional<std::filesystem::path> cache_dir(const std::optional<std::string> &configured, bool disabled);
+
+}  // namespace devhost
