@@ -215,6 +215,8 @@ struct Supervisor::Worker {
     std::optional<size_t> killed_for;  // the device whose stuck call got it killed
     std::string killed_why;
     std::string failure;  // what it said when it could not go on
+    bool started = false;  // its engine runs (it said so)
+    uint64_t spawned_ns = 0;
 };
 
 struct Supervisor::Run {
@@ -255,6 +257,7 @@ void Supervisor::cancel_all()
 void Supervisor::start_worker(Run &run, Worker &w)
 {
     w.process = std::make_unique<WorkerProcess>(w.label);
+    w.spawned_ns = monotonic_ns();
     json devices = json::array();
     for (size_t i : w.devices) {
         const DevicePlan &p = (*run.plans)[i];
@@ -460,6 +463,8 @@ void Supervisor::handle_message(Run &run, Worker &w, Message &m)
         if (m.body.value("records_failed", false))
             records_failed_ = true;
         w.results_in = true;
+    } else if (ev == "started") {
+        w.started = true;
     } else if (ev == "failed") {
         spdlog::error("worker {}: {}", w.label, m.body.value("reason", std::string()));
         w.failure = m.body.value("reason", std::string());
@@ -483,6 +488,15 @@ void Supervisor::watch_deadlines(Run &run, Worker &w, uint64_t now)
     if (cancelled_ && now >= cancelled_at_ns_ + static_cast<uint64_t>(settings_.stop_grace.count()) * ms_ns) {
         w.killed_why = "was killed: still running " + std::to_string(settings_.stop_grace.count()) +
                        " ms after the stop";
+        w.process->kill();
+        return;
+    }
+    // Loading the plugin again and starting the engine has the time a
+    // worker has to describe a plugin.
+    if (!w.started && now >= w.spawned_ns + static_cast<uint64_t>(settings_.describe_timeout_ms) * ms_ns) {
+        w.killed_why = "was killed: it did not start within " + std::to_string(settings_.describe_timeout_ms) +
+                       " ms (loading its plugin)";
+        spdlog::error("worker {} (pid {}) {}", w.label, w.process->pid(), w.killed_why);
         w.process->kill();
         return;
     }
@@ -544,7 +558,10 @@ void Supervisor::worker_died(Run &run, Worker &w)
             release_vault(run, i, seq);
             continue;
         }
-        record_lost(run, w, i, w.killed_why.empty() ? how : w.killed_why);
+        record_lost(run, w, i,
+                    !w.killed_why.empty() ? w.killed_why
+                    : !w.failure.empty()  ? how + ": " + w.failure
+                                          : how);
     }
 }
 
