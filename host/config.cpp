@@ -167,7 +167,7 @@ const std::vector<std::string> &host_keys()
 {
     static const std::vector<std::string> keys = {"plugin-path", "log-level",       "log-file",   "output",
                                                   "timeout",     "port-dir",        "physical-drives",
-                                                  "record-data"};
+                                                  "record-data", "state-dir"};
     return keys;
 }
 
@@ -277,6 +277,11 @@ private:
                 h.physical_drives_all = true;
             else if (e.value != "disks")
                 bad(e, "expected 'disks' (physical disks only) or 'all', got " + quoted(e.value));
+        } else if (e.key == "state-dir") {
+            if (e.value.empty() || e.value[0] != '/')
+                bad(e, "expected an absolute directory path, got " + quoted(e.value));
+            else
+                h.state_dir = e.value;
         } else if (e.key == "record-data") {
             if (auto data = parse_record_data(e.value))
                 h.record_data = *data;

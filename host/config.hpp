@@ -8,7 +8,7 @@
 // only: it reports no line numbers and cuts values at any '#'). Sections:
 //
 //   [host]          plugin-path, log-level, log-file, output, timeout,
-//                   port-dir, physical-drives, record-data
+//                   port-dir, physical-drives, record-data, state-dir
 //   [names]         NAME = /linux/path (extends or overrides the name table)
 //   [device NAME]   class, path, inherit, timeout, step (repeated, in order),
 //                   fault (repeated; test mode, see faults.hpp), and the
@@ -89,6 +89,9 @@ struct HostSettings {
     std::string port_dir = default_port_dir;
     bool physical_drives_all = false;
     RecordData record_data;       // how much data a record carries
+    // Where the restart ledger is kept across runs (restart_policy.hpp); an
+    // absolute path. Unset: no ledger survives a run.
+    std::optional<std::string> state_dir;
 };
 
 struct Config {

@@ -385,8 +385,11 @@ std::optional<RestartLedger::Records> RestartLedger::Store::from_json(const std:
 
 // ---- the ledger
 
-RestartLedger::RestartLedger(RestartPolicy policy, std::optional<fs::path> state_dir) : policy_(policy)
+RestartLedger::RestartLedger(RestartPolicy policy, std::optional<fs::path> state_dir, Warn warn)
+    : policy_(policy), warn_(std::move(warn))
 {
+    if (!warn_)
+        warn_ = [](const std::string &message) { spdlog::warn("{}", message); };
     policy_.budget = std::max(policy_.budget, 1);
     std::random_device device;
     std::seed_seq seed{device(), device(), device(), device()};
@@ -419,7 +422,7 @@ void RestartLedger::problem_locked(const std::string &problem, const std::string
     error_ = "restart ledger: " + problem;
     const std::string warning = error_ + "; " + consequence;
     if (warning != last_warning_)
-        spdlog::warn("{}", warning);
+        warn_(warning);
     last_warning_ = warning;
 }
 

@@ -32,7 +32,8 @@
 // - a change holds flock(LOCK_EX) on the directory's descriptor, waiting at
 //   most lock_timeout for another process's change to end.
 //
-// What goes wrong is one warning line in the log (the same one only once),
+// What goes wrong is one warning line (in the log, or where the Warn given
+// sends it; the same one only once),
 // never a crash or an exception, and error() says it (but for the first):
 // - a file that is not a ledger (not JSON, a wrong shape, another version):
 //   treated as empty, and replaced by the next change (reset_all() too,
@@ -77,6 +78,9 @@ public:
     // A number drawn uniformly from [0, 1): where a backoff falls in its
     // jitter range. Tests inject their own.
     using Random = std::function<double()>;
+    // Where the ledger's warnings go (one line each); by default the log
+    // (spdlog::warn). A caller that reports error() itself may collect them.
+    using Warn = std::function<void(const std::string &)>;
 
     static constexpr const char *file_name = "restart-ledger.json";
     static constexpr uint64_t max_file_bytes = 1u << 20;
@@ -84,10 +88,10 @@ public:
     static constexpr size_t max_why_chars = 200;  // of a death's description, kept (text::excerpt)
 
     // In memory only when `state_dir` is nullopt; else over the (absolute)
-    // directory, created if missing, read at once (a problem is logged and
-    // left in error()).
-    explicit RestartLedger(RestartPolicy policy = {},
-                           std::optional<std::filesystem::path> state_dir = std::nullopt);
+    // directory, created if missing, read at once (a problem is warned of
+    // and left in error()).
+    explicit RestartLedger(RestartPolicy policy = {}, std::optional<std::filesystem::path> state_dir = std::nullopt,
+                           Warn warn = nullptr);
     ~RestartLedger();
     RestartLedger(const RestartLedger &) = delete;
     RestartLedger &operator=(const RestartLedger &) = delete;
@@ -185,6 +189,7 @@ private:
     mutable bool memory_only_ = false;
     mutable std::string error_;
     mutable std::string last_warning_;
+    Warn warn_;
     Random random_;
 };
 

@@ -67,7 +67,8 @@ TEST_CASE("check reports six mistakes in six sections, one line each, and exits 
     CHECK(r.exit_code == 2);
     REQUIRE(r.lines.size() == 6);
     CHECK(r.lines[0] == f + ":2: [host] log-levl: unknown key (did you mean 'log-level'?); expected plugin-path, "
-                            "log-level, log-file, output, timeout, port-dir, physical-drives, record-data");
+                            "log-level, log-file, output, timeout, port-dir, physical-drives, record-data, "
+                            "state-dir");
     CHECK(r.lines[1] == f + ":7: [device a] capacty: not an option of class 'loop' (did you mean 'capacity'?); "
                             "options: capacity, exclusive, open-delay, and for every device: class, path, inherit, "
                             "timeout, step, fault");

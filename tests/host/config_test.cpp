@@ -77,7 +77,7 @@ x = 1
     REQUIRE(errors.size() == 6);
     CHECK(errors[0] ==
           "test.ini:2: [host] log-levl: unknown key (did you mean 'log-level'?); expected plugin-path, log-level, "
-          "log-file, output, timeout, port-dir, physical-drives, record-data");
+          "log-file, output, timeout, port-dir, physical-drives, record-data, state-dir");
     CHECK(errors[1] == "test.ini:3: [host] timeout: expected a duration like 250ms or 2s, got 'soon'");
     CHECK(errors[2].rfind("test.ini:8: [device a] step: unknown step 'opne'", 0) == 0);
     CHECK(errors[3] == "test.ini:9: [device a] inherit: expected true or false, got 'perhaps'");
