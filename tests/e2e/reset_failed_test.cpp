@@ -177,12 +177,26 @@ TEST_CASE("nobody cannot plant a restart ledger that root's devhost reads", "[re
         REQUIRE(plant.exit_code == 0);
         auto r = run_devhost({"reset-failed", config.string(), "serial"});
         CHECK(r.exit_code == 1);
-        CHECK(r.err.find("devhost: error: restart ledger: ") == 0);
-        CHECK(r.err.find("; 'serial'") == std::string::npos);  // refused before any reset
-        CHECK(r.err.find("nothing was reset\n") != std::string::npos);
+        CHECK(r.err == "devhost: error: restart ledger: symbolic link " + state.string() +
+                           " is owned by uid 65534, in a directory others can write (mode 1777); nothing was reset\n");
         LogCapture log;
         CHECK_FALSE(RestartLedger(RestartPolicy{}, state).failed("serial"));
         CHECK(read_file(theirs / "restart-ledger.json") == planted);
+    }
+    SECTION("nobody links the state directory's name to a directory of root's")
+    {
+        // Root's own directory is trusted, but the link to it is nobody's:
+        // followed, it would have root write its ledger wherever nobody
+        // chose (/etc, /root/.ssh...).
+        const fs::path roots = top / "roots";
+        fs::create_directory(roots);
+        REQUIRE(::chmod(roots.c_str(), 0755) == 0);
+        REQUIRE(as_nobody("ln -s '" + roots.string() + "' '" + state.string() + "'").exit_code == 0);
+        auto r = run_devhost({"reset-failed", config.string()});
+        CHECK(r.exit_code == 1);
+        CHECK(r.err == "devhost: error: restart ledger: symbolic link " + state.string() +
+                           " is owned by uid 65534, in a directory others can write (mode 1777); nothing was reset\n");
+        CHECK(fs::is_empty(roots));
     }
     SECTION("root's state directory: nobody can neither write in it nor move it away")
     {
