@@ -185,6 +185,20 @@ const json &of_type(const json &object, const char *key, json::value_t type, con
     return v;
 }
 
+// A seed for the jitter: from std::random_device, or, where it has no
+// source of entropy (it throws), from the clock and the pid: the jitter only
+// needs to differ between hosts and classes, not to be secret.
+uint64_t seed_jitter()
+{
+    try {
+        std::random_device device;
+        return (static_cast<uint64_t>(device()) << 32) ^ device();
+    } catch (const std::exception &) {
+        return static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+               static_cast<uint64_t>(::getpid());
+    }
+}
+
 }  // namespace
 
 // ---- the file in the state directory
@@ -391,9 +405,7 @@ RestartLedger::RestartLedger(RestartPolicy policy, std::optional<fs::path> state
     if (!warn_)
         warn_ = [](const std::string &message) { spdlog::warn("{}", message); };
     policy_.budget = std::max(policy_.budget, 1);
-    std::random_device device;
-    std::seed_seq seed{device(), device(), device(), device()};
-    auto engine = std::make_shared<std::mt19937_64>(seed);
+    auto engine = std::make_shared<std::mt19937_64>(seed_jitter());
     random_ = [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
     if (!state_dir)
         return;

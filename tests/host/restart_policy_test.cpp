@@ -307,9 +307,10 @@ TEST_CASE("a ledger file that is not a ledger is one warning, read as empty and 
         {"{\"version\": 1, \"classes\": {\"serial\": {\"deaths\": [{\"at_ms\": \"x\", \"why\": \"\"}]}}}",
          "\"at_ms\" is not an integer"},
         {"{\"version\": 1, \"classes\": {\"serial\": {\"deaths\": [], \"failed\": {\"at_ms\": 1}}}}", "no \"deaths\""},
+        {std::string(400000, '[') + std::string(400000, ']'), "not a JSON object"},  // deep: no stack overflow
     };
     for (const auto &[content, why] : cases) {
-        INFO(content);
+        INFO(content.substr(0, 100));
         TempDir tmp;
         const fs::path state = tmp / "state";
         fs::create_directory(state);
@@ -403,8 +404,8 @@ TEST_CASE("a state directory another user owns or others can write is refused, a
     }
 }
 
-TEST_CASE("a ledger file that is a link, hard-linked, another user's, writable by others or not a file is refused "
-          "and left alone",
+TEST_CASE("a ledger file that is a link, hard-linked, another user's, writable by others, not a file or too large is "
+          "refused and left alone",
           "[restart][file][hardening]")
 {
     if (::geteuid() != 0)
@@ -445,6 +446,12 @@ TEST_CASE("a ledger file that is a link, hard-linked, another user's, writable b
          "is not a regular file"},
         {"a directory", [](const fs::path &state, const fs::path &) { fs::create_directory(state / "restart-ledger.json"); },
          "is not a regular file"},
+        {"too large",
+         [](const fs::path &state, const fs::path &) {
+             write_file(state / "restart-ledger.json", std::string(RestartLedger::max_file_bytes + 1, ' '));
+             REQUIRE(::chmod((state / "restart-ledger.json").c_str(), 0600) == 0);
+         },
+         "is 1048577 bytes; the limit is 1048576"},
     };
     for (const auto &c : cases) {
         INFO(c.what);
@@ -637,4 +644,20 @@ TEST_CASE("on a full disk the old ledger stays whole and the change is kept in m
     CHECK(result.find("; the ledger is kept in memory until a change can be saved\n") != std::string::npos);
     CHECK(result.find("same=1 new=0 deaths=2\n") != std::string::npos);
     CHECK(result.find("after=3 persistent=1") != std::string::npos);
+}
+
+TEST_CASE("a ledger's warnings go where its caller sends them, each once", "[restart][file]")
+{
+    TempDir tmp;
+    const fs::path state = tmp / "state";
+    RestartLedger({}, state).classes();  // creates the directory
+    write_file(state / "restart-ledger.json", "[]");
+    std::vector<std::string> warnings;
+    LogCapture log;
+    RestartLedger ledger({}, state, [&](const std::string &w) { warnings.push_back(w); });
+    CHECK(ledger.classes().empty());
+    CHECK(ledger.deaths("serial", t0) == 0);
+    CHECK(warnings == std::vector<std::string>{"restart ledger: " + (state / "restart-ledger.json").string() +
+                                               " is not a restart ledger (not a JSON object); treated as empty"});
+    CHECK(log.text().empty());
 }
