@@ -378,6 +378,9 @@ std::optional<RestartLedger::Records> RestartLedger::Store::from_json(const std:
     } catch (const json::parse_error &e) {
         why = "not JSON: a syntax error at byte " + std::to_string(e.byte);
         return std::nullopt;
+    } catch (const json::exception &) {
+        why = "not JSON";
+        return std::nullopt;
     }
     try {
         if (!doc.is_object())
@@ -391,7 +394,7 @@ std::optional<RestartLedger::Records> RestartLedger::Store::from_json(const std:
         return records;
     } catch (const NotLedger &e) {
         why = e.what();
-    } catch (const json::exception &e) {  // a value out of range
+    } catch (const json::exception &) {  // a value out of range
         why = "a value of the wrong type";
     }
     return std::nullopt;
