@@ -10,6 +10,7 @@
 #include "options.hpp"
 #include "pipeline.hpp"
 #include "records.hpp"
+#include "restart_policy.hpp"
 #include "scan.hpp"
 #include "signals.hpp"
 #include "plugin_cache.hpp"
@@ -605,6 +606,67 @@ int cmd_scan(const Cli &cli)
     return failed ? exit_failed : exit_ok;
 }
 
+// `devhost reset-failed CONFIG [CLASS...]`: forgets what the restart ledger
+// in CONFIG's [host] state-dir holds of each CLASS (every class without
+// one): its worker deaths and its mark failed. Only [host] of CONFIG
+// matters, and no plugin is loaded. One line per class, printed once its
+// reset is saved.
+int cmd_reset_failed(const Cli &cli)
+{
+    if (cli.args.empty()) {
+        error_line("reset-failed needs a CONFIG (see devhost --help)");
+        return exit_usage;
+    }
+    const std::string &file = cli.args[0];
+    std::vector<Diagnostic> diags;
+    Config config = load_config(file, diags);
+    setup_logging(cli, diags.empty() ? &config : nullptr);
+    if (!diags.empty()) {
+        print_diagnostics(diags);
+        return exit_usage;
+    }
+    if (!config.host.state_dir) {
+        error_line(file + ": [host] state-dir is not set: there is no restart ledger to reset");
+        return exit_usage;
+    }
+    // The ledger's warnings are logged once a reset is saved; when it
+    // cannot be, the error line says the same.
+    std::vector<std::string> warnings;
+    RestartLedger ledger(RestartPolicy{}, fs::path(*config.host.state_dir),
+                         [&warnings](const std::string &w) { warnings.push_back(w); });
+    auto saved = [&warnings](const std::string &line) {
+        for (const auto &w : std::exchange(warnings, {}))
+            spdlog::warn("{}", w);
+        std::cout << line << "\n";
+    };
+    auto line = [](const std::string &cls, const std::optional<std::string> &had) {
+        return text::excerpt(cls) + (had ? ": reset (" + *had + ")" : ": nothing to reset");
+    };
+    auto failed = [&ledger](const std::string &what) {
+        error_line(ledger.error() + "; " + what);
+        return exit_failed;
+    };
+    if (!ledger.persistent())
+        return failed("nothing was reset");
+    if (cli.args.size() == 1) {
+        auto done = ledger.reset_all();
+        if (!ledger.persistent())
+            return failed("nothing was reset");
+        for (const auto &[cls, had] : done)
+            saved(line(cls, had));
+        if (done.empty())
+            saved("nothing to reset");
+        return exit_ok;
+    }
+    for (size_t i = 1; i < cli.args.size(); i++) {
+        auto had = ledger.reset(cli.args[i]);
+        if (!ledger.persistent())
+            return failed("'" + text::excerpt(cli.args[i]) + "' was not reset");
+        saved(line(cli.args[i], had));
+    }
+    return exit_ok;
+}
+
 // Runs the command; an exception it lets out is one error line: a logging
 // setup problem is a usage error (2), anything else a failure (1).
 int dispatch(const Cli &cli)
@@ -620,6 +682,8 @@ int dispatch(const Cli &cli)
             return cmd_probe(cli);
         if (cli.command == "scan")
             return cmd_scan(cli);
+        if (cli.command == "reset-failed")
+            return cmd_reset_failed(cli);
     } catch (const spdlog::spdlog_ex &e) {
         error_line(std::string("cannot set up logging: ") + e.what());
         return exit_usage;

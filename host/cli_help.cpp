@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -10,7 +11,7 @@ namespace devhost {
 
 namespace po = boost::program_options;
 
-const char *const command_list = "run, check, plugins, probe or scan";
+const char *const command_list = "run, check, plugins, probe, scan or reset-failed";
 
 namespace {
 
@@ -104,6 +105,14 @@ const char *const scan_text =
     "opening them, one line per device: CLASS PATH [by-id=LINK] [usb=VVVV:PPPP]\n"
     "[usb-serial=S] [\"description\"]. Each plugin's enumerate has 5 s.\n";
 
+const char *const reset_failed_text =
+    "Forgets what the restart ledger in CONFIG's [host] state-dir holds of each\n"
+    "CLASS (without CLASS, of every class): its workers' deaths, and its mark\n"
+    "failed, which a class gets after too many deaths in a while and keeps\n"
+    "across runs until reset. Prints one line per class, 'CLASS: reset (was\n"
+    "failed: ...)' or 'CLASS: nothing to reset'; without CLASS, 'nothing to\n"
+    "reset' when the ledger is empty. Only [host] of CONFIG is read.\n";
+
 const char *const help_text =
     "Prints COMMAND's usage, options and exit codes, as 'devhost COMMAND --help'\n"
     "does; without COMMAND, the global help (devhost --help).\n";
@@ -146,6 +155,11 @@ const std::vector<CommandHelp> &command_helps()
          "     is listed)\n"
          "  2  usage error\n"
          "  3  no plugin for --class CLASS, or no plugins at all\n"},
+        {"reset-failed", "devhost reset-failed [OPTIONS] CONFIG [CLASS...]", reset_failed_text, {},
+         "  0  the classes were reset, or there was nothing to reset\n"
+         "  1  the restart ledger could not be used (its directory or file refused,\n"
+         "     or not writable); the line says what was not reset\n"
+         "  2  usage error, a mistake in CONFIG, or CONFIG sets no [host] state-dir\n"},
         {"help", "devhost help [COMMAND]", help_text, {},
          "  0  the help was printed\n"
          "  2  there is no command COMMAND\n"},
@@ -173,6 +187,10 @@ const char *const usage_text =
     "                        list the devices each plugin (or class C's) could\n"
     "                        drive here, without opening them; --all also lists\n"
     "                        what is normally left out (pseudo-terminals...)\n"
+    "  reset-failed CONFIG [CLASS...]\n"
+    "                        forget the worker deaths of CLASS (or of every\n"
+    "                        class) and its mark failed, in the restart ledger\n"
+    "                        of CONFIG's [host] state-dir\n"
     "  help [COMMAND]        COMMAND's usage, options and exit codes (also:\n"
     "                        devhost COMMAND --help)\n";
 
@@ -182,7 +200,7 @@ const char *const exit_text =
     "  0  every pipeline succeeded (check: the config is valid)\n"
     "  1  a pipeline failed, or step records could not be written; scan: a\n"
     "     plugin's enumerate failed or overran its deadline (what it found is\n"
-    "     listed)\n"
+    "     listed); reset-failed: the restart ledger could not be used\n"
     "  2  usage or config error\n"
     "  3  run, probe: no usable plugin for a device's class (check: 2); scan: no\n"
     "     plugin for --class C; plugins, scan: no plugin loaded\n"
@@ -225,15 +243,18 @@ bool print_command_help(const std::string &command, std::ostream &out)
             const OptionDef &o = option_def(name);
             add_option(options, o, text ? text : o.text);
         }
+        // reset-failed loads no plugin: --plugin-path would mean nothing.
         if (command != "help")
             for (const char *name : {"plugin-path", "log-level", "log-file"})
-                add_option(options, option_def(name), option_def(name).text);
+                if (command != "reset-failed" || std::string(name) != "plugin-path")
+                    add_option(options, option_def(name), option_def(name).text);
         add_option(options, option_def("help"), "show this help and exit");
         out << "usage: " << c.usage << "\n\n"
             << c.text << "\n"
             << options << "\nexit codes:\n"
             << c.exits << "\nmore: devhost --help, devhost(1)"
-            << (command == "run" || command == "check" ? ", devhost.ini(5)" : "") << "\n";
+            << (command == "run" || command == "check" || command == "reset-failed" ? ", devhost.ini(5)" : "")
+            << "\n";
         return true;
     }
     return false;

@@ -26,7 +26,7 @@ void print_short_usage(std::ostream &out);
 // there is no command CMD.
 bool print_command_help(const std::string &command, std::ostream &out);
 
-// The commands, as error messages list them: "run, check, plugins, probe or scan".
+// The commands, as error messages list them: "run, check, plugins, probe, scan or reset-failed".
 extern const char *const command_list;
 
 }  // namespace devhost

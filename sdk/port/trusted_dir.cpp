@@ -140,6 +140,8 @@ private:
     // checked too; an absolute target starts again at /.
     bool follow_link(const std::string &name, const std::string &shown)
     {
+        if (!link_trusted(name, shown))
+            return false;
         char target[4096];
         ssize_t n = ::readlinkat(fd_.get(), name.c_str(), target, sizeof target - 1);
         if (n < 0)
@@ -149,6 +151,26 @@ private:
         target[n] = '\0';
         push_components(todo_, target);
         return target[0] == '/' ? to_root() : true;
+    }
+
+    // In a directory others may write (a sticky one: check_trusted refused
+    // any other), anyone could have planted the link: it is followed only
+    // when it is root's or ours, as the kernel's protected_symlinks would.
+    // Others cannot remove or rename such a link there, so it stays the
+    // one checked.
+    bool link_trusted(const std::string &name, const std::string &shown)
+    {
+        struct stat dir, link;
+        if (::fstat(fd_.get(), &dir) != 0)
+            return fail(err_, errno, "stat " + at_);
+        if (!(dir.st_mode & (S_IWGRP | S_IWOTH)))
+            return true;
+        if (::fstatat(fd_.get(), name.c_str(), &link, AT_SYMLINK_NOFOLLOW) != 0)
+            return fail(err_, errno, "stat " + shown);
+        if (!S_ISLNK(link.st_mode) || link.st_uid == 0 || link.st_uid == ::geteuid())
+            return true;
+        return refuse(err_, "symbolic link " + shown + " is owned by uid " + std::to_string(link.st_uid) +
+                                ", in a directory others can write (mode " + mode_text(dir.st_mode) + ")");
     }
 
     const mode_t create_mode_;

@@ -50,7 +50,9 @@ private:
 
 // Opens the absolute directory `path`, checking every directory from / down
 // (a symbolic link met on the way is followed, and what it leads to is
-// checked like the rest). When `create_mode` is not 0, missing components
+// checked like the rest; a link in a directory others may write, a sticky
+// one, is refused unless it is root's or ours: anyone could have planted
+// it there). When `create_mode` is not 0, missing components
 // are created with exactly that mode (whatever the umask: set by fchmod on
 // the new directory's descriptor) and must then be owned by us. On failure
 // returns an empty Dir with `err` set.

@@ -6,6 +6,7 @@
 #   devhost scan --class <TAB>              the classes of the plugins on the line's
 #                                           --plugin-path (none without it, for a
 #                                           devhost that has no plugins of its own)
+#   devhost reset-failed CONFIG <TAB>       the same classes
 # and it reads a config's [device NAME] names as text, running nothing.
 #
 #   completion_test.sh SCRIPT DEVHOST PLUGIN_DIR
@@ -43,7 +44,7 @@ expect() {  # EXPECTED WORDS...
 
 expect "check" devhost ch
 expect "check" devhost --log-level debug ch
-expect "run" devhost r
+expect "reset-failed run" devhost r
 run_options=$("$devhost" run --help | awk '/^options:$/ { i = 1; next } /^$/ { i = 0 } i' |
               grep -oE -- '--[a-z][a-z-]*' | sort | tr '\n' ' ' | sed 's/ $//')
 [ -n "$run_options" ] || { echo "devhost run --help lists no options"; exit 1; }
@@ -65,6 +66,10 @@ expect "$classes" devhost --plugin-path "$plugins" scan --class ""
 expect "loop" devhost --plugin-path "$plugins" scan --class lo
 expect "$classes" devhost scan --plugin-path "$plugins" --class ""
 expect "" devhost scan --class ""
+expect "reset-failed" devhost res
+expect "--help --log-file --log-level" devhost reset-failed --
+expect "loop" devhost --plugin-path "$plugins" reset-failed c.ini lo
+expect "loop" devhost --plugin-path "$plugins" reset-failed c.ini serial lo
 expect "debug" devhost --log-level deb
 expect "run" devhost help ru
 

@@ -87,8 +87,8 @@ TEST_CASE("bad command lines exit 2 with one clear line", "[cli]")
     CHECK(none.exit_code == 2);
     auto unknown = run_devhost({"frobnicate"});
     CHECK(unknown.exit_code == 2);
-    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins, probe or "
-                         "scan; see devhost --help)\n");
+    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins, probe, "
+                         "scan or reset-failed; see devhost --help)\n");
     auto option = run_devhost({"run", "--colour"});
     CHECK(option.exit_code == 2);
     CHECK(option.err.find("unrecognised option '--colour'") != std::string::npos);
