@@ -265,7 +265,17 @@ RunOutcome run_supervised(RecordWriter &records, const Config &config, const Pla
                           const SupervisorSettings &settings, SignalWatcher &signals)
 {
     RunOutcome out;
-    Supervisor supervisor(records, files, settings);
+    RestartPolicy policy;
+    policy.budget = config.host.restart_budget;
+    policy.window_ms = config.host.restart_window_ms;
+    std::optional<fs::path> state;
+    if (config.host.state_dir)
+        state = fs::path(*config.host.state_dir);
+    RestartLedger ledger(policy, state);
+    SupervisorSettings with = settings;
+    with.ledger = &ledger;
+    with.config_name = config.file.string();
+    Supervisor supervisor(records, files, with);
     auto attached = signals.attach(supervisor);
     if (!signals.interrupted())
         out.results = supervisor.run_all(plan.devices, config.host.record_data);

@@ -11,6 +11,7 @@
 #include "worker_protocol.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <cstring>
 #include <cerrno>
 #include <linux/futex.h>
@@ -226,7 +227,12 @@ struct Supervisor::Run {
     std::vector<uint64_t> fired_call;               // per device: the call whose deadline fired cancel
     std::vector<std::vector<std::pair<UniqueFd, std::string>>> vault;  // per device
     std::vector<PipelineResult> results;
-    std::vector<Worker> workers;
+    std::deque<Worker> workers;  // a deque: references stay valid as restarts are added
+    struct Restart {
+        Worker worker;
+        uint64_t at_ns = 0;
+    };
+    std::vector<Restart> pending;  // workers to start again, each at its time
 };
 
 Supervisor::Supervisor(RecordWriter &records, const PluginFiles &files, SupervisorSettings settings)
@@ -337,20 +343,8 @@ std::vector<PipelineResult> Supervisor::run_all(const std::vector<DevicePlan> &p
         w.devices.push_back(i);
         run.workers.push_back(std::move(w));
     }
-    for (auto &w : run.workers) {
-        try {
-            start_worker(run, w);
-            std::lock_guard lock(mutex_);
-            channels_.push_back(w.process->channel());
-            if (cancelled_)
-                send_message(w.process->channel(), {{"op", "stop"}});
-        } catch (const NoWorker &e) {
-            w.process.reset();
-            for (size_t i : w.devices)
-                not_started(run, i, e.os_errno ? DEVHOST_E_NO_MEMORY : DEVHOST_E_HOST_FAILED, e.os_errno, e.what());
-            w.finished = true;
-        }
-    }
+    for (auto &w : run.workers)
+        launch(run, w);
     loop(run);
     std::lock_guard lock(mutex_);
     cancel_fds_.clear();
@@ -358,9 +352,54 @@ std::vector<PipelineResult> Supervisor::run_all(const std::vector<DevicePlan> &p
     return run.results;
 }
 
+void Supervisor::launch(Run &run, Worker &w)
+{
+    const std::string &cls = w.plugin->device_class();
+    if (settings_.ledger && settings_.ledger->failed(cls)) {
+        // Latched failed after too many deaths: nothing of it runs until reset.
+        for (size_t i : w.devices)
+            not_started(run, i, DEVHOST_E_HOST_FAILED, 0, settings_.ledger->failed_reason(cls, settings_.config_name));
+        w.finished = true;
+        return;
+    }
+    try {
+        start_worker(run, w);
+        std::lock_guard lock(mutex_);
+        channels_.push_back(w.process->channel());
+        if (cancelled_)
+            send_message(w.process->channel(), {{"op", "stop"}});
+    } catch (const NoWorker &e) {
+        w.process.reset();
+        for (size_t i : w.devices)
+            not_started(run, i, e.os_errno ? DEVHOST_E_NO_MEMORY : DEVHOST_E_HOST_FAILED, e.os_errno, e.what());
+        w.finished = true;
+    }
+}
+
+void Supervisor::start_due_restarts(Run &run, uint64_t now)
+{
+    for (size_t k = 0; k < run.pending.size();) {
+        if (run.pending[k].at_ns > now && !cancelled_) {
+            k++;
+            continue;
+        }
+        Worker w = std::move(run.pending[k].worker);
+        run.pending.erase(run.pending.begin() + static_cast<std::ptrdiff_t>(k));
+        if (cancelled_) {  // stopped meanwhile: they never start
+            for (size_t i : w.devices)
+                not_started(run, i, DEVHOST_E_CANCELLED, 0, "stopped before its worker was restarted");
+            continue;
+        }
+        spdlog::info("restarting worker {} for {} device(s) still to run", w.label, w.devices.size());
+        run.workers.push_back(std::move(w));
+        launch(run, run.workers.back());
+    }
+}
+
 void Supervisor::loop(Run &run)
 {
     for (;;) {
+        start_due_restarts(run, monotonic_ns());
         std::vector<pollfd> fds{{wake_.get(), POLLIN, 0}};
         std::vector<Worker *> owners{nullptr};
         for (auto &w : run.workers)
@@ -370,7 +409,7 @@ void Supervisor::loop(Run &run)
                 owners.push_back(&w);
                 owners.push_back(&w);
             }
-        if (fds.size() == 1)
+        if (fds.size() == 1 && run.pending.empty())
             return;
         const uint64_t now = monotonic_ns();
         ::poll(fds.data(), fds.size(), poll_timeout(run, now));
@@ -471,11 +510,13 @@ void Supervisor::handle_message(Run &run, Worker &w, Message &m)
     }
 }
 
-int Supervisor::poll_timeout(const Run &, uint64_t now) const
+int Supervisor::poll_timeout(const Run &run, uint64_t now) const
 {
     // Deadlines are read from the watch table, which says nothing when
     // they pass: looked at every 20 ms (so a cancel fires at most that late).
     int64_t ms = 20;
+    for (const auto &r : run.pending)
+        ms = std::min<int64_t>(ms, r.at_ns > now ? static_cast<int64_t>((r.at_ns - now) / ms_ns) + 1 : 0);
     if (cancelled_) {
         const uint64_t kill_at = cancelled_at_ns_ + static_cast<uint64_t>(settings_.stop_grace.count()) * ms_ns;
         ms = std::min<int64_t>(ms, kill_at > now ? static_cast<int64_t>((kill_at - now) / ms_ns) + 1 : 0);
@@ -550,6 +591,11 @@ void Supervisor::worker_died(Run &run, Worker &w)
     if (!clean)
         spdlog::error("worker {} (pid {}, plugin {}) {}", w.label, w.process->pid(), display_path(w.plugin->file()),
                       w.killed_why.empty() ? how : w.killed_why);
+    const std::string cause = !w.killed_why.empty() ? w.killed_why : !w.failure.empty() ? how + ": " + w.failure : how;
+    bool latched = false;
+    if (!clean && !w.results_in && settings_.ledger)
+        latched = settings_.ledger->record_death(w.plugin->device_class(), RestartLedger::Clock::now(), cause);
+    Worker again;  // the devices it never started, for a worker of their own
     for (size_t i : w.devices) {
         // A worker that answered its result accounted for every device;
         // what it still left shared is released all the same.
@@ -558,10 +604,21 @@ void Supervisor::worker_died(Run &run, Worker &w)
             release_vault(run, i, seq);
             continue;
         }
-        record_lost(run, w, i,
-                    !w.killed_why.empty() ? w.killed_why
-                    : !w.failure.empty()  ? how + ": " + w.failure
-                                          : how);
+        const bool untouched = run.table->slot(i).phase.load(std::memory_order_acquire) == HookWatch::NotStarted &&
+                               run.vault[i].empty();
+        if (untouched && !latched && !cancelled_ && settings_.ledger) {
+            again.devices.push_back(i);
+            continue;
+        }
+        record_lost(run, w, i, cause);
+    }
+    if (!again.devices.empty()) {
+        again.plugin = w.plugin;
+        again.label = w.label;
+        const auto wait = settings_.ledger->backoff(w.plugin->device_class());
+        spdlog::warn("worker {} {}: restarting it in {} ms for the {} device(s) it had not started", w.label, cause,
+                     wait.count(), again.devices.size());
+        run.pending.push_back({std::move(again), monotonic_ns() + static_cast<uint64_t>(wait.count()) * ms_ns});
     }
 }
 

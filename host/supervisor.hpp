@@ -17,6 +17,7 @@
 #include "loader.hpp"
 #include "pipeline.hpp"
 #include "records.hpp"
+#include "restart_policy.hpp"
 #include "scan.hpp"
 #include "signals.hpp"
 #include "worker_channel.hpp"
@@ -39,6 +40,12 @@ struct SupervisorSettings {
     // After a stop signal: how long pipelines have to unwind before their
     // workers are killed.
     std::chrono::milliseconds stop_grace = Engine::default_grace;
+    // Counts worker deaths per class (restart_policy.hpp): a worker that
+    // dies before it started some devices is restarted for them after the
+    // class's backoff; a class latched failed starts nothing. nullptr: no
+    // restart, nothing counted.
+    RestartLedger *ledger = nullptr;
+    std::string config_name = "CONFIG";  // for "reset it with: devhost reset-failed CONFIG CLASS"
 };
 
 // The plugin files found and checked, open: a worker loads the very file
@@ -82,6 +89,10 @@ private:
     struct Worker;
     struct Run;
     void start_worker(Run &run, Worker &worker);
+    // start_worker, or its devices recorded not started (a latched class,
+    // no process to be had).
+    void launch(Run &run, Worker &worker);
+    void start_due_restarts(Run &run, uint64_t now);
     // Until every worker gave its result or died.
     void loop(Run &run);
     // Handles every message waiting from `worker`.
