@@ -89,6 +89,19 @@ struct Pty {
 };
 Pty open_pty();
 
+// Opens a pty slave for a plain loop, in raw mode.
+int open_raw_slave(const std::string &path);
+
+// Reads until `want` bytes have arrived (each wait up to 5 s).
+void read_exactly(int fd, char *buf, size_t want);
+
+// A step record's "time" (2026-11-21T20:27:23.123456Z) in seconds since
+// midnight UTC; -1 when it has none.
+double record_time(const std::string &line);
+
+// A step record's string field `key` ("" when absent).
+std::string record_field(const std::string &line, const char *key);
+
 // Writes all of data, waiting (up to 5 s at a time) while the fd is full;
 // false on an error.
 bool write_all(int fd, const char *data, size_t len);
@@ -150,6 +163,8 @@ void bench_raw(const Params &p, Report &report);
 void bench_startup(const Params &p, Report &report);
 void bench_scale(const Params &p, Report &report);
 void bench_files(const Params &p, Report &report);
+// The serial group through `devhost run`, isolation = none against class.
+void bench_serial_isolation(const Params &p, Report &report);
 
 // The raw group's file of `size` bytes in the work directory (made once,
 // kept between runs).

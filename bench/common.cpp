@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <csignal>
 #include <unistd.h>
 
@@ -200,6 +201,56 @@ Pty open_pty()
         fail(e.what());
     }
     return pty;
+}
+
+int open_raw_slave(const std::string &path)
+{
+    int fd = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        fail("open " + path + ": " + std::strerror(errno));
+    termios t{};
+    tcgetattr(fd, &t);
+    cfmakeraw(&t);
+    tcsetattr(fd, TCSANOW, &t);
+    return fd;
+}
+
+void read_exactly(int fd, char *buf, size_t want)
+{
+    size_t got = 0;
+    while (got < want) {
+        pollfd p{fd, POLLIN, 0};
+        int r = ::poll(&p, 1, 5000);
+        if (r == 0)
+            fail("baseline: no reply within 5 s");
+        if (r < 0 && errno == EINTR)
+            continue;
+        ssize_t n = ::read(fd, buf + got, want - got);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            fail(std::string("read: ") + std::strerror(errno));
+        got += size_t(n);
+    }
+}
+
+double record_time(const std::string &line)
+{
+    auto at = line.find("\"time\":\"");
+    if (at == std::string::npos || line.size() < at + 8 + 27)
+        return -1;
+    const std::string t = line.substr(at + 8 + 11, 15);  // HH:MM:SS.ffffff
+    return std::stoi(t.substr(0, 2)) * 3600.0 + std::stoi(t.substr(3, 2)) * 60.0 + std::stod(t.substr(6));
+}
+
+std::string record_field(const std::string &line, const char *key)
+{
+    const std::string k = std::string("\"") + key + "\":\"";
+    auto at = line.find(k);
+    if (at == std::string::npos)
+        return "";
+    at += k.size();
+    return line.substr(at, line.find('"', at) - at);
 }
 
 bool write_all(int fd, const char *data, size_t len)

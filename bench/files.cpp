@@ -19,7 +19,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <termios.h>
 #include <unistd.h>
 
 namespace bench {
@@ -55,18 +54,6 @@ void image_to_file(const Params &p, Report &report)
                                                      out, size); },
                        [&] { return timed_copy({"/bin/dd", "if=" + image.string(), "of=" + out.string(),
                                                 "bs=64K"}, out, size); }));
-}
-
-int open_raw_slave(const std::string &path)
-{
-    int fd = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0)
-        fail("open " + path + ": " + std::strerror(errno));
-    termios t{};
-    tcgetattr(fd, &t);
-    cfmakeraw(&t);
-    tcsetattr(fd, TCSANOW, &t);
-    return fd;
 }
 
 // The sink peer's one-byte acknowledgement, within 5 s.

@@ -80,9 +80,9 @@ int main(int argc, char **argv)
     log.level = "warn";
     devhost::logging::setup(log);
 
+    bench::Report report;
     try {
         bench::fs::create_directories(p.work_dir);
-        bench::Report report;
         if (p.wants("serial"))
             bench::bench_serial(p, report);
         if (p.wants("port"))
@@ -99,6 +99,13 @@ int main(int argc, char **argv)
         std::printf("figures written to %s\n", json.c_str());
     } catch (const std::exception &e) {
         std::fprintf(stderr, "devhost-bench: %s\n", e.what());
+        // The figures of the groups that finished are still worth keeping.
+        try {
+            report.write_json(json, p);
+            std::fprintf(stderr, "devhost-bench: the figures taken before the failure written to %s\n", json.c_str());
+        } catch (const std::exception &w) {
+            std::fprintf(stderr, "devhost-bench: %s\n", w.what());
+        }
         return 1;
     }
     return 0;

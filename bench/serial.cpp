@@ -5,6 +5,8 @@
 //     file, as `devhost run -o FILE` would), the serial plugin through the ABI
 //   devhost (device): the host's Device API in a loop, plugin through the ABI
 //   baseline: write, poll, read on the pty slave in raw mode
+// The same through `devhost run` with isolation = none and = class:
+// serial_isolation.cpp.
 #include "bench.hpp"
 
 #include <device.hpp>
@@ -13,8 +15,6 @@
 #include <cstring>
 
 #include <fcntl.h>
-#include <poll.h>
-#include <termios.h>
 #include <unistd.h>
 
 namespace bench {
@@ -31,39 +31,6 @@ std::string request_message()
         m.push_back(char('a' + i % 26));
     m.push_back('\n');
     return m;
-}
-
-int open_raw_slave(const std::string &path)
-{
-    int fd = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0)
-        fail("open " + path + ": " + std::strerror(errno));
-    termios t{};
-    tcgetattr(fd, &t);
-    cfmakeraw(&t);
-    tcsetattr(fd, TCSANOW, &t);
-    return fd;
-}
-
-
-// Reads until `want` bytes have arrived.
-void read_exactly(int fd, char *buf, size_t want)
-{
-    size_t got = 0;
-    while (got < want) {
-        pollfd p{fd, POLLIN, 0};
-        int r = ::poll(&p, 1, 5000);
-        if (r == 0)
-            fail("baseline: no reply within 5 s");
-        if (r < 0 && errno == EINTR)
-            continue;
-        ssize_t n = ::read(fd, buf + got, want - got);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            fail(std::string("read: ") + std::strerror(errno));
-        got += size_t(n);
-    }
 }
 
 devhost::Outcome must(devhost::Outcome o, const char *what)
@@ -204,6 +171,7 @@ void bench_serial(const Params &p, Report &report)
         }
         report.add(r);
     }
+    bench_serial_isolation(p, report);
 }
 
 }  // namespace bench

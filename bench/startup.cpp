@@ -1,8 +1,10 @@
 // Start-up and scale, both through the devhost binary itself.
 //   start-up: wall time and peak RSS (wait4's ru_maxrss) of `devhost check`
-//     and `devhost run` on a small config (one loop device), against spawning
-//     /bin/true (the floor of any process start); each plugin's load time,
-//     first load in a fresh process
+//     and `devhost run` on a small config (one loop device), with
+//     isolation = class (the plugins in workers) and = none (in devhost),
+//     against spawning /bin/true (the floor of any process start), and
+//     class against none; each plugin's load time, first load in a fresh
+//     process
 //   scale: N devices (1, 16, 128, 512) on N ptys served by one echo peer
 //     process, each device doing `request` steps, all run by one
 //     `devhost run`; aggregate round trips/s and the host's RSS per device
@@ -53,36 +55,70 @@ double load_in_fresh_process(const fs::path &file)
     return ms;
 }
 
+// Wall time and peak RSS of `devhost COMMAND` on the small config with
+// isolation = class and = none and of /bin/true, the three in rotating
+// order, 3 × reps samples each (a start is milliseconds); the class side's
+// cost over none as a ratio and as the median of the paired differences.
+void startup_command(const Params &p, Report &report, const std::string &command, const std::string (&configs)[2])
+{
+    const std::string devhost = (p.bin_dir / "devhost").string();
+    const std::vector<std::string> argvs[3] = {
+        {devhost, command, configs[0]}, {devhost, command, configs[1]}, {"/bin/true", "x"}};
+    Series wall[3], rss[3], extra;
+    const int reps = 3 * p.reps;
+    for (int i = 0; i < reps; i++) {
+        double ms[3] = {};
+        for (int k = 0; k < 3; k++) {
+            const int side = (i + k) % 3;
+            const ProcessRun run = run_process(argvs[side]);
+            if (run.exit_code != 0)
+                fail(argvs[side][0] + " " + command + " " + argvs[side].back() + " exited with " +
+                     std::to_string(run.exit_code));
+            ms[side] = run.wall_ms;
+            wall[side].samples.push_back(run.wall_ms);
+            rss[side].samples.push_back(double(run.max_rss_kib));
+        }
+        extra.samples.push_back(ms[0] - ms[1]);
+    }
+    const std::string floor = "/bin/true (process start floor)";
+    const std::string note = "one loop device, 8 steps; every plugin in the build tree loaded (class: checked here, "
+                             "described and run by workers); records and log to /dev/null; " +
+                             std::to_string(reps) + " samples a side, the sides in rotating order";
+    const char *const names[] = {"isolation=class", "isolation=none"};
+    for (int i = 0; i < 2; i++)
+        report.add({"startup", "devhost " + command + " small.ini, " + names[i] + ": wall", "ms", false, floor,
+                    wall[i], wall[2], note});
+    report.add({"startup", "devhost " + command + " small.ini: wall, class against none", "ms", false,
+                "the same with isolation=none", wall[0], wall[1], note});
+    report.add({"startup", "devhost " + command + " small.ini: wall, class minus none (paired)", "ms", false, "",
+                extra, {}, note});
+    for (int i = 0; i < 2; i++)
+        report.add({"startup", "devhost " + command + " small.ini, " + names[i] + ": peak RSS", "KiB", false, floor,
+                    rss[i], rss[2],
+                    note + (i == 0 ? "; ru_maxrss of wait4: the largest of the supervisor and its workers, not their sum" : "")});
+}
+
 }  // namespace
 
 void bench_startup(const Params &p, Report &report)
 {
-    const std::string devhost = (p.bin_dir / "devhost").string();
     // A small config: one loop device through every kind of step it takes
     // (the default config starts virtual peers, which is not the host's cost).
-    const fs::path small = p.work_dir / "small.ini";
-    write_file(small, "[host]\nlog-level = warn\noutput = -\n\n[device loopback]\nclass = loop\npath = loop:default\n"
-                      "step = open\nstep = info\nstep = lock timeout=1s\nstep = write \"hello, devhost\\r\\n\"\n"
-                      "step = read until=\"\\r\\n\" expect=\"hello\"\nstep = request \"ping\" expect=\"ping\"\n"
-                      "step = unlock\nstep = close\n");
-    const std::string config = small.string();
-    auto measure = [&](const std::vector<std::string> &argv, bool rss) {
-        ProcessRun run = run_process(argv);
-        if (run.exit_code != 0)
-            fail(argv[0] + " " + argv[1] + " exited with " + std::to_string(run.exit_code));
-        return rss ? double(run.max_rss_kib) : run.wall_ms;
-    };
-    for (const char *command : {"check", "run"}) {
-        const std::vector<std::string> argv{devhost, command, config};
-        const std::vector<std::string> floor{"/bin/true", "x"};
-        Result r{"startup", std::string("devhost ") + command + " small.ini: wall", "ms", false,
-                 "/bin/true (process start floor)", {}, {}, ""};
-        r.note = "one loop device, 8 steps; every plugin in the build tree loaded; records and log to /dev/null";
-        report.add(compare(p, r, [&] { return measure(argv, false); }, [&] { return measure(floor, false); }));
-        r = {"startup", std::string("devhost ") + command + " small.ini: peak RSS", "KiB", false,
-             "/bin/true (process start floor)", {}, {}, ""};
-        report.add(compare(p, r, [&] { return measure(argv, true); }, [&] { return measure(floor, true); }));
+    const std::string steps = "[device loopback]\nclass = loop\npath = loop:default\n"
+                              "step = open\nstep = info\nstep = lock timeout=1s\nstep = write \"hello, devhost\\r\\n\"\n"
+                              "step = read until=\"\\r\\n\" expect=\"hello\"\nstep = request \"ping\" expect=\"ping\"\n"
+                              "step = unlock\nstep = close\n";
+    // The same small config twice: the plugins in workers (class, the
+    // default) and in the devhost process (none).
+    const char *const isolations[] = {"class", "none"};
+    std::string configs[2];
+    for (int i = 0; i < 2; i++) {
+        const fs::path small = p.work_dir / (std::string("small-") + isolations[i] + ".ini");
+        write_file(small, "[host]\nlog-level = warn\noutput = -\nisolation = " + std::string(isolations[i]) + "\n\n" + steps);
+        configs[i] = small.string();
     }
+    for (const char *command : {"check", "run"})
+        startup_command(p, report, command, configs);
 
     std::vector<fs::path> plugins;
     for (const auto &entry : fs::directory_iterator(p.plugin_dir))
@@ -108,26 +144,6 @@ double load_plugin_here(const fs::path &file)
 }
 
 namespace {
-
-// Seconds since midnight UTC of a record's "time" (2026-11-21T20:27:23.123456Z).
-double record_time(const std::string &line)
-{
-    auto at = line.find("\"time\":\"");
-    if (at == std::string::npos || line.size() < at + 8 + 27)
-        return -1;
-    const std::string t = line.substr(at + 8 + 11, 15);  // HH:MM:SS.ffffff
-    return std::stoi(t.substr(0, 2)) * 3600.0 + std::stoi(t.substr(3, 2)) * 60.0 + std::stod(t.substr(6));
-}
-
-std::string record_field(const std::string &line, const char *key)
-{
-    const std::string k = std::string("\"") + key + "\":\"";
-    auto at = line.find(k);
-    if (at == std::string::npos)
-        return "";
-    at += k.size();
-    return line.substr(at, line.find('"', at) - at);
-}
 
 // Aggregate request rate while every device was running: from the moment
 // the last device finished its first request to the moment the first device
