@@ -6,6 +6,7 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cerrno>
 #include <fcntl.h>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@ using json = nlohmann::json;
 
 constexpr const char *cache_file = "plugins.json";
 constexpr size_t max_cache_bytes = 8u << 20;
+constexpr size_t max_entries = 256;  // past it, the entries of other devhost builds go first
 
 // This devhost: a description is only as good as the host that made it.
 std::string host_identity()
@@ -30,9 +32,12 @@ std::string host_identity()
     return id;
 }
 
+// A file as this devhost described it: several devhost builds (a package
+// and a build tree, say) share the cache without evicting each other.
 std::string key_of(const std::filesystem::path &file, const struct stat &st)
 {
-    return file.string() + "|" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+    static const std::string host = host_identity();
+    return host + "|" + file.string() + "|" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
            std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
            std::to_string(st.st_mtim.tv_nsec);
 }
@@ -89,8 +94,7 @@ PluginCache::PluginCache(std::optional<std::filesystem::path> dir) : dir_(std::m
     if (!text)
         return;
     const json doc = json::parse(*text, nullptr, false);
-    if (!doc.is_object() || doc.value("host", "") != host_identity() || !doc.contains("plugins") ||
-        !doc["plugins"].is_object())
+    if (!doc.is_object() || !doc.contains("plugins") || !doc["plugins"].is_object())
         return;
     for (const auto &[key, value] : doc["plugins"].items())
         if (value.is_object())
@@ -124,11 +128,13 @@ void PluginCache::save()
     trusted_dir::Dir d = open_dir(*dir_, 0700);
     if (!d)
         return;
+    const std::string mine = host_identity() + "|";
+    for (auto it = entries_.begin(); entries_.size() > max_entries && it != entries_.end();)
+        it = it->first.rfind(mine, 0) == 0 ? std::next(it) : entries_.erase(it);
     json plugins = json::object();
     for (const auto &[key, text] : entries_)
         plugins[key] = json::parse(text, nullptr, false);
-    const std::string text =
-        json{{"host", host_identity()}, {"plugins", plugins}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    const std::string text = json{{"plugins", plugins}}.dump(-1, ' ', false, json::error_handler_t::replace);
     const std::string temp = std::string(cache_file) + ".new." + std::to_string(::getpid());
     UniqueFd fd(::openat(d.fd(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) {

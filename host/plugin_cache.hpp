@@ -1,6 +1,7 @@
 // The describe cache: plugin descriptions as workers gave them, kept by the
 // identity of the file they came from (device, inode, size, modification
-// time) and of this devhost (its version and its executable's identity), so
+// time) and of this devhost (its version and its executable's identity:
+// several builds share the cache, up to 256 entries), so
 // that `devhost check` and `devhost plugins` need no worker when no plugin
 // file changed. One JSON file, `plugins.json`, in the cache directory
 // (`[host] cache-dir`; for root, /var/cache/devhost unless `cache-dir =
