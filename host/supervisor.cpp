@@ -519,6 +519,17 @@ void Supervisor::worker_died(Run &run, Worker &w)
             release_vault(run, i, seq);
             continue;
         }
+        // A device whose pipeline had ended (its unwind recorded) lost no
+        // step: no record for it, but its result never came, so it counts
+        // as failed.
+        if (run.table->slot(i).phase.load(std::memory_order_acquire) == HookWatch::Done) {
+            const std::string &name = (*run.plans)[i].config->name;
+            spdlog::error("{}: its pipeline had ended, but its worker died before reporting the result", name);
+            run.results[i] = {name, false, DEVHOST_E_HOST_FAILED};
+            int seq = run.table->slot(i).written_seq.load(std::memory_order_acquire);
+            release_vault(run, i, seq);
+            continue;
+        }
         record_lost(run, w, i, w.killed_why.empty() ? how : w.killed_why);
     }
 }

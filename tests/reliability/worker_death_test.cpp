@@ -508,3 +508,38 @@ TEST_CASE("SIGTERM during a run with workers: exit 4, every unwind recorded, no 
         CHECK(errno == ESRCH);
     }
 }
+
+TEST_CASE("a device that finished before its worker died keeps its records: nothing is recorded lost for it",
+          "[isolation][e2e]")
+{
+    TempDir dir;
+    const auto config = dir / "f.ini";
+    // quick and late share a worker (class loop): quick is done (its close
+    // recorded) while late waits in its transfer; then the worker dies.
+    write_file(config, "[host]\nallow-faults = true\n"
+                       "[device quick]\nclass = loop\npath = loop:q\nstep = open\nstep = close\n"
+                       "[device late]\nclass = loop\npath = loop:l\nfault = transfer:block\nstep = open\n"
+                       "step = write \"abc\" timeout=20s\nstep = close\n");
+    Child run({devhost_exe().string(), "run", "-o", "-", config.string()}, dir.path());
+    REQUIRE(run.wait_for_output("late: injecting fault 'transfer:block'", 10s));
+    REQUIRE(run.wait_for_output(R"("device":"quick","seq":2,"step":"close")", 10s));
+    const auto workers = children_of(run.pid());
+    REQUIRE(workers.size() == 1);
+    REQUIRE(::kill(workers[0], SIGKILL) == 0);
+    auto r = run.wait(10s);
+    INFO("stderr:\n" << r.err << "\nrecords:\n" << r.out);
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == 1);
+    const auto all = records_of(r.out);
+    const auto quick = of_device(all, "quick"), late = of_device(all, "late");
+    REQUIRE(quick.size() == 2);
+    CHECK(status_of(quick[0]) == "DEVHOST_OK");
+    CHECK(status_of(quick[1]) == "DEVHOST_OK");
+    REQUIRE(late.size() == 2);
+    CHECK(status_of(late[1]) == "DEVHOST_E_HOST_FAILED");
+    CHECK(contains(message_of(late[1]), "was killed by signal 9 (Killed) while its transfer hook ran"));
+    CHECK(all.size() == 4);
+    // Its result never came: counted as failed, said once in the log.
+    CHECK(count_lines(r.err, "quick: its pipeline had ended, but its worker died before reporting the result") == 1);
+    CHECK(count_lines(r.err, "2 of 2 pipeline(s) failed") == 1);
+}
