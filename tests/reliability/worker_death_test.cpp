@@ -19,6 +19,8 @@
 #include "real_devices.hpp"
 #include "vport_peer.hpp"
 
+#include <devhost/unique_fd.hpp>
+
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <csignal>
@@ -198,8 +200,8 @@ TEST_CASE("a plugin crashing next to a serial device on a socat pty: the serial 
     if (::geteuid() != 0)
         DEVHOST_SKIP("opening the tty as another user (setpriv) needs root");
     SocatPair pair;
-    const int peer = ::open(pair.b.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-    REQUIRE(peer >= 0);
+    const UniqueFd peer(::open(pair.b.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    REQUIRE(peer);
     TempDir dir;
     const auto config = dir / "c.ini";
     const auto out = dir / "r.jsonl";
@@ -229,7 +231,7 @@ TEST_CASE("a plugin crashing next to a serial device on a socat pty: the serial 
         CHECK(status_of(tty[i]) == "DEVHOST_OK");
         CHECK_FALSE(tty[i].contains("unwind"));
     }
-    CHECK(read_some(peer, 5) == "hello");
+    CHECK(read_some(peer.get(), 5) == "hello");
 
     // Afterwards: user nobody opens the tty at once (no TIOCEXCL left), and
     // so does the next run.
@@ -243,8 +245,7 @@ TEST_CASE("a plugin crashing next to a serial device on a socat pty: the serial 
     CHECK(r.exit_code == 0);
     CHECK(count_lines(r.out, R"("status":"DEVHOST_OK")") == 3);
     CHECK(lines(r.out).size() == 3);
-    CHECK(read_some(peer, 5) == "hello");
-    ::close(peer);
+    CHECK(read_some(peer.get(), 5) == "hello");
 }
 
 TEST_CASE("a serial device whose worker crashes after an exclusive open is released with TIOCNXCL: nobody opens "
@@ -258,17 +259,17 @@ TEST_CASE("a serial device whose worker crashes after an exclusive open is relea
     {
         // The probe tells: a tty left exclusive refuses nobody with EBUSY,
         // even once the last descriptor of it is closed (socat holds the pair).
-        const int fd = ::open(pair.a.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-        REQUIRE(fd >= 0);
-        REQUIRE(::ioctl(fd, TIOCEXCL) == 0);
-        ::close(fd);
+        UniqueFd fd(::open(pair.a.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+        REQUIRE(fd);
+        REQUIRE(::ioctl(fd.get(), TIOCEXCL) == 0);
+        fd.reset();
         auto busy = open_as_nobody(pair.a);
         CHECK(busy.exit_code != 0);
         CHECK(contains(busy.err, "Device or resource busy"));
-        const int again = ::open(pair.a.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);  // root may
-        REQUIRE(again >= 0);
-        REQUIRE(::ioctl(again, TIOCNXCL) == 0);
-        ::close(again);
+        UniqueFd again(::open(pair.a.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));  // root may
+        REQUIRE(again);
+        REQUIRE(::ioctl(again.get(), TIOCNXCL) == 0);
+        again.reset();
         REQUIRE(open_as_nobody(pair.a).exit_code == 0);
     }
     TempDir dir;
@@ -303,7 +304,7 @@ TEST_CASE("a serial device whose worker crashes after an exclusive open is relea
     CHECK(reliability::exclusive_lock_free(pair.a));
 }
 
-TEST_CASE("a hook that ignores cancel and its deadline is killed at the deadline plus kill-grace; its worker's "
+TEST_CASE("a hook that ignores cancel and its deadline is killed at the deadline plus kill-grace, its worker's "
           "other devices fail, other classes finish, the next run works",
           "[isolation][e2e]")
 {
@@ -430,7 +431,7 @@ TEST_CASE("a worker that dies holding a virtual parallel port's claim: the host 
     CHECK_FALSE(contains(port.printed(), "held"));
 }
 
-TEST_CASE("isolation = device: a crash costs only its own device; the other device of the class finishes",
+TEST_CASE("isolation = device: a crash costs only its own device, the other device of the class finishes",
           "[isolation][e2e]")
 {
     TempDir dir;
