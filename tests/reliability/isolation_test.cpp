@@ -188,7 +188,7 @@ TEST_CASE("devhost plugins lists a constructor or negotiate that exits, aborts o
             const size_t at = r.out.find(entry);
             CHECK(at != std::string::npos);
             CHECK(r.out.find("\"" + bad.string() + "\"", at + entry.size()) == std::string::npos);
-            CHECK(listed.dump().find(reason_of(variant)) != std::string::npos);
+            CHECK(refused_for(listed.dump(), variant));
         }
     }
 }
