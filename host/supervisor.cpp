@@ -561,7 +561,7 @@ void Supervisor::watch_deadlines(Run &run, Worker &w, uint64_t now)
                          name, hook_text, settings_.kill_grace_ms);
         } else if (now >= deadline + slack + grace && !w.killed_for) {
             w.killed_for = i;
-            w.killed_why = "was killed: device '" + name + "''s " + hook_text + " hook did not return within " +
+            w.killed_why = "was killed: the " + std::string(hook_text) + " hook of device '" + name + "' did not return within " +
                            std::to_string(settings_.kill_grace_ms) + " ms after its deadline";
             spdlog::error("{}: its {} hook is still running {} ms after its deadline and cancel: killing worker {} "
                           "(pid {})",
@@ -600,6 +600,17 @@ void Supervisor::worker_died(Run &run, Worker &w)
         // A worker that answered its result accounted for every device;
         // what it still left shared is released all the same.
         if (w.results_in) {
+            int seq = run.table->slot(i).written_seq.load(std::memory_order_acquire);
+            release_vault(run, i, seq);
+            continue;
+        }
+        // A device whose pipeline had ended (its unwind recorded) lost no
+        // step: no record for it, but its result never came, so it counts
+        // as failed.
+        if (run.table->slot(i).phase.load(std::memory_order_acquire) == HookWatch::Done) {
+            const std::string &name = (*run.plans)[i].config->name;
+            spdlog::error("{}: its pipeline had ended, but its worker died before reporting the result", name);
+            run.results[i] = {name, false, DEVHOST_E_HOST_FAILED};
             int seq = run.table->slot(i).written_seq.load(std::memory_order_acquire);
             release_vault(run, i, seq);
             continue;

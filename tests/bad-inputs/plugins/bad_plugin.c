@@ -17,6 +17,14 @@
  * Written in C99 like any OEM plugin. negotiate() fills a good descriptor
  * and then breaks the one part the case names.
  *
+ * The ctor_* and negotiate_* cases are good plugins whose library
+ * constructor, or negotiate() before it answers, misbehaves the way a
+ * careless plugin can kill or hang the process loading it (issue 15; the
+ * supervisor loads plugins only in workers): exit(0), abort(), a write
+ * through a null pointer, a loop that never ends, or a line printed to
+ * stdout (after which the plugin is good: it must load, run, and its
+ * line must never reach the records).
+ *
  * The loader test also builds the good plugin from other headers: plugin.h
  * as released at 1.0 (tests/abi/headers-1.0, variant v1_0) and a header of
  * a later minor (tests/abi/future_header.cmake, variant future, which
@@ -26,6 +34,7 @@
 #include <devhost/plugin.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,7 +88,19 @@ enum bad_case {
     BAD_PATTERNS_TOO_MANY,
     BAD_PATTERN_TOO_LONG,
     BAD_PATTERN_EMPTY,
-    BAD_FLAGS_UNKNOWN /* a good plugin: unknown flag bits (path types too) are ignored */
+    BAD_FLAGS_UNKNOWN, /* a good plugin: unknown flag bits (path types too) are ignored */
+    /* a misbehaving library constructor */
+    BAD_CTOR_EXIT,
+    BAD_CTOR_ABORT,
+    BAD_CTOR_SEGV,
+    BAD_CTOR_LOOP,
+    BAD_CTOR_PRINT, /* a good plugin that prints */
+    /* a misbehaving negotiate() */
+    BAD_NEGOTIATE_EXIT,
+    BAD_NEGOTIATE_ABORT,
+    BAD_NEGOTIATE_SEGV,
+    BAD_NEGOTIATE_LOOP,
+    BAD_NEGOTIATE_PRINT /* a good plugin that prints */
 };
 
 #ifndef BAD_CASE
@@ -271,6 +292,43 @@ static void break_it(devhost_negotiation *n)
     }
 }
 
+/* Read through volatile objects so that no compiler can see the null
+ * pointer or the endless loop and turn them into something else: the
+ * segv cases must die by SIGSEGV, the loop cases spin. */
+static int *volatile bad_null = NULL;
+static volatile int bad_spinning = 1;
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((no_sanitize("undefined")))
+#endif
+/* What a ctor_* or negotiate_* case does (`what` is 0 exit, 1 abort,
+ * 2 segv, 3 loop, 4 print), `where` naming the place for the print. */
+static void misbehave(int what, const char *where)
+{
+    switch (what) {
+    case 0: exit(0);
+    case 1: abort();
+    case 2: *bad_null = 1; break;
+    case 3:
+        while (bad_spinning)
+            ;
+        break;
+    default:
+        printf("abitest-" BAD_VARIANT " %s: a line on stdout\n", where);
+        fflush(stdout);
+        break;
+    }
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+/* The library constructor: runs while the library is being loaded. */
+__attribute__((constructor)) static void bad_constructor(void)
+{
+    if (BAD_CASE >= BAD_CTOR_EXIT && BAD_CASE <= BAD_CTOR_PRINT)
+        misbehave(BAD_CASE - BAD_CTOR_EXIT, "constructor");
+}
+#endif
+
 #ifdef BAD_CASE_NO_ENTRY
 /* A library that looks like a plugin but exports the wrong name. */
 DEVHOST_EXPORT devhost_status devhost_plugin_negotiate_v0(devhost_negotiation *n);
@@ -283,6 +341,8 @@ DEVHOST_EXPORT devhost_status devhost_plugin_negotiate(devhost_negotiation *n)
         return devhost_fail(n->error, DEVHOST_E_UNSUPPORTED, 0, "this plugin refuses every host");
     if (BAD_CASE == BAD_REFUSES_SILENTLY)
         return DEVHOST_E_UNSUPPORTED;
+    if (BAD_CASE >= BAD_NEGOTIATE_EXIT && BAD_CASE <= BAD_NEGOTIATE_PRINT)
+        misbehave(BAD_CASE - BAD_NEGOTIATE_EXIT, "negotiate");
     fill_good();
     /* The older of the host's version and this header's, as every plugin
      * answers (plugin.h's devhost_negotiate does the same; this source also
