@@ -267,8 +267,10 @@ TEST_CASE("a constructor or negotiate that prints to stdout loads and runs, and 
             CHECK(r.exit_code == 0);
             check_records_only(r.out, 8);
             CHECK(count_lines(r.out, R"("status":"DEVHOST_OK")") == 8);
-            // Loaded twice (described, then run): printed twice, on stderr.
-            CHECK(count_lines(r.err, printed) == 2);
+            // Loaded by the run's worker (and described again unless the
+            // describe cache kept what `plugins` described above): on stderr.
+            const int times = count_lines(r.err, printed);
+            CHECK((times == 1 || times == 2));
         }
     }
 }
