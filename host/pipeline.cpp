@@ -256,21 +256,26 @@ bool Engine::record(const Record &rec)
     return false;
 }
 
+Record not_started_record(const DeviceConfig &cfg, devhost_status status, int os_errno, const std::string &why)
+{
+    Record rec;
+    rec.device = cfg.name;
+    rec.seq = 1;
+    rec.step = cfg.steps.empty() ? "(pipeline)" : cfg.steps[0].text;
+    rec.line = cfg.steps.empty() ? 0 : cfg.steps[0].line;
+    rec.status = status;
+    rec.message = "pipeline not started: " + why + "; no step was run";
+    rec.os_errno = os_errno;
+    return rec;
+}
+
 void Engine::record_not_started(const DevicePlan &plan, devhost_status status, int os_errno,
                                 const std::string &why) noexcept
 {
     const DeviceConfig &cfg = *plan.config;
     spdlog::error("{}: pipeline not started: {}", cfg.name, why);
     try {
-        Record rec;
-        rec.device = cfg.name;
-        rec.seq = 1;
-        rec.step = cfg.steps.empty() ? "(pipeline)" : cfg.steps[0].text;
-        rec.line = cfg.steps.empty() ? 0 : cfg.steps[0].line;
-        rec.status = status;
-        rec.message = "pipeline not started: " + why + "; no step was run";
-        rec.os_errno = os_errno;
-        record(rec);
+        record(not_started_record(cfg, status, os_errno, why));
     } catch (...) {
         // Out of memory for the record itself: the log line above says it.
     }

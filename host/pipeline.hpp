@@ -30,6 +30,10 @@ struct PipelineResult {
     devhost_status status = DEVHOST_OK;  // of the first failed step
 };
 
+// The one record of a pipeline that could not start (no thread, no cancel
+// handle, no worker): its first step, `why`, no step run.
+Record not_started_record(const DeviceConfig &config, devhost_status status, int os_errno, const std::string &why);
+
 class Engine : public Stoppable {
 public:
     Engine(RecordWriter &records, int64_t default_timeout_ms);

@@ -680,15 +680,7 @@ void Supervisor::not_started(Run &run, size_t i, devhost_status status, int os_e
 {
     const DeviceConfig &cfg = *(*run.plans)[i].config;
     spdlog::error("{}: pipeline not started: {}", cfg.name, why);
-    Record rec;
-    rec.device = cfg.name;
-    rec.seq = 1;
-    rec.step = cfg.steps.empty() ? "(pipeline)" : cfg.steps[0].text;
-    rec.line = cfg.steps.empty() ? 0 : cfg.steps[0].line;
-    rec.status = status;
-    rec.message = "pipeline not started: " + why + "; no step was run";
-    rec.os_errno = os_errno;
-    if (!records_.write(rec))
+    if (!records_.write(not_started_record(cfg, status, os_errno, why)))
         records_failed_ = true;
     run.results[i] = {cfg.name, false, status};
 }
