@@ -6,6 +6,7 @@
 #include "raw_device.hpp"
 #include "runner.hpp"
 
+#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -134,7 +135,7 @@ Result cancel(const Context &ctx)
         });
         const int64_t latency = now_ms() - fired;
         if (c.elapsed_ms < settle_ms) {
-            r.notes.push_back(b.name + " did not block (" + said(c) + " at once): not checked");
+            why_not.push_back(b.name + " did not block (" + said(c) + " at once)");
             continue;
         }
         tried++;
@@ -163,7 +164,7 @@ Result deadline(const Context &ctx)
         bounded(timeout_ms + 2000, b.name + " did not return within 2000 ms of its deadline",
                 [&] { c = b.call(*b.device, timeout_ms); });
         if (c.status != DEVHOST_E_TIMEOUT && c.elapsed_ms < timeout_ms) {
-            r.notes.push_back(b.name + " did not block (" + said(c) + " at once): not checked");
+            why_not.push_back(b.name + " did not block (" + said(c) + " at once)");
             continue;
         }
         tried++;
@@ -183,11 +184,37 @@ Result deadline(const Context &ctx)
     return r;
 }
 
-// MUST-10: not something this kit can make happen for any class yet.
+// MUST-10: with --unplug CMD, a read blocked on the device (or, for a class
+// without reads, the next write) answers DEVHOST_E_REMOVED within 2 s of CMD
+// making the device disappear; never a hang.
 Result removed(const Context &ctx)
 {
-    return Result::skip("the kit cannot make a device of class '" + ctx.plugin->device_class() +
-                        "' disappear (no removable peer for it)");
+    if (ctx.unplug.empty())
+        return Result::skip("no --unplug COMMAND: the kit cannot make a device of class '" +
+                            ctx.plugin->device_class() + "' disappear by itself");
+    auto path = ctx.device(0);
+    if (!path)
+        return Result::skip(ctx.why_no_device(1));
+    std::vector<std::string> why_not;
+    std::string why;
+    auto b = read_blocker(ctx, *path, why);
+    if (!b)
+        return Result::skip("no read to block on: " + why);
+    Call c;
+    int unplugged = -1;
+    bounded(settle_ms + 4000, b->name + " did not return within 2000 ms of the device disappearing", [&] {
+        std::thread t([&] { c = b->call(*b->device, 3000); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+        unplugged = std::system(ctx.unplug.c_str());
+        t.join();
+    });
+    if (unplugged != 0)
+        return Result::fail("--unplug '" + ctx.unplug + "' failed (status " + std::to_string(unplugged) + ")");
+    if (c.status != DEVHOST_E_REMOVED)
+        return Result::fail(b->name + " answered " + said(c) + " when the device disappeared, not DEVHOST_E_REMOVED");
+    Result r;
+    r.notes.push_back(b->name + ": " + said(c));
+    return r;
 }
 
 }  // namespace

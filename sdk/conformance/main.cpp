@@ -32,6 +32,8 @@ constexpr const char *usage_text =
     "                       loop class uses its own loop:devhost-conformance-a, -b)\n"
     "  --option NAME=VALUE  an option value for every open (repeatable)\n"
     "  --loopback           the device reads back what is written: check the bytes\n"
+    "  --unplug COMMAND     a shell command that makes the first device disappear\n"
+    "                       (run by the removed test while a read waits on it)\n"
     "  --only NAME          run only this test (repeatable)\n"
     "  --timeout SECONDS    kill a test that runs longer (default 60)\n"
     "  --junit FILE         also write JUnit XML to FILE\n"
@@ -47,6 +49,7 @@ struct Args {
     std::string plugin;
     std::vector<std::string> devices, only;
     std::map<std::string, std::string> options;
+    std::string unplug;
     bool loopback = false, json = false, list = false, verbose = false;
     std::optional<std::string> junit;
     int timeout_s = 60;
@@ -79,6 +82,8 @@ Args parse(int argc, char **argv)
             if (eq == std::string::npos || eq == 0)
                 usage_error("--option '" + kv + "': expected NAME=VALUE");
             a.options[kv.substr(0, eq)] = kv.substr(eq + 1);
+        } else if (arg == "--unplug") {
+            a.unplug = value(i);
         } else if (arg == "--only") {
             a.only.push_back(value(i));
         } else if (arg == "--timeout") {
@@ -159,6 +164,7 @@ int main(int argc, char **argv)
     ctx.devices = args.devices;
     ctx.options = args.options;
     ctx.loopback = args.loopback;
+    ctx.unplug = args.unplug;
     std::vector<std::string> notes;
     if (ctx.devices.empty() && plugin->device_class() == "loop") {
         ctx.devices = {"loop:devhost-conformance-a", "loop:devhost-conformance-b"};

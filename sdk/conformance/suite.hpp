@@ -32,6 +32,7 @@ struct Context {
     std::vector<std::string> devices;           // --device, in order (or the built-in defaults)
     std::map<std::string, std::string> options;  // --option NAME=VALUE, for every open
     bool loopback = false;                        // a device reads back what it was written
+    std::string unplug;                           // --unplug: a shell command that removes device 0
     // The i-th device path a test may open at once with the others; nullopt
     // when there is none (no --device, or one path and the class cannot
     // open it twice).
