@@ -2,9 +2,10 @@
 # devhost-conformance's command line: --help, --list, usage errors (exit 2),
 # a plugin the loader refuses (exit 3), all skipped (exit 4), --json,
 # --junit, --only.
-#   cli_test.sh DEVHOST-CONFORMANCE LOOP.so CONFTEST-PLUGIN-DIR
+# The man page names every test --list gives and every option --help gives.
+#   cli_test.sh DEVHOST-CONFORMANCE LOOP.so CONFTEST-PLUGIN-DIR MAN-PAGE
 set -u
-tool=$1 loop=$2 dir=$3
+tool=$1 loop=$2 dir=$3 man=$4
 failures=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -43,5 +44,12 @@ if ! grep -q '<testcase classname="devhost-conformance.loop" name="negotiation"'
 fi
 expect bad-option 1 "^not ok 2 - two-devices \(MUST-9\)$" "$loop" --only negotiation --only two-devices \
   --option capacity=nope
+page=$(sed 's/\\-/-/g' "$man")
+for t in $("$tool" --list | cut -d' ' -f1); do
+  grep -q "^\.B $t (MUST-[0-9]*)$" <<<"$page" || { echo "FAILED: $man does not describe test $t"; failures=$((failures + 1)); }
+done
+for o in $("$tool" --help | grep -o -- '^  --[a-z]*'); do
+  grep -Eq "^\.BI? $o( |$)" <<<"$page" || { echo "FAILED: $man does not describe $o"; failures=$((failures + 1)); }
+done
 [ "$failures" -eq 0 ] || exit 1
 echo "command line as documented"
