@@ -7,7 +7,9 @@
 #include "runner.hpp"
 
 #include <cstdlib>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 
 namespace devhost::conformance {
@@ -87,24 +89,25 @@ std::optional<Blocker> lock_blocker(const Context &ctx, std::string &why)
     return b;
 }
 
-std::vector<Blocker> blockers(const Context &ctx, std::vector<std::string> &why_not)
+// Calls `test` with each blocking situation in turn, one at a time (a read
+// blocker may hold the lock a lock blocker needs), and says in why_not why
+// one could not be set up.
+void each_blocker(const Context &ctx, std::vector<std::string> &why_not, const std::function<void(Blocker &)> &test)
 {
-    std::vector<Blocker> list;
     auto path = ctx.device(0);
     if (!path) {
         why_not.push_back(ctx.why_no_device(1));
-        return list;
+        return;
     }
     std::string why;
     if (auto b = read_blocker(ctx, *path, why))
-        list.push_back(std::move(*b));
+        test(*b);
     else
         why_not.push_back("read: " + why);
     if (auto b = lock_blocker(ctx, why))
-        list.push_back(std::move(*b));
+        test(*b);
     else
         why_not.push_back("lock: " + why);
-    return list;
 }
 
 std::string join(const std::vector<std::string> &v)
@@ -120,10 +123,12 @@ std::string join(const std::vector<std::string> &v)
 Result cancel(const Context &ctx)
 {
     std::vector<std::string> why_not;
-    auto list = blockers(ctx, why_not);
     Result r;
     int tried = 0;
-    for (auto &b : list) {
+    std::optional<Result> failed;
+    each_blocker(ctx, why_not, [&](Blocker &b) {
+        if (failed)
+            return;
         Call c;
         int64_t fired = 0;
         bounded(settle_ms + 2000, b.name + " did not return within 2000 ms of its cancel handle firing", [&] {
@@ -136,15 +141,18 @@ Result cancel(const Context &ctx)
         const int64_t latency = now_ms() - fired;
         if (c.elapsed_ms < settle_ms) {
             why_not.push_back(b.name + " did not block (" + said(c) + " at once)");
-            continue;
+            return;
         }
         tried++;
         if (c.status != DEVHOST_E_CANCELLED)
-            return Result::fail(b.name + " answered " + said(c) + " when cancelled, not DEVHOST_E_CANCELLED");
-        if (latency > tolerance_ms)
-            return Result::fail(b.name + " returned " + std::to_string(latency) + " ms after its cancel handle fired");
-        r.notes.push_back(b.name + ": DEVHOST_E_CANCELLED " + std::to_string(latency) + " ms after cancel");
-    }
+            failed = Result::fail(b.name + " answered " + said(c) + " when cancelled, not DEVHOST_E_CANCELLED");
+        else if (latency > tolerance_ms)
+            failed = Result::fail(b.name + " returned " + std::to_string(latency) + " ms after its cancel handle fired");
+        else
+            r.notes.push_back(b.name + ": DEVHOST_E_CANCELLED " + std::to_string(latency) + " ms after cancel");
+    });
+    if (failed)
+        return *failed;
     if (!tried)
         return Result::skip("no hook blocked on this device (" + join(why_not) + ")");
     return r;
@@ -156,29 +164,34 @@ Result deadline(const Context &ctx)
 {
     constexpr int32_t timeout_ms = 300;
     std::vector<std::string> why_not;
-    auto list = blockers(ctx, why_not);
     Result r;
     int tried = 0;
-    for (auto &b : list) {
+    std::optional<Result> failed;
+    each_blocker(ctx, why_not, [&](Blocker &b) {
+        if (failed)
+            return;
         Call c;
         bounded(timeout_ms + 2000, b.name + " did not return within 2000 ms of its deadline",
                 [&] { c = b.call(*b.device, timeout_ms); });
         if (c.status != DEVHOST_E_TIMEOUT && c.elapsed_ms < timeout_ms) {
             why_not.push_back(b.name + " did not block (" + said(c) + " at once)");
-            continue;
+            return;
         }
         tried++;
         if (c.status != DEVHOST_E_TIMEOUT)
-            return Result::fail(b.name + " answered " + said(c) + " at its deadline, not DEVHOST_E_TIMEOUT");
-        if (c.elapsed_ms > timeout_ms + tolerance_ms)
-            return Result::fail(b.name + " returned " + std::to_string(c.elapsed_ms - timeout_ms) +
-                                " ms after its deadline");
-        if (c.elapsed_ms < timeout_ms - 5)
-            return Result::fail(b.name + " answered DEVHOST_E_TIMEOUT after " + std::to_string(c.elapsed_ms) +
-                                " ms, before its deadline of " + std::to_string(timeout_ms) + " ms");
-        r.notes.push_back(b.name + ": DEVHOST_E_TIMEOUT after " + std::to_string(c.elapsed_ms) + " ms of " +
-                          std::to_string(timeout_ms));
-    }
+            failed = Result::fail(b.name + " answered " + said(c) + " at its deadline, not DEVHOST_E_TIMEOUT");
+        else if (c.elapsed_ms > timeout_ms + tolerance_ms)
+            failed = Result::fail(b.name + " returned " + std::to_string(c.elapsed_ms - timeout_ms) +
+                                  " ms after its deadline");
+        else if (c.elapsed_ms < timeout_ms - 5)
+            failed = Result::fail(b.name + " answered DEVHOST_E_TIMEOUT after " + std::to_string(c.elapsed_ms) +
+                                  " ms, before its deadline of " + std::to_string(timeout_ms) + " ms");
+        else
+            r.notes.push_back(b.name + ": DEVHOST_E_TIMEOUT after " + std::to_string(c.elapsed_ms) + " ms of " +
+                              std::to_string(timeout_ms));
+    });
+    if (failed)
+        return *failed;
     if (!tried)
         return Result::skip("no hook blocked on this device (" + join(why_not) + ")");
     return r;
