@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Every in-tree plugin passes devhost-conformance: loop on its own loop
 # devices, raw on two disk-image files, serial on two pseudo-terminals from
-# socat (removed: socat killed under a waiting read), parallel and
-# filterport without a device (what needs one is skipped, saying so).
-#   in_tree_test.sh DEVHOST-CONFORMANCE PLUGIN-DIR
+# socat, parallel on a devhost-vdev parallel-port peer, filterport on two
+# devhost-vdev filterport-echo servers; removed: the peer killed (--unplug).
+# Without a device, parallel and filterport skip what needs one, saying so.
+#   in_tree_test.sh DEVHOST-CONFORMANCE PLUGIN-DIR DEVHOST-VDEV
 set -u
-tool=$1 dir=$2
+tool=$1 dir=$2 vdev=$3
 failures=0
 tmp=$(mktemp -d)
 pids=()
@@ -46,8 +47,28 @@ else
   echo "serial: not run, socat is not installed"
 fi
 
-run parallel 0 "# SKIP class 'parallel' needs a device: give --device PATH" "$dir/parallel.so"
-run filterport 0 "# SKIP class 'filterport' needs a device: give --device PATH" "$dir/filterport.so"
+run parallel-no-device 0 "# SKIP class 'parallel' needs a device: give --device PATH" "$dir/parallel.so"
+run filterport-no-device 0 "# SKIP class 'filterport' needs a device: give --device PATH" "$dir/filterport.so"
+
+# peer NAME KIND ARGS...: starts a devhost-vdev peer; its path (READY PATH)
+# in peer_path, its pid in peer_pid.
+peer() {
+  local name=$1
+  shift
+  "$vdev" "$@" > "$tmp/$name.out" 2> "$tmp/$name.err" &
+  peer_pid=$!
+  pids+=("$peer_pid")
+  for _ in $(seq 100); do grep -q '^READY ' "$tmp/$name.out" && break; sleep 0.05; done
+  peer_path=$(sed -n 's/^READY //p' "$tmp/$name.out")
+  [ -n "$peer_path" ] || { echo "FAILED: devhost-vdev $*: no READY line"; cat "$tmp/$name.err"; exit 1; }
+}
+peer port parallel-port --name="conformance-$$"
+run parallel 0 "^ok 10 - removed \(MUST-10\)$" "$dir/parallel.so" --device "$peer_path" --unplug "kill $peer_pid"
+peer f1 filterport-echo --name="conformance-$$-1"
+first=$peer_path first_pid=$peer_pid
+peer f2 filterport-echo --name="conformance-$$-2"
+run filterport 0 "^ok 10 - removed \(MUST-10\)$" "$dir/filterport.so" --device "$first" --device "$peer_path" \
+  --unplug "kill $first_pid"
 
 [ "$failures" -eq 0 ] || exit 1
 echo "every in-tree plugin passes"
