@@ -97,6 +97,8 @@ plugin ABI headers (devhost/plugin.h and its helpers), the filter-port
 library's headers and link, a CMake package (find_package(devhost)) and a
 pkg-config file (devhost.pc) naming the headers, the ABI version and the
 directory the host loads plugins from, the ABI's manual page
-(devhost-plugin(7)) and a plugin template with its config and tests.")
+(devhost-plugin(7)), the contract suite devhost-conformance (one test per
+numbered MUST of the ABI, TAP, JUnit or JSON) and a plugin template with its
+config and tests.")
 
 include(CPack)

@@ -3,7 +3,10 @@
 # the hardening of every binary, then as root on this machine: dpkg -i,
 # the installed host, the conffile, the SDK's pkg-config file, and the plugin
 # template copied from the installed SDK, built against it and tested with
-# its own ctest; finally dpkg --purge, on failure too.
+# its own ctest (with devhost-conformance on the built plugin), the
+# template README's walkthrough followed literally (walkthrough-test.sh:
+# copy, rename the class, build, conformance, install, listed, a config
+# drives it); finally dpkg --purge, on failure too.
 #
 #   scripts/package-test.sh PACKAGE_DIR
 #
@@ -12,6 +15,7 @@
 set -euo pipefail
 dir=${1:?usage: package-test.sh PACKAGE_DIR}
 dir=$(cd "$dir" && pwd)
+scripts=$(cd "$(dirname "$0")" && pwd)
 packages=(devhost libdevhost-port1 devhost-dev)
 debs=()
 for p in "${packages[@]}"; do
@@ -63,6 +67,7 @@ for p in "${packages[@]}"; do
 done
 cleanup() {
   local status=$?
+  rm -f /usr/lib/devhost/plugins/acme_counter.so  # the walkthrough's plugin
   step "dpkg --purge ${packages[*]}"
   dpkg --purge "${packages[@]}" > /dev/null || status=1
   rm -rf "$work"
@@ -81,7 +86,7 @@ done
 dpkg-query -W -f='${Conffiles}\n' devhost | grep -q '^ /etc/devhost/devhost.ini ' ||
   { echo "/etc/devhost/devhost.ini is not a conffile of devhost"; exit 1; }
 devhost check /etc/devhost/devhost.ini
-man -w devhost devhost.ini devhost-plugin devhost-vdev devhost-filefilter > /dev/null
+man -w devhost devhost.ini devhost-plugin devhost-vdev devhost-filefilter devhost-conformance > /dev/null
 
 step "the SDK: pkg-config and the plugin template"
 [ "$(pkg-config --variable=plugindir devhost)" = /usr/lib/devhost/plugins ] ||
@@ -91,9 +96,13 @@ cp -r /usr/share/devhost/plugin-template "$work/my-plugin"
 cmake -S "$work/my-plugin" -B "$work/build" > "$work/configure.log" || { cat "$work/configure.log"; exit 1; }
 cmake --build "$work/build"
 (cd "$work/build" && ctest --output-on-failure --no-tests=error) | tee "$work/ctest.log"
+grep -q "my_plugin_conformance .*Passed" "$work/ctest.log" ||
+  { echo "the template's conformance test (devhost-conformance) did not run and pass"; exit 1; }
 ! grep -q "(Skipped)" "$work/ctest.log" || { echo "a template test was skipped"; exit 1; }
 # Installed where the host looks, by default (staged: dpkg owns /usr).
 DESTDIR="$work/stage" cmake --install "$work/build" > /dev/null
 [ -f "$work/stage/usr/lib/devhost/plugins/my_plugin.so" ] ||
   { echo "the template does not install into /usr/lib/devhost/plugins"; exit 1; }
+step "the template README's walkthrough, literally"
+"$scripts/walkthrough-test.sh" /usr/share/devhost/plugin-template/README.md "$work/walkthrough"
 step "packages passed"

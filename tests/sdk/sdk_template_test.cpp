@@ -77,7 +77,9 @@ TEST_CASE("sdk: the installed template builds against find_package(devhost) and 
     // skipped, since it is installed.
     const ProcessResult tested =
         run({ctest.string(), "--test-dir", build.string(), "--output-on-failure", "--no-tests=error"});
-    CHECK_THAT(tested.out, Catch::Contains("100% tests passed, 0 tests failed out of 4"));
+    // ... and my_plugin_conformance runs the installed devhost-conformance.
+    CHECK_THAT(tested.out, Catch::Contains("100% tests passed, 0 tests failed out of 5"));
+    CHECK_THAT(tested.out, Catch::Contains("my_plugin_conformance ....") && Catch::Contains("Passed"));
     CHECK_THAT(tested.out, !Catch::Contains("Skipped"));
 
     PluginRegistry registry;

@@ -16,6 +16,9 @@
  *   9. The entry point (negotiation)
  *  10. Inline helpers for plugin authors
  *
+ * The numbered MUSTs ([MUST-N] below) are the contract devhost-conformance
+ * checks, one test or more each (devhost-conformance --list).
+ *
  * Rules that hold for every struct in this file (the v1 contract):
  *   - It starts with `uint32_t struct_size`, set by whoever fills it in to
  *     sizeof() of the struct as that side compiled it.
@@ -50,18 +53,21 @@
  *     practice, static const data.
  *
  * Threading: the host never calls two hooks of one device at the same time.
- * Different devices, of the same plugin or not, may be driven from different
- * threads at the same time, so process-wide plugin state needs its own lock.
+ * [MUST-9] Different devices, of the same plugin or not, may be driven from
+ * different threads at the same time, so process-wide plugin state needs its
+ * own lock.
  *
  * Blocking: every hook that can block has a deadline, and every device has a
- * cancel handle (an eventfd, see devhost_open_params.cancel_fd). A hook that
- * waits must poll the cancel handle with whatever it waits on, and return
- * DEVHOST_E_CANCELLED when it becomes readable. No hook may block forever.
+ * cancel handle (an eventfd, see devhost_open_params.cancel_fd). [MUST-6] A
+ * hook that waits must poll the cancel handle with whatever it waits on, and
+ * return DEVHOST_E_CANCELLED when it becomes readable (devhost-conformance
+ * allows 100 ms). No hook may block forever.
  * Since v1.1 every hook's deadline, including those of info, unlock,
  * disconnect and close, which take no timeout argument, is what the host's
  * deadline_ns service answers during the call (an absolute CLOCK_MONOTONIC
  * time); the timeout_ms arguments of open, connect, lock and transfer give
- * the same deadline, relative. A hook that returns more than 20 ms after
+ * the same deadline, relative. [MUST-7] A hook that waits returns
+ * DEVHOST_E_TIMEOUT at its deadline. A hook that returns more than 20 ms after
  * its deadline (the host's slack for scheduling) is recorded as
  * DEVHOST_E_TIMEOUT ("plugin overran its deadline by N ms") whatever it
  * returned.
@@ -438,9 +444,10 @@ enum {
     DEVHOST_TRANSFER_HAS_OFFSET = 1u << 0  /* `offset` applies (raw devices) */
 };
 
-/* One transfer. The host owns the struct and both buffers. The plugin reads
- * out[0..out_len), writes into in[0..in_capacity) and never past it, and
- * reports what it did in out_done, in_len and message_id. On failure these
+/* One transfer. The host owns the struct and both buffers. [MUST-5] The
+ * plugin reads out[0..out_len), writes into in[0..in_capacity) and never past
+ * it, and reports what it did in out_done, in_len and message_id (DEVHOST_OK
+ * means all of it: out_done == out_len). On failure these
  * still tell how far it got (bytes written before the error, bytes read and
  * kept in `in`). */
 typedef struct devhost_transfer {
@@ -513,8 +520,9 @@ typedef struct devhost_found_sink {
  * DEVHOST_E_UNSUPPORTED itself and never calls through NULL. Only open and
  * close are required.
  *
- * The host checks each hook's precondition before calling it (see "state"
- * below), so a plugin may assume it; a plugin that keeps its own state should
+ * [MUST-4] The host checks each hook's precondition before calling it (see
+ * "state" below) and refuses a call in the wrong state with
+ * DEVHOST_E_STATE without reaching the plugin, so a plugin may assume it; a plugin that keeps its own state should
  * still refuse a call it cannot honour with DEVHOST_E_STATE.
  *
  * Every hook that can fail takes `err`, owned by the host, already zeroed with
@@ -522,7 +530,8 @@ typedef struct devhost_found_sink {
  *
  * Statuses every hook may return, besides those listed for it:
  * DEVHOST_E_NO_MEMORY; DEVHOST_E_CANCELLED (when it waited, and cancel_fd
- * fired); DEVHOST_E_REMOVED (the device is gone: the host then unwinds).
+ * fired); [MUST-10] DEVHOST_E_REMOVED (the device is gone: the host then
+ * unwinds; never a hang).
  */
 typedef struct devhost_hooks {
     uint32_t struct_size;
@@ -532,8 +541,8 @@ typedef struct devhost_hooks {
      * *device. State: none; this is the first call for a device.
      * Must open existing devices only and never create anything at a device
      * path. Unless DEVHOST_OPEN_INHERIT is set, descriptors are close-on-exec.
-     * On failure, *device may be left NULL, or point at a half-built state
-     * that close() can take: the host then calls close() on it.
+     * [MUST-3] On failure, *device may be left NULL, or point at a half-built
+     * state that close() can take: the host then calls close() on it.
      * Returns: OK; E_NOT_FOUND (no such path); E_BUSY (held by another
      * client: must not wait); E_ACCESS; E_INVALID (bad option value or path
      * form); E_IO; E_TIMEOUT. Pointers in params are valid for this call only,
@@ -541,8 +550,8 @@ typedef struct devhost_hooks {
     devhost_status (*open)(const devhost_open_params *params,
                            devhost_device **device, devhost_error *err);
 
-    /* close: release everything the device holds (claims, locks, fds,
-     * memory) and free `device`. State: any, including a half-opened device
+    /* close: [MUST-8] release everything the device holds (claims, locks,
+     * fds, memory) and free `device`. State: any, including a half-opened device
      * and one whose connect or lock failed; close also drops a lock or
      * connection the pipeline did not undo. Called exactly once; `device` is
      * invalid afterwards. Returns OK, or a status describing a problem met
@@ -658,6 +667,10 @@ enum {
     /* since v1.2: append values here */
 };
 
+/* [MUST-2] The descriptor, its option schema and its control table are well
+ * formed: names valid (devhost_identifier_valid) and unique, ENUM choices
+ * given, INT bounds ordered, defaults of the option's type, one-line help;
+ * the loader refuses a plugin whose descriptor is not. */
 typedef struct devhost_plugin_descriptor {
     uint32_t struct_size;
     uint32_t flags;                   /* DEVHOST_PLUGIN_* */
@@ -720,8 +733,8 @@ typedef struct devhost_negotiation {
     /* in: the newest ABI version the host speaks, and the oldest it accepts */
     uint32_t host_abi_version;
     uint32_t host_min_abi_version;
-    /* out: the version the plugin will speak; it must not be newer than
-     * host_abi_version (a plugin built against a newer minor answers the
+    /* out: the version the plugin will speak; [MUST-1] it must not be newer
+     * than host_abi_version (a plugin built against a newer minor answers the
      * host's version and keeps to what it covers). */
     uint32_t plugin_abi_version;
     /* in: the host's services, valid while the library stays loaded */
@@ -734,7 +747,8 @@ typedef struct devhost_negotiation {
 } devhost_negotiation;
 
 /* Returns DEVHOST_OK after filling plugin_abi_version and descriptor, or a
- * failure status (and error->message) to refuse, e.g. DEVHOST_E_UNSUPPORTED
+ * failure status (and error->message) to refuse ([MUST-1]: a host of another
+ * major is refused), e.g. DEVHOST_E_UNSUPPORTED
  * when it cannot speak any version the host offers. */
 typedef devhost_status (*devhost_negotiate_fn)(devhost_negotiation *negotiation);
 
