@@ -25,6 +25,8 @@ start excl-holder excl-holder.ini
 pid=$!
 echo "HIL-HOLDER-PID $pid"
 wait_for /tmp/excl-holder.out '"step":"open'
+# The tty is held by the holder's worker (its plugin runs there).
+echo "HIL-HOLDER-WORKER $(cat /proc/$pid/task/*/children 2>/dev/null | tr -s ' \n' ' ')"
 run excl-second excl-second.ini
 finish excl-holder $pid
 

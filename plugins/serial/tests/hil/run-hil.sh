@@ -139,8 +139,9 @@ check flush close DEVHOST_OK
 
 check excl-holder open DEVHOST_OK
 check excl-second open DEVHOST_E_BUSY
-holder=$(sed -n 's/^HIL-HOLDER-PID //p' "$CONSOLE")
-check_text excl-second "/dev/ttyS1 is busy: another program holds it exclusively (TIOCEXCL) (held by pid $holder)"
+# Held by the holder's worker (a child of the holder): its pid is named.
+worker=$(sed -n 's/^HIL-HOLDER-WORKER //p' "$CONSOLE" | tr -d ' \r')
+check_text excl-second "/dev/ttyS1 is busy: another program holds it exclusively (TIOCEXCL) (held by pid $worker)"
 
 # Close under a deadline with XOFF holding the output (close_probe.cpp): the
 # 4000 bytes stayed queued, close discarded them and returned by its 300 ms
