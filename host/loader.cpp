@@ -462,9 +462,7 @@ std::optional<CheckedFile> PluginRegistry::open_file(const fs::path &file)
         // The same library by another path (a link, a second directory)
         // would be the loaded copy again: its unload, run when this load is
         // refused, would pull the library from under the plugin using it.
-        for (const auto &p : plugins_)
-            if (p->dev_ == checked.st.st_dev && p->ino_ == checked.st.st_ino)
-                throw Refused{"the same library as " + display_path(p->file()) + ", which is loaded already"};
+        // Every plugin loaded or described came through here: opened_ has them all.
         for (const auto &[dev, ino, other] : opened_)
             if (dev == checked.st.st_dev && ino == checked.st.st_ino)
                 throw Refused{"the same library as " + display_path(other) + ", which is loaded already"};
