@@ -4,7 +4,12 @@
 #include "trusted_dir.hpp"
 
 #include <boost/dll/runtime_symbol_info.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <tuple>
+#include <vector>
 #include <fcntl.h>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -17,9 +22,10 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char *cache_file = "plugins.json";
-constexpr size_t max_cache_bytes = 8u << 20;
-constexpr size_t max_entries = 256;  // past it, the entries of other devhost builds go first
+constexpr const char *legacy_file = "plugins.json";  // the one file of earlier versions: removed
+constexpr const char *entry_suffix = ".plugin.json";
+constexpr size_t max_entry_bytes = 1u << 20;
+constexpr size_t max_entries = 256;  // past it, the entries used least lately go
 
 // This devhost: a description is only as good as the host that made it.
 std::string host_identity()
@@ -51,13 +57,26 @@ trusted_dir::Dir open_dir(const std::filesystem::path &dir, mode_t create_mode)
     return d;
 }
 
-// The cache file's text, when it is one we may trust.
-std::optional<std::string> read_cache(int dir_fd)
+// The file of one entry: named by the devhost executable's and the plugin
+// file's device and inode (digits only, so a safe name), which the key
+// inside repeats with the rest of both identities.
+std::string entry_name(const struct stat &file)
 {
-    UniqueFd fd(::openat(dir_fd, cache_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    static const std::string host = [] {
+        struct stat st {};
+        return ::stat("/proc/self/exe", &st) == 0 ? std::to_string(st.st_dev) + "-" + std::to_string(st.st_ino)
+                                                  : std::string("0-0");
+    }();
+    return host + "-" + std::to_string(file.st_dev) + "-" + std::to_string(file.st_ino) + entry_suffix;
+}
+
+// An entry's text, when it is a file we may trust.
+std::optional<std::string> read_entry(int dir_fd, const std::string &name)
+{
+    UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     struct stat st {};
     if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
-        (st.st_mode & 022) || st.st_nlink != 1 || static_cast<size_t>(st.st_size) > max_cache_bytes)
+        (st.st_mode & 022) || st.st_nlink != 1 || static_cast<size_t>(st.st_size) > max_entry_bytes)
         return std::nullopt;
     std::string text(static_cast<size_t>(st.st_size), '\0');
     size_t done = 0;
@@ -68,6 +87,56 @@ std::optional<std::string> read_cache(int dir_fd)
         done += static_cast<size_t>(n);
     }
     return text;
+}
+
+// Writes `text` as entry `name`: a temporary file renamed over it, so a
+// reader sees the old entry or the new one, whole. Not synced: an entry a
+// crash damaged does not parse or does not match its key, and is described
+// again.
+bool write_entry(int dir_fd, const std::string &name, const std::string &text)
+{
+    const std::string temp = name + ".new." + std::to_string(::getpid());
+    UniqueFd fd(::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd)
+        return false;
+    bool ok = ::fchmod(fd.get(), 0600) == 0;
+    for (size_t done = 0; ok && done < text.size();) {
+        ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+        ok = n > 0;
+        done += ok ? static_cast<size_t>(n) : 0;
+    }
+    ok = ok && ::renameat(dir_fd, temp.c_str(), dir_fd, name.c_str()) == 0;
+    if (!ok)
+        ::unlinkat(dir_fd, temp.c_str(), 0);
+    return ok;
+}
+
+// Past max_entries, removes the entries (and leftover temporary files)
+// used least lately: a hit touches its entry (futimens).
+void trim(int dir_fd)
+{
+    UniqueFd list(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    DIR *d = list ? ::fdopendir(list.get()) : nullptr;
+    if (!d)
+        return;
+    [[maybe_unused]] const int owned_by_d = list.release();
+    std::vector<std::pair<struct timespec, std::string>> entries;
+    while (const dirent *e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        struct stat st {};
+        if (name.find(entry_suffix) == std::string::npos ||
+            ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        entries.push_back({st.st_mtim, name});
+    }
+    ::closedir(d);
+    if (entries.size() <= max_entries)
+        return;
+    std::sort(entries.begin(), entries.end(), [](const auto &a, const auto &b) {
+        return std::tie(a.first.tv_sec, a.first.tv_nsec) < std::tie(b.first.tv_sec, b.first.tv_nsec);
+    });
+    for (size_t i = 0; i + max_entries < entries.size(); i++)
+        ::unlinkat(dir_fd, entries[i].second.c_str(), 0);
 }
 
 }  // namespace
@@ -85,31 +154,28 @@ std::optional<std::filesystem::path> cache_dir(const std::optional<std::string> 
 
 PluginCache::PluginCache(std::optional<std::filesystem::path> dir) : dir_(std::move(dir))
 {
-    if (!dir_)
-        return;
-    trusted_dir::Dir d = open_dir(*dir_, 0);
-    if (!d)
-        return;
-    auto text = read_cache(d.fd());
-    if (!text)
-        return;
-    const json doc = json::parse(*text, nullptr, false);
-    if (!doc.is_object() || !doc.contains("plugins") || !doc["plugins"].is_object())
-        return;
-    for (const auto &[key, value] : doc["plugins"].items())
-        if (value.is_object())
-            entries_[key] = value.dump();
+    if (dir_)
+        dir_fd_ = open_dir(*dir_, 0);
 }
 
 std::shared_ptr<Plugin> PluginCache::find(const std::filesystem::path &file, const struct stat &st) const
 {
-    auto it = entries_.find(key_of(file, st));
-    if (it == entries_.end())
+    if (!dir_fd_)
+        return nullptr;
+    const std::string key = key_of(file, st);
+    const std::string name = entry_name(st);
+    auto text = read_entry(dir_fd_.fd(), name);
+    if (!text)
+        return nullptr;
+    const json doc = json::parse(*text, nullptr, false);
+    if (!doc.is_object() || doc.value("key", "") != key || !doc.contains("plugin"))
         return nullptr;
     std::string error;
-    auto plugin = PluginCodec::from_json(json::parse(it->second, nullptr, false), error);
+    auto plugin = PluginCodec::from_json(doc["plugin"], error);
     if (!plugin || plugin->file_dev() != st.st_dev || plugin->file_ino() != st.st_ino)
         return nullptr;
+    // Used lately: the last to be trimmed.
+    ::utimensat(dir_fd_.fd(), name.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
     return plugin;
 }
 
@@ -117,42 +183,25 @@ void PluginCache::keep(const Plugin &plugin, const struct stat &st)
 {
     if (!dir_)
         return;
-    entries_[key_of(plugin.file(), st)] = PluginCodec::to_json(plugin).dump();
-    changed_ = true;
+    const std::string key = key_of(plugin.file(), st);
+    pending_.push_back({entry_name(st), json{{"key", key}, {"plugin", PluginCodec::to_json(plugin)}}.dump(
+                                             -1, ' ', false, json::error_handler_t::replace)});
 }
 
 void PluginCache::save()
 {
-    if (!dir_ || !changed_)
+    if (!dir_ || pending_.empty())
         return;
-    trusted_dir::Dir d = open_dir(*dir_, 0700);
-    if (!d)
+    if (!dir_fd_)
+        dir_fd_ = open_dir(*dir_, 0700);
+    if (!dir_fd_)
         return;
-    const std::string mine = host_identity() + "|";
-    for (auto it = entries_.begin(); entries_.size() > max_entries && it != entries_.end();)
-        it = it->first.rfind(mine, 0) == 0 ? std::next(it) : entries_.erase(it);
-    json plugins = json::object();
-    for (const auto &[key, text] : entries_)
-        plugins[key] = json::parse(text, nullptr, false);
-    const std::string text = json{{"plugins", plugins}}.dump(-1, ' ', false, json::error_handler_t::replace);
-    const std::string temp = std::string(cache_file) + ".new." + std::to_string(::getpid());
-    UniqueFd fd(::openat(d.fd(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd) {
-        spdlog::debug("describe cache: cannot write {}: {}", temp, std::strerror(errno));
-        return;
-    }
-    bool ok = ::fchmod(fd.get(), 0600) == 0;
-    for (size_t done = 0; ok && done < text.size();) {
-        ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-        ok = n > 0;
-        done += ok ? static_cast<size_t>(n) : 0;
-    }
-    ok = ok && ::fsync(fd.get()) == 0 && ::renameat(d.fd(), temp.c_str(), d.fd(), cache_file) == 0;
-    if (!ok) {
-        spdlog::debug("describe cache: cannot replace {}: {}", cache_file, std::strerror(errno));
-        ::unlinkat(d.fd(), temp.c_str(), 0);
-    }
-    changed_ = false;
+    for (const auto &[name, text] : pending_)
+        if (!write_entry(dir_fd_.fd(), name, text))
+            spdlog::debug("describe cache: cannot write {}/{}: {}", dir_->string(), name, std::strerror(errno));
+    pending_.clear();
+    ::unlinkat(dir_fd_.fd(), legacy_file, 0);
+    trim(dir_fd_.fd());
 }
 
 }  // namespace devhost

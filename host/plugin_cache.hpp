@@ -3,25 +3,30 @@
 // time) and of this devhost (its version and its executable's identity:
 // several builds share the cache, up to 256 entries), so
 // that `devhost check` and `devhost plugins` need no worker when no plugin
-// file changed. One JSON file, `plugins.json`, in the cache directory
+// file changed. One small JSON file per entry in the cache directory
 // (`[host] cache-dir`; for root, /var/cache/devhost unless `cache-dir =
-// none`; otherwise none unless configured).
+// none`; otherwise none unless configured), named by the identities of
+// this devhost and of the plugin file, and holding the whole key: a run reads only the entries of its own plugins, and
+// runs that describe at the same time replace each other's entries, never
+// lose them. Past 256 entries, those used least lately go.
 //
 // devhost runs as root: the directory is opened by descriptor with every
 // directory above it trusted (trusted_dir.hpp) and created 0700 whatever the
-// umask; the file is read only when it is a regular file of ours, not
+// umask; an entry is read only when it is a regular file of ours, not
 // writable by others, with one link, opened without following a link, and
 // replaced whole (a temporary file renamed over it). A cache that cannot be
 // used is no error: the workers describe the plugins, as without one.
 #pragma once
 
 #include "loader.hpp"
+#include "trusted_dir.hpp"
 
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 #include <sys/stat.h>
 
 namespace devhost {
@@ -40,8 +45,8 @@ public:
 
 private:
     std::optional<std::filesystem::path> dir_;
-    std::map<std::string, std::string> entries_;  // key -> description (JSON text)
-    bool changed_ = false;
+    trusted_dir::Dir dir_fd_;                                 // open when the directory is there
+    std::vector<std::pair<std::string, std::string>> pending_;  // entry file name, text: kept, not yet saved
 };
 
 // The cache directory for these settings: `configured`, none when

@@ -133,8 +133,9 @@ void describe_in_workers(PluginRegistry &registry, PluginFiles &files, const Sup
     auto &all = files.all();
     std::vector<Described> out(all.size());
     std::vector<size_t> todo;
+    std::vector<bool> cached(all.size());
     for (size_t i = 0; i < all.size(); i++)
-        if (!(out[i].plugin = cache.find(all[i].file, all[i].st)))
+        if (!(cached[i] = bool(out[i].plugin = cache.find(all[i].file, all[i].st))))
             todo.push_back(i);
     for (size_t next = 0; next < todo.size();) {
         try {
@@ -152,7 +153,8 @@ void describe_in_workers(PluginRegistry &registry, PluginFiles &files, const Sup
             registry.refuse(all[i].file, out[i].refusal);
             continue;
         }
-        cache.keep(*out[i].plugin, all[i].st);
+        if (!cached[i])
+            cache.keep(*out[i].plugin, all[i].st);
         registry.add(out[i].plugin);
     }
     cache.save();
