@@ -16,6 +16,7 @@
 #include "plugin_cache.hpp"
 #include "supervisor.hpp"
 #include "worker.hpp"
+#include "worker_template.hpp"
 #include "common/device_path.hpp"
 #include "common/text.hpp"
 #include "virtual_devices.hpp"
@@ -148,6 +149,8 @@ int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry
     if (cli.allow_faults)
         config.host.allow_faults = true;
     setup_logging(cli, diags.empty() ? &config : nullptr);
+    if (config.host.isolation == Isolation::None)
+        worker_template::stop();
     load_plugins(registry, cli, &config, config.host.isolation == Isolation::None ? nullptr : &files);
     // One pass finds every mistake: what needs plugins is checked too, on
     // whatever the file gave, however much of it was wrong.
@@ -682,6 +685,11 @@ int cmd_reset_failed(const Cli &cli)
 int dispatch(const Cli &cli)
 {
     try {
+        // The commands that start workers fork the worker template first,
+        // while this process is still one thread (worker_template.hpp).
+        if (cli.command == "run" || cli.command == "check" || cli.command == "plugins" || cli.command == "probe" ||
+            cli.command == "scan")
+            worker_template::start();
         if (cli.command == "run")
             return cmd_run(cli);
         if (cli.command == "check")

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <spdlog/sinks/base_sink.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <thread>
@@ -308,6 +309,8 @@ int run(Message &msg)
 
 int run_worker(int, char **)
 {
+    // Its name in ps, top and /proc/PID/comm, however it was started.
+    prctl(PR_SET_NAME, "devhost-worker");
     // The supervisor's signals stop the run; a terminal's reach the whole
     // process group and must not kill the worker under it.
     std::signal(SIGINT, SIG_IGN);

@@ -1,6 +1,8 @@
-// One worker process as the supervisor holds it: started by fork and exec
-// of this same executable (`devhost __worker LABEL`, from /proc/self/exe, so
-// the worker is the binary running, whatever happened to its path since),
+// One worker process as the supervisor holds it: forked by the worker
+// template when one runs (worker_template.hpp), else started by fork and
+// exec of this same executable (`devhost __worker LABEL`, from
+// /proc/self/exe, so the worker is the binary running, whatever happened to
+// its path since); either way
 // with its end of the channel as descriptor 3, stdout pointed at stderr (a
 // plugin's prints never reach the records), stdin at /dev/null, no other
 // descriptor, the signal mask cleared, and PR_SET_PDEATHSIG so it dies with
@@ -20,6 +22,13 @@ struct NoWorker : std::runtime_error {
     explicit NoWorker(const std::string &what, int os_errno_ = 0) : std::runtime_error(what), os_errno(os_errno_) {}
     int os_errno;  // the resource that ran out (EMFILE, EAGAIN...), 0 for none
 };
+
+// In a new worker, between fork and exec or the worker's code (so
+// async-signal-safe calls only): PR_SET_PDEATHSIG (and `parent` still its
+// parent), `worker_end` as descriptor 3, stdin from /dev/null, stdout to
+// stderr, every other descriptor closed, the signal mask cleared and the
+// stop signals at their defaults. False when any of it failed.
+bool set_up_worker_child(int worker_end, pid_t parent);
 
 class WorkerProcess {
 public:
@@ -48,6 +57,7 @@ private:
     UniqueFd channel_;
     UniqueFd pidfd_;
     pid_t pid_ = -1;
+    bool from_template_ = false;  // the template's child: it reaps it
     bool reaped_ = false;
     bool clean_ = false;
     std::string how_;

@@ -144,20 +144,6 @@ ProcessOptions crash_options()
     return options;
 }
 
-// The child processes of `pid` (every thread's).
-std::vector<pid_t> children_of(pid_t pid)
-{
-    std::vector<pid_t> kids;
-    std::error_code ec;
-    for (const auto &task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-        std::ifstream in(task.path() / "children");
-        pid_t k;
-        while (in >> k)
-            kids.push_back(k);
-    }
-    return kids;
-}
-
 // How many threads of `pid` are asleep in poll or ppoll.
 int threads_in_poll(pid_t pid)
 {
@@ -384,18 +370,18 @@ TEST_CASE("a worker that dies holding a virtual parallel port's claim: the host 
                                "step = write \"mine\"\nstep = disconnect\nstep = unlock\nstep = close\n");
     Child holder({devhost_exe().string(), "run", "-o", "-", holder_ini.string()}, dir.path());
     REQUIRE(holder.wait_for_output("holder: injecting fault 'transfer:block'", 10s));
-    const auto workers = children_of(holder.pid());
+    const auto workers = workers_of(holder.pid());
     REQUIRE(workers.size() == 1);
 
     // The waiter asks for the claim and waits for it: its worker has a
     // second thread asleep in poll (the first listens to the supervisor).
     Child waiter({devhost_exe().string(), "run", "-o", "-", waiter_ini.string()}, dir.path());
     REQUIRE(waiter.wait_for_output(R"("device":"waiter","seq":1,"step":"open")", 10s));
-    const bool one_worker = await([&] { return children_of(waiter.pid()).size() == 1; });
-    INFO("waiter's children: " << children_of(waiter.pid()).size() << "\nstderr:\n" << waiter.err() << "\nrecords:\n"
+    const bool one_worker = await([&] { return workers_of(waiter.pid()).size() == 1; });
+    INFO("waiter's children: " << workers_of(waiter.pid()).size() << "\nstderr:\n" << waiter.err() << "\nrecords:\n"
                                << waiter.out());
     REQUIRE(one_worker);
-    const pid_t waiting = children_of(waiter.pid())[0];
+    const pid_t waiting = workers_of(waiter.pid())[0];
     REQUIRE(await([&] { return threads_in_poll(waiting) >= 2; }));
     CHECK(waiter.wait(0ms).timed_out);
 
@@ -480,10 +466,10 @@ TEST_CASE("SIGTERM during a run with workers: exit 4, every unwind recorded, no 
     Child run({devhost_exe().string(), "run", "-o", out.string(), config.string()}, dir.path());
     REQUIRE(run.wait_for_output("l: injecting fault 'transfer:block'", 10s));
     REQUIRE(run.wait_for_output("disk: injecting fault 'transfer:block'", 10s));
-    const auto workers = children_of(run.pid());
+    const auto workers = workers_of(run.pid());
     REQUIRE(workers.size() == 2);
     for (pid_t w : workers)
-        CHECK(contains(read_file("/proc/" + std::to_string(w) + "/cmdline"), "__worker"));
+        CHECK(read_file("/proc/" + std::to_string(w) + "/comm") == "devhost-worker\n");
 
     run.signal(SIGTERM);
     auto r = run.wait(10s);
@@ -524,7 +510,7 @@ TEST_CASE("a device that finished before its worker died keeps its records: noth
     Child run({devhost_exe().string(), "run", "-o", "-", config.string()}, dir.path());
     REQUIRE(run.wait_for_output("late: injecting fault 'transfer:block'", 10s));
     REQUIRE(run.wait_for_output(R"("device":"quick","seq":2,"step":"close")", 10s));
-    const auto workers = children_of(run.pid());
+    const auto workers = workers_of(run.pid());
     REQUIRE(workers.size() == 1);
     REQUIRE(::kill(workers[0], SIGKILL) == 0);
     auto r = run.wait(10s);

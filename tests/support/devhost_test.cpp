@@ -251,6 +251,35 @@ bool Child::wait_for_output(const std::string &text, std::chrono::milliseconds t
     return false;
 }
 
+std::vector<pid_t> children_of(pid_t pid)
+{
+    std::vector<pid_t> kids;
+    std::error_code ec;
+    for (const auto &task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+        std::ifstream in(task.path() / "children");
+        pid_t k;
+        while (in >> k)
+            kids.push_back(k);
+    }
+    return kids;
+}
+
+std::vector<pid_t> workers_of(pid_t pid)
+{
+    std::vector<pid_t> workers;
+    for (pid_t child : children_of(pid)) {
+        std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        if (name == "devhost-worker")
+            workers.push_back(child);
+        else
+            for (pid_t w : workers_of(child))
+                workers.push_back(w);
+    }
+    return workers;
+}
+
 std::vector<std::string> lines(const std::string &text)
 {
     std::vector<std::string> result;

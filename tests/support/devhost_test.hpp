@@ -121,4 +121,11 @@ std::string device_of(const std::string &record);
 // The diagnostics of parsing `ini` (named test.ini), each as its str() line.
 std::vector<std::string> errors_of(const std::string &ini);
 
+// The child processes of `pid` (every thread's).
+std::vector<pid_t> children_of(pid_t pid);
+// The worker processes of the devhost process `pid`: its descendants named
+// devhost-worker (its children when it execs them, the worker template's
+// when the template forks them).
+std::vector<pid_t> workers_of(pid_t pid);
+
 }  // namespace devhost::test

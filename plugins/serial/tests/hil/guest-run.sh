@@ -25,8 +25,9 @@ start excl-holder excl-holder.ini
 pid=$!
 echo "HIL-HOLDER-PID $pid"
 wait_for /tmp/excl-holder.out '"step":"open'
-# The tty is held by the holder's worker (its plugin runs there).
-echo "HIL-HOLDER-WORKER $(cat /proc/$pid/task/*/children 2>/dev/null | tr -s ' \n' ' ')"
+# The tty is held by the holder's worker (its plugin runs there): the one
+# process named devhost-worker now (a child of the holder's worker template).
+echo "HIL-HOLDER-WORKER $(for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = devhost-worker ] && echo "${p#/proc/}"; done | tr -s ' \n' ' ')"
 run excl-second excl-second.ini
 finish excl-holder $pid
 

@@ -139,7 +139,7 @@ check flush close DEVHOST_OK
 
 check excl-holder open DEVHOST_OK
 check excl-second open DEVHOST_E_BUSY
-# Held by the holder's worker (a child of the holder): its pid is named.
+# Held by the holder's worker (forked by its worker template): its pid is named.
 worker=$(sed -n 's/^HIL-HOLDER-WORKER //p' "$CONSOLE" | tr -d ' \r')
 check_text excl-second "/dev/ttyS1 is busy: another program holds it exclusively (TIOCEXCL) (held by pid $worker)"
 
