@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <fstream>
+#include <optional>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,15 +19,6 @@ using namespace devhost::test;
 namespace {
 
 std::string comm_of(pid_t pid) { return read_file("/proc/" + std::to_string(pid) + "/comm"); }
-
-pid_t parent_of(pid_t pid)
-{
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(status, line);)
-        if (line.rfind("PPid:", 0) == 0)
-            return static_cast<pid_t>(std::stol(line.substr(5)));
-    return -1;
-}
 
 bool alive(pid_t pid)
 {
@@ -49,36 +41,46 @@ bool await(F ready)
     return false;
 }
 
-// Two loop devices, one worker each, both waiting in their transfer.
-const std::string two_blocked = "[host]\nallow-faults = true\nisolation = device\n"
-                                "[device a]\nclass = loop\npath = loop:a\nfault = transfer:block\nstep = open\n"
-                                "step = write \"abc\" timeout=20s\nstep = close\n"
-                                "[device b]\nclass = loop\npath = loop:b\nfault = transfer:block\nstep = open\n"
-                                "step = write \"abc\" timeout=20s\nstep = close\n";
+// A run of two loop devices, one worker each, both waiting in their
+// transfer; its one child (the template) and the two workers.
+struct TwoBlocked {
+    TwoBlocked()
+    {
+        write_file(dir / "t.ini", "[host]\nallow-faults = true\nisolation = device\n"
+                                  "[device a]\nclass = loop\npath = loop:a\nfault = transfer:block\nstep = open\n"
+                                  "step = write \"abc\" timeout=20s\nstep = close\n"
+                                  "[device b]\nclass = loop\npath = loop:b\nfault = transfer:block\nstep = open\n"
+                                  "step = write \"abc\" timeout=20s\nstep = close\n");
+        run.emplace(std::vector<std::string>{devhost_exe().string(), "run", "-o", "-", (dir / "t.ini").string()},
+                    dir.path());
+        REQUIRE(run->wait_for_output("a: injecting fault 'transfer:block'", 10s));
+        REQUIRE(run->wait_for_output("b: injecting fault 'transfer:block'", 10s));
+        const auto children = children_of(run->pid());
+        REQUIRE(children.size() == 1);  // the template; no peers in this config
+        templ = children[0];
+        workers = workers_of(run->pid());
+        REQUIRE(workers.size() == 2);
+    }
+    TempDir dir;
+    std::optional<Child> run;
+    pid_t templ = -1;
+    std::vector<pid_t> workers;
+};
 
 }  // namespace
 
 TEST_CASE("workers are forked by the one worker template, and a stopped run still records every unwind",
           "[worker-template]")
 {
-    TempDir dir;
-    write_file(dir / "t.ini", two_blocked);
-    Child run({devhost_exe().string(), "run", "-o", "-", (dir / "t.ini").string()}, dir.path());
-    REQUIRE(run.wait_for_output("a: injecting fault 'transfer:block'", 10s));
-    REQUIRE(run.wait_for_output("b: injecting fault 'transfer:block'", 10s));
-    const auto children = children_of(run.pid());
-    REQUIRE(children.size() == 1);  // the template; no peers in this config
-    const pid_t templ = children[0];
-    CHECK(comm_of(templ) != "devhost-worker\n");
-    const auto workers = workers_of(run.pid());
-    REQUIRE(workers.size() == 2);
-    for (pid_t w : workers) {
-        CHECK(parent_of(w) == templ);
+    TwoBlocked t;
+    CHECK(comm_of(t.templ) != "devhost-worker\n");
+    for (pid_t w : t.workers) {
+        CHECK(parent_of(w) == t.templ);
         CHECK(comm_of(w) == "devhost-worker\n");
     }
 
-    run.signal(SIGTERM);
-    auto r = run.wait(10s);
+    t.run->signal(SIGTERM);
+    auto r = t.run->wait(10s);
     INFO("stderr:\n" << r.err << "\nrecords:\n" << r.out);
     REQUIRE_FALSE(r.timed_out);
     CHECK(r.exit_code == 4);
@@ -90,8 +92,8 @@ TEST_CASE("workers are forked by the one worker template, and a stopped run stil
         CHECK(closes == 1);
     }
     // The template ended with the run, and so did every worker.
-    CHECK_FALSE(alive(templ));
-    for (pid_t w : workers)
+    CHECK_FALSE(alive(t.templ));
+    for (pid_t w : t.workers)
         CHECK_FALSE(alive(w));
 }
 
@@ -122,17 +124,9 @@ TEST_CASE("a worker killed at its deadline is reaped through the template, and t
 TEST_CASE("a killed worker template takes its workers along, and the run ends with their devices failed",
           "[worker-template]")
 {
-    TempDir dir;
-    write_file(dir / "t.ini", two_blocked);
-    Child run({devhost_exe().string(), "run", "-o", "-", (dir / "t.ini").string()}, dir.path());
-    REQUIRE(run.wait_for_output("a: injecting fault 'transfer:block'", 10s));
-    REQUIRE(run.wait_for_output("b: injecting fault 'transfer:block'", 10s));
-    const auto children = children_of(run.pid());
-    REQUIRE(children.size() == 1);
-    const auto workers = workers_of(run.pid());
-    REQUIRE(workers.size() == 2);
-    REQUIRE(::kill(children[0], SIGKILL) == 0);
-    auto r = run.wait(10s);
+    TwoBlocked t;
+    REQUIRE(::kill(t.templ, SIGKILL) == 0);
+    auto r = t.run->wait(10s);
     INFO("stderr:\n" << r.err << "\nrecords:\n" << r.out);
     REQUIRE_FALSE(r.timed_out);
     CHECK(r.exit_code == 1);
@@ -141,7 +135,7 @@ TEST_CASE("a killed worker template takes its workers along, and the run ends wi
         failed += line.find("DEVHOST_E_HOST_FAILED") != std::string::npos &&
                   line.find("was lost with the worker template that forked it") != std::string::npos;
     CHECK(failed == 2);
-    for (pid_t w : workers)
+    for (pid_t w : t.workers)
         CHECK(await([&] { return !alive(w); }));
 }
 

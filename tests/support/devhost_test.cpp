@@ -251,6 +251,15 @@ bool Child::wait_for_output(const std::string &text, std::chrono::milliseconds t
     return false;
 }
 
+pid_t parent_of(pid_t pid)
+{
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("PPid:", 0) == 0)
+            return static_cast<pid_t>(std::stoi(line.substr(5)));
+    return -1;
+}
+
 std::vector<pid_t> children_of(pid_t pid)
 {
     std::vector<pid_t> kids;

@@ -32,20 +32,6 @@ std::string record(const std::string &out, const std::string &step)
 
 }  // namespace
 
-namespace {
-
-// The parent of process `pid` (its PPid), -1 if it is gone.
-pid_t parent_of(pid_t pid)
-{
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);)
-        if (line.rfind("PPid:", 0) == 0)
-            return static_cast<pid_t>(std::stoi(line.substr(5)));
-    return -1;
-}
-
-}  // namespace
-
 TEST_CASE("a config talks to its own virtual modem and exits 0", "[serial]")
 {
     TempDir dir;
