@@ -40,7 +40,7 @@ for f in vdev/*.cpp; do
   grep -q 'throw std::invalid_argument' "$f" && audited+=("$f|throw std::invalid_argument")
 done
 
-scripts/build.sh build >/dev/null 2>&1 || true   # makes sure the packages are there
+scripts/build.sh deps   # the packages (not `build`: that would reconfigure and rebuild build/)
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Debug -DDEVHOST_BUILD_TESTS=ON \
   -DCMAKE_C_FLAGS=--coverage -DCMAKE_CXX_FLAGS=--coverage -DCMAKE_EXE_LINKER_FLAGS=--coverage \
   -DCMAKE_SHARED_LINKER_FLAGS=--coverage -DCMAKE_MODULE_LINKER_FLAGS=--coverage >&2

@@ -18,7 +18,7 @@ for p in clang libclang-rt-14-dev; do
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >&2; }
   fi
 done
-scripts/build.sh build >/dev/null 2>&1 || true   # makes sure the base packages are there
+scripts/build.sh deps   # the base packages (not `build`: that would reconfigure and rebuild build/)
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DDEVHOST_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
 targets=$(cd tests/fuzz && ls *_fuzz.cpp | sed 's/_fuzz.cpp$//')
 cmake --build "$build_dir" -j "$(nproc)" --target $(for t in $targets; do printf '%s_fuzzer ' "$t"; done) >&2
