@@ -8,8 +8,7 @@
 #   scripts/build.sh deps           install what is missing, nothing else
 #
 # Environment: BUILD_DIR (default: build), DEVHOST_WERROR=ON for -Werror,
-# DEVHOST_SANITIZE=address|thread, DEVHOST_FUZZ=ON (with CC=clang CXX=clang++:
-# the libFuzzer targets too), CMAKE_BUILD_TYPE, CTEST_ARGS (extra ctest
+# DEVHOST_SANITIZE=address|thread, CMAKE_BUILD_TYPE, CTEST_ARGS (extra ctest
 # arguments, e.g. "-L unit"), BUILD_TARGETS (build only these targets).
 set -euo pipefail
 
@@ -31,8 +30,6 @@ packages=(
 
 install_missing() {
   local missing=()
-  # The libFuzzer targets need clang and its runtime (CC=clang CXX=clang++).
-  [ "${DEVHOST_FUZZ:-OFF}" = ON ] && packages+=(clang libclang-rt-14-dev)
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
@@ -52,8 +49,7 @@ build() {
   cmake -S . -B "$build_dir" \
     -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
     -DDEVHOST_WERROR="${DEVHOST_WERROR:-OFF}" \
-    -DDEVHOST_SANITIZE="${DEVHOST_SANITIZE:-}" \
-    -DDEVHOST_FUZZ="${DEVHOST_FUZZ:-OFF}" >&2
+    -DDEVHOST_SANITIZE="${DEVHOST_SANITIZE:-}" >&2
   # shellcheck disable=SC2086
   cmake --build "$build_dir" -j "$jobs" ${BUILD_TARGETS:+--target $BUILD_TARGETS} >&2
 }
@@ -81,7 +77,7 @@ case "${1:-}" in
     install_missing
     ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
