@@ -5,6 +5,7 @@
 #                                   (default: configs/default.ini)
 #   scripts/build.sh test           install what is missing, build, run every test
 #   scripts/build.sh build          install what is missing, build
+#   scripts/build.sh deps           install what is missing, nothing else
 #
 # Environment: BUILD_DIR (default: build), DEVHOST_WERROR=ON for -Werror,
 # DEVHOST_SANITIZE=address|thread, CMAKE_BUILD_TYPE, CTEST_ARGS (extra ctest
@@ -67,6 +68,13 @@ case "${1:-}" in
     ;;
   build)
     build
+    ;;
+  deps)
+    # For scripts that build in a directory of their own (fuzz.sh,
+    # bad-input-coverage.sh): `build` would also reconfigure build/ with
+    # their environment (e.g. DEVHOST_WERROR=OFF after CI's -Werror build),
+    # which recompiles all of it for nothing.
+    install_missing
     ;;
   *)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
