@@ -136,10 +136,15 @@ void Server::process()
         if (it == s.clients.end() || it->second.dead)
             continue;
         Client &c = it->second;
-        if (events[i].events & EPOLLOUT)
+        const uint32_t ev = events[i].events;
+        if (ev & EPOLLOUT)
             s.flush(c);
-        if (!c.dead && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        if (!c.dead && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)))
             s.read_client(c);
+        // Both directions closed (the peer is gone): nothing more can reach
+        // it, and the hang-up would be reported on every wait.
+        if (ev & (EPOLLHUP | EPOLLERR))
+            c.dead = true;
     }
     s.busy--;
     s.sweep();
@@ -243,8 +248,11 @@ void Server::State::bad_frame(Client &c, const char *error, const std::string &m
     spdlog::warn("control socket {}: {}: {}; closing the connection", settings.path, c.who(), message);
     queue(c, error_reply(error, message));
     c.closing = true;
+    c.eof = true;  // read nothing more: what follows a bad frame cannot be trusted
     if (c.out.size() == c.out_pos)
         c.dead = true;
+    else
+        watch(c, true);
 }
 
 void Server::State::handle_frame(Client &c, const std::string &frame)

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sstream>
 #include <thread>
 #include <unistd.h>
 
@@ -66,6 +67,7 @@ public:
     }
     std::string out() const { return child_->out(); }
     std::string err() const { return child_->err(); }
+    pid_t pid() const { return child_->pid(); }
 
 private:
     int in_ = -1;
@@ -338,6 +340,44 @@ TEST_CASE("an unknown device is an error reply on a connection that stays open a
     CHECK(got[0] == json::parse(R"({"error":"devhost.NoSuchDevice","parameters":{"message":"no device 'nosuch' is served"}})"));
     CHECK(got[1]["parameters"]["devices"].size() == 3);
     CHECK(got[2] == json::parse(R"({"parameters":{}})"));
+}
+
+namespace {
+
+// The CPU time (user + system) a process has used, in clock ticks.
+long cpu_ticks(pid_t pid)
+{
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    std::istringstream in(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; i++) {
+        if (i == 14)
+            utime = std::stol(field);
+        if (i == 15)
+            stime = std::stol(field);
+    }
+    return utime + stime;
+}
+
+}  // namespace
+
+TEST_CASE("a client that hangs up while its call runs is forgotten without spinning the loop")
+{
+    TempDir tmp;
+    const fs::path socket = tmp / "control";
+    TestServer server(socket, tmp.path());
+    REQUIRE(server.ready());
+    const long before = cpu_ticks(server.pid());
+    for (int i = 0; i < 3; i++) {
+        int fd = connect_to(socket);
+        send_all(fd, control::encode({{"method", "devhost.Call"}, {"parameters", {{"device", "slow"}}}}));
+        ::close(fd);  // gone before the reply, 300 ms later
+    }
+    std::this_thread::sleep_for(600ms);
+    INFO("ticks " << cpu_ticks(server.pid()) - before);
+    CHECK(cpu_ticks(server.pid()) - before < 5);  // a spinning loop took 0.1 s and more
+    CHECK(devhost_at(socket, {"status"}).exit_code == 0);
 }
 
 namespace {
