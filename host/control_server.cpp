@@ -1,6 +1,7 @@
 #include "control_server.hpp"
 
 #include "control_socket.hpp"
+#include "config.hpp"
 #include "control_wire.hpp"
 #include "common/text.hpp"
 
@@ -82,6 +83,17 @@ std::string methods_text()
 std::string error_text(const json &error) { return error.is_string() ? error.get<std::string>() : error.dump(); }
 
 }  // namespace
+
+ServerSettings server_settings(const HostSettings &host)
+{
+    ServerSettings s;
+    s.path = host.control_socket;
+    if (host.control_gid) {
+        s.group = static_cast<gid_t>(*host.control_gid);
+        s.group_name = host.control_group.value_or(std::to_string(*host.control_gid));
+    }
+    return s;
+}
 
 Server::Server(Handler &handler, ServerSettings settings) : state_(std::make_shared<State>(handler, std::move(settings)))
 {

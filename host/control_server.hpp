@@ -24,6 +24,10 @@
 #include <string>
 #include <sys/types.h>
 
+namespace devhost {
+struct HostSettings;
+}
+
 namespace devhost::control {
 
 struct ServerSettings {
@@ -33,6 +37,10 @@ struct ServerSettings {
     size_t max_clients = 64;          // connections at once; more are refused
     size_t max_output = 1024 * 1024;  // bytes queued for one client before it is dropped
 };
+
+// The settings a config's [host] control-socket and control-group give
+// (config.hpp: the group already resolved when the config was read).
+ServerSettings server_settings(const HostSettings &host);
 
 // Why the server could not start (one line naming the socket).
 struct ServerError : std::runtime_error {

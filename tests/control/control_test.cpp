@@ -4,6 +4,7 @@
 // reload, monitor) against it, raw clients sending bad frames, a monitor
 // that does not read, the socket's file (mode, owner, directory, a live or
 // stale one in its place), and clients of another uid (setpriv) refused.
+#include "config.hpp"
 #include "control_server.hpp"
 #include "control_wire.hpp"
 #include "devhost_test.hpp"
@@ -576,4 +577,26 @@ TEST_CASE("without a control group only root may use the socket")
                          ProcessOptions{10s});
     CHECK(r.exit_code == 6);
     CHECK(r.err == "devhost: error: permission denied: uid 65534 is not root (no [host] control-group is set)\n");
+}
+
+TEST_CASE("the server's settings come from [host] control-socket and control-group")
+{
+    TempDir tmp;
+    write_file(tmp / "c.ini", "[host]\ncontrol-socket = /run/devhost/other\ncontrol-group = daemon\n"
+                              "[device d]\nclass = loop\npath = loop:x\nstep = open\n");
+    std::vector<Diagnostic> diags;
+    Config config = load_config(tmp / "c.ini", diags);
+    REQUIRE(diags.empty());
+    auto s = control::server_settings(config.host);
+    CHECK(s.path == "/run/devhost/other");
+    REQUIRE(s.group);
+    CHECK(*s.group == ::getgrnam("daemon")->gr_gid);
+    CHECK(s.group_name == "daemon");
+
+    write_file(tmp / "d.ini", "[device d]\nclass = loop\npath = loop:x\nstep = open\n");
+    config = load_config(tmp / "d.ini", diags);
+    REQUIRE(diags.empty());
+    s = control::server_settings(config.host);
+    CHECK(s.path == "/run/devhost/control");  // the defaults: root only
+    CHECK(!s.group);
 }
