@@ -2,8 +2,10 @@
 
 #include "check.hpp"
 #include "cli_help.hpp"
+#include "cli_control.hpp"
 #include "class_match.hpp"
 #include "config.hpp"
+#include "control_wire.hpp"
 #include "loader.hpp"
 #include "logging.hpp"
 #include "names.hpp"
@@ -42,7 +44,7 @@ namespace {
 struct Cli {
     std::string command;
     std::vector<std::string> args;
-    std::optional<std::string> plugin_path, log_level, log_file, output, device_class;
+    std::optional<std::string> plugin_path, log_level, log_file, output, device_class, socket;
     bool json = false;
     bool all = false;
     bool allow_faults = false;  // --allow-faults: as [host] allow-faults = true
@@ -702,6 +704,8 @@ int dispatch(const Cli &cli)
             return cmd_scan(cli);
         if (cli.command == "reset-failed")
             return cmd_reset_failed(cli);
+        if (is_control_command(cli.command))
+            return run_control_command({cli.command, cli.args, cli.socket.value_or(control::default_socket), cli.json});
     } catch (const spdlog::spdlog_ex &e) {
         error_line(std::string("cannot set up logging: ") + e.what());
         return exit_usage;
@@ -785,6 +789,7 @@ int run_cli(int argc, char **argv)
     opt("log-file", cli.log_file);
     opt("output", cli.output);
     opt("class", cli.device_class);
+    opt("socket", cli.socket);
     cli.json = vm.count("json") > 0;
     cli.all = vm.count("all") > 0;
     cli.allow_faults = vm.count("allow-faults") > 0;

@@ -10,6 +10,10 @@ enum ExitCode {
     exit_usage = 2,        // bad command line or config
     exit_no_plugin = 3,    // no usable plugin for a configured device
     exit_interrupted = 4,  // stopped by SIGINT/SIGTERM; held devices were released
+    // The control socket's clients (status, call, reset, reload, monitor):
+    exit_no_server = 5,    // devhost serve is not running (no socket, nothing listening)
+    exit_denied = 6,       // not root and not in the control group
+    exit_no_device = 7,    // serve has no such device
 };
 
 int run_cli(int argc, char **argv);

@@ -11,7 +11,8 @@ namespace devhost {
 
 namespace po = boost::program_options;
 
-const char *const command_list = "run, check, plugins, probe, scan or reset-failed";
+const char *const command_list =
+    "run, check, plugins, probe, scan, reset-failed, status, call, reset, reload or monitor";
 
 namespace {
 
@@ -32,7 +33,7 @@ const std::vector<OptionDef> &option_defs()
         {"log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)"},
         {"log-file", "FILE", "also log to this file (rotated at 5 MiB, 3 kept)"},
         {"output,o", "FILE", "where step records go: - (stdout) or a file; overrides [host] output"},
-        {"json", nullptr, "plugins, scan: print JSON"},
+        {"json", nullptr, "plugins, scan, status, monitor: print JSON"},
         {"all", nullptr, "scan: also list what is normally left out (pseudo-terminals...)"},
         {"class", "CLASS",
          "probe: the device class (default: from the plugins' path patterns and types); "
@@ -40,6 +41,8 @@ const std::vector<OptionDef> &option_defs()
         {"allow-faults", nullptr,
          "run, check, probe: accept the config's 'fault =' lines (fault injection, a test mode; as "
          "[host] allow-faults = true)"},
+        {"socket", "PATH",
+         "status, call, reset, reload, monitor: devhost serve's control socket (default /run/devhost/control)"},
     };
     return defs;
 }
@@ -113,6 +116,39 @@ const char *const reset_failed_text =
     "failed: ...)' or 'CLASS: nothing to reset'; without CLASS, 'nothing to\n"
     "reset' when the ledger is empty. Only [host] of CONFIG is read.\n";
 
+const char *const status_text =
+    "Asks the running devhost serve for its devices and prints one row each:\n"
+    "device, class, state (setup, idle, running, stale, waiting-for-device,\n"
+    "failed), generation (the attach count), the last body that succeeded, the\n"
+    "bodies that succeeded and failed, the ticks skipped because a body was\n"
+    "still running, and the last message.\n";
+
+const char *const call_text =
+    "Asks the running devhost serve to run DEVICE's body now, waits for it and\n"
+    "prints its step records, one JSON line each.\n";
+
+const char *const reset_text =
+    "Asks the running devhost serve to clear DEVICE's failed state: its\n"
+    "restarts begin again. Prints 'DEVICE: reset'.\n";
+
+const char *const reload_text =
+    "Asks the running devhost serve to reload its config (as SIGHUP does): the\n"
+    "new config is checked whole first, and a bad one is refused while the old\n"
+    "one keeps running. Prints 'reloaded'.\n";
+
+const char *const monitor_text =
+    "Prints the running devhost serve's devices and their states, then every\n"
+    "state change ('DEVICE: STATE (generation N): message') and every step\n"
+    "record (its JSON line) as they happen, until interrupted or until serve\n"
+    "stops. A monitor that does not read fast enough is dropped by serve.\n"
+    "SIGINT or SIGTERM ends it (exit 0).\n";
+
+// The exit codes every client of the control socket shares.
+#define DEVHOST_CONTROL_EXITS                                                  \
+    "  2  usage error\n"                                                      \
+    "  5  devhost serve is not running (no socket, or nothing listens on it)\n" \
+    "  6  permission denied: not root and not in [host] control-group\n"
+
 const char *const help_text =
     "Prints COMMAND's usage, options and exit codes, as 'devhost COMMAND --help'\n"
     "does; without COMMAND, the global help (devhost --help).\n";
@@ -160,6 +196,25 @@ const std::vector<CommandHelp> &command_helps()
          "  1  the restart ledger could not be used (its directory or file refused,\n"
          "     or not writable); the line says what was not reset\n"
          "  2  usage error, a mistake in CONFIG, or CONFIG sets no [host] state-dir\n"},
+        {"status", "devhost status [--socket PATH] [--json]", status_text,
+         {{"socket", nullptr}, {"json", "print one JSON document: {\"devices\": [...]}"}},
+         "  0  the devices were listed\n"
+         "  1  devhost serve did not answer, or closed the connection\n" DEVHOST_CONTROL_EXITS},
+        {"call", "devhost call [--socket PATH] DEVICE", call_text, {{"socket", nullptr}},
+         "  0  every step of the body succeeded\n"
+         "  1  the body failed (a step failed, or it could not run)\n" DEVHOST_CONTROL_EXITS
+         "  7  devhost serve has no device DEVICE\n"},
+        {"reset", "devhost reset [--socket PATH] DEVICE", reset_text, {{"socket", nullptr}},
+         "  0  the device was reset\n"
+         "  1  devhost serve could not reset it\n" DEVHOST_CONTROL_EXITS
+         "  7  devhost serve has no device DEVICE\n"},
+        {"reload", "devhost reload [--socket PATH]", reload_text, {{"socket", nullptr}},
+         "  0  the new config was checked and applied\n"
+         "  1  the new config was refused (the old one keeps running)\n" DEVHOST_CONTROL_EXITS},
+        {"monitor", "devhost monitor [--socket PATH] [--json]", monitor_text,
+         {{"socket", nullptr}, {"json", "print each message's parameters as one JSON line"}},
+         "  0  stopped by SIGINT or SIGTERM\n"
+         "  1  devhost serve stopped, or dropped this monitor\n" DEVHOST_CONTROL_EXITS},
         {"help", "devhost help [COMMAND]", help_text, {},
          "  0  the help was printed\n"
          "  2  there is no command COMMAND\n"},
@@ -191,6 +246,13 @@ const char *const usage_text =
     "                        forget the worker deaths of CLASS (or of every\n"
     "                        class) and its mark failed, in the restart ledger\n"
     "                        of CONFIG's [host] state-dir\n"
+    "  status [--json]       the devices of the running devhost serve and their\n"
+    "                        states\n"
+    "  call DEVICE           run DEVICE's body in devhost serve now, print its\n"
+    "                        records\n"
+    "  reset DEVICE          clear DEVICE's failed state in devhost serve\n"
+    "  reload                make devhost serve reload its config\n"
+    "  monitor [--json]      stream devhost serve's state changes and records\n"
     "  help [COMMAND]        COMMAND's usage, options and exit codes (also:\n"
     "                        devhost COMMAND --help)\n";
 
@@ -205,6 +267,9 @@ const char *const exit_text =
     "  3  run, probe: no usable plugin for a device's class (check: 2); scan: no\n"
     "     plugin for --class C; plugins, scan: no plugin loaded\n"
     "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"
+    "  5  status, call, reset, reload, monitor: devhost serve is not running\n"
+    "  6  status, call, reset, reload, monitor: permission denied\n"
+    "  7  call, reset: devhost serve has no such device\n"
     "\n"
     "signals: SIGINT, SIGTERM and SIGHUP stop the run: pipelines are cancelled and\n"
     "unwind, recording every step, however many stop signals come. Only the same\n"
@@ -243,8 +308,11 @@ bool print_command_help(const std::string &command, std::ostream &out)
             const OptionDef &o = option_def(name);
             add_option(options, o, text ? text : o.text);
         }
-        // reset-failed loads no plugin: --plugin-path would mean nothing.
-        if (command != "help")
+        // reset-failed loads no plugin: --plugin-path would mean nothing;
+        // the control socket's clients neither load nor log.
+        const bool client = command == "status" || command == "call" || command == "reset" ||
+                            command == "reload" || command == "monitor";
+        if (command != "help" && !client)
             for (const char *name : {"plugin-path", "log-level", "log-file"})
                 if (command != "reset-failed" || std::string(name) != "plugin-path")
                     add_option(options, option_def(name), option_def(name).text);

@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include "control_socket.hpp"
 #include "logging.hpp"
 #include "common/text.hpp"
 #include "common/text_file.hpp"
@@ -172,7 +173,9 @@ const std::vector<std::string> &host_keys()
         "plugin-path", "log-level", "log-file", "output", "timeout", "port-dir", "physical-drives", "record-data",
         // the plugin workers (worker_setting)
         "isolation", "kill-grace", "describe-timeout", "allow-faults", "restart-budget", "restart-window",
-        "state-dir", "cache-dir"};
+        "state-dir", "cache-dir",
+        // devhost serve's control socket (control_setting)
+        "control-socket", "control-group"};
     return keys;
 }
 
@@ -288,7 +291,7 @@ private:
             else
                 bad(e, "expected full, none or head:N (N from 1 to " + std::to_string(max_record_data_head) +
                            "), got " + quoted(e.value));
-        } else if (!worker_setting(e, h)) {
+        } else if (!worker_setting(e, h) && !control_setting(e, h)) {
             unknown_host_key(e);
         }
     }
@@ -354,6 +357,32 @@ private:
         return true;
     }
 
+    // The [host] keys of devhost serve's control socket; false for any
+    // other key. The group must exist here: a socket nobody can be given
+    // to is a mistake to find before serve starts.
+    bool control_setting(const Entry &e, HostSettings &h)
+    {
+        if (e.key == "control-socket") {
+            std::optional<std::string> path;
+            directory(e, path, h.control_socket_line, "", "socket");
+            if (path && path->size() >= 108)
+                bad(e, "expected a socket path of at most 107 bytes, got " + std::to_string(path->size()));
+            else if (path)
+                h.control_socket = *path;
+        } else if (e.key == "control-group") {
+            h.control_group_line = e.line;
+            if (auto gid = control::group_id(e.value)) {
+                h.control_group = e.value;
+                h.control_gid = *gid;
+            } else {
+                bad(e, "no group " + quoted(e.value) + " on this system");
+            }
+        } else {
+            return false;
+        }
+        return true;
+    }
+
     // A duration above 0 and at most `max_ms` (`max` as written), into `out`.
     void bounded_duration(const Entry &e, int64_t max_ms, const char *max, int64_t &out)
     {
@@ -367,10 +396,11 @@ private:
 
     // A directory devhost keeps its own files in: an absolute path, so that
     // what root writes never depends on the directory it was started in.
-    void directory(const Entry &e, std::optional<std::string> &out, int &line, const char *alternative = "")
+    void directory(const Entry &e, std::optional<std::string> &out, int &line, const char *alternative = "",
+                   const char *what = "directory")
     {
         if (e.value.empty() || e.value.front() != '/')
-            bad(e, "expected an absolute directory path" + std::string(alternative) + ", got " + quoted(e.value));
+            bad(e, "expected an absolute " + std::string(what) + " path" + alternative + ", got " + quoted(e.value));
         else
             out = e.value;
         line = e.line;

@@ -11,7 +11,7 @@
 //                   port-dir, physical-drives, record-data; and for the
 //                   plugin workers: isolation, kill-grace, describe-timeout,
 //                   allow-faults, restart-budget, restart-window, state-dir,
-//                   cache-dir
+//                   cache-dir, control-socket, control-group
 //   [names]         NAME = /linux/path (extends or overrides the name table)
 //   [device NAME]   class, path, inherit, timeout, step (repeated, in order),
 //                   fault (repeated; test mode, see faults.hpp, accepted
@@ -123,6 +123,15 @@ struct HostSettings {
     std::optional<std::string> cache_dir;
     bool cache_disabled = false;
     int cache_dir_line = 0;
+
+    // devhost serve's control socket (control_server.hpp): its path
+    // (absolute) and the group whose members may use it besides root
+    // (resolved when the config is read; unset: root only).
+    std::string control_socket = "/run/devhost/control";
+    int control_socket_line = 0;
+    std::optional<std::string> control_group;
+    std::optional<unsigned> control_gid;
+    int control_group_line = 0;
 };
 
 struct Config {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests the Debian packages scripts/package.sh built, as CI does: lintian,
 # the hardening of every binary, then as root on this machine: dpkg -i,
-# the installed host, the conffile, the SDK's pkg-config file, and the plugin
+# the installed host, the conffile, devhost.service (systemd-analyze verify,
+# with the man pages it names installed), the SDK's pkg-config file, and the plugin
 # template copied from the installed SDK, built against it and tested with
 # its own ctest (with devhost-conformance on the built plugin), the
 # template README's walkthrough followed literally (walkthrough-test.sh:
@@ -24,7 +25,7 @@ for p in "${packages[@]}"; do
 done
 [ "$(id -u)" -eq 0 ] || { echo "package-test.sh: run as root (it installs the packages)" >&2; exit 2; }
 
-tools=(lintian devscripts cmake gcc pkg-config file man-db)
+tools=(lintian devscripts cmake gcc pkg-config file man-db systemd)
 missing=()
 for p in "${tools[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -87,6 +88,15 @@ dpkg-query -W -f='${Conffiles}\n' devhost | grep -q '^ /etc/devhost/devhost.ini 
   { echo "/etc/devhost/devhost.ini is not a conffile of devhost"; exit 1; }
 devhost check /etc/devhost/devhost.ini
 man -w devhost devhost.ini devhost-plugin devhost-vdev devhost-filefilter devhost-conformance > /dev/null
+
+step "the installed service: devhost.service verified as installed, its tmpfiles.d entry"
+[ -f /lib/systemd/system/devhost.service ] || { echo "devhost.service is not in /lib/systemd/system"; exit 1; }
+grep -qx 'ExecStart=/usr/bin/devhost serve /etc/devhost/devhost.ini' /lib/systemd/system/devhost.service ||
+  { echo "devhost.service does not start /usr/bin/devhost serve /etc/devhost/devhost.ini"; exit 1; }
+verify=$(systemd-analyze verify /lib/systemd/system/devhost.service 2>&1) ||
+  { echo "systemd-analyze verify failed: $verify"; exit 1; }
+[ -z "$verify" ] || { echo "systemd-analyze verify: $verify"; exit 1; }
+[ -f /usr/lib/tmpfiles.d/devhost.conf ] || { echo "tmpfiles.d/devhost.conf is not in /usr/lib/tmpfiles.d"; exit 1; }
 
 step "the SDK: pkg-config and the plugin template"
 [ "$(pkg-config --variable=plugindir devhost)" = /usr/lib/devhost/plugins ] ||

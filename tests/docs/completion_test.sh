@@ -44,7 +44,7 @@ expect() {  # EXPECTED WORDS...
 
 expect "check" devhost ch
 expect "check" devhost --log-level debug ch
-expect "reset-failed run" devhost r
+expect "reload reset reset-failed run" devhost r
 run_options=$("$devhost" run --help | awk '/^options:$/ { i = 1; next } /^$/ { i = 0 } i' |
               grep -oE -- '--[a-z][a-z-]*' | sort | tr '\n' ' ' | sed 's/ $//')
 [ -n "$run_options" ] || { echo "devhost run --help lists no options"; exit 1; }
@@ -66,7 +66,12 @@ expect "$classes" devhost --plugin-path "$plugins" scan --class ""
 expect "loop" devhost --plugin-path "$plugins" scan --class lo
 expect "$classes" devhost scan --plugin-path "$plugins" --class ""
 expect "" devhost scan --class ""
-expect "reset-failed" devhost res
+expect "reset reset-failed" devhost res
+expect "--help --json --socket" devhost status --
+expect "--help --socket" devhost call --
+expect "status" devhost --socket /nonexistent st
+# call's DEVICE from the running serve: none answers on this socket.
+expect "" devhost --socket "$tmp/no-socket" call ""
 expect "--help --log-file --log-level" devhost reset-failed --
 expect "loop" devhost --plugin-path "$plugins" reset-failed c.ini lo
 expect "loop" devhost --plugin-path "$plugins" reset-failed c.ini serial lo

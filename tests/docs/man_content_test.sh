@@ -63,14 +63,15 @@ done
 # devhost.ini(5), from what `devhost check` says of unknown names.
 config="$tmp/probe.ini"
 {
-    printf '[host]\nno-such-key = 1\n[device d]\nclass = loop\npath = loop:x\nno-such-key = 1\n'
+    printf '[host]\nzq = 1\n[device d]\nclass = loop\npath = loop:x\nno-such-key = 1\n'
     printf 'step = no-such-step\n'
 } > "$config"
-# Checked by its relative name: the [host] key list is long, and a long
-# $TMPDIR must not push it past the 300 characters an error line may have.
+# Checked by its relative name, with a two-letter unknown key: the [host]
+# key list is long (284 characters at most per error line), and a long
+# $TMPDIR must not push it past that.
 said=$(cd "$tmp" && "$devhost" check probe.ini 2>&1 || true)
 list_after() { grep -oE -- "$1[^)]*" <<< "$said" | head -1 | sed -E -e "s/^$1//" -e 's/, / /g' -e 's/ or / /g'; }
-host_keys=$(list_after '\[host\] no-such-key: unknown key \(expected ')
+host_keys=$(list_after '\[host\] zq: unknown key \(expected ')
 device_keys=$(list_after 'and for every device: ')
 verbs=$(list_after "unknown step 'no-such-step' \\(expected one of ")
 for what in host_keys device_keys verbs; do

@@ -88,7 +88,7 @@ TEST_CASE("bad command lines exit 2 with one clear line", "[cli]")
     auto unknown = run_devhost({"frobnicate"});
     CHECK(unknown.exit_code == 2);
     CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins, probe, "
-                         "scan or reset-failed; see devhost --help)\n");
+                         "scan, reset-failed, status, call, reset, reload or monitor; see devhost --help)\n");
     auto option = run_devhost({"run", "--colour"});
     CHECK(option.exit_code == 2);
     CHECK(option.err.find("unrecognised option '--colour'") != std::string::npos);

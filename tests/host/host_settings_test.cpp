@@ -170,7 +170,7 @@ TEST_CASE("a bad worker key value is one line naming file, line, key and what is
     CHECK(error_of("workers = 4") ==
           "test.ini:2: [host] workers: unknown key (expected plugin-path, log-level, log-file, output, timeout, "
           "port-dir, physical-drives, record-data, isolation, kill-grace, describe-timeout, allow-faults, "
-          "restart-budget, restart-window, state-dir, cache-dir)");
+          "restart-budget, restart-window, state-dir, cache-dir, control-socket, control-group)");
     // The list would not fit a line after a long file name: the line says
     // where to read it instead, and is not cut.
     std::vector<Diagnostic> diags;
