@@ -6,7 +6,7 @@
 //
 // Each device: open, sleep SETTLE, one `request ... repeat=STEPS` line,
 // close. repeat= keeps the file at a few hundred bytes a device whatever
-// STEPS is (512 devices x 200 requests: about 90 KB, where one line per
+// STEPS is (512 devices x 200 requests: about 100 KB, where one line per
 // request made 9.7 MB, over the 4 MiB a config may have).
 //
 // Only the standard library: the test builds this file without the bench.
