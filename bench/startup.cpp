@@ -9,6 +9,7 @@
 //     process, each device doing `request` steps, all run by one
 //     `devhost run`; aggregate round trips/s and the host's RSS per device
 #include "bench.hpp"
+#include "scale_config.hpp"
 
 #include <algorithm>
 #include <iostream>
@@ -18,26 +19,6 @@
 
 namespace bench {
 namespace {
-
-std::string message()
-{
-    return std::string(63, 'r');
-}
-
-// A config of `devices` serial devices, each opening its pty, doing
-// `steps` request/reply round trips and closing.
-std::string scale_config(const std::vector<std::string> &slaves, int steps, const fs::path &records,
-                         const std::string &settle)
-{
-    std::string text = "[host]\nlog-level = warn\noutput = " + records.string() + "\n";
-    std::string body;
-    for (int i = 0; i < steps; i++)
-        body += "step = request \"" + message() + "\\n\" until=\"\\n\"\n";
-    for (size_t d = 0; d < slaves.size(); d++)
-        text += "[device d" + std::to_string(d) + "]\nclass = serial\npath = " + slaves[d] + "\nstep = open\nstep = sleep " + settle + "\n" + body +
-                "step = close\n";
-    return text;
-}
 
 // Runs `devhost-bench --load-plugin FILE` and reads the milliseconds it
 // prints: the host's libraries are loaded there, the plugin is not yet.
@@ -195,24 +176,22 @@ double steady_rate(const fs::path &records)
 
 void bench_scale(const Params &p, Report &report)
 {
-    const std::vector<int> sizes = p.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 16, 128, 512};
-    // Round trips a rate run, all devices together (at least 200 a device).
-    const int total = p.smoke ? 400 : 20480;
-    // Every device sleeps this long after its open (the peer's gate then
-    // starts them together).
-    const std::string settle = p.smoke ? "10ms" : "100ms";
+    // The smoke run's shape is the full run's with smaller counts
+    // (scale_config.hpp). Every device sleeps `settle` after its open (the
+    // peer's gate then starts them together).
+    const ScaleShape shape = scale_shape(p.smoke);
+    const std::string &settle = shape.settle;
     const std::string devhost = (p.bin_dir / "devhost").string();
     const fs::path records = p.work_dir / "scale-records.jsonl";
     double rss_one = 0;
-    for (int n : sizes) {
-        // Enough steps that every device is still busy for a while after the
-        // peer's gate lets them all go.
-        const int steps = std::max(p.smoke ? 20 : 200, total / n);
+    for (int n : shape.sizes) {
+        const int steps = shape.steps_for(n);
         Result rate{"scale", std::to_string(n) + " devices: aggregate request/reply", "round trips/s", true, "", {}, {}, ""};
         rate.note = "one `devhost run`, " + std::to_string(steps) + " request steps a device after a " + settle +
                     " sleep; the peer holds every reply until each device has sent its first request; rate from the records while all devices ran";
         Result rss{"scale", std::to_string(n) + " devices: host peak RSS", "KiB", false, "", {}, {}, ""};
-        rss.note = "a separate run where every device has the same pipeline: open, sleep, 10 requests, close";
+        rss.note = "a separate run where every device has the same pipeline: open, sleep, " +
+                   std::to_string(shape.rss_steps) + " requests, close";
         Result per{"scale", std::to_string(n) + " devices: RSS per device over 1 device", "KiB", false, "", {}, {}, ""};
         per.note = "(peak RSS(N) - median peak RSS(1)) / (N-1), same per-device pipeline";
         for (int rep = 0; rep < p.reps; rep++) {
@@ -228,8 +207,8 @@ void bench_scale(const Params &p, Report &report)
                 // has sent its first request.
                 SerialPeer peer(ptys, measuring_rate ? SerialPeer::Mode::GatedEcho : SerialPeer::Mode::Echo);
                 const fs::path config = p.work_dir / "scale.ini";
-                write_file(config, scale_config(slaves, measuring_rate ? steps : 10, records,
-                                                settle));
+                write_file(config, scale_config(slaves, measuring_rate ? steps : shape.rss_steps,
+                                                records.string(), settle));
                 fs::remove(records);
                 ProcessRun run = run_process({devhost, "run", config.string()});
                 if (run.exit_code != 0)

@@ -201,7 +201,11 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
             {file, s.line, "[device " + text::excerpt(d.name) + "] step '" + text::excerpt(s.text) + "': " + what});
     };
     const std::string cls = "class '" + plugin.device_class() + "'";
+    uint64_t runs = 0;  // repetitions counted
     for (const Step &s : d.steps) {
+        if (runs <= max_device_step_runs && (runs += s.repeat) > max_device_step_runs)
+            fail(s, "the device's steps come to more than " + std::to_string(max_device_step_runs) +
+                        " with their repetitions (repeat=); spread them over more devices or runs");
         uint32_t code = 0;
         const std::optional<Hook> hook = hook_of(s.kind);
         if (!hook) {  // sleep: no hook, any state
@@ -232,6 +236,10 @@ void check_steps(const DeviceConfig &d, const Plugin &plugin, const std::string 
             }
         }
         apply(*hook, true, state);
+        // Its next repetitions start where the first left the device; a
+        // hook's effect is the same each time, so the second says it all.
+        if (const Need again = s.repeat > 1 ? needs(*hook, state, rules) : Need::None; again != Need::None)
+            fail(s, "repetition 2 of repeat=" + std::to_string(s.repeat) + ": " + needed(again, cls));
         plan.control_codes.push_back(code);
         warn_step(d, plugin, plan, s, code, file);
         check_file_step(d, plugin, s, file, diags);

@@ -194,10 +194,15 @@ int cmd_check(const Cli &cli)
     int code = prepare(cli, cli.args[0], config, registry, plan, files);
     if (code >= 0)
         return code;
-    size_t steps = 0;
-    for (const auto &d : config.devices)
-        steps += d.steps.size();
-    std::cout << cli.args[0] << ": ok: " << config.devices.size() << " device(s), " << steps << " step(s), "
+    // The steps a run would record, repetitions (repeat=) counted, and the
+    // lines they come from when that is fewer.
+    uint64_t steps = 0, lines = 0;
+    for (const auto &d : config.devices) {
+        steps += step_runs(d.steps);
+        lines += d.steps.size();
+    }
+    std::cout << cli.args[0] << ": ok: " << config.devices.size() << " device(s), " << steps << " step(s)"
+              << (steps != lines ? " (" + std::to_string(lines) + " written, repeat= counted)" : std::string()) << ", "
               << config.virtuals.size() << " virtual device(s)\n";
     return exit_ok;
 }

@@ -95,7 +95,9 @@ Outcome sleep_cancellable(const Device &device, int64_t ms)
     }
 }
 
-struct StepRunner {
+}  // namespace
+
+struct Engine::StepRunner {
     Device &device;
     const DevicePlan &plan;
     int64_t default_timeout_ms;
@@ -229,8 +231,6 @@ struct StepRunner {
     }
 };
 
-}  // namespace
-
 Engine::Engine(RecordWriter &records, int64_t default_timeout_ms)
     : records_(records), default_timeout_ms_(default_timeout_ms)
 {
@@ -347,39 +347,55 @@ int Engine::run_steps(Device &device, const DevicePlan &plan, PipelineResult &re
     int seq = 0;
     for (size_t i = 0; i < cfg.steps.size(); i++) {
         const Step &s = cfg.steps[i];
-        Record rec;
-        rec.device = cfg.name;
-        rec.seq = ++seq;
-        rec.step = s.text;
-        rec.line = s.line;
-        if (HookWatch *watch = device.watch()) {
-            watch->step.store(static_cast<int32_t>(i), std::memory_order_relaxed);
-            watch->phase.store(HookWatch::Steps, std::memory_order_release);
-        }
-        const Outcome o = run_recorded(rec, [&]() -> Outcome {
-            if (device.cancelled())
-                return {DEVHOST_E_CANCELLED, "pipeline cancelled before this step", 0};
-            return runner.run(s, i < plan.control_codes.size() ? plan.control_codes[i] : 0, rec);
-        });
-        const bool recorded = record(rec);
-        if (HookWatch *watch = device.watch(); watch && recorded)
-            watch->written_seq.store(rec.seq, std::memory_order_release);
-        if (!o.ok()) {
-            // Steps made by the host itself (probe) have no config line.
-            spdlog::error("{}: step '{}'{} failed: {}: {}", cfg.name, s.text,
-                          s.line > 0 ? " (line " + std::to_string(s.line) + ")" : std::string(),
-                          devhost_status_name(o.status), o.message);
-            result.ok = false;
-            result.status = o.status;
-            break;
-        }
-        if (!recorded) {
-            result.ok = false;
-            result.status = DEVHOST_E_IO;
-            break;
-        }
+        // repeat=N: each repetition is a step of its own (steps.hpp).
+        for (uint32_t k = 1; k <= s.repeat; k++)
+            if (!run_step(device, runner, plan, i, s.repeat > 1 ? k : 0, ++seq, result))
+                return seq;
     }
     return seq;
+}
+
+bool Engine::run_step(Device &device, StepRunner &runner, const DevicePlan &plan, size_t i, uint32_t repetition,
+                      int seq, PipelineResult &result)
+{
+    const DeviceConfig &cfg = *plan.config;
+    const Step &s = cfg.steps[i];
+    Record rec;
+    rec.device = cfg.name;
+    rec.seq = seq;
+    rec.step = s.text;
+    rec.line = s.line;
+    rec.repetition = repetition;
+    if (HookWatch *watch = device.watch()) {
+        watch->step.store(static_cast<int32_t>(i), std::memory_order_relaxed);
+        watch->repetition.store(repetition, std::memory_order_relaxed);
+        watch->phase.store(HookWatch::Steps, std::memory_order_release);
+    }
+    const Outcome o = run_recorded(rec, [&]() -> Outcome {
+        if (device.cancelled())
+            return {DEVHOST_E_CANCELLED, "pipeline cancelled before this step", 0};
+        return runner.run(s, i < plan.control_codes.size() ? plan.control_codes[i] : 0, rec);
+    });
+    const bool recorded = record(rec);
+    if (HookWatch *watch = device.watch(); watch && recorded)
+        watch->written_seq.store(rec.seq, std::memory_order_release);
+    if (!o.ok()) {
+        // Steps made by the host itself (probe) have no config line.
+        spdlog::error("{}: step '{}'{}{} failed: {}: {}", cfg.name, s.text,
+                      s.line > 0 ? " (line " + std::to_string(s.line) + ")" : std::string(),
+                      repetition ? " repetition " + std::to_string(repetition) + " of " + std::to_string(s.repeat)
+                                 : std::string(),
+                      devhost_status_name(o.status), o.message);
+        result.ok = false;
+        result.status = o.status;
+        return false;
+    }
+    if (!recorded) {
+        result.ok = false;
+        result.status = DEVHOST_E_IO;
+        return false;
+    }
+    return true;
 }
 
 void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)

@@ -73,9 +73,16 @@ private:
     // Never throws.
     void record_not_started(const DevicePlan &plan, devhost_status status, int os_errno,
                             const std::string &why) noexcept;
-    // Runs the steps until one fails or a record cannot be written; returns
-    // the last seq used.
+    // Runs one step of a pipeline; its state across steps (the last
+    // message id, the buffer).
+    struct StepRunner;
+    // Runs the steps, each as many times as its repeat= says, until one
+    // fails or a record cannot be written; returns the last seq used.
     int run_steps(Device &device, const DevicePlan &plan, PipelineResult &result);
+    // Runs and records step `i` (its `repetition`, 0 when not repeated) as
+    // record `seq`; false when the pipeline must stop.
+    bool run_step(Device &device, StepRunner &runner, const DevicePlan &plan, size_t i, uint32_t repetition,
+                  int seq, PipelineResult &result);
     // Releases what the device still holds, one unwind record each.
     void unwind(Device &device, const DeviceConfig &cfg, int seq);
 

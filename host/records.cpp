@@ -145,10 +145,13 @@ size_t format_minimal(const Record &r, char (&buf)[minimal_record_size])
     p = append_escaped(p, std::string_view(r.device).substr(0, 128));
     p += std::sprintf(p, "\",\"seq\":%d,\"step\":\"", r.seq);
     p = append_escaped(p, std::string_view(r.step).substr(0, 128));
+    p += std::sprintf(p, "\",\"line\":%d", r.line);
+    if (r.repetition > 0)
+        p += std::sprintf(p, ",\"repetition\":%u", r.repetition);
     p += std::sprintf(p,
-                      "\",\"line\":%d,\"status\":\"%.24s\",\"code\":%d,\"bytes\":%zu,\"hex\":\"\",\"text\":\"\"%s"
+                      ",\"status\":\"%.24s\",\"code\":%d,\"bytes\":%zu,\"hex\":\"\",\"text\":\"\"%s"
                       ",\"summarised\":[\"out of memory\"]}\n",
-                      r.line, devhost_status_name(r.status), static_cast<int>(r.status), r.bytes,
+                      devhost_status_name(r.status), static_cast<int>(r.status), r.bytes,
                       r.unwind ? ",\"unwind\":true" : "");
     return static_cast<size_t>(p - buf);
 }
@@ -205,6 +208,8 @@ std::string RecordWriter::format(const Record &r, const RecordData &data)
                     ",\"seq\":" + std::to_string(r.seq) + ",\"step\":" + step;
     if (r.line > 0)
         s += ",\"line\":" + std::to_string(r.line);
+    if (r.repetition > 0)
+        s += ",\"repetition\":" + std::to_string(r.repetition);
     s += ",\"status\":" + json_string(devhost_status_name(r.status)) + ",\"code\":" + std::to_string(r.status) +
          ",\"duration_ms\":" + duration + ",\"bytes\":" + std::to_string(r.bytes) +
          data_fields(r, data, summarised);

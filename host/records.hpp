@@ -3,7 +3,9 @@
 // a crash or kill of the host loses nothing already recorded.
 //
 // Fields: time (UTC, ISO 8601 with microseconds), device, seq (step number in
-// its pipeline, from 1), step (as written), line, status (DEVHOST_OK ...),
+// its pipeline, from 1, each repetition of a repeat= step counted), step (as
+// written), line, repetition (1..N, on a step with repeat=N > 1), status
+// (DEVHOST_OK ...),
 // code, duration_ms, bytes, hex, text, and when present message, errno,
 // message_id, info {key: value}, unwind (true for steps the host added to
 // release what a pipeline held), summarised (the fields cut short to keep the
@@ -33,6 +35,7 @@ struct Record {
     int seq = 0;
     std::string step;
     int line = 0;
+    uint32_t repetition = 0;  // of a step with repeat=N > 1: 1..N; 0 otherwise
     devhost_status status = DEVHOST_OK;
     std::string message;
     int os_errno = 0;

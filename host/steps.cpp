@@ -172,9 +172,12 @@ struct Parser {
         return true;
     }
 
-    // Whether this step takes `key`; the error naming those it takes if not.
+    // Whether this step takes `key` (every step takes repeat=); the error
+    // naming those it takes if not.
     bool allowed(const std::string &key, const std::vector<std::string> &keys)
     {
+        if (key == "repeat")
+            return true;
         for (const auto &a : keys)
             if (a == key)
                 return true;
@@ -182,9 +185,8 @@ struct Parser {
             return fail("from= is write's (a read saves what it reads with to=FILE)");
         std::string list;
         for (const auto &a : keys)
-            list += (list.empty() ? "" : ", ") + a + "=";
-        return fail("unknown argument '" + text::excerpt(key) + "'" +
-                    (list.empty() ? " (it takes no arguments)" : " (expected " + list + ")"));
+            list += a + "=, ";
+        return fail("unknown argument '" + text::excerpt(key) + "' (expected " + list + "repeat=)");
     }
 
     // Applies one key=value option common to several steps; `keys` names
@@ -229,6 +231,10 @@ struct Parser {
             if (!number(key, value, 0, UINT32_MAX, n))
                 return false;
             step.context_size = static_cast<uint32_t>(n);
+        } else if (key == "repeat") {
+            if (!number(key, value, 1, max_step_repeat, n))
+                return false;
+            step.repeat = static_cast<uint32_t>(n);
         } else if (key == "from" || key == "to") {
             if (value.empty())
                 return fail(key + "= needs a file name");
@@ -289,7 +295,7 @@ struct Parser {
         for (const auto &[k, v] : pairs) {
             if (!ok)
                 break;
-            if (k == "timeout" || k == "context" || k == "context-size") {
+            if (k == "timeout" || k == "context" || k == "context-size" || k == "repeat") {
                 ok = option(k, v, {"timeout", "context", "context-size"});
             } else {
                 std::string value = v;
@@ -412,6 +418,14 @@ std::optional<Step> parse_step(std::string_view line, std::string &error)
     if (!p.arguments())
         return std::nullopt;
     return std::move(p.step);
+}
+
+uint64_t step_runs(const std::vector<Step> &steps)
+{
+    uint64_t runs = 0;
+    for (const Step &s : steps)
+        runs += s.repeat;
+    return runs;
 }
 
 std::optional<std::string> context_size_error(size_t context_len, uint32_t context_size)

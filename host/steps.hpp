@@ -9,8 +9,9 @@
 //   control CODE [DATA] [max=N] [expect=DATA]
 //   sleep D                  unlock     disconnect     close
 //
-// Every step but sleep also takes timeout=D. DATA is a "C-escaped string" or
-// hex:0a0b; D is a duration (250ms, 2s); N an integer (0x allowed).
+// Every step but sleep also takes timeout=D, and every step repeat=N (run it
+// N times, one record each; see Step::repeat). DATA is a "C-escaped string"
+// or hex:0a0b; D is a duration (250ms, 2s); N an integer (0x allowed).
 // from= and to= stream between a file and the device (file_transfer.hpp):
 // N may then exceed max_step_buffer.
 #pragma once
@@ -38,6 +39,12 @@ inline constexpr size_t max_step_buffer = 16u * 1024 * 1024;
 inline constexpr size_t default_step_buffer = 4096;
 // The most a read to=FILE may ask for.
 inline constexpr uint64_t max_file_transfer = UINT64_MAX >> 1;
+// The most repeat=N may ask for.
+inline constexpr uint32_t max_step_repeat = 1000000;
+// The most step runs (every repetition counted) a device's pipeline may
+// have, so that its record numbers (seq, an int) never overflow; check
+// refuses a device over it.
+inline constexpr uint64_t max_device_step_runs = 100000000;
 
 struct Step {
     StepKind kind = StepKind::Open;
@@ -62,7 +69,15 @@ struct Step {
     std::optional<std::string> from_file;
     std::optional<std::string> to_file;
     bool file_transfer() const { return from_file || to_file; }
+    // repeat=N: the engine runs the step N times in a row, each repetition
+    // a step of its own (its own record, seq, deadline and cancel check);
+    // the first that fails ends the pipeline as any failed step does. The
+    // records of a step with N > 1 carry `repetition` (1..N).
+    uint32_t repeat = 1;
 };
+
+// How many steps a pipeline of these steps runs, repetitions counted.
+uint64_t step_runs(const std::vector<Step> &steps);
 
 const char *step_name(StepKind kind);
 

@@ -653,6 +653,8 @@ void Supervisor::record_lost(Run &run, Worker &w, size_t i, const std::string &c
         const size_t k = phase == HookWatch::Steps && step >= 0 ? static_cast<size_t>(step) : 0;
         rec.step = k < cfg.steps.size() ? cfg.steps[k].text : "(pipeline)";
         rec.line = k < cfg.steps.size() ? cfg.steps[k].line : 0;
+        if (phase == HookWatch::Steps)
+            rec.repetition = s.repetition.load(std::memory_order_acquire);
     }
     if (hook >= 0 && phase != HookWatch::Done)
         where = " while its " + std::string(hook_name(static_cast<Hook>(hook))) + " hook ran";

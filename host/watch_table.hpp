@@ -27,6 +27,7 @@ struct HookWatch {
     enum Phase : uint32_t { NotStarted, Steps, Unwind, Done };
     std::atomic<uint32_t> phase{NotStarted};
     std::atomic<int32_t> step{-1};          // index of the step running (Steps)
+    std::atomic<uint32_t> repetition{0};    // its repetition (repeat=), 0: not repeated
     std::atomic<int32_t> hook{-1};          // the Hook being called, -1: none
     std::atomic<uint64_t> calls{0};         // hook calls begun (tells one call from the next)
     std::atomic<uint64_t> deadline_ns{0};   // of the call in flight (CLOCK_MONOTONIC); 0: none

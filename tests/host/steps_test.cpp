@@ -90,11 +90,35 @@ TEST_CASE("malformed steps are refused with a message naming the problem", "[ste
     CHECK(parse_error("read 0") == "step 'read': N=0: expected an integer from 1 to 16777216");
     CHECK(parse_error("read 4 timeout=soon") == "step 'read': timeout=soon: expected a duration like 250ms or 2s");
     CHECK(parse_error("read 4 bogus=1") ==
-          "step 'read': unknown argument 'bogus' (expected exactly=, until=, timeout=, max=, expect=, offset=, to=)");
+          "step 'read': unknown argument 'bogus' (expected exactly=, until=, timeout=, max=, expect=, offset=, to=, repeat=)");
     CHECK(parse_error("open now") == "step 'open': unexpected 'now'");
     CHECK(parse_error("sleep") == "step 'sleep': missing duration");
-    CHECK(parse_error("sleep 1s timeout=2s") == "step 'sleep': unknown argument 'timeout' (it takes no arguments)");
+    CHECK(parse_error("sleep 1s timeout=2s") == "step 'sleep': unknown argument 'timeout' (expected repeat=)");
     CHECK(parse_error("control") == "step 'control': missing CODE (a control name or number)");
     CHECK(parse_error(R"(read until="")") == "step 'read': until= needs at least one byte");
     CHECK(parse_error(R"(write timeout=1s "x")") == "step 'write': '\"x\"' must come before the key=value arguments");
+}
+
+TEST_CASE("repeat=N on any step: 1 to max_step_repeat, once, a number", "[steps][repeat]")
+{
+    CHECK(parse_ok("open").repeat == 1);
+    CHECK(parse_ok("write \"x\" repeat=200").repeat == 200);
+    CHECK(parse_ok("sleep 1ms repeat=0x10").repeat == 16);
+    CHECK(parse_ok("read 4 to=f repeat=3").repeat == 3);
+    CHECK(parse_ok("request \"a\" until=\"\\n\" repeat=1000000").repeat == max_step_repeat);
+    // connect: repeat= is the host's, never a pair for the plugin.
+    Step k = parse_ok("connect mode=ecp repeat=2");
+    CHECK(k.repeat == 2);
+    REQUIRE(k.args.size() == 1);
+    CHECK(k.args[0].first == "mode");
+    const std::string range = ": expected an integer from 1 to 1000000";
+    CHECK(parse_error("open repeat=0") == "step 'open': repeat=0" + range);
+    CHECK(parse_error("open repeat=-3") == "step 'open': repeat=-3" + range);
+    CHECK(parse_error("open repeat=two") == "step 'open': repeat=two" + range);
+    CHECK(parse_error("open repeat=") == "step 'open': repeat=" + range);
+    CHECK(parse_error("open repeat=1000001") == "step 'open': repeat=1000001" + range);
+    CHECK(parse_error("open repeat=99999999999999999999999") == "step 'open': repeat=99999999999999999999999" + range);
+    CHECK(parse_error("write \"x\" repeat=2 repeat=3") == "step 'write': repeat= is given twice");
+    CHECK(parse_error("sleep 1s repeat=2 timeout=1s") == "step 'sleep': unknown argument 'timeout' (expected repeat=)");
+    CHECK(step_runs({parse_ok("open"), parse_ok("write \"x\" repeat=200"), parse_ok("close")}) == 202);
 }
