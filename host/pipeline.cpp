@@ -1,5 +1,7 @@
 #include "pipeline.hpp"
 
+#include "serve_config.hpp"
+
 #include "file_transfer.hpp"
 #include "logging.hpp"
 #include "common/text.hpp"
@@ -342,16 +344,27 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
 
 int Engine::run_steps(Device &device, const DevicePlan &plan, PipelineResult &result)
 {
-    const DeviceConfig &cfg = *plan.config;
-    StepRunner runner{device, plan, default_timeout_ms_, std::nullopt, {}};
     int seq = 0;
-    for (size_t i = 0; i < cfg.steps.size(); i++) {
+    result = run_range(device, plan, 0, plan.config->steps.size(), seq, 0);
+    return seq;
+}
+
+PipelineResult Engine::run_range(Device &device, const DevicePlan &plan, size_t first, size_t count, int &seq,
+                                 int generation)
+{
+    const DeviceConfig &cfg = *plan.config;
+    PipelineResult result;
+    result.device = cfg.name;
+    StepRunner runner{device, plan, default_timeout_ms_, std::nullopt, {}};
+    for (size_t i = first; i < first + count && i < cfg.steps.size(); i++) {
         const Step &s = cfg.steps[i];
         Record rec;
         rec.device = cfg.name;
         rec.seq = ++seq;
         rec.step = s.text;
         rec.line = s.line;
+        rec.generation = generation;
+        rec.phase = generation > 0 ? phase_name(phase_of_step(cfg, i)) : nullptr;
         if (HookWatch *watch = device.watch()) {
             watch->step.store(static_cast<int32_t>(i), std::memory_order_relaxed);
             watch->phase.store(HookWatch::Steps, std::memory_order_release);
@@ -379,10 +392,17 @@ int Engine::run_steps(Device &device, const DevicePlan &plan, PipelineResult &re
             break;
         }
     }
-    return seq;
+    return result;
 }
 
-void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
+void Engine::release(Device &device, const DevicePlan &plan, int &seq, int generation, const char *phase)
+{
+    const size_t held = unwind_order(device.state(), device.rules()).size();
+    unwind(device, *plan.config, seq, generation, phase);
+    seq += static_cast<int>(held);
+}
+
+void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq, int generation, const char *phase)
 {
     // Unwind what the pipeline still holds, in the lifecycle's order, each
     // release with the device's timeout, else [host]'s (deadlines.hpp).
@@ -397,6 +417,8 @@ void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
         rec.seq = ++seq;
         rec.step = name;
         rec.unwind = true;
+        rec.generation = generation;
+        rec.phase = phase;
         const Outcome o = run_recorded(rec, [&] { return device.release(hook, timeout); });
         if (HookWatch *watch = device.watch(); record(rec) && watch)
             watch->written_seq.store(rec.seq, std::memory_order_release);

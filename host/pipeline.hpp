@@ -46,6 +46,15 @@ public:
     // Runs one device's pipeline on the calling thread.
     PipelineResult run_device(const DevicePlan &plan);
 
+    // devhost serve (serve_worker.cpp): runs steps [first, first + count)
+    // of `plan` on `device`, recorded with `generation` and each step's
+    // phase, until one fails; `seq` is the last seq used, carried from one
+    // phase to the next. release() unwinds what the device holds (records
+    // in phase `phase`).
+    PipelineResult run_range(Device &device, const DevicePlan &plan, size_t first, size_t count, int &seq,
+                             int generation);
+    void release(Device &device, const DevicePlan &plan, int &seq, int generation, const char *phase);
+
     // Runs every plan concurrently, one thread each, and waits for them.
     // After cancel_all(), threads get `grace` to unwind; a pipeline stuck in
     // a plugin past that is abandoned: reported, its thread detached, and
@@ -77,7 +86,7 @@ private:
     // the last seq used.
     int run_steps(Device &device, const DevicePlan &plan, PipelineResult &result);
     // Releases what the device still holds, one unwind record each.
-    void unwind(Device &device, const DeviceConfig &cfg, int seq);
+    void unwind(Device &device, const DeviceConfig &cfg, int seq, int generation = 0, const char *phase = nullptr);
 
     // A pipeline's device, registered in live_ while it exists.
     class LiveDevice;
