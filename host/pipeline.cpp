@@ -249,6 +249,8 @@ void Engine::cancel_all()
 
 bool Engine::record(const Record &rec)
 {
+    if (observer_)
+        observer_(rec);
     if (records_.write(rec))
         return true;
     if (!records_failed_.exchange(true)) {

@@ -43,6 +43,10 @@ public:
     using DeviceSetup = std::function<void(Device &, const DevicePlan &)>;
     void on_device(DeviceSetup setup) { setup_ = std::move(setup); }
 
+    // Also shown every record as it is written (devhost serve hands them
+    // to its supervisor); called from the pipelines' threads.
+    void observe(std::function<void(const Record &)> observer) { observer_ = std::move(observer); }
+
     // Runs one device's pipeline on the calling thread.
     PipelineResult run_device(const DevicePlan &plan);
 
@@ -93,6 +97,7 @@ private:
 
     RecordWriter &records_;
     DeviceSetup setup_;
+    std::function<void(const Record &)> observer_;
     int64_t default_timeout_ms_;
     std::atomic<int64_t> grace_ms_{default_grace.count()};
     std::atomic<bool> records_failed_{false};

@@ -34,13 +34,27 @@ struct Served {
     int seq = 0;         // the last record's, in this generation
     int generation = 0;
     std::thread thread;  // the phase running or last run
+    // The records of the phase running (its thread's alone), as written,
+    // for the supervisor: its control clients see them (calls, monitor).
+    nlohmann::json records = nlohmann::json::array();
+    size_t records_bytes = 0;
 };
+
+// The most record text one "done" message carries; more is cut (the output
+// has them all).
+constexpr size_t max_done_records_bytes = 4u << 20;
+
+// The device whose phase this thread runs.
+thread_local Served *running = nullptr;
 
 class ServeWorker {
 public:
-    ServeWorker(std::shared_ptr<const Plugin> plugin, WatchTable &table, RecordWriter &records, int64_t timeout_ms)
-        : plugin_(std::move(plugin)), table_(table), records_(records), engine_(records, timeout_ms)
+    ServeWorker(std::shared_ptr<const Plugin> plugin, WatchTable &table, RecordWriter &records, RecordData data,
+                int64_t timeout_ms)
+        : plugin_(std::move(plugin)), table_(table), records_(records), data_(data),
+          engine_(records, timeout_ms)
     {
+        engine_.observe([this](const Record &r) { keep(r); });
     }
     ~ServeWorker()
     {
@@ -107,9 +121,29 @@ private:
             s.thread.join();  // the supervisor asks one phase at a time: it has ended
         s.plan.config = &s.config;  // the map's node is stable
         s.thread = std::thread([this, &s, phase, generation] {
+            running = &s;
+            s.records = json::array();
+            s.records_bytes = 0;
             const PipelineResult r = run_phase(s, phase, generation);
-            send_message(channel, {{"ev", "done"}, {"slot", s.slot}, {"phase", phase}, {"ok", r.ok}, {"status", r.status}});
+            send_message(channel, {{"ev", "done"},
+                                   {"slot", s.slot},
+                                   {"phase", phase},
+                                   {"ok", r.ok},
+                                   {"status", r.status},
+                                   {"records", std::move(s.records)}});
         });
+    }
+
+    // A record written by one of the phases (on its thread).
+    void keep(const Record &r)
+    {
+        Served *s = running;
+        if (!s)
+            return;
+        const std::string line = RecordWriter::format(r, data_);
+        s->records_bytes += line.size();
+        if (s->records_bytes <= max_done_records_bytes)
+            s->records.push_back(json::parse(line, nullptr, false));
     }
 
     // A Device for a setup (or a whole pipeline), supervised as in a run;
@@ -179,6 +213,7 @@ private:
     std::shared_ptr<const Plugin> plugin_;
     WatchTable &table_;
     RecordWriter &records_;
+    RecordData data_;
     Engine engine_;
     std::map<int32_t, Served> devices_;
 };
@@ -201,7 +236,7 @@ int serve_worker(Message &msg)
     data.head = body.at("record_head").get<size_t>();
     RecordWriter records(std::move(msg.fds[1]), data, table.records_lock());
     {
-        ServeWorker worker(plugin, table, records, body.at("timeout_ms").get<int64_t>());
+        ServeWorker worker(plugin, table, records, data, body.at("timeout_ms").get<int64_t>());
         send_message(channel, {{"ev", "started"}});
         worker.obey(body.at("grace_ms").get<int64_t>());
     }
