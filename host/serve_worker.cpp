@@ -9,6 +9,7 @@
 #include "worker_protocol.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <deque>
 #include <fcntl.h>
 #include <map>
@@ -79,7 +80,9 @@ public:
             const std::string op = m.body.value("op", "");
             if (op == "quit")
                 return;
-            if (op == "stop")
+            if (op == "ping")  // the watchdog's: this thread still answers
+                send_message(channel, {{"ev", "pong"}, {"n", m.body.value("n", 0)}});
+            else if (op == "stop")
                 records_.stop_waiting(std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms / 2));
             else if (op == "device")
                 add(m);
@@ -190,6 +193,8 @@ private:
             close(s, "body");
             return r;
         }
+        if (phase == "teardown" && !c.phased)
+            return r;  // its pipeline unwound at the end of each body
         if (!s.device)
             return {c.name, false, DEVHOST_E_INVALID};
         if (phase == "body")
@@ -229,6 +234,9 @@ int serve_worker(Message &msg)
     auto plugin = worker_load(registry, body.at("file").get<std::string>(), std::move(msg.fds[0]));
     if (!plugin)
         worker_fail(registry.refusals().back().reason);
+    // A stop signal sent to the whole process group is the supervisor's to
+    // act on: it tears the devices down, then lets this worker go.
+    std::signal(SIGTERM, SIG_IGN);
     WatchTable table = WatchTable::attach(std::move(msg.fds[2]));
     worker_set_watch_table(&table);
     RecordData data;
