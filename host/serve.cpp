@@ -218,8 +218,9 @@ void ServeLoop::notify(uint64_t now)
             sep = ", ";
         }
     notifier_.status(stopping_ ? "stopping: " + line : line);
+    // Pings from READY on (before it, systemd's start timeout watches).
     const auto interval = notifier_.ping_interval();
-    if (!interval || now < next_ping_ns_)
+    if (!interval || !ready_sent_ || now < next_ping_ns_)
         return;
     next_ping_ns_ = now + static_cast<uint64_t>(interval->count()) * 1000u;
     // Only while every worker answered the last ping: a wedged worker (or
