@@ -245,12 +245,19 @@ int ServeLoop::poll_timeout(uint64_t now) const
             ms = std::min<int64_t>(ms, at > now ? static_cast<int64_t>((at - now) / serve_ms_ns) + 1 : 0);
     };
     for (const auto &d : devices_) {
-        if (!d.phase.empty())
+        if (!d.phase.empty()) {
             ms = std::min<int64_t>(ms, 20);  // the watch table's deadlines, read every 20 ms
-        until(d.next_tick_ns);
-        until(d.retry_at_ns);
-        if (d.plan->config->stale_after_ms && d.set_up && d.state == ServeState::Idle)
-            until(d.last_ok_ns + static_cast<uint64_t>(*d.plan->config->stale_after_ms) * serve_ms_ns);
+            continue;
+        }
+        // Only what schedule() would act on: a time it leaves in the past
+        // would make the loop spin.
+        if (d.set_up) {
+            until(d.next_tick_ns);
+            if (d.plan->config->stale_after_ms && d.state == ServeState::Idle)
+                until(d.last_ok_ns + static_cast<uint64_t>(*d.plan->config->stale_after_ms) * serve_ms_ns);
+        } else if (d.state != ServeState::Failed) {
+            until(d.retry_at_ns);
+        }
     }
     if (notifier_.ping_interval())
         until(next_ping_ns_);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <sstream>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <thread>
@@ -77,6 +78,24 @@ struct Served {
     fs::path out;
     Child child;
 };
+
+// The CPU time (user + system, in clock ticks) process `pid` has used.
+long cpu_ticks(pid_t pid)
+{
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    long utime = 0, stime = 0;
+    for (int i = 3; fields >> field; i++) {
+        if (i == 14)
+            utime = std::stol(field);
+        if (i == 15) {
+            stime = std::stol(field);
+            break;
+        }
+    }
+    return utime + stime;
+}
 
 const std::string loop_device(const std::string &name, const std::string &body, const std::string &run)
 {
@@ -264,6 +283,11 @@ TEST_CASE("serve: a worker that crashes costs its device a record, the device is
         const auto a = of_device(serve.records(), "a");
         return !a.empty() && a.back().value("generation", 0) == 2 && count_phase(a, "body") >= 4;
     }));
+    // Between ticks the loop sleeps: a backoff or retry time left in the
+    // past must not make it spin (a second of serving costs well under 0.2 s).
+    const long before = cpu_ticks(serve.child.pid());
+    std::this_thread::sleep_for(1s);
+    CHECK(cpu_ticks(serve.child.pid()) - before < sysconf(_SC_CLK_TCK) / 5);
     const ProcessResult r = serve.stop();
     CHECK(r.exit_code == 0);
     const auto a = of_device(serve.records(), "a");
