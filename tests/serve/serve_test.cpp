@@ -97,6 +97,33 @@ long cpu_ticks(pid_t pid)
     return utime + stime;
 }
 
+// A datagram socket at `path` standing for systemd's NOTIFY_SOCKET: what
+// serve sent, one string per datagram.
+struct NotifySocket {
+    explicit NotifySocket(const fs::path &path)
+    {
+        fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+        bound = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+    }
+    ~NotifySocket() { ::close(fd); }
+    NotifySocket(const NotifySocket &) = delete;
+    NotifySocket &operator=(const NotifySocket &) = delete;
+    const std::vector<std::string> &read()
+    {
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            messages.emplace_back(buf, static_cast<size_t>(n));
+        return messages;
+    }
+    int fd = -1;
+    bool bound = false;
+    std::vector<std::string> messages;
+};
+
 const std::string loop_device(const std::string &name, const std::string &body, const std::string &run)
 {
     return "[device " + name + "]\nclass = loop\npath = loop:" + name + "\nsetup = open\nbody = " + body +
@@ -308,4 +335,43 @@ TEST_CASE("serve: a worker that crashes costs its device a record, the device is
     // (a crashes again at its third transfer of each generation: there may be more)
     CHECK(count_phase(b, "setup") >= 2);
     CHECK(b.back().value("generation", 0) >= 2);
+}
+
+TEST_CASE("serve: stale-after marks a device whose bodies fail stale, in STATUS")
+{
+    TempDir dir;
+    NotifySocket notify(dir / "notify");
+    REQUIRE(notify.bound);
+    // Nothing was written: each read times out, no body succeeds.
+    write_file(dir / "serve.ini", loop_device("quiet", "read 1 timeout=10ms", "every 50ms") +
+                                      "stale-after = 300ms\n" + loop_device("fine", "write \"x\"", "every 50ms"));
+    Served serve(dir, dir / "serve.ini", {{"NOTIFY_SOCKET", (dir / "notify").string()}});
+    const auto has = [&](const std::string &message) {
+        const auto &all = notify.read();
+        return std::find(all.begin(), all.end(), message) != all.end();
+    };
+    REQUIRE(wait_until([&] { return has("STATUS=2 devices: 1 idle, 1 stale"); }));
+    const ProcessResult r = serve.stop();
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("quiet: torn down (generation 1; bodies: 0 ok, ") != std::string::npos);
+    // Before it: every device set up and idle.
+    CHECK(has("STATUS=2 devices: 2 idle"));
+}
+
+TEST_CASE("serve: devhost run runs a device's setup, body and teardown once, in that order")
+{
+    TempDir dir;
+    // Lines out of phase order: the phases order them.
+    write_file(dir / "run.ini", "[device a]\nclass = loop\npath = loop:a\nteardown = close\nbody = write \"x\"\n"
+                                "setup = open\nbody = read 1\nrun = every 1s\n");
+    const ProcessResult r = run_devhost({"run", (dir / "run.ini").string()});
+    REQUIRE(r.exit_code == 0);
+    std::vector<std::string> steps;
+    for (const auto &line : lines(r.out)) {
+        const json rec = json::parse(line);
+        steps.push_back(rec.value("step", ""));
+        CHECK(!rec.contains("generation"));
+        CHECK(!rec.contains("phase"));
+    }
+    CHECK(steps == std::vector<std::string>{"open", "write \"x\"", "read 1", "close"});
 }
