@@ -191,8 +191,14 @@ void ServeLoop::stop()
     stopping_ = true;
     stop_at_ns_ = monotonic_ns() + static_cast<uint64_t>(setup_.settings.stop_grace.count()) * serve_ms_ns;
     notifier_.stopping();
-    for (auto &d : devices_)
+    // A phase in flight is cancelled (each phase drains its cancel handle
+    // first, so the teardown after it is not).
+    const uint64_t one = 1;
+    for (auto &d : devices_) {
         d.leaving = true;
+        if (!d.phase.empty())
+            [[maybe_unused]] ssize_t n = ::write(d.cancel.get(), &one, sizeof one);
+    }
     replacements_.clear();
     for (auto &[key, w] : workers_)
         send_message(w.process->channel(), {{"op", "stop"}});
@@ -336,9 +342,10 @@ json ServeLoop::reset(const std::string &device)
         return {{"error", "no device '" + device + "'"}};
     if (d->state != ServeState::Failed)
         return {{"error", "device '" + device + "' is not failed (it is " + std::string(serve_state_name(d->state)) + ")"}};
-    ledger_->reset(d->plan->plugin->device_class());
-    for (auto &other : devices_)
-        if (other.state == ServeState::Failed && other.worker == d->worker) {
+    const std::string cls = d->plan->plugin->device_class();
+    ledger_->reset(cls);
+    for (auto &other : devices_)  // the class's mark was theirs too
+        if (other.state == ServeState::Failed && other.plan->plugin->device_class() == cls) {
             other.retry_at_ns = monotonic_ns();
             set_state(other, ServeState::Setup, "reset");
         }

@@ -134,6 +134,7 @@ ServeWorkerProc *ServeLoop::worker_for(ServedDevice &d)
     try {
         start_worker(w);
     } catch (const NoWorker &e) {
+        d.setup_ran = true;  // READY does not wait for a process that cannot be had
         d.retry_at_ns = monotonic_ns() + setup_retry_ns(d.setup_failures++);
         set_state(d, ServeState::Setup, e.what());
         return nullptr;

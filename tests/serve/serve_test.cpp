@@ -49,7 +49,7 @@ size_t count_phase(const std::vector<json> &records, const std::string &phase)
 }
 
 // Waits (up to `timeout`) until `pred` holds.
-bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds timeout = 10s)
+bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds timeout = 30s)
 {
     const auto until = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < until) {
@@ -169,8 +169,8 @@ TEST_CASE("serve: a body slower than its period is not started twice, the ticks 
     // One body at a time: each starts after the last ended (a sleep record's
     // time is its end; consecutive ones are at least 300 ms apart).
     std::vector<double> ends;
-    for (const auto &rec : serve.records())
-        if (rec.value("phase", "") == "body") {
+    for (const auto &rec : serve.records())  // the one the stop cancelled left out
+        if (rec.value("phase", "") == "body" && rec.value("status", "") == "DEVHOST_OK") {
             const std::string t = rec.value("time", "");
             ends.push_back(std::stod(t.substr(17, 9)) + 60 * std::stod(t.substr(14, 2)));
         }
@@ -226,7 +226,13 @@ TEST_CASE("serve: NOTIFY_SOCKET sees READY, WATCHDOG, RELOADING, READY, STOPPING
     // Pings go on after the reload; none need come between READY and STOPPING.
     std::vector<std::string> head(order.begin(), order.begin() + std::min<size_t>(order.size(), 4));
     CHECK(head == std::vector<std::string>(expected.begin(), expected.begin() + 4));
-    CHECK(order.back() == "STOPPING=1");
+    // STOPPING comes once, after them; only watchdog pings may follow it
+    // (the loop still answers while it tears the devices down).
+    const auto stopping = std::find(order.begin(), order.end(), "STOPPING=1");
+    REQUIRE(stopping != order.end());
+    CHECK(stopping - order.begin() >= 4);
+    for (auto it = stopping + 1; it != order.end(); ++it)
+        CHECK(*it == "WATCHDOG=1");
 }
 
 TEST_CASE("serve: SIGHUP adds, removes and changes devices without touching the unchanged one")
@@ -308,7 +314,9 @@ TEST_CASE("serve: a worker that crashes costs its device a record, the device is
     Served serve(dir, dir / "serve.ini");
     REQUIRE(wait_until([&] {
         const auto a = of_device(serve.records(), "a");
-        return !a.empty() && a.back().value("generation", 0) == 2 && count_phase(a, "body") >= 4;
+        return std::any_of(a.begin(), a.end(), [](const json &rec) {
+            return rec.value("generation", 0) >= 2 && rec.value("phase", "") == "body";
+        });
     }));
     // Between ticks the loop sleeps: a backoff or retry time left in the
     // past must not make it spin (a second of serving costs well under 0.2 s).
@@ -374,4 +382,25 @@ TEST_CASE("serve: devhost run runs a device's setup, body and teardown once, in 
         CHECK(!rec.contains("phase"));
     }
     CHECK(steps == std::vector<std::string>{"open", "write \"x\"", "read 1", "close"});
+}
+
+TEST_CASE("serve: a stop cancels a body in flight, and the teardown still runs")
+{
+    TempDir dir;
+    // The read waits a minute for a byte nobody writes.
+    write_file(dir / "serve.ini", "[host]\ntimeout = 1m\n" + loop_device("waiting", "read 1", "start"));
+    Served serve(dir, dir / "serve.ini");
+    REQUIRE(wait_until([&] { return count_phase(serve.records(), "setup") == 1; }));
+    std::this_thread::sleep_for(200ms);
+    const auto start = std::chrono::steady_clock::now();
+    const ProcessResult r = serve.stop();
+    CHECK(elapsed_ms(start) < 3000);
+    CHECK(r.exit_code == 0);
+    const auto recs = serve.records();
+    REQUIRE(recs.size() == 3);
+    CHECK(recs[1].value("step", "") == "read 1");
+    CHECK(recs[1].value("status", "") == "DEVHOST_E_CANCELLED");
+    CHECK(recs[2].value("step", "") == "close");
+    CHECK(recs[2].value("phase", "") == "teardown");
+    CHECK(recs[2].value("status", "") == "DEVHOST_OK");
 }
