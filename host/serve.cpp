@@ -191,8 +191,8 @@ void ServeLoop::stop()
     stopping_ = true;
     stop_at_ns_ = monotonic_ns() + static_cast<uint64_t>(setup_.settings.stop_grace.count()) * serve_ms_ns;
     notifier_.stopping();
-    // A phase in flight is cancelled (each phase drains its cancel handle
-    // first, so the teardown after it is not).
+    // A phase in flight is cancelled (send_phase drains the handle before
+    // the next phase, so the teardown after it is not).
     const uint64_t one = 1;
     for (auto &d : devices_) {
         d.leaving = true;

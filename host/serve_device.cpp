@@ -98,6 +98,9 @@ bool ServeLoop::send_phase(ServedDevice &d, const std::string &phase, uint64_t n
             return false;  // it is dying: its death is handled by the loop
         w->given.push_back(d.slot);
     }
+    // A cancel fired for the last phase (its deadline, a stop) is spent.
+    uint64_t spent = 0;
+    [[maybe_unused]] ssize_t n = ::read(d.cancel.get(), &spent, sizeof spent);
     json request = {{"op", phase}, {"slot", d.slot}};
     if (phase == "setup") {
         d.generation++;

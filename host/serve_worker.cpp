@@ -153,9 +153,6 @@ private:
     // nullptr with the reason recorded when it cannot be made.
     bool make_device(Served &s, PipelineResult &r)
     {
-        // A cancel the last phase's deadline fired is spent: drained.
-        uint64_t spent = 0;
-        [[maybe_unused]] ssize_t n = ::read(s.cancel.get(), &spent, sizeof spent);
         UniqueFd cancel(::fcntl(s.cancel.get(), F_DUPFD_CLOEXEC, 3));
         if (!cancel) {
             r = {s.config.name, false, DEVHOST_E_NO_MEMORY};
@@ -169,9 +166,9 @@ private:
 
     PipelineResult run_phase(Served &s, const std::string &phase, int generation)
     {
+        // (The supervisor drains the cancel handle before it asks for a
+        // phase: a cancel that comes after that is this phase's.)
         PipelineResult r{s.config.name, true, DEVHOST_OK};
-        uint64_t spent = 0;
-        [[maybe_unused]] ssize_t n = ::read(s.cancel.get(), &spent, sizeof spent);
         const DeviceConfig &c = s.config;
         if (phase == "setup") {
             s.generation = generation;
