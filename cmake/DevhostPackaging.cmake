@@ -27,7 +27,8 @@
 set(_deb_dir "${CMAKE_SOURCE_DIR}/packaging/deb")
 set(_deb_version "${PROJECT_VERSION}")  # native: packaging/deb/changelog's version
 
-install(FILES configs/default.ini DESTINATION /etc/devhost RENAME devhost.ini
+# devhost serve's config (devhost.service reads it); a conffile.
+install(FILES configs/serve.ini DESTINATION /etc/devhost RENAME devhost.ini
         COMPONENT host EXCLUDE_FROM_ALL)
 foreach(_pair host:devhost port:libdevhost-port1 dev:devhost-dev)
   string(REPLACE ":" ";" _pair "${_pair}")

@@ -1,5 +1,7 @@
 #include "cli.hpp"
 
+#include "serve.hpp"
+
 #include "check.hpp"
 #include "cli_help.hpp"
 #include "cli_control.hpp"
@@ -144,7 +146,7 @@ void print_diagnostics(const std::vector<Diagnostic> &diags)
 // Loads and checks a config; returns the exit code to stop with, or -1 to go
 // on.
 int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry &registry, Plan &plan,
-            PluginFiles &files)
+            PluginFiles &files, std::string *errors = nullptr)
 {
     std::vector<Diagnostic> diags;
     config = load_config(file, diags);
@@ -169,6 +171,9 @@ int prepare(const Cli &cli, const fs::path &file, Config &config, PluginRegistry
         std::stable_sort(diags.begin(), diags.end(),
                          [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });
         print_diagnostics(diags);
+        for (const auto &d : diags)
+            if (errors)
+                *errors += (errors->empty() ? "" : "\n") + d.str();
         // A missing plugin stops a run (3); to check, an unknown class is a
         // config mistake like any other (2), and so is a run with any other
         // mistake besides.
@@ -687,6 +692,89 @@ int cmd_reset_failed(const Cli &cli)
     return exit_ok;
 }
 
+// `devhost serve [CONFIG]` (serve.hpp): the config checked as for run, its
+// [virtual] peers started, then the serve loop until a stop signal.
+std::shared_ptr<ServeConfig> load_for_serve(const Cli &cli, const fs::path &file, const VirtualDevices &virtuals,
+                                            int &code, std::string &errors)
+{
+    auto loaded = std::make_shared<ServeConfig>();
+    code = prepare(cli, file, loaded->config, loaded->registry, loaded->plan, loaded->files, &errors);
+    if (code >= 0)
+        return nullptr;
+    if (loaded->config.host.isolation == Isolation::None) {
+        errors = file.string() + ":" + std::to_string(loaded->config.host.isolation_line) +
+                 ": [host] isolation: serve runs plugins in workers; 'none' is for devhost run only";
+        error_line(errors);
+        code = exit_usage;
+        return nullptr;
+    }
+    for (auto &d : loaded->plan.devices) {
+        if (d.path.rfind("virtual:", 0) != 0)
+            continue;
+        const std::string path = virtuals.path_of(d.path.substr(8));
+        if (path.empty()) {
+            errors = file.string() + ":" + std::to_string(d.config->path.line) + ": [device " + d.config->name +
+                     "] path: [virtual " + d.path.substr(8) + "] is not running (peers start with serve, not on reload)";
+            error_line(errors);
+            code = exit_usage;
+            return nullptr;
+        }
+        d.path = path;
+    }
+    return loaded;
+}
+
+int cmd_serve(const Cli &cli)
+{
+    if (cli.args.size() > 1) {
+        error_line("serve takes at most one CONFIG (see devhost --help)");
+        return exit_usage;
+    }
+    const fs::path file = cli.args.empty() ? fs::path("/etc/devhost/devhost.ini") : fs::path(cli.args[0]);
+    // Before any thread or process: the loop takes them from its signalfd.
+    const sigset_t set = serve_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    VirtualDevices virtuals;
+    Config first;
+    {
+        std::vector<Diagnostic> diags;
+        first = load_config(file, diags);
+    }
+    for (const auto &v : first.virtuals) {
+        std::string error;
+        bool usage = false;
+        if (!virtuals.start(v, 10000, error, usage)) {
+            error_line(first.file.string() + ":" + std::to_string(v.line) + ": " + error);
+            virtuals.stop_all();
+            return usage ? exit_usage : exit_failed;
+        }
+    }
+    int code = -1;
+    std::string errors;
+    auto loaded = load_for_serve(cli, file, virtuals, code, errors);
+    if (!loaded)
+        return code;
+    std::optional<RecordWriter> records;
+    try {
+        records.emplace(cli.output.value_or(loaded->config.host.output), loaded->config.host.record_data);
+    } catch (const std::exception &e) {
+        error_line((cli.output ? std::string("--output: ") : file.string() + ": [host] output: ") + e.what());
+        return exit_usage;
+    }
+    ServeSetup setup;
+    setup.config = loaded;
+    setup.settings = supervisor_settings(cli, &loaded->config);
+    setup.settings.config_name = file.string();
+    setup.records = &*records;
+    setup.reload = [&cli, file, &virtuals](std::string &error) {
+        int code = -1;
+        return load_for_serve(cli, file, virtuals, code, error);
+    };
+    code = run_serve(std::move(setup));
+    virtuals.stop_all();
+    return code;
+}
+
 // Runs the command; an exception it lets out is one error line: a logging
 // setup problem is a usage error (2), anything else a failure (1).
 int dispatch(const Cli &cli)
@@ -694,13 +782,16 @@ int dispatch(const Cli &cli)
     try {
         // The commands that start workers fork the worker template first,
         // while this process is still one thread (worker_template.hpp).
-        if (cli.command == "run" || cli.command == "check" || cli.command == "plugins" || cli.command == "probe" ||
+        if (cli.command == "run" || cli.command == "serve" || cli.command == "check" || cli.command == "plugins" ||
+            cli.command == "probe" ||
             cli.command == "scan")
             worker_template::start();
         if (cli.command == "run")
             return cmd_run(cli);
         if (cli.command == "check")
             return cmd_check(cli);
+        if (cli.command == "serve")
+            return cmd_serve(cli);
         if (cli.command == "plugins")
             return cmd_plugins(cli);
         if (cli.command == "probe")

@@ -12,7 +12,7 @@ namespace devhost {
 namespace po = boost::program_options;
 
 const char *const command_list =
-    "run, check, plugins, probe, scan, reset-failed, status, call, reset, reload or monitor";
+    "run, serve, check, plugins, probe, scan, reset-failed, status, call, reset, reload or monitor";
 
 namespace {
 
@@ -148,6 +148,16 @@ const char *const monitor_text =
     "  2  usage error\n"                                                      \
     "  5  devhost serve is not running (no socket, or nothing listens on it)\n" \
     "  6  permission denied: not root and not in [host] control-group\n"
+const char *const serve_text =
+    "Serves CONFIG's devices until SIGTERM or SIGINT (no CONFIG:\n"
+    "/etc/devhost/devhost.ini): each device's setup steps once, its body at\n"
+    "each trigger of its 'run =' (start, every D, on-attach, on-demand), its\n"
+    "teardown at the stop. A device of 'step =' lines only runs its whole\n"
+    "pipeline at each trigger. A worker that dies costs its devices a record\n"
+    "and a new setup (generation + 1) after a backoff. SIGHUP reloads CONFIG:\n"
+    "a bad one is refused and the old one keeps running; only the devices whose\n"
+    "sections changed are torn down and set up again. Tells systemd READY,\n"
+    "STATUS, WATCHDOG, RELOADING and STOPPING (Type=notify).\n";
 
 const char *const help_text =
     "Prints COMMAND's usage, options and exit codes, as 'devhost COMMAND --help'\n"
@@ -165,6 +175,12 @@ const std::vector<CommandHelp> &command_helps()
          "  2  usage or config error\n"
          "  3  no usable plugin for a configured device\n"
          "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"},
+        {"serve", "devhost serve [OPTIONS] [CONFIG]", serve_text,
+         {{"output", nullptr}, {"allow-faults", allow_faults_text}},
+         "  0  stopped by SIGTERM or SIGINT (every device torn down)\n"
+         "  1  step records could not be written\n"
+         "  2  usage or config error\n"
+         "  3  no usable plugin for a configured device\n"},
         {"check", "devhost check [OPTIONS] CONFIG", check_text, {{"allow-faults", allow_faults_text}},
          "  0  the config is valid\n"
          "  2  usage error, or a mistake in the config (an unknown class too)\n"},
@@ -232,6 +248,9 @@ const char *const usage_text =
     "commands:\n"
     "  run [CONFIG]          run every device's pipeline (no CONFIG: the default\n"
     "                        config, which needs no hardware)\n"
+    "  serve [CONFIG]        serve the devices until stopped: setup once, body at\n"
+    "                        each trigger, teardown at the end (no CONFIG:\n"
+    "                        /etc/devhost/devhost.ini)\n"
     "  check CONFIG          find every mistake in CONFIG without touching a device\n"
     "  plugins [--json]      list loaded plugins, their options and refused files\n"
     "  probe [--class C] NAME\n"

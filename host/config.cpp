@@ -1,6 +1,8 @@
 #include "config.hpp"
 
 #include "control_socket.hpp"
+#include "serve_config.hpp"
+
 #include "logging.hpp"
 #include "common/text.hpp"
 #include "common/text_file.hpp"
@@ -420,8 +422,13 @@ private:
     {
         DeviceConfig &d = section_of(e, name, config_.devices, device_index_);
         std::string error;
-        if (e.key == "step") {
+        const std::optional<Phase> phase = phase_of_key(e.key);
+        if (e.key == "step" || phase) {
             d.step_lines++;
+            PhaseSteps &phases = phases_[d.name];
+            int &first = phase ? phases.first_phase_line : phases.first_step_line;
+            first = first ? first : e.line;
+            d.phased = d.phased || phase;
             auto step = parse_step(e.value, error);
             if (!step)
                 return bad(e, error);
@@ -430,7 +437,13 @@ private:
             // script: a relative from= is the config's.
             if (step->from_file && std::filesystem::path(*step->from_file).is_relative())
                 step->from_file = (std::filesystem::path(file_).parent_path() / *step->from_file).string();
-            d.steps.push_back(std::move(*step));
+            (phase ? phases.of[static_cast<int>(*phase)] : d.steps).push_back(std::move(*step));
+            return;
+        }
+        if (e.key == "run") {
+            if (!parse_run(e.value, d.run, error))
+                bad(e, error);
+            d.run.line = d.run.line ? d.run.line : e.line;
             return;
         }
         if (e.key == "fault") {
@@ -457,6 +470,12 @@ private:
             if (!ms)
                 bad(e, "expected a duration like 250ms or 2s, got " + quoted(e.value));
             d.timeout_ms = ms;
+        } else if (e.key == "stale-after") {
+            auto ms = text::parse_duration_ms(e.value);
+            if (!ms || *ms < 1)
+                bad(e, "expected a duration of 1ms or more like 30s, got " + quoted(e.value));
+            else
+                d.stale_after_ms = ms;
         } else {
             d.options.push_back({e.key, e.value, e.line});
         }
@@ -480,9 +499,21 @@ private:
         }
     }
 
+public:
+    // After the last entry: each device's phases in running order.
+    void finish()
+    {
+        for (auto &d : config_.devices) {
+            assemble_phases(d, phases_[d.name], file_, diags_);
+            check_body_repeats(d, file_, diags_);
+        }
+    }
+
+private:
     Config &config_;
     const std::string &file_;
     std::vector<Diagnostic> &diags_;
+    std::map<std::string, PhaseSteps> phases_;  // per device: setup/body/teardown lines
     std::map<std::string, int> seen_;  // "section\nkey" -> first line, for single-valued keys
     std::map<std::string, size_t> device_index_, virtual_index_;
     std::set<int> bad_sections_;  // header lines of [device ...] sections already reported
@@ -549,7 +580,8 @@ const char *isolation_name(Isolation isolation)
 
 const std::vector<std::string> &common_device_keys()
 {
-    static const std::vector<std::string> keys = {"class", "path", "inherit", "timeout", "step", "fault"};
+    static const std::vector<std::string> keys = {"class", "path",     "inherit", "timeout", "step",       "fault",
+                                                  "setup", "body",     "teardown", "run",    "stale-after"};
     return keys;
 }
 
@@ -573,6 +605,7 @@ Config parse_config(const std::string &text, const std::string &file, std::vecto
     Filer filer(config, file, diags);
     for (const Entry &e : scanned.entries)
         filer.entry(e);
+    filer.finish();
     check_required_keys(config, scanned, diags);
     std::stable_sort(diags.begin() + static_cast<std::ptrdiff_t>(diags_before), diags.end(),
                      [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });

@@ -16,7 +16,10 @@
 //   [device NAME]   class, path, inherit, timeout, step (repeated, in order),
 //                   fault (repeated; test mode, see faults.hpp, accepted
 //                   only with [host] allow-faults or --allow-faults), and the
-//                   class's own options (checked against its schema)
+//                   class's own options (checked against its schema); for
+//                   `devhost serve` (serve.hpp): setup, body, teardown
+//                   (repeated, in order; instead of step), run (repeated)
+//                   and stale-after
 //   [virtual NAME]  kind, and options passed to devhost-vdev as --key=value
 //
 // Loading reports every syntax and structure mistake it finds, each naming
@@ -61,6 +64,24 @@ struct Setting {
     int line = 0;
 };
 
+// When `devhost serve` runs a device's body (`run =`, repeated or several
+// words on one line, e.g. `run = start every 1s`): once after its setup
+// (start), every D after the end of the last (every D: a tick that finds
+// the body still running is skipped and counted), after each attach
+// (on-attach), on a control call (on-demand: the control API's call works
+// whatever the triggers). No `run =` at all: start.
+struct RunTriggers {
+    bool start = false;
+    bool on_attach = false;
+    bool on_demand = false;
+    std::optional<int64_t> every_ms;
+    int line = 0;  // the first `run =` line, 0 if none
+    bool operator==(const RunTriggers &o) const
+    {
+        return start == o.start && on_attach == o.on_attach && on_demand == o.on_demand && every_ms == o.every_ms;
+    }
+};
+
 struct DeviceConfig {
     std::string name;
     int line = 0;                 // the section header
@@ -72,8 +93,18 @@ struct DeviceConfig {
     bool inherit = false;
     std::optional<int64_t> timeout_ms;
     std::vector<Setting> options; // the class's own keys
+    // Every step in the order a pipeline runs them: with `setup =`,
+    // `body =` and `teardown =` lines, the setup steps, then the body's,
+    // then the teardown's (each phase in its lines' order); with `step =`
+    // lines only, the whole pipeline, which is then the body (serve runs it
+    // whole, unwind included, at each trigger).
     std::vector<Step> steps;
-    int step_lines = 0;           // `step =` lines, parsed or not
+    int step_lines = 0;           // `step =`, `setup =`, `body =`, `teardown =` lines, parsed or not
+    bool phased = false;          // any setup/body/teardown line
+    size_t setup_steps = 0;       // steps[0, setup_steps)
+    size_t body_steps = 0;        // steps[setup_steps, setup_steps + body_steps); the rest: teardown
+    RunTriggers run;
+    std::optional<int64_t> stale_after_ms;  // serve: stale when no body succeeded for this long
     std::vector<Fault> faults;    // test mode: `fault =` lines (faults.hpp)
 };
 

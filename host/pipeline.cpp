@@ -1,5 +1,7 @@
 #include "pipeline.hpp"
 
+#include "serve_config.hpp"
+
 #include "file_transfer.hpp"
 #include "logging.hpp"
 #include "common/text.hpp"
@@ -247,6 +249,8 @@ void Engine::cancel_all()
 
 bool Engine::record(const Record &rec)
 {
+    if (observer_)
+        observer_(rec);
     if (records_.write(rec))
         return true;
     if (!records_failed_.exchange(true)) {
@@ -342,21 +346,32 @@ PipelineResult Engine::run_device(const DevicePlan &plan)
 
 int Engine::run_steps(Device &device, const DevicePlan &plan, PipelineResult &result)
 {
-    const DeviceConfig &cfg = *plan.config;
-    StepRunner runner{device, plan, default_timeout_ms_, std::nullopt, {}};
     int seq = 0;
-    for (size_t i = 0; i < cfg.steps.size(); i++) {
-        const Step &s = cfg.steps[i];
-        // repeat=N: each repetition is a step of its own (steps.hpp).
-        for (uint32_t k = 1; k <= s.repeat; k++)
-            if (!run_step(device, runner, plan, i, s.repeat > 1 ? k : 0, ++seq, result))
-                return seq;
-    }
+    result = run_range(device, plan, 0, plan.config->steps.size(), seq, 0);
     return seq;
 }
 
+PipelineResult Engine::run_range(Device &device, const DevicePlan &plan, size_t first, size_t count, int &seq,
+                                 int generation)
+{
+    const DeviceConfig &cfg = *plan.config;
+    PipelineResult result;
+    result.device = cfg.name;
+    StepRunner runner{device, plan, default_timeout_ms_, std::nullopt, {}};
+    for (size_t i = first; i < first + count && i < cfg.steps.size(); i++) {
+        const Step &s = cfg.steps[i];
+        // repeat=N: each repetition is a step of its own (steps.hpp).
+        bool ok = true;
+        for (uint32_t k = 1; ok && k <= s.repeat; k++)
+            ok = run_step(device, runner, plan, i, s.repeat > 1 ? k : 0, ++seq, generation, result);
+        if (!ok)
+            break;
+    }
+    return result;
+}
+
 bool Engine::run_step(Device &device, StepRunner &runner, const DevicePlan &plan, size_t i, uint32_t repetition,
-                      int seq, PipelineResult &result)
+                      int seq, int generation, PipelineResult &result)
 {
     const DeviceConfig &cfg = *plan.config;
     const Step &s = cfg.steps[i];
@@ -366,6 +381,8 @@ bool Engine::run_step(Device &device, StepRunner &runner, const DevicePlan &plan
     rec.step = s.text;
     rec.line = s.line;
     rec.repetition = repetition;
+    rec.generation = generation;
+    rec.phase = generation > 0 ? phase_name(phase_of_step(cfg, i)) : nullptr;
     if (HookWatch *watch = device.watch()) {
         watch->step.store(static_cast<int32_t>(i), std::memory_order_relaxed);
         watch->repetition.store(repetition, std::memory_order_relaxed);
@@ -398,7 +415,14 @@ bool Engine::run_step(Device &device, StepRunner &runner, const DevicePlan &plan
     return true;
 }
 
-void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
+void Engine::release(Device &device, const DevicePlan &plan, int &seq, int generation, const char *phase)
+{
+    const size_t held = unwind_order(device.state(), device.rules()).size();
+    unwind(device, *plan.config, seq, generation, phase);
+    seq += static_cast<int>(held);
+}
+
+void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq, int generation, const char *phase)
 {
     // Unwind what the pipeline still holds, in the lifecycle's order, each
     // release with the device's timeout, else [host]'s (deadlines.hpp).
@@ -413,6 +437,8 @@ void Engine::unwind(Device &device, const DeviceConfig &cfg, int seq)
         rec.seq = ++seq;
         rec.step = name;
         rec.unwind = true;
+        rec.generation = generation;
+        rec.phase = phase;
         const Outcome o = run_recorded(rec, [&] { return device.release(hook, timeout); });
         if (HookWatch *watch = device.watch(); record(rec) && watch)
             watch->written_seq.store(rec.seq, std::memory_order_release);

@@ -43,8 +43,21 @@ public:
     using DeviceSetup = std::function<void(Device &, const DevicePlan &)>;
     void on_device(DeviceSetup setup) { setup_ = std::move(setup); }
 
+    // Also shown every record as it is written (devhost serve hands them
+    // to its supervisor); called from the pipelines' threads.
+    void observe(std::function<void(const Record &)> observer) { observer_ = std::move(observer); }
+
     // Runs one device's pipeline on the calling thread.
     PipelineResult run_device(const DevicePlan &plan);
+
+    // devhost serve (serve_worker.cpp): runs steps [first, first + count)
+    // of `plan` on `device`, recorded with `generation` and each step's
+    // phase, until one fails; `seq` is the last seq used, carried from one
+    // phase to the next. release() unwinds what the device holds (records
+    // in phase `phase`).
+    PipelineResult run_range(Device &device, const DevicePlan &plan, size_t first, size_t count, int &seq,
+                             int generation);
+    void release(Device &device, const DevicePlan &plan, int &seq, int generation, const char *phase);
 
     // Runs every plan concurrently, one thread each, and waits for them.
     // After cancel_all(), threads get `grace` to unwind; a pipeline stuck in
@@ -80,17 +93,19 @@ private:
     // fails or a record cannot be written; returns the last seq used.
     int run_steps(Device &device, const DevicePlan &plan, PipelineResult &result);
     // Runs and records step `i` (its `repetition`, 0 when not repeated) as
-    // record `seq`; false when the pipeline must stop.
+    // record `seq` of `generation` (0 outside serve); false when the pipeline
+    // must stop.
     bool run_step(Device &device, StepRunner &runner, const DevicePlan &plan, size_t i, uint32_t repetition,
-                  int seq, PipelineResult &result);
+                  int seq, int generation, PipelineResult &result);
     // Releases what the device still holds, one unwind record each.
-    void unwind(Device &device, const DeviceConfig &cfg, int seq);
+    void unwind(Device &device, const DeviceConfig &cfg, int seq, int generation = 0, const char *phase = nullptr);
 
     // A pipeline's device, registered in live_ while it exists.
     class LiveDevice;
 
     RecordWriter &records_;
     DeviceSetup setup_;
+    std::function<void(const Record &)> observer_;
     int64_t default_timeout_ms_;
     std::atomic<int64_t> grace_ms_{default_grace.count()};
     std::atomic<bool> records_failed_{false};

@@ -223,6 +223,10 @@ std::string RecordWriter::format(const Record &r, const RecordData &data)
         s += ",\"errno\":" + std::to_string(r.os_errno);
     if (r.unwind)
         s += ",\"unwind\":true";
+    if (r.generation > 0)
+        s += ",\"generation\":" + std::to_string(r.generation);
+    if (r.phase)
+        s += ",\"phase\":" + json_string(r.phase);
     if (!summarised.empty()) {
         s += ",\"summarised\":[";
         for (size_t i = 0; i < summarised.size(); i++)

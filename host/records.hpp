@@ -7,7 +7,8 @@
 // written), line, repetition (1..N, on a step with repeat=N > 1), status
 // (DEVHOST_OK ...),
 // code, duration_ms, bytes, hex, text, and when present message, errno,
-// message_id, info {key: value}, unwind (true for steps the host added to
+// message_id, info {key: value}, generation and phase (devhost serve),
+// unwind (true for steps the host added to
 // release what a pipeline held), summarised (the fields cut short to keep the
 // record under max_record_bytes, whatever the data: hex and text then show
 // the first record_data_shown bytes, `bytes` is still the full count), and
@@ -50,6 +51,11 @@ struct Record {
     std::optional<uint64_t> message_id;
     const InfoList *info = nullptr;
     bool unwind = false;
+    // devhost serve: the device's setup count (1 for the first setup, +1 at
+    // each setup again) and the phase the step ran in (setup, body,
+    // teardown); 0 and null in devhost run, and then not written.
+    int generation = 0;
+    const char *phase = nullptr;
 };
 
 // No record is longer than this, whatever a step moved or a plugin said.

@@ -227,7 +227,7 @@ struct Supervisor::Run {
     std::optional<WatchTable> table;
     std::vector<UniqueFd> cancels;                  // per device, the supervisor's copy
     std::vector<uint64_t> fired_call;               // per device: the call whose deadline fired cancel
-    std::vector<std::vector<std::pair<UniqueFd, std::string>>> vault;  // per device
+    std::vector<Vault> vault;  // per device
     std::vector<PipelineResult> results;
     std::deque<Worker> workers;  // a deque: references stay valid as restarts are added
     struct Restart {
@@ -467,33 +467,11 @@ void Supervisor::handle_message(Run &run, Worker &w, Message &m)
     };
     if (ev == "log") {
         relay_log(m.body);
-    } else if (ev == "fd") {
-        // One copy per device and role: sharing a role again replaces it.
-        auto slot = slot_of();
-        const std::string role = m.body.value("role", std::string());
-        if (slot && m.fds.size() == 1) {
-            auto &vault = run.vault[*slot];
-            vault.erase(std::remove_if(vault.begin(), vault.end(), [&](const auto &e) { return e.second == role; }),
-                        vault.end());
-            if (vault.size() < max_vault_fds)
-                vault.emplace_back(std::move(m.fds[0]), role);
-        } else {
+    } else if (ev == "fd" || ev == "drop") {
+        if (auto slot = slot_of())
+            vault_message(m, run.vault[*slot], run.table->slot(*slot));
+        else if (ev == "fd")
             spdlog::warn("worker {}: a shared descriptor for no device of its own; closed", w.label);
-        }
-    } else if (ev == "drop") {
-        if (auto slot = slot_of()) {
-            auto &vault = run.vault[*slot];
-            if (m.body.contains("role")) {
-                const std::string role = m.body.value("role", std::string());
-                vault.erase(std::remove_if(vault.begin(), vault.end(), [&](const auto &e) { return e.second == role; }),
-                            vault.end());
-            } else {
-                vault.clear();
-            }
-            HookWatch &watch = run.table->slot(*slot);
-            watch.vault_ack.store(m.body.value("n", 0u), std::memory_order_release);
-            syscall(SYS_futex, reinterpret_cast<uint32_t *>(&watch.vault_ack), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
-        }
     } else if (ev == "result") {
         for (const auto &r : m.body.at("results"))
             for (size_t i : w.devices)
@@ -691,7 +669,38 @@ void Supervisor::not_started(Run &run, size_t i, devhost_status status, int os_e
 
 void Supervisor::release_vault(Run &run, size_t i, int &seq)
 {
-    for (auto &[fd, role] : run.vault[i]) {
+    if (!devhost::release_vault(run.vault[i], (*run.plans)[i].config->name, seq, records_))
+        records_failed_ = true;
+}
+
+void vault_message(Message &m, Vault &vault, HookWatch &watch)
+{
+    const std::string role = m.body.value("role", std::string());
+    const auto drop_role = [&] {
+        vault.erase(std::remove_if(vault.begin(), vault.end(), [&](const auto &e) { return e.second == role; }),
+                    vault.end());
+    };
+    if (m.body.value("ev", "") == "fd") {
+        // One copy per device and role: sharing a role again replaces it.
+        if (m.fds.size() != 1)
+            return;
+        drop_role();
+        if (vault.size() < max_vault_fds)
+            vault.emplace_back(std::move(m.fds[0]), role);
+        return;
+    }
+    if (m.body.contains("role"))
+        drop_role();
+    else
+        vault.clear();
+    watch.vault_ack.store(m.body.value("n", 0u), std::memory_order_release);
+    syscall(SYS_futex, reinterpret_cast<uint32_t *>(&watch.vault_ack), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+bool release_vault(Vault &vault, const std::string &device, int &seq, RecordWriter &records, int generation)
+{
+    bool written = true;
+    for (auto &[fd, role] : vault) {
         const bool tty = ::isatty(fd.get());
         if (tty) {
             ::ioctl(fd.get(), TIOCNXCL);  // else another program that holds the tty keeps it exclusive
@@ -702,19 +711,20 @@ void Supervisor::release_vault(Run &run, size_t i, int &seq)
         }
         fd.reset();
         Record rec;
-        rec.device = (*run.plans)[i].config->name;
+        rec.device = device;
         rec.seq = ++seq;
         rec.step = "close";
         rec.unwind = true;
+        rec.generation = generation;
         rec.message = tty ? "released by the host after its worker died: TIOCNXCL and close of the tty the plugin "
                             "shared"
                           : "released by the host after its worker died: close of the " + role +
                                 " descriptor the plugin shared";
         spdlog::info("{}: {}", rec.device, rec.message);
-        if (!records_.write(rec))
-            records_failed_ = true;
+        written = records.write(rec) && written;
     }
-    run.vault[i].clear();
+    vault.clear();
+    return written;
 }
 
 }  // namespace devhost

@@ -71,6 +71,16 @@ void describe_in_workers(PluginRegistry &registry, PluginFiles &files, const Sup
 ClassScan scan_in_worker(const Plugin &plugin, const PluginFiles &files, uint32_t flags,
                          const SupervisorSettings &settings);
 
+// The descriptors a device's plugin shared (share_fd), each with its role.
+using Vault = std::vector<std::pair<UniqueFd, std::string>>;
+// A worker's "fd" (keep it, one per role) or "drop" (of a role, or of all,
+// acknowledged through the device's `watch`) for a device's vault.
+void vault_message(Message &message, Vault &vault, struct HookWatch &watch);
+// Releases what a dead worker's device still shared (TIOCNXCL for a tty,
+// compatibility mode for a ppdev, then close), one unwind record each
+// numbered after `seq`; false when a record could not be written.
+bool release_vault(Vault &vault, const std::string &device, int &seq, RecordWriter &records, int generation = 0);
+
 class Supervisor : public Stoppable {
 public:
     Supervisor(RecordWriter &records, const PluginFiles &files, SupervisorSettings settings);

@@ -1,5 +1,7 @@
 #include "worker.hpp"
 
+#include "serve_worker.hpp"
+
 #include "config.hpp"
 #include "faults.hpp"
 #include "loader.hpp"
@@ -121,21 +123,33 @@ void drop_from_vault(const devhost_host_device *device)
     drop_in_vault(device, "");
 }
 
-[[noreturn]] void fail(const std::string &why)
+}  // namespace
+
+[[noreturn]] void worker_fail(const std::string &why)
 {
     send_message(channel, {{"ev", "failed"}, {"reason", why}});
     std::_Exit(1);
 }
 
-// Loads the plugin file open as `fd` (checked by the supervisor).
-std::shared_ptr<const Plugin> load(PluginRegistry &registry, const std::string &file, UniqueFd fd)
+std::shared_ptr<const Plugin> worker_load(PluginRegistry &registry, const std::string &file, UniqueFd fd)
 {
     CheckedFile checked;
     checked.file = file;
     if (::fstat(fd.get(), &checked.st) != 0)
-        fail("cannot stat the plugin file handed over");
+        worker_fail("cannot stat the plugin file handed over");
     checked.fd = std::move(fd);
     return registry.load_checked(std::move(checked));
+}
+
+void worker_set_watch_table(WatchTable *table) { watch_table = table; }
+
+namespace {
+
+[[noreturn]] void fail(const std::string &why) { worker_fail(why); }
+
+std::shared_ptr<const Plugin> load(PluginRegistry &registry, const std::string &file, UniqueFd fd)
+{
+    return worker_load(registry, file, std::move(fd));
 }
 
 int describe(Message &msg)
@@ -332,6 +346,8 @@ int run_worker(int, char **)
             return enumerate(msg);
         if (op == "run")
             return run(msg);
+        if (op == "serve")
+            return serve_worker(msg);
         fail("unknown request '" + op + "'");
     } catch (const std::exception &e) {
         fail(std::string("bad request: ") + e.what());

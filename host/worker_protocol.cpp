@@ -26,6 +26,9 @@ json device_config_to_json(const DeviceConfig &c)
             {"timeout_ms", c.timeout_ms ? json(*c.timeout_ms) : json()},
             {"options", options},
             {"steps", steps},
+            {"phased", c.phased},
+            {"setup_steps", c.setup_steps},
+            {"body_steps", c.body_steps},
             {"faults", faults}};
 }
 
@@ -51,6 +54,13 @@ DeviceConfig device_config_from_json(const json &j, std::string &error)
         c.steps.push_back(std::move(*step));
     }
     c.step_lines = static_cast<int>(c.steps.size());
+    c.phased = j.value("phased", false);
+    c.setup_steps = j.value("setup_steps", size_t{0});
+    c.body_steps = j.value("body_steps", c.steps.size());
+    if (c.setup_steps + c.body_steps > c.steps.size()) {
+        error = "the phases name more steps than the device has";
+        return {};
+    }
     for (const auto &f : j.at("faults")) {
         auto fault = parse_fault(f.get<std::string>(), error);
         if (!fault)

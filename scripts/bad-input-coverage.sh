@@ -17,6 +17,7 @@ build_dir=$(realpath -m "${BUILD_DIR:-build-cov}")
 # file, and the pattern that marks its error sites
 audited=(
   "host/config.cpp|diags\.push_back|bad\(|syntax_error\(|message = "
+  "host/serve_config.cpp|diags\.push_back|error = |fail\("
   "host/steps.cpp|fail\(|error = "
   "common/text.cpp|error = "
   "host/names.cpp|error = "

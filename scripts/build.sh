@@ -22,7 +22,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 packages=(
   build-essential cmake pkg-config
   libboost-dev libboost-program-options-dev
-  libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev
+  libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev libsystemd-dev
   util-linux e2fsprogs socat procps systemd
   abigail-tools python3 universal-ctags
   man-db groff-base

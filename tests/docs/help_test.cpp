@@ -67,8 +67,8 @@ TEST_CASE("devhost help scan prints scan's help on stdout, the same as devhost s
 
 TEST_CASE("every command has a help of its own, and devhost help alone is the global help", "[help][e2e]")
 {
-    for (const std::string command : {"run", "check", "plugins", "probe", "scan", "reset-failed", "status", "call",
-                                     "reset", "reload", "monitor", "help"}) {
+    for (const std::string command : {"run", "serve", "check", "plugins", "probe", "scan", "reset-failed", "status",
+                                     "call", "reset", "reload", "monitor", "help"}) {
         auto r = run_devhost({"help", command});
         INFO(command << "\n" << r.out << r.err);
         CHECK(r.exit_code == 0);
@@ -86,12 +86,12 @@ TEST_CASE("devhost help nosuch is a usage error: exit 2, one line on stderr nami
     auto r = run_devhost({"help", "nosuch"});
     CHECK(r.exit_code == 2);
     CHECK(r.out.empty());
-    CHECK(r.err == "devhost: error: help: unknown command 'nosuch' (expected run, check, plugins, probe, scan, "
+    CHECK(r.err == "devhost: error: help: unknown command 'nosuch' (expected run, serve, check, plugins, probe, scan, "
                    "reset-failed, status, call, reset, reload or monitor; see devhost --help)\n");
     auto dashed = run_devhost({"nosuch", "--help"});
     CHECK(dashed.exit_code == 2);
     CHECK(dashed.out.empty());
-    CHECK(dashed.err == "devhost: error: unknown command 'nosuch' (expected run, check, plugins, probe, scan, "
+    CHECK(dashed.err == "devhost: error: unknown command 'nosuch' (expected run, serve, check, plugins, probe, scan, "
                         "reset-failed, status, call, reset, reload or monitor; see devhost --help)\n");
     auto two = run_devhost({"help", "run", "scan"});
     CHECK(two.exit_code == 2);

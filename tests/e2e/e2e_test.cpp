@@ -87,7 +87,7 @@ TEST_CASE("bad command lines exit 2 with one clear line", "[cli]")
     CHECK(none.exit_code == 2);
     auto unknown = run_devhost({"frobnicate"});
     CHECK(unknown.exit_code == 2);
-    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, check, plugins, probe, "
+    CHECK(unknown.err == "devhost: error: unknown command 'frobnicate' (expected run, serve, check, plugins, probe, "
                          "scan, reset-failed, status, call, reset, reload or monitor; see devhost --help)\n");
     auto option = run_devhost({"run", "--colour"});
     CHECK(option.exit_code == 2);

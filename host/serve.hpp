@@ -1,0 +1,71 @@
+// `devhost serve`: the long-running host (README, "Serving"). Each device's
+// setup steps run once in a worker that keeps the device open, its body at
+// each trigger (`run =`, serve_config.hpp), its teardown on stop, reload or
+// a worker's death (then the vault is released as in a run, supervisor.hpp,
+// and the device is set up again after the restart ledger's backoff, with
+// generation + 1; a class latched failed waits for a reset). One loop on one
+// thread: it polls the workers' channels and pidfds, a signalfd (SIGTERM and
+// SIGINT stop, SIGHUP reloads) and the control server's descriptor, and
+// wakes for the next tick, retry or watchdog ping. It tells systemd
+// (notify.hpp) READY once every device's setup has run, STATUS on change,
+// WATCHDOG while the loop and every worker answer, RELOADING and READY
+// around a reload, STOPPING on stop.
+//
+// Reload: the new config is loaded and checked whole; a bad one is refused
+// (its errors logged and returned) and the old keeps running. Devices whose
+// section is unchanged (ignoring line numbers) are not touched; removed and
+// changed ones are torn down; added and changed ones are set up.
+#pragma once
+
+#include "check.hpp"
+#include "control.hpp"
+#include "records.hpp"
+#include "supervisor.hpp"
+
+#include <csignal>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace devhost {
+
+// One config, loaded and checked, with the plugins it was checked against.
+struct ServeConfig {
+    Config config;
+    PluginRegistry registry;
+    PluginFiles files;
+    Plan plan;
+};
+
+// Loads and checks the config again (SIGHUP, reload): the new one, or
+// nullptr with `error` holding its errors, one per line.
+using ServeLoader = std::function<std::shared_ptr<ServeConfig>(std::string &error)>;
+
+// The control server as the loop sees it (control_server.hpp's Server
+// behind it): a descriptor to poll, what to do when it is readable, and
+// where records ({"record":{...}}) and state changes go.
+class ControlPort {
+public:
+    virtual ~ControlPort() = default;
+    virtual int fd() const = 0;
+    virtual void process() = 0;
+    virtual void publish(const nlohmann::json &event) = 0;
+};
+
+// The signals serve handles, blocked (in every thread made after) before
+// anything starts.
+sigset_t serve_signals();
+
+// Serves until SIGTERM or SIGINT; its exit code (0 after a stop).
+// `control`, when given, is attached to the loop's Handler by `attach`
+// (the server is made with the handler) and polled.
+struct ServeSetup {
+    std::shared_ptr<ServeConfig> config;
+    ServeLoader reload;
+    SupervisorSettings settings;
+    RecordWriter *records = nullptr;
+    std::function<std::unique_ptr<ControlPort>(control::Handler &)> control;
+};
+int run_serve(ServeSetup setup);
+
+}  // namespace devhost
