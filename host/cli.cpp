@@ -5,6 +5,7 @@
 #include "check.hpp"
 #include "cli_help.hpp"
 #include "cli_control.hpp"
+#include "control_server.hpp"
 #include "class_match.hpp"
 #include "config.hpp"
 #include "control_wire.hpp"
@@ -724,6 +725,20 @@ std::shared_ptr<ServeConfig> load_for_serve(const Cli &cli, const fs::path &file
     return loaded;
 }
 
+// The control socket (control_server.hpp) as serve's loop polls it.
+class ControlSocket : public ControlPort {
+public:
+    ControlSocket(control::Handler &handler, control::ServerSettings settings) : server_(handler, std::move(settings))
+    {
+    }
+    int fd() const override { return server_.fd(); }
+    void process() override { server_.process(); }
+    void publish(const nlohmann::json &event) override { server_.publish(event); }
+
+private:
+    control::Server server_;
+};
+
 int cmd_serve(const Cli &cli)
 {
     if (cli.args.size() > 1) {
@@ -762,6 +777,12 @@ int cmd_serve(const Cli &cli)
         return exit_usage;
     }
     ServeSetup setup;
+    control::ServerSettings control_settings = control::server_settings(loaded->config.host);
+    if (cli.socket)
+        control_settings.path = *cli.socket;
+    setup.control = [control_settings](control::Handler &handler) -> std::unique_ptr<ControlPort> {
+        return std::make_unique<ControlSocket>(handler, control_settings);
+    };
     setup.config = loaded;
     setup.settings = supervisor_settings(cli, &loaded->config);
     setup.settings.config_name = file.string();

@@ -42,7 +42,7 @@ const std::vector<OptionDef> &option_defs()
          "run, check, probe: accept the config's 'fault =' lines (fault injection, a test mode; as "
          "[host] allow-faults = true)"},
         {"socket", "PATH",
-         "status, call, reset, reload, monitor: devhost serve's control socket (default /run/devhost/control)"},
+         "serve, status, call, reset, reload, monitor: devhost serve's control socket (default /run/devhost/control)"},
     };
     return defs;
 }
@@ -175,8 +175,10 @@ const std::vector<CommandHelp> &command_helps()
          "  2  usage or config error\n"
          "  3  no usable plugin for a configured device\n"
          "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"},
-        {"serve", "devhost serve [OPTIONS] [CONFIG]", serve_text,
-         {{"output", nullptr}, {"allow-faults", allow_faults_text}},
+        {"serve", "devhost serve [--socket PATH] [OPTIONS] [CONFIG]", serve_text,
+         {{"output", nullptr},
+          {"allow-faults", allow_faults_text},
+          {"socket", "the control socket to serve (default: [host] control-socket, else /run/devhost/control)"}},
          "  0  stopped by SIGTERM or SIGINT (every device torn down)\n"
          "  1  step records could not be written\n"
          "  2  usage or config error\n"

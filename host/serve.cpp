@@ -280,7 +280,11 @@ void ServeLoop::publish(const json &event)
 
 void ServeLoop::publish_state(const ServedDevice &d)
 {
-    publish({{"state", {{"device", d.name}, {"state", serve_state_name(d.state)}, {"generation", d.generation}}}});
+    publish({{"event", "state"},
+             {"device", d.name},
+             {"state", serve_state_name(d.state)},
+             {"generation", d.generation},
+             {"message", d.message}});
 }
 
 void ServeLoop::set_state(ServedDevice &d, ServeState state, const std::string &message)

@@ -212,7 +212,7 @@ void ServeLoop::phase_done(ServedDevice &d, const json &body, uint64_t now)
     const bool ok = body.value("ok", false);
     const json records = body.value("records", json::array());
     for (const auto &r : records)
-        publish({{"record", r}});
+        publish({{"event", "record"}, {"record", r}});
     const std::string failed = ok ? "" : phase + " failed: " + devhost_status_name(static_cast<devhost_status>(body.value("status", 0)));
     const uint64_t period = d.plan->config->run.every_ms ? static_cast<uint64_t>(*d.plan->config->run.every_ms) * serve_ms_ns : 0;
     if (phase == "setup") {
@@ -373,7 +373,7 @@ void ServeLoop::write_record(const Record &rec)
 {
     if (!records_.write(rec))
         spdlog::error("{}: a record could not be written", rec.device);
-    publish({{"record", json::parse(RecordWriter::format(rec, setup_.config->config.host.record_data), nullptr, false)}});
+    publish({{"event", "record"}, {"record", json::parse(RecordWriter::format(rec, setup_.config->config.host.record_data), nullptr, false)}});
 }
 
 // Devices that left (torn down, or never set up) are forgotten; a changed

@@ -64,7 +64,9 @@ bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds tim
 struct Served {
     Served(const TempDir &dir, const fs::path &config, std::map<std::string, std::string> env = {})
         : out(dir / "records.jsonl"),
-          child({devhost_exe().string(), "serve", "--output", out.string(), config.string()}, dir.path(),
+          child({devhost_exe().string(), "serve", "--output", out.string(), "--socket", (dir / "control").string(),
+                 config.string()},
+                dir.path(),
                 ProcessOptions{60s, "", std::move(env), {}, {}})
     {
     }
@@ -403,4 +405,42 @@ TEST_CASE("serve: a stop cancels a body in flight, and the teardown still runs")
     CHECK(recs[2].value("step", "") == "close");
     CHECK(recs[2].value("phase", "") == "teardown");
     CHECK(recs[2].value("status", "") == "DEVHOST_OK");
+}
+
+TEST_CASE("serve: an on-demand device called through the control socket, and its state in devhost status")
+{
+    TempDir dir;
+    // Body: write then read back what the loop device echoes.
+    write_file(dir / "serve.ini", loop_device("asked", "write \"ping\"\nbody = read exactly=4 expect=\"ping\"", "on-demand"));
+    Served serve(dir, dir / "serve.ini");
+    const std::string socket = (dir / "control").string();
+    REQUIRE(wait_until([&] { return fs::exists(socket); }));
+    REQUIRE(wait_until([&] {
+        const auto s = run_devhost({"status", "--socket", socket, "--json"});
+        return s.exit_code == 0 && s.out.find("\"state\":\"idle\"") != std::string::npos;
+    }));
+
+    const auto call = run_devhost({"call", "--socket", socket, "asked"});
+    INFO(call.err);
+    CHECK(call.exit_code == 0);
+    const auto lines_out = lines(call.out);
+    REQUIRE(lines_out.size() == 2);
+    CHECK(json::parse(lines_out[0])["step"] == "write \"ping\"");
+    CHECK(json::parse(lines_out[1])["text"] == "ping");
+    CHECK(json::parse(lines_out[1])["status"] == "DEVHOST_OK");
+
+    const auto status = run_devhost({"status", "--socket", socket, "--json"});
+    REQUIRE(status.exit_code == 0);
+    const auto doc = json::parse(status.out);
+    REQUIRE(doc["devices"].size() == 1);
+    CHECK(doc["devices"][0]["device"] == "asked");
+    CHECK(doc["devices"][0]["bodies_ok"] == 1);
+    CHECK(doc["devices"][0]["generation"] == 1);
+
+    const auto unknown = run_devhost({"call", "--socket", socket, "nosuch"});
+    CHECK(unknown.exit_code == 7);
+
+    const auto r = serve.stop();
+    CHECK(r.exit_code == 0);
+    CHECK_FALSE(fs::exists(socket));  // removed at the stop
 }
