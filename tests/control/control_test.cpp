@@ -343,26 +343,6 @@ TEST_CASE("an unknown device is an error reply on a connection that stays open a
     CHECK(got[2] == json::parse(R"({"parameters":{}})"));
 }
 
-namespace {
-
-// The CPU time (user + system) a process has used, in clock ticks.
-long cpu_ticks(pid_t pid)
-{
-    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-    std::istringstream in(stat.substr(stat.rfind(')') + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && in >> field; i++) {
-        if (i == 14)
-            utime = std::stol(field);
-        if (i == 15)
-            stime = std::stol(field);
-    }
-    return utime + stime;
-}
-
-}  // namespace
-
 TEST_CASE("a client that hangs up while its call runs is forgotten without spinning the loop")
 {
     TempDir tmp;

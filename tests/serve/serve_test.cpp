@@ -81,24 +81,6 @@ struct Served {
     Child child;
 };
 
-// The CPU time (user + system, in clock ticks) process `pid` has used.
-long cpu_ticks(pid_t pid)
-{
-    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    for (int i = 3; fields >> field; i++) {
-        if (i == 14)
-            utime = std::stol(field);
-        if (i == 15) {
-            stime = std::stol(field);
-            break;
-        }
-    }
-    return utime + stime;
-}
-
 // A datagram socket at `path` standing for systemd's NOTIFY_SOCKET: what
 // serve sent, one string per datagram.
 struct NotifySocket {

@@ -251,6 +251,23 @@ bool Child::wait_for_output(const std::string &text, std::chrono::milliseconds t
     return false;
 }
 
+long cpu_ticks(pid_t pid)
+{
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    long utime = 0, stime = 0;
+    for (int i = 3; fields >> field; i++) {
+        if (i == 14)
+            utime = std::stol(field);
+        if (i == 15) {
+            stime = std::stol(field);
+            break;
+        }
+    }
+    return utime + stime;
+}
+
 pid_t parent_of(pid_t pid)
 {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");

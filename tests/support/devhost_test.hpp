@@ -121,6 +121,8 @@ std::string device_of(const std::string &record);
 // The diagnostics of parsing `ini` (named test.ini), each as its str() line.
 std::vector<std::string> errors_of(const std::string &ini);
 
+// The CPU time (user + system, in clock ticks) process `pid` has used.
+long cpu_ticks(pid_t pid);
 // The parent of process `pid` (its PPid), -1 if it is gone.
 pid_t parent_of(pid_t pid);
 // The child processes of `pid` (every thread's).
