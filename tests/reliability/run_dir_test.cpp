@@ -45,56 +45,6 @@ std::string mode_of(const fs::path &p)
     return buf;
 }
 
-// Runs `body` in a child process that has its own mount namespace with an
-// empty tmpfs on /run, and returns what body returned; "SKIP: why" when the
-// namespace cannot be made here.
-std::string with_private_run(const std::function<std::string()> &body)
-{
-    int out[2];
-    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        std::string result;
-        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-            ::mount("devhost-test", "/run", "tmpfs", 0, "mode=0755,size=4m") != 0) {
-            result = std::string("SKIP: a private /run needs a mount namespace: ") + std::strerror(errno);
-        } else {
-            try {
-                result = body();
-            } catch (const std::exception &e) {
-                result = std::string("exception: ") + e.what();
-            }
-        }
-        [[maybe_unused]] ssize_t n = ::write(out[1], result.data(), result.size());
-        ::_exit(0);
-    }
-    ::close(out[1]);
-    std::string result;
-    char buf[4096];
-    for (;;) {
-        pollfd p{out[0], POLLIN, 0};
-        if (::poll(&p, 1, 60000) <= 0)
-            break;
-        ssize_t n = ::read(out[0], buf, sizeof buf);
-        if (n <= 0)
-            break;
-        result.append(buf, static_cast<size_t>(n));
-    }
-    ::close(out[0]);
-    ::kill(pid, SIGKILL);  // already gone unless it hung
-    ::waitpid(pid, nullptr, 0);
-    return result;
-}
-
-bool skipped(const std::string &result)
-{
-    if (result.rfind("SKIP: ", 0) != 0)
-        return false;
-    devhost::test::mark_skipped(result.substr(6));
-    return true;
-}
-
 VirtualConfig serial_echo(const std::string &name)
 {
     VirtualConfig v;
@@ -131,7 +81,7 @@ TEST_CASE("run directories get their modes whatever the umask", "[run-dir][harde
             vd.stop_all();
             return r + " removed=" + std::to_string(!fs::exists(fs::symlink_status(dir)));
         });
-        if (skipped(result))
+        if (skipped_by(result))
             return;
         INFO("umask " << mask);
         CHECK(result == "devhost=0755 vdev=0755 run=0700 in-vdev=1 removed=1");
@@ -159,7 +109,7 @@ TEST_CASE("an existing run directory with a bad owner or mode is refused", "[run
             ::mkdir("/run/devhost", 0700);
             ::chmod("/run/devhost", 0777);
         });
-        if (skipped(r))
+        if (skipped_by(r))
             return;
         CHECK(r == "[virtual modem] (serial-echo): directory /run/devhost is writable by group or others (mode 0777) "
                    "and is not a sticky directory owned by root");
@@ -171,7 +121,7 @@ TEST_CASE("an existing run directory with a bad owner or mode is refused", "[run
             ::mkdir("/run/devhost/vdev", 0755);
             [[maybe_unused]] int rc = ::chown("/run/devhost/vdev", nobody, nobody);
         });
-        if (skipped(r))
+        if (skipped_by(r))
             return;
         CHECK(r == "[virtual modem] (serial-echo): directory /run/devhost/vdev is owned by uid 65534 (not root or "
                    "uid 0)");
@@ -183,7 +133,7 @@ TEST_CASE("an existing run directory with a bad owner or mode is refused", "[run
             [[maybe_unused]] int rc = ::chown("/run/elsewhere", nobody, nobody);
             rc = ::symlink("/run/elsewhere", "/run/devhost");
         });
-        if (skipped(r))
+        if (skipped_by(r))
             return;
         CHECK(r == "[virtual modem] (serial-echo): directory /run/elsewhere is owned by uid 65534 (not root or "
                    "uid 0)");
@@ -215,7 +165,7 @@ TEST_CASE("the run's directory is used through its descriptor, not its path", "[
         r += " link=" + std::to_string(fs::is_symlink(dir));
         return r;
     });
-    if (skipped(result))
+    if (skipped_by(result))
         return;
     CHECK(result.find("second=[virtual second] (serial-echo): /run/devhost/vdev/run-") == 0);
     CHECK(result.find(" no longer names this run's directory (moved or replaced); not starting a peer there "
@@ -385,7 +335,7 @@ TEST_CASE("the default port directory is created 0755 whatever the umask and a b
     };
     for (mode_t mask : {mode_t(0000), mode_t(0077)}) {
         std::string r = echo(mask, [] {});
-        if (skipped(r))
+        if (skipped_by(r))
             return;
         INFO("umask " << mask);
         CHECK(r == "devhost=0755 ports=0755 socket=0600");

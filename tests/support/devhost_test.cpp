@@ -12,6 +12,8 @@
 #include <poll.h>
 #include <sstream>
 #include <stdexcept>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -334,6 +336,60 @@ std::vector<std::string> errors_of(const std::string &ini)
     for (const auto &d : diags)
         out.push_back(d.str());
     return out;
+}
+
+std::string with_private_run(const std::function<std::string()> &body)
+{
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0)
+        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+    pid_t pid = ::fork();
+    if (pid < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        std::string result;
+        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("devhost-test", "/run", "tmpfs", 0, "mode=0755,size=4m") != 0) {
+            result = std::string("SKIP: a private /run needs a mount namespace: ") + std::strerror(errno);
+        } else {
+            try {
+                result = body();
+            } catch (const std::exception &e) {
+                result = std::string("exception: ") + e.what();
+            }
+        }
+        for (size_t at = 0; at < result.size();) {
+            ssize_t n = ::write(out[1], result.data() + at, result.size() - at);
+            if (n <= 0)
+                break;
+            at += static_cast<size_t>(n);
+        }
+        ::_exit(0);
+    }
+    ::close(out[1]);
+    std::string result;
+    char buf[4096];
+    for (;;) {
+        pollfd p{out[0], POLLIN, 0};
+        if (::poll(&p, 1, 60000) <= 0)
+            break;
+        ssize_t n = ::read(out[0], buf, sizeof buf);
+        if (n <= 0)
+            break;
+        result.append(buf, static_cast<size_t>(n));
+    }
+    ::close(out[0]);
+    ::kill(pid, SIGKILL);  // already gone unless it hung
+    ::waitpid(pid, nullptr, 0);
+    return result;
+}
+
+bool skipped_by(const std::string &result)
+{
+    if (result.rfind("SKIP: ", 0) != 0)
+        return false;
+    mark_skipped(result.substr(6));
+    return true;
 }
 
 }  // namespace devhost::test

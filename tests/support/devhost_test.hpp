@@ -132,4 +132,15 @@ std::vector<pid_t> children_of(pid_t pid);
 // when the template forks them).
 std::vector<pid_t> workers_of(pid_t pid);
 
+// Runs `body` in a child process that has its own mount namespace with an
+// empty tmpfs on /run, and returns what body returned (an exception becomes
+// "exception: what"); "SKIP: why" when the namespace cannot be made here.
+// Processes body starts see the private /run too, so a test that sweeps or
+// plants things in /run/devhost races no other test. Body must not use
+// Catch's assertions: return what the parent should check.
+std::string with_private_run(const std::function<std::string()> &body);
+// True, and the test marked skipped, when `result` is with_private_run's
+// "SKIP: why".
+bool skipped_by(const std::string &result);
+
 }  // namespace devhost::test
