@@ -2,6 +2,7 @@
 
 #include "class_match.hpp"
 #include "device.hpp"
+#include "identity.hpp"
 #include "lifecycle.hpp"
 #include "options.hpp"
 #include "common/device_path.hpp"
@@ -352,6 +353,14 @@ void check_path(const Config &config, const DeviceConfig &d, const std::set<std:
             diags.push_back({file, d.path.line, where + "no [virtual " + text::excerpt(vname) +
                                                     "] section declares '" + text::excerpt(d.path.value) + "'"});
         dp.path = d.path.value;
+    } else if (is_identity(d.path.value)) {
+        // Resolved at each attach (serve) or when the run starts, not now:
+        // the device need not be plugged in for its config to be right.
+        if (const std::string bad = identity_syntax_error(d.path.value); !bad.empty()) {
+            diags.push_back({file, d.path.line, where + bad});
+            return;
+        }
+        dp.path = d.path.value;
     } else if (auto resolved = resolve_device_name(d.path.value, config.names, error)) {
         dp.path = *resolved;
         if (auto refusal = output::device_path_refusal(dp.path)) {  // opened by name: no planted link or file
@@ -458,6 +467,10 @@ std::optional<std::string> class_of_path(const Config &config, const DeviceConfi
     std::string error;
     if (d.path.value.rfind("virtual:", 0) == 0) {
         diags.push_back({file, d.line, where + ": missing 'class = ...' (a virtual: path names no class)"});
+        return std::nullopt;
+    }
+    if (is_identity(d.path.value)) {
+        diags.push_back({file, d.line, where + ": missing 'class = ...' (an identity path names no class)"});
         return std::nullopt;
     }
     auto resolved = resolve_device_name(d.path.value, config.names, error);

@@ -9,6 +9,7 @@
 #include "class_match.hpp"
 #include "config.hpp"
 #include "control_wire.hpp"
+#include "identity.hpp"
 #include "loader.hpp"
 #include "logging.hpp"
 #include "names.hpp"
@@ -235,6 +236,27 @@ std::optional<int> start_virtuals(const Config &config, VirtualDevices &virtuals
     return std::nullopt;
 }
 
+// The device each identity path (identity.hpp) names as the run starts;
+// false after one line per identity that names none, or two.
+bool resolve_identities(const Config &config, Plan &plan)
+{
+    bool all = true;
+    for (auto &d : plan.devices) {
+        if (!is_identity(d.path))
+            continue;
+        std::string error;
+        if (auto node = resolve_identity(d.path, error)) {
+            spdlog::info("{}: {} is {}", d.config->name, d.path, *node);
+            d.path = *node;
+        } else {
+            error_line(config.file.string() + ":" + std::to_string(d.config->path.line) + ": [device " +
+                       d.config->name + "] path: " + error);
+            all = false;
+        }
+    }
+    return all;
+}
+
 // What a run that went to its end exits with, said in the log: 4 after a
 // stop signal, 1 when records are missing or a pipeline failed, else 0.
 int run_exit_code(const std::vector<PipelineResult> &results, bool interrupted, bool records_failed)
@@ -340,6 +362,10 @@ int cmd_run(const Cli &cli)
     for (auto &d : plan.devices)
         if (d.path.rfind("virtual:", 0) == 0)
             d.path = virtuals.path_of(d.path.substr(8));
+    if (!resolve_identities(config, plan)) {
+        virtuals.stop_all();
+        return exit_failed;
+    }
     const bool in_process = config.host.isolation == Isolation::None;
     RunOutcome outcome = in_process ? run_in_process(*records, config, plan, signals)
                                     : run_supervised(*records, config, plan, files, supervisor_settings(cli, &config), signals);

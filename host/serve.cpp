@@ -80,6 +80,12 @@ ServeLoop::ServeLoop(ServeSetup setup) : setup_(std::move(setup)), records_(*set
     if (config.host.state_dir)
         state = std::filesystem::path(*config.host.state_dir);
     ledger_.emplace(policy, state);
+    // A device's failed setups: the same budget and window, a slower start
+    // (a device that is there but refuses is rarely fixed in 100 ms).
+    RestartPolicy device_policy = policy;
+    device_policy.backoff_initial_ms = 1000;
+    device_policy.backoff_max_ms = 60000;
+    setup_ledger_.emplace(device_policy);
     table_.emplace(WatchTable::create(serve_max_slots));
     records_.share_lock(table_->records_lock(), 2000);
     const sigset_t set = serve_signals();
@@ -120,16 +126,18 @@ void ServeLoop::add_devices(const std::shared_ptr<ServeConfig> &config, const st
 
 int ServeLoop::run()
 {
-    spdlog::info("serving {} device(s) from {}", devices_.size(), setup_.config->config.file.string());
+    spdlog::info("serving {} device(s) from {}; devices coming and going seen through {}", devices_.size(),
+                 setup_.config->config.file.string(), watch_.source());
     for (;;) {
         uint64_t now = monotonic_ns();
+        look_at_devices(now);
         for (auto &d : devices_)
             schedule(d, now);
         forget_left();
         if (stopping_ && devices_.empty())
             break;
         notify(now);
-        std::vector<pollfd> fds{{signals_.get(), POLLIN, 0}};
+        std::vector<pollfd> fds{{signals_.get(), POLLIN, 0}, {watch_.fd(), POLLIN, 0}};
         if (control_)
             fds.push_back({control_->fd(), POLLIN, 0});
         std::vector<ServeWorkerProc *> owners;
@@ -141,9 +149,11 @@ int ServeLoop::run()
         ::poll(fds.data(), fds.size(), poll_timeout(now));
         if (fds[0].revents)
             on_signal();
-        if (control_ && fds[1].revents)
+        if (fds[1].revents && watch_.drain())
+            look_ = true;
+        if (control_ && fds[2].revents)
             control_->process();
-        const size_t first = control_ ? 2 : 1;
+        const size_t first = control_ ? 3 : 2;
         std::vector<std::string> dead;
         for (size_t k = 0; k < owners.size(); k++) {
             ServeWorkerProc &w = *owners[k];
@@ -261,6 +271,9 @@ int ServeLoop::poll_timeout(uint64_t now) const
             until(d.next_tick_ns);
             if (d.plan->config->stale_after_ms && d.state == ServeState::Idle)
                 until(d.last_ok_ns + static_cast<uint64_t>(*d.plan->config->stale_after_ms) * serve_ms_ns);
+        } else if (d.state == ServeState::Waiting) {
+            until(d.attach_at_ns);
+            until(next_look_ns_);
         } else if (d.state != ServeState::Failed) {
             until(d.retry_at_ns);
         }
@@ -346,6 +359,12 @@ json ServeLoop::reset(const std::string &device)
         return {{"error", "no device '" + device + "'"}};
     if (d->state != ServeState::Failed)
         return {{"error", "device '" + device + "' is not failed (it is " + std::string(serve_state_name(d->state)) + ")"}};
+    if (setup_ledger_->failed(d->name)) {  // its own setups failed, not its class's workers
+        setup_ledger_->reset(d->name);
+        d->retry_at_ns = monotonic_ns();
+        set_state(*d, ServeState::Setup, "reset");
+        return json::object();
+    }
     const std::string cls = d->plan->plugin->device_class();
     ledger_->reset(cls);
     for (auto &other : devices_)  // the class's mark was theirs too

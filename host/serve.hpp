@@ -3,10 +3,14 @@
 // each trigger (`run =`, serve_config.hpp), its teardown on stop, reload or
 // a worker's death (then the vault is released as in a run, supervisor.hpp,
 // and the device is set up again after the restart ledger's backoff, with
-// generation + 1; a class latched failed waits for a reset). One loop on one
-// thread: it polls the workers' channels and pidfds, a signalfd (SIGTERM and
-// SIGINT stop, SIGHUP reloads) and the control server's descriptor, and
-// wakes for the next tick, retry or watchdog ping. It tells systemd
+// generation + 1; a class latched failed waits for a reset). A device that
+// goes away is torn down and waits for its device to return
+// (serve_attach.cpp, device_watch.hpp); a setup that fails with the device
+// there is retried with backoff until the restart budget, then the device
+// is failed until reset. One loop on one thread: it polls the workers'
+// channels and pidfds, a signalfd (SIGTERM and SIGINT stop, SIGHUP
+// reloads), the device watch and the control server's descriptor, and
+// wakes for the next tick, retry, settle or watchdog ping. It tells systemd
 // (notify.hpp) READY once every device's setup has run, STATUS on change,
 // WATCHDOG while the loop and every worker answer, RELOADING and READY
 // around a reload, STOPPING on stop.

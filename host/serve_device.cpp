@@ -56,14 +56,24 @@ void ServeLoop::schedule(ServedDevice &d, uint64_t now)
             d.ticks_skipped++;
         return;
     }
-    if (d.leaving) {
+    if (d.leaving || (d.removed && d.set_up)) {
         if (d.set_up)
             send_phase(d, "teardown", now);
         return;
     }
     if (!d.set_up) {
-        if (d.state != ServeState::Failed && now >= d.retry_at_ns)
-            send_phase(d, "setup", now);
+        if (d.state == ServeState::Waiting) {
+            if (d.attach_at_ns && now >= d.attach_at_ns)
+                send_phase(d, "setup", now);
+            return;
+        }
+        std::string why;
+        if (d.state != ServeState::Failed && now >= d.retry_at_ns) {
+            if (present(d, why))
+                send_phase(d, "setup", now);
+            else
+                wait_for_device(d, why, now);
+        }
         return;
     }
     bool due = !d.calls_waiting.empty() || d.pending_body;
@@ -104,7 +114,9 @@ bool ServeLoop::send_phase(ServedDevice &d, const std::string &phase, uint64_t n
     json request = {{"op", phase}, {"slot", d.slot}};
     if (phase == "setup") {
         d.generation++;
+        d.attach_at_ns = 0;
         request["generation"] = d.generation;
+        request["resolved"] = d.resolved;
         HookWatch &watch = table_->slot(static_cast<size_t>(d.slot));
         watch.phase.store(HookWatch::NotStarted, std::memory_order_release);
         watch.written_seq.store(0, std::memory_order_release);
@@ -215,16 +227,24 @@ void ServeLoop::phase_done(ServedDevice &d, const json &body, uint64_t now)
         publish({{"event", "record"}, {"record", r}});
     const std::string failed = ok ? "" : phase + " failed: " + devhost_status_name(static_cast<devhost_status>(body.value("status", 0)));
     const uint64_t period = d.plan->config->run.every_ms ? static_cast<uint64_t>(*d.plan->config->run.every_ms) * serve_ms_ns : 0;
+    const int status = body.value("status", 0);
+    const bool gone = status == DEVHOST_E_REMOVED || status == DEVHOST_E_NOT_FOUND;
     if (phase == "setup") {
         d.setup_ran = true;
+        std::string why;
+        if (!ok && gone && !present(d, why)) {
+            wait_for_device(d, failed + " (" + why + ")", now);
+            return;
+        }
         if (!ok) {
-            d.retry_at_ns = now + setup_retry_ns(d.setup_failures++);
-            set_state(d, ServeState::Setup, failed + "; tried again in " +
-                                                std::to_string((d.retry_at_ns - now) / serve_ms_ns) + " ms");
+            setup_failed(d, failed, now);
             return;
         }
         d.set_up = true;
         d.setup_failures = 0;
+        setup_ledger_->reset(d.name);  // a run of failed setups ends here
+        d.attached_ns = now;
+        watch_.watch(d.resolved);
         d.last_ok_ns = now;
         d.next_tick_ns = period ? now + period : 0;
         const RunTriggers &run = d.plan->config->run;
@@ -240,13 +260,24 @@ void ServeLoop::phase_done(ServedDevice &d, const json &body, uint64_t now)
             set_state(d, ServeState::Idle);
         } else {
             set_state(d, d.state == ServeState::Stale ? ServeState::Stale : ServeState::Idle, failed);
+            std::string why;
+            // The device went away: torn down (schedule), then waited for.
+            // (A pipeline of `step =` lines that cannot open its path is
+            // gone too, when the path is.)
+            if (status == DEVHOST_E_REMOVED || (status == DEVHOST_E_NOT_FOUND && !present(d, why)))
+                d.removed = true;
         }
         for (auto &done : d.calls_running)
             done(ok || !records.empty() ? json{{"records", records}} : json{{"error", failed}});
         d.calls_running.clear();
     } else if (phase == "teardown") {
         d.set_up = false;
-        set_state(d, ServeState::Setup, "torn down");
+        if (d.removed && !d.leaving) {
+            d.removed = false;
+            wait_for_device(d, d.message.empty() ? "removed" : d.message, now);
+        } else {
+            set_state(d, ServeState::Setup, "torn down");
+        }
     }
 }
 
@@ -367,6 +398,24 @@ void ServeLoop::device_lost(ServeWorkerProc &w, ServedDevice &d, const std::stri
     const auto wait = ledger_->backoff(w.plugin->device_class());
     d.retry_at_ns = monotonic_ns() + static_cast<uint64_t>(wait.count()) * serve_ms_ns;
     set_state(d, ServeState::Setup, "its worker " + cause + "; set up again in " + std::to_string(wait.count()) + " ms");
+}
+
+// A setup that failed with its device there: tried again after the
+// device's backoff (with jitter), until its budget is spent; then the
+// device is failed until `devhost reset DEVICE`.
+void ServeLoop::setup_failed(ServedDevice &d, const std::string &failed, uint64_t now)
+{
+    if (setup_ledger_->record_death(d.name, RestartLedger::Clock::now(), failed)) {
+        const RestartPolicy &p = setup_ledger_->policy();
+        set_state(d, ServeState::Failed,
+                  failed + "; " + std::to_string(p.budget) + " failed setups within " +
+                      std::to_string(p.window_ms / 1000) + " s ([host] restart-budget): failed until 'devhost reset " +
+                      d.name + "'");
+        return;
+    }
+    const auto wait = setup_ledger_->backoff(d.name);
+    d.retry_at_ns = now + static_cast<uint64_t>(wait.count()) * serve_ms_ns;
+    set_state(d, ServeState::Setup, failed + "; tried again in " + std::to_string(wait.count()) + " ms");
 }
 
 void ServeLoop::write_record(const Record &rec)

@@ -4,6 +4,7 @@
 // workers' messages, deadlines and deaths.
 #pragma once
 
+#include "device_watch.hpp"
 #include "notify.hpp"
 #include "restart_policy.hpp"
 #include "serve.hpp"
@@ -43,6 +44,15 @@ struct ServedDevice {
     std::string message;
     bool pending_body = false;  // start or on-attach asked for one
     bool leaving = false;       // stop or reload: teardown, then forgotten
+    // Removal and return (serve_attach.cpp): the device node this attach
+    // uses (an identity resolved, or the path), a removal seen (a step's
+    // DEVHOST_E_REMOVED, or its node gone) and not yet torn down, when a
+    // device seen back is set up (after its settle time), when it was last
+    // attached, and how many of its attaches in a row ended soon after.
+    std::string resolved;
+    bool removed = false;
+    uint64_t attach_at_ns = 0, attached_ns = 0;
+    int flaps = 0;
     std::vector<std::function<void(nlohmann::json)>> calls_waiting, calls_running;
     uint64_t fired_call = 0;
 };
@@ -93,6 +103,13 @@ private:
     void worker_died(ServeWorkerProc &w);
     void device_lost(ServeWorkerProc &w, ServedDevice &d, const std::string &cause, bool latched);
     void write_record(const Record &rec);
+    void setup_failed(ServedDevice &d, const std::string &failed, uint64_t now);
+
+    // serve_attach.cpp
+    bool present(ServedDevice &d, std::string &why);
+    void wait_for_device(ServedDevice &d, const std::string &why, uint64_t now);
+    void look_at_devices(uint64_t now);
+    uint64_t settle_ns(const ServedDevice &d) const;
     ServedDevice *by_slot(int32_t slot);
     ServedDevice *by_name(const std::string &name);
     void forget_left();
@@ -101,6 +118,13 @@ private:
     RecordWriter &records_;
     Notifier notifier_;
     std::optional<RestartLedger> ledger_;
+    // Each device's failed setups (not removals), by device name: backoff
+    // with jitter, and failed after [host] restart-budget within
+    // restart-window until a reset (in memory: a restart of serve is one).
+    std::optional<RestartLedger> setup_ledger_;
+    DeviceWatch watch_;
+    bool look_ = true;          // an event came: look at the devices again
+    uint64_t next_look_ns_ = 0; // and every few seconds while any waits
     std::optional<WatchTable> table_;
     int32_t next_slot_ = 0;
     std::deque<ServedDevice> devices_;

@@ -87,7 +87,8 @@ public:
             else if (op == "device")
                 add(m);
             else if (op == "setup" || op == "body" || op == "teardown")
-                start_phase(op, m.body.at("slot").get<int32_t>(), m.body.value("generation", 0));
+                start_phase(op, m.body.at("slot").get<int32_t>(), m.body.value("generation", 0),
+                            m.body.value("resolved", std::string()));
             else
                 worker_fail("serve: unknown request '" + op + "'");
         }
@@ -114,7 +115,9 @@ private:
         s.plan.control_codes = d.at("controls").get<std::vector<uint32_t>>();
     }
 
-    void start_phase(const std::string &phase, int32_t slot, int generation)
+    // `resolved`, for a setup, is the device this attach uses (an identity
+    // resolved again), "" to keep the one it was given.
+    void start_phase(const std::string &phase, int32_t slot, int generation, const std::string &resolved)
     {
         auto it = devices_.find(slot);
         if (it == devices_.end())
@@ -122,6 +125,8 @@ private:
         Served &s = it->second;
         if (s.thread.joinable())
             s.thread.join();  // the supervisor asks one phase at a time: it has ended
+        if (phase == "setup" && !resolved.empty())
+            s.plan.path = resolved;
         s.plan.config = &s.config;  // the map's node is stable
         s.thread = std::thread([this, &s, phase, generation] {
             running = &s;

@@ -426,3 +426,172 @@ TEST_CASE("serve: an on-demand device called through the control socket, and its
     CHECK(r.exit_code == 0);
     CHECK_FALSE(fs::exists(socket));  // removed at the stop
 }
+
+namespace {
+
+// A socat pty pair whose first pty is linked at `link`: the peer a device
+// opens, gone (and the link with it) when socat is stopped.
+struct SocatPty {
+    SocatPty(const TempDir &dir, const fs::path &link)
+        : child({"/usr/bin/socat", "pty,link=" + link.string() + ",raw,echo=0", "pty,raw,echo=0"}, dir.path())
+    {
+        ready = wait_until([&] { return fs::exists(link); }, 10s);
+    }
+    ~SocatPty() { stop(); }
+    void stop()
+    {
+        if (stopped)
+            return;
+        child.signal(SIGTERM);
+        child.wait(10s);
+        stopped = true;
+    }
+    Child child;
+    bool ready = false;
+    bool stopped = false;
+};
+
+json device_status(const std::string &socket, const std::string &device)
+{
+    const auto s = run_devhost({"status", "--socket", socket, "--json"});
+    if (s.exit_code != 0)
+        return json::object();
+    for (const auto &d : json::parse(s.out, nullptr, false).value("devices", json::array()))
+        if (d.value("device", "") == device)
+            return d;
+    return json::object();
+}
+
+}  // namespace
+
+TEST_CASE("serve: a peer that goes away and comes back: waiting, then set up again with generation + 1")
+{
+    if (!fs::exists("/usr/bin/socat")) {
+        DEVHOST_SKIP("socat is not installed");
+        return;
+    }
+    TempDir dir;
+    const fs::path link = dir / "tty0";
+    write_file(dir / "serve.ini", "[device modem]\nclass = serial\npath = " + link.string() +
+                                      "\nsetup = open\nbody = write \"AT\\r\"\nteardown = close\nrun = every 50ms\n");
+    auto peer = std::make_unique<SocatPty>(dir, link);
+    REQUIRE(peer->ready);
+    Served serve(dir, dir / "serve.ini");
+    const std::string socket = (dir / "control").string();
+    REQUIRE(wait_until([&] { return count_phase(serve.records(), "body") >= 3; }));
+
+    peer->stop();  // the peer goes, and its link
+    REQUIRE(wait_until([&] { return device_status(socket, "modem").value("state", "") == "waiting-for-device"; }));
+    const json waiting = device_status(socket, "modem");
+    CHECK(waiting["generation"] == 1);
+    CHECK(waiting["message"].get<std::string>().find(link.string()) != std::string::npos);
+    const auto call = run_devhost({"call", "--socket", socket, "modem"});
+    CHECK(call.exit_code != 0);
+    CHECK(call.err.find("waiting-for-device") != std::string::npos);
+
+    peer = std::make_unique<SocatPty>(dir, link);  // back, at the same place
+    REQUIRE(peer->ready);
+    REQUIRE(wait_until([&] {
+        const auto recs = serve.records();
+        return std::any_of(recs.begin(), recs.end(), [](const json &r) {
+            return r.value("generation", 0) == 2 && r.value("phase", "") == "body" && r.value("status", "") == "DEVHOST_OK";
+        });
+    }));
+    CHECK(device_status(socket, "modem")["generation"] == 2);
+    const ProcessResult r = serve.stop();
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("modem: waiting for its device: ") != std::string::npos);
+    CHECK(r.err.find("modem: its device is back (" + link.string() + ")") != std::string::npos);
+    // Each generation: its setup first, its teardown last (the first torn
+    // down when its device went, with nothing left open).
+    const auto recs = serve.records();
+    for (int gen : {1, 2}) {
+        std::vector<json> of;
+        for (const auto &rec : recs)
+            if (rec.value("generation", 0) == gen)
+                of.push_back(rec);
+        REQUIRE(of.size() >= 3);
+        CHECK(of.front().value("phase", "") == "setup");
+        CHECK(of.front().value("step", "") == "open");
+        CHECK(of.back().value("phase", "") == "teardown");
+        CHECK(of.back().value("step", "") == "close");
+    }
+}
+
+TEST_CASE("serve: a body that fails REMOVED is torn down and set up again, spending no restart budget")
+{
+    TempDir dir;
+    // The third transfer of each attach fails as a device that went away;
+    // a budget of 2 would have failed the device long before generation 5.
+    write_file(dir / "serve.ini", "[host]\nallow-faults = true\nrestart-budget = 2\n" +
+                                      loop_device("flaky", "write \"x\"", "every 20ms") +
+                                      "fault = transfer@3:fail=removed\n");
+    Served serve(dir, dir / "serve.ini");
+    const std::string socket = (dir / "control").string();
+    REQUIRE(wait_until([&] {
+        const auto recs = serve.records();
+        return std::any_of(recs.begin(), recs.end(), [](const json &r) { return r.value("generation", 0) >= 5; });
+    }));
+    const json st = device_status(socket, "flaky");
+    CHECK(st.value("state", "") != "failed");
+    const ProcessResult r = serve.stop();
+    CHECK(r.exit_code == 0);
+    const auto recs = serve.records();
+    size_t removed = 0;
+    for (const auto &rec : recs)
+        removed += rec.value("status", "") == "DEVHOST_E_REMOVED";
+    CHECK(removed >= 4);
+    CHECK(r.err.find("flaky: waiting for its device: body failed: DEVHOST_E_REMOVED") != std::string::npos);
+    CHECK(r.err.find("failed until") == std::string::npos);
+}
+
+TEST_CASE("serve: a setup that keeps failing spends the budget, the device is failed until a reset")
+{
+    TempDir dir;
+    write_file(dir / "serve.ini", "[host]\nallow-faults = true\nrestart-budget = 2\n" +
+                                      loop_device("stuck", "write \"x\"", "every 1s") + "fault = open:fail=io\n");
+    Served serve(dir, dir / "serve.ini");
+    const std::string socket = (dir / "control").string();
+    REQUIRE(wait_until([&] { return device_status(socket, "stuck").value("state", "") == "failed"; }));
+    const json st = device_status(socket, "stuck");
+    CHECK(st["message"] == "setup failed: DEVHOST_E_IO; 2 failed setups within 1800 s ([host] restart-budget): "
+                           "failed until 'devhost reset stuck'");
+    CHECK(st["generation"] == 2);
+
+    const auto reset = run_devhost({"reset", "--socket", socket, "stuck"});
+    CHECK(reset.exit_code == 0);
+    // Tried again at once: its third setup, which fails too.
+    REQUIRE(wait_until([&] { return device_status(socket, "stuck").value("generation", 0) == 3; }));
+    CHECK(serve.stop().exit_code == 0);
+}
+
+TEST_CASE("serve: a device missing at the start waits without holding READY back, and is set up when it appears")
+{
+    if (!fs::exists("/usr/bin/socat")) {
+        DEVHOST_SKIP("socat is not installed");
+        return;
+    }
+    TempDir dir;
+    const fs::path link = dir / "later" / "tty0";  // not even its directory yet
+    write_file(dir / "serve.ini", "[device late]\nclass = serial\npath = " + link.string() +
+                                      "\nsetup = open\nbody = write \"x\"\nteardown = close\nrun = start\n");
+    NotifySocket notify(dir / "notify");
+    REQUIRE(notify.bound);
+    Served serve(dir, dir / "serve.ini", {{"NOTIFY_SOCKET", (dir / "notify").string()}});
+    REQUIRE(wait_until([&] {
+        for (const auto &m : notify.read())
+            if (m.find("READY=1") != std::string::npos)
+                return true;
+        return false;
+    }));
+    const std::string socket = (dir / "control").string();
+    CHECK(device_status(socket, "late").value("state", "") == "waiting-for-device");
+    CHECK(serve.records().empty());
+
+    fs::create_directories(dir / "later");
+    SocatPty peer(dir, link);
+    REQUIRE(peer.ready);
+    REQUIRE(wait_until([&] { return count_phase(serve.records(), "body") == 1; }));
+    CHECK(serve.records().front().value("generation", 0) == 1);
+    CHECK(serve.stop().exit_code == 0);
+}
