@@ -137,6 +137,10 @@ int cmd_reset_or_reload(const ControlCommand &cmd)
     if (!reply)
         return code;
     std::cout << (reset ? text::excerpt(cmd.args[0]) + ": reset" : std::string("reloaded")) << "\n";
+    if (const json *p = reply->contains("parameters") ? &(*reply)["parameters"] : nullptr; p && p->is_object())
+        for (const auto &w : p->value("warnings", json::array()))
+            if (w.is_string())
+                std::cerr << "devhost: warning: " << text::excerpt(w.get<std::string>(), 400) << "\n";
     return exit_ok;
 }
 

@@ -304,8 +304,9 @@ void Server::State::dispatch(Client &c, const std::string &method, const json &p
         return queue(c, {{"parameters", {{"devices", handler.list()}}}});
     if (method == method_reload) {
         json r = handler.reload();
+        // A reload done may carry warnings ({"warnings": [line, ...]}).
         return queue(c, r.contains("error") ? error_reply(errors::reload_failed, error_text(r["error"]))
-                                            : json{{"parameters", json::object()}});
+                                            : json{{"parameters", r.is_object() ? r : json::object()}});
     }
     if (method == method_monitor) {
         c.monitor = true;

@@ -38,6 +38,37 @@ json section_identity(const DevicePlan &plan)
     return j;
 }
 
+// The [host] keys whose values differ between `a` and `b`: serve keeps the
+// settings it started with (its workers, socket, ledger and output were
+// made from them), so a reload names these as needing a restart.
+std::vector<std::string> host_changes(const HostSettings &a, const HostSettings &b)
+{
+    std::vector<std::string> keys;
+    const auto differ = [&](const char *key, bool changed) {
+        if (changed)
+            keys.emplace_back(key);
+    };
+    differ("plugin-path", a.plugin_path != b.plugin_path);
+    differ("log-level", a.log_level != b.log_level);
+    differ("log-file", a.log_file != b.log_file);
+    differ("output", a.output != b.output);
+    differ("timeout", a.timeout_ms != b.timeout_ms);
+    differ("port-dir", a.port_dir != b.port_dir);
+    differ("physical-drives", a.physical_drives_all != b.physical_drives_all);
+    differ("record-data", a.record_data.mode != b.record_data.mode || a.record_data.head != b.record_data.head);
+    differ("isolation", a.isolation != b.isolation);
+    differ("kill-grace", a.kill_grace_ms != b.kill_grace_ms);
+    differ("describe-timeout", a.describe_timeout_ms != b.describe_timeout_ms);
+    differ("allow-faults", a.allow_faults != b.allow_faults);
+    differ("restart-budget", a.restart_budget != b.restart_budget);
+    differ("restart-window", a.restart_window_ms != b.restart_window_ms);
+    differ("state-dir", a.state_dir != b.state_dir);
+    differ("cache-dir", a.cache_dir != b.cache_dir || a.cache_disabled != b.cache_disabled);
+    differ("control-socket", a.control_socket != b.control_socket);
+    differ("control-group", a.control_group != b.control_group);
+    return keys;
+}
+
 const DevicePlan *plan_of(const ServeConfig &config, const std::string &name)
 {
     for (const auto &p : config.plan.devices)
@@ -106,16 +137,20 @@ void ServeLoop::add_devices(const std::shared_ptr<ServeConfig> &config, const st
         const DevicePlan *plan = plan_of(*config, name);
         if (!plan)
             continue;
-        if (static_cast<size_t>(next_slot_) >= serve_max_slots) {
-            spdlog::error("{}: not set up: serve has set up {} devices since it started; restart it", name,
-                          serve_max_slots);
+        if (free_slots_.empty() && static_cast<size_t>(next_slot_) >= serve_max_slots) {
+            spdlog::error("{}: not set up: serve holds {} devices, its most", name, serve_max_slots);
             continue;
         }
         ServedDevice &d = devices_.emplace_back();
         d.source = config;
         d.plan = plan;
         d.name = name;
-        d.slot = next_slot_++;
+        if (!free_slots_.empty()) {
+            d.slot = free_slots_.back();
+            free_slots_.pop_back();
+        } else {
+            d.slot = next_slot_++;
+        }
         d.cancel.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         d.worker = setup_.settings.isolation == Isolation::Device ? "device " + name
                                                                   : "class " + plan->plugin->device_class();
@@ -385,6 +420,19 @@ json ServeLoop::reload()
         notifier_.ready();
         return {{"error", error.empty() ? "no reload possible" : error}};
     }
+    json reply = json::object();
+    if (const auto keys = host_changes(setup_.config->config.host, next->config.host); !keys.empty()) {
+        std::string list;
+        for (const auto &k : keys)
+            list += (list.empty() ? "" : ", ") + k;
+        const std::string warning = "[host] " + list + " changed: serve keeps the values it started with until it "
+                                    "is restarted (systemctl restart devhost)";
+        spdlog::warn("reload: {}", warning);
+        reply["warnings"] = json::array({warning});
+        // The running settings stay whole: the new config's devices run
+        // under the [host] serve started with.
+        next->config.host = setup_.config->config.host;
+    }
     std::vector<std::string> added, changed;
     for (auto &d : devices_) {
         if (d.leaving)
@@ -408,7 +456,7 @@ json ServeLoop::reload()
     add_devices(next, added);
     setup_.config = next;
     notifier_.ready();
-    return json::object();
+    return reply;
 }
 
 // ---- entry -----------------------------------------------------------------

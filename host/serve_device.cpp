@@ -439,6 +439,16 @@ void ServeLoop::forget_left()
         const std::string name = it->name;
         spdlog::info("{}: torn down (generation {}; bodies: {} ok, {} failed; {} ticks skipped)", name,
                      it->generation, it->bodies_ok, it->bodies_failed, it->ticks_skipped);
+        // Its slot is given again once its worker has let it go (a worker
+        // that is gone has nothing to let go).
+        if (auto w = workers_.find(it->worker); w != workers_.end()) {
+            auto &given = w->second.given;
+            if (auto g = std::find(given.begin(), given.end(), it->slot); g != given.end()) {
+                given.erase(g);
+                send_message(w->second.process->channel(), {{"op", "forget"}, {"slot", it->slot}});
+            }
+        }
+        free_slots_.push_back(it->slot);
         it = devices_.erase(it);
         for (auto r = replacements_.begin(); r != replacements_.end();)
             if (r->second == name) {

@@ -127,6 +127,7 @@ private:
     uint64_t next_look_ns_ = 0; // and every few seconds while any waits
     std::optional<WatchTable> table_;
     int32_t next_slot_ = 0;
+    std::vector<int32_t> free_slots_;  // of devices forgotten, given again
     std::deque<ServedDevice> devices_;
     std::map<std::string, ServeWorkerProc> workers_;
     // Reload: a changed device's new version, set up once the old is gone.
@@ -141,8 +142,8 @@ private:
 };
 
 inline constexpr uint64_t serve_ms_ns = 1'000'000;
-// The most devices one serve run sets up over its life (watch table slots:
-// a slot is not reused).
+// The most devices one serve run holds at once (watch table slots; a
+// device that leaves gives its slot back).
 inline constexpr size_t serve_max_slots = 4096;
 
 }  // namespace devhost

@@ -86,6 +86,8 @@ public:
                 records_.stop_waiting(std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms / 2));
             else if (op == "device")
                 add(m);
+            else if (op == "forget")
+                forget(m.body.at("slot").get<int32_t>());
             else if (op == "setup" || op == "body" || op == "teardown")
                 start_phase(op, m.body.at("slot").get<int32_t>(), m.body.value("generation", 0),
                             m.body.value("resolved", std::string()));
@@ -113,6 +115,20 @@ private:
         for (const auto &o : s.config.options)
             s.plan.options[o.key] = o.value;
         s.plan.control_codes = d.at("controls").get<std::vector<uint32_t>>();
+    }
+
+    // A device that left serve (torn down, its phases ended): its slot may
+    // be given to another device.
+    void forget(int32_t slot)
+    {
+        auto it = devices_.find(slot);
+        if (it == devices_.end())
+            return;
+        if (it->second.thread.joinable())
+            it->second.thread.join();
+        if (it->second.device)
+            worker_fail("serve: forget of a device that is still set up");
+        devices_.erase(it);
     }
 
     // `resolved`, for a setup, is the device this attach uses (an identity

@@ -595,3 +595,25 @@ TEST_CASE("serve: a device missing at the start waits without holding READY back
     CHECK(serve.records().front().value("generation", 0) == 1);
     CHECK(serve.stop().exit_code == 0);
 }
+
+TEST_CASE("serve: a reload that changes [host] says which keys wait for a restart, and reloads the devices")
+{
+    TempDir dir;
+    write_file(dir / "serve.ini", "[host]\ntimeout = 5s\n" + loop_device("a", "write \"x\"", "on-demand"));
+    Served serve(dir, dir / "serve.ini");
+    const std::string socket = (dir / "control").string();
+    REQUIRE(wait_until([&] { return device_status(socket, "a").value("state", "") == "idle"; }));
+
+    write_file(dir / "serve.ini", "[host]\ntimeout = 7s\nkill-grace = 2s\n" + loop_device("a", "write \"x\"", "on-demand") +
+                                      loop_device("b", "write \"y\"", "on-demand"));
+    const auto reload = run_devhost({"reload", "--socket", socket});
+    CHECK(reload.exit_code == 0);
+    CHECK(reload.out == "reloaded\n");
+    CHECK(reload.err == "devhost: warning: [host] timeout, kill-grace changed: serve keeps the values it started "
+                        "with until it is restarted (systemctl restart devhost)\n");
+    REQUIRE(wait_until([&] { return device_status(socket, "b").value("state", "") == "idle"; }));
+    CHECK(device_status(socket, "a")["generation"] == 1);  // unchanged: not touched
+    const auto r = serve.stop();
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("reload: [host] timeout, kill-grace changed") != std::string::npos);
+}
