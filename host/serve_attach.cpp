@@ -11,6 +11,8 @@
 
 #include "identity.hpp"
 
+#include "common/device_path.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -52,10 +54,20 @@ bool ServeLoop::present(ServedDevice &d, std::string &why)
     }
     d.resolved = path;
     struct stat st {};
-    if (path.empty() || path.front() != '/' || ::stat(path.c_str(), &st) == 0)
+    if (path.empty() || path.front() != '/')
         return true;
-    why = path + ": " + std::strerror(errno);
-    return false;
+    if (::stat(path.c_str(), &st) != 0) {
+        why = path + ": " + std::strerror(errno);
+        return false;
+    }
+    // What is at the path now was checked by no one: while the device was
+    // gone, someone who may write where it lives could have put a link or
+    // a file of theirs there for root to open (device_path.hpp).
+    if (auto refusal = output::device_path_refusal(path)) {
+        why = path + ": refused: " + *refusal;
+        return false;
+    }
+    return true;
 }
 
 // `d` (not set up) waits for its device: at once set up when it is there
@@ -100,6 +112,8 @@ void ServeLoop::look_at_devices(uint64_t now)
                 }
             } else {
                 d.attach_at_ns = 0;
+                if (why != d.message && why.find(": refused: ") != std::string::npos)
+                    spdlog::warn("{}: not set up: {}", d.name, why);
                 d.message = why;
             }
             if (!is_identity(d.plan->path))  // an identity's links come with udev's events

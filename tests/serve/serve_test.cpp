@@ -617,3 +617,38 @@ TEST_CASE("serve: a reload that changes [host] says which keys wait for a restar
     CHECK(r.exit_code == 0);
     CHECK(r.err.find("reload: [host] timeout, kill-grace changed") != std::string::npos);
 }
+
+TEST_CASE("serve: a link nobody plants where a waiting device lived is refused, never opened")
+{
+    if (::geteuid() != 0) {
+        DEVHOST_SKIP("needs root to plant the link as another user (setpriv)");
+        return;
+    }
+    TempDir dir;
+    // A sticky directory anyone may write, as /tmp is; the device is gone.
+    const fs::path shared = dir / "shared";
+    fs::create_directory(shared);
+    fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
+    ::chmod(shared.c_str(), 01777);
+    const fs::path tty = shared / "tty0";
+    write_file(dir / "secret", "root's");
+    ::chmod((dir / "secret").c_str(), 0600);
+    write_file(dir / "serve.ini", "[device m]\nclass = serial\npath = " + tty.string() +
+                                      "\nsetup = open\nbody = write \"x\"\nteardown = close\nrun = every 100ms\n");
+    Served serve(dir, dir / "serve.ini");
+    const std::string socket = (dir / "control").string();
+    REQUIRE(wait_until([&] { return device_status(socket, "m").value("state", "") == "waiting-for-device"; }));
+
+    const auto plant = run_process({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "ln", "-s",
+                                    (dir / "secret").string(), tty.string()});
+    REQUIRE(plant.exit_code == 0);
+    REQUIRE(wait_until([&] {
+        return device_status(socket, "m").value("message", "").find(tty.string() + ": refused: ") != std::string::npos;
+    }));
+    std::this_thread::sleep_for(300ms);  // a few looks and ticks: still waiting
+    CHECK(device_status(socket, "m").value("state", "") == "waiting-for-device");
+    CHECK(serve.records().empty());  // no setup ran: nothing was opened
+    const auto r = serve.stop();
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("m: not set up: " + tty.string() + ": refused: ") != std::string::npos);
+}
