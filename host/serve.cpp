@@ -121,6 +121,8 @@ void ServeLoop::add_devices(const std::shared_ptr<ServeConfig> &config, const st
 int ServeLoop::run()
 {
     spdlog::info("serving {} device(s) from {}", devices_.size(), setup_.config->config.file.string());
+    if (setup_.fleet)
+        setup_.fleet->start();  // its births name every device
     for (;;) {
         uint64_t now = monotonic_ns();
         for (auto &d : devices_)
@@ -276,6 +278,8 @@ void ServeLoop::publish(const json &event)
 {
     if (control_)
         control_->publish(event);
+    if (setup_.fleet)
+        setup_.fleet->publish(event);
 }
 
 void ServeLoop::publish_state(const ServedDevice &d)
@@ -284,7 +288,9 @@ void ServeLoop::publish_state(const ServedDevice &d)
              {"device", d.name},
              {"state", serve_state_name(d.state)},
              {"generation", d.generation},
-             {"message", d.message}});
+             {"message", d.message},
+             {"class", d.plan->plugin->device_class()},
+             {"path", d.plan->path}});
 }
 
 void ServeLoop::set_state(ServedDevice &d, ServeState state, const std::string &message)
