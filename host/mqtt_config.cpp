@@ -218,8 +218,10 @@ bool mqtt_setting(MqttSettings &m, const std::string &key, const std::string &va
         known = known || k == key;
     if (!known) {
         const std::string hint = text::closest(key, mqtt_keys());
-        error = hint.empty() ? "unknown key (devhost.ini(5) lists the [mqtt] keys)"
-                             : "unknown key (did you mean '" + hint + "'?)";
+        std::string list;
+        for (const auto &k : mqtt_keys())
+            list += (list.empty() ? "" : ", ") + k;
+        error = hint.empty() ? "unknown key (expected " + list + ")" : "unknown key (did you mean '" + hint + "'?)";
         return false;
     }
     return set_value(m, key, value, line, error);
