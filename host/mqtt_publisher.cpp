@@ -33,25 +33,11 @@ void init_library()
 class MqttPublisher : public EventSink {
 public:
     MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password)
-        : settings_(m), node_(std::move(node)), state_(m.prefix, m.group, node_, DEVHOST_VERSION)
+        : settings_(m), node_(std::move(node)), client_id_(std::move(client_id)), password_(std::move(password)),
+          state_(m.prefix, m.group, node_, DEVHOST_VERSION)
     {
         init_library();
-        mosq_.reset(mosquitto_new(client_id.c_str(), true, this));
-        if (!mosq_)
-            throw std::runtime_error("cannot make an MQTT client (out of memory or a bad client id)");
-        mosquitto_threaded_set(mosq_.get(), true);
-        mosquitto_int_option(mosq_.get(), MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-        mosquitto_connect_callback_set(mosq_.get(), &MqttPublisher::on_connect);
-        mosquitto_disconnect_callback_set(mosq_.get(), &MqttPublisher::on_disconnect);
-        mosquitto_publish_callback_set(mosq_.get(), &MqttPublisher::on_publish);
-        if (m.username && password)
-            mosquitto_username_pw_set(mosq_.get(), m.username->c_str(), password->c_str());
-        if (m.tls) {
-            const int rc = mosquitto_tls_set(mosq_.get(), m.ca_file ? m.ca_file->c_str() : nullptr,
-                                             m.ca_file ? nullptr : "/etc/ssl/certs", nullptr, nullptr, nullptr);
-            if (rc != MOSQ_ERR_SUCCESS)
-                throw std::runtime_error(std::string("TLS: ") + mosquitto_strerror(rc));
-        }
+        mosq_ = make_client();  // the first connection's; its mistakes are found now
     }
 
     void start() override
@@ -86,9 +72,17 @@ private:
     // Queues one message (the caller holds mutex_).
     int send(const MqttMessage &m, int *mid = nullptr)
     {
+        // A broker that takes nothing (connected, but its window shut) must
+        // not make the queue grow without end.
+        if (queued_ >= max_queued) {
+            unsent_++;
+            return MOSQ_ERR_NOMEM;
+        }
+        queued_++;
         const int rc = mosquitto_publish(mosq_.get(), mid, m.topic.c_str(), static_cast<int>(m.payload.size()),
                                          m.payload.data(), settings_.qos, m.retain);
         if (rc != MOSQ_ERR_SUCCESS) {
+            queued_--;
             unsent_++;
             spdlog::debug("mqtt: {} not queued: {}", m.topic, mosquitto_strerror(rc));
         }
@@ -104,7 +98,11 @@ private:
     }
     static void on_publish(mosquitto *, void *self, int mid)
     {
-        static_cast<MqttPublisher *>(self)->acked_mid_ = mid;
+        auto *p = static_cast<MqttPublisher *>(self);
+        p->acked_mid_ = mid;
+        int64_t n = p->queued_;
+        while (n > 0 && !p->queued_.compare_exchange_weak(n, n - 1)) {
+        }
     }
 
     // CONNACK: refused (logged, and the thread reconnects after its
@@ -127,6 +125,31 @@ private:
             send(m);
     }
 
+    // A client for one connection: each connection starts with a fresh one,
+    // so that nothing an earlier connection left unconfirmed is sent again
+    // after the new births (libmosquitto would resend it, with its old seq).
+    std::unique_ptr<mosquitto, MosqDeleter> make_client()
+    {
+        std::unique_ptr<mosquitto, MosqDeleter> mosq(mosquitto_new(client_id_.c_str(), true, this));
+        if (!mosq)
+            throw std::runtime_error("cannot make an MQTT client (out of memory or a bad client id)");
+        mosquitto_threaded_set(mosq.get(), true);
+        mosquitto_int_option(mosq.get(), MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        mosquitto_connect_callback_set(mosq.get(), &MqttPublisher::on_connect);
+        mosquitto_disconnect_callback_set(mosq.get(), &MqttPublisher::on_disconnect);
+        mosquitto_publish_callback_set(mosq.get(), &MqttPublisher::on_publish);
+        if (settings_.username && password_)
+            mosquitto_username_pw_set(mosq.get(), settings_.username->c_str(), password_->c_str());
+        if (settings_.tls) {
+            const int rc =
+                mosquitto_tls_set(mosq.get(), settings_.ca_file ? settings_.ca_file->c_str() : nullptr,
+                                  settings_.ca_file ? nullptr : "/etc/ssl/certs", nullptr, nullptr, nullptr);
+            if (rc != MOSQ_ERR_SUCCESS)
+                throw std::runtime_error(std::string("TLS: ") + mosquitto_strerror(rc));
+        }
+        return mosq;
+    }
+
     void set_will()
     {
         std::lock_guard lock(mutex_);
@@ -145,11 +168,20 @@ private:
     // stop is asked.
     int session()
     {
-        set_will();
-        int rc = first_ ? mosquitto_connect_async(mosq_.get(), settings_.host.c_str(), settings_.port,
-                                                  settings_.keepalive_s)
-                        : mosquitto_reconnect_async(mosq_.get());
+        if (!first_) {
+            std::unique_ptr<mosquitto, MosqDeleter> fresh;
+            try {
+                fresh = make_client();
+            } catch (const std::exception &e) {
+                spdlog::error("mqtt: {}", e.what());
+                return MOSQ_ERR_NOMEM;
+            }
+            std::lock_guard lock(mutex_);
+            mosq_ = std::move(fresh);
+        }
         first_ = false;
+        set_will();
+        int rc = mosquitto_connect_async(mosq_.get(), settings_.host.c_str(), settings_.port, settings_.keepalive_s);
         if (rc != MOSQ_ERR_SUCCESS)
             return rc;
         const auto give_up = Clock::now() + std::chrono::seconds(std::max(10, settings_.keepalive_s));
@@ -170,25 +202,30 @@ private:
         std::string last_error;
         while (!stopping()) {
             const int rc = session();
+            const int os_errno = errno;  // for MOSQ_ERR_ERRNO, before anything else sets it
             bool was_connected;
+            int64_t lost;
             {
                 std::lock_guard lock(mutex_);
                 was_connected = connected_;
                 connected_ = false;
                 bd_seq_++;  // the next connection's birth and will
+                lost = stopping() ? 0 : queued_.exchange(0);
             }
+            if (lost > 0)
+                spdlog::warn("mqtt: {} message(s) were not confirmed by the broker when the connection ended", lost);
             if (stopping()) {
                 if (was_connected)
                     goodbye();
                 break;
             }
-            const std::string error = rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc);
+            if (was_connected)
+                delay = std::chrono::milliseconds(500);
+            const std::string error = rc == MOSQ_ERR_ERRNO ? std::strerror(os_errno) : mosquitto_strerror(rc);
             if (was_connected || error != last_error)
                 spdlog::warn("mqtt: {}:{}: {}; retrying in {} ms", settings_.host, settings_.port, error,
                              delay.count());
             last_error = error;
-            if (was_connected)
-                delay = std::chrono::milliseconds(500);
             std::unique_lock lock(wake_mutex_);
             wake_.wait_for(lock, delay, [this] { return stop_; });
             delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(30));
@@ -215,7 +252,11 @@ private:
     }
 
     MqttSettings settings_;
-    std::string node_;
+    std::string node_, client_id_;
+    std::optional<std::string> password_;
+    // The connection's client: replaced by the client thread between
+    // connections under mutex_; the serve thread uses it under mutex_ only
+    // while connected_.
     std::unique_ptr<mosquitto, MosqDeleter> mosq_;
 
     std::mutex mutex_;  // below: the device table, the session's state
@@ -227,6 +268,10 @@ private:
     uint64_t unsent_ = 0;
 
     std::atomic<int> acked_mid_{-1};
+    // Messages handed to libmosquitto and not yet confirmed (QoS 1, 2) or
+    // written (QoS 0): at most max_queued; more are counted as unsent.
+    static constexpr int64_t max_queued = 100000;
+    std::atomic<int64_t> queued_{0};
     bool first_ = true;  // client thread only
     std::mutex wake_mutex_;
     std::condition_variable wake_;

@@ -177,3 +177,35 @@ TEST_CASE("a broker that starts late gets the births when it comes")
     CHECK(devhost->err().find("record(s) were not published while not connected (no spool in this version)") !=
           std::string::npos);
 }
+
+TEST_CASE("a broker restart brings a new session with the next bdSeq")
+{
+    if (const std::string why = broker_missing(); !why.empty())
+        DEVHOST_SKIP(why);
+    TempDir dir;
+    auto first = std::make_unique<Broker>(dir.path());
+    const int port = first->port();
+    int64_t before = -1;
+    {
+        Subscriber sub(dir.path(), *first, "devhost/#");
+        write_file(dir / "fleet.ini", config(dir, first->url()));
+        auto devhost = serve(dir);
+        REQUIRE(sub.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= 2; }, 20s));
+        before = payload(sub.messages().front())["bdSeq"].get<int64_t>();
+        first->kill();
+        REQUIRE(devhost->wait_for_output("retrying in 500 ms", 10s));
+        Broker second(dir.path(), port);
+        Subscriber again(dir.path(), second, "devhost/#");
+        REQUIRE(again.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= 2; },
+                           40s));
+        const auto seen = again.messages();
+        // The new session: its own births first, seq from 0 again, nothing
+        // of the lost session sent again.
+        CHECK(seen[0].topic == node_topic + "NBIRTH/n1");
+        CHECK(payload(seen[0])["bdSeq"].get<int64_t>() > before);
+        CHECK(seen[1].topic == node_topic + "DBIRTH/n1/a");
+        check_seq(seen);
+        const std::string state = payload(seen[1])["state"];  // as it is now, not as it was born
+        CHECK((state == "idle" || state == "running"));
+    }
+}
