@@ -110,10 +110,13 @@ private:
     void connected(int rc)
     {
         if (rc != 0) {
-            spdlog::error("mqtt: {}:{} refused the connection: {}", settings_.host, settings_.port,
-                          mosquitto_connack_string(rc));
+            if (rc != last_refusal_)  // once, not at every retry
+                spdlog::error("mqtt: {}:{} refused the connection: {}", settings_.host, settings_.port,
+                              mosquitto_connack_string(rc));
+            last_refusal_ = rc;
             return;
         }
+        last_refusal_ = 0;
         std::lock_guard lock(mutex_);
         connected_ = true;
         if (unsent_)
@@ -272,7 +275,8 @@ private:
     // written (QoS 0): at most max_queued; more are counted as unsent.
     static constexpr int64_t max_queued = 100000;
     std::atomic<int64_t> queued_{0};
-    bool first_ = true;  // client thread only
+    bool first_ = true;     // client thread only
+    int last_refusal_ = 0;  // client thread only: the last CONNACK refusal logged
     std::mutex wake_mutex_;
     std::condition_variable wake_;
     bool stop_ = false;

@@ -53,11 +53,14 @@ int free_port()
     return ntohs(addr.sin_port);
 }
 
-Broker::Broker(const fs::path &dir, int port) : dir_(dir), port_(port ? port : free_port())
+Broker::Broker(const fs::path &dir, int port, const std::string &listener) : dir_(dir), port_(port ? port : free_port())
 {
     const fs::path conf = dir / ("mosquitto-" + std::to_string(port_) + ".conf");
-    write_file(conf, "listener " + std::to_string(port_) +
-                         " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stdout\n");
+    write_file(conf, "listener " + std::to_string(port_) + " 127.0.0.1\n" +
+                         (listener.empty() ? "allow_anonymous true\n" : listener) +
+                         "persistence false\nlog_dest stdout\n" +
+                         // as root it would drop to user mosquitto, who cannot read the test's files
+                         std::string(::geteuid() == 0 ? "user root\n" : ""));
     process_ = std::make_unique<Child>(std::vector<std::string>{mosquitto_bin, "-c", conf.string()}, dir);
     const auto until = std::chrono::steady_clock::now() + 5s;
     while (!accepts(port_)) {
@@ -73,19 +76,38 @@ void Broker::kill()
     process_.reset();  // SIGKILL and wait
 }
 
-Subscriber::Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic)
+Subscriber::Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic,
+                       const std::vector<std::string> &options)
 {
     const std::string port = std::to_string(broker.port());
-    process_ = std::make_unique<Child>(std::vector<std::string>{sub_bin, "-h", "127.0.0.1", "-p", port, "-v", "-t",
-                                                                topic, "-t", probe_topic},
-                                       dir);
+    std::vector<std::string> common{"-h", "127.0.0.1", "-p", port};
+    common.insert(common.end(), options.begin(), options.end());
+    std::vector<std::string> argv{sub_bin, "-v", "-t", topic, "-t", probe_topic};
+    argv.insert(argv.begin() + 1, common.begin(), common.end());
+    process_ = std::make_unique<Child>(argv, dir);
     const auto until = std::chrono::steady_clock::now() + 5s;
     while (process_->out().find(probe_topic) == std::string::npos) {
         if (std::chrono::steady_clock::now() > until)
             throw std::runtime_error("mosquitto_sub did not subscribe within 5 s: " + process_->err());
-        run_process({pub_bin, "-h", "127.0.0.1", "-p", port, "-t", probe_topic, "-m", "probe"}, {2s});
+        std::vector<std::string> pub{pub_bin, "-t", probe_topic, "-m", "probe"};
+        pub.insert(pub.begin() + 1, common.begin(), common.end());
+        run_process(pub, {2s});
         std::this_thread::sleep_for(50ms);
     }
+}
+
+bool make_certificates(const fs::path &dir)
+{
+    const auto ok = [](const std::vector<std::string> &argv) { return run_process(argv, {30s}).exit_code == 0; };
+    const std::string d = dir.string();
+    write_file(dir / "san.cnf", "subjectAltName = DNS:localhost, IP:127.0.0.1\n");
+    return ok({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+               "/CN=devhost test CA", "-keyout", d + "/ca.key", "-out", d + "/ca.pem"}) &&
+           ok({"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout",
+               d + "/server.key", "-out", d + "/server.csr"}) &&
+           ok({"/usr/bin/openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
+               d + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile", d + "/san.cnf", "-out",
+               d + "/server.pem"});
 }
 
 std::vector<Seen> Subscriber::messages() const

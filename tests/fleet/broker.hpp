@@ -20,8 +20,9 @@ std::string broker_missing();
 class Broker {
 public:
     // Starts mosquitto in `dir` on a free port (or on `port`), waiting up to
-    // 5 s for it to accept connections; throws if it does not.
-    explicit Broker(const fs::path &dir, int port = 0);
+    // 5 s for it to accept connections; throws if it does not. `listener`:
+    // lines for its listener (TLS files, a password file); none: anonymous.
+    explicit Broker(const fs::path &dir, int port = 0, const std::string &listener = "");
     int port() const { return port_; }
     std::string url() const { return "mqtt://127.0.0.1:" + std::to_string(port_); }
     // Kills it (SIGKILL) and waits for its end.
@@ -44,7 +45,8 @@ public:
     // mosquitto_sub on `topic` (a filter), started and given up to 5 s to
     // subscribe (it is known subscribed once a probe message it asked for
     // arrives).
-    Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic);
+    Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic,
+               const std::vector<std::string> &options = {});
     std::vector<Seen> messages() const;
     // Waits up to `timeout` until `pred` holds for the messages seen so far.
     bool wait(const std::function<bool(const std::vector<Seen> &)> &pred, std::chrono::milliseconds timeout);
@@ -52,6 +54,10 @@ public:
 private:
     std::unique_ptr<Child> process_;
 };
+
+// A CA and a certificate of it for localhost and 127.0.0.1, made with
+// openssl in `dir`: ca.pem, server.pem, server.key. False if openssl failed.
+bool make_certificates(const fs::path &dir);
 
 // A port nothing listens on now (bound, read, closed).
 int free_port();

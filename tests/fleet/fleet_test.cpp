@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <regex>
+#include <sys/stat.h>
 #include <thread>
 
 using namespace devhost::test;
@@ -27,11 +29,12 @@ std::string config(const TempDir &dir, const std::string &broker_url)
            "teardown = close\nrun = every 200ms\n";
 }
 
-std::unique_ptr<Child> serve(const TempDir &dir)
+std::unique_ptr<Child> serve(const TempDir &dir, const std::string &name = "fleet")
 {
     return std::make_unique<Child>(std::vector<std::string>{devhost_exe().string(), "serve", "--output",
-                                                            (dir / "records.jsonl").string(),
-                                                            (dir / "fleet.ini").string()},
+                                                            (dir / (name + ".jsonl")).string(), "--socket",
+                                                            (dir / (name + ".control")).string(),
+                                                            (dir / (name + ".ini")).string()},
                                    dir.path());
 }
 
@@ -208,4 +211,50 @@ TEST_CASE("a broker restart brings a new session with the next bdSeq")
         const std::string state = payload(seen[1])["state"];  // as it is now, not as it was born
         CHECK((state == "idle" || state == "running"));
     }
+}
+
+TEST_CASE("mqtts with a CA file and a user whose password is in a root-only file")
+{
+    if (const std::string why = broker_missing(); !why.empty())
+        DEVHOST_SKIP(why);
+    TempDir dir;
+    REQUIRE(make_certificates(dir.path()));
+    // The broker: TLS only, no anonymous user, one user of its password file.
+    const ProcessResult passwd =
+        run_process({"/usr/bin/mosquitto_passwd", "-b", "-c", (dir / "broker.passwd").string(), "pc7", "s3cret"});
+    REQUIRE(passwd.exit_code == 0);
+    const std::string d = dir.path().string();
+    Broker broker(dir.path(), 0,
+                  "cafile " + d + "/ca.pem\ncertfile " + d + "/server.pem\nkeyfile " + d + "/server.key\n" +
+                      "allow_anonymous false\npassword_file " + d + "/broker.passwd\n");
+    Subscriber sub(dir.path(), broker, "devhost/#", {"--cafile", d + "/ca.pem", "-u", "pc7", "-P", "s3cret"});
+    write_file(dir / "mqtt.pass", "s3cret\n");
+    ::chmod((dir / "mqtt.pass").c_str(), 0600);
+    const std::string url = "mqtts://localhost:" + std::to_string(broker.port());
+    std::string ini = config(dir, url);
+    ini.insert(ini.find("group ="), "ca-file = " + d + "/ca.pem\nusername = pc7\npassword-file = " + d + "/mqtt.pass\n");
+    write_file(dir / "fleet.ini", ini);
+    CHECK(run_devhost({"check", (dir / "fleet.ini").string()}).exit_code == 0);
+    auto devhost = serve(dir);
+    REQUIRE(sub.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= 2; }, 20s));
+    CHECK(sub.messages()[0].topic == node_topic + "NBIRTH/n1");
+    INFO(devhost->err());
+    CHECK(devhost->err().find("mqtt: connected to localhost:" + std::to_string(broker.port()) + " as node n1") !=
+          std::string::npos);
+
+    // A wrong password: the broker refuses it, serve says so and serves on.
+    write_file(dir / "wrong.pass", "wrong\n");
+    ::chmod((dir / "wrong.pass").c_str(), 0600);
+    const std::string wrong = "password-file = " + d + "/wrong.pass\nnode = n2\n";
+    write_file(dir / "wrong.ini", std::regex_replace(std::regex_replace(ini, std::regex("password-file = [^\n]*\n"),
+                                                                        wrong),
+                                                     std::regex("node = n1\n"), ""));
+    auto refused = serve(dir, "wrong");
+    CHECK(refused->wait_for_output("mqtt: localhost:" + std::to_string(broker.port()) +
+                                       " refused the connection: Connection Refused: not authorised.",
+                                   10s));
+    INFO(refused->err());
+    CHECK(refused->wait_for_output("worker class loop started", 10s));
+    devhost->signal(SIGTERM);
+    CHECK(devhost->wait(20s).exit_code == 0);
 }
