@@ -224,7 +224,9 @@ private:
             }
             if (was_connected)
                 delay = std::chrono::milliseconds(500);
-            const std::string error = rc == MOSQ_ERR_ERRNO ? std::strerror(os_errno) : mosquitto_strerror(rc);
+            std::string error = rc == MOSQ_ERR_ERRNO ? std::strerror(os_errno) : mosquitto_strerror(rc);
+            if (!error.empty() && error.back() == '.')
+                error.pop_back();
             if (was_connected || error != last_error)
                 spdlog::warn("mqtt: {}:{}: {}; retrying in {} ms", settings_.host, settings_.port, error,
                              delay.count());
