@@ -63,7 +63,8 @@ public:
         const auto messages = state_.event(event, fleet_now_ms(), connected_);
         for (const auto &m : messages)
             send(m);
-        // A state is in the next births; a record is lost.
+        // A state is in the next births; a record is lost (counted, as is
+        // any message the client would not queue).
         if (!connected_ && event.value("event", "") == "record")
             unsent_++;
     }
@@ -120,7 +121,8 @@ private:
         std::lock_guard lock(mutex_);
         connected_ = true;
         if (unsent_)
-            spdlog::warn("mqtt: {} record(s) were not published while not connected (no spool in this version)",
+            spdlog::warn("mqtt: {} message(s) were not published since the last connection (no spool in this "
+                         "version)",
                          unsent_);
         spdlog::info("mqtt: connected to {}:{} as node {}", settings_.host, settings_.port, node_);
         unsent_ = 0;

@@ -1,5 +1,6 @@
 #include "mqtt_sparkplug.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace devhost {
@@ -94,9 +95,32 @@ std::vector<MqttMessage> FleetState::state_event(const json &ev, int64_t now_ms,
     return {{topic("DDATA", name), j.dump(), false}};
 }
 
+std::vector<MqttMessage> FleetState::removed(const std::string &name, int64_t now_ms, bool emit)
+{
+    auto it = devices_.find(name);
+    if (it == devices_.end())
+        return {};
+    Device d = it->second;
+    devices_.erase(it);
+    removed_.insert(name);  // its teardown's events are not published
+    order_.erase(std::find(order_.begin(), order_.end(), name));
+    d.state = "removed";
+    d.message = "removed from the config";
+    if (!emit)
+        return {};
+    return {device_message("DDEATH", name, d, now_ms)};
+}
+
 std::vector<MqttMessage> FleetState::event(const json &ev, int64_t now_ms, bool emit)
 {
     const std::string kind = ev.value("event", "");
+    if (kind == "removed")
+        return removed(ev.value("device", ""), now_ms, emit);
+    if (kind == "added")
+        removed_.erase(ev.value("device", ""));
+    if (removed_.count(ev.value("device", "")) ||
+        (ev.contains("record") && ev["record"].is_object() && removed_.count(ev["record"].value("device", ""))))
+        return {};
     if (kind == "state")
         return state_event(ev, now_ms, emit);
     if (kind != "record" || !emit || !ev.contains("record") || !ev["record"].is_object())

@@ -13,7 +13,8 @@
 //       device, and when a device comes back to life:
 //       {"timestamp","seq","device","class","path","generation","state","message"}
 //   PREFIX/GROUP/DDEATH/NODE/DEVICE  retained: the device went stale,
-//       waiting-for-device or failed (same fields as DBIRTH)
+//       waiting-for-device or failed, or a reload removed it (state
+//       "removed"; nothing of it is published after) (same fields as DBIRTH)
 //   PREFIX/GROUP/DDATA/NODE/DEVICE   not retained: each other state change
 //       {"timestamp","seq","event":"state","device","state","generation","message"}
 //       and every step record {"timestamp","seq","event":"record","device",
@@ -30,6 +31,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,9 +59,10 @@ public:
     // The death devhost publishes itself on a clean stop (with seq).
     MqttMessage death(uint64_t bd_seq, int64_t now_ms);
 
-    // One event of the serve loop ({"event":"state"} or {"event":"record"},
-    // serve.hpp): the device table is updated, and with `emit` the messages
-    // it makes are returned (each taking the next seq); without, none.
+    // One event of the serve loop ({"event":"state"}, {"event":"record"} or
+    // {"event":"removed"} and {"event":"added"}, serve.hpp): the device table is updated, and
+    // with `emit` the messages it makes are returned (each taking the next
+    // seq); without, none.
     std::vector<MqttMessage> event(const nlohmann::json &ev, int64_t now_ms, bool emit);
 
     // Devices not alive: stale, waiting for their device, failed.
@@ -74,10 +77,12 @@ private:
     nlohmann::json device_json(const std::string &name, const Device &d) const;
     MqttMessage device_message(const std::string &type, const std::string &name, const Device &d, int64_t now_ms);
     std::vector<MqttMessage> state_event(const nlohmann::json &ev, int64_t now_ms, bool emit);
+    std::vector<MqttMessage> removed(const std::string &name, int64_t now_ms, bool emit);
 
     std::string prefix_, group_, node_, version_;
     std::vector<std::string> order_;  // device names, first seen first
     std::map<std::string, Device> devices_;
+    std::set<std::string> removed_;  // removed by a reload, until one adds it again
     uint64_t seq_ = 0;
 };
 

@@ -380,6 +380,8 @@ json ServeLoop::reload()
         if (!p) {
             spdlog::info("reload: {} removed: tearing it down", d.name);
             d.leaving = true;
+            if (setup_.fleet)  // its death now: nothing of it is published after
+                setup_.fleet->publish({{"event", "removed"}, {"device", d.name}});
         } else if (section_identity(*p) != section_identity(*d.plan)) {
             spdlog::info("reload: {} changed: tearing it down, then setting it up again", d.name);
             d.leaving = true;
@@ -392,6 +394,9 @@ json ServeLoop::reload()
             spdlog::info("reload: {} added", p.config->name);
             added.push_back(p.config->name);
         }
+    if (setup_.fleet)  // a name a reload removed before may come back
+        for (const auto &name : added)
+            setup_.fleet->publish({{"event", "added"}, {"device", name}});
     add_devices(next, added);
     setup_.config = next;
     notifier_.ready();

@@ -54,7 +54,10 @@ public:
 
 // Another listener of the loop's events (the same {"event":"state"} and
 // {"event":"record"} the control port gets; a state event also carries the
-// device's "class" and "path"): the MQTT publisher, mqtt_publisher.hpp.
+// device's "class" and "path"), and {"event":"removed","device":NAME} when
+// a reload drops a device (its teardown's events follow),
+// {"event":"added","device":NAME} before a reload adds one: the MQTT
+// publisher, mqtt_publisher.hpp.
 // publish() is called on the loop's thread and must not block; start()
 // once, when the loop starts, after the first state of every device.
 class EventSink {

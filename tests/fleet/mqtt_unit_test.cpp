@@ -242,4 +242,20 @@ TEST_CASE("fleet state makes births data and deaths with seq from 0")
     REQUIRE(births.size() == 3);
     CHECK(births[2].topic == "devhost/g/DDEATH/n/a");
     CHECK(json::parse(births[2].payload)["seq"] == 2);
+    // Removed by a reload: its death, then nothing of it, and no birth.
+    m = s.event({{"event", "removed"}, {"device", "a"}}, 900, true);
+    REQUIRE(m.size() == 1);
+    CHECK(m[0].topic == "devhost/g/DDEATH/n/a");
+    CHECK(json::parse(m[0].payload)["state"] == "removed");
+    CHECK(json::parse(m[0].payload)["seq"] == 3);
+    CHECK(s.event({{"event", "record"}, {"record", rec}}, 950, true).empty());
+    CHECK(s.event(state("idle", 2), 960, true).empty());  // its teardown
+    births = s.births(9, 1000);
+    REQUIRE(births.size() == 1);
+    CHECK(json::parse(births[0].payload)["devices"].empty());
+    // Added again by a later reload: born again.
+    CHECK(s.event({{"event", "added"}, {"device", "a"}}, 1100, true).empty());
+    m = s.event(state("setup", 0), 1200, true);
+    REQUIRE(m.size() == 1);
+    CHECK(m[0].topic == "devhost/g/DBIRTH/n/a");
 }
