@@ -519,6 +519,7 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
     check_output(config, diags);
     check_names(config, diags);
     check_faults_allowed(config, diags);
+    check_mqtt(config, diags);
     std::vector<std::string> classes;
     for (const auto &p : registry.plugins())
         classes.push_back(p->device_class());

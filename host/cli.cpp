@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include "serve.hpp"
+#include "mqtt_publisher.hpp"
 
 #include "check.hpp"
 #include "cli_help.hpp"
@@ -809,6 +810,14 @@ int cmd_serve(const Cli &cli)
     setup.control = [control_settings](control::Handler &handler) -> std::unique_ptr<ControlPort> {
         return std::make_unique<ControlSocket>(handler, control_settings);
     };
+    if (loaded->config.mqtt.enabled) {  // read at start: a reload does not change it
+        std::string error;
+        setup.fleet = make_mqtt_publisher(loaded->config.mqtt, error);
+        if (!setup.fleet) {
+            error_line(file.string() + ":" + std::to_string(loaded->config.mqtt.line) + ": " + error);
+            return exit_usage;
+        }
+    }
     setup.config = loaded;
     setup.settings = supervisor_settings(cli, &loaded->config);
     setup.settings.config_name = file.string();

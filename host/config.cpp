@@ -223,6 +223,8 @@ public:
             return host(e);
         if (sec == "names")
             return names(e);
+        if (sec == "mqtt")
+            return mqtt(e);
         auto space = sec.find(' ');
         std::string kind = sec.substr(0, space);
         std::string name = space == std::string::npos ? "" : std::string(text::trim(sec.substr(space + 1)));
@@ -239,7 +241,7 @@ public:
         if (seen_.emplace("[section]\n" + sec, e.line).second)
             diags_.push_back({file_, e.section_line,
                               "unknown section [" + text::excerpt(sec) +
-                                  "] (expected [host], [names], [device NAME], [virtual NAME])"});
+                                  "] (expected [host], [names], [device NAME], [virtual NAME], [mqtt])"});
     }
 
 private:
@@ -408,6 +410,13 @@ private:
         line = e.line;
     }
 
+    void mqtt(const Entry &e)
+    {
+        std::string error;
+        if (once(e) && !mqtt_setting(config_.mqtt, e.key, e.value, e.line, error))
+            bad(e, error);
+    }
+
     void names(const Entry &e)
     {
         if (!once(e))
@@ -507,6 +516,7 @@ public:
             assemble_phases(d, phases_[d.name], file_, diags_);
             check_body_repeats(d, file_, diags_);
         }
+        mqtt_finish(config_.mqtt, file_, diags_);
     }
 
 private:

@@ -21,12 +21,14 @@
 //                   (repeated, in order; instead of step), run (repeated)
 //                   and stale-after
 //   [virtual NAME]  kind, and options passed to devhost-vdev as --key=value
+//   [mqtt]          where devhost serve publishes (mqtt_config.hpp)
 //
 // Loading reports every syntax and structure mistake it finds, each naming
 // file, line and key; checks that need plugins are in check.hpp.
 #pragma once
 
 #include "faults.hpp"
+#include "mqtt_config.hpp"
 #include "names.hpp"
 #include "record_data.hpp"
 #include "steps.hpp"
@@ -171,6 +173,7 @@ struct Config {
     NameTable names;
     std::vector<DeviceConfig> devices;
     std::vector<VirtualConfig> virtuals;
+    MqttSettings mqtt;
 };
 
 // Reads and parses `file`. Problems are appended to `diagnostics`; the

@@ -163,6 +163,8 @@ int ServeLoop::run()
 {
     spdlog::info("serving {} device(s) from {}; devices coming and going seen through {}", devices_.size(),
                  setup_.config->config.file.string(), watch_.source());
+    if (setup_.fleet)
+        setup_.fleet->start();  // its births name every device
     for (;;) {
         uint64_t now = monotonic_ns();
         look_at_devices(now);
@@ -324,6 +326,8 @@ void ServeLoop::publish(const json &event)
 {
     if (control_)
         control_->publish(event);
+    if (setup_.fleet)
+        setup_.fleet->publish(event);
 }
 
 void ServeLoop::publish_state(const ServedDevice &d)
@@ -332,7 +336,9 @@ void ServeLoop::publish_state(const ServedDevice &d)
              {"device", d.name},
              {"state", serve_state_name(d.state)},
              {"generation", d.generation},
-             {"message", d.message}});
+             {"message", d.message},
+             {"class", d.plan->plugin->device_class()},
+             {"path", d.plan->path}});
 }
 
 void ServeLoop::set_state(ServedDevice &d, ServeState state, const std::string &message)
@@ -441,6 +447,8 @@ json ServeLoop::reload()
         if (!p) {
             spdlog::info("reload: {} removed: tearing it down", d.name);
             d.leaving = true;
+            if (setup_.fleet)  // its death now: nothing of it is published after
+                setup_.fleet->publish({{"event", "removed"}, {"device", d.name}});
         } else if (section_identity(*p) != section_identity(*d.plan)) {
             spdlog::info("reload: {} changed: tearing it down, then setting it up again", d.name);
             d.leaving = true;
@@ -453,6 +461,9 @@ json ServeLoop::reload()
             spdlog::info("reload: {} added", p.config->name);
             added.push_back(p.config->name);
         }
+    if (setup_.fleet)  // a name a reload removed before may come back
+        for (const auto &name : added)
+            setup_.fleet->publish({{"event", "added"}, {"device", name}});
     add_devices(next, added);
     setup_.config = next;
     notifier_.ready();

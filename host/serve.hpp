@@ -56,6 +56,21 @@ public:
     virtual void publish(const nlohmann::json &event) = 0;
 };
 
+// Another listener of the loop's events (the same {"event":"state"} and
+// {"event":"record"} the control port gets; a state event also carries the
+// device's "class" and "path"), and {"event":"removed","device":NAME} when
+// a reload drops a device (its teardown's events follow),
+// {"event":"added","device":NAME} before a reload adds one: the MQTT
+// publisher, mqtt_publisher.hpp.
+// publish() is called on the loop's thread and must not block; start()
+// once, when the loop starts, after the first state of every device.
+class EventSink {
+public:
+    virtual ~EventSink() = default;
+    virtual void start() = 0;
+    virtual void publish(const nlohmann::json &event) = 0;
+};
+
 // The signals serve handles, blocked (in every thread made after) before
 // anything starts.
 sigset_t serve_signals();
@@ -69,6 +84,7 @@ struct ServeSetup {
     SupervisorSettings settings;
     RecordWriter *records = nullptr;
     std::function<std::unique_ptr<ControlPort>(control::Handler &)> control;
+    std::unique_ptr<EventSink> fleet;  // [mqtt]: every event goes to it too
 };
 int run_serve(ServeSetup setup);
 

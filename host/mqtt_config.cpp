@@ -1,0 +1,363 @@
+#include "mqtt_config.hpp"
+
+#include "config.hpp"
+
+#include "common/text.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <fcntl.h>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace devhost {
+
+namespace {
+
+std::string q(const std::string &s) { return "'" + text::excerpt(s) + "'"; }
+
+// mqtt://HOST[:PORT] or mqtts://HOST[:PORT], a trailing '/' allowed; no
+// user or password in it (a config file is readable by more than root:
+// the password comes from password-file).
+bool parse_broker(MqttSettings &m, const std::string &url, std::string &error)
+{
+    const auto expected = [&](const std::string &why) {
+        error = why + " (expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]), got " + q(url);
+        return false;
+    };
+    std::string rest;
+    if (url.rfind("mqtt://", 0) == 0) {
+        m.tls = false;
+        rest = url.substr(7);
+    } else if (url.rfind("mqtts://", 0) == 0) {
+        m.tls = true;
+        rest = url.substr(8);
+    } else {
+        return expected("unknown scheme");
+    }
+    if (!rest.empty() && rest.back() == '/')
+        rest.pop_back();
+    if (rest.find('@') != std::string::npos)
+        return expected("no user or password in the URL: use username and password-file");
+    if (rest.find_first_of("/?# \t") != std::string::npos)
+        return expected("no path, query or space");
+    std::string host = rest, port;
+    if (!rest.empty() && rest.front() == '[') {  // [v6 address]
+        const size_t close = rest.find(']');
+        if (close == std::string::npos)
+            return expected("an unclosed '['");
+        host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size()) {
+            if (rest[close + 1] != ':')
+                return expected("something after ']'");
+            port = rest.substr(close + 2);
+        }
+    } else if (const size_t colon = rest.find(':'); colon != std::string::npos) {
+        host = rest.substr(0, colon);
+        port = rest.substr(colon + 1);
+    }
+    if (host.empty())
+        return expected("no host");
+    m.host = host;
+    m.port = m.tls ? 8883 : 1883;
+    if (rest.find(':') != std::string::npos && !(rest.front() == '[' && rest.back() == ']')) {
+        const auto n = text::parse_int(port);
+        if (!n || *n < 1 || *n > 65535)
+            return expected("a port from 1 to 65535");
+        m.port = static_cast<int>(*n);
+    }
+    return true;
+}
+
+bool parse_allow_commands(MqttSettings &m, const std::string &value, std::string &error)
+{
+    static const std::vector<std::string> known = {"call", "reset", "rebirth"};
+    std::istringstream words(value);
+    std::string word;
+    while (words >> word) {
+        if (!word.empty() && word.back() == ',')
+            word.pop_back();
+        if (word.empty())
+            continue;
+        bool ok = false;
+        for (const auto &k : known)
+            ok = ok || k == word;
+        if (!ok) {
+            const std::string hint = text::closest(word, known);
+            error = "expected call, reset or rebirth, got " + q(word) +
+                    (hint.empty() ? "" : " (did you mean '" + hint + "'?)");
+            return false;
+        }
+        m.allow_commands.push_back(word);
+    }
+    return true;
+}
+
+bool absolute_file(const std::string &value, std::optional<std::string> &out, std::string &error)
+{
+    if (value.empty() || value.front() != '/') {
+        error = "expected an absolute file path, got " + q(value);
+        return false;
+    }
+    out = value;
+    return true;
+}
+
+// Keys whose value is a topic level or a client id.
+bool level_value(const std::string &value, std::string &out, std::string &error, const char *what)
+{
+    if (auto problem = topic_level_problem(value); !problem.empty()) {
+        error = std::string("expected ") + what + ", got " + q(value) + ": " + problem;
+        return false;
+    }
+    out = value;
+    return true;
+}
+
+bool prefix_value(const std::string &value, std::string &out, std::string &error)
+{
+    const auto levels = text::split(value, '/');
+    for (const auto &level : levels)
+        if (auto problem = topic_level_problem(level); !problem.empty()) {
+            error = "expected topic levels separated by '/', like devhost or site/devhost, got " + q(value) +
+                    ": a level " + problem;
+            return false;
+        }
+    if (!value.empty() && value.front() == '$') {
+        error = "expected a prefix not starting with '$' (the broker's own topics), got " + q(value);
+        return false;
+    }
+    out = value;
+    return true;
+}
+
+bool set_value(MqttSettings &m, const std::string &key, const std::string &value, int line, std::string &error)
+{
+    std::string s;
+    if (key == "broker") {
+        m.broker = value;
+        m.broker_line = line;
+        return parse_broker(m, value, error);
+    }
+    if (key == "client-id") {
+        if (!level_value(value, s, error, "a client id"))
+            return false;
+        m.client_id = s;
+    } else if (key == "group") {
+        return level_value(value, m.group, error, "a group name");
+    } else if (key == "node") {
+        m.node_line = line;
+        if (!level_value(value, s, error, "a node name"))
+            return false;
+        m.node = s;
+    } else if (key == "topic-prefix") {
+        return prefix_value(value, m.prefix, error);
+    } else if (key == "qos") {
+        if (value != "0" && value != "1" && value != "2") {
+            error = "expected 0, 1 or 2, got " + q(value);
+            return false;
+        }
+        m.qos = value[0] - '0';
+    } else if (key == "keepalive") {
+        const auto ms = text::parse_duration_ms(value);
+        if (!ms || *ms < 5000 || *ms > 65535000 || *ms % 1000) {
+            error = "expected whole seconds from 5s to 65535s, like 30s, got " + q(value);
+            return false;
+        }
+        m.keepalive_s = static_cast<int>(*ms / 1000);
+    } else if (key == "username") {
+        m.username_line = line;
+        if (value.empty() || value.size() > 256 || value.find_first_of(std::string("\0", 1)) != std::string::npos) {
+            error = "expected a user name of 1 to 256 bytes";
+            return false;
+        }
+        m.username = value;
+    } else if (key == "password-file") {
+        m.password_file_line = line;
+        return absolute_file(value, m.password_file, error);
+    } else if (key == "ca-file") {
+        m.ca_file_line = line;
+        return absolute_file(value, m.ca_file, error);
+    } else if (key == "allow-commands") {
+        return parse_allow_commands(m, value, error);
+    }
+    return true;
+}
+
+std::string machine_id()
+{
+    int fd = ::open("/etc/machine-id", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return "";
+    char buf[64] = {};
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    std::string id(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    id = std::string(text::trim(id));
+    return topic_level_problem(id).empty() ? id : "";
+}
+
+}  // namespace
+
+const std::vector<std::string> &mqtt_keys()
+{
+    static const std::vector<std::string> keys = {
+        "broker",   "client-id", "group",         "node",    "topic-prefix",  "qos",
+        "keepalive", "username", "password-file", "ca-file", "allow-commands"};
+    return keys;
+}
+
+bool mqtt_setting(MqttSettings &m, const std::string &key, const std::string &value, int line, std::string &error)
+{
+    m.enabled = true;
+    m.line = m.line ? m.line : line;
+    bool known = false;
+    for (const auto &k : mqtt_keys())
+        known = known || k == key;
+    if (!known) {
+        const std::string hint = text::closest(key, mqtt_keys());
+        std::string list;
+        for (const auto &k : mqtt_keys())
+            list += (list.empty() ? "" : ", ") + k;
+        error = hint.empty() ? "unknown key (expected " + list + ")" : "unknown key (did you mean '" + hint + "'?)";
+        return false;
+    }
+    return set_value(m, key, value, line, error);
+}
+
+void mqtt_finish(const MqttSettings &m, const std::string &file, std::vector<Diagnostic> &diags)
+{
+    if (!m.enabled)
+        return;
+    if (m.broker.empty())
+        diags.push_back({file, m.line, "[mqtt]: missing 'broker = mqtt://HOST[:PORT]'"});
+    if (m.ca_file && !m.tls && !m.broker.empty())
+        diags.push_back({file, m.ca_file_line, "[mqtt] ca-file: a CA file is for an mqtts:// broker; broker is " +
+                                                   q(m.broker)});
+    if (m.password_file && !m.username)
+        diags.push_back({file, m.password_file_line, "[mqtt] password-file: needs 'username = ...'"});
+    if (m.username && !m.password_file)
+        diags.push_back({file, m.username_line, "[mqtt] username: needs 'password-file = ...' (no password in the "
+                                                "config: it is readable by more than root)"});
+}
+
+std::string topic_level_problem(const std::string &name)
+{
+    if (name.empty())
+        return "is empty";
+    if (name.size() > 128)
+        return "is longer than 128 bytes";
+    for (char c : name) {
+        if (c == '/' || c == '+' || c == '#')
+            return std::string("has a '") + c + "' (MQTT topic syntax)";
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            return "has a control character";
+    }
+    return "";
+}
+
+std::optional<std::string> read_password_file(const std::string &path, std::string &error)
+{
+    const std::string shown = "password file " + q(path);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        error = "cannot open " + shown + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        error = "cannot stat " + shown + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error = shown + " is not a regular file";
+        return std::nullopt;
+    }
+    if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+        error = shown + " is owned by uid " + std::to_string(st.st_uid) + ": it must be root's";
+        return std::nullopt;
+    }
+    if (st.st_mode & 077) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        error = shown + " has mode " + mode + ": others may read it (chmod 600 it)";
+        return std::nullopt;
+    }
+    if (st.st_size > 4096) {
+        error = shown + " is over 4096 bytes";
+        return std::nullopt;
+    }
+    char buf[4097];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    if (n < 0) {
+        error = "cannot read " + shown + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    std::string content(buf, static_cast<size_t>(n));
+    content = content.substr(0, content.find('\n'));
+    if (!content.empty() && content.back() == '\r')
+        content.pop_back();
+    if (content.empty()) {
+        error = shown + " is empty (its first line is the password)";
+        return std::nullopt;
+    }
+    return content;
+}
+
+void check_mqtt(const Config &config, std::vector<Diagnostic> &diags)
+{
+    const MqttSettings &m = config.mqtt;
+    if (!m.enabled)
+        return;
+    const std::string file = config.file.string();
+    if (m.password_file) {
+        std::string error;
+        if (!read_password_file(*m.password_file, error))
+            diags.push_back({file, m.password_file_line, "[mqtt] password-file: " + error});
+    }
+    if (m.ca_file) {
+        const int fd = ::open(m.ca_file->c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        struct stat st {};
+        if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+            diags.push_back({file, m.ca_file_line, "[mqtt] ca-file: " + q(*m.ca_file) + ": " +
+                                                       (fd < 0 ? std::strerror(errno) : "not a regular file")});
+        if (fd >= 0)
+            ::close(fd);
+    }
+    if (!m.node) {
+        const std::string node = mqtt_node(m);
+        if (auto problem = topic_level_problem(node); !problem.empty())
+            diags.push_back({file, m.line, "[mqtt]: the host name " + q(node) + " " + problem +
+                                               ": set 'node = NAME'"});
+    }
+    for (const auto &d : config.devices)
+        if (auto problem = topic_level_problem(d.name); !problem.empty())
+            diags.push_back({file, d.line, "[device " + text::excerpt(d.name) + "]: its name " + problem +
+                                               ", so it cannot be a topic level of [mqtt]"});
+}
+
+std::string mqtt_node(const MqttSettings &m)
+{
+    if (m.node)
+        return *m.node;
+    char host[HOST_NAME_MAX + 1] = {};
+    if (::gethostname(host, sizeof host - 1) != 0)
+        return "";
+    return host;
+}
+
+std::string mqtt_client_id(const MqttSettings &m)
+{
+    if (m.client_id)
+        return *m.client_id;
+    const std::string id = machine_id();
+    return "devhost-" + (id.empty() ? mqtt_node(m) : id);
+}
+
+}  // namespace devhost

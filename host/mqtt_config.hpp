@@ -1,0 +1,91 @@
+// The [mqtt] section (issue 16, "Fleet"): where `devhost serve` publishes
+// its devices' births, state changes and step records (mqtt_publisher.hpp).
+//
+//   broker = mqtt://HOST[:PORT] | mqtts://HOST[:PORT]   (required; ports
+//                    1883 and 8883 by default; [v6 address] in brackets)
+//   client-id = ID   default: devhost- and /etc/machine-id
+//   group = NAME     the Sparkplug group (default: devhost)
+//   node = NAME      the node's name (default: the host name)
+//   topic-prefix = P the topics' first levels (default: devhost)
+//   qos = 0|1|2      every message's QoS (default: 1)
+//   keepalive = D    5s to 65535s (default: 30s)
+//   username = NAME  with password-file
+//   password-file = /ABS   its first line is the password; owned by root
+//                    (or the user devhost runs as), no group or other
+//                    permission bits: checked on the open descriptor
+//   ca-file = /ABS   the CA certificates an mqtts:// broker is checked
+//                    against (default: the system's)
+//   allow-commands = WORDS   call, reset, rebirth (validated; commands are
+//                    not served by this version)
+//
+// Parsing checks each value's form (config.cpp files the entries here);
+// check_mqtt (devhost check, serve) checks what needs the file system.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace devhost {
+
+struct Config;
+struct Diagnostic;
+
+struct MqttSettings {
+    bool enabled = false;  // the config has an [mqtt] section
+    int line = 0;          // its first entry
+    std::string broker;    // as written
+    int broker_line = 0;
+    bool tls = false;      // mqtts://
+    std::string host;
+    int port = 0;
+    std::optional<std::string> client_id;  // unset: devhost-MACHINE-ID
+    std::string group = "devhost";
+    std::optional<std::string> node;  // unset: the host name
+    int node_line = 0;
+    std::string prefix = "devhost";
+    int qos = 1;
+    int keepalive_s = 30;
+    std::optional<std::string> username;
+    int username_line = 0;
+    std::optional<std::string> password_file;
+    int password_file_line = 0;
+    std::optional<std::string> ca_file;
+    int ca_file_line = 0;
+    std::vector<std::string> allow_commands;
+};
+
+// The [mqtt] keys, in the order devhost.ini(5) lists them.
+const std::vector<std::string> &mqtt_keys();
+
+// Files one `key = value` of [mqtt]; false with `error` (one line, without
+// the "[mqtt] key: " the caller puts before it) when the key is unknown or
+// its value malformed.
+bool mqtt_setting(MqttSettings &m, const std::string &key, const std::string &value, int line, std::string &error);
+
+// After the last entry: what the section needs as a whole (a broker; a
+// ca-file only with mqtts://; username and password-file together).
+void mqtt_finish(const MqttSettings &m, const std::string &file, std::vector<Diagnostic> &diags);
+
+// Whether `name` can be one topic level (not empty, no '/', '+', '#', NUL
+// or control character, at most 128 bytes); "" if so, else why not.
+std::string topic_level_problem(const std::string &name);
+
+// What `devhost check` adds for [mqtt]: the password file (and the CA
+// file) opened and checked by descriptor, every device name and the node
+// usable as a topic level.
+void check_mqtt(const Config &config, std::vector<Diagnostic> &diags);
+
+// The password file's first line, read from a descriptor opened with
+// O_NOFOLLOW and checked (a regular file of at most 4 KiB, owned by root or
+// by the user devhost runs as, no group or other permission bits);
+// nullopt with `error` (one line naming the file) otherwise.
+std::optional<std::string> read_password_file(const std::string &path, std::string &error);
+
+// The node name in use: [mqtt] node, else the host name.
+std::string mqtt_node(const MqttSettings &m);
+// The client id in use: [mqtt] client-id, else devhost- and the machine id
+// (/etc/machine-id; devhost-HOSTNAME when it cannot be read).
+std::string mqtt_client_id(const MqttSettings &m);
+
+}  // namespace devhost

@@ -1,0 +1,310 @@
+#include "mqtt_publisher.hpp"
+
+#include "mqtt_sparkplug.hpp"
+
+#include <mosquitto.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+namespace devhost {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct MosqDeleter {
+    void operator()(mosquitto *m) const { mosquitto_destroy(m); }
+};
+
+void init_library()
+{
+    static std::once_flag once;
+    std::call_once(once, [] { mosquitto_lib_init(); });
+}
+
+class MqttPublisher : public EventSink {
+public:
+    MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password)
+        : settings_(m), node_(std::move(node)), client_id_(std::move(client_id)), password_(std::move(password)),
+          state_(m.prefix, m.group, node_, DEVHOST_VERSION)
+    {
+        init_library();
+        mosq_ = make_client();  // the first connection's; its mistakes are found now
+    }
+
+    void start() override
+    {
+        if (!thread_.joinable())
+            thread_ = std::thread([this] { run(); });
+    }
+
+    ~MqttPublisher() override
+    {
+        {
+            std::lock_guard lock(wake_mutex_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        if (thread_.joinable())
+            thread_.join();
+    }
+
+    void publish(const json &event) override
+    {
+        std::lock_guard lock(mutex_);
+        const auto messages = state_.event(event, fleet_now_ms(), connected_);
+        for (const auto &m : messages)
+            send(m);
+        // A state is in the next births; a record is lost (counted, as is
+        // any message the client would not queue).
+        if (!connected_ && event.value("event", "") == "record")
+            unsent_++;
+    }
+
+private:
+    // Queues one message (the caller holds mutex_).
+    int send(const MqttMessage &m, int *mid = nullptr)
+    {
+        // A broker that takes nothing (connected, but its window shut) must
+        // not make the queue grow without end.
+        if (queued_ >= max_queued) {
+            unsent_++;
+            return MOSQ_ERR_NOMEM;
+        }
+        queued_++;
+        const int rc = mosquitto_publish(mosq_.get(), mid, m.topic.c_str(), static_cast<int>(m.payload.size()),
+                                         m.payload.data(), settings_.qos, m.retain);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            queued_--;
+            unsent_++;
+            spdlog::debug("mqtt: {} not queued: {}", m.topic, mosquitto_strerror(rc));
+        }
+        return rc;
+    }
+
+    static void on_connect(mosquitto *, void *self, int rc) { static_cast<MqttPublisher *>(self)->connected(rc); }
+    // No lock here: libmosquitto may hold its packet mutex around this
+    // callback, which the serve thread's publish takes under mutex_.
+    static void on_disconnect(mosquitto *, void *self, int)
+    {
+        static_cast<MqttPublisher *>(self)->connected_ = false;
+    }
+    static void on_publish(mosquitto *, void *self, int mid)
+    {
+        auto *p = static_cast<MqttPublisher *>(self);
+        p->acked_mid_ = mid;
+        int64_t n = p->queued_;
+        while (n > 0 && !p->queued_.compare_exchange_weak(n, n - 1)) {
+        }
+    }
+
+    // CONNACK: refused (logged, and the thread reconnects after its
+    // backoff), or accepted: the births, seq from 0.
+    void connected(int rc)
+    {
+        if (rc != 0) {
+            if (rc != last_refusal_)  // once, not at every retry
+                spdlog::error("mqtt: {}:{} refused the connection: {}", settings_.host, settings_.port,
+                              mosquitto_connack_string(rc));
+            last_refusal_ = rc;
+            return;
+        }
+        last_refusal_ = 0;
+        std::lock_guard lock(mutex_);
+        connected_ = true;
+        if (unsent_)
+            spdlog::warn("mqtt: {} message(s) were not published since the last connection (no spool in this "
+                         "version)",
+                         unsent_);
+        spdlog::info("mqtt: connected to {}:{} as node {}", settings_.host, settings_.port, node_);
+        unsent_ = 0;
+        for (const auto &m : state_.births(bd_seq_, fleet_now_ms()))
+            send(m);
+    }
+
+    // A client for one connection: each connection starts with a fresh one,
+    // so that nothing an earlier connection left unconfirmed is sent again
+    // after the new births (libmosquitto would resend it, with its old seq).
+    std::unique_ptr<mosquitto, MosqDeleter> make_client()
+    {
+        std::unique_ptr<mosquitto, MosqDeleter> mosq(mosquitto_new(client_id_.c_str(), true, this));
+        if (!mosq)
+            throw std::runtime_error("cannot make an MQTT client (out of memory or a bad client id)");
+        mosquitto_threaded_set(mosq.get(), true);
+        mosquitto_int_option(mosq.get(), MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        mosquitto_connect_callback_set(mosq.get(), &MqttPublisher::on_connect);
+        mosquitto_disconnect_callback_set(mosq.get(), &MqttPublisher::on_disconnect);
+        mosquitto_publish_callback_set(mosq.get(), &MqttPublisher::on_publish);
+        if (settings_.username && password_)
+            mosquitto_username_pw_set(mosq.get(), settings_.username->c_str(), password_->c_str());
+        if (settings_.tls) {
+            const int rc =
+                mosquitto_tls_set(mosq.get(), settings_.ca_file ? settings_.ca_file->c_str() : nullptr,
+                                  settings_.ca_file ? nullptr : "/etc/ssl/certs", nullptr, nullptr, nullptr);
+            if (rc != MOSQ_ERR_SUCCESS)
+                throw std::runtime_error(std::string("TLS: ") + mosquitto_strerror(rc));
+        }
+        return mosq;
+    }
+
+    void set_will()
+    {
+        std::lock_guard lock(mutex_);
+        const MqttMessage will = state_.will(bd_seq_);
+        mosquitto_will_set(mosq_.get(), will.topic.c_str(), static_cast<int>(will.payload.size()),
+                           will.payload.data(), std::max(settings_.qos, 1), true);
+    }
+
+    bool stopping()
+    {
+        std::lock_guard lock(wake_mutex_);
+        return stop_;
+    }
+
+    // One connection, until it fails, times out before its CONNACK, or a
+    // stop is asked.
+    int session()
+    {
+        if (!first_) {
+            std::unique_ptr<mosquitto, MosqDeleter> fresh;
+            try {
+                fresh = make_client();
+            } catch (const std::exception &e) {
+                spdlog::error("mqtt: {}", e.what());
+                return MOSQ_ERR_NOMEM;
+            }
+            std::lock_guard lock(mutex_);
+            mosq_ = std::move(fresh);
+        }
+        first_ = false;
+        set_will();
+        int rc = mosquitto_connect_async(mosq_.get(), settings_.host.c_str(), settings_.port, settings_.keepalive_s);
+        if (rc != MOSQ_ERR_SUCCESS)
+            return rc;
+        const auto give_up = Clock::now() + std::chrono::seconds(std::max(10, settings_.keepalive_s));
+        while (!stopping()) {
+            rc = mosquitto_loop(mosq_.get(), 100, 1);
+            if (rc != MOSQ_ERR_SUCCESS)
+                return rc;
+            std::lock_guard lock(mutex_);
+            if (!connected_ && Clock::now() > give_up)
+                return MOSQ_ERR_NO_CONN;
+        }
+        return MOSQ_ERR_SUCCESS;
+    }
+
+    void run()
+    {
+        auto delay = std::chrono::milliseconds(500);
+        std::string last_error;
+        while (!stopping()) {
+            const int rc = session();
+            const int os_errno = errno;  // for MOSQ_ERR_ERRNO, before anything else sets it
+            bool was_connected;
+            int64_t lost;
+            {
+                std::lock_guard lock(mutex_);
+                was_connected = connected_;
+                connected_ = false;
+                bd_seq_++;  // the next connection's birth and will
+                lost = stopping() ? 0 : queued_.exchange(0);
+            }
+            if (lost > 0)
+                spdlog::warn("mqtt: {} message(s) were not confirmed by the broker when the connection ended", lost);
+            if (stopping()) {
+                if (was_connected)
+                    goodbye();
+                break;
+            }
+            if (was_connected)
+                delay = std::chrono::milliseconds(500);
+            std::string error = rc == MOSQ_ERR_ERRNO ? std::strerror(os_errno) : mosquitto_strerror(rc);
+            if (!error.empty() && error.back() == '.')
+                error.pop_back();
+            if (was_connected || error != last_error)
+                spdlog::warn("mqtt: {}:{}: {}; retrying in {} ms", settings_.host, settings_.port, error,
+                             delay.count());
+            last_error = error;
+            std::unique_lock lock(wake_mutex_);
+            wake_.wait_for(lock, delay, [this] { return stop_; });
+            delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(30));
+        }
+    }
+
+    // A clean stop: the death published by us (the broker drops the will on
+    // a DISCONNECT), waited for up to 2 s, then DISCONNECT.
+    void goodbye()
+    {
+        int mid = -1;
+        {
+            std::lock_guard lock(mutex_);
+            if (send(state_.death(bd_seq_ - 1, fleet_now_ms()), &mid) != MOSQ_ERR_SUCCESS)
+                mid = -1;
+        }
+        const auto until = Clock::now() + std::chrono::seconds(2);
+        while (mid >= 0 && acked_mid_ != mid && Clock::now() < until)
+            if (mosquitto_loop(mosq_.get(), 50, 1) != MOSQ_ERR_SUCCESS)
+                break;
+        mosquitto_disconnect(mosq_.get());
+        mosquitto_loop(mosq_.get(), 50, 1);
+        spdlog::info("mqtt: disconnected (node {} announced dead)", node_);
+    }
+
+    MqttSettings settings_;
+    std::string node_, client_id_;
+    std::optional<std::string> password_;
+    // The connection's client: replaced by the client thread between
+    // connections under mutex_; the serve thread uses it under mutex_ only
+    // while connected_.
+    std::unique_ptr<mosquitto, MosqDeleter> mosq_;
+
+    std::mutex mutex_;  // below: the device table, the session's state
+    FleetState state_;
+    // Set true under mutex_ (with the births queued in the same hold), so
+    // that no DDATA goes out before them; set false anywhere.
+    std::atomic<bool> connected_{false};
+    uint64_t bd_seq_ = 0;
+    uint64_t unsent_ = 0;
+
+    std::atomic<int> acked_mid_{-1};
+    // Messages handed to libmosquitto and not yet confirmed (QoS 1, 2) or
+    // written (QoS 0): at most max_queued; more are counted as unsent.
+    static constexpr int64_t max_queued = 100000;
+    std::atomic<int64_t> queued_{0};
+    bool first_ = true;     // client thread only
+    int last_refusal_ = 0;  // client thread only: the last CONNACK refusal logged
+    std::mutex wake_mutex_;
+    std::condition_variable wake_;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::string &error)
+{
+    std::optional<std::string> password;
+    if (m.password_file) {
+        password = read_password_file(*m.password_file, error);
+        if (!password) {
+            error = "[mqtt] password-file: " + error;
+            return nullptr;
+        }
+    }
+    try {
+        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password);
+    } catch (const std::exception &e) {
+        error = std::string("[mqtt]: ") + e.what();
+        return nullptr;
+    }
+}
+
+}  // namespace devhost
