@@ -15,7 +15,7 @@ uptime_cs() { sed 's/^\([0-9]*\)\.\([0-9]*\) .*/\1\2/' /proc/uptime; }
 # Up to $2 tenths of a second for the command $1 to succeed.
 until_ok() {
     n=0
-    while ! eval "$1" && [ $n -lt $2 ]; do sleep 0.1; n=$((n + 1)); done
+    while ! eval "$1" && [ $n -lt "$2" ]; do sleep 0.1; n=$((n + 1)); done
     eval "$1"
 }
 gen_ok() { # generation phase device: a record of it that succeeded
@@ -45,7 +45,7 @@ insmod /modules/g_serial.ko || echo "HIL-INSMOD-FAILED g_serial"
 reader
 until_ok '[ -e /dev/ttyACM0 ]' 100 || echo "HIL-NO-TTYACM0"
 for d in /sys/bus/usb/devices/*; do
-    [ -e "$d/idVendor" ] && echo "HIL-USB $(cat $d/idVendor):$(cat $d/idProduct) $(cat $d/product 2>/dev/null) ${d##*/}"
+    [ -e "$d/idVendor" ] && echo "HIL-USB $(cat "$d/idVendor"):$(cat "$d/idProduct") $(cat "$d/product" 2>/dev/null) ${d##*/}"
 done
 echo "HIL-ACM $(readlink /sys/class/tty/ttyACM0/device)"
 until_ok 'gen_ok 1 body gadget' 300 || echo "HIL-NO-GEN1"
@@ -53,8 +53,10 @@ sleep 3 # longer than serve's flap window (2 s): a plain removal, no flapping
 
 # Unplugged: the gadget goes, with it /dev/ttyACM0 and /dev/ttyGS0.
 busybox rmmod g_serial || echo "HIL-RMMOD-FAILED g_serial"
+# shellcheck disable=SC2016 # until_ok evaluates its command
 until_ok '[ "$(state_of gadget)" = waiting-for-device ]' 100
 echo "HIL-STATE-GONE gadget $(state_of gadget)"
+# shellcheck disable=SC2016
 until_ok '[ "$(state_of gs)" = waiting-for-device ]' 100
 echo "HIL-STATE-GONE gs $(state_of gs)"
 echo "HIL-STATUS-GONE"
