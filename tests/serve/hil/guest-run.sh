@@ -11,7 +11,9 @@
 . /hil/lib.sh
 echo # the console's first line holds the firmware's escapes
 mkdir -p /run
-uptime_cs() { sed 's/^\([0-9]*\)\.\([0-9]*\) .*/\1\2/' /proc/uptime; }
+now_ms() { # the wall clock in milliseconds (busybox date has no %N)
+    busybox adjtimex | busybox awk '/tv_sec/ { s = $2 } /tv_usec/ { u = $2 } END { printf "%.0f", s * 1000 + int(u / 1000) }'
+}
 # Up to $2 tenths of a second for the command $1 to succeed.
 until_ok() {
     n=0
@@ -63,13 +65,19 @@ echo "HIL-STATUS-GONE"
 $DEVHOST status --socket /tmp/control
 sleep 3
 
-# Plugged again: the time from insmod's return to the first body of
-# generation 2 that succeeded (centiseconds of /proc/uptime, polled).
+# Plugged again. When insmod returned and when /dev/ttyACM0 was first seen
+# (polled every 50 ms), in milliseconds of the wall clock, the clock of
+# serve's records: run-hil.sh prints the delays.
 insmod /modules/g_serial.ko || echo "HIL-INSMOD-FAILED g_serial (again)"
-t0=$(uptime_cs)
-until_ok 'gen_ok 2 body gadget' 300 || echo "HIL-NO-GEN2"
-t1=$(uptime_cs)
-echo "HIL-REATTACH-MS $(( (t1 - t0) * 10 ))"
+echo "HIL-INSMOD-AT $(now_ms)"
+seen=
+n=0
+while ! gen_ok 2 body gadget && [ $n -lt 600 ]; do
+    [ -z "$seen" ] && [ -e /dev/ttyACM0 ] && seen=$(now_ms) && echo "HIL-NODE-AT $seen"
+    sleep 0.05
+    n=$((n + 1))
+done
+gen_ok 2 body gadget || echo "HIL-NO-GEN2"
 reader
 until_ok 'gen_ok 2 body gs' 100 || echo "HIL-NO-GEN2-GS"
 sleep 1

@@ -101,15 +101,18 @@ if records serve | grep -q '"generation":3'; then
     failures=$((failures + 1))
 fi
 
-# Figures (not checked): seconds of a record's time of day, for a delay
-# between records of the same clock.
-at() { # device generation phase: the time of its first record that succeeded
-    records serve | grep "\"device\":\"$1\"" | grep "\"generation\":$2," | grep "\"phase\":\"$3\"" |
-        grep '"status":"DEVHOST_OK"' | head -n 1 | sed 's/.*"time":"[^T]*T\([0-9]*\):\([0-9]*\):\([0-9.]*\)Z".*/\1 \2 \3/' |
-        awk '{ printf "%.3f", $1 * 3600 + $2 * 60 + $3 }'
+# Figures (not checked): from the second insmod g_serial's return (the
+# guest's wall clock, the clock of the records' times) to /dev/ttyACM0 seen
+# by the guest's poll, and to gadget's records of generation 2.
+at_ms() { # device generation phase: the time of its first record that succeeded, in ms
+    t=$(records serve | grep "\"device\":\"$1\"" | grep "\"generation\":$2," | grep "\"phase\":\"$3\"" |
+        grep '"status":"DEVHOST_OK"' | head -n 1 | sed -n 's/.*"time":"\([^"]*\)".*/\1/p')
+    [ -n "$t" ] && echo $(($(date -u -d "$t" +%s%N) / 1000000))
 }
-setup2=$(at gadget 2 setup) body2=$(at gadget 2 body)
-say "gadget generation 2: its first body $(echo "$setup2 $body2" | awk '{ printf "%d", ($2 - $1) * 1000 }') ms after its setup's open"
-say "time from the second insmod g_serial to the first body of generation 2 that succeeded:" \
-    "$(sed -n 's/^HIL-REATTACH-MS //p' "$CONSOLE") ms (polled every 100 ms in the guest, under TCG)"
+insmod_at=$(sed -n 's/^HIL-INSMOD-AT //p' "$CONSOLE")
+since() { [ -n "$1" ] && [ -n "$insmod_at" ] && echo "$(($1 - insmod_at)) ms" || echo "(not seen)"; }
+say "from the second insmod g_serial's return (TCG): /dev/ttyACM0 seen after" \
+    "$(since "$(sed -n 's/^HIL-NODE-AT //p' "$CONSOLE")") (polled every 50 ms)," \
+    "gadget's generation 2 open after $(since "$(at_ms gadget 2 setup)")," \
+    "its first body that succeeded after $(since "$(at_ms gadget 2 body)") (run = every 200ms)"
 hil_finish "devhost serve re-attaches a USB device (g_serial over dummy_hcd) by identity in QEMU"
