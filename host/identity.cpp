@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 namespace devhost {
@@ -128,6 +129,13 @@ std::optional<std::string> resolve_usb(const std::string &identity, std::string 
     for (const char *subsystem : {"tty", "block", "usbmisc"})
         if (r >= 0)
             r = sd_device_enumerator_add_match_subsystem(e.get(), subsystem, 1);
+    // sd-device's enumerator skips, by default, every device with a node
+    // that udev has not initialized (no entry in its database). Without
+    // udevd (device_watch.cpp's test: an initramfs, a container, a system
+    // with only devtmpfs) no device ever is, so none would match: take them
+    // all then. With udevd, a device is taken once its rules have run.
+    if (r >= 0 && ::access("/run/udev/control", F_OK) != 0)
+        r = sd_device_enumerator_allow_uninitialized(e.get());
     if (r < 0) {
         error = identity + ": cannot enumerate devices: " + std::strerror(-r);
         return std::nullopt;
