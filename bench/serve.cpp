@@ -101,13 +101,13 @@ Sample serve_once(const Params &p, const ServeShape &shape)
         slaves.push_back(ptys.back().slave);
     }
     SerialPeer peer(ptys, SerialPeer::Mode::Echo);
-    const fs::path config = p.work_dir / "serve.ini", socket = p.work_dir / "serve-control",
-                   records = p.work_dir / "serve-records.jsonl";
+    const fs::path work = fs::absolute(p.work_dir);  // serve wants an absolute --socket
+    const fs::path config = work / "serve.ini", socket = work / "serve-control", records = work / "serve-records.jsonl";
     write_file(config, serve_config(slaves, shape.period, records.string()));
     fs::remove(records);
     fs::remove(socket);
     devhost::test::Child serve(
-        {(p.bin_dir / "devhost").string(), "serve", "--socket", socket.string(), config.string()}, p.work_dir);
+        {(p.bin_dir / "devhost").string(), "serve", "--socket", socket.string(), config.string()}, work);
     wait_set_up(serve, socket, shape.devices);
 
     const Counters c0 = counters(socket);
