@@ -11,6 +11,7 @@
 #include "config.hpp"
 #include "control_wire.hpp"
 #include "identity.hpp"
+#include "journal.hpp"
 #include "loader.hpp"
 #include "logging.hpp"
 #include "names.hpp"
@@ -55,7 +56,11 @@ struct Cli {
     bool allow_faults = false;  // --allow-faults: as [host] allow-faults = true
 };
 
-void error_line(const std::string &message) { std::cerr << "devhost: error: " << message << "\n"; }
+// Under systemd, "<3>" first: the journal files the line as an error.
+void error_line(const std::string &message)
+{
+    std::cerr << logging::stderr_error_prefix() << "devhost: error: " << message << "\n";
+}
 
 fs::path default_config()
 {

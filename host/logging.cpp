@@ -1,6 +1,7 @@
 #include "logging.hpp"
 
 #include "deadlines.hpp"
+#include "journal.hpp"
 #include "log_file.hpp"
 
 #include <atomic>
@@ -26,9 +27,13 @@ std::optional<spdlog::level::level_enum> parse_level(std::string_view name)
 void setup(const Settings &settings)
 {
     std::vector<spdlog::sink_ptr> sinks;
-    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    console->set_pattern("devhost: %^%l%$: %v");
-    sinks.push_back(console);
+    if (stderr_is_journal()) {
+        sinks.push_back(journal_sink());  // under systemd: each line with its priority
+    } else {
+        auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+        console->set_pattern("devhost: %^%l%$: %v");
+        sinks.push_back(console);
+    }
     if (settings.file) {
         // The file sink would create missing directories; a mistyped path
         // must not make directories (as root, anywhere).

@@ -1,5 +1,7 @@
 // The host's log: readable lines on stderr (never stdout, which carries
-// records), optionally a rotating log file, and the log service plugins call.
+// records), or the journal with priorities when stderr is the journal's
+// stream (journal.hpp), optionally a rotating log file, and the log service
+// plugins call.
 #pragma once
 
 #include <devhost/plugin.h>
