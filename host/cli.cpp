@@ -748,7 +748,7 @@ std::shared_ptr<ServeConfig> load_for_serve(const Cli &cli, const fs::path &file
         if (path.empty()) {
             errors = file.string() + ":" + std::to_string(d.config->path.line) + ": [device " + d.config->name +
                      "] path: [virtual " + d.path.substr(8) + "] is not running (peers start with serve, not on reload)";
-            error_line(errors);
+            error_line(errors);  // only on reload: a config that names a peer serve did not start
             code = exit_usage;
             return nullptr;
         }
