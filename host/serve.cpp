@@ -69,6 +69,41 @@ std::vector<std::string> host_changes(const HostSettings &a, const HostSettings 
     return keys;
 }
 
+// The same for [mqtt]: the publisher was made from it (its connection,
+// will and births).
+std::vector<std::string> mqtt_changes(const MqttSettings &a, const MqttSettings &b)
+{
+    std::vector<std::string> keys;
+    const auto differ = [&](const char *key, bool changed) {
+        if (changed)
+            keys.emplace_back(key);
+    };
+    differ("broker", a.enabled != b.enabled || a.broker != b.broker);
+    differ("client-id", a.client_id != b.client_id);
+    differ("group", a.group != b.group);
+    differ("node", a.node != b.node);
+    differ("topic-prefix", a.prefix != b.prefix);
+    differ("qos", a.qos != b.qos);
+    differ("keepalive", a.keepalive_s != b.keepalive_s);
+    differ("username", a.username != b.username);
+    differ("password-file", a.password_file != b.password_file);
+    differ("ca-file", a.ca_file != b.ca_file);
+    differ("allow-commands", a.allow_commands != b.allow_commands);
+    return keys;
+}
+
+// One warning line for a section whose `keys` changed, "" when none did.
+std::string kept_warning(const std::string &section, const std::vector<std::string> &keys)
+{
+    if (keys.empty())
+        return "";
+    std::string list;
+    for (const auto &k : keys)
+        list += (list.empty() ? "" : ", ") + k;
+    return section + " " + list + " changed: serve keeps the values it started with until it is restarted "
+                                  "(systemctl restart devhost)";
+}
+
 const DevicePlan *plan_of(const ServeConfig &config, const std::string &name)
 {
     for (const auto &p : config.plan.devices)
@@ -426,19 +461,18 @@ json ServeLoop::reload()
         notifier_.ready();
         return {{"error", error.empty() ? "no reload possible" : error}};
     }
+    // The running settings stay whole: the new config's devices run under
+    // the [host] and [mqtt] serve started with.
     json reply = json::object();
-    if (const auto keys = host_changes(setup_.config->config.host, next->config.host); !keys.empty()) {
-        std::string list;
-        for (const auto &k : keys)
-            list += (list.empty() ? "" : ", ") + k;
-        const std::string warning = "[host] " + list + " changed: serve keeps the values it started with until it "
-                                    "is restarted (systemctl restart devhost)";
-        spdlog::warn("reload: {}", warning);
-        reply["warnings"] = json::array({warning});
-        // The running settings stay whole: the new config's devices run
-        // under the [host] serve started with.
-        next->config.host = setup_.config->config.host;
-    }
+    const Config &running = setup_.config->config;
+    for (const std::string &warning : {kept_warning("[host]", host_changes(running.host, next->config.host)),
+                                       kept_warning("[mqtt]", mqtt_changes(running.mqtt, next->config.mqtt))})
+        if (!warning.empty()) {
+            spdlog::warn("reload: {}", warning);
+            reply["warnings"].push_back(warning);
+        }
+    next->config.host = running.host;
+    next->config.mqtt = running.mqtt;
     std::vector<std::string> added, changed;
     for (auto &d : devices_) {
         if (d.leaving)

@@ -69,42 +69,6 @@ std::string failed_ledger(const std::string &cls)
            "\"why\": \"planted\"}}}}\n";
 }
 
-// Runs `body` in a child process and returns what it returned; body may
-// fork, mount, change its uid: nothing of it reaches this process.
-std::string in_child(const std::function<std::string()> &body)
-{
-    int out[2];
-    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        std::string result;
-        try {
-            result = body();
-        } catch (const std::exception &e) {
-            result = std::string("exception: ") + e.what();
-        }
-        [[maybe_unused]] ssize_t n = ::write(out[1], result.data(), result.size());
-        ::_exit(0);
-    }
-    ::close(out[1]);
-    std::string result;
-    char buf[4096];
-    for (;;) {
-        pollfd p{out[0], POLLIN, 0};
-        if (::poll(&p, 1, 60000) <= 0)
-            break;
-        ssize_t n = ::read(out[0], buf, sizeof buf);
-        if (n <= 0)
-            break;
-        result.append(buf, static_cast<size_t>(n));
-    }
-    ::close(out[0]);
-    ::kill(pid, SIGKILL);  // already gone unless it hung
-    ::waitpid(pid, nullptr, 0);
-    return result;
-}
-
 }  // namespace
 
 TEST_CASE("budget deaths within the window latch a class failed, older deaths are forgotten", "[restart]")
@@ -603,7 +567,7 @@ TEST_CASE("on a full disk the old ledger stays whole and the change is kept in m
 {
     if (::geteuid() != 0)
         DEVHOST_SKIP("needs root to mount a tmpfs");
-    const std::string result = in_child([]() -> std::string {
+    const std::string result = test::in_child([]() -> std::string {
         TempDir tmp;
         const fs::path mnt = tmp / "mnt";
         fs::create_directory(mnt);

@@ -599,17 +599,22 @@ TEST_CASE("serve: a device missing at the start waits without holding READY back
 TEST_CASE("serve: a reload that changes [host] says which keys wait for a restart, and reloads the devices")
 {
     TempDir dir;
-    write_file(dir / "serve.ini", "[host]\ntimeout = 5s\n" + loop_device("a", "write \"x\"", "on-demand"));
+    // (No broker listens on port 1: the publisher keeps trying, serve serves.)
+    const std::string mqtt = "[mqtt]\nbroker = mqtt://127.0.0.1:1\nnode = n1\n";
+    write_file(dir / "serve.ini", "[host]\ntimeout = 5s\n" + mqtt + loop_device("a", "write \"x\"", "on-demand"));
     Served serve(dir, dir / "serve.ini");
     const std::string socket = (dir / "control").string();
     REQUIRE(wait_until([&] { return device_status(socket, "a").value("state", "") == "idle"; }));
 
-    write_file(dir / "serve.ini", "[host]\ntimeout = 7s\nkill-grace = 2s\n" + loop_device("a", "write \"x\"", "on-demand") +
+    write_file(dir / "serve.ini", "[host]\ntimeout = 7s\nkill-grace = 2s\n" + mqtt + "group = other\n" +
+                                      loop_device("a", "write \"x\"", "on-demand") +
                                       loop_device("b", "write \"y\"", "on-demand"));
     const auto reload = run_devhost({"reload", "--socket", socket});
     CHECK(reload.exit_code == 0);
     CHECK(reload.out == "reloaded\n");
     CHECK(reload.err == "devhost: warning: [host] timeout, kill-grace changed: serve keeps the values it started "
+                        "with until it is restarted (systemctl restart devhost)\n"
+                        "devhost: warning: [mqtt] group changed: serve keeps the values it started "
                         "with until it is restarted (systemctl restart devhost)\n");
     REQUIRE(wait_until([&] { return device_status(socket, "b").value("state", "") == "idle"; }));
     CHECK(device_status(socket, "a")["generation"] == 1);  // unchanged: not touched

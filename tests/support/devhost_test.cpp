@@ -338,7 +338,7 @@ std::vector<std::string> errors_of(const std::string &ini)
     return out;
 }
 
-std::string with_private_run(const std::function<std::string()> &body)
+std::string in_child(const std::function<std::string()> &body)
 {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0)
@@ -348,15 +348,10 @@ std::string with_private_run(const std::function<std::string()> &body)
         throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     if (pid == 0) {
         std::string result;
-        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-            ::mount("devhost-test", "/run", "tmpfs", 0, "mode=0755,size=4m") != 0) {
-            result = std::string("SKIP: a private /run needs a mount namespace: ") + std::strerror(errno);
-        } else {
-            try {
-                result = body();
-            } catch (const std::exception &e) {
-                result = std::string("exception: ") + e.what();
-            }
+        try {
+            result = body();
+        } catch (const std::exception &e) {
+            result = std::string("exception: ") + e.what();
         }
         for (size_t at = 0; at < result.size();) {
             ssize_t n = ::write(out[1], result.data() + at, result.size() - at);
@@ -382,6 +377,16 @@ std::string with_private_run(const std::function<std::string()> &body)
     ::kill(pid, SIGKILL);  // already gone unless it hung
     ::waitpid(pid, nullptr, 0);
     return result;
+}
+
+std::string with_private_run(const std::function<std::string()> &body)
+{
+    return in_child([&body]() -> std::string {
+        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("devhost-test", "/run", "tmpfs", 0, "mode=0755,size=4m") != 0)
+            return std::string("SKIP: a private /run needs a mount namespace: ") + std::strerror(errno);
+        return body();
+    });
 }
 
 bool skipped_by(const std::string &result)

@@ -132,6 +132,11 @@ std::vector<pid_t> children_of(pid_t pid);
 // when the template forks them).
 std::vector<pid_t> workers_of(pid_t pid);
 
+// Runs `body` in a child process and returns what it returned (an
+// exception becomes "exception: what"); body may fork, mount, change its
+// uid: nothing of it reaches this process. Bounded: a child silent for 60 s
+// is killed.
+std::string in_child(const std::function<std::string()> &body);
 // Runs `body` in a child process that has its own mount namespace with an
 // empty tmpfs on /run, and returns what body returned (an exception becomes
 // "exception: what"); "SKIP: why" when the namespace cannot be made here.
