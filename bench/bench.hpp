@@ -165,6 +165,8 @@ void bench_scale(const Params &p, Report &report);
 void bench_files(const Params &p, Report &report);
 // devhost serve: N devices with a periodic body (serve.cpp).
 void bench_serve(const Params &p, Report &report);
+// devhost serve publishing to a local MQTT broker (mqtt.cpp).
+void bench_mqtt(const Params &p, Report &report);
 // The serial group through `devhost run`, isolation = none against class.
 void bench_serial_isolation(const Params &p, Report &report);
 

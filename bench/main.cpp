@@ -1,5 +1,5 @@
 // devhost-bench [--smoke] [--reps N] [--json FILE] [--work DIR] [--only GROUP,...]
-// Groups: serial, port, raw, files, startup, scale, serve (in that order). Prints one line
+// Groups: serial, port, raw, files, startup, scale, serve, mqtt (in that order). Prints one line
 // per figure and writes them all as JSON. bench/run.sh builds and runs it.
 #include "bench.hpp"
 
@@ -63,7 +63,7 @@ int main(int argc, char **argv)
         } else {
             std::fprintf(stderr,
                          "usage: devhost-bench [--smoke] [--reps N] [--json FILE] [--work DIR] "
-                         "[--only serial,port,raw,files,startup,scale,serve]\n");
+                         "[--only serial,port,raw,files,startup,scale,serve,mqtt]\n");
             return 2;
         }
     }
@@ -97,6 +97,8 @@ int main(int argc, char **argv)
             bench::bench_scale(p, report);
         if (p.wants("serve"))
             bench::bench_serve(p, report);
+        if (p.wants("mqtt"))
+            bench::bench_mqtt(p, report);
         report.write_json(json, p);
         std::printf("figures written to %s\n", json.c_str());
     } catch (const std::exception &e) {
