@@ -120,6 +120,9 @@ int cmd_call(const ControlCommand &cmd)
         std::cout << r.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
         failed += r.is_object() && r.value("code", 0) != 0;
     }
+    if (const json &p = (*reply)["parameters"]; p.is_object() && p.value("records_cut", 0) > 0)
+        std::cerr << "devhost: warning: call " << text::excerpt(cmd.args[0]) << ": " << p.value("records_cut", 0)
+                  << " more record(s) are in serve's output, not in this reply (it carries at most 512 KiB of them)\n";
     if (failed) {
         error_line("call " + text::excerpt(cmd.args[0]) + ": " + std::to_string(failed) + " step(s) failed");
         return exit_failed;

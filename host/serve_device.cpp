@@ -209,6 +209,8 @@ void ServeLoop::handle(ServeWorkerProc &w, Message &m)
         w.started = true;
     } else if (ev == "pong") {
         w.pongs = m.body.value("n", w.pongs);
+    } else if (ev == "record" && d) {
+        publish({{"event", "record"}, {"record", m.body.value("record", json::object())}});
     } else if (ev == "done" && d) {
         phase_done(*d, m.body, monotonic_ns());
     } else if (ev == "failed") {
@@ -222,9 +224,7 @@ void ServeLoop::phase_done(ServedDevice &d, const json &body, uint64_t now)
     const std::string phase = d.phase;
     d.phase.clear();
     const bool ok = body.value("ok", false);
-    const json records = body.value("records", json::array());
-    for (const auto &r : records)
-        publish({{"event", "record"}, {"record", r}});
+    const json records = body.value("records", json::array());  // published as they came ("record")
     const std::string failed = ok ? "" : phase + " failed: " + devhost_status_name(static_cast<devhost_status>(body.value("status", 0)));
     const uint64_t period = d.plan->config->run.every_ms ? static_cast<uint64_t>(*d.plan->config->run.every_ms) * serve_ms_ns : 0;
     const int status = body.value("status", 0);
@@ -267,8 +267,11 @@ void ServeLoop::phase_done(ServedDevice &d, const json &body, uint64_t now)
             if (status == DEVHOST_E_REMOVED || (status == DEVHOST_E_NOT_FOUND && !present(d, why)))
                 d.removed = true;
         }
+        json reply = {{"records", records}};
+        if (const size_t cut = body.value("records_cut", size_t{0}))
+            reply["records_cut"] = cut;
         for (auto &done : d.calls_running)
-            done(ok || !records.empty() ? json{{"records", records}} : json{{"error", failed}});
+            done(ok || !records.empty() ? reply : json{{"error", failed}});
         d.calls_running.clear();
     } else if (phase == "teardown") {
         d.set_up = false;

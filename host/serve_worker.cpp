@@ -39,11 +39,12 @@ struct Served {
     // for the supervisor: its control clients see them (calls, monitor).
     nlohmann::json records = nlohmann::json::array();
     size_t records_bytes = 0;
+    size_t records_cut = 0;  // past the bound: not in "done" (the output has them)
 };
 
 // The most record text one "done" message carries; more is cut (the output
 // has them all).
-constexpr size_t max_done_records_bytes = 4u << 20;
+constexpr size_t max_done_records_bytes = 512u << 10;
 
 // The device whose phase this thread runs.
 thread_local Served *running = nullptr;
@@ -148,26 +149,35 @@ private:
             running = &s;
             s.records = json::array();
             s.records_bytes = 0;
+            s.records_cut = 0;
             const PipelineResult r = run_phase(s, phase, generation);
             send_message(channel, {{"ev", "done"},
                                    {"slot", s.slot},
                                    {"phase", phase},
                                    {"ok", r.ok},
                                    {"status", r.status},
-                                   {"records", std::move(s.records)}});
+                                   {"records", std::move(s.records)},
+                                   {"records_cut", s.records_cut}});
         });
     }
 
-    // A record written by one of the phases (on its thread).
+    // A record written by one of the phases (on its thread): sent to the
+    // supervisor at once, for its monitors and the fleet (every record, as
+    // it happens: a long body's are not held until it ends), and kept for
+    // the phase's "done" (a call's reply), up to its bound.
     void keep(const Record &r)
     {
         Served *s = running;
         if (!s)
             return;
         const std::string line = RecordWriter::format(r, data_);
+        json record = json::parse(line, nullptr, false);
+        send_message(channel, {{"ev", "record"}, {"slot", s->slot}, {"record", record}});
         s->records_bytes += line.size();
         if (s->records_bytes <= max_done_records_bytes)
-            s->records.push_back(json::parse(line, nullptr, false));
+            s->records.push_back(std::move(record));
+        else
+            s->records_cut++;
     }
 
     // A Device for a setup (or a whole pipeline), supervised as in a run;

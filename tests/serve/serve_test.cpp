@@ -657,3 +657,33 @@ TEST_CASE("serve: a link nobody plants where a waiting device lived is refused, 
     CHECK(r.exit_code == 0);
     CHECK(r.err.find("m: not set up: " + tty.string() + ": refused: ") != std::string::npos);
 }
+
+TEST_CASE("serve: monitors get every record of a long body as it happens, past a call's bound")
+{
+    TempDir dir;
+    // 25000 records of about 200 bytes: more than the 512 KiB a call's reply carries.
+    write_file(dir / "serve.ini", loop_device("long", "sleep 0ms repeat=25000", "on-demand"));
+    Served serve(dir, dir / "serve.ini");
+    const std::string socket = (dir / "control").string();
+    REQUIRE(wait_until([&] { return device_status(socket, "long").value("state", "") == "idle"; }));
+    Child monitor({devhost_exe().string(), "monitor", "--socket", socket}, dir.path());
+    REQUIRE(monitor.wait_for_output("long: idle (generation 1)", 10s));
+
+    const auto call = run_devhost({"call", "--socket", socket, "long"});
+    CHECK(call.exit_code == 0);
+    const size_t replied = lines(call.out).size();
+    CHECK(replied > 1000);
+    CHECK(call.err == "devhost: warning: call long: " + std::to_string(25000 - replied) +
+                          " more record(s) are in serve's output, not in this reply (it carries at most 512 KiB of them)\n");
+    const auto count = [&] {
+        size_t n = 0;
+        for (const auto &line : lines(monitor.out()))
+            n += line.find("\"step\":\"sleep 0ms repeat=25000\"") != std::string::npos;
+        return n;
+    };
+    CHECK(wait_until([&] { return count() == 25000; }));
+    CHECK(count() == 25000);
+    monitor.signal(SIGTERM);
+    CHECK(monitor.wait(10s).exit_code == 0);
+    CHECK(serve.stop().exit_code == 0);
+}
