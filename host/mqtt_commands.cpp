@@ -59,7 +59,7 @@ std::vector<std::string> FleetCommands::filters() const
     return {base + "NCMD/" + node_, base + "DCMD/" + node_ + "/+"};
 }
 
-void FleetCommands::received(const std::string &topic, const void *payload, size_t size)
+void FleetCommands::received(const std::string &topic, const void *payload, size_t size, bool retained)
 {
     {
         std::lock_guard lock(mutex_);
@@ -70,6 +70,7 @@ void FleetCommands::received(const std::string &topic, const void *payload, size
         Waiting w;
         w.topic = topic.substr(0, 1024);  // a topic of ours is far shorter: a longer one is refused
         w.oversized = size > max_command_bytes;
+        w.retained = retained;
         if (!w.oversized && payload)
             w.payload.assign(static_cast<const char *>(payload), size);
         waiting_.push_back(std::move(w));
@@ -118,6 +119,8 @@ void FleetCommands::run(const Waiting &w, control::Handler &handler)
             return refuse(reply, "not a command topic of node " + fleet_shown(node_));
         device = w.topic.substr(dcmd.size());
     }
+    if (w.retained)
+        return refuse(reply, "a retained command is not run (publish commands without the retain flag)");
     if (w.oversized)
         return refuse(reply, "payload larger than " + std::to_string(max_command_bytes) + " bytes");
     const json j = json::parse(w.payload, nullptr, false);

@@ -17,7 +17,8 @@
 // echoed when it is a string of at most 128 bytes or an integer). A refused
 // command (payload over 4 KiB, not JSON, not an object, no "command", an
 // unknown command, a command not allowed, a device the config does not
-// have, a topic of another shape) is never run: its reply says why, and a
+// have, a topic of another shape, a retained message: the broker would give
+// it again at every connect) is never run: its reply says why, and a
 // warning is logged.
 //
 // Threading: received() is called on the MQTT client's thread and only
@@ -61,7 +62,7 @@ public:
 
     // Any thread: queues one message (only its first max_command_bytes
     // kept: a longer one is refused when processed) and wakes fd().
-    void received(const std::string &topic, const void *payload, size_t size);
+    void received(const std::string &topic, const void *payload, size_t size, bool retained);
 
     // Readable while commands wait (an eventfd).
     int fd() const { return wake_.get(); }
@@ -71,7 +72,7 @@ public:
 private:
     struct Waiting {
         std::string topic, payload;
-        bool oversized = false;
+        bool oversized = false, retained = false;
     };
     void run(const Waiting &w, control::Handler &handler);
     void refuse(nlohmann::json reply, const std::string &why);

@@ -94,7 +94,7 @@ private:
     static void on_message(mosquitto *, void *self, const mosquitto_message *m)
     {
         static_cast<MqttPublisher *>(self)->commands_.received(m->topic ? m->topic : "", m->payload,
-                                                               m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0);
+                                                               m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0, m->retain);
     }
 
     // Queues one message (the caller holds mutex_).

@@ -42,11 +42,13 @@ std::unique_ptr<Child> serve(const TempDir &dir)
 
 json payload(const Seen &s) { return json::parse(s.payload, nullptr, false); }
 
-void send(const Broker &broker, const std::string &topic, const std::string &message)
+void send(const Broker &broker, const std::string &topic, const std::string &message, bool retain = false)
 {
-    const auto r = run_process({"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()),
-                                "-q", "1", "-t", topic, "-m", message},
-                               {.timeout = 10s});
+    std::vector<std::string> argv{"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()),
+                                  "-q", "1", "-t", topic, "-m", message};
+    if (retain)
+        argv.push_back("-r");
+    const auto r = run_process(argv, {.timeout = 10s});
     REQUIRE(r.exit_code == 0);
 }
 
@@ -156,15 +158,23 @@ TEST_CASE("an allowed fleet call runs the body and publishes its records")
     Broker broker(dir.path());
     Subscriber sub(dir.path(), broker, "devhost/#");
     write_file(dir / "fleet.ini", config(dir, broker.url(), "call"));
+    // A retained command, there before serve subscribes: given at every
+    // connect, so never run.
+    send(broker, base + "DCMD/n1/a", R"({"command":"call","id":"old"})", true);
     auto devhost = serve(dir);
     INFO(devhost->err());
     REQUIRE(sub.wait(idle, 20s));
+    REQUIRE(sub.wait([](const auto &seen) { return !replies(seen).empty(); }, 10s));
+    const json old = replies(sub.messages()).at(0);
+    CHECK(old["ok"] == false);
+    CHECK(old["id"] == "old");
+    CHECK(old["error"] == "a retained command is not run (publish commands without the retain flag)");
     CHECK(body_records(sub.messages()) == 0);  // on-demand: nothing before the call
     send(broker, base + "DCMD/n1/a", R"({"command":"call","id":"run-1"})");
-    REQUIRE(sub.wait([](const auto &seen) { return !replies(seen).empty(); }, 10s));
+    REQUIRE(sub.wait([](const auto &seen) { return replies(seen).size() >= 2; }, 10s));
     const auto seen = sub.messages();
     INFO(devhost->err());
-    const json r = replies(seen).at(0);
+    const json r = replies(seen).at(1);
     CHECK(r["ok"] == true);
     CHECK(r["id"] == "run-1");
     CHECK(r["device"] == "a");
