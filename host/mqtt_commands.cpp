@@ -119,8 +119,6 @@ void FleetCommands::run(const Waiting &w, control::Handler &handler)
             return refuse(reply, "not a command topic of node " + fleet_shown(node_));
         device = w.topic.substr(dcmd.size());
     }
-    if (w.retained)
-        return refuse(reply, "a retained command is not run (publish commands without the retain flag)");
     if (w.oversized)
         return refuse(reply, "payload larger than " + std::to_string(max_command_bytes) + " bytes");
     const json j = json::parse(w.payload, nullptr, false);
@@ -130,6 +128,8 @@ void FleetCommands::run(const Waiting &w, control::Handler &handler)
         return refuse(reply, "payload is not an object with a \"command\" string");
     if (const json id = request_id(j); !id.is_null())
         reply["id"] = id;
+    if (w.retained)
+        return refuse(reply, "a retained command is not run (publish commands without the retain flag)");
     const std::string command = j["command"].get<std::string>();
     if (!known(command))
         return refuse(reply, "unknown command " + fleet_shown(command) + " (call, reset, rebirth)");

@@ -70,10 +70,12 @@ size_t body_records(const std::vector<Seen> &seen)
     return n;
 }
 
+// Device a set up: its idle state seen as data, or in a birth (when serve
+// connects after the setup ran).
 bool idle(const std::vector<Seen> &seen)
 {
     for (const auto &s : seen)
-        if (s.topic == ddata && payload(s).value("state", "") == "idle")
+        if ((s.topic == ddata || s.topic == base + "DBIRTH/n1/a") && payload(s).value("state", "") == "idle")
             return true;
     return false;
 }
