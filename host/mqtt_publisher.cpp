@@ -36,7 +36,8 @@ public:
     MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password)
         : settings_(m), node_(std::move(node)), client_id_(std::move(client_id)), password_(std::move(password)),
           state_(m.prefix, m.group, node_, DEVHOST_VERSION),
-          commands_(m.prefix, m.group, node_, m.allow_commands, {[this](json r) { reply(std::move(r)); }, [this] { rebirth(); }})
+          commands_(m.prefix, m.group, node_, m.allow_commands,
+                    {[this](json r) { reply(std::move(r)); }, [this] { rebirth(); }})
     {
         init_library();
         mosq_ = make_client();  // the first connection's; its mistakes are found now
@@ -93,8 +94,8 @@ private:
     }
     static void on_message(mosquitto *, void *self, const mosquitto_message *m)
     {
-        static_cast<MqttPublisher *>(self)->commands_.received(m->topic ? m->topic : "", m->payload,
-                                                               m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0, m->retain);
+        const size_t size = m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0;
+        static_cast<MqttPublisher *>(self)->commands_.received(m->topic ? m->topic : "", m->payload, size, m->retain);
     }
 
     // Queues one message (the caller holds mutex_).
