@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include "serve.hpp"
+#include "metrics.hpp"
 #include "mqtt_publisher.hpp"
 
 #include "check.hpp"
@@ -820,6 +821,14 @@ int cmd_serve(const Cli &cli)
         setup.fleet = make_mqtt_publisher(loaded->config.mqtt, error);
         if (!setup.fleet) {
             error_line(file.string() + ":" + std::to_string(loaded->config.mqtt.line) + ": " + error);
+            return exit_usage;
+        }
+    }
+    if (loaded->config.metrics.enabled) {  // like [mqtt]: read at start
+        std::string error;
+        setup.metrics = make_metrics(loaded->config.metrics, error);
+        if (!setup.metrics) {
+            error_line(file.string() + ":" + std::to_string(loaded->config.metrics.listen_line) + ": " + error);
             return exit_usage;
         }
     }

@@ -225,6 +225,8 @@ public:
             return names(e);
         if (sec == "mqtt")
             return mqtt(e);
+        if (sec == "metrics")
+            return metrics(e);
         auto space = sec.find(' ');
         std::string kind = sec.substr(0, space);
         std::string name = space == std::string::npos ? "" : std::string(text::trim(sec.substr(space + 1)));
@@ -241,7 +243,7 @@ public:
         if (seen_.emplace("[section]\n" + sec, e.line).second)
             diags_.push_back({file_, e.section_line,
                               "unknown section [" + text::excerpt(sec) +
-                                  "] (expected [host], [names], [device NAME], [virtual NAME], [mqtt])"});
+                                  "] (expected [host], [names], [device NAME], [virtual NAME], [mqtt], [metrics])"});
     }
 
 private:
@@ -417,6 +419,13 @@ private:
             bad(e, error);
     }
 
+    void metrics(const Entry &e)
+    {
+        std::string error;
+        if (once(e) && !metrics_setting(config_.metrics, e.key, e.value, e.line, error))
+            bad(e, error);
+    }
+
     void names(const Entry &e)
     {
         if (!once(e))
@@ -517,6 +526,7 @@ public:
             check_body_repeats(d, file_, diags_);
         }
         mqtt_finish(config_.mqtt, file_, diags_);
+        metrics_finish(config_.metrics, file_, diags_);
     }
 
 private:

@@ -22,12 +22,14 @@
 //                   and stale-after
 //   [virtual NAME]  kind, and options passed to devhost-vdev as --key=value
 //   [mqtt]          where devhost serve publishes (mqtt_config.hpp)
+//   [metrics]       where devhost serve exposes its metrics (metrics_config.hpp)
 //
 // Loading reports every syntax and structure mistake it finds, each naming
 // file, line and key; checks that need plugins are in check.hpp.
 #pragma once
 
 #include "faults.hpp"
+#include "metrics_config.hpp"
 #include "mqtt_config.hpp"
 #include "names.hpp"
 #include "record_data.hpp"
@@ -174,6 +176,7 @@ struct Config {
     std::vector<DeviceConfig> devices;
     std::vector<VirtualConfig> virtuals;
     MqttSettings mqtt;
+    MetricsSettings metrics;  // [metrics] (metrics_config.hpp)
 };
 
 // Reads and parses `file`. Problems are appended to `diagnostics`; the

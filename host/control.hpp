@@ -19,7 +19,7 @@ class Handler {
 public:
     virtual ~Handler() = default;
     // An array of {"device","class","state","generation","last_success" (ISO
-    // 8601 or null),"bodies_ok","bodies_failed","ticks_skipped","message"}.
+    // 8601 or null),"bodies_ok","bodies_failed","ticks_skipped","worker_restarts","message"}.
     virtual nlohmann::json list() = 0;
     // Runs DEVICE's body now; calls `done` exactly once later, from the
     // loop, with {"records":[...]} or {"error":"..."}.

@@ -15,8 +15,8 @@
 //                    permission bits: checked on the open descriptor
 //   ca-file = /ABS   the CA certificates an mqtts:// broker is checked
 //                    against (default: the system's)
-//   allow-commands = WORDS   call, reset, rebirth (validated; commands are
-//                    not served by this version)
+//   allow-commands = WORDS   call, reset, rebirth: the commands from the
+//                    fleet that are run (mqtt_commands.hpp); default none
 //
 // Parsing checks each value's form (config.cpp files the entries here);
 // check_mqtt (devhost check, serve) checks what needs the file system.

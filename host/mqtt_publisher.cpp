@@ -1,5 +1,6 @@
 #include "mqtt_publisher.hpp"
 
+#include "mqtt_commands.hpp"
 #include "mqtt_sparkplug.hpp"
 
 #include <mosquitto.h>
@@ -34,7 +35,9 @@ class MqttPublisher : public EventSink {
 public:
     MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password)
         : settings_(m), node_(std::move(node)), client_id_(std::move(client_id)), password_(std::move(password)),
-          state_(m.prefix, m.group, node_, DEVHOST_VERSION)
+          state_(m.prefix, m.group, node_, DEVHOST_VERSION),
+          commands_(m.prefix, m.group, node_, m.allow_commands,
+                    {[this](json r) { reply(std::move(r)); }, [this] { rebirth(); }})
     {
         init_library();
         mosq_ = make_client();  // the first connection's; its mistakes are found now
@@ -69,7 +72,32 @@ public:
             unsent_++;
     }
 
+    // Commands from the fleet (mqtt_commands.hpp): queued by the client
+    // thread, run on the loop's.
+    int fd() const override { return commands_.fd(); }
+    void process(control::Handler &handler) override { commands_.process(handler); }
+
 private:
+    // A command's reply and a rebirth (the loop's thread).
+    void reply(json r)
+    {
+        std::lock_guard lock(mutex_);
+        if (connected_)
+            send(state_.node_data(std::move(r), fleet_now_ms()));
+    }
+    void rebirth()
+    {
+        std::lock_guard lock(mutex_);
+        if (connected_)
+            for (const auto &m : state_.births(bd_seq_, fleet_now_ms()))
+                send(m);
+    }
+    static void on_message(mosquitto *, void *self, const mosquitto_message *m)
+    {
+        const size_t size = m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0;
+        static_cast<MqttPublisher *>(self)->commands_.received(m->topic ? m->topic : "", m->payload, size, m->retain);
+    }
+
     // Queues one message (the caller holds mutex_).
     int send(const MqttMessage &m, int *mid = nullptr)
     {
@@ -128,6 +156,8 @@ private:
         unsent_ = 0;
         for (const auto &m : state_.births(bd_seq_, fleet_now_ms()))
             send(m);
+        for (const auto &filter : commands_.filters())  // every command is answered, allowed or not
+            mosquitto_subscribe(mosq_.get(), nullptr, filter.c_str(), settings_.qos);
     }
 
     // A client for one connection: each connection starts with a fresh one,
@@ -143,6 +173,7 @@ private:
         mosquitto_connect_callback_set(mosq.get(), &MqttPublisher::on_connect);
         mosquitto_disconnect_callback_set(mosq.get(), &MqttPublisher::on_disconnect);
         mosquitto_publish_callback_set(mosq.get(), &MqttPublisher::on_publish);
+        mosquitto_message_callback_set(mosq.get(), &MqttPublisher::on_message);
         if (settings_.username && password_)
             mosquitto_username_pw_set(mosq.get(), settings_.username->c_str(), password_->c_str());
         if (settings_.tls) {
@@ -285,6 +316,7 @@ private:
     std::condition_variable wake_;
     bool stop_ = false;
     std::thread thread_;
+    FleetCommands commands_;
 };
 
 }  // namespace

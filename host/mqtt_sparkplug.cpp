@@ -95,6 +95,13 @@ std::vector<MqttMessage> FleetState::state_event(const json &ev, int64_t now_ms,
     return {{topic("DDATA", name), j.dump(), false}};
 }
 
+MqttMessage FleetState::node_data(json payload, int64_t now_ms)
+{
+    payload["timestamp"] = now_ms;
+    payload["seq"] = seq_++;
+    return {topic("NDATA"), payload.dump(-1, ' ', false, json::error_handler_t::replace), false};
+}
+
 std::vector<MqttMessage> FleetState::removed(const std::string &name, int64_t now_ms, bool emit)
 {
     auto it = devices_.find(name);

@@ -65,6 +65,11 @@ public:
     // seq); without, none.
     std::vector<MqttMessage> event(const nlohmann::json &ev, int64_t now_ms, bool emit);
 
+    // PREFIX/GROUP/NDATA/NODE, not retained: `payload` with "timestamp"
+    // and the next "seq" (a command's reply, mqtt_commands.hpp); strings
+    // that are not UTF-8 are replaced, never thrown over.
+    MqttMessage node_data(nlohmann::json payload, int64_t now_ms);
+
     // Devices not alive: stale, waiting for their device, failed.
     static bool alive_state(const std::string &state);
 

@@ -212,6 +212,16 @@ int ServeLoop::run()
         std::vector<pollfd> fds{{signals_.get(), POLLIN, 0}, {watch_.fd(), POLLIN, 0}};
         if (control_)
             fds.push_back({control_->fd(), POLLIN, 0});
+        // Work the sinks have for this thread (the fleet's commands,
+        // mqtt_commands.hpp; the metrics' refresh, metrics.hpp): another
+        // thread (or a timer) signals their descriptor; it runs here.
+        const size_t sinks_at = fds.size();
+        std::vector<EventSink *> sinks;
+        for (EventSink *s : {setup_.fleet.get(), setup_.metrics.get()})
+            if (s && s->fd() >= 0) {
+                fds.push_back({s->fd(), POLLIN, 0});
+                sinks.push_back(s);
+            }
         std::vector<ServeWorkerProc *> owners;
         for (auto &[key, w] : workers_) {
             fds.push_back({w.process->channel(), POLLIN, 0});
@@ -225,7 +235,10 @@ int ServeLoop::run()
             look_ = true;
         if (control_ && fds[2].revents)
             control_->process();
-        const size_t first = control_ ? 3 : 2;
+        for (size_t k = 0; k < sinks.size(); k++)
+            if (fds[sinks_at + k].revents)
+                sinks[k]->process(*this);
+        const size_t first = sinks_at + sinks.size();
         std::vector<std::string> dead;
         for (size_t k = 0; k < owners.size(); k++) {
             ServeWorkerProc &w = *owners[k];
@@ -363,6 +376,8 @@ void ServeLoop::publish(const json &event)
         control_->publish(event);
     if (setup_.fleet)
         setup_.fleet->publish(event);
+    if (setup_.metrics)
+        setup_.metrics->publish(event);
 }
 
 void ServeLoop::publish_state(const ServedDevice &d)
@@ -409,6 +424,7 @@ json ServeLoop::list()
                        {"bodies_ok", d.bodies_ok},
                        {"bodies_failed", d.bodies_failed},
                        {"ticks_skipped", d.ticks_skipped},
+                       {"worker_restarts", d.worker_restarts},
                        {"message", d.message}});
     }
     return out;

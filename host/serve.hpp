@@ -62,6 +62,7 @@ public:
 // a reload drops a device (its teardown's events follow),
 // {"event":"added","device":NAME} before a reload adds one: the MQTT
 // publisher, mqtt_publisher.hpp.
+// The metrics (metrics.hpp) listen the same way.
 // publish() is called on the loop's thread and must not block; start()
 // once, when the loop starts, after the first state of every device.
 class EventSink {
@@ -69,6 +70,11 @@ public:
     virtual ~EventSink() = default;
     virtual void start() = 0;
     virtual void publish(const nlohmann::json &event) = 0;
+    // Work from outside for the loop's thread (the fleet's commands,
+    // mqtt_commands.hpp): a descriptor the loop polls (-1: none), and
+    // process() when it is readable, with the loop's Handler.
+    virtual int fd() const { return -1; }
+    virtual void process(control::Handler &) {}
 };
 
 // The signals serve handles, blocked (in every thread made after) before
@@ -85,6 +91,7 @@ struct ServeSetup {
     RecordWriter *records = nullptr;
     std::function<std::unique_ptr<ControlPort>(control::Handler &)> control;
     std::unique_ptr<EventSink> fleet;  // [mqtt]: every event goes to it too
+    std::unique_ptr<EventSink> metrics;  // [metrics] (metrics.hpp): and to it
 };
 int run_serve(ServeSetup setup);
 

@@ -361,6 +361,7 @@ void ServeLoop::worker_died(ServeWorkerProc &w)
 // backoff, or failed when its class is latched.
 void ServeLoop::device_lost(ServeWorkerProc &w, ServedDevice &d, const std::string &cause, bool latched)
 {
+    d.worker_restarts++;
     const HookWatch &s = table_->slot(static_cast<size_t>(d.slot));
     int seq = s.written_seq.load(std::memory_order_acquire);
     if (!d.phase.empty()) {

@@ -40,6 +40,7 @@ struct ServedDevice {
     uint64_t next_tick_ns = 0, retry_at_ns = 0, last_ok_ns = 0;
     std::optional<std::chrono::system_clock::time_point> last_success;
     uint64_t bodies_ok = 0, bodies_failed = 0, ticks_skipped = 0;
+    uint64_t worker_restarts = 0;  // its worker died under it (device_lost)
     int setup_failures = 0;
     std::string message;
     bool pending_body = false;  // start or on-attach asked for one

@@ -23,7 +23,7 @@ packages=(
   build-essential cmake pkg-config
   libboost-dev libboost-program-options-dev
   libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev libsystemd-dev
-  libmosquitto-dev mosquitto mosquitto-clients
+  libmosquitto-dev mosquitto mosquitto-clients prometheus-cpp-dev curl
   util-linux e2fsprogs socat procps systemd
   abigail-tools python3 universal-ctags
   man-db groff-base

@@ -5,7 +5,7 @@
 #     long option of `devhost --help` and `devhost CMD --help` is a .TP tag
 #     of OPTIONS and is named in each of its commands' sections, and every
 #     exit code of those helps is a .TP tag of EXIT STATUS;
-#   devhost.ini(5): every [host] key, every [mqtt] key and every key of every [device] (as
+#   devhost.ini(5): every [host], [mqtt] and [metrics] key and every key of every [device] (as
 #     `devhost check` lists them when given an unknown one) is a .TP tag of
 #     its section; every step verb (as check lists them for an unknown step)
 #     is a .TP tag of STEPS, and every argument of each verb (as check lists
@@ -66,6 +66,7 @@ config="$tmp/probe.ini"
     printf '[host]\nzq = 1\n[device d]\nclass = loop\npath = loop:x\nno-such-key = 1\n'
     printf 'step = no-such-step\n'
     printf '[mqtt]\nzq = 1\nbroker = mqtt://h\n'
+    printf '[metrics]\nzq = 1\nlisten = 127.0.0.1:9464\n'
 } > "$config"
 # Checked by its relative name, with a two-letter unknown key: the [host]
 # key list is long (284 characters at most per error line), and a long
@@ -75,8 +76,9 @@ list_after() { grep -oE -- "$1[^)]*" <<< "$said" | head -1 | sed -E -e "s/^$1//"
 host_keys=$(list_after '\[host\] zq: unknown key \(expected ')
 device_keys=$(list_after 'and for every device: ')
 mqtt_keys=$(list_after '\[mqtt\] zq: unknown key \(expected ')
+metrics_keys=$(list_after '\[metrics\] zq: unknown key \(expected ')
 verbs=$(list_after "unknown step 'no-such-step' \\(expected one of ")
-for what in host_keys device_keys mqtt_keys verbs; do
+for what in host_keys device_keys mqtt_keys metrics_keys verbs; do
     if [ -z "${!what}" ]; then
         echo "devhost check did not list the $what (has its message changed?):"
         echo "$said"
@@ -90,6 +92,10 @@ done
 mqtt_tags=$(tags "$(section "$page5" "[mqtt]")")
 for k in $mqtt_keys; do
     grep -qE "^\.B[IR]? \"?$k( |=|\"|\$)" <<< "$mqtt_tags" || miss "devhost.ini.5: [mqtt] key '$k' has no .TP entry"
+done
+metrics_tags=$(tags "$(section "$page5" "[metrics]")")
+for k in $metrics_keys; do
+    grep -qE "^\.B[IR]? \"?$k( |=|\"|\$)" <<< "$metrics_tags" || miss "devhost.ini.5: [metrics] key '$k' has no .TP entry"
 done
 device_tags=$(tags "$(section "$page5" "[device NAME]")")
 for k in $device_keys; do

@@ -108,7 +108,7 @@ TEST_CASE("a syntax error or a broken section hides no other mistake", "[config]
     CHECK(r.lines[2] == f + ":7: malformed section header '[device b' (expected [name])");
     CHECK(r.lines[3].rfind(f + ":10: [device c] class: no usable plugin for class 'lop'", 0) == 0);
     CHECK(r.lines[4] == f + ":13: unknown section [devices d] (expected [host], [names], [device NAME], "
-                            "[virtual NAME], [mqtt])");
+                            "[virtual NAME], [mqtt], [metrics])");
     CHECK(r.lines[5] == f + ":15: [device e]: missing 'path = ...'");
     CHECK(r.lines[6] == f + ":15: [device e]: no steps (add 'step = open' and so on)");
     CHECK(r.lines[7] == f + ":17: [device e] exclusive: expected true or false, got 'maybe'");

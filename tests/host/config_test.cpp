@@ -81,7 +81,7 @@ x = 1
     CHECK(errors[3] == "test.ini:9: [device a] inherit: expected true or false, got 'perhaps'");
     CHECK(errors[4] == "test.ini:10: [device a] class: given twice (first on line 5)");
     CHECK(errors[5] ==
-          "test.ini:11: unknown section [weird] (expected [host], [names], [device NAME], [virtual NAME], [mqtt])");
+          "test.ini:11: unknown section [weird] (expected [host], [names], [device NAME], [virtual NAME], [mqtt], [metrics])");
 }
 
 TEST_CASE("syntax errors name their line", "[config]")
