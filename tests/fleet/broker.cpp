@@ -58,7 +58,9 @@ Broker::Broker(const fs::path &dir, int port, const std::string &listener) : dir
     const fs::path conf = dir / ("mosquitto-" + std::to_string(port_) + ".conf");
     write_file(conf, "listener " + std::to_string(port_) + " 127.0.0.1\n" +
                          (listener.empty() ? "allow_anonymous true\n" : listener) +
-                         "persistence false\nlog_dest stdout\n" +
+                         // a listener that asks for persistence has it (Broker::stop saves it)
+                         (listener.find("persistence true") == std::string::npos ? "persistence false\n" : "") +
+                         "log_dest stdout\n" +
                          // as root it would drop to user mosquitto, who cannot read the test's files
                          std::string(::geteuid() == 0 ? "user root\n" : ""));
     process_ = std::make_unique<Child>(std::vector<std::string>{mosquitto_bin, "-c", conf.string()}, dir);
@@ -74,6 +76,13 @@ Broker::Broker(const fs::path &dir, int port, const std::string &listener) : dir
 void Broker::kill()
 {
     process_.reset();  // SIGKILL and wait
+}
+
+void Broker::stop()
+{
+    process_->signal(SIGTERM);
+    process_->wait(10s);
+    process_.reset();  // SIGKILL and wait, if it did not end
 }
 
 Subscriber::Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic,

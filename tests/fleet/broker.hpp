@@ -21,12 +21,16 @@ class Broker {
 public:
     // Starts mosquitto in `dir` on a free port (or on `port`), waiting up to
     // 5 s for it to accept connections; throws if it does not. `listener`:
-    // lines for its listener (TLS files, a password file); none: anonymous.
+    // lines for its listener (TLS files, a password file; "persistence
+    // true" and its location); none: anonymous.
     explicit Broker(const fs::path &dir, int port = 0, const std::string &listener = "");
     int port() const { return port_; }
     std::string url() const { return "mqtt://127.0.0.1:" + std::to_string(port_); }
     // Kills it (SIGKILL) and waits for its end.
     void kill();
+    // Stops it (SIGTERM: with persistence, its database is saved), waiting
+    // up to 10 s, then kills it.
+    void stop();
 
 private:
     fs::path dir_;
