@@ -116,6 +116,7 @@ private:
                 return;
             inflight_[mid] = rseq;
             next_send_ = rseq + 1;
+            spool_->set_in_flight_below(next_send_);
         }
     }
 
@@ -204,6 +205,7 @@ private:
         // Then what the spool holds, from its oldest.
         inflight_.clear();
         next_send_ = 0;
+        spool_->set_in_flight_below(0);
         if (const uint64_t depth = spool_->stats().depth)
             spdlog::info("mqtt: sending {} spooled message(s)", depth);
         drain();
@@ -298,6 +300,7 @@ private:
                 lost = stopping() ? 0 : queued_.exchange(0);
                 if (!stopping()) {  // unconfirmed: spooled still, sent again next time
                     inflight_.clear();
+                    spool_->set_in_flight_below(0);
                     std::lock_guard acks(acks_mutex_);
                     acks_.clear();
                 }

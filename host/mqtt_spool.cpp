@@ -8,6 +8,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -226,15 +227,7 @@ uint64_t MqttSpool::append(const std::string &topic, const std::string &body, in
     const std::string line = j.dump() + "\n";
     e.size = line.size();
     expire(now_ms);
-    uint64_t over = 0;
-    uint64_t bytes = bytes_;
-    for (const auto &old : entries_) {
-        if (bytes + line.size() <= max_bytes_)
-            break;
-        bytes -= old.size;
-        over++;
-    }
-    drop_front(over);
+    drop_while([&](const Entry &) { return bytes_ + line.size() > max_bytes_; });
     if (dir_) {
         if (!segment_ || segment_bytes_ >= std::max<uint64_t>(max_bytes_ / 4, 1024))
             roll(e.rseq);
@@ -285,8 +278,7 @@ bool MqttSpool::confirm(uint64_t rseq)
                                [](const Entry &e, uint64_t r) { return e.rseq < r; });
     if (it == entries_.end() || it->rseq != rseq || it->confirmed)
         return false;
-    it->confirmed = true;
-    unconfirmed_--;
+    gone(*it);
     advance();
     return true;
 }
@@ -295,9 +287,7 @@ void MqttSpool::advance()
 {
     const uint64_t before = committed_;
     while (!entries_.empty() && entries_.front().confirmed) {
-        const Entry &e = entries_.front();
-        bytes_ -= e.size;
-        committed_ = e.rseq;
+        committed_ = entries_.front().rseq;
         entries_.pop_front();
     }
     if (entries_.empty())
@@ -308,28 +298,36 @@ void MqttSpool::advance()
     }
 }
 
-void MqttSpool::drop_front(uint64_t n)
+void MqttSpool::gone(Entry &e)
 {
-    for (; n > 0 && !entries_.empty(); n--) {
-        if (!entries_.front().confirmed) {
-            unconfirmed_--;
-            dropped_total_++;
-            dropped_unreported_ += 1 + entries_.front().reports;
-        }
-        entries_.front().confirmed = true;  // gone either way
-        advance();
+    e.confirmed = true;
+    unconfirmed_--;
+    bytes_ -= e.size;
+}
+
+// Messages handed to the broker and awaiting its confirmation are not
+// dropped (they may well arrive: counting them would report a loss that
+// is none); of the others, the oldest first, while `more` says so.
+void MqttSpool::drop_while(const std::function<bool(const Entry &)> &more)
+{
+    bool any = false;
+    for (auto &e : entries_) {
+        if (e.confirmed || e.rseq < in_flight_below_)
+            continue;
+        if (!more(e))
+            break;
+        gone(e);
+        dropped_total_++;
+        dropped_unreported_ += 1 + e.reports;
+        any = true;
     }
+    if (any)
+        advance();
 }
 
 void MqttSpool::expire(int64_t now_ms)
 {
-    uint64_t n = 0;
-    for (const auto &e : entries_) {
-        if (e.t_ms >= now_ms - max_age_ms_)
-            break;
-        n++;
-    }
-    drop_front(n);
+    drop_while([&](const Entry &e) { return e.t_ms < now_ms - max_age_ms_; });
 }
 
 // "N\n" at offset 0, one pwrite: a crash leaves it whole or as it was.

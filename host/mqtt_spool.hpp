@@ -31,7 +31,9 @@
 // file of ours with one link and no group or other write bit.
 //
 // Bounds: the unconfirmed messages' bytes at most max_bytes, each at most
-// max_age old; a message over a bound drops the oldest, counted (dropped()
+// max_age old (but for those in flight, handed to the broker on this
+// connection: at most the publisher's window of them more); a message over
+// a bound drops the oldest not in flight, counted (dropped()
 // and take_dropped(), which the publisher turns into a log line and an
 // NDATA {"event":"dropped","dropped":N}, itself spooled: when that notice
 // is dropped in turn, the next one reports its N too, and it). So the rseq
@@ -45,6 +47,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +100,10 @@ public:
     // The oldest unconfirmed rseq at or after `from`, or 0 when none.
     uint64_t next_at_or_after(uint64_t from) const;
 
+    // The messages below `rseq` are handed to the broker (this connection):
+    // they are not dropped (0 when the connection ends: none is).
+    void set_in_flight_below(uint64_t rseq) { in_flight_below_ = rseq; }
+
     // Dropped since the last call (to report), and in all.
     uint64_t take_dropped();
     SpoolStats stats() const;
@@ -108,7 +115,8 @@ private:
     MqttSpool(uint64_t max_bytes, int64_t max_age_ms, trusted_dir::Dir dir);
     bool load(std::string &error);
     bool load_segment(uint64_t first, std::string &error);
-    void drop_front(uint64_t n);
+    void gone(Entry &e);  // confirmed or dropped
+    void drop_while(const std::function<bool(const Entry &)> &more);
     void advance();  // pops the confirmed front, writes committed, removes segments
     void write_committed();
     bool roll(uint64_t first);
@@ -121,6 +129,7 @@ private:
     std::deque<Entry> entries_;  // rseq consecutive from the front
     uint64_t bytes_ = 0;
     uint64_t unconfirmed_ = 0;
+    uint64_t in_flight_below_ = 0;
     uint64_t committed_ = 0;     // every rseq <= it is confirmed or dropped
     uint64_t next_rseq_ = 1;
     uint64_t dropped_total_ = 0, dropped_unreported_ = 0;

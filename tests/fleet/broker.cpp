@@ -86,13 +86,14 @@ void Broker::stop()
 }
 
 Subscriber::Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic,
-                       const std::vector<std::string> &options)
+                       const std::vector<std::string> &options, const std::vector<std::string> &sub_options)
 {
     const std::string port = std::to_string(broker.port());
     std::vector<std::string> common{"-h", "127.0.0.1", "-p", port};
     common.insert(common.end(), options.begin(), options.end());
     std::vector<std::string> argv{sub_bin, "-v", "-t", topic, "-t", probe_topic};
     argv.insert(argv.begin() + 1, common.begin(), common.end());
+    argv.insert(argv.end(), sub_options.begin(), sub_options.end());
     process_ = std::make_unique<Child>(argv, dir);
     const auto until = std::chrono::steady_clock::now() + 5s;
     while (process_->out().find(probe_topic) == std::string::npos) {

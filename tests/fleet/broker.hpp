@@ -48,9 +48,10 @@ class Subscriber {
 public:
     // mosquitto_sub on `topic` (a filter), started and given up to 5 s to
     // subscribe (it is known subscribed once a probe message it asked for
-    // arrives).
+    // arrives). `options`: for it and the probe's mosquitto_pub (TLS, a
+    // user); `sub_options`: for it only (a client id, a persistent session).
     Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic,
-               const std::vector<std::string> &options = {});
+               const std::vector<std::string> &options = {}, const std::vector<std::string> &sub_options = {});
     std::vector<Seen> messages() const;
     // Waits up to `timeout` until `pred` holds for the messages seen so far.
     bool wait(const std::function<bool(const std::vector<Seen> &)> &pred, std::chrono::milliseconds timeout);

@@ -260,3 +260,26 @@ TEST_CASE("spool drop notice dropped in turn is reported again")
     CHECK(s->take_dropped() == 7);
     CHECK(s->stats().dropped == 7);  // messages: 1 to 6 and the notice
 }
+
+TEST_CASE("spool never drops what is in flight, it drops the oldest after")
+{
+    TempDir dir;
+    auto s = open_spool(dir, 4096);
+    const std::string big(900, 'x');
+    const auto fill = [&](int i) { s->append("t", "{\"n\":" + std::to_string(i) + ",\"x\":\"" + big + "\"}", t0); };
+    for (int i = 1; i <= 4; i++)
+        fill(i);
+    s->set_in_flight_below(3);  // 1 and 2 handed to the broker
+    fill(5);
+    fill(6);
+    CHECK(s->find(1) != nullptr);
+    CHECK(s->find(2) != nullptr);
+    CHECK(s->find(3) == nullptr);
+    CHECK(s->find(4) == nullptr);
+    CHECK(s->take_dropped() == 2);
+    // The connection ended: they may be dropped again.
+    s->set_in_flight_below(0);
+    fill(7);
+    CHECK(s->find(1) == nullptr);
+    CHECK(s->take_dropped() >= 1);
+}

@@ -143,14 +143,12 @@ TEST_CASE("records spooled while the broker is stopped come after it, in order")
     auto broker = std::make_unique<Broker>(dir.path(), 0, persist);
     const int port = broker->port();
     write_file(dir / "fleet.ini", config(dir, port));
-    std::vector<Seen> before;
+    auto first = std::make_unique<Subscriber>(dir.path(), *broker, "devhost/#", std::vector<std::string>{}, session);
     auto devhost = serve(dir, "fleet");
-    {
-        Subscriber sub(dir.path(), *broker, "devhost/#", session);
-        REQUIRE(sub.wait([&](const auto &seen) { return records(seen) >= 3; }, 20s));
-        broker->stop();
-        before = sub.messages();
-    }
+    REQUIRE(first->wait([&](const auto &seen) { return records(seen) >= 3; }, 20s));
+    broker->stop();
+    const std::vector<Seen> before = first->messages();
+    first.reset();
     broker.reset();
     REQUIRE(devhost->wait_for_output("mqtt: 127.0.0.1:" + std::to_string(port) + ": ", 10s));
     // Records go on into the spool: at least 6 wait there.
@@ -163,7 +161,7 @@ TEST_CASE("records spooled while the broker is stopped come after it, in order")
     check_modes(dir);
 
     Broker again(dir.path(), port, persist);
-    Subscriber sub(dir.path(), again, "devhost/#", session);
+    Subscriber sub(dir.path(), again, "devhost/#", {}, session);
     const int64_t last_waiting = waiting.rbegin()->first;
     REQUIRE(sub.wait(
         [&](const auto &seen) {
@@ -300,6 +298,10 @@ TEST_CASE("a tiny spool drops the oldest and says how many")
     // add up to every rseq that never came.
     CHECK(all.front().first > 1);
     int64_t reported = 0, last = 0, missing = 0;
+    std::string shown;
+    for (const auto &[rseq, p] : all)
+        shown += std::to_string(rseq) + (p.value("event", "") == "dropped" ? "d" + p["dropped"].dump() : "") + " ";
+    INFO(shown);
     for (const auto &[rseq, p] : all) {
         INFO(p.dump());
         CHECK(rseq > last);
