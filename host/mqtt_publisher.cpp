@@ -405,7 +405,7 @@ std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::strin
     if (m.spool_dir) {
         spool = MqttSpool::open(*m.spool_dir, m.spool_max_bytes, m.spool_max_age_ms, error);
         if (!spool) {
-            error = "spool: " + error;
+            error = "[mqtt]: cannot keep the spool: " + error;
             return nullptr;
         }
         if (const uint64_t depth = spool->stats().depth)

@@ -313,3 +313,29 @@ TEST_CASE("a tiny spool drops the oldest and says how many")
     CHECK(reported > 0);
     CHECK(reported == missing);
 }
+
+TEST_CASE("serve refuses a spool directory another user planted")
+{
+    if (::geteuid() != 0)
+        DEVHOST_SKIP("needs root to drop to uid 65534 and to chown");
+    TempDir dir;
+    ::chmod(dir.path().c_str(), 0755);
+    // A sticky directory anyone may add to, like /tmp; the state directory
+    // named under it does not exist yet, and user 65534 makes it first.
+    fs::create_directory(dir / "pub");
+    ::chmod((dir / "pub").c_str(), 01777);
+    const ProcessResult planted = run_process({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                               "/bin/mkdir", "-p", (dir / "pub" / "state" / "mqtt-spool").string()});
+    REQUIRE(planted.exit_code == 0);
+    std::string ini = config(dir, free_port());
+    ini.replace(ini.find((dir / "state").string()), (dir / "state").string().size(), (dir / "pub" / "state").string());
+    write_file(dir / "fleet.ini", ini);
+    auto devhost = serve(dir, "fleet");
+    const ProcessResult r = devhost->wait(20s);
+    CHECK(r.exit_code == 2);
+    CHECK(devhost->err() == "devhost: error: " + (dir / "fleet.ini").string() +
+                                ":4: [mqtt]: cannot keep the spool: directory " + (dir / "pub" / "state").string() +
+                                " is owned by uid 65534 (not root or uid 0)\n");
+    // Nothing was written in it.
+    CHECK(fs::is_empty(dir / "pub" / "state" / "mqtt-spool"));
+}
