@@ -58,6 +58,8 @@ public:
         wake_.notify_all();
         if (thread_.joinable())
             thread_.join();
+        std::lock_guard lock(mutex_);
+        report_dropped(fleet_now_ms(), true);  // kept for the next serve
     }
 
     // DDATA (records, state changes) goes through the spool, and out in
@@ -88,9 +90,14 @@ public:
 private:
     // The spool dropped messages (over a bound): a log line, and an NDATA
     // {"event":"dropped","dropped":N} spooled after what is left, so the
-    // fleet sees it in order (mutex_ held).
-    void report_dropped(int64_t now)
+    // fleet sees it in order (mutex_ held). At most one every 10 s (a long
+    // outage drops one message per new one: a notice each would fill the
+    // spool with notices), but `now_too` at each connect and at a stop.
+    void report_dropped(int64_t now, bool now_too = false)
     {
+        if (spool_->unreported() == 0 || (!now_too && now - last_report_ms_ < 10000))
+            return;
+        last_report_ms_ = now;
         for (int i = 0; i < 3; i++) {  // its own append may drop once more
             const uint64_t n = spool_->take_dropped();
             if (n == 0)
@@ -206,6 +213,7 @@ private:
         inflight_.clear();
         next_send_ = 0;
         spool_->set_in_flight_below(0);
+        report_dropped(fleet_now_ms(), true);
         if (const uint64_t depth = spool_->stats().depth)
             spdlog::info("mqtt: sending {} spooled message(s)", depth);
         drain();
@@ -371,6 +379,7 @@ private:
     static constexpr size_t max_inflight = 1000;
     std::map<int, uint64_t> inflight_;
     uint64_t next_send_ = 0;
+    int64_t last_report_ms_ = 0;  // the last drop notice
     // The mids on_publish saw, for the client thread to take (under
     // acks_mutex_ only: on_publish may run with libmosquitto's lock held).
     std::mutex acks_mutex_;

@@ -37,8 +37,9 @@
 // and take_dropped(), which the publisher turns into a log line and an
 // NDATA {"event":"dropped","dropped":N}, itself spooled: when that notice
 // is dropped in turn, the next one reports its N too, and it). So the rseq
-// a consumer never sees add up to the N of the notices it sees. Not
-// thread-safe: the publisher locks.
+// a consumer never sees add up to the N of the notices it sees (but for
+// drops not yet reported when devhost was killed). Not thread-safe: the
+// publisher locks.
 #pragma once
 
 #include <devhost/unique_fd.hpp>
@@ -106,6 +107,7 @@ public:
 
     // Dropped since the last call (to report), and in all.
     uint64_t take_dropped();
+    uint64_t unreported() const { return dropped_unreported_; }
     SpoolStats stats() const;
     bool on_disk() const { return static_cast<bool>(dir_); }
     // Flushes the committed file and the open segment to disk.
