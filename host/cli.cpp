@@ -818,7 +818,10 @@ int cmd_serve(const Cli &cli)
     };
     if (loaded->config.mqtt.enabled) {  // read at start: a reload does not change it
         std::string error;
-        setup.fleet = make_mqtt_publisher(loaded->config.mqtt, error);
+        MqttSettings mqtt = loaded->config.mqtt;
+        if (loaded->config.host.state_dir)
+            mqtt.spool_dir = *loaded->config.host.state_dir + "/" + MqttSpool::dir_name;
+        setup.fleet = make_mqtt_publisher(mqtt, error);
         if (!setup.fleet) {
             error_line(file.string() + ":" + std::to_string(loaded->config.mqtt.line) + ": " + error);
             return exit_usage;

@@ -133,6 +133,22 @@ bool prefix_value(const std::string &value, std::string &out, std::string &error
     return true;
 }
 
+// "30s", "15m", "12h", "7d": a whole number and its unit.
+std::optional<int64_t> parse_age_ms(const std::string &value)
+{
+    if (value.size() < 2 || value.size() > 12)
+        return std::nullopt;
+    const std::string digits = value.substr(0, value.size() - 1);
+    if (digits.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    static const std::string units = "smhd";
+    static const int64_t factors[] = {1000, 60000, 3600000, 86400000};
+    const size_t unit = units.find(value.back());
+    if (unit == std::string::npos)
+        return std::nullopt;
+    return std::stoll(digits) * factors[unit];
+}
+
 bool set_value(MqttSettings &m, const std::string &key, const std::string &value, int line, std::string &error)
 {
     std::string s;
@@ -182,6 +198,21 @@ bool set_value(MqttSettings &m, const std::string &key, const std::string &value
         return absolute_file(value, m.ca_file, error);
     } else if (key == "allow-commands") {
         return parse_allow_commands(m, value, error);
+    } else if (key == "spool-max-bytes") {
+        const auto n = parse_byte_size(value);
+        if (!n || *n < 4096 || *n > (1024ull << 30)) {
+            error = "expected a size from 4K to 1024G, like 64M, got " + q(value);
+            return false;
+        }
+        m.spool_max_bytes = *n;
+    } else if (key == "spool-max-age") {
+        const auto ms = parse_age_ms(value);
+        if (!ms || *ms < 1000 || *ms > 3650ll * 24 * 3600 * 1000) {
+            error = "expected whole seconds, minutes, hours or days from 1s to 3650d, like 7d or 12h, got " +
+                    q(value);
+            return false;
+        }
+        m.spool_max_age_ms = *ms;
     }
     return true;
 }
@@ -205,7 +236,7 @@ const std::vector<std::string> &mqtt_keys()
 {
     static const std::vector<std::string> keys = {
         "broker",   "client-id", "group",         "node",    "topic-prefix",  "qos",
-        "keepalive", "username", "password-file", "ca-file", "allow-commands"};
+        "keepalive", "username", "password-file", "ca-file", "allow-commands", "spool-max-bytes", "spool-max-age"};
     return keys;
 }
 
@@ -340,6 +371,25 @@ void check_mqtt(const Config &config, std::vector<Diagnostic> &diags)
         if (auto problem = topic_level_problem(d.name); !problem.empty())
             diags.push_back({file, d.line, "[device " + text::excerpt(d.name) + "]: its name " + problem +
                                                ", so it cannot be a topic level of [mqtt]"});
+}
+
+std::optional<uint64_t> parse_byte_size(const std::string &value)
+{
+    if (value.empty())
+        return std::nullopt;
+    std::string digits = value;
+    unsigned shift = 0;
+    switch (value.back()) {
+    case 'K': shift = 10; break;
+    case 'M': shift = 20; break;
+    case 'G': shift = 30; break;
+    default: break;
+    }
+    if (shift)
+        digits.pop_back();
+    if (digits.empty() || digits.size() > 12 || digits.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    return std::stoull(digits) << shift;
 }
 
 std::string mqtt_node(const MqttSettings &m)

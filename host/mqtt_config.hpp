@@ -15,6 +15,10 @@
 //                    permission bits: checked on the open descriptor
 //   ca-file = /ABS   the CA certificates an mqtts:// broker is checked
 //                    against (default: the system's)
+//   spool-max-bytes = N[K|M|G]   the spool's bound in bytes (default 64M;
+//                    4K to 1024G): over it, the oldest are dropped
+//   spool-max-age = D  how long a message may wait there (default 7d; 1s
+//                    to 3650d); older ones are dropped (mqtt_spool.hpp)
 //   allow-commands = WORDS   call, reset, rebirth: the commands from the
 //                    fleet that are run (mqtt_commands.hpp); default none
 //
@@ -53,6 +57,10 @@ struct MqttSettings {
     std::optional<std::string> ca_file;
     int ca_file_line = 0;
     std::vector<std::string> allow_commands;
+    uint64_t spool_max_bytes = 64ull << 20;
+    int64_t spool_max_age_ms = 7ll * 24 * 3600 * 1000;
+    // Not a key: [host] state-dir/mqtt-spool, set by serve; unset: in memory.
+    std::optional<std::string> spool_dir;
 };
 
 // The [mqtt] keys, in the order devhost.ini(5) lists them.
@@ -81,6 +89,9 @@ void check_mqtt(const Config &config, std::vector<Diagnostic> &diags);
 // by the user devhost runs as, no group or other permission bits);
 // nullopt with `error` (one line naming the file) otherwise.
 std::optional<std::string> read_password_file(const std::string &path, std::string &error);
+
+// "64M", "4096", "512K", "1G" (powers of 1024); nullopt when malformed.
+std::optional<uint64_t> parse_byte_size(const std::string &value);
 
 // The node name in use: [mqtt] node, else the host name.
 std::string mqtt_node(const MqttSettings &m);

@@ -2,6 +2,7 @@
 
 #include "mqtt_commands.hpp"
 #include "mqtt_sparkplug.hpp"
+#include "mqtt_spool.hpp"
 
 #include <mosquitto.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -33,9 +35,10 @@ void init_library()
 
 class MqttPublisher : public EventSink {
 public:
-    MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password)
+    MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password,
+                  std::unique_ptr<MqttSpool> spool)
         : settings_(m), node_(std::move(node)), client_id_(std::move(client_id)), password_(std::move(password)),
-          state_(m.prefix, m.group, node_, DEVHOST_VERSION),
+          state_(m.prefix, m.group, node_, DEVHOST_VERSION), spool_(std::move(spool)),
           commands_(m.prefix, m.group, node_, m.allow_commands,
                     {[this](json r) { reply(std::move(r)); }, [this] { rebirth(); }})
     {
@@ -58,18 +61,33 @@ public:
         wake_.notify_all();
         if (thread_.joinable())
             thread_.join();
+        std::lock_guard lock(mutex_);
+        report_dropped(fleet_now_ms(), true);  // kept for the next serve
     }
 
+    // DDATA (records, state changes) goes through the spool, and out in
+    // rseq order when connected; births and deaths only when connected (the
+    // next connection's births say the state anyway).
     void publish(const json &event) override
     {
         std::lock_guard lock(mutex_);
-        const auto messages = state_.event(event, fleet_now_ms(), connected_);
-        for (const auto &m : messages)
-            send(m);
-        // A state is in the next births; a record is lost (counted, as is
-        // any message the client would not queue).
-        if (!connected_ && event.value("event", "") == "record")
-            unsent_++;
+        const int64_t now = fleet_now_ms();
+        for (const auto &m : state_.event_unstamped(event, now)) {
+            if (m.topic.rfind(data_prefix_, 0) == 0) {
+                spool_->append(m.topic, m.payload, now);
+                report_dropped(now);
+            } else if (connected_) {
+                drain();
+                send({m.topic, state_.stamp(m.payload), m.retain});
+            }
+        }
+        drain();
+    }
+
+    SpoolStats spool_stats()
+    {
+        std::lock_guard lock(mutex_);
+        return spool_->stats();
     }
 
     // Commands from the fleet (mqtt_commands.hpp): queued by the client
@@ -96,6 +114,66 @@ private:
     {
         const size_t size = m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0;
         static_cast<MqttPublisher *>(self)->commands_.received(m->topic ? m->topic : "", m->payload, size, m->retain);
+
+    // The spool dropped messages (over a bound): a log line, and an NDATA
+    // {"event":"dropped","dropped":N} spooled after what is left, so the
+    // fleet sees it in order (mutex_ held). At most one every 10 s (a long
+    // outage drops one message per new one: a notice each would fill the
+    // spool with notices), but `now_too` at each connect and at a stop.
+    void report_dropped(int64_t now, bool now_too = false)
+    {
+        if (spool_->unreported() == 0 || (!now_too && now - last_report_ms_ < 10000))
+            return;
+        last_report_ms_ = now;
+        for (int i = 0; i < 3; i++) {  // its own append may drop once more
+            const uint64_t n = spool_->take_dropped();
+            if (n == 0)
+                return;
+            spdlog::warn("mqtt: spool: dropped the {} oldest message(s) (over spool-max-bytes or spool-max-age)", n);
+            spool_->append(state_.topic("NDATA"), json{{"timestamp", now}, {"event", "dropped"}, {"dropped", n}}.dump(),
+                           now, n);
+        }
+    }
+
+    // Sends spooled messages not yet sent this session, oldest first, while
+    // fewer than max_inflight await their confirmation (mutex_ held).
+    void drain()
+    {
+        while (connected_ && inflight_.size() < max_inflight) {
+            const uint64_t rseq = spool_->next_at_or_after(next_send_);
+            const MqttSpool::Entry *e = rseq ? spool_->find(rseq) : nullptr;
+            if (!e)
+                return;
+            int mid = -1;
+            if (send({e->topic, state_.stamp(e->body, "\"rseq\":" + std::to_string(rseq) + ","), false}, &mid) !=
+                MOSQ_ERR_SUCCESS)
+                return;
+            inflight_[mid] = rseq;
+            next_send_ = rseq + 1;
+            spool_->set_in_flight_below(next_send_);
+        }
+    }
+
+    // The confirmations on_publish collected: their messages leave the
+    // spool; with `more`, the next are sent. Old ones expire.
+    void process_acks(bool more)
+    {
+        std::vector<int> mids;
+        {
+            std::lock_guard lock(acks_mutex_);
+            mids.swap(acks_);
+        }
+        std::lock_guard lock(mutex_);
+        for (int mid : mids)
+            if (auto it = inflight_.find(mid); it != inflight_.end()) {
+                spool_->confirm(it->second);
+                inflight_.erase(it);
+            }
+        const int64_t now = fleet_now_ms();
+        spool_->expire(now);
+        report_dropped(now);
+        if (more)
+            drain();
     }
 
     // Queues one message (the caller holds mutex_).
@@ -129,6 +207,10 @@ private:
     {
         auto *p = static_cast<MqttPublisher *>(self);
         p->acked_mid_ = mid;
+        {
+            std::lock_guard lock(p->acks_mutex_);  // never held around a libmosquitto call
+            p->acks_.push_back(mid);
+        }
         int64_t n = p->queued_;
         while (n > 0 && !p->queued_.compare_exchange_weak(n, n - 1)) {
         }
@@ -149,15 +231,21 @@ private:
         std::lock_guard lock(mutex_);
         connected_ = true;
         if (unsent_)
-            spdlog::warn("mqtt: {} message(s) were not published since the last connection (no spool in this "
-                         "version)",
-                         unsent_);
+            spdlog::warn("mqtt: {} message(s) could not be handed to the client since the last connection", unsent_);
         spdlog::info("mqtt: connected to {}:{} as node {}", settings_.host, settings_.port, node_);
         unsent_ = 0;
         for (const auto &m : state_.births(bd_seq_, fleet_now_ms()))
             send(m);
         for (const auto &filter : commands_.filters())  // every command is answered, allowed or not
             mosquitto_subscribe(mosq_.get(), nullptr, filter.c_str(), settings_.qos);
+        // Then what the spool holds, from its oldest.
+        inflight_.clear();
+        next_send_ = 0;
+        spool_->set_in_flight_below(0);
+        report_dropped(fleet_now_ms(), true);
+        if (const uint64_t depth = spool_->stats().depth)
+            spdlog::info("mqtt: sending {} spooled message(s)", depth);
+        drain();
     }
 
     // A client for one connection: each connection starts with a fresh one,
@@ -225,6 +313,7 @@ private:
             rc = mosquitto_loop(mosq_.get(), 100, 1);
             if (rc != MOSQ_ERR_SUCCESS)
                 return rc;
+            process_acks(true);
             std::lock_guard lock(mutex_);
             if (!connected_ && Clock::now() > give_up)
                 return MOSQ_ERR_NO_CONN;
@@ -247,6 +336,12 @@ private:
                 connected_ = false;
                 bd_seq_++;  // the next connection's birth and will
                 lost = stopping() ? 0 : queued_.exchange(0);
+                if (!stopping()) {  // unconfirmed: spooled still, sent again next time
+                    inflight_.clear();
+                    spool_->set_in_flight_below(0);
+                    std::lock_guard acks(acks_mutex_);
+                    acks_.clear();
+                }
             }
             if (lost > 0)
                 spdlog::warn("mqtt: {} message(s) were not confirmed by the broker when the connection ended", lost);
@@ -284,6 +379,7 @@ private:
         while (mid >= 0 && acked_mid_ != mid && Clock::now() < until)
             if (mosquitto_loop(mosq_.get(), 50, 1) != MOSQ_ERR_SUCCESS)
                 break;
+        process_acks(false);  // what the broker confirmed leaves the spool
         mosquitto_disconnect(mosq_.get());
         mosquitto_loop(mosq_.get(), 50, 1);
         spdlog::info("mqtt: disconnected (node {} announced dead)", node_);
@@ -304,6 +400,20 @@ private:
     std::atomic<bool> connected_{false};
     uint64_t bd_seq_ = 0;
     uint64_t unsent_ = 0;
+
+    // The spool of DDATA and NDATA (mqtt_spool.hpp), under mutex_: what
+    // this session sent of it and awaits confirmation for (mid to rseq), at
+    // most max_inflight, and the rseq to send next.
+    std::unique_ptr<MqttSpool> spool_;
+    const std::string data_prefix_ = state_.topic("DDATA") + "/";
+    static constexpr size_t max_inflight = 1000;
+    std::map<int, uint64_t> inflight_;
+    uint64_t next_send_ = 0;
+    int64_t last_report_ms_ = 0;  // the last drop notice
+    // The mids on_publish saw, for the client thread to take (under
+    // acks_mutex_ only: on_publish may run with libmosquitto's lock held).
+    std::mutex acks_mutex_;
+    std::vector<int> acks_;
 
     std::atomic<int> acked_mid_{-1};
     // Messages handed to libmosquitto and not yet confirmed (QoS 1, 2) or
@@ -331,12 +441,31 @@ std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::strin
             return nullptr;
         }
     }
+    std::unique_ptr<MqttSpool> spool;
+    if (m.spool_dir) {
+        spool = MqttSpool::open(*m.spool_dir, m.spool_max_bytes, m.spool_max_age_ms, error);
+        if (!spool) {
+            error = "[mqtt]: cannot keep the spool: " + error;
+            return nullptr;
+        }
+        if (const uint64_t depth = spool->stats().depth)
+            spdlog::info("mqtt: spool {}: {} message(s) from before to send", *m.spool_dir, depth);
+    } else {
+        spool = std::make_unique<MqttSpool>(m.spool_max_bytes, m.spool_max_age_ms);
+        spdlog::info("mqtt: no [host] state-dir: the spool is in memory only (lost when devhost stops)");
+    }
     try {
-        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password);
+        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password, std::move(spool));
     } catch (const std::exception &e) {
         error = std::string("[mqtt]: ") + e.what();
         return nullptr;
     }
+}
+
+SpoolStats mqtt_spool_stats(EventSink &sink)
+{
+    auto *p = dynamic_cast<MqttPublisher *>(&sink);
+    return p ? p->spool_stats() : SpoolStats{};
 }
 
 }  // namespace devhost

@@ -12,12 +12,17 @@
 // (mosquitto_threaded_set: the queueing call wakes the client thread and
 // never writes to the socket itself).
 //
-// While the broker is away, messages are not published (counted, and the
-// count logged when it returns: this version keeps no spool); after each
-// connect, NBIRTH and every device's DBIRTH give the whole current state.
+// DDATA (step records, state changes) and NDATA go through the spool
+// (mqtt_spool.hpp: [host] state-dir/mqtt-spool, else in memory): each is
+// written there first, sent when connected, oldest first, with its "rseq",
+// and leaves the spool only once the broker confirmed it; a connection that
+// ends sends the unconfirmed ones again on the next, after its births.
+// Births and deaths are not spooled: after each connect, NBIRTH and every
+// device's DBIRTH give the whole current state.
 #pragma once
 
 #include "mqtt_config.hpp"
+#include "mqtt_spool.hpp"
 #include "serve.hpp"
 
 #include <memory>
@@ -29,5 +34,9 @@ namespace devhost {
 // background) at start(); nullptr with `error` (one line) when it cannot be made (the
 // password file refused, libmosquitto out of memory).
 std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::string &error);
+
+// The spool's depth, bytes and drops of a publisher make_mqtt_publisher
+// made (zeros for another sink); thread-safe (for the metrics).
+SpoolStats mqtt_spool_stats(EventSink &sink);
 
 }  // namespace devhost

@@ -141,6 +141,28 @@ std::vector<MqttMessage> FleetState::event(const json &ev, int64_t now_ms, bool 
     return {{topic("DDATA", name), j.dump(), false}};
 }
 
+std::vector<MqttMessage> FleetState::event_unstamped(const json &ev, int64_t now_ms)
+{
+    const uint64_t seq = seq_;
+    auto out = event(ev, now_ms, true);
+    seq_ = seq;
+    for (auto &m : out) {
+        json j = json::parse(m.payload);
+        j.erase("seq");
+        m.payload = j.dump();
+    }
+    return out;
+}
+
+std::string FleetState::stamp(const std::string &payload, const std::string &extra)
+{
+    const std::string rest = payload.size() > 2 ? "," + payload.substr(1) : "}";
+    std::string out = "{\"seq\":" + std::to_string(seq_++);
+    if (!extra.empty())
+        out += "," + extra.substr(0, extra.size() - 1);
+    return out + rest;
+}
+
 int64_t fleet_now_ms()
 {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -69,6 +69,13 @@ public:
     // and the next "seq" (a command's reply, mqtt_commands.hpp); strings
     // that are not UTF-8 are replaced, never thrown over.
     MqttMessage node_data(nlohmann::json payload, int64_t now_ms);
+    // Like event() with emit, but the messages carry no "seq": the
+    // publisher stamps each as it sends it (stamp()), so that messages it
+    // spooled keep the session's seq in sending order.
+    std::vector<MqttMessage> event_unstamped(const nlohmann::json &ev, int64_t now_ms);
+    // `payload` (a JSON object without "seq") with the session's next seq
+    // put first, then `extra` (members, each with its ',' after it).
+    std::string stamp(const std::string &payload, const std::string &extra = "");
 
     // Devices not alive: stale, waiting for their device, failed.
     static bool alive_state(const std::string &state);

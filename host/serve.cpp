@@ -89,6 +89,8 @@ std::vector<std::string> mqtt_changes(const MqttSettings &a, const MqttSettings 
     differ("password-file", a.password_file != b.password_file);
     differ("ca-file", a.ca_file != b.ca_file);
     differ("allow-commands", a.allow_commands != b.allow_commands);
+    differ("spool-max-bytes", a.spool_max_bytes != b.spool_max_bytes);
+    differ("spool-max-age", a.spool_max_age_ms != b.spool_max_age_ms);
     return keys;
 }
 
@@ -482,13 +484,18 @@ json ServeLoop::reload()
     json reply = json::object();
     const Config &running = setup_.config->config;
     for (const std::string &warning : {kept_warning("[host]", host_changes(running.host, next->config.host)),
-                                       kept_warning("[mqtt]", mqtt_changes(running.mqtt, next->config.mqtt))})
+                                       kept_warning("[mqtt]", mqtt_changes(running.mqtt, next->config.mqtt)),
+                                       kept_warning("[metrics]", running.metrics.enabled != next->config.metrics.enabled ||
+                                                                         running.metrics.listen != next->config.metrics.listen
+                                                                     ? std::vector<std::string>{"listen"}
+                                                                     : std::vector<std::string>{})})
         if (!warning.empty()) {
             spdlog::warn("reload: {}", warning);
             reply["warnings"].push_back(warning);
         }
     next->config.host = running.host;
     next->config.mqtt = running.mqtt;
+    next->config.metrics = running.metrics;
     std::vector<std::string> added, changed;
     for (auto &d : devices_) {
         if (d.leaving)

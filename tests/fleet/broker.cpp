@@ -58,7 +58,9 @@ Broker::Broker(const fs::path &dir, int port, const std::string &listener) : dir
     const fs::path conf = dir / ("mosquitto-" + std::to_string(port_) + ".conf");
     write_file(conf, "listener " + std::to_string(port_) + " 127.0.0.1\n" +
                          (listener.empty() ? "allow_anonymous true\n" : listener) +
-                         "persistence false\nlog_dest stdout\n" +
+                         // a listener that asks for persistence has it (Broker::stop saves it)
+                         (listener.find("persistence true") == std::string::npos ? "persistence false\n" : "") +
+                         "log_dest stdout\n" +
                          // as root it would drop to user mosquitto, who cannot read the test's files
                          std::string(::geteuid() == 0 ? "user root\n" : ""));
     process_ = std::make_unique<Child>(std::vector<std::string>{mosquitto_bin, "-c", conf.string()}, dir);
@@ -76,14 +78,22 @@ void Broker::kill()
     process_.reset();  // SIGKILL and wait
 }
 
+void Broker::stop()
+{
+    process_->signal(SIGTERM);
+    process_->wait(10s);
+    process_.reset();  // SIGKILL and wait, if it did not end
+}
+
 Subscriber::Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic,
-                       const std::vector<std::string> &options)
+                       const std::vector<std::string> &options, const std::vector<std::string> &sub_options)
 {
     const std::string port = std::to_string(broker.port());
     std::vector<std::string> common{"-h", "127.0.0.1", "-p", port};
     common.insert(common.end(), options.begin(), options.end());
     std::vector<std::string> argv{sub_bin, "-v", "-t", topic, "-t", probe_topic};
     argv.insert(argv.begin() + 1, common.begin(), common.end());
+    argv.insert(argv.end(), sub_options.begin(), sub_options.end());
     process_ = std::make_unique<Child>(argv, dir);
     const auto until = std::chrono::steady_clock::now() + 5s;
     while (process_->out().find(probe_topic) == std::string::npos) {

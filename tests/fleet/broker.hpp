@@ -21,12 +21,16 @@ class Broker {
 public:
     // Starts mosquitto in `dir` on a free port (or on `port`), waiting up to
     // 5 s for it to accept connections; throws if it does not. `listener`:
-    // lines for its listener (TLS files, a password file); none: anonymous.
+    // lines for its listener (TLS files, a password file; "persistence
+    // true" and its location); none: anonymous.
     explicit Broker(const fs::path &dir, int port = 0, const std::string &listener = "");
     int port() const { return port_; }
     std::string url() const { return "mqtt://127.0.0.1:" + std::to_string(port_); }
     // Kills it (SIGKILL) and waits for its end.
     void kill();
+    // Stops it (SIGTERM: with persistence, its database is saved), waiting
+    // up to 10 s, then kills it.
+    void stop();
 
 private:
     fs::path dir_;
@@ -44,9 +48,10 @@ class Subscriber {
 public:
     // mosquitto_sub on `topic` (a filter), started and given up to 5 s to
     // subscribe (it is known subscribed once a probe message it asked for
-    // arrives).
+    // arrives). `options`: for it and the probe's mosquitto_pub (TLS, a
+    // user); `sub_options`: for it only (a client id, a persistent session).
     Subscriber(const fs::path &dir, const Broker &broker, const std::string &topic,
-               const std::vector<std::string> &options = {});
+               const std::vector<std::string> &options = {}, const std::vector<std::string> &sub_options = {});
     std::vector<Seen> messages() const;
     // Waits up to `timeout` until `pred` holds for the messages seen so far.
     bool wait(const std::function<bool(const std::vector<Seen> &)> &pred, std::chrono::milliseconds timeout);
