@@ -829,7 +829,10 @@ int cmd_serve(const Cli &cli)
     }
     if (loaded->config.metrics.enabled) {  // like [mqtt]: read at start
         std::string error;
-        setup.metrics = make_metrics(loaded->config.metrics, error);
+        std::function<SpoolStats()> spool;
+        if (EventSink *fleet = setup.fleet.get())  // it outlives the metrics (ServeSetup's order)
+            spool = [fleet] { return mqtt_spool_stats(*fleet); };
+        setup.metrics = make_metrics(loaded->config.metrics, error, std::move(spool));
         if (!setup.metrics) {
             error_line(file.string() + ":" + std::to_string(loaded->config.metrics.listen_line) + ": " + error);
             return exit_usage;

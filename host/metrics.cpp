@@ -7,7 +7,9 @@
 
 #include <cerrno>
 #include <ctime>
+#include <functional>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <sys/timerfd.h>
 #include <system_error>
@@ -77,7 +79,17 @@ public:
             restarts.metric.push_back(counter(labels, d.worker_restarts));
         }
         count.metric.push_back(gauge({}, static_cast<double>(devices_.size())));
-        return {steps, bodies, last, stale, generation, state, restarts, count};
+        std::vector<MetricFamily> all{steps, bodies, last, stale, generation, state, restarts, count};
+        if (spool_) {  // [mqtt]: its spool
+            MetricFamily depth{"devhost_mqtt_spool_messages", "Messages in the MQTT spool, not yet confirmed",
+                               MetricType::Gauge, {gauge({}, static_cast<double>(spool_->depth))}};
+            MetricFamily bytes{"devhost_mqtt_spool_bytes", "Their bytes", MetricType::Gauge,
+                               {gauge({}, static_cast<double>(spool_->bytes))}};
+            MetricFamily dropped{"devhost_mqtt_spool_dropped_total", "Messages the spool dropped (over a bound)",
+                                 MetricType::Counter, {counter({}, spool_->dropped)}};
+            all.insert(all.end(), {depth, bytes, dropped});
+        }
+        return all;
     }
 
     // A record counts a step; a state event sets the state at once.
@@ -96,6 +108,12 @@ public:
             d.cls = ev.value("class", d.cls);
             d.generation = ev.value("generation", d.generation);
         }
+    }
+
+    void spool(SpoolStats stats)
+    {
+        std::lock_guard lock(mutex_);
+        spool_ = stats;
     }
 
     // The loop's own numbers (Handler::list()); a device not listed leaves.
@@ -136,12 +154,13 @@ private:
 
     mutable std::mutex mutex_;
     std::map<std::string, DeviceNumbers> devices_;
+    std::optional<SpoolStats> spool_;
 };
 
 class Metrics : public EventSink {
 public:
-    explicit Metrics(const MetricsSettings &m)
-        : exposer_(m.listen, 2), collector_(std::make_shared<DeviceCollector>()),
+    Metrics(const MetricsSettings &m, std::function<SpoolStats()> spool)
+        : spool_(std::move(spool)), exposer_(m.listen, 2), collector_(std::make_shared<DeviceCollector>()),
           timer_(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK))
     {
         if (!timer_)
@@ -158,9 +177,12 @@ public:
         uint64_t expirations = 0;
         [[maybe_unused]] ssize_t n = ::read(timer_.get(), &expirations, sizeof expirations);
         collector_->refresh(handler.list());
+        if (spool_)
+            collector_->spool(spool_());
     }
 
 private:
+    std::function<SpoolStats()> spool_;
     prometheus::Exposer exposer_;
     std::shared_ptr<DeviceCollector> collector_;
     UniqueFd timer_;
@@ -168,10 +190,11 @@ private:
 
 }  // namespace
 
-std::unique_ptr<EventSink> make_metrics(const MetricsSettings &m, std::string &error)
+std::unique_ptr<EventSink> make_metrics(const MetricsSettings &m, std::string &error,
+                                        std::function<SpoolStats()> spool)
 {
     try {
-        auto metrics = std::make_unique<Metrics>(m);
+        auto metrics = std::make_unique<Metrics>(m, std::move(spool));
         spdlog::info("metrics: serving http://{}/metrics", m.listen);
         return metrics;
     } catch (const std::exception &e) {

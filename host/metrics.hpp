@@ -16,8 +16,10 @@
 //   devhost_device_worker_restarts_total      counter: the device's worker
 //                                             died under it
 //
-// and devhost_devices (gauge: devices served). The spool depth is not
-// exported by this version.
+// and devhost_devices (gauge: devices served); with [mqtt], its spool:
+// devhost_mqtt_spool_messages and devhost_mqtt_spool_bytes (gauges: what
+// waits for the broker's confirmation) and devhost_mqtt_spool_dropped_total
+// (counter: dropped over spool-max-bytes or spool-max-age).
 //
 // Threading: the loop's events (publish(), EventSink) and a 1 s timerfd
 // the loop polls (fd(); process() reads the loop's Handler::list()) update
@@ -26,8 +28,10 @@
 #pragma once
 
 #include "metrics_config.hpp"
+#include "mqtt_spool.hpp"
 #include "serve.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,6 +39,8 @@ namespace devhost {
 
 // The metrics for `m`, their endpoint listening already; nullptr with
 // `error` (one line naming the address) when it cannot listen.
-std::unique_ptr<EventSink> make_metrics(const MetricsSettings &m, std::string &error);
+// `spool`, when given, is read each second for the spool's figures.
+std::unique_ptr<EventSink> make_metrics(const MetricsSettings &m, std::string &error,
+                                        std::function<SpoolStats()> spool = nullptr);
 
 }  // namespace devhost

@@ -114,6 +114,7 @@ private:
     {
         const size_t size = m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0;
         static_cast<MqttPublisher *>(self)->commands_.received(m->topic ? m->topic : "", m->payload, size, m->retain);
+    }
 
     // The spool dropped messages (over a bound): a log line, and an NDATA
     // {"event":"dropped","dropped":N} spooled after what is left, so the

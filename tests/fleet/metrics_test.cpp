@@ -137,3 +137,29 @@ TEST_CASE("metrics on a port already taken end serve with one line")
     CHECK(errs.back().find((dir / "m.ini").string() + ":4: [metrics] listen: cannot listen on 127.0.0.1:" +
                            std::to_string(port) + ": ") != std::string::npos);
 }
+
+TEST_CASE("metrics show the MQTT spool filling while no broker answers")
+{
+    if (const std::string why = curl_missing(); !why.empty())
+        DEVHOST_SKIP(why);
+    TempDir dir;
+    const int port = free_port();
+    // Nothing listens on the broker's port (a free one): every record waits
+    // in the spool (in memory: no state-dir).
+    write_file(dir / "m.ini", config(dir, port) + "[mqtt]\nbroker = mqtt://127.0.0.1:" + std::to_string(free_port()) +
+                                  "\nnode = n1\n");
+    Child devhost({devhost_exe().string(), "serve", "--output", (dir / "m.jsonl").string(), "--socket",
+                   (dir / "m.control").string(), (dir / "m.ini").string()},
+                  dir.path());
+    std::string text;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < until && value(text, "devhost_mqtt_spool_messages") < 6) {
+        std::this_thread::sleep_for(200ms);
+        text = scrape(port);
+    }
+    INFO(devhost.err() << text);
+    CHECK(value(text, "devhost_mqtt_spool_messages") >= 6);  // two bodies' records, at least
+    CHECK(value(text, "devhost_mqtt_spool_bytes") > 6 * 100);
+    CHECK(value(text, "devhost_mqtt_spool_dropped_total") == 0);
+    CHECK(text.find("# TYPE devhost_mqtt_spool_dropped_total counter") != std::string::npos);
+}
