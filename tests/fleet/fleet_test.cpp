@@ -101,7 +101,10 @@ TEST_CASE("births then data then the broker will after kill -9")
     CHECK(dbirth["seq"] == 1);
     CHECK(dbirth["class"] == "loop");
     CHECK(dbirth["path"] == "loop:a");
-    CHECK(dbirth["state"] == "setup");
+    // Its state when the connection came: before its setup ended, or after
+    // (a loaded machine); its state events come as DDATA either way.
+    const std::string born = dbirth.value("state", "");
+    CHECK((born == "setup" || born == "idle" || born == "running"));
     CHECK(dbirth.contains("generation"));
     // Data: the records of the steps, and the state changes.
     bool wrote = false, idle = false;
