@@ -5,7 +5,10 @@
 #include "common/output_file.hpp"
 #include "common/text.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,36 +25,141 @@
 
 namespace devhost {
 
-std::string json_string(std::string_view s)
-{
-    // Runs of characters that need no escape are appended whole: records
-    // carry kilobytes of hex and text per step.
-    std::string out;
-    out.reserve(s.size() + 2);
-    out.push_back('"');
-    size_t plain = 0;  // first character not yet appended
-    for (size_t i = 0; i < s.size(); i++) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            continue;
-        out.append(s.data() + plain, i - plain);
-        plain = i + 1;
+namespace {
+
+// Whether a byte goes into a JSON string as it is: printable ASCII but the
+// quote and the backslash. The same set passes text::to_printable unchanged.
+constexpr std::array<bool, 256> plain_bytes = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0x20; c < 0x7f; c++)
+        t[static_cast<size_t>(c)] = c != '"' && c != '\\';
+    return t;
+}();
+
+// A record's line, built in one string: each value is escaped as it is
+// appended, with no temporaries (the engine formats one record per step, so
+// this is on every step's path).
+class JsonLine {
+public:
+    explicit JsonLine(size_t reserve) { s_.reserve(reserve); }
+
+    JsonLine &raw(std::string_view v)
+    {
+        s_.append(v);
+        return *this;
+    }
+    template <typename Int>
+    JsonLine &num(Int v)
+    {
+        char buf[24];
+        const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+        s_.append(buf, static_cast<size_t>(end - buf));
+        return *this;
+    }
+    // A milliseconds figure as printf's "%.3f" writes it.
+    JsonLine &millis(double v)
+    {
+        char buf[64];
+        const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 3);
+        if (r.ec == std::errc()) {
+            s_.append(buf, static_cast<size_t>(r.ptr - buf));
+        } else {  // beyond 60 digits: what the record wrote before, cut at 31
+            std::snprintf(buf, 32, "%.3f", v);
+            s_.append(buf);
+        }
+        return *this;
+    }
+    // `v` as a JSON string: runs of characters that need no escape are
+    // appended whole (records carry kilobytes of hex and text per step).
+    JsonLine &str(std::string_view v)
+    {
+        s_.push_back('"');
+        size_t plain = 0;  // first character not yet appended
+        for (size_t i = 0; i < v.size(); i++) {
+            const auto c = static_cast<unsigned char>(v[i]);
+            if (plain_bytes[c])
+                continue;
+            s_.append(v.data() + plain, i - plain);
+            plain = i + 1;
+            escape(c);
+        }
+        s_.append(v.data() + plain, v.size() - plain);
+        s_.push_back('"');
+        return *this;
+    }
+    // `data` as a JSON string of lower-case hex (text::to_hex).
+    JsonLine &hex(const uint8_t *data, size_t len)
+    {
+        s_.push_back('"');
+        const size_t at = s_.size();
+        s_.resize(at + 2 * len);
+        char *p = s_.data() + at;
+        for (size_t i = 0; i < len; i++) {
+            *p++ = digits[data[i] >> 4];
+            *p++ = digits[data[i] & 15];
+        }
+        s_.push_back('"');
+        return *this;
+    }
+    // `data` as text::to_printable writes it (\r, \n, \t, \0, \\, \xHH),
+    // that as a JSON string: the same as str(to_printable(data, len)).
+    JsonLine &printable(const uint8_t *data, size_t len)
+    {
+        s_.push_back('"');
+        size_t plain = 0;  // first byte not yet appended
+        for (size_t i = 0; i < len; i++) {
+            const uint8_t c = data[i];
+            if (plain_bytes[c])
+                continue;
+            s_.append(reinterpret_cast<const char *>(data) + plain, i - plain);
+            plain = i + 1;
+            switch (c) {
+            case '\r': s_.append("\\\\r", 3); break;
+            case '\n': s_.append("\\\\n", 3); break;
+            case '\t': s_.append("\\\\t", 3); break;
+            case '\0': s_.append("\\\\0", 3); break;
+            case '\\': s_.append("\\\\\\\\", 4); break;
+            case '"': s_.append("\\\"", 2); break;
+            default: {
+                const char esc[5] = {'\\', '\\', 'x', digits[c >> 4], digits[c & 15]};
+                s_.append(esc, 5);
+            }
+            }
+        }
+        s_.append(reinterpret_cast<const char *>(data) + plain, len - plain);
+        s_.push_back('"');
+        return *this;
+    }
+
+    size_t size() const { return s_.size(); }
+    std::string take() { return std::move(s_); }
+
+private:
+    static constexpr char digits[] = "0123456789abcdef";
+
+    void escape(unsigned char c)
+    {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"': s_.append("\\\"", 2); break;
+        case '\\': s_.append("\\\\", 2); break;
+        case '\n': s_.append("\\n", 2); break;
+        case '\r': s_.append("\\r", 2); break;
+        case '\t': s_.append("\\t", 2); break;
         default: {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
+            const char esc[6] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 15]};
+            s_.append(esc, 6);
         }
         }
     }
-    out.append(s.data() + plain, s.size() - plain);
-    out.push_back('"');
-    return out;
+
+    std::string s_;
+};
+
+}  // namespace
+
+std::string json_string(std::string_view s)
+{
+    return JsonLine(s.size() + 2).str(s).take();
 }
 
 namespace {
@@ -72,46 +180,72 @@ static_assert(2 * record_data_shown + 5 * record_data_shown + 6 * (2 * max_name_
                   max_record_bytes,
               "the record bounds must add up to less than max_record_bytes");
 
-// UTC, ISO 8601 with microseconds, into `buf` (no allocation).
-void format_time(char (&buf)[64])
+// UTC, ISO 8601 with microseconds, into `buf` (no allocation); returns its
+// length (27). gmtime_r and the formatting of the date and time happen once
+// a second per thread, the microseconds every time: records come thousands
+// a second.
+size_t format_time(char (&buf)[64])
 {
-    auto now = std::chrono::system_clock::now();
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-    std::time_t secs = static_cast<std::time_t>(us / 1000000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us % 1000000));
+    thread_local std::time_t cached_secs = -1;
+    thread_local char cached[32];  // "YYYY-MM-DDTHH:MM:SS."
+    thread_local size_t cached_len = 0;
+    const auto now = std::chrono::system_clock::now();
+    const long long us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+    const auto secs = static_cast<std::time_t>(us / 1000000);
+    if (secs != cached_secs) {
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        const int n = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_len = n > 0 ? std::min(static_cast<size_t>(n), sizeof cached - 1) : 0;
+        cached_secs = secs;
+    }
+    std::memcpy(buf, cached, cached_len);
+    long long frac = us % 1000000;
+    for (size_t i = cached_len + 6; i > cached_len; i--, frac /= 10)
+        buf[i - 1] = static_cast<char>('0' + frac % 10);
+    buf[cached_len + 6] = 'Z';
+    buf[cached_len + 7] = '\0';
+    return cached_len + 7;
 }
 
 // `s` as a JSON string, its first `max` bytes and a note of the full length
 // when it is longer (then `field` joins the record's summarised list).
-std::string bounded(std::string_view s, size_t max, const char *field, std::vector<const char *> &summarised)
+void bounded(JsonLine &out, std::string_view s, size_t max, const char *field,
+             std::vector<const char *> &summarised)
 {
-    if (s.size() <= max)
-        return json_string(s);
+    if (s.size() <= max) {
+        out.str(s);
+        return;
+    }
     summarised.push_back(field);
-    return json_string(std::string(s.substr(0, max)) + "... (" + std::to_string(s.size()) + " bytes)");
+    out.str(std::string(s.substr(0, max)) + "... (" + std::to_string(s.size()) + " bytes)");
 }
 
-std::string info_json(const InfoList &info, std::vector<const char *> &summarised)
+void info_json(JsonLine &out, const InfoList &info, std::vector<const char *> &summarised)
 {
-    std::string s = "{";
+    out.raw("{");
+    size_t used = 1;
     std::vector<const char *> cut;  // keys or values cut count once, as "info"
     for (size_t i = 0; i < info.size(); i++) {
-        std::string entry = bounded(info[i].first, max_info_key, "info", cut) + ':' +
-                            bounded(info[i].second, max_info_value, "info", cut);
-        if (s.size() + entry.size() + 2 > max_info_json) {
+        JsonLine entry(info[i].first.size() + info[i].second.size() + 8);
+        bounded(entry, info[i].first, max_info_key, "info", cut);
+        entry.raw(":");
+        bounded(entry, info[i].second, max_info_value, "info", cut);
+        if (used + entry.size() + 2 > max_info_json) {
             cut.push_back("info");
             break;
         }
-        if (i)
-            s += ',';
-        s += entry;
+        if (i) {
+            out.raw(",");
+            used++;
+        }
+        used += entry.size();
+        out.raw(entry.take());
     }
     if (!cut.empty())
         summarised.push_back("info");
-    return s + "}";
+    out.raw("}");
 }
 
 // Appends `s` JSON-escaped (without quotes) at `p`: at most 6 characters a
@@ -176,7 +310,7 @@ namespace {
 
 // The data fields: hex and text of what `data` shows, and sha256 when the
 // record has one or its setting hashes the data.
-std::string data_fields(const Record &r, const RecordData &data, std::vector<const char *> &summarised)
+void data_fields(JsonLine &out, const Record &r, const RecordData &data, std::vector<const char *> &summarised)
 {
     // A file transfer's `data` is only the start of its `bytes`.
     const size_t wanted = data.shown(r.sha256.empty() ? r.data_len : std::max(r.data_len, r.bytes));
@@ -185,13 +319,11 @@ std::string data_fields(const Record &r, const RecordData &data, std::vector<con
         summarised.push_back("hex");
         summarised.push_back("text");
     }
-    std::string s = ",\"hex\":" + json_string(text::to_hex(r.data, shown)) +
-                    ",\"text\":" + json_string(text::to_printable(r.data, shown));
+    out.raw(",\"hex\":").hex(r.data, shown).raw(",\"text\":").printable(r.data, shown);
     if (!r.sha256.empty())
-        s += ",\"sha256\":\"" + r.sha256 + "\"";
+        out.raw(",\"sha256\":\"").raw(r.sha256).raw("\"");
     else if (data.hashed())
-        s += ",\"sha256\":\"" + Sha256::of(r.data, r.data_len) + "\"";
-    return s;
+        out.raw(",\"sha256\":\"").raw(Sha256::of(r.data, r.data_len)).raw("\"");
 }
 
 }  // namespace
@@ -199,42 +331,52 @@ std::string data_fields(const Record &r, const RecordData &data, std::vector<con
 std::string RecordWriter::format(const Record &r, const RecordData &data)
 {
     std::vector<const char *> summarised;
-    char time[64], duration[32];
-    format_time(time);
-    std::snprintf(duration, sizeof duration, "%.3f", r.duration_ms);
-    const std::string device = bounded(r.device, max_name_bytes, "device", summarised);
-    const std::string step = bounded(r.step, max_name_bytes, "step", summarised);
-    std::string s = "{\"time\":\"" + std::string(time) + "\",\"device\":" + device +
-                    ",\"seq\":" + std::to_string(r.seq) + ",\"step\":" + step;
+    char time[64];
+    const size_t time_len = format_time(time);
+    const size_t shown = std::min(data.shown(r.data_len), record_data_shown);
+    // Room for the usual record at once: 7 characters a byte shown is
+    // enough for hex and text but for control bytes, the rest is the
+    // fields' names and numbers.
+    JsonLine s(320 + 2 * (std::min(r.device.size(), max_name_bytes) + std::min(r.step.size(), max_name_bytes) +
+                          std::min(r.message.size(), max_message_bytes)) +
+               7 * shown);
+    s.raw("{\"time\":\"").raw(std::string_view(time, time_len)).raw("\",\"device\":");
+    bounded(s, r.device, max_name_bytes, "device", summarised);
+    s.raw(",\"seq\":").num(r.seq).raw(",\"step\":");
+    bounded(s, r.step, max_name_bytes, "step", summarised);
     if (r.line > 0)
-        s += ",\"line\":" + std::to_string(r.line);
+        s.raw(",\"line\":").num(r.line);
     if (r.repetition > 0)
-        s += ",\"repetition\":" + std::to_string(r.repetition);
-    s += ",\"status\":" + json_string(devhost_status_name(r.status)) + ",\"code\":" + std::to_string(r.status) +
-         ",\"duration_ms\":" + duration + ",\"bytes\":" + std::to_string(r.bytes) +
-         data_fields(r, data, summarised);
+        s.raw(",\"repetition\":").num(r.repetition);
+    s.raw(",\"status\":").str(devhost_status_name(r.status)).raw(",\"code\":").num(static_cast<int>(r.status));
+    s.raw(",\"duration_ms\":").millis(r.duration_ms).raw(",\"bytes\":").num(r.bytes);
+    data_fields(s, r, data, summarised);
     if (r.message_id)
-        s += ",\"message_id\":" + std::to_string(*r.message_id);
-    if (r.info)
-        s += ",\"info\":" + info_json(*r.info, summarised);
-    if (!r.message.empty())
-        s += ",\"message\":" + bounded(r.message, max_message_bytes, "message", summarised);
-    if (r.os_errno)
-        s += ",\"errno\":" + std::to_string(r.os_errno);
-    if (r.unwind)
-        s += ",\"unwind\":true";
-    if (r.generation > 0)
-        s += ",\"generation\":" + std::to_string(r.generation);
-    if (r.phase)
-        s += ",\"phase\":" + json_string(r.phase);
-    if (!summarised.empty()) {
-        s += ",\"summarised\":[";
-        for (size_t i = 0; i < summarised.size(); i++)
-            s += std::string(i ? "," : "") + '"' + summarised[i] + '"';
-        s += "]";
+        s.raw(",\"message_id\":").num(*r.message_id);
+    if (r.info) {
+        s.raw(",\"info\":");
+        info_json(s, *r.info, summarised);
     }
-    s += "}\n";
-    return s;
+    if (!r.message.empty()) {
+        s.raw(",\"message\":");
+        bounded(s, r.message, max_message_bytes, "message", summarised);
+    }
+    if (r.os_errno)
+        s.raw(",\"errno\":").num(r.os_errno);
+    if (r.unwind)
+        s.raw(",\"unwind\":true");
+    if (r.generation > 0)
+        s.raw(",\"generation\":").num(r.generation);
+    if (r.phase)
+        s.raw(",\"phase\":").str(r.phase);
+    if (!summarised.empty()) {
+        s.raw(",\"summarised\":[");
+        for (size_t i = 0; i < summarised.size(); i++)
+            s.raw(i ? ",\"" : "\"").raw(summarised[i]).raw("\"");
+        s.raw("]");
+    }
+    s.raw("}\n");
+    return s.take();
 }
 
 RecordWriter::RecordWriter(const std::string &target, RecordData data) : data_(data)
