@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -33,6 +34,34 @@ constexpr std::array<bool, 256> plain_bytes = [] {
     std::array<bool, 256> t{};
     for (int c = 0x20; c < 0x7f; c++)
         t[static_cast<size_t>(c)] = c != '"' && c != '\\';
+    return t;
+}();
+
+// The first byte at or after `i` (of `n`) that is not plain: eight bytes a
+// step while none of them is below 0x20, above 0x7e, a quote or a backslash
+// (each test exact for "any byte of the word"), then byte by byte.
+inline size_t plain_until(const unsigned char *p, size_t i, size_t n)
+{
+    constexpr uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const auto has_zero = [](uint64_t v) { return (v - ones) & ~v & highs; };
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        std::memcpy(&x, p + i, 8);
+        const uint64_t below_space = (x - ones * 0x20) & ~x & highs;
+        if (below_space | (x & highs) | has_zero(x ^ (ones * 0x7f)) | has_zero(x ^ (ones * '"')) |
+            has_zero(x ^ (ones * '\\')))
+            break;
+    }
+    while (i < n && plain_bytes[p[i]])
+        i++;
+    return i;
+}
+
+// Each byte's two lower-case hex digits.
+constexpr std::array<std::array<char, 2>, 256> hex_pairs = [] {
+    std::array<std::array<char, 2>, 256> t{};
+    for (size_t c = 0; c < 256; c++)
+        t[c] = {"0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
     return t;
 }();
 
@@ -73,30 +102,31 @@ public:
     // appended whole (records carry kilobytes of hex and text per step).
     JsonLine &str(std::string_view v)
     {
+        const auto *p = reinterpret_cast<const unsigned char *>(v.data());
         s_.push_back('"');
         size_t plain = 0;  // first character not yet appended
-        for (size_t i = 0; i < v.size(); i++) {
-            const auto c = static_cast<unsigned char>(v[i]);
-            if (plain_bytes[c])
-                continue;
+        for (size_t i = 0; (i = plain_until(p, i, v.size())) < v.size(); plain = ++i) {
             s_.append(v.data() + plain, i - plain);
-            plain = i + 1;
-            escape(c);
+            escape(p[i]);
         }
         s_.append(v.data() + plain, v.size() - plain);
         s_.push_back('"');
         return *this;
     }
-    // `data` as a JSON string of lower-case hex (text::to_hex).
+    // `data` as a JSON string of lower-case hex (text::to_hex), a byte's two
+    // digits at a time, through a buffer on the stack (resizing the line
+    // first would fill it with zeros to overwrite).
     JsonLine &hex(const uint8_t *data, size_t len)
     {
         s_.push_back('"');
-        const size_t at = s_.size();
-        s_.resize(at + 2 * len);
-        char *p = s_.data() + at;
-        for (size_t i = 0; i < len; i++) {
-            *p++ = digits[data[i] >> 4];
-            *p++ = digits[data[i] & 15];
+        char buf[1024];
+        while (len > 0) {
+            const size_t n = std::min(len, sizeof buf / 2);
+            for (size_t i = 0; i < n; i++)
+                std::memcpy(buf + 2 * i, hex_pairs[data[i]].data(), 2);
+            s_.append(buf, 2 * n);
+            data += n;
+            len -= n;
         }
         s_.push_back('"');
         return *this;
@@ -107,12 +137,9 @@ public:
     {
         s_.push_back('"');
         size_t plain = 0;  // first byte not yet appended
-        for (size_t i = 0; i < len; i++) {
-            const uint8_t c = data[i];
-            if (plain_bytes[c])
-                continue;
+        for (size_t i = 0; (i = plain_until(data, i, len)) < len; plain = ++i) {
             s_.append(reinterpret_cast<const char *>(data) + plain, i - plain);
-            plain = i + 1;
+            const uint8_t c = data[i];
             switch (c) {
             case '\r': s_.append("\\\\r", 3); break;
             case '\n': s_.append("\\\\n", 3); break;
