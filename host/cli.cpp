@@ -767,6 +767,7 @@ public:
     int fd() const override { return server_.fd(); }
     void process() override { server_.process(); }
     void publish(const nlohmann::json &event) override { server_.publish(event); }
+    bool watched() const override { return server_.subscribers() > 0; }
 
 private:
     control::Server server_;

@@ -205,6 +205,8 @@ int ServeLoop::run()
     for (;;) {
         uint64_t now = monotonic_ns();
         look_at_devices(now);
+        for (auto &[key, w] : workers_)
+            tell_live(w);  // a monitor came or went (control_->process)
         for (auto &d : devices_)
             schedule(d, now);
         forget_left();

@@ -54,6 +54,9 @@ public:
     virtual int fd() const = 0;
     virtual void process() = 0;
     virtual void publish(const nlohmann::json &event) = 0;
+    // Whether a client watches the events (devhost.Monitor): records are
+    // sent to the loop as they come only while one does, or a sink listens.
+    virtual bool watched() const = 0;
 };
 
 // Another listener of the loop's events (the same {"event":"state"} and

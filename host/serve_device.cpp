@@ -124,6 +124,8 @@ bool ServeLoop::send_phase(ServedDevice &d, const std::string &phase, uint64_t n
     } else if (phase == "body" && d.state != ServeState::Stale) {
         set_state(d, ServeState::Running);
     }
+    if (phase == "body" && !d.calls_running.empty())
+        request["reply"] = true;  // the records come back in "done", for the calls
     if (!send_message(w->process->channel(), request))
         return false;
     d.phase = phase;
@@ -170,7 +172,23 @@ void ServeLoop::start_worker(ServeWorkerProc &w)
                           {"record_mode", static_cast<int>(data.mode)},
                           {"record_head", data.head}};
     send_message(w.process->channel(), request, {w.source->files.fd_of(*w.plugin), records_.fd(), table_->fd()});
+    tell_live(w);
     spdlog::info("worker {} started (pid {})", w.key, w.process->pid());
+}
+
+bool ServeLoop::records_watched() const
+{
+    return (control_ && control_->watched()) || setup_.fleet || setup_.metrics;
+}
+
+// Tells worker `w` whether anyone watches records as they come (a monitor,
+// the fleet, the metrics), when that changed since it was last told: only
+// then does it send each record as it is written.
+void ServeLoop::tell_live(ServeWorkerProc &w)
+{
+    const bool live = records_watched();
+    if (w.process && w.live != live && send_message(w.process->channel(), {{"op", "live"}, {"on", live}}))
+        w.live = live;
 }
 
 void ServeLoop::drain(ServeWorkerProc &w)

@@ -69,6 +69,7 @@ struct ServeWorkerProc {
     std::optional<int32_t> killed_for;
     std::string killed_why, failure;
     uint64_t pings = 0, pongs = 0;
+    std::optional<bool> live;  // what it was last told by "live" (serve_worker.cpp)
 };
 
 class ServeLoop : public control::Handler {
@@ -97,6 +98,8 @@ private:
     bool send_phase(ServedDevice &d, const std::string &phase, uint64_t now);
     ServeWorkerProc *worker_for(ServedDevice &d);
     void start_worker(ServeWorkerProc &w);
+    bool records_watched() const;
+    void tell_live(ServeWorkerProc &w);
     void drain(ServeWorkerProc &w);
     void handle(ServeWorkerProc &w, Message &m);
     void phase_done(ServedDevice &d, const nlohmann::json &body, uint64_t now);

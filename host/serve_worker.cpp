@@ -8,6 +8,7 @@
 #include "worker.hpp"
 #include "worker_protocol.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <deque>
@@ -36,7 +37,9 @@ struct Served {
     int generation = 0;
     std::thread thread;  // the phase running or last run
     // The records of the phase running (its thread's alone), as written,
-    // for the supervisor: its control clients see them (calls, monitor).
+    // for the supervisor's "done": a call's reply. Kept only when the phase
+    // was asked with "reply" (a call waits for it).
+    bool reply = false;
     nlohmann::json records = nlohmann::json::array();
     size_t records_bytes = 0;
     size_t records_cut = 0;  // past the bound: not in "done" (the output has them)
@@ -83,6 +86,8 @@ public:
                 return;
             if (op == "ping")  // the watchdog's: this thread still answers
                 send_message(channel, {{"ev", "pong"}, {"n", m.body.value("n", 0)}});
+            else if (op == "live")  // whether anyone watches records as they come
+                live_.store(m.body.value("on", false), std::memory_order_relaxed);
             else if (op == "stop")
                 records_.stop_waiting(std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms / 2));
             else if (op == "device")
@@ -91,7 +96,7 @@ public:
                 forget(m.body.at("slot").get<int32_t>());
             else if (op == "setup" || op == "body" || op == "teardown")
                 start_phase(op, m.body.at("slot").get<int32_t>(), m.body.value("generation", 0),
-                            m.body.value("resolved", std::string()));
+                            m.body.value("resolved", std::string()), m.body.value("reply", false));
             else
                 worker_fail("serve: unknown request '" + op + "'");
         }
@@ -134,7 +139,8 @@ private:
 
     // `resolved`, for a setup, is the device this attach uses (an identity
     // resolved again), "" to keep the one it was given.
-    void start_phase(const std::string &phase, int32_t slot, int generation, const std::string &resolved)
+    void start_phase(const std::string &phase, int32_t slot, int generation, const std::string &resolved,
+                     bool reply)
     {
         auto it = devices_.find(slot);
         if (it == devices_.end())
@@ -145,6 +151,7 @@ private:
         if (phase == "setup" && !resolved.empty())
             s.plan.path = resolved;
         s.plan.config = &s.config;  // the map's node is stable
+        s.reply = reply;
         s.thread = std::thread([this, &s, phase, generation] {
             running = &s;
             s.records = json::array();
@@ -162,17 +169,24 @@ private:
     }
 
     // A record written by one of the phases (on its thread): sent to the
-    // supervisor at once, for its monitors and the fleet (every record, as
-    // it happens: a long body's are not held until it ends), and kept for
-    // the phase's "done" (a call's reply), up to its bound.
+    // supervisor at once while anyone watches ("live": its monitors, the
+    // fleet, the metrics; every record, as it happens: a long body's are not
+    // held until it ends), and kept for the phase's "done" when a call waits
+    // for it, up to its bound. Neither: nothing to do (the output has it),
+    // which spares a periodic body's every record a second formatting, a
+    // parse and a message.
     void keep(const Record &r)
     {
         Served *s = running;
-        if (!s)
+        const bool live = live_.load(std::memory_order_relaxed);
+        if (!s || (!live && !s->reply))
             return;
         const std::string line = RecordWriter::format(r, data_);
         json record = json::parse(line, nullptr, false);
-        send_message(channel, {{"ev", "record"}, {"slot", s->slot}, {"record", record}});
+        if (live)
+            send_message(channel, {{"ev", "record"}, {"slot", s->slot}, {"record", record}});
+        if (!s->reply)
+            return;
         s->records_bytes += line.size();
         if (s->records_bytes <= max_done_records_bytes)
             s->records.push_back(std::move(record));
@@ -249,6 +263,7 @@ private:
     RecordData data_;
     Engine engine_;
     std::map<int32_t, Served> devices_;
+    std::atomic<bool> live_{false};  // the supervisor's "live": records sent as they come
 };
 
 }  // namespace
