@@ -232,7 +232,7 @@ struct Rig {
         start_broker();
         watch();
     }
-    // The broker, on `port` (0: a free one).
+    // The broker, on the rig's port (a free one the first time).
     void start_broker()
     {
         broker = std::make_unique<Broker>(dir, port,
