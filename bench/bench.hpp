@@ -21,6 +21,10 @@
 
 #include <sys/types.h>
 
+namespace devhost::test {
+class Child;  // tests/support/devhost_test.hpp
+}
+
 namespace bench {
 
 namespace fs = std::filesystem;
@@ -176,5 +180,10 @@ fs::path raw_file(const Params &p, uint64_t size);
 
 // Loads one plugin file into a fresh registry; returns milliseconds.
 double load_plugin_here(const fs::path &file);
+
+// Waits (up to 60 s) until every one of `devices` devices of the `devhost
+// serve` in `serve` is set up (idle or running), asking its control socket
+// (serve.cpp); fails when serve ends first.
+void wait_set_up(devhost::test::Child &serve, const fs::path &socket, int devices);
 
 }  // namespace bench

@@ -82,7 +82,8 @@ struct Sample {
     size_t workers = 0;
 };
 
-// Waits (up to 60 s) until every one of `devices` devices is set up.
+}  // namespace
+
 void wait_set_up(devhost::test::Child &serve, const fs::path &socket, int devices)
 {
     const auto until = Clock::now() + std::chrono::seconds(60);
@@ -97,6 +98,8 @@ void wait_set_up(devhost::test::Child &serve, const fs::path &socket, int device
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
 }
+
+namespace {
 
 // One `devhost serve` run: the window's figures.
 Sample serve_once(const Params &p, const ServeShape &shape)

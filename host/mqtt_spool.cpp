@@ -1,5 +1,7 @@
 #include "mqtt_spool.hpp"
 
+#include "trusted_file.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -53,20 +55,6 @@ bool write_all(int fd, const std::string &text)
     return true;
 }
 
-// Why a spool file with this stat must not be used, or "".
-std::string refusal(const struct stat &st)
-{
-    if (!S_ISREG(st.st_mode))
-        return "is not a regular file";
-    if (st.st_uid != ::geteuid())
-        return "is owned by uid " + std::to_string(st.st_uid) + " (not uid " + std::to_string(::geteuid()) + ")";
-    if (st.st_nlink != 1)
-        return "has " + std::to_string(st.st_nlink) + " links";
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return "is writable by group or others";
-    return {};
-}
-
 // Opens `name` in `dir` (O_NOFOLLOW) and checks it; -1 with `error` set.
 UniqueFd open_checked(const trusted_dir::Dir &dir, const std::string &name, int flags, std::string &error)
 {
@@ -81,7 +69,7 @@ UniqueFd open_checked(const trusted_dir::Dir &dir, const std::string &name, int 
         error = "cannot stat " + shown + ": " + std::strerror(errno);
         return UniqueFd();
     }
-    if (std::string why = refusal(st); !why.empty()) {
+    if (std::string why = own_file_refusal(st); !why.empty()) {
         error = shown + " " + why;
         return UniqueFd();
     }

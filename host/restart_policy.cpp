@@ -3,6 +3,7 @@
 
 #include "common/text.hpp"
 #include "trusted_dir.hpp"
+#include "trusted_file.hpp"
 
 #include <devhost/unique_fd.hpp>
 
@@ -97,23 +98,6 @@ private:
     int fd_ = -1;
     int os_errno_ = 0;
 };
-
-// Why the ledger file with this stat must not be read, or "".
-std::string file_refusal(const struct stat &st)
-{
-    if (!S_ISREG(st.st_mode))
-        return "is not a regular file";
-    if (st.st_uid != ::geteuid())
-        return "is owned by uid " + std::to_string(st.st_uid) + " (not uid " + std::to_string(::geteuid()) + ")";
-    if (st.st_nlink != 1)
-        return "has " + std::to_string(st.st_nlink) + " links (another name for it is elsewhere)";
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return "is writable by group or others (mode " + mode_text(st.st_mode) + ")";
-    if (static_cast<uint64_t>(st.st_size) > RestartLedger::max_file_bytes)
-        return "is " + std::to_string(st.st_size) + " bytes; the limit is " +
-               std::to_string(RestartLedger::max_file_bytes);
-    return {};
-}
 
 bool write_all(int fd, const std::string &text)
 {
@@ -274,7 +258,7 @@ RestartLedger::Store::Read RestartLedger::Store::read(Records &out, std::string 
         problem = "stat " + file_shown_ + ": " + std::strerror(errno);
         return Read::Refused;
     }
-    if (std::string why = file_refusal(st); !why.empty()) {
+    if (std::string why = own_file_refusal(st, RestartLedger::max_file_bytes); !why.empty()) {
         problem = file_shown_ + " " + why;
         return Read::Refused;
     }

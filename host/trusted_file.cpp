@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <deque>
 #include <fcntl.h>
 #include <unistd.h>
@@ -215,6 +216,24 @@ UniqueFd open_trusted_file(const std::filesystem::path &file, struct stat &st, T
 {
     why = {};
     return Resolver(why).open(file, st);
+}
+
+std::string own_file_refusal(const struct stat &st, uint64_t max_bytes)
+{
+    if (!S_ISREG(st.st_mode))
+        return "is not a regular file";
+    if (st.st_uid != ::geteuid())
+        return "is owned by uid " + std::to_string(st.st_uid) + " (not uid " + std::to_string(::geteuid()) + ")";
+    if (st.st_nlink != 1)
+        return "has " + std::to_string(st.st_nlink) + " links (another name for it is elsewhere)";
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return "is writable by group or others (mode " + std::string(mode) + ")";
+    }
+    if (max_bytes && static_cast<uint64_t>(st.st_size) > max_bytes)
+        return "is " + std::to_string(st.st_size) + " bytes; the limit is " + std::to_string(max_bytes);
+    return {};
 }
 
 }  // namespace devhost

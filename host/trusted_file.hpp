@@ -24,6 +24,7 @@
 
 #include <devhost/unique_fd.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <sys/stat.h>
@@ -61,5 +62,13 @@ inline constexpr int max_symlinks_followed = 40;
 // regular file is ever opened for reading). Returns the descriptor with
 // `st` its fstat, or an empty UniqueFd with `why` saying what is wrong.
 UniqueFd open_trusted_file(const std::filesystem::path &file, struct stat &st, TrustRefusal &why);
+
+// Why a file devhost keeps for itself in a directory of its own (the MQTT
+// spool's files, the restart ledger: opened O_NOFOLLOW in a checked
+// directory, `st` its fstat) must not be used, or "": not a regular file,
+// not the host's effective user's, another name for it elsewhere (a hard
+// link), writable by group or others, or larger than `max_bytes` (0: any
+// size). Worded to follow the file's name: "FILE is not a regular file".
+std::string own_file_refusal(const struct stat &st, uint64_t max_bytes = 0);
 
 }  // namespace devhost

@@ -3,8 +3,8 @@
 // mosquitto_pub, replies and data watched with a real mosquitto_sub. Only
 // what [mqtt] allow-commands lists runs; everything else is answered on
 // PREFIX/GROUP/NDATA/NODE with the reason and logged, never run.
-#include "broker.hpp"
 #include "devhost_test.hpp"
+#include "fleet_fixture.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -29,15 +29,6 @@ std::string config(const TempDir &dir, const std::string &broker_url, const std:
            broker_url + "\ngroup = g1\nnode = n1\nkeepalive = 5s\nallow-commands = " + allow +
            "\n[device a]\nclass = loop\npath = loop:a\nsetup = open\nbody = write \"hi\"\n"
            "body = read exactly=2\nteardown = close\nrun = on-demand\n";
-}
-
-std::unique_ptr<Child> serve(const TempDir &dir)
-{
-    return std::make_unique<Child>(std::vector<std::string>{devhost_exe().string(), "serve", "--output",
-                                                            (dir / "fleet.jsonl").string(), "--socket",
-                                                            (dir / "fleet.control").string(),
-                                                            (dir / "fleet.ini").string()},
-                                   dir.path());
 }
 
 json payload(const Seen &s) { return json::parse(s.payload, nullptr, false); }
@@ -86,23 +77,20 @@ TEST_CASE("fleet commands not allowed or malformed are refused, never run")
 {
     if (const std::string why = broker_missing(); !why.empty())
         DEVHOST_SKIP(why);
-    TempDir dir;
-    Broker broker(dir.path());
-    Subscriber sub(dir.path(), broker, "devhost/#");
-    write_file(dir / "fleet.ini", config(dir, broker.url(), "rebirth"));
-    auto devhost = serve(dir);
+    Fleet f;
+    auto devhost = f.serve(config(f.dir, f.broker.url(), "rebirth"));
     INFO(devhost->err());
-    REQUIRE(sub.wait(idle, 20s));
+    REQUIRE(f.sub.wait(idle, 20s));
 
-    send(broker, base + "DCMD/n1/a", R"({"command":"call","id":"r1"})");
-    send(broker, base + "DCMD/n1/a", "not json");
-    send(broker, base + "DCMD/n1/zz", R"({"command":"rebirth"})");
-    send(broker, base + "DCMD/n1/a", R"({"command":"format-disk","id":3})");
-    send(broker, base + "DCMD/n1/a", std::string(5000, ' '));
-    send(broker, base + "NCMD/n1", R"(["rebirth"])");
-    REQUIRE(sub.wait([](const auto &seen) { return replies(seen).size() >= 6; }, 10s));
+    send(f.broker, base + "DCMD/n1/a", R"({"command":"call","id":"r1"})");
+    send(f.broker, base + "DCMD/n1/a", "not json");
+    send(f.broker, base + "DCMD/n1/zz", R"({"command":"rebirth"})");
+    send(f.broker, base + "DCMD/n1/a", R"({"command":"format-disk","id":3})");
+    send(f.broker, base + "DCMD/n1/a", std::string(5000, ' '));
+    send(f.broker, base + "NCMD/n1", R"(["rebirth"])");
+    REQUIRE(f.sub.wait([](const auto &seen) { return replies(seen).size() >= 6; }, 10s));
     std::this_thread::sleep_for(1s);  // a body that would wrongly run has time to report
-    const auto seen = sub.messages();
+    const auto seen = f.sub.messages();
     const auto r = replies(seen);
     INFO(devhost->err());
     REQUIRE(r.size() == 6);
@@ -130,17 +118,14 @@ TEST_CASE("fleet commands for a device the config lacks are refused")
 {
     if (const std::string why = broker_missing(); !why.empty())
         DEVHOST_SKIP(why);
-    TempDir dir;
-    Broker broker(dir.path());
-    Subscriber sub(dir.path(), broker, "devhost/#");
-    write_file(dir / "fleet.ini", config(dir, broker.url(), "call, reset"));
-    auto devhost = serve(dir);
+    Fleet f;
+    auto devhost = f.serve(config(f.dir, f.broker.url(), "call, reset"));
     INFO(devhost->err());
-    REQUIRE(sub.wait(idle, 20s));
-    send(broker, base + "DCMD/n1/b", R"({"command":"call"})");
-    send(broker, base + "DCMD/n1/a", R"({"command":"reset","id":"x"})");
-    REQUIRE(sub.wait([](const auto &seen) { return replies(seen).size() >= 2; }, 10s));
-    const auto r = replies(sub.messages());
+    REQUIRE(f.sub.wait(idle, 20s));
+    send(f.broker, base + "DCMD/n1/b", R"({"command":"call"})");
+    send(f.broker, base + "DCMD/n1/a", R"({"command":"reset","id":"x"})");
+    REQUIRE(f.sub.wait([](const auto &seen) { return replies(seen).size() >= 2; }, 10s));
+    const auto r = replies(f.sub.messages());
     INFO(devhost->err());
     CHECK(r[0]["ok"] == false);
     CHECK(r[0]["error"] == "no device \"b\"");
@@ -149,32 +134,29 @@ TEST_CASE("fleet commands for a device the config lacks are refused")
     CHECK(r[1]["ok"] == false);
     CHECK(r[1]["device"] == "a");
     CHECK(r[1]["error"] == "device 'a' is not failed (it is idle)");
-    CHECK(body_records(sub.messages()) == 0);
+    CHECK(body_records(f.sub.messages()) == 0);
 }
 
 TEST_CASE("an allowed fleet call runs the body and publishes its records")
 {
     if (const std::string why = broker_missing(); !why.empty())
         DEVHOST_SKIP(why);
-    TempDir dir;
-    Broker broker(dir.path());
-    Subscriber sub(dir.path(), broker, "devhost/#");
-    write_file(dir / "fleet.ini", config(dir, broker.url(), "call"));
+    Fleet f;
     // A retained command, there before serve subscribes: given at every
     // connect, so never run.
-    send(broker, base + "DCMD/n1/a", R"({"command":"call","id":"old"})", true);
-    auto devhost = serve(dir);
+    send(f.broker, base + "DCMD/n1/a", R"({"command":"call","id":"old"})", true);
+    auto devhost = f.serve(config(f.dir, f.broker.url(), "call"));
     INFO(devhost->err());
-    REQUIRE(sub.wait(idle, 20s));
-    REQUIRE(sub.wait([](const auto &seen) { return !replies(seen).empty(); }, 10s));
-    const json old = replies(sub.messages()).at(0);
+    REQUIRE(f.sub.wait(idle, 20s));
+    REQUIRE(f.sub.wait([](const auto &seen) { return !replies(seen).empty(); }, 10s));
+    const json old = replies(f.sub.messages()).at(0);
     CHECK(old["ok"] == false);
     CHECK(old["id"] == "old");
     CHECK(old["error"] == "a retained command is not run (publish commands without the retain flag)");
-    CHECK(body_records(sub.messages()) == 0);  // on-demand: nothing before the call
-    send(broker, base + "DCMD/n1/a", R"({"command":"call","id":"run-1"})");
-    REQUIRE(sub.wait([](const auto &seen) { return replies(seen).size() >= 2; }, 10s));
-    const auto seen = sub.messages();
+    CHECK(body_records(f.sub.messages()) == 0);  // on-demand: nothing before the call
+    send(f.broker, base + "DCMD/n1/a", R"({"command":"call","id":"run-1"})");
+    REQUIRE(f.sub.wait([](const auto &seen) { return replies(seen).size() >= 2; }, 10s));
+    const auto seen = f.sub.messages();
     INFO(devhost->err());
     const json r = replies(seen).at(1);
     CHECK(r["ok"] == true);
@@ -191,21 +173,18 @@ TEST_CASE("a rebirth asked on NCMD publishes NBIRTH and every DBIRTH again")
 {
     if (const std::string why = broker_missing(); !why.empty())
         DEVHOST_SKIP(why);
-    TempDir dir;
-    Broker broker(dir.path());
-    Subscriber sub(dir.path(), broker, "devhost/#");
-    write_file(dir / "fleet.ini", config(dir, broker.url(), "rebirth"));
-    auto devhost = serve(dir);
+    Fleet f;
+    auto devhost = f.serve(config(f.dir, f.broker.url(), "rebirth"));
     INFO(devhost->err());
-    REQUIRE(sub.wait(idle, 20s));
+    REQUIRE(f.sub.wait(idle, 20s));
     const auto births = [](const std::vector<Seen> &seen, const std::string &topic) {
         return std::count_if(seen.begin(), seen.end(), [&](const Seen &s) { return s.topic == topic; });
     };
-    CHECK(births(sub.messages(), base + "NBIRTH/n1") == 1);
-    send(broker, base + "NCMD/n1", R"({"command":"rebirth","id":7})");
-    REQUIRE(sub.wait([&](const auto &seen) { return births(seen, base + "DBIRTH/n1/a") == 2; }, 10s));
-    REQUIRE(sub.wait([](const auto &seen) { return !replies(seen).empty(); }, 10s));
-    const auto seen = sub.messages();
+    CHECK(births(f.sub.messages(), base + "NBIRTH/n1") == 1);
+    send(f.broker, base + "NCMD/n1", R"({"command":"rebirth","id":7})");
+    REQUIRE(f.sub.wait([&](const auto &seen) { return births(seen, base + "DBIRTH/n1/a") == 2; }, 10s));
+    REQUIRE(f.sub.wait([](const auto &seen) { return !replies(seen).empty(); }, 10s));
+    const auto seen = f.sub.messages();
     INFO(devhost->err());
     CHECK(births(seen, base + "NBIRTH/n1") == 2);
     json nbirths[2];

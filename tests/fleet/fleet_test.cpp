@@ -3,8 +3,8 @@
 // binary serving loop devices. Births then data, seq numbers without gaps,
 // the will (NDEATH) from the broker after kill -9, the death devhost
 // publishes itself on a clean stop, and a broker that comes up late.
-#include "broker.hpp"
 #include "devhost_test.hpp"
+#include "fleet_fixture.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -27,15 +27,6 @@ std::string config(const TempDir &dir, const std::string &broker_url)
            "\n[mqtt]\nbroker = " + broker_url + "\ngroup = g1\nnode = n1\nkeepalive = 5s\n"
            "[device a]\nclass = loop\npath = loop:a\nsetup = open\nbody = write \"hi\"\nbody = read exactly=2\n"
            "teardown = close\nrun = every 200ms\n";
-}
-
-std::unique_ptr<Child> serve(const TempDir &dir, const std::string &name = "fleet")
-{
-    return std::make_unique<Child>(std::vector<std::string>{devhost_exe().string(), "serve", "--output",
-                                                            (dir / (name + ".jsonl")).string(), "--socket",
-                                                            (dir / (name + ".control")).string(),
-                                                            (dir / (name + ".ini")).string()},
-                                   dir.path());
 }
 
 json payload(const Seen &s) { return json::parse(s.payload, nullptr, false); }
@@ -68,20 +59,17 @@ TEST_CASE("births then data then the broker will after kill -9")
 {
     if (const std::string why = broker_missing(); !why.empty())
         DEVHOST_SKIP(why);
-    TempDir dir;
-    Broker broker(dir.path());
-    Subscriber sub(dir.path(), broker, "devhost/#");
-    write_file(dir / "fleet.ini", config(dir, broker.url()));
-    auto devhost = serve(dir);
+    Fleet f;
+    auto devhost = f.serve(config(f.dir, f.broker.url()));
     const std::string ddata = node_topic + "DDATA/n1/a";
-    REQUIRE(sub.wait([&](const auto &seen) { return count(seen, ddata, "record") >= 4; }, 20s));
+    REQUIRE(f.sub.wait([&](const auto &seen) { return count(seen, ddata, "record") >= 4; }, 20s));
     const pid_t pid = devhost->pid();
     const auto workers = workers_of(pid);
     devhost->signal(SIGKILL);
     for (pid_t w : workers)
         ::kill(w, SIGKILL);
-    REQUIRE(sub.wait([&](const auto &seen) { return count(seen, node_topic + "NDEATH/n1") == 1; }, 10s));
-    const auto seen = sub.messages();
+    REQUIRE(f.sub.wait([&](const auto &seen) { return count(seen, node_topic + "NDEATH/n1") == 1; }, 10s));
+    const auto seen = f.sub.messages();
     INFO(devhost->err());
 
     // NBIRTH first: online, bdSeq, the device with its class and identity.
@@ -136,18 +124,15 @@ TEST_CASE("a clean stop publishes the death itself with seq")
 {
     if (const std::string why = broker_missing(); !why.empty())
         DEVHOST_SKIP(why);
-    TempDir dir;
-    Broker broker(dir.path());
-    Subscriber sub(dir.path(), broker, "devhost/#");
-    write_file(dir / "fleet.ini", config(dir, broker.url()));
-    auto devhost = serve(dir);
-    REQUIRE(sub.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= 2; }, 20s));
+    Fleet f;
+    auto devhost = f.serve(config(f.dir, f.broker.url()));
+    REQUIRE(f.sub.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= 2; }, 20s));
     devhost->signal(SIGTERM);
     const ProcessResult r = devhost->wait(20s);
     CHECK(r.exit_code == 0);
     INFO(devhost->err());
-    REQUIRE(sub.wait([&](const auto &seen) { return count(seen, node_topic + "NDEATH/n1") == 1; }, 5s));
-    const auto seen = sub.messages();
+    REQUIRE(f.sub.wait([&](const auto &seen) { return count(seen, node_topic + "NDEATH/n1") == 1; }, 5s));
+    const auto seen = f.sub.messages();
     check_seq(seen);
     // The teardown's record went out before the death.
     bool closed = false;
@@ -168,7 +153,7 @@ TEST_CASE("a broker that starts late gets the births when it comes")
     TempDir dir;
     const int port = free_port();
     write_file(dir / "fleet.ini", config(dir, "mqtt://127.0.0.1:" + std::to_string(port)));
-    auto devhost = serve(dir);
+    auto devhost = start_serve(dir);
     // Serving goes on without the broker: records are written.
     REQUIRE(devhost->wait_for_output(
         "mqtt: 127.0.0.1:" + std::to_string(port) + ": Connection refused; retrying in 500 ms", 10s));
@@ -204,7 +189,7 @@ TEST_CASE("a broker restart brings a new session with the next bdSeq")
     {
         Subscriber sub(dir.path(), *first, "devhost/#");
         write_file(dir / "fleet.ini", config(dir, first->url()));
-        auto devhost = serve(dir);
+        auto devhost = start_serve(dir);
         REQUIRE(sub.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= 2; }, 20s));
         before = payload(sub.messages().front())["bdSeq"].get<int64_t>();
         first->kill();
@@ -248,7 +233,7 @@ TEST_CASE("mqtts with a CA file and a user whose password is in a root-only file
                "ca-file = " + d + "/ca.pem\nusername = pc7\npassword-file = " + d + "/mqtt.pass\n");
     write_file(dir / "fleet.ini", ini);
     CHECK(run_devhost({"check", (dir / "fleet.ini").string()}).exit_code == 0);
-    auto devhost = serve(dir);
+    auto devhost = start_serve(dir);
     REQUIRE(sub.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= 2; }, 20s));
     CHECK(sub.messages()[0].topic == node_topic + "NBIRTH/n1");
     INFO(devhost->err());
@@ -262,7 +247,7 @@ TEST_CASE("mqtts with a CA file and a user whose password is in a root-only file
     write_file(dir / "wrong.ini", std::regex_replace(std::regex_replace(ini, std::regex("password-file = [^\n]*\n"),
                                                                         wrong),
                                                      std::regex("node = n1\n"), ""));
-    auto refused = serve(dir, "wrong");
+    auto refused = start_serve(dir, "wrong");
     CHECK(refused->wait_for_output("mqtt: localhost:" + std::to_string(broker.port()) +
                                        " refused the connection: Connection Refused: not authorised.",
                                    10s));
@@ -276,25 +261,22 @@ TEST_CASE("a device a reload removes has its death and nothing after")
 {
     if (const std::string why = broker_missing(); !why.empty())
         DEVHOST_SKIP(why);
-    TempDir dir;
-    Broker broker(dir.path());
-    Subscriber sub(dir.path(), broker, "devhost/#");
-    const std::string one = config(dir, broker.url());
+    Fleet f;
+    const std::string one = config(f.dir, f.broker.url());
     const std::string b = "[device b]\nclass = loop\npath = loop:b\nsetup = open\nbody = write \"b\"\n"
                           "teardown = close\nrun = every 200ms\n";
-    write_file(dir / "fleet.ini", one + b);
-    auto devhost = serve(dir);
+    auto devhost = f.serve(one + b);
     const std::string ddata_b = node_topic + "DDATA/n1/b";
-    REQUIRE(sub.wait([&](const auto &seen) { return count(seen, ddata_b, "record") >= 2; }, 20s));
-    write_file(dir / "fleet.ini", one);
+    REQUIRE(f.sub.wait([&](const auto &seen) { return count(seen, ddata_b, "record") >= 2; }, 20s));
+    write_file(f.dir / "fleet.ini", one);
     devhost->signal(SIGHUP);
     const std::string ddeath_b = node_topic + "DDEATH/n1/b";
-    REQUIRE(sub.wait([&](const auto &seen) { return count(seen, ddeath_b) == 1; }, 20s));
+    REQUIRE(f.sub.wait([&](const auto &seen) { return count(seen, ddeath_b) == 1; }, 20s));
     // Device a goes on; b published nothing after its death.
-    const size_t a_before = count(sub.messages(), node_topic + "DDATA/n1/a", "record");
-    REQUIRE(sub.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= a_before + 2; },
+    const size_t a_before = count(f.sub.messages(), node_topic + "DDATA/n1/a", "record");
+    REQUIRE(f.sub.wait([&](const auto &seen) { return count(seen, node_topic + "DDATA/n1/a", "record") >= a_before + 2; },
                      20s));
-    const auto seen = sub.messages();
+    const auto seen = f.sub.messages();
     bool dead = false;
     for (const auto &s : seen) {
         if (dead)

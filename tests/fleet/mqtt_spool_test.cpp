@@ -194,6 +194,19 @@ TEST_CASE("spool refuses a planted link, a second user, an open directory")
         CHECK_FALSE(MqttSpool::open((dir / "spool").string(), 4096, 1000, error));
         CHECK(error == (dir / "spool").string() + "/seg-00000000000000000001.jsonl is a symbolic link");
     }
+    SECTION("a hard link planted as a segment")
+    {
+        // The same words as the restart ledger's (trusted_file.hpp's
+        // own_file_refusal checks both).
+        fs::create_directory(dir / "spool");
+        ::chmod((dir / "spool").c_str(), 0700);
+        write_file(dir / "elsewhere", "");
+        ::chmod((dir / "elsewhere").c_str(), 0600);
+        fs::create_hard_link(dir / "elsewhere", dir / "spool" / "seg-00000000000000000001.jsonl");
+        CHECK_FALSE(MqttSpool::open((dir / "spool").string(), 4096, 1000, error));
+        CHECK(error == (dir / "spool").string() +
+                           "/seg-00000000000000000001.jsonl has 2 links (another name for it is elsewhere)");
+    }
     SECTION("a second serve on the same spool")
     {
         auto first = open_spool(dir);

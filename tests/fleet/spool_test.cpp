@@ -6,8 +6,8 @@
 // once, in order, without a gap; devhost killed -9 with records spooled:
 // the next serve sends them; a tiny spool: the oldest dropped, and an NDATA
 // says how many.
-#include "broker.hpp"
 #include "devhost_test.hpp"
+#include "fleet_fixture.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -32,15 +32,6 @@ std::string config(const TempDir &dir, int port, const std::string &mqtt_extra =
            std::to_string(port) + "\ngroup = g1\nnode = n1\nkeepalive = 5s\n" + mqtt_extra +
            "[device a]\nclass = loop\npath = loop:a\nsetup = open\nbody = write \"hi\"\nbody = read exactly=2\n"
            "teardown = close\nrun = every 200ms\n";
-}
-
-std::unique_ptr<Child> serve(const TempDir &dir, const std::string &name)
-{
-    return std::make_unique<Child>(std::vector<std::string>{devhost_exe().string(), "serve", "--output",
-                                                            (dir / (name + ".jsonl")).string(), "--socket",
-                                                            (dir / (name + ".control")).string(),
-                                                            (dir / "fleet.ini").string()},
-                                   dir.path());
 }
 
 void kill_serve(Child &devhost)
@@ -144,7 +135,7 @@ TEST_CASE("records spooled while the broker is stopped come after it, in order")
     const int port = broker->port();
     write_file(dir / "fleet.ini", config(dir, port));
     auto first = std::make_unique<Subscriber>(dir.path(), *broker, "devhost/#", std::vector<std::string>{}, session);
-    auto devhost = serve(dir, "fleet");
+    auto devhost = start_serve(dir);
     REQUIRE(first->wait([&](const auto &seen) { return records(seen) >= 3; }, 20s));
     broker->stop();
     const std::vector<Seen> before = first->messages();
@@ -218,7 +209,7 @@ TEST_CASE("records spooled before a kill -9 of devhost are sent by the next serv
     write_file(dir / "fleet.ini", config(dir, port));
     std::map<int64_t, json> waiting;
     {
-        auto devhost = serve(dir, "first");
+        auto devhost = start_serve(dir, "first", "fleet");
         REQUIRE(devhost->wait_for_output("Connection refused", 10s));
         const auto until = std::chrono::steady_clock::now() + 20s;
         while ((waiting = spool_on_disk(dir)).size() < 8 && std::chrono::steady_clock::now() < until)
@@ -232,7 +223,7 @@ TEST_CASE("records spooled before a kill -9 of devhost are sent by the next serv
 
     Broker broker(dir.path(), port);
     Subscriber sub(dir.path(), broker, "devhost/#");
-    auto devhost = serve(dir, "second");
+    auto devhost = start_serve(dir, "second", "fleet");
     const int64_t last_waiting = waiting.rbegin()->first;
     REQUIRE(sub.wait(
         [&](const auto &seen) {
@@ -273,7 +264,7 @@ TEST_CASE("a tiny spool drops the oldest and says how many")
     const int port = free_port();
     write_file(dir / "fleet.ini", config(dir, port, "spool-max-bytes = 4K\n"));
     {
-        auto devhost = serve(dir, "first");
+        auto devhost = start_serve(dir, "first", "fleet");
         REQUIRE(devhost->wait_for_output("mqtt: spool: dropped the ", 20s));
         devhost->signal(SIGTERM);  // a clean stop keeps the spool too
         CHECK(devhost->wait(20s).exit_code == 0);
@@ -288,7 +279,7 @@ TEST_CASE("a tiny spool drops the oldest and says how many")
 
     Broker broker(dir.path(), port);
     Subscriber sub(dir.path(), broker, "devhost/#");
-    auto devhost = serve(dir, "second");
+    auto devhost = start_serve(dir, "second", "fleet");
     REQUIRE(sub.wait([&](const auto &seen) { return records(seen) >= 10; }, 30s));
     devhost->signal(SIGTERM);
     CHECK(devhost->wait(20s).exit_code == 0);
@@ -330,7 +321,7 @@ TEST_CASE("serve refuses a spool directory another user planted")
     std::string ini = config(dir, free_port());
     ini.replace(ini.find((dir / "state").string()), (dir / "state").string().size(), (dir / "pub" / "state").string());
     write_file(dir / "fleet.ini", ini);
-    auto devhost = serve(dir, "fleet");
+    auto devhost = start_serve(dir);
     const ProcessResult r = devhost->wait(20s);
     CHECK(r.exit_code == 2);
     CHECK(devhost->err() == "devhost: error: " + (dir / "fleet.ini").string() +

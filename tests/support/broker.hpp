@@ -1,7 +1,8 @@
-// A real MQTT broker and subscriber for the fleet tests: Debian's mosquitto
-// on 127.0.0.1 at a free port, with a config written in the test's
-// directory, and mosquitto_sub printing "TOPIC PAYLOAD" lines. Both are
-// killed when they go out of scope, whatever the test's outcome.
+// A real MQTT broker and subscriber for the fleet tests (and the bench's
+// mqtt group, which compiles this file with devhost_test.cpp): Debian's
+// mosquitto on 127.0.0.1 at a free port, with a config written in the
+// test's directory, and mosquitto_sub printing "TOPIC PAYLOAD" lines. Both
+// are killed when they go out of scope, whatever the test's outcome.
 #pragma once
 
 #include "devhost_test.hpp"
