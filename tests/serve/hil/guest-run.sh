@@ -102,16 +102,20 @@ echo "HIL-STATUS-GONE"
 $DEVHOST status --socket /tmp/control
 sleep 3
 
-# Plugged again. When insmod returned and when /dev/ttyACM0 was first seen
-# (polled every 50 ms), in milliseconds of the wall clock, the clock of
-# serve's records: run-hil.sh prints the delays.
+# Plugged again. When insmod returned, when /dev/ttyACM0 was first seen
+# and (udev mode) when udev's by-id link was (polled every 50 ms), in
+# milliseconds of the wall clock, the clock of serve's records: run-hil.sh
+# prints the delays.
 # shellcheck disable=SC2086
 insmod /modules/g_serial.ko $gserial || echo "HIL-INSMOD-FAILED g_serial (again)"
 echo "HIL-INSMOD-AT $(now_ms)"
 seen=
+linked=
 n=0
 while ! gen_ok 2 body gadget && [ $n -lt 600 ]; do
     [ -z "$seen" ] && [ -e /dev/ttyACM0 ] && seen=$(now_ms) && echo "HIL-NODE-AT $seen"
+    [ -x /bin/udevadm ] && [ -z "$linked" ] && [ -n "$(ls /dev/serial/by-id 2>/dev/null)" ] &&
+        linked=$(now_ms) && echo "HIL-LINK-AT $linked"
     sleep 0.05
     n=$((n + 1))
 done

@@ -18,7 +18,8 @@
 # With `udev`, the guest runs Debian's systemd-udevd too (hil_udev; its
 # package is fetched into the hil cache like the kernel): serve watches
 # udev's events instead of the kernel's, and udev.ini names the host side
-# by its /dev/serial/by-id link, which 60-serial.rules makes.
+# by its /dev/serial/by-id link, which 60-serial.rules makes; udev's event
+# must be what brings it back (set up within 3 s of the link).
 #
 # Exit: 0 pass, 1 fail, 77 skipped (the reason is printed).
 set -u
@@ -149,6 +150,21 @@ say "from the second insmod g_serial's return (TCG): /dev/ttyACM0 seen after" \
     "$(since "$(sed -n 's/^HIL-NODE-AT //p' "$CONSOLE")") (polled every 50 ms)," \
     "gadget's generation 2 open after $(since "$(at_ms gadget 2 setup)")," \
     "its first body that succeeded after $(since "$(at_ms gadget 2 body)") (run = every 200ms)"
+if [ $mode = udev ]; then
+    # udev's event, sent once the link is made, is what wakes serve: with
+    # no event it looks at waiting devices only every 5 s, and inotify on
+    # /dev saw /dev/ttyACM0 come before udev had even seen the device.
+    link_at=$(sed -n 's/^HIL-LINK-AT //p' "$CONSOLE")
+    open_at=$(at_ms gadget 2 setup)
+    if [ -n "$link_at" ] && [ -n "$open_at" ] && [ $((open_at - link_at)) -lt 3000 ]; then
+        say "ok: gadget's generation 2 open within 3 s of the by-id link seen ($((open_at - link_at)) ms;" \
+            "below 0 when the guest's poll saw the link late)"
+    else
+        say "FAILED: gadget's generation 2 open not within 3 s of the by-id link seen" \
+            "(link at ${link_at:-?}, open at ${open_at:-?}): udev's event did not wake serve"
+        failures=$((failures + 1))
+    fi
+fi
 if [ $mode = udev ]; then
     hil_finish "devhost serve with udev re-attaches a USB device (g_serial over dummy_hcd) by its by-id link in QEMU"
 fi
