@@ -120,6 +120,9 @@ while ! gen_ok 2 body gadget && [ $n -lt 600 ]; do
     n=$((n + 1))
 done
 gen_ok 2 body gadget || echo "HIL-NO-GEN2"
+# A link the poll missed (generation 2 came first): seen now, later than it came.
+[ -x /bin/udevadm ] && [ -z "$linked" ] && [ -n "$(ls /dev/serial/by-id 2>/dev/null)" ] &&
+    echo "HIL-LINK-AT $(now_ms)"
 reader
 until_ok 'gen_ok 2 body gs' 100 || echo "HIL-NO-GEN2-GS"
 udev_links HIL-LINK-AGAIN
