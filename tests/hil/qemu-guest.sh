@@ -5,13 +5,14 @@
 #   hil_init NAME BUILD_DIR SOURCE_DIR   paths; WORK = BUILD_DIR/hil-work/NAME
 #   hil_tools                            qemu-system-x86 and busybox-static
 #   hil_kernel [MODULE...]               vmlinuz and these modules in $KDIR
+#   hil_udev [RULES...]                  (optional) udev in the initramfs too
 #   hil_initramfs PLUGIN GUEST_SCRIPT [MODULE...]   $WORK/initrd.gz
 #                                        (with $HIL_EXTRA_BINS in /opt/devhost/bin)
 #   hil_boot [QEMU_ARGS...]              boots; the console is in $CONSOLE
 #   check / check_rc / check_text / check_info ...  then hil_finish TEXT
 #
-# The cache (BUILD_DIR/hil-cache: the kernel package and what was extracted
-# from it) is shared by every hil test of a build, so the kernel is
+# The cache (BUILD_DIR/hil-cache: the kernel and udev packages and what was
+# extracted from them) is shared by every hil test of a build, so the kernel is
 # downloaded once; preparing it holds a lock, so tests may run in parallel.
 # Exit codes: 0 pass, 1 fail, 77 skipped (the reason is printed).
 
@@ -58,6 +59,20 @@ hil_tools() {
     [ -x "$BUSYBOX" ] || skip "no $BUSYBOX after installing busybox-static"
 }
 
+# Debian's package PKG as a .deb in $CACHE (fetched with `apt-get download`
+# once, then kept): its path in $DEB.
+fetch_deb() { # package
+    DEB=$(ls "$CACHE"/"$1"_*.deb 2>/dev/null | head -n 1)
+    [ -n "$DEB" ] && return 0
+    command -v apt-get >/dev/null 2>&1 || skip "no apt-get to fetch Debian's $1"
+    say "downloading $1"
+    (cd "$CACHE" && apt-get download "$1" >"$CACHE/download.log" 2>&1) ||
+        { apt-get update >"$CACHE/apt-update.log" 2>&1; (cd "$CACHE" && apt-get download "$1" >>"$CACHE/download.log" 2>&1); } ||
+        skip "apt-get download $1 failed (see $CACHE/download.log)"
+    DEB=$(ls "$CACHE"/"$1"_*.deb 2>/dev/null | head -n 1)
+    [ -n "$DEB" ] || skip "no $1 package in $CACHE"
+}
+
 # Debian's current linux-image-amd64 kernel, fetched with `apt-get download`;
 # only vmlinuz and the named modules are extracted (into $KDIR/NAME.ko). A
 # module depending on one not named is an error.
@@ -73,15 +88,8 @@ hil_kernel() { # module...
         pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
     fi
     [ -n "$pkg" ] || skip "cannot resolve linux-image-amd64 to a kernel image package"
-    deb=$(ls "$CACHE"/"$pkg"_*.deb 2>/dev/null | head -n 1)
-    if [ -z "$deb" ]; then
-        say "downloading $pkg"
-        (cd "$CACHE" && apt-get download "$pkg" >"$CACHE/download.log" 2>&1) ||
-            { apt-get update >"$CACHE/apt-update.log" 2>&1; (cd "$CACHE" && apt-get download "$pkg" >>"$CACHE/download.log" 2>&1); } ||
-            skip "apt-get download $pkg failed (see $CACHE/download.log)"
-        deb=$(ls "$CACHE"/"$pkg"_*.deb 2>/dev/null | head -n 1)
-    fi
-    [ -n "$deb" ] || skip "no $pkg package in $CACHE"
+    fetch_deb "$pkg"
+    deb=$DEB
     # A kernel from another package version would not load the cached modules.
     [ "$(cat "$KDIR/package" 2>/dev/null)" = "$(basename "$deb")" ] || rm -rf "$KDIR"
     rm -rf "$KDIR.tmp" && mkdir -p "$KDIR.tmp" "$KDIR" || fail "cannot create $KDIR.tmp"
@@ -108,9 +116,64 @@ hil_kernel() { # module...
     rm -rf "$KDIR.tmp"
 }
 
+# udev for the guest: systemd-udevd and udevadm (one program) from Debian's
+# udev package, fetched like the kernel and extracted into $UDEV_DIR, with the
+# named rules files of its /lib/udev/rules.d (e.g. 60-serial.rules for the
+# /dev/serial/by-id links). hil_initramfs then puts /bin/udevadm,
+# /bin/systemd-udevd, the rules and udevadm's shared libraries in the
+# initramfs; the guest starts udevd itself. The libraries are the host's,
+# like devhost's; one the host lacks is taken from udev's dependencies,
+# fetched and extracted beside it.
+hil_udev() { # rules...
+    UDEV_DIR="$CACHE/udev"
+    fetch_deb udev
+    if [ "$(cat "$UDEV_DIR/package" 2>/dev/null)" != "$(basename "$DEB")" ]; then
+        rm -rf "$UDEV_DIR" && mkdir -p "$UDEV_DIR" || fail "cannot create $UDEV_DIR"
+        dpkg-deb -x "$DEB" "$UDEV_DIR" || fail "cannot extract $DEB"
+        basename "$DEB" >"$UDEV_DIR/package"
+    fi
+    [ -x "$UDEV_DIR/bin/udevadm" ] || fail "no bin/udevadm in $DEB"
+    for r in "$@"; do [ -f "$UDEV_DIR/lib/udev/rules.d/$r" ] || fail "no rules $r in $DEB"; done
+    if [ -n "$(udev_missing)" ]; then
+        for pkg in $(apt-cache depends udev 2>/dev/null | sed -n 's/^ *Depends: \(lib[^ <>]*\)$/\1/p'); do
+            dpkg -s "$pkg" >/dev/null 2>&1 && continue
+            fetch_deb "$pkg"
+            dpkg-deb -x "$DEB" "$UDEV_DIR" || fail "cannot extract $DEB"
+        done
+        [ -z "$(udev_missing)" ] ||
+            skip "udevadm needs $(udev_missing | tr '\n' ' ')which neither this host nor udev's dependencies have"
+    fi
+    HIL_UDEV_RULES="$*"
+}
+udev_ldd() { # udevadm's libraries: the host's, or those extracted beside it
+    LD_LIBRARY_PATH="$UDEV_DIR/lib/x86_64-linux-gnu:$UDEV_DIR/usr/lib/x86_64-linux-gnu" ldd "$UDEV_DIR/bin/udevadm"
+}
+udev_missing() { udev_ldd | sed -n 's/^[[:space:]]*\([^ ]*\) => not found.*/\1/p'; }
+# The files ldd names (shared libraries, the dynamic loader).
+ldd_paths() { sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p' | sort -u; }
+# Copies these files into $ROOT at their paths less the prefix.
+copy_at() { # prefix file...
+    prefix=$1
+    shift
+    for f in "$@"; do
+        at=${f#"$prefix"}
+        mkdir -p "$ROOT$(dirname "$at")" && cp -L "$f" "$ROOT$at" || fail "cannot copy $f"
+    done
+}
+udev_root() { # hil_udev's programs, rules and libraries into $ROOT
+    mkdir -p "$ROOT/lib/udev/rules.d" "$ROOT/etc/udev" "$ROOT/run" || fail "cannot populate $ROOT"
+    cp "$UDEV_DIR/bin/udevadm" "$ROOT/bin/" && ln -s udevadm "$ROOT/bin/systemd-udevd" || fail "cannot copy udevadm"
+    for r in $HIL_UDEV_RULES; do
+        cp "$UDEV_DIR/lib/udev/rules.d/$r" "$ROOT/lib/udev/rules.d/" || fail "cannot copy $r"
+    done
+    # shellcheck disable=SC2046 # one path a word
+    copy_at "$UDEV_DIR" $(udev_ldd | ldd_paths)
+}
+
 # The initramfs: busybox, the guest script as /init, tests/hil/guest-lib.sh
 # as /hil/lib.sh, the plugin's hil/*.ini in /hil, devhost with its shared
-# libraries and the plugin, and the named modules in /modules.
+# libraries and the plugin, the named modules in /modules, and udev when
+# hil_udev was called.
 hil_initramfs() { # plugin guest_script module...
     plugin=$1 guest=$2
     shift 2
@@ -134,11 +197,9 @@ hil_initramfs() { # plugin guest_script module...
         cp "$extra" "$ROOT/opt/devhost/bin/" || fail "cannot copy $extra"
     done
     # Shared libraries and the dynamic loader, at the paths ldd names.
-    for lib in $(ldd "$BUILD_DIR/bin/devhost" "$so" ${HIL_EXTRA_BINS:-} |
-        sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p' | sort -u); do
-        mkdir -p "$ROOT$(dirname "$lib")"
-        cp -L "$lib" "$ROOT$lib" || fail "cannot copy $lib"
-    done
+    # shellcheck disable=SC2046,SC2086 # one path a word
+    copy_at "" $(ldd "$BUILD_DIR/bin/devhost" "$so" ${HIL_EXTRA_BINS:-} | ldd_paths)
+    if [ -n "${UDEV_DIR:-}" ]; then udev_root; fi
     cp "$guest" "$ROOT/init" && chmod 755 "$ROOT/init"
     cp "$SOURCE_DIR/tests/hil/guest-lib.sh" "$ROOT/hil/lib.sh"
     cp "$(dirname "$guest")"/*.ini "$ROOT/hil/"
