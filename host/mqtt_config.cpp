@@ -157,7 +157,13 @@ bool set_value(MqttSettings &m, const std::string &key, const std::string &value
         m.broker_line = line;
         return parse_broker(m, value, error);
     }
-    if (key == "client-id") {
+    if (key == "protocol") {
+        if (value != "3.1.1" && value != "5") {
+            error = "expected 3.1.1 or 5, got " + q(value);
+            return false;
+        }
+        m.mqtt5 = value == "5";
+    } else if (key == "client-id") {
         if (!level_value(value, s, error, "a client id"))
             return false;
         m.client_id = s;
@@ -235,7 +241,7 @@ std::string machine_id()
 const std::vector<std::string> &mqtt_keys()
 {
     static const std::vector<std::string> keys = {
-        "broker",   "client-id", "group",         "node",    "topic-prefix",  "qos",
+        "broker",   "protocol", "client-id", "group",         "node",    "topic-prefix",  "qos",
         "keepalive", "username", "password-file", "ca-file", "allow-commands", "spool-max-bytes", "spool-max-age"};
     return keys;
 }

@@ -3,6 +3,7 @@
 //
 //   broker = mqtt://HOST[:PORT] | mqtts://HOST[:PORT]   (required; ports
 //                    1883 and 8883 by default; [v6 address] in brackets)
+//   protocol = 3.1.1|5  the MQTT version spoken (default: 3.1.1)
 //   client-id = ID   default: devhost- and /etc/machine-id
 //   group = NAME     the Sparkplug group (default: devhost)
 //   node = NAME      the node's name (default: the host name)
@@ -40,6 +41,7 @@ struct MqttSettings {
     int line = 0;          // its first entry
     std::string broker;    // as written
     int broker_line = 0;
+    bool mqtt5 = false;    // protocol = 5 (else 3.1.1)
     bool tls = false;      // mqtts://
     std::string host;
     int port = 0;

@@ -204,6 +204,18 @@ private:
     {
         static_cast<MqttPublisher *>(self)->connected_ = false;
     }
+    // MQTT 5: a PUBACK or PUBREC may carry a failure (not authorised for
+    // the topic, quota exceeded): logged, once per reason until a success;
+    // the message leaves the spool all the same (sent again, it would be
+    // refused again; a 3.1.1 broker drops such a message silently).
+    static void on_publish_v5(mosquitto *mosq, void *self, int mid, int reason, const mosquitto_property *)
+    {
+        auto *p = static_cast<MqttPublisher *>(self);
+        if (reason >= 0x80 && reason != p->last_publish_refusal_)
+            spdlog::warn("mqtt: the broker refused a message (mid {}): {}", mid, mosquitto_reason_string(reason));
+        p->last_publish_refusal_ = reason >= 0x80 ? reason : 0;
+        on_publish(mosq, self, mid);
+    }
     static void on_publish(mosquitto *, void *self, int mid)
     {
         auto *p = static_cast<MqttPublisher *>(self);
@@ -218,13 +230,15 @@ private:
     }
 
     // CONNACK: refused (logged, and the thread reconnects after its
-    // backoff), or accepted: the births, seq from 0.
+    // backoff), or accepted: the births, seq from 0. `rc` is the CONNACK's
+    // return code (3.1.1) or its reason code (5): libmosquitto passes
+    // either to the plain callback.
     void connected(int rc)
     {
         if (rc != 0) {
             if (rc != last_refusal_)  // once, not at every retry
                 spdlog::error("mqtt: {}:{} refused the connection: {}", settings_.host, settings_.port,
-                              mosquitto_connack_string(rc));
+                              settings_.mqtt5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
             last_refusal_ = rc;
             return;
         }
@@ -258,10 +272,20 @@ private:
         if (!mosq)
             throw std::runtime_error("cannot make an MQTT client (out of memory or a bad client id)");
         mosquitto_threaded_set(mosq.get(), true);
-        mosquitto_int_option(mosq.get(), MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        // [mqtt] protocol. With MQTT 5 the calls without _v5 (connect_async,
+        // will_set, publish, subscribe, disconnect) are libmosquitto's _v5
+        // ones without properties, which is all we need: no will delay
+        // (the death is announced at once, as with 3.1.1), no session kept
+        // after a disconnect (clean start), no message expiry (the spool
+        // bounds ages). Only the PUBACK's reason code needs the v5 callback.
+        mosquitto_int_option(mosq.get(), MOSQ_OPT_PROTOCOL_VERSION,
+                             settings_.mqtt5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
         mosquitto_connect_callback_set(mosq.get(), &MqttPublisher::on_connect);
         mosquitto_disconnect_callback_set(mosq.get(), &MqttPublisher::on_disconnect);
-        mosquitto_publish_callback_set(mosq.get(), &MqttPublisher::on_publish);
+        if (settings_.mqtt5)
+            mosquitto_publish_v5_callback_set(mosq.get(), &MqttPublisher::on_publish_v5);
+        else
+            mosquitto_publish_callback_set(mosq.get(), &MqttPublisher::on_publish);
         mosquitto_message_callback_set(mosq.get(), &MqttPublisher::on_message);
         if (settings_.username && password_)
             mosquitto_username_pw_set(mosq.get(), settings_.username->c_str(), password_->c_str());
@@ -423,6 +447,7 @@ private:
     std::atomic<int64_t> queued_{0};
     bool first_ = true;     // client thread only
     int last_refusal_ = 0;  // client thread only: the last CONNACK refusal logged
+    int last_publish_refusal_ = 0;  // client thread only (MQTT 5): the last PUBACK refusal logged
     std::mutex wake_mutex_;
     std::condition_variable wake_;
     bool stop_ = false;

@@ -79,6 +79,7 @@ std::vector<std::string> mqtt_changes(const MqttSettings &a, const MqttSettings 
             keys.emplace_back(key);
     };
     differ("broker", a.enabled != b.enabled || a.broker != b.broker);
+    differ("protocol", a.mqtt5 != b.mqtt5);
     differ("client-id", a.client_id != b.client_id);
     differ("group", a.group != b.group);
     differ("node", a.node != b.node);

@@ -60,7 +60,7 @@ Broker::Broker(const fs::path &dir, int port, const std::string &listener) : dir
                          (listener.empty() ? "allow_anonymous true\n" : listener) +
                          // a listener that asks for persistence has it (Broker::stop saves it)
                          (listener.find("persistence true") == std::string::npos ? "persistence false\n" : "") +
-                         "log_dest stdout\n" +
+                         "log_dest stderr\n" +  // unbuffered: Broker::log reads it as it comes
                          // as root it would drop to user mosquitto, who cannot read the test's files
                          std::string(::geteuid() == 0 ? "user root\n" : ""));
     process_ = std::make_unique<Child>(std::vector<std::string>{mosquitto_bin, "-c", conf.string()}, dir);
@@ -68,10 +68,12 @@ Broker::Broker(const fs::path &dir, int port, const std::string &listener) : dir
     while (!accepts(port_)) {
         if (std::chrono::steady_clock::now() > until)
             throw std::runtime_error("mosquitto did not listen on port " + std::to_string(port_) +
-                                     " within 5 s: " + process_->out() + process_->err());
+                                     " within 5 s: " + process_->err());
         std::this_thread::sleep_for(20ms);
     }
 }
+
+std::string Broker::log() const { return process_ ? process_->err() : ""; }
 
 void Broker::kill()
 {

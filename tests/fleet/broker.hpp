@@ -25,6 +25,9 @@ public:
     // true" and its location); none: anonymous.
     explicit Broker(const fs::path &dir, int port = 0, const std::string &listener = "");
     int port() const { return port_; }
+    // What it logged so far (log_dest stderr): who connected, with which
+    // protocol ("(p5, c1, k5)" for MQTT 5), and why a TLS handshake failed.
+    std::string log() const;
     std::string url() const { return "mqtt://127.0.0.1:" + std::to_string(port_); }
     // Kills it (SIGKILL) and waits for its end.
     void kill();
