@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace devhost {
@@ -36,9 +37,9 @@ void init_library()
 class MqttPublisher : public EventSink {
 public:
     MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password,
-                  std::unique_ptr<MqttSpool> spool)
+                  UniqueFd key, std::unique_ptr<MqttSpool> spool)
         : settings_(m), node_(std::move(node)), client_id_(std::move(client_id)), password_(std::move(password)),
-          state_(m.prefix, m.group, node_, DEVHOST_VERSION), spool_(std::move(spool)),
+          key_(std::move(key)), state_(m.prefix, m.group, node_, DEVHOST_VERSION), spool_(std::move(spool)),
           commands_(m.prefix, m.group, node_, m.allow_commands,
                     {[this](json r) { reply(std::move(r)); }, [this] { rebirth(); }})
     {
@@ -243,6 +244,10 @@ private:
             return;
         }
         last_refusal_ = 0;
+        {
+            std::lock_guard lock(log_mutex_);
+            logged_.clear();
+        }
         std::lock_guard lock(mutex_);
         connected_ = true;
         if (unsent_)
@@ -289,14 +294,49 @@ private:
         mosquitto_message_callback_set(mosq.get(), &MqttPublisher::on_message);
         if (settings_.username && password_)
             mosquitto_username_pw_set(mosq.get(), settings_.username->c_str(), password_->c_str());
-        if (settings_.tls) {
-            const int rc =
-                mosquitto_tls_set(mosq.get(), settings_.ca_file ? settings_.ca_file->c_str() : nullptr,
-                                  settings_.ca_file ? nullptr : "/etc/ssl/certs", nullptr, nullptr, nullptr);
-            if (rc != MOSQ_ERR_SUCCESS)
-                throw std::runtime_error(std::string("TLS: ") + mosquitto_strerror(rc));
-        }
+        if (settings_.tls)
+            set_tls(mosq.get());
+        mosquitto_log_callback_set(mosq.get(), &MqttPublisher::on_log);
         return mosq;
+    }
+
+    // The CA (or the system's), and with cert-file the client certificate
+    // and its key. libmosquitto takes paths and OpenSSL opens them at each
+    // connect; the key is given as /proc/self/fd/N of the descriptor
+    // open_private_file checked (O_NOFOLLOW, owner, mode), which opens that
+    // same file again whatever has been renamed or linked in its path since
+    // (a key file replaced in place by its owner, root, is theirs to make).
+    void set_tls(mosquitto *mosq)
+    {
+        const std::string key = key_ ? "/proc/self/fd/" + std::to_string(key_.get()) : "";
+        const int rc = mosquitto_tls_set(mosq, settings_.ca_file ? settings_.ca_file->c_str() : nullptr,
+                                         settings_.ca_file ? nullptr : "/etc/ssl/certs",
+                                         settings_.cert_file ? settings_.cert_file->c_str() : nullptr,
+                                         key_ ? key.c_str() : nullptr, &MqttPublisher::no_passphrase);
+        if (rc != MOSQ_ERR_SUCCESS)
+            throw std::runtime_error(std::string("TLS: ") + mosquitto_strerror(rc) +
+                                     (rc == MOSQ_ERR_INVAL ? " (a CA, certificate or key file that cannot be read)"
+                                                           : ""));
+    }
+
+    // An encrypted key fails to load (logged through on_log) instead of
+    // OpenSSL asking for its passphrase on a terminal.
+    static int no_passphrase(char *, int, int, void *) { return 0; }
+
+    // libmosquitto's own errors (why a TLS handshake failed: OpenSSL's
+    // reason, such as the broker's "alert certificate required"): logged
+    // once each until the next connection succeeds, not at every retry.
+    static void on_log(mosquitto *, void *self, int level, const char *text)
+    {
+        if (level != MOSQ_LOG_ERR || !text)
+            return;
+        auto *p = static_cast<MqttPublisher *>(self);
+        {
+            std::lock_guard lock(p->log_mutex_);  // never held around a libmosquitto call
+            if (!p->logged_.insert(text).second || p->logged_.size() > 32)
+                return;
+        }
+        spdlog::error("mqtt: {}", text);
     }
 
     void set_will()
@@ -413,6 +453,9 @@ private:
     MqttSettings settings_;
     std::string node_, client_id_;
     std::optional<std::string> password_;
+    UniqueFd key_;  // [mqtt] key-file, checked (open_private_file), open while we run
+    std::mutex log_mutex_;  // below: libmosquitto's errors logged since the last connection
+    std::set<std::string> logged_;
     // The connection's client: replaced by the client thread between
     // connections under mutex_; the serve thread uses it under mutex_ only
     // while connected_.
@@ -467,6 +510,14 @@ std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::strin
             return nullptr;
         }
     }
+    UniqueFd key;
+    if (m.key_file) {
+        key = open_private_file(*m.key_file, "key file", max_key_file_bytes, error);
+        if (!key) {
+            error = "[mqtt] key-file: " + error;
+            return nullptr;
+        }
+    }
     std::unique_ptr<MqttSpool> spool;
     if (m.spool_dir) {
         spool = MqttSpool::open(*m.spool_dir, m.spool_max_bytes, m.spool_max_age_ms, error);
@@ -481,7 +532,8 @@ std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::strin
         spdlog::info("mqtt: no [host] state-dir: the spool is in memory only (lost when devhost stops)");
     }
     try {
-        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password, std::move(spool));
+        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password, std::move(key),
+                                               std::move(spool));
     } catch (const std::exception &e) {
         error = std::string("[mqtt]: ") + e.what();
         return nullptr;

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -120,6 +121,19 @@ bool make_certificates(const fs::path &dir)
            ok({"/usr/bin/openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
                d + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile", d + "/san.cnf", "-out",
                d + "/server.pem"});
+}
+
+bool make_client_certificate(const fs::path &dir, const std::string &ca, const std::string &name)
+{
+    const auto ok = [](const std::vector<std::string> &argv) { return run_process(argv, {30s}).exit_code == 0; };
+    const std::string d = dir.string() + "/";
+    write_file(dir / "client.cnf", "extendedKeyUsage = clientAuth\n");
+    return ok({"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name, "-keyout",
+               d + name + ".key", "-out", d + name + ".csr"}) &&
+           ok({"/usr/bin/openssl", "x509", "-req", "-in", d + name + ".csr", "-CA", d + ca + ".pem", "-CAkey",
+               d + ca + ".key", "-CAcreateserial", "-days", "2", "-extfile", d + "client.cnf", "-out",
+               d + name + ".pem"}) &&
+           ::chmod((d + name + ".key").c_str(), 0600) == 0;
 }
 
 std::vector<Seen> Subscriber::messages() const

@@ -66,6 +66,10 @@ private:
 // A CA and a certificate of it for localhost and 127.0.0.1, made with
 // openssl in `dir`: ca.pem, server.pem, server.key. False if openssl failed.
 bool make_certificates(const fs::path &dir);
+// A client certificate of the CA `ca` (CA.pem and CA.key in `dir`, from
+// make_certificates) with CN `name`: NAME.pem and NAME.key (mode 0600) in
+// `dir`. False if openssl failed.
+bool make_client_certificate(const fs::path &dir, const std::string &ca, const std::string &name);
 
 // A port nothing listens on now (bound, read, closed).
 int free_port();

@@ -146,12 +146,12 @@ TEST_CASE("a key file others may read or another user owns is refused")
     const fs::path key = dir / "client.key";
     write_file(dir / "n1.ini", config(dir, 8883, "n1", client_keys(dir, "client")));
     const std::string ini = (dir / "n1.ini").string();
-    const std::string where = ini + ":5: [mqtt] key-file: key file '" + key.string() + "'";
+    const std::string where = ini + ":7: [mqtt] key-file: key file '" + key.string() + "'";
 
     REQUIRE(::chmod(key.c_str(), 0644) == 0);
     ProcessResult r = run_devhost({"check", ini});
     CHECK(r.exit_code == 2);
-    CHECK(r.err == "devhost: " + where + " has mode 0644: others may read it (chmod 600 it)\n");
+    CHECK(r.err == "devhost: error: " + where + " has mode 0644: others may read it (chmod 600 it)\n");
     // serve refuses it the same way, before it starts anything.
     r = run_devhost({"serve", "--socket", (dir / "s.control").string(), ini}, {.timeout = 20s});
     CHECK(r.exit_code == 2);
@@ -163,7 +163,7 @@ TEST_CASE("a key file others may read or another user owns is refused")
     REQUIRE(::chown(key.c_str(), 65534, 65534) == 0);
     r = run_devhost({"check", ini});
     CHECK(r.exit_code == 2);
-    CHECK(r.err == "devhost: " + where + " is owned by uid 65534: it must be root's\n");
+    CHECK(r.err == "devhost: error: " + where + " is owned by uid 65534: it must be root's\n");
     // A symbolic link to a good key file is not followed.
     REQUIRE(::chown(key.c_str(), 0, 0) == 0);
     fs::create_symlink(key, dir / "link.key");
