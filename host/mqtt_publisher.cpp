@@ -44,6 +44,10 @@ public:
                     {[this](json r) { reply(std::move(r)); }, [this] { rebirth(); }})
     {
         init_library();
+        // Sparkplug: bdSeq counts on across restarts (kept in the spool's
+        // directory); without [host] state-dir, from 0 at each start.
+        if (const auto last = spool_->last_bd_seq())
+            bd_seq_ = *last + 1;
         mosq_ = make_client();  // the first connection's; its mistakes are found now
     }
 
@@ -342,6 +346,7 @@ private:
     void set_will()
     {
         std::lock_guard lock(mutex_);
+        spool_->keep_bd_seq(bd_seq_);  // before the broker may hold this will
         const MqttMessage will = state_.will(bd_seq_);
         mosquitto_will_set(mosq_.get(), will.topic.c_str(), static_cast<int>(will.payload.size()),
                            will.payload.data(), std::max(settings_.qos, 1), true);
