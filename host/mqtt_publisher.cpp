@@ -345,8 +345,12 @@ private:
 
     void set_will()
     {
+        // Kept before the broker may hold this will. Outside mutex_, so that
+        // its fsync never holds up the serve thread: bd_seq_ is written by
+        // this thread only, and keep_bd_seq touches only the spool's bdSeq
+        // members, which nothing else does after its construction.
+        spool_->keep_bd_seq(bd_seq_);
         std::lock_guard lock(mutex_);
-        spool_->keep_bd_seq(bd_seq_);  // before the broker may hold this will
         const MqttMessage will = state_.will(bd_seq_);
         mosquitto_will_set(mosq_.get(), will.topic.c_str(), static_cast<int>(will.payload.size()),
                            will.payload.data(), std::max(settings_.qos, 1), true);
@@ -471,7 +475,7 @@ private:
     // Set true under mutex_ (with the births queued in the same hold), so
     // that no DDATA goes out before them; set false anywhere.
     std::atomic<bool> connected_{false};
-    uint64_t bd_seq_ = 0;
+    uint64_t bd_seq_ = 0;  // written by the client thread only (under mutex_: the serve thread reads it)
     uint64_t unsent_ = 0;
 
     // The spool of DDATA and NDATA (mqtt_spool.hpp), under mutex_: what

@@ -175,3 +175,26 @@ TEST_CASE("a key file others may read or another user owns is refused")
     CHECK(r.err.find("[mqtt] key-file: cannot open key file '" + (dir / "link.key").string() +
                      "': Too many levels of symbolic links") != std::string::npos);
 }
+
+TEST_CASE("an encrypted key file fails to load, logged, and serve serves on")
+{
+    if (const std::string why = broker_missing() + openssl_missing(); !why.empty())
+        DEVHOST_SKIP(why);
+    TempDir dir;
+    REQUIRE(make_certificates(dir.path()));
+    REQUIRE(make_client_certificate(dir.path(), "ca", "client"));
+    // The same key, encrypted with a passphrase serve is never given.
+    const std::string d = dir.path().string();
+    REQUIRE(run_process({"/usr/bin/openssl", "pkey", "-in", d + "/client.key", "-aes256", "-passout", "pass:s3cret",
+                         "-out", d + "/locked.key"})
+                .exit_code == 0);
+    REQUIRE(::chmod((dir / "locked.key").c_str(), 0600) == 0);
+    auto broker = tls_broker(dir);
+    write_file(dir / "n4.ini", config(dir, broker->port(), "n4",
+                                      "cert-file = " + d + "/client.pem\nkey-file = " + d + "/locked.key\n"));
+    auto devhost = serve(dir, "n4");
+    CHECK(devhost->wait_for_output("mqtt: Error: Unable to load client key file", 15s));
+    CHECK(devhost->wait_for_output("worker class loop started", 10s));
+    INFO(devhost->err());
+    CHECK(devhost->err().find("mqtt: connected") == std::string::npos);
+}
