@@ -95,8 +95,8 @@ void mqtt_finish(const MqttSettings &m, const std::string &file, std::vector<Dia
 std::string topic_level_problem(const std::string &name);
 
 // What `devhost check` adds for [mqtt]: the password and key files (and
-// the CA and certificate files) opened and checked by descriptor, every device name and the node
-// usable as a topic level.
+// the CA and certificate files) opened and checked by descriptor, every
+// device name and the node usable as a topic level.
 void check_mqtt(const Config &config, std::vector<Diagnostic> &diags);
 
 // A secret's file (the password file, the TLS key file): `path` opened

@@ -298,9 +298,9 @@ private:
         mosquitto_message_callback_set(mosq.get(), &MqttPublisher::on_message);
         if (settings_.username && password_)
             mosquitto_username_pw_set(mosq.get(), settings_.username->c_str(), password_->c_str());
+        mosquitto_log_callback_set(mosq.get(), &MqttPublisher::on_log);
         if (settings_.tls)
             set_tls(mosq.get());
-        mosquitto_log_callback_set(mosq.get(), &MqttPublisher::on_log);
         return mosq;
     }
 
@@ -337,7 +337,7 @@ private:
         auto *p = static_cast<MqttPublisher *>(self);
         {
             std::lock_guard lock(p->log_mutex_);  // never held around a libmosquitto call
-            if (!p->logged_.insert(text).second || p->logged_.size() > 32)
+            if (p->logged_.size() >= 32 || !p->logged_.insert(text).second)
                 return;
         }
         spdlog::error("mqtt: {}", text);
