@@ -157,7 +157,13 @@ bool set_value(MqttSettings &m, const std::string &key, const std::string &value
         m.broker_line = line;
         return parse_broker(m, value, error);
     }
-    if (key == "client-id") {
+    if (key == "protocol") {
+        if (value != "3.1.1" && value != "5") {
+            error = "expected 3.1.1 or 5, got " + q(value);
+            return false;
+        }
+        m.mqtt5 = value == "5";
+    } else if (key == "client-id") {
         if (!level_value(value, s, error, "a client id"))
             return false;
         m.client_id = s;
@@ -196,6 +202,12 @@ bool set_value(MqttSettings &m, const std::string &key, const std::string &value
     } else if (key == "ca-file") {
         m.ca_file_line = line;
         return absolute_file(value, m.ca_file, error);
+    } else if (key == "cert-file") {
+        m.cert_file_line = line;
+        return absolute_file(value, m.cert_file, error);
+    } else if (key == "key-file") {
+        m.key_file_line = line;
+        return absolute_file(value, m.key_file, error);
     } else if (key == "allow-commands") {
         return parse_allow_commands(m, value, error);
     } else if (key == "spool-max-bytes") {
@@ -235,8 +247,8 @@ std::string machine_id()
 const std::vector<std::string> &mqtt_keys()
 {
     static const std::vector<std::string> keys = {
-        "broker",   "client-id", "group",         "node",    "topic-prefix",  "qos",
-        "keepalive", "username", "password-file", "ca-file", "allow-commands", "spool-max-bytes", "spool-max-age"};
+        "broker",   "protocol", "client-id", "group",         "node",    "topic-prefix",  "qos",
+        "keepalive", "username", "password-file", "ca-file", "cert-file", "key-file", "allow-commands", "spool-max-bytes", "spool-max-age"};
     return keys;
 }
 
@@ -267,6 +279,17 @@ void mqtt_finish(const MqttSettings &m, const std::string &file, std::vector<Dia
     if (m.ca_file && !m.tls && !m.broker.empty())
         diags.push_back({file, m.ca_file_line, "[mqtt] ca-file: a CA file is for an mqtts:// broker; broker is " +
                                                    q(m.broker)});
+    const auto tls_only = [&](const std::optional<std::string> &key, int line, const char *name, const char *what) {
+        if (key && !m.tls && !m.broker.empty())
+            diags.push_back({file, line, std::string("[mqtt] ") + name + ": " + what +
+                                             " is for an mqtts:// broker; broker is " + q(m.broker)});
+    };
+    tls_only(m.cert_file, m.cert_file_line, "cert-file", "a client certificate");
+    tls_only(m.key_file, m.key_file_line, "key-file", "a client key");
+    if (m.cert_file && !m.key_file)
+        diags.push_back({file, m.cert_file_line, "[mqtt] cert-file: needs 'key-file = ...' (its private key)"});
+    if (m.key_file && !m.cert_file)
+        diags.push_back({file, m.key_file_line, "[mqtt] key-file: needs 'cert-file = ...' (its certificate)"});
     if (m.password_file && !m.username)
         diags.push_back({file, m.password_file_line, "[mqtt] password-file: needs 'username = ...'"});
     if (m.username && !m.password_file)
@@ -289,43 +312,49 @@ std::string topic_level_problem(const std::string &name)
     return "";
 }
 
-std::optional<std::string> read_password_file(const std::string &path, std::string &error)
+UniqueFd open_private_file(const std::string &path, const std::string &what, int64_t max_bytes,
+                           std::string &error)
 {
-    const std::string shown = "password file " + q(path);
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
+    const std::string shown = what + " " + q(path);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) {
         error = "cannot open " + shown + ": " + std::strerror(errno);
-        return std::nullopt;
+        return fd;
     }
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
     struct stat st {};
-    if (::fstat(fd, &st) != 0) {
+    if (::fstat(fd.get(), &st) != 0) {
         error = "cannot stat " + shown + ": " + std::strerror(errno);
-        return std::nullopt;
+        return UniqueFd();
     }
     if (!S_ISREG(st.st_mode)) {
         error = shown + " is not a regular file";
-        return std::nullopt;
+        return UniqueFd();
     }
     if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
         error = shown + " is owned by uid " + std::to_string(st.st_uid) + ": it must be root's";
-        return std::nullopt;
+        return UniqueFd();
     }
     if (st.st_mode & 077) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
         error = shown + " has mode " + mode + ": others may read it (chmod 600 it)";
-        return std::nullopt;
+        return UniqueFd();
     }
-    if (st.st_size > 4096) {
-        error = shown + " is over 4096 bytes";
-        return std::nullopt;
+    if (st.st_size > max_bytes) {
+        error = shown + " is over " + std::to_string(max_bytes) + " bytes";
+        return UniqueFd();
     }
+    return fd;
+}
+
+std::optional<std::string> read_password_file(const std::string &path, std::string &error)
+{
+    const UniqueFd fd = open_private_file(path, "password file", 4096, error);
+    if (!fd)
+        return std::nullopt;
+    const std::string shown = "password file " + q(path);
     char buf[4097];
-    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
     if (n < 0) {
         error = "cannot read " + shown + ": " + std::strerror(errno);
         return std::nullopt;
@@ -352,15 +381,23 @@ void check_mqtt(const Config &config, std::vector<Diagnostic> &diags)
         if (!read_password_file(*m.password_file, error))
             diags.push_back({file, m.password_file_line, "[mqtt] password-file: " + error});
     }
-    if (m.ca_file) {
-        const int fd = ::open(m.ca_file->c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-        struct stat st {};
-        if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-            diags.push_back({file, m.ca_file_line, "[mqtt] ca-file: " + q(*m.ca_file) + ": " +
-                                                       (fd < 0 ? std::strerror(errno) : "not a regular file")});
-        if (fd >= 0)
-            ::close(fd);
+    if (m.key_file) {
+        std::string error;
+        if (!open_private_file(*m.key_file, "key file", max_key_file_bytes, error))
+            diags.push_back({file, m.key_file_line, "[mqtt] key-file: " + error});
     }
+    // Certificates are public: a regular file that opens is enough.
+    const auto readable = [&](const std::optional<std::string> &path, int line, const char *key) {
+        if (!path)
+            return;
+        const UniqueFd fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+        struct stat st {};
+        if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+            diags.push_back({file, line, std::string("[mqtt] ") + key + ": " + q(*path) + ": " +
+                                             (!fd ? std::strerror(errno) : "not a regular file")});
+    };
+    readable(m.ca_file, m.ca_file_line, "ca-file");
+    readable(m.cert_file, m.cert_file_line, "cert-file");
     if (!m.node) {
         const std::string node = mqtt_node(m);
         if (auto problem = topic_level_problem(node); !problem.empty())

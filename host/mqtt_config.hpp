@@ -3,6 +3,7 @@
 //
 //   broker = mqtt://HOST[:PORT] | mqtts://HOST[:PORT]   (required; ports
 //                    1883 and 8883 by default; [v6 address] in brackets)
+//   protocol = 3.1.1|5  the MQTT version spoken (default: 3.1.1)
 //   client-id = ID   default: devhost- and /etc/machine-id
 //   group = NAME     the Sparkplug group (default: devhost)
 //   node = NAME      the node's name (default: the host name)
@@ -15,6 +16,11 @@
 //                    permission bits: checked on the open descriptor
 //   ca-file = /ABS   the CA certificates an mqtts:// broker is checked
 //                    against (default: the system's)
+//   cert-file = /ABS the client certificate (PEM) shown to an mqtts://
+//                    broker, with key-file
+//   key-file = /ABS  its private key (PEM, not encrypted): checked like
+//                    password-file, and handed to libmosquitto as
+//                    /proc/self/fd/N of the checked descriptor
 //   spool-max-bytes = N[K|M|G]   the spool's bound in bytes (default 64M;
 //                    4K to 1024G): over it, the oldest are dropped
 //   spool-max-age = D  how long a message may wait there (default 7d; 1s
@@ -26,6 +32,9 @@
 // check_mqtt (devhost check, serve) checks what needs the file system.
 #pragma once
 
+#include <devhost/unique_fd.hpp>
+
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +49,7 @@ struct MqttSettings {
     int line = 0;          // its first entry
     std::string broker;    // as written
     int broker_line = 0;
+    bool mqtt5 = false;    // protocol = 5 (else 3.1.1)
     bool tls = false;      // mqtts://
     std::string host;
     int port = 0;
@@ -56,6 +66,10 @@ struct MqttSettings {
     int password_file_line = 0;
     std::optional<std::string> ca_file;
     int ca_file_line = 0;
+    std::optional<std::string> cert_file;
+    int cert_file_line = 0;
+    std::optional<std::string> key_file;
+    int key_file_line = 0;
     std::vector<std::string> allow_commands;
     uint64_t spool_max_bytes = 64ull << 20;
     int64_t spool_max_age_ms = 7ll * 24 * 3600 * 1000;
@@ -72,23 +86,33 @@ const std::vector<std::string> &mqtt_keys();
 bool mqtt_setting(MqttSettings &m, const std::string &key, const std::string &value, int line, std::string &error);
 
 // After the last entry: what the section needs as a whole (a broker; a
-// ca-file only with mqtts://; username and password-file together).
+// ca-file, cert-file or key-file only with mqtts://; username and
+// password-file together; cert-file and key-file together).
 void mqtt_finish(const MqttSettings &m, const std::string &file, std::vector<Diagnostic> &diags);
 
 // Whether `name` can be one topic level (not empty, no '/', '+', '#', NUL
 // or control character, at most 128 bytes); "" if so, else why not.
 std::string topic_level_problem(const std::string &name);
 
-// What `devhost check` adds for [mqtt]: the password file (and the CA
-// file) opened and checked by descriptor, every device name and the node
-// usable as a topic level.
+// What `devhost check` adds for [mqtt]: the password and key files (and
+// the CA and certificate files) opened and checked by descriptor, every
+// device name and the node usable as a topic level.
 void check_mqtt(const Config &config, std::vector<Diagnostic> &diags);
 
-// The password file's first line, read from a descriptor opened with
-// O_NOFOLLOW and checked (a regular file of at most 4 KiB, owned by root or
-// by the user devhost runs as, no group or other permission bits);
-// nullopt with `error` (one line naming the file) otherwise.
+// A secret's file (the password file, the TLS key file): `path` opened
+// read-only with O_NOFOLLOW, and the descriptor checked: a regular file of
+// at most `max_bytes`, owned by root or by the user devhost runs as, with
+// no group or other permission bits. An empty descriptor with `error` (one
+// line naming "`what` 'PATH'") otherwise.
+UniqueFd open_private_file(const std::string &path, const std::string &what, int64_t max_bytes,
+                           std::string &error);
+
+// The password file's first line, read from open_private_file (at most
+// 4 KiB); nullopt with `error` (one line naming the file) otherwise.
 std::optional<std::string> read_password_file(const std::string &path, std::string &error);
+
+// The key file's bound: a PEM private key (RSA 16384 bits is about 12 KiB).
+constexpr int64_t max_key_file_bytes = 64 * 1024;
 
 // "64M", "4096", "512K", "1G" (powers of 1024); nullopt when malformed.
 std::optional<uint64_t> parse_byte_size(const std::string &value);

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace devhost {
@@ -36,13 +37,17 @@ void init_library()
 class MqttPublisher : public EventSink {
 public:
     MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password,
-                  std::unique_ptr<MqttSpool> spool)
+                  UniqueFd key, std::unique_ptr<MqttSpool> spool)
         : settings_(m), node_(std::move(node)), client_id_(std::move(client_id)), password_(std::move(password)),
-          state_(m.prefix, m.group, node_, DEVHOST_VERSION), spool_(std::move(spool)),
+          key_(std::move(key)), state_(m.prefix, m.group, node_, DEVHOST_VERSION), spool_(std::move(spool)),
           commands_(m.prefix, m.group, node_, m.allow_commands,
                     {[this](json r) { reply(std::move(r)); }, [this] { rebirth(); }})
     {
         init_library();
+        // Sparkplug: bdSeq counts on across restarts (kept in the spool's
+        // directory); without [host] state-dir, from 0 at each start.
+        if (const auto last = spool_->last_bd_seq())
+            bd_seq_ = *last + 1;
         mosq_ = make_client();  // the first connection's; its mistakes are found now
     }
 
@@ -204,6 +209,18 @@ private:
     {
         static_cast<MqttPublisher *>(self)->connected_ = false;
     }
+    // MQTT 5: a PUBACK or PUBREC may carry a failure (not authorised for
+    // the topic, quota exceeded): logged, once per reason until a success;
+    // the message leaves the spool all the same (sent again, it would be
+    // refused again; a 3.1.1 broker drops such a message silently).
+    static void on_publish_v5(mosquitto *mosq, void *self, int mid, int reason, const mosquitto_property *)
+    {
+        auto *p = static_cast<MqttPublisher *>(self);
+        if (reason >= 0x80 && reason != p->last_publish_refusal_)
+            spdlog::warn("mqtt: the broker refused a message (mid {}): {}", mid, mosquitto_reason_string(reason));
+        p->last_publish_refusal_ = reason >= 0x80 ? reason : 0;
+        on_publish(mosq, self, mid);
+    }
     static void on_publish(mosquitto *, void *self, int mid)
     {
         auto *p = static_cast<MqttPublisher *>(self);
@@ -218,17 +235,23 @@ private:
     }
 
     // CONNACK: refused (logged, and the thread reconnects after its
-    // backoff), or accepted: the births, seq from 0.
+    // backoff), or accepted: the births, seq from 0. `rc` is the CONNACK's
+    // return code (3.1.1) or its reason code (5): libmosquitto passes
+    // either to the plain callback.
     void connected(int rc)
     {
         if (rc != 0) {
             if (rc != last_refusal_)  // once, not at every retry
                 spdlog::error("mqtt: {}:{} refused the connection: {}", settings_.host, settings_.port,
-                              mosquitto_connack_string(rc));
+                              settings_.mqtt5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
             last_refusal_ = rc;
             return;
         }
         last_refusal_ = 0;
+        {
+            std::lock_guard lock(log_mutex_);
+            logged_.clear();
+        }
         std::lock_guard lock(mutex_);
         connected_ = true;
         if (unsent_)
@@ -258,25 +281,75 @@ private:
         if (!mosq)
             throw std::runtime_error("cannot make an MQTT client (out of memory or a bad client id)");
         mosquitto_threaded_set(mosq.get(), true);
-        mosquitto_int_option(mosq.get(), MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        // [mqtt] protocol. With MQTT 5 the calls without _v5 (connect_async,
+        // will_set, publish, subscribe, disconnect) are libmosquitto's _v5
+        // ones without properties, which is all we need: no will delay
+        // (the death is announced at once, as with 3.1.1), no session kept
+        // after a disconnect (clean start), no message expiry (the spool
+        // bounds ages). Only the PUBACK's reason code needs the v5 callback.
+        mosquitto_int_option(mosq.get(), MOSQ_OPT_PROTOCOL_VERSION,
+                             settings_.mqtt5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
         mosquitto_connect_callback_set(mosq.get(), &MqttPublisher::on_connect);
         mosquitto_disconnect_callback_set(mosq.get(), &MqttPublisher::on_disconnect);
-        mosquitto_publish_callback_set(mosq.get(), &MqttPublisher::on_publish);
+        if (settings_.mqtt5)
+            mosquitto_publish_v5_callback_set(mosq.get(), &MqttPublisher::on_publish_v5);
+        else
+            mosquitto_publish_callback_set(mosq.get(), &MqttPublisher::on_publish);
         mosquitto_message_callback_set(mosq.get(), &MqttPublisher::on_message);
         if (settings_.username && password_)
             mosquitto_username_pw_set(mosq.get(), settings_.username->c_str(), password_->c_str());
-        if (settings_.tls) {
-            const int rc =
-                mosquitto_tls_set(mosq.get(), settings_.ca_file ? settings_.ca_file->c_str() : nullptr,
-                                  settings_.ca_file ? nullptr : "/etc/ssl/certs", nullptr, nullptr, nullptr);
-            if (rc != MOSQ_ERR_SUCCESS)
-                throw std::runtime_error(std::string("TLS: ") + mosquitto_strerror(rc));
-        }
+        mosquitto_log_callback_set(mosq.get(), &MqttPublisher::on_log);
+        if (settings_.tls)
+            set_tls(mosq.get());
         return mosq;
+    }
+
+    // The CA (or the system's), and with cert-file the client certificate
+    // and its key. libmosquitto takes paths and OpenSSL opens them at each
+    // connect; the key is given as /proc/self/fd/N of the descriptor
+    // open_private_file checked (O_NOFOLLOW, owner, mode), which opens that
+    // same file again whatever has been renamed or linked in its path since
+    // (a key file replaced in place by its owner, root, is theirs to make).
+    void set_tls(mosquitto *mosq)
+    {
+        const std::string key = key_ ? "/proc/self/fd/" + std::to_string(key_.get()) : "";
+        const int rc = mosquitto_tls_set(mosq, settings_.ca_file ? settings_.ca_file->c_str() : nullptr,
+                                         settings_.ca_file ? nullptr : "/etc/ssl/certs",
+                                         settings_.cert_file ? settings_.cert_file->c_str() : nullptr,
+                                         key_ ? key.c_str() : nullptr, &MqttPublisher::no_passphrase);
+        if (rc != MOSQ_ERR_SUCCESS)
+            throw std::runtime_error(std::string("TLS: ") + mosquitto_strerror(rc) +
+                                     (rc == MOSQ_ERR_INVAL ? " (a CA, certificate or key file that cannot be read)"
+                                                           : ""));
+    }
+
+    // An encrypted key fails to load (logged through on_log) instead of
+    // OpenSSL asking for its passphrase on a terminal.
+    static int no_passphrase(char *, int, int, void *) { return 0; }
+
+    // libmosquitto's own errors (why a TLS handshake failed: OpenSSL's
+    // reason, such as the broker's "alert certificate required"): logged
+    // once each until the next connection succeeds, not at every retry.
+    static void on_log(mosquitto *, void *self, int level, const char *text)
+    {
+        if (level != MOSQ_LOG_ERR || !text)
+            return;
+        auto *p = static_cast<MqttPublisher *>(self);
+        {
+            std::lock_guard lock(p->log_mutex_);  // never held around a libmosquitto call
+            if (p->logged_.size() >= 32 || !p->logged_.insert(text).second)
+                return;
+        }
+        spdlog::error("mqtt: {}", text);
     }
 
     void set_will()
     {
+        // Kept before the broker may hold this will. Outside mutex_, so that
+        // its fsync never holds up the serve thread: bd_seq_ is written by
+        // this thread only, and keep_bd_seq touches only the spool's bdSeq
+        // members, which nothing else does after its construction.
+        spool_->keep_bd_seq(bd_seq_);
         std::lock_guard lock(mutex_);
         const MqttMessage will = state_.will(bd_seq_);
         mosquitto_will_set(mosq_.get(), will.topic.c_str(), static_cast<int>(will.payload.size()),
@@ -389,6 +462,9 @@ private:
     MqttSettings settings_;
     std::string node_, client_id_;
     std::optional<std::string> password_;
+    UniqueFd key_;  // [mqtt] key-file, checked (open_private_file), open while we run
+    std::mutex log_mutex_;  // below: libmosquitto's errors logged since the last connection
+    std::set<std::string> logged_;
     // The connection's client: replaced by the client thread between
     // connections under mutex_; the serve thread uses it under mutex_ only
     // while connected_.
@@ -399,7 +475,7 @@ private:
     // Set true under mutex_ (with the births queued in the same hold), so
     // that no DDATA goes out before them; set false anywhere.
     std::atomic<bool> connected_{false};
-    uint64_t bd_seq_ = 0;
+    uint64_t bd_seq_ = 0;  // written by the client thread only (under mutex_: the serve thread reads it)
     uint64_t unsent_ = 0;
 
     // The spool of DDATA and NDATA (mqtt_spool.hpp), under mutex_: what
@@ -423,6 +499,7 @@ private:
     std::atomic<int64_t> queued_{0};
     bool first_ = true;     // client thread only
     int last_refusal_ = 0;  // client thread only: the last CONNACK refusal logged
+    int last_publish_refusal_ = 0;  // client thread only (MQTT 5): the last PUBACK refusal logged
     std::mutex wake_mutex_;
     std::condition_variable wake_;
     bool stop_ = false;
@@ -442,6 +519,14 @@ std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::strin
             return nullptr;
         }
     }
+    UniqueFd key;
+    if (m.key_file) {
+        key = open_private_file(*m.key_file, "key file", max_key_file_bytes, error);
+        if (!key) {
+            error = "[mqtt] key-file: " + error;
+            return nullptr;
+        }
+    }
     std::unique_ptr<MqttSpool> spool;
     if (m.spool_dir) {
         spool = MqttSpool::open(*m.spool_dir, m.spool_max_bytes, m.spool_max_age_ms, error);
@@ -456,7 +541,8 @@ std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::strin
         spdlog::info("mqtt: no [host] state-dir: the spool is in memory only (lost when devhost stops)");
     }
     try {
-        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password, std::move(spool));
+        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password, std::move(key),
+                                               std::move(spool));
     } catch (const std::exception &e) {
         error = std::string("[mqtt]: ") + e.what();
         return nullptr;

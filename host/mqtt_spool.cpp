@@ -145,6 +145,8 @@ bool MqttSpool::load(std::string &error)
         return false;
     }
     committed_ = std::strtoull(text.c_str(), nullptr, 10);  // torn or empty: 0 (sent again, not lost)
+    if (!load_bd_seq(error))
+        return false;
     std::vector<uint64_t> firsts;
     UniqueFd copy(::openat(dir_.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     DIR *d = copy ? ::fdopendir(copy.get()) : nullptr;
@@ -319,6 +321,57 @@ void MqttSpool::expire(int64_t now_ms)
 }
 
 // "N\n" at offset 0, one pwrite: a crash leaves it whole or as it was.
+// The bdseq file, when there is one: a regular file of ours (like every
+// spool file), "N\n". Missing: none kept (a first start, or a spool from
+// before bdseq was kept); unreadable text: none, with a warning.
+bool MqttSpool::load_bd_seq(std::string &error)
+{
+    struct stat st {};
+    if (::fstatat(dir_.fd(), "bdseq", &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+        return true;
+    const UniqueFd fd = open_checked(dir_, "bdseq", O_RDONLY, error);  // what is there must be ours
+    if (!fd)
+        return false;
+    std::string text;
+    if (!read_all(fd.get(), text)) {
+        error = "cannot read " + dir_.path() + "/bdseq: " + std::strerror(errno);
+        return false;
+    }
+    if (text.size() < 2 || text.size() > 21 || text.back() != '\n' ||
+        text.find_first_not_of("0123456789") != text.size() - 1) {
+        spdlog::warn("mqtt: spool {}: bdseq holds no number: the node's bdSeq starts from 0 again", dir_.path());
+        return true;
+    }
+    last_bd_seq_ = std::strtoull(text.c_str(), nullptr, 10);
+    return true;
+}
+
+bool MqttSpool::keep_bd_seq(uint64_t bd_seq)
+{
+    if (!dir_)
+        return true;
+    const auto failed = [&](const std::string &what) {
+        if (!bd_seq_failing_)
+            spdlog::error("mqtt: spool {}: cannot keep the bdSeq ({}): the next serve may use it again", dir_.path(),
+                          what);
+        bd_seq_failing_ = true;
+        return false;
+    };
+    std::string error;
+    const UniqueFd fd = open_checked(dir_, "bdseq.tmp", O_WRONLY | O_CREAT | O_TRUNC, error);
+    if (!fd)
+        return failed(error);
+    char text[32];
+    const int n = std::snprintf(text, sizeof text, "%" PRIu64 "\n", bd_seq);
+    if (::write(fd.get(), text, static_cast<size_t>(n)) != n || ::fsync(fd.get()) != 0)
+        return failed("writing " + dir_.path() + "/bdseq.tmp: " + std::strerror(errno));
+    if (::renameat(dir_.fd(), "bdseq.tmp", dir_.fd(), "bdseq") != 0)
+        return failed("renaming " + dir_.path() + "/bdseq.tmp: " + std::strerror(errno));
+    last_bd_seq_ = bd_seq;
+    bd_seq_failing_ = false;
+    return true;
+}
+
 void MqttSpool::write_committed()
 {
     if (!committed_fd_)

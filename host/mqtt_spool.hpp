@@ -11,6 +11,9 @@
 //       of their first line; one JSON line a message:
 //       {"rseq":N,"t":MS,"topic":"...","body":"{...}"[,"reports":N]}
 //   committed   "N\n": every rseq up to N is confirmed or dropped.
+//   bdseq       "N\n": the bdSeq of the node's last connection (its will's),
+//       so that the next serve's births count on from it (written before
+//       each connection is tried, to bdseq.tmp, fsync'd, renamed over it).
 // A segment all of whose lines are committed is removed; a new segment is
 // started when the current one reaches a quarter of max_bytes, and at each
 // open (so a torn last line of a crash is never appended to). Reading
@@ -110,12 +113,22 @@ public:
     uint64_t unreported() const { return dropped_unreported_; }
     SpoolStats stats() const;
     bool on_disk() const { return static_cast<bool>(dir_); }
+
+    // Sparkplug's bdSeq across restarts: the last connection's, as the
+    // bdseq file kept it (read at open); nullopt in memory or when none was
+    // kept. keep_bd_seq makes `bd_seq` the last before its connection is
+    // tried (so a will the broker may announce after a kill -9 is never
+    // reused); false, logged, when it cannot be written (in memory: true,
+    // nothing kept).
+    std::optional<uint64_t> last_bd_seq() const { return last_bd_seq_; }
+    bool keep_bd_seq(uint64_t bd_seq);
     // Flushes the committed file and the open segment to disk.
     void sync();
 
 private:
     MqttSpool(uint64_t max_bytes, int64_t max_age_ms, trusted_dir::Dir dir);
     bool load(std::string &error);
+    bool load_bd_seq(std::string &error);
     bool load_segment(uint64_t first, std::string &error);
     void gone(Entry &e);  // confirmed or dropped
     void drop_while(const std::function<bool(const Entry &)> &more);
@@ -140,6 +153,8 @@ private:
     uint64_t segment_bytes_ = 0;
     UniqueFd committed_fd_;
     bool failing_ = false;  // a write error was logged
+    std::optional<uint64_t> last_bd_seq_;
+    bool bd_seq_failing_ = false;  // a bdseq write error was logged
 };
 
 }  // namespace devhost

@@ -79,6 +79,7 @@ std::vector<std::string> mqtt_changes(const MqttSettings &a, const MqttSettings 
             keys.emplace_back(key);
     };
     differ("broker", a.enabled != b.enabled || a.broker != b.broker);
+    differ("protocol", a.mqtt5 != b.mqtt5);
     differ("client-id", a.client_id != b.client_id);
     differ("group", a.group != b.group);
     differ("node", a.node != b.node);
@@ -88,6 +89,8 @@ std::vector<std::string> mqtt_changes(const MqttSettings &a, const MqttSettings 
     differ("username", a.username != b.username);
     differ("password-file", a.password_file != b.password_file);
     differ("ca-file", a.ca_file != b.ca_file);
+    differ("cert-file", a.cert_file != b.cert_file);
+    differ("key-file", a.key_file != b.key_file);
     differ("allow-commands", a.allow_commands != b.allow_commands);
     differ("spool-max-bytes", a.spool_max_bytes != b.spool_max_bytes);
     differ("spool-max-age", a.spool_max_age_ms != b.spool_max_age_ms);

@@ -296,3 +296,30 @@ TEST_CASE("spool never drops what is in flight, it drops the oldest after")
     CHECK(s->find(1) == nullptr);
     CHECK(s->take_dropped() >= 1);
 }
+
+TEST_CASE("spool keeps the bdSeq across reopening, 0600, atomically")
+{
+    TempDir dir;
+    {
+        auto spool = open_spool(dir);
+        CHECK(!spool->last_bd_seq());  // a new directory: none kept
+        const mode_t old = ::umask(0);  // the file is 0600 whatever the umask
+        CHECK(spool->keep_bd_seq(4));
+        CHECK(spool->keep_bd_seq(5));
+        ::umask(old);
+        CHECK(spool->last_bd_seq() == 5u);
+    }
+    CHECK(read_file(dir / "spool" / "bdseq") == "5\n");
+    CHECK(!fs::exists(dir / "spool" / "bdseq.tmp"));  // renamed over bdseq
+    struct stat st {};
+    REQUIRE(::stat((dir / "spool" / "bdseq").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+    CHECK(open_spool(dir)->last_bd_seq() == 5u);
+    // Text that is no number: none kept (a warning), the spool still opens.
+    write_file(dir / "spool" / "bdseq", "5x\n");
+    CHECK(!open_spool(dir)->last_bd_seq());
+    // In memory: nothing kept, nothing to fail.
+    MqttSpool memory(1 << 20, 3600000);
+    CHECK(memory.keep_bd_seq(3));
+    CHECK(!memory.last_bd_seq());
+}

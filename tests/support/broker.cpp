@@ -4,6 +4,7 @@
 #include <csignal>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -60,7 +61,7 @@ Broker::Broker(const fs::path &dir, int port, const std::string &listener) : dir
                          (listener.empty() ? "allow_anonymous true\n" : listener) +
                          // a listener that asks for persistence has it (Broker::stop saves it)
                          (listener.find("persistence true") == std::string::npos ? "persistence false\n" : "") +
-                         "log_dest stdout\n" +
+                         "log_dest stderr\n" +  // unbuffered: Broker::log reads it as it comes
                          // as root it would drop to user mosquitto, who cannot read the test's files
                          std::string(::geteuid() == 0 ? "user root\n" : ""));
     process_ = std::make_unique<Child>(std::vector<std::string>{mosquitto_bin, "-c", conf.string()}, dir);
@@ -68,10 +69,12 @@ Broker::Broker(const fs::path &dir, int port, const std::string &listener) : dir
     while (!accepts(port_)) {
         if (std::chrono::steady_clock::now() > until)
             throw std::runtime_error("mosquitto did not listen on port " + std::to_string(port_) +
-                                     " within 5 s: " + process_->out() + process_->err());
+                                     " within 5 s: " + process_->err());
         std::this_thread::sleep_for(20ms);
     }
 }
+
+std::string Broker::log() const { return process_ ? process_->err() : ""; }
 
 void Broker::kill()
 {
@@ -118,6 +121,19 @@ bool make_certificates(const fs::path &dir)
            ok({"/usr/bin/openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
                d + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile", d + "/san.cnf", "-out",
                d + "/server.pem"});
+}
+
+bool make_client_certificate(const fs::path &dir, const std::string &ca, const std::string &name)
+{
+    const auto ok = [](const std::vector<std::string> &argv) { return run_process(argv, {30s}).exit_code == 0; };
+    const std::string d = dir.string() + "/";
+    write_file(dir / "client.cnf", "extendedKeyUsage = clientAuth\n");
+    return ok({"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name, "-keyout",
+               d + name + ".key", "-out", d + name + ".csr"}) &&
+           ok({"/usr/bin/openssl", "x509", "-req", "-in", d + name + ".csr", "-CA", d + ca + ".pem", "-CAkey",
+               d + ca + ".key", "-CAcreateserial", "-days", "2", "-extfile", d + "client.cnf", "-out",
+               d + name + ".pem"}) &&
+           ::chmod((d + name + ".key").c_str(), 0600) == 0;
 }
 
 std::vector<Seen> Subscriber::messages() const

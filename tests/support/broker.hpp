@@ -26,6 +26,9 @@ public:
     // true" and its location); none: anonymous.
     explicit Broker(const fs::path &dir, int port = 0, const std::string &listener = "");
     int port() const { return port_; }
+    // What it logged so far (log_dest stderr): who connected, with which
+    // protocol ("(p5, c1, k5)" for MQTT 5), and why a TLS handshake failed.
+    std::string log() const;
     std::string url() const { return "mqtt://127.0.0.1:" + std::to_string(port_); }
     // Kills it (SIGKILL) and waits for its end.
     void kill();
@@ -64,6 +67,10 @@ private:
 // A CA and a certificate of it for localhost and 127.0.0.1, made with
 // openssl in `dir`: ca.pem, server.pem, server.key. False if openssl failed.
 bool make_certificates(const fs::path &dir);
+// A client certificate of the CA `ca` (CA.pem and CA.key in `dir`, from
+// make_certificates) with CN `name`: NAME.pem and NAME.key (mode 0600) in
+// `dir`. False if openssl failed.
+bool make_client_certificate(const fs::path &dir, const std::string &ca, const std::string &name);
 
 // A port nothing listens on now (bound, read, closed).
 int free_port();
