@@ -1,8 +1,13 @@
 #include "scale_config.hpp"
 
 #include <algorithm>
+#include <cerrno>
+
+#include <sys/stat.h>
 
 namespace bench {
+
+namespace fs = std::filesystem;
 
 int ScaleShape::steps_for(int devices) const
 {
@@ -22,17 +27,28 @@ ScaleShape scale_shape(bool smoke)
     return s;
 }
 
-std::string scale_config(const std::vector<std::string> &slaves, int steps, const std::string &records,
+std::string link_ptys(const fs::path &dir, const std::vector<std::string> &slaves)
+{
+    const fs::path abs = fs::absolute(dir);
+    fs::remove_all(abs);
+    fs::create_directories(abs);
+    // devhost refuses a device path in a directory others may write: the
+    // mode whatever the umask.
+    if (::chmod(abs.c_str(), 0755) != 0)
+        throw fs::filesystem_error("chmod", abs, std::error_code(errno, std::generic_category()));
+    for (size_t d = 0; d < slaves.size(); d++)
+        fs::create_symlink(slaves[d], abs / ("tty" + std::to_string(d)));
+    return (abs / "tty{n}").string();
+}
+
+std::string scale_config(const std::string &paths, int devices, int steps, const std::string &records,
                          const std::string &settle)
 {
     const std::string message(63, 'r');
-    const std::string body =
-        "step = request \"" + message + "\\n\" until=\"\\n\" repeat=" + std::to_string(steps) + "\n";
-    std::string text = "[host]\nlog-level = warn\noutput = " + records + "\n";
-    for (size_t d = 0; d < slaves.size(); d++)
-        text += "[device d" + std::to_string(d) + "]\nclass = serial\npath = " + slaves[d] +
-                "\nstep = open\nstep = sleep " + settle + "\n" + body + "step = close\n";
-    return text;
+    return "[host]\nlog-level = warn\noutput = " + records + "\n[device d{n}]\ninstances = " +
+           std::to_string(devices) + "\nclass = serial\npath = " + paths + "\nstep = open\nstep = sleep " + settle +
+           "\nstep = request \"" + message + "\\n\" until=\"\\n\" repeat=" + std::to_string(steps) +
+           "\nstep = close\n";
 }
 
 }  // namespace bench

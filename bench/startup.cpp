@@ -206,8 +206,10 @@ void bench_scale(const Params &p, Report &report)
                 // Gated: no device gets its first reply before every device
                 // has sent its first request.
                 SerialPeer peer(ptys, measuring_rate ? SerialPeer::Mode::GatedEcho : SerialPeer::Mode::Echo);
+                // One templated section on links tty0 .. ttyN-1 to the ptys.
                 const fs::path config = p.work_dir / "scale.ini";
-                write_file(config, scale_config(slaves, measuring_rate ? steps : shape.rss_steps,
+                const std::string paths = link_ptys(p.work_dir / "scale-ttys", slaves);
+                write_file(config, scale_config(paths, n, measuring_rate ? steps : shape.rss_steps,
                                                 records.string(), settle));
                 fs::remove(records);
                 ProcessRun run = run_process({devhost, "run", config.string()});

@@ -1,6 +1,7 @@
 #include "check.hpp"
 
 #include "class_match.hpp"
+#include "device_templates.hpp"
 #include "device.hpp"
 #include "identity.hpp"
 #include "lifecycle.hpp"
@@ -562,6 +563,8 @@ Plan check_config(const Config &config, const PluginRegistry &registry, std::vec
         if (!d.path.value.empty())
             plan.devices.push_back(std::move(dp));
     }
+    // A template's mistake once, not once per instance.
+    collapse_instance_diagnostics(config, diags);
     return plan;
 }
 

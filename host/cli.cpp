@@ -208,16 +208,24 @@ int cmd_check(const Cli &cli)
     int code = prepare(cli, cli.args[0], config, registry, plan, files);
     if (code >= 0)
         return code;
-    // The steps a run would record, repetitions (repeat=) counted, and the
-    // lines they come from when that is fewer.
-    uint64_t steps = 0, lines = 0;
+    // The devices and the steps a run would record, repetitions (repeat=)
+    // and instances (instances=) counted, and the sections and lines they
+    // come from when that is fewer (a template's once).
+    uint64_t steps = 0, lines = 0, sections = 0;
     for (const auto &d : config.devices) {
         steps += step_runs(d.steps);
-        lines += d.steps.size();
+        if (d.instance <= 0) {
+            lines += d.steps.size();
+            sections++;
+        }
     }
-    std::cout << cli.args[0] << ": ok: " << config.devices.size() << " device(s), " << steps << " step(s)"
-              << (steps != lines ? " (" + std::to_string(lines) + " written, repeat= counted)" : std::string()) << ", "
-              << config.virtuals.size() << " virtual device(s)\n";
+    const std::string counted = config.templates.empty() ? "repeat=" : "repeat= and instances=";
+    std::cout << cli.args[0] << ": ok: " << config.devices.size() << " device(s)"
+              << (sections != config.devices.size() ? " (" + std::to_string(sections) + " written, instances= counted)"
+                                                    : std::string())
+              << ", " << steps << " step(s)"
+              << (steps != lines ? " (" + std::to_string(lines) + " written, " + counted + " counted)" : std::string())
+              << ", " << config.virtuals.size() << " virtual device(s)\n";
     return exit_ok;
 }
 

@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include "control_socket.hpp"
+#include "device_templates.hpp"
 #include "serve_config.hpp"
 
 #include "logging.hpp"
@@ -31,13 +32,7 @@ std::string shown_line(std::string_view s)
 }
 
 // One `key = value` line, with its section and its line number.
-struct Entry {
-    std::string section;  // as written between [ ], "" before any section
-    std::string key;
-    std::string value;
-    int line = 0;
-    int section_line = 0;
-};
+using Entry = ConfigEntry;
 
 // Names (sections, keys) are printable: a NUL or other control byte there is
 // a damaged file, not a name.
@@ -578,6 +573,20 @@ void check_required_keys(Config &config, const Scan &scanned, std::vector<Diagno
                                   "path and steps)"});
 }
 
+// Each device a template made gets its instance number.
+void number_instances(Config &config)
+{
+    if (config.templates.empty())
+        return;
+    std::map<std::string, DeviceConfig *> by_name;
+    for (auto &d : config.devices)
+        by_name.emplace(d.name, &d);
+    for (const auto &t : config.templates)
+        for (int i = 0; i < t.instances; i++)
+            if (auto it = by_name.find(instance_name(t.name, i)); it != by_name.end())
+                it->second->instance = i;
+}
+
 }  // namespace
 
 std::optional<Isolation> parse_isolation(std::string_view word)
@@ -600,8 +609,8 @@ const char *isolation_name(Isolation isolation)
 
 const std::vector<std::string> &common_device_keys()
 {
-    static const std::vector<std::string> keys = {"class", "path",     "inherit", "timeout", "step",       "fault",
-                                                  "setup", "body",     "teardown", "run",    "stale-after"};
+    static const std::vector<std::string> keys = {"class", "path", "inherit",  "timeout", "step",        "fault",
+                                                  "setup", "body", "teardown", "run",     "stale-after", "instances"};
     return keys;
 }
 
@@ -621,14 +630,18 @@ Config parse_config(const std::string &text, const std::string &file, std::vecto
     Config config;
     config.file = file;
     const size_t diags_before = diags.size();
-    const Scan scanned = scan(content, file, diags);
+    Scan scanned = scan(content, file, diags);
+    // Templates first: everything after sees their devices written out.
+    config.templates = expand_device_templates(scanned.entries, content.size(), file, diags);
     Filer filer(config, file, diags);
     for (const Entry &e : scanned.entries)
         filer.entry(e);
     filer.finish();
+    number_instances(config);
     check_required_keys(config, scanned, diags);
     std::stable_sort(diags.begin() + static_cast<std::ptrdiff_t>(diags_before), diags.end(),
                      [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });
+    collapse_instance_diagnostics(config, diags);
     config.names.port_dir = config.host.port_dir;
     config.names.physical_drives_all = config.host.physical_drives_all;
     return config;

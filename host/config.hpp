@@ -13,7 +13,8 @@
 //                   allow-faults, restart-budget, restart-window, state-dir,
 //                   cache-dir, control-socket, control-group
 //   [names]         NAME = /linux/path (extends or overrides the name table)
-//   [device NAME]   class, path, inherit, timeout, step (repeated, in order),
+//   [device NAME]   class, path, inherit, timeout, instances (a template of
+//                   N devices, device_templates.hpp), step (repeated, in order),
 //                   fault (repeated; test mode, see faults.hpp, accepted
 //                   only with [host] allow-faults or --allow-faults), and the
 //                   class's own options (checked against its schema); for
@@ -89,6 +90,7 @@ struct RunTriggers {
 struct DeviceConfig {
     std::string name;
     int line = 0;                 // the section header
+    int instance = -1;            // its number in a template (instances =), -1 if written out
     Setting class_name;
     // No `class =` but a path: check takes the class from the plugins' path
     // patterns (class_match.hpp) instead of calling it missing.
@@ -169,11 +171,21 @@ struct HostSettings {
     int control_group_line = 0;
 };
 
+// A [device NAME] section with `instances = N` (device_templates.hpp): its
+// N devices are in Config::devices like any other, instance by instance.
+struct DeviceTemplate {
+    std::string name;     // as written, with its {n}
+    int line = 0;         // the section header
+    int instances = 0;    // the devices it made
+    std::vector<int> lines;  // its header and entry lines, ascending
+};
+
 struct Config {
     std::filesystem::path file;
     HostSettings host;
     NameTable names;
     std::vector<DeviceConfig> devices;
+    std::vector<DeviceTemplate> templates;  // the sections some of the devices came from
     std::vector<VirtualConfig> virtuals;
     MqttSettings mqtt;
     MetricsSettings metrics;  // [metrics] (metrics_config.hpp)

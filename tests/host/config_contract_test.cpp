@@ -69,7 +69,7 @@ TEST_CASE("check reports six mistakes in six sections, one line each, and exits 
     CHECK(r.lines[0] == f + ":2: [host] log-levl: unknown key (did you mean 'log-level'?)");
     CHECK(r.lines[1] == f + ":7: [device a] capacty: not an option of class 'loop' (did you mean 'capacity'?); "
                             "options: capacity, exclusive, open-delay, and for every device: class, path, inherit, "
-                            "timeout, step, fault, setup, body, teardown, run, stale-after");
+                            "timeout, step, fault, setup, body, teardown, run, stale-after, instances");
     CHECK(r.lines[2] == f + ":9: [device a] step: unknown step 'opne' (did you mean 'open'?); expected one of close, "
                             "connect, control, disconnect, get-message, info, lock, open, read, reply, request, "
                             "sleep, unlock, write");

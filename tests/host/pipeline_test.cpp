@@ -308,7 +308,7 @@ step = info
     REQUIRE(msgs.size() == 6);
     CHECK(msgs[0] == "c.ini:4: [device a] capacty: not an option of class 'loop' (did you mean 'capacity'?); "
                      "options: capacity, exclusive, open-delay, and for every device: class, path, inherit, timeout, "
-                     "step, fault, setup, body, teardown, run, stale-after");
+                     "step, fault, setup, body, teardown, run, stale-after, instances");
     CHECK(msgs[1] == "c.ini:5: [device a] step 'lock': needs an open device: add 'step = open' before it");
     CHECK(msgs[2] == "c.ini:7: [device a] step 'unlock': device is not locked at this point");
     CHECK(msgs[3] == "c.ini:8: [device a] step 'reply \"x\"': no get-message before it to reply to (or give id=N)");
