@@ -59,14 +59,17 @@ std::map<std::string, ino_t> entries(const fs::path &cache)
     return out;
 }
 
-// The entry describing class `cls`.
-fs::path entry_of(const fs::path &cache, const std::string &cls)
+// The entry describing the plugin file `plugin` (the test's copy, not the
+// built-in file of the same class, which has an entry too): entries are
+// named by the plugin file's device and inode.
+fs::path entry_of(const fs::path &cache, const fs::path &plugin)
 {
-    for (const auto &[name, ino] : entries(cache)) {
-        const auto doc = nlohmann::json::parse(read_file(cache / name), nullptr, false);
-        if (doc.is_object() && doc.contains("plugin") && doc["plugin"].value("class", "") == cls)
+    struct stat st {};
+    REQUIRE(::stat(plugin.c_str(), &st) == 0);
+    const std::string ends = "-" + std::to_string(st.st_dev) + "-" + std::to_string(st.st_ino) + ".plugin.json";
+    for (const auto &[name, ino] : entries(cache))
+        if (name.size() > ends.size() && name.compare(name.size() - ends.size(), ends.size(), ends) == 0)
             return cache / name;
-    }
     return {};
 }
 
@@ -93,8 +96,8 @@ TEST_CASE("describe cache entries are 0600 in a 0700 directory, and a hit rewrit
     // One per plugin: the two of the test's directory, and the built-in
     // ones they do not shadow.
     const auto first = entries(d.cache);
-    REQUIRE_FALSE(entry_of(d.cache, "loop").empty());
-    REQUIRE_FALSE(entry_of(d.cache, "raw").empty());
+    REQUIRE_FALSE(entry_of(d.cache, d.plugins / "loop.so").empty());
+    REQUIRE_FALSE(entry_of(d.cache, d.plugins / "raw.so").empty());
     for (const auto &[name, ino] : first)
         CHECK(mode_of(d.cache / name) == (S_IFREG | 0600));
 
@@ -102,7 +105,7 @@ TEST_CASE("describe cache entries are 0600 in a 0700 directory, and a hit rewrit
     CHECK(entries(d.cache) == first);  // the same inodes: read, not replaced
 
     // A plugin file that changed is described again; the other entry stays.
-    const auto loop_entry = entry_of(d.cache, "loop").filename().string();
+    const auto loop_entry = entry_of(d.cache, d.plugins / "loop.so").filename().string();
     REQUIRE_FALSE(loop_entry.empty());
     fs::last_write_time(d.plugins / "loop.so", fs::last_write_time(d.plugins / "loop.so") + std::chrono::seconds(5));
     REQUIRE(check(d.config).exit_code == 0);
@@ -122,7 +125,7 @@ TEST_CASE("a describe cache entry anyone else could have written, or of another 
     INFO(variant);
     CacheDir d;
     REQUIRE(check(d.config).exit_code == 0);
-    const fs::path entry = entry_of(d.cache, "loop");
+    const fs::path entry = entry_of(d.cache, d.plugins / "loop.so");
     REQUIRE_FALSE(entry.empty());
     auto doc = nlohmann::json::parse(read_file(entry));
     doc["plugin"]["class"] = "forged";
@@ -211,7 +214,7 @@ TEST_CASE("past 256 describe cache entries the least used go, and the old single
     REQUIRE(r.exit_code == 0);
     const auto left = entries(d.cache);
     CHECK(left.size() == 256);
-    CHECK_FALSE(entry_of(d.cache, "loop").empty());
-    CHECK_FALSE(entry_of(d.cache, "raw").empty());
+    CHECK_FALSE(entry_of(d.cache, d.plugins / "loop.so").empty());
+    CHECK_FALSE(entry_of(d.cache, d.plugins / "raw.so").empty());
     CHECK_FALSE(fs::exists(d.cache / "plugins.json"));
 }
