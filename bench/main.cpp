@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     if (p.smoke && !reps_given)
         p.reps = 2;
 
-    // 512 devices take 512 ptys on each side plus the host's own handles.
+    // 2048 devices take 2048 ptys on each side plus the host's own handles.
     rlimit nofile{};
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
         nofile.rlim_cur = nofile.rlim_max;

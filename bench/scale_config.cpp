@@ -19,7 +19,7 @@ int ScaleShape::steps_for(int devices) const
 ScaleShape scale_shape(bool smoke)
 {
     ScaleShape s;
-    s.sizes = smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 16, 128, 512};
+    s.sizes = smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 16, 128, 512, 2048};
     // At least 200 a device in the full run (20480 / 512 is 40).
     s.total = smoke ? 400 : 20480;
     s.min_steps = smoke ? 20 : 200;

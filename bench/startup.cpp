@@ -5,7 +5,7 @@
 //     against spawning /bin/true (the floor of any process start), and
 //     class against none; each plugin's load time, first load in a fresh
 //     process
-//   scale: N devices (1, 16, 128, 512) on N ptys served by one echo peer
+//   scale: N devices (1, 16, 128, 512, 2048) on N ptys served by one echo peer
 //     process, each device doing `request` steps, all run by one
 //     `devhost run`; aggregate round trips/s and the host's RSS per device
 #include "bench.hpp"
