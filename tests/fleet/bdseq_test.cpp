@@ -3,7 +3,7 @@
 // (0600), so each start's NBIRTH carries a bdSeq above every earlier one,
 // and each NDEATH (published by serve on a clean stop, or the broker's will
 // after kill -9) carries its birth's. Without state-dir it starts from 0.
-#include "broker.hpp"
+#include "fleet_fixture.hpp"
 #include "devhost_test.hpp"
 
 #include <catch2/catch.hpp>
@@ -28,15 +28,6 @@ std::string config(const TempDir &dir, const std::string &broker_url, bool state
            "teardown = close\nrun = every 200ms\n";
 }
 
-std::unique_ptr<Child> serve(const TempDir &dir)
-{
-    return std::make_unique<Child>(std::vector<std::string>{devhost_exe().string(), "serve", "--output",
-                                                            (dir / "fleet.jsonl").string(), "--socket",
-                                                            (dir / "fleet.control").string(),
-                                                            (dir / "fleet.ini").string()},
-                                   dir.path());
-}
-
 // The bdSeq of every message on `topic`, in order.
 std::vector<int64_t> bd_seqs(const std::vector<Seen> &seen, const std::string &topic)
 {
@@ -51,7 +42,7 @@ std::vector<int64_t> bd_seqs(const std::vector<Seen> &seen, const std::string &t
 // (kill -9, its workers too), until its death is seen.
 void one_run(const TempDir &dir, Subscriber &sub, size_t n, bool kill)
 {
-    auto devhost = serve(dir);
+    auto devhost = start_serve(dir);
     INFO(devhost->err());
     REQUIRE(sub.wait([&](const auto &seen) { return bd_seqs(seen, base + "NBIRTH/n1").size() == n; }, 20s));
     if (kill) {

@@ -31,8 +31,6 @@ std::string config(const TempDir &dir, const std::string &broker_url, const std:
            "body = read exactly=2\nteardown = close\nrun = on-demand\n";
 }
 
-json payload(const Seen &s) { return json::parse(s.payload, nullptr, false); }
-
 void send(const Broker &broker, const std::string &topic, const std::string &message, bool retain = false)
 {
     std::vector<std::string> argv{"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()),

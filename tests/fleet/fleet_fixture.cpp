@@ -11,6 +11,16 @@ std::unique_ptr<Child> start_serve(const TempDir &dir, const std::string &name, 
                                    dir.path());
 }
 
+nlohmann::json payload(const Seen &s) { return nlohmann::json::parse(s.payload, nullptr, false); }
+
+size_t count(const std::vector<Seen> &seen, const std::string &topic, const std::string &event)
+{
+    size_t n = 0;
+    for (const auto &s : seen)
+        n += s.topic == topic && (event.empty() || payload(s).value("event", "") == event);
+    return n;
+}
+
 std::unique_ptr<Child> Fleet::serve(const std::string &config, const std::string &name)
 {
     write_file(dir / (name + ".ini"), config);

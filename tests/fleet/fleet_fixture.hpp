@@ -7,14 +7,23 @@
 #include "broker.hpp"
 #include "devhost_test.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace devhost::test {
 
 // `devhost serve DIR/INI.ini` (INI: `name` when empty), its records to
 // DIR/NAME.jsonl, its control socket DIR/NAME.control, run in DIR.
 std::unique_ptr<Child> start_serve(const TempDir &dir, const std::string &name = "fleet", const std::string &ini = "");
+
+// A message's payload as JSON (discarded, not thrown, when it is not).
+nlohmann::json payload(const Seen &s);
+
+// How many messages came on `topic` (with "event": `event`, when given).
+size_t count(const std::vector<Seen> &seen, const std::string &topic, const std::string &event = "");
 
 // A temporary directory, a broker in it and a subscriber on devhost/#,
 // made in that order (and gone in the reverse order).

@@ -29,16 +29,6 @@ std::string config(const TempDir &dir, const std::string &broker_url)
            "teardown = close\nrun = every 200ms\n";
 }
 
-json payload(const Seen &s) { return json::parse(s.payload, nullptr, false); }
-
-size_t count(const std::vector<Seen> &seen, const std::string &topic, const std::string &event = "")
-{
-    size_t n = 0;
-    for (const auto &s : seen)
-        n += s.topic == topic && (event.empty() || payload(s).value("event", "") == event);
-    return n;
-}
-
 // The node's messages of one session (NBIRTH on), NDEATH left out: their
 // seq must count 0, 1, 2 ... without a gap.
 void check_seq(const std::vector<Seen> &seen)

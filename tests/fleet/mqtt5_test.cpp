@@ -4,7 +4,7 @@
 // log shows which protocol serve spoke ("p5" in its "New client connected"
 // line); births, data, a refused and an allowed command, and the will after
 // kill -9 all work as with 3.1.1.
-#include "broker.hpp"
+#include "fleet_fixture.hpp"
 #include "devhost_test.hpp"
 
 #include <catch2/catch.hpp>
@@ -26,25 +26,6 @@ std::string config(const TempDir &dir, const std::string &broker_url, const std:
            "\ngroup = g1\nnode = n1\nkeepalive = 5s\nallow-commands = rebirth\n"
            "[device a]\nclass = loop\npath = loop:a\nsetup = open\nbody = write \"hi\"\nbody = read exactly=2\n"
            "teardown = close\nrun = every 200ms\n";
-}
-
-std::unique_ptr<Child> serve(const TempDir &dir)
-{
-    return std::make_unique<Child>(std::vector<std::string>{devhost_exe().string(), "serve", "--output",
-                                                            (dir / "fleet.jsonl").string(), "--socket",
-                                                            (dir / "fleet.control").string(),
-                                                            (dir / "fleet.ini").string()},
-                                   dir.path());
-}
-
-json payload(const Seen &s) { return json::parse(s.payload, nullptr, false); }
-
-size_t count(const std::vector<Seen> &seen, const std::string &topic, const std::string &event = "")
-{
-    size_t n = 0;
-    for (const auto &s : seen)
-        n += s.topic == topic && (event.empty() || payload(s).value("event", "") == event);
-    return n;
 }
 
 std::vector<json> replies(const std::vector<Seen> &seen)
@@ -75,7 +56,7 @@ TEST_CASE("mqtt 5 births, data, commands and the will after kill -9")
     Subscriber sub(dir.path(), broker, "devhost/#", {"-V", "5"});
     write_file(dir / "fleet.ini", config(dir, broker.url(), "5"));
     CHECK(run_devhost({"check", (dir / "fleet.ini").string()}).exit_code == 0);
-    auto devhost = serve(dir);
+    auto devhost = start_serve(dir);
     const std::string ddata = base + "DDATA/n1/a";
     REQUIRE(sub.wait([&](const auto &seen) { return count(seen, ddata, "record") >= 2; }, 20s));
     INFO(devhost->err());
@@ -120,7 +101,7 @@ TEST_CASE("mqtt 3.1.1 stays the default and protocol = 3.1.1 says it")
     Broker broker(dir.path());
     Subscriber sub(dir.path(), broker, "devhost/#");
     write_file(dir / "fleet.ini", config(dir, broker.url(), "3.1.1"));
-    auto devhost = serve(dir);
+    auto devhost = start_serve(dir);
     REQUIRE(sub.wait([&](const auto &seen) { return count(seen, base + "DDATA/n1/a", "record") >= 1; }, 20s));
     INFO(broker.log());
     CHECK(broker.log().find("(p2, c1, k5)") != std::string::npos);  // mosquitto logs 3.1.1 as p2
@@ -133,7 +114,7 @@ TEST_CASE("mqtt 5 refused by the broker names the reason")
     TempDir dir;
     Broker broker(dir.path(), 0, "allow_anonymous false\n");
     write_file(dir / "fleet.ini", config(dir, broker.url(), "5"));
-    auto devhost = serve(dir);
+    auto devhost = start_serve(dir);
     INFO(devhost->err());
     CHECK(devhost->wait_for_output("mqtt: 127.0.0.1:" + std::to_string(broker.port()) +
                                        " refused the connection: Not authorized",

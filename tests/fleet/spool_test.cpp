@@ -43,8 +43,6 @@ void kill_serve(Child &devhost)
     devhost.wait(10s);
 }
 
-json payload(const Seen &s) { return json::parse(s.payload, nullptr, false); }
-
 // The spooled messages (rseq, then the payload's body) of what was seen.
 std::vector<std::pair<int64_t, json>> spooled(const std::vector<Seen> &seen)
 {

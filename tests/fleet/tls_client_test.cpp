@@ -6,7 +6,7 @@
 // of another CA, is refused in the handshake and logs why. The key file is
 // checked like the password file: devhost check refuses one others may
 // read or another user owns.
-#include "broker.hpp"
+#include "fleet_fixture.hpp"
 #include "devhost_test.hpp"
 
 #include <catch2/catch.hpp>
@@ -38,23 +38,6 @@ std::string client_keys(const TempDir &dir, const std::string &name)
 {
     const std::string d = dir.path().string();
     return "cert-file = " + d + "/" + name + ".pem\nkey-file = " + d + "/" + name + ".key\n";
-}
-
-std::unique_ptr<Child> serve(const TempDir &dir, const std::string &node)
-{
-    return std::make_unique<Child>(std::vector<std::string>{devhost_exe().string(), "serve", "--output",
-                                                            (dir / (node + ".jsonl")).string(), "--socket",
-                                                            (dir / (node + ".control")).string(),
-                                                            (dir / (node + ".ini")).string()},
-                                   dir.path());
-}
-
-size_t count(const std::vector<Seen> &seen, const std::string &topic)
-{
-    size_t n = 0;
-    for (const auto &s : seen)
-        n += s.topic == topic;
-    return n;
 }
 
 // The broker: TLS only, a client certificate of ca.pem required.
@@ -89,7 +72,7 @@ TEST_CASE("mqtts with a client certificate publishes its birth")
     const ProcessResult check = run_devhost({"check", (dir / "n1.ini").string()});
     INFO(check.err);
     CHECK(check.exit_code == 0);
-    auto devhost = serve(dir, "n1");
+    auto devhost = start_serve(dir, "n1");
     INFO(devhost->err());
     REQUIRE(sub.wait([](const auto &seen) { return count(seen, base + "DDATA/n1/a") >= 2; }, 20s));
     const auto seen = sub.messages();
@@ -118,8 +101,8 @@ TEST_CASE("mqtts without a client certificate of the CA is refused and says why"
     write_file(dir / "n3.ini", config(dir, broker->port(), "n3",
                                       "cert-file = " + d + "/other/stranger.pem\nkey-file = " + d +
                                           "/other/stranger.key\n"));
-    auto none = serve(dir, "n2");
-    auto stranger = serve(dir, "n3");
+    auto none = start_serve(dir, "n2");
+    auto stranger = start_serve(dir, "n3");
     const std::string port = std::to_string(broker->port());
     // The broker's alert, as OpenSSL names it, then the retries.
     CHECK(none->wait_for_output("alert certificate required", 15s));
@@ -192,7 +175,7 @@ TEST_CASE("an encrypted key file fails to load, logged, and serve serves on")
     auto broker = tls_broker(dir);
     write_file(dir / "n4.ini", config(dir, broker->port(), "n4",
                                       "cert-file = " + d + "/client.pem\nkey-file = " + d + "/locked.key\n"));
-    auto devhost = serve(dir, "n4");
+    auto devhost = start_serve(dir, "n4");
     CHECK(devhost->wait_for_output("mqtt: Error: Unable to load client key file", 15s));
     CHECK(devhost->wait_for_output("worker class loop started", 10s));
     INFO(devhost->err());
