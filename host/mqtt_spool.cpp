@@ -320,7 +320,6 @@ void MqttSpool::expire(int64_t now_ms)
     drop_while([&](const Entry &e) { return e.t_ms < now_ms - max_age_ms_; });
 }
 
-// "N\n" at offset 0, one pwrite: a crash leaves it whole or as it was.
 // The bdseq file, when there is one: a regular file of ours (like every
 // spool file), "N\n". Missing: none kept (a first start, or a spool from
 // before bdseq was kept); unreadable text: none, with a warning.
@@ -372,6 +371,7 @@ bool MqttSpool::keep_bd_seq(uint64_t bd_seq)
     return true;
 }
 
+// "N\n" at offset 0, one pwrite: a crash leaves it whole or as it was.
 void MqttSpool::write_committed()
 {
     if (!committed_fd_)
