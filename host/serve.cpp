@@ -208,8 +208,9 @@ int ServeLoop::run()
     for (;;) {
         uint64_t now = monotonic_ns();
         look_at_devices(now);
+        const bool live = records_watched();  // a monitor may have come or gone (control_->process)
         for (auto &[key, w] : workers_)
-            tell_live(w);  // a monitor came or went (control_->process)
+            tell_live(w, live);
         for (auto &d : devices_)
             schedule(d, now);
         forget_left();

@@ -172,7 +172,7 @@ void ServeLoop::start_worker(ServeWorkerProc &w)
                           {"record_mode", static_cast<int>(data.mode)},
                           {"record_head", data.head}};
     send_message(w.process->channel(), request, {w.source->files.fd_of(*w.plugin), records_.fd(), table_->fd()});
-    tell_live(w);
+    tell_live(w, records_watched());
     spdlog::info("worker {} started (pid {})", w.key, w.process->pid());
 }
 
@@ -181,12 +181,11 @@ bool ServeLoop::records_watched() const
     return (control_ && control_->watched()) || setup_.fleet || setup_.metrics;
 }
 
-// Tells worker `w` whether anyone watches records as they come (a monitor,
-// the fleet, the metrics), when that changed since it was last told: only
-// then does it send each record as it is written.
-void ServeLoop::tell_live(ServeWorkerProc &w)
+// Tells worker `w` whether anyone watches records as they come (`live`:
+// records_watched()), when that changed since it was last told: only then
+// does it send each record as it is written.
+void ServeLoop::tell_live(ServeWorkerProc &w, bool live)
 {
-    const bool live = records_watched();
     if (w.process && w.live != live && send_message(w.process->channel(), {{"op", "live"}, {"on", live}}))
         w.live = live;
 }

@@ -99,7 +99,7 @@ private:
     ServeWorkerProc *worker_for(ServedDevice &d);
     void start_worker(ServeWorkerProc &w);
     bool records_watched() const;
-    void tell_live(ServeWorkerProc &w);
+    void tell_live(ServeWorkerProc &w, bool live);
     void drain(ServeWorkerProc &w);
     void handle(ServeWorkerProc &w, Message &m);
     void phase_done(ServedDevice &d, const nlohmann::json &body, uint64_t now);
