@@ -276,14 +276,12 @@ void mqtt_finish(const MqttSettings &m, const std::string &file, std::vector<Dia
         return;
     if (m.broker.empty())
         diags.push_back({file, m.line, "[mqtt]: missing 'broker = mqtt://HOST[:PORT]'"});
-    if (m.ca_file && !m.tls && !m.broker.empty())
-        diags.push_back({file, m.ca_file_line, "[mqtt] ca-file: a CA file is for an mqtts:// broker; broker is " +
-                                                   q(m.broker)});
     const auto tls_only = [&](const std::optional<std::string> &key, int line, const char *name, const char *what) {
         if (key && !m.tls && !m.broker.empty())
             diags.push_back({file, line, std::string("[mqtt] ") + name + ": " + what +
                                              " is for an mqtts:// broker; broker is " + q(m.broker)});
     };
+    tls_only(m.ca_file, m.ca_file_line, "ca-file", "a CA file");
     tls_only(m.cert_file, m.cert_file_line, "cert-file", "a client certificate");
     tls_only(m.key_file, m.key_file_line, "key-file", "a client key");
     if (m.cert_file && !m.key_file)
