@@ -73,6 +73,8 @@ set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_HOST_PACKAGE_SECTION utils)
+# dlopen'd by serve (host/libsystemd.hpp), so dpkg-shlibdeps cannot see it.
+set(CPACK_DEBIAN_HOST_PACKAGE_DEPENDS "libsystemd0 (>= 252)")
 set(CPACK_DEBIAN_HOST_PACKAGE_CONTROL_EXTRA "${_control}/host/conffiles")
 set(CPACK_COMPONENT_HOST_DESCRIPTION "user-space device host with plugins per device class
 devhost drives serial ports, parallel ports, filter communication ports and

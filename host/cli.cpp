@@ -1,8 +1,7 @@
 #include "cli.hpp"
 
 #include "serve.hpp"
-#include "metrics.hpp"
-#include "mqtt_publisher.hpp"
+#include "fleet_module.hpp"
 
 #include "check.hpp"
 #include "cli_help.hpp"
@@ -781,6 +780,47 @@ private:
     control::Server server_;
 };
 
+// serve's [mqtt] publisher and [metrics] endpoint, from the fleet module
+// (fleet_module.hpp), into `setup`; read at start (a reload does not change
+// them). The exit code to stop with, or -1 to go on.
+int start_fleet(const ServeConfig &loaded, const fs::path &file, ServeSetup &setup)
+{
+    const Config &config = loaded.config;
+    const FleetModule *fleet_module = nullptr;
+    if (config.mqtt.enabled || config.metrics.enabled) {
+        std::string error;
+        fleet_module = load_fleet_module(error);
+        if (!fleet_module) {
+            const int line = config.mqtt.enabled ? config.mqtt.line : config.metrics.listen_line;
+            error_line(file.string() + ":" + std::to_string(line) + ": " + error);
+            return exit_no_plugin;
+        }
+    }
+    if (config.mqtt.enabled) {
+        std::string error;
+        MqttSettings mqtt = config.mqtt;
+        if (config.host.state_dir)
+            mqtt.spool_dir = *config.host.state_dir + "/" + MqttSpool::dir_name;
+        setup.fleet = fleet_module->make_mqtt_publisher(mqtt, error);
+        if (!setup.fleet) {
+            error_line(file.string() + ":" + std::to_string(config.mqtt.line) + ": " + error);
+            return exit_usage;
+        }
+    }
+    if (config.metrics.enabled) {
+        std::string error;
+        std::function<SpoolStats()> spool;
+        if (EventSink *fleet = setup.fleet.get())  // it outlives the metrics (ServeSetup's order)
+            spool = [fleet, fleet_module] { return fleet_module->mqtt_spool_stats(*fleet); };
+        setup.metrics = fleet_module->make_metrics(config.metrics, error, std::move(spool));
+        if (!setup.metrics) {
+            error_line(file.string() + ":" + std::to_string(config.metrics.listen_line) + ": " + error);
+            return exit_usage;
+        }
+    }
+    return -1;
+}
+
 int cmd_serve(const Cli &cli)
 {
     if (cli.args.size() > 1) {
@@ -825,28 +865,8 @@ int cmd_serve(const Cli &cli)
     setup.control = [control_settings](control::Handler &handler) -> std::unique_ptr<ControlPort> {
         return std::make_unique<ControlSocket>(handler, control_settings);
     };
-    if (loaded->config.mqtt.enabled) {  // read at start: a reload does not change it
-        std::string error;
-        MqttSettings mqtt = loaded->config.mqtt;
-        if (loaded->config.host.state_dir)
-            mqtt.spool_dir = *loaded->config.host.state_dir + "/" + MqttSpool::dir_name;
-        setup.fleet = make_mqtt_publisher(mqtt, error);
-        if (!setup.fleet) {
-            error_line(file.string() + ":" + std::to_string(loaded->config.mqtt.line) + ": " + error);
-            return exit_usage;
-        }
-    }
-    if (loaded->config.metrics.enabled) {  // like [mqtt]: read at start
-        std::string error;
-        std::function<SpoolStats()> spool;
-        if (EventSink *fleet = setup.fleet.get())  // it outlives the metrics (ServeSetup's order)
-            spool = [fleet] { return mqtt_spool_stats(*fleet); };
-        setup.metrics = make_metrics(loaded->config.metrics, error, std::move(spool));
-        if (!setup.metrics) {
-            error_line(file.string() + ":" + std::to_string(loaded->config.metrics.listen_line) + ": " + error);
-            return exit_usage;
-        }
-    }
+    if (const int stop = start_fleet(*loaded, file, setup); stop >= 0)
+        return stop;
     setup.config = loaded;
     setup.settings = supervisor_settings(cli, &loaded->config);
     setup.settings.config_name = file.string();
@@ -867,8 +887,11 @@ int dispatch(const Cli &cli)
     try {
         // The commands that start workers fork the worker template first,
         // while this process is still one thread (worker_template.hpp).
-        if (cli.command == "run" || cli.command == "serve" || cli.command == "check" || cli.command == "plugins" ||
-            cli.command == "probe" ||
+        // Not check: it starts one worker at most, to describe plugins the
+        // describe cache does not know (after an install or an upgrade),
+        // and then an exec costs about 2 ms once, where the template's fork
+        // and exit would cost every check about half a millisecond.
+        if (cli.command == "run" || cli.command == "serve" || cli.command == "plugins" || cli.command == "probe" ||
             cli.command == "scan")
             worker_template::start();
         if (cli.command == "run")

@@ -182,7 +182,8 @@ const std::vector<CommandHelp> &command_helps()
          "  0  stopped by SIGTERM or SIGINT (every device torn down)\n"
          "  1  step records could not be written\n"
          "  2  usage or config error\n"
-         "  3  no usable plugin for a configured device\n"},
+         "  3  no usable plugin for a configured device, or [mqtt]/[metrics] without a\n"
+         "     usable fleet module (lib/devhost/fleet.so)\n"},
         {"check", "devhost check [OPTIONS] CONFIG", check_text, {{"allow-faults", allow_faults_text}},
          "  0  the config is valid\n"
          "  2  usage error, or a mistake in the config (an unknown class too)\n"},
@@ -286,7 +287,8 @@ const char *const exit_text =
     "     listed); reset-failed: the restart ledger could not be used\n"
     "  2  usage or config error\n"
     "  3  run, probe: no usable plugin for a device's class (check: 2); scan: no\n"
-    "     plugin for --class C; plugins, scan: no plugin loaded\n"
+    "     plugin for --class C; plugins, scan: no plugin loaded; serve: also\n"
+    "     [mqtt]/[metrics] without a usable fleet module (lib/devhost/fleet.so)\n"
     "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"
     "  5  status, call, reset, reload, monitor: devhost serve is not running\n"
     "  6  status, call, reset, reload, monitor: permission denied\n"

@@ -1,8 +1,8 @@
 #include "device_watch.hpp"
 
+#include "libsystemd.hpp"
+
 #include <spdlog/spdlog.h>
-#include <systemd/sd-device.h>
-#include <systemd/sd-event.h>
 
 #include <cerrno>
 #include <cstring>
@@ -57,14 +57,19 @@ int on_udev_event(sd_device_monitor *, sd_device *, void *userdata)
 DeviceWatch::DeviceWatch() : epoll_(::epoll_create1(EPOLL_CLOEXEC))
 {
     std::string events;
-    if (::access("/run/udev/control", F_OK) == 0 && sd_event_new(&event_) >= 0 &&
-        sd_device_monitor_new(&monitor_) >= 0 && sd_device_monitor_attach_event(monitor_, event_) >= 0 &&
-        sd_device_monitor_start(monitor_, on_udev_event, &udev_hint_) >= 0) {
-        add_to(epoll_.get(), sd_event_get_fd(event_));
+    std::string why;
+    if (::access("/run/udev/control", F_OK) == 0 && !(sd_ = libsystemd(why)))
+        spdlog::warn("udevd runs, but {}: watching the kernel's uevents instead", why);
+    if (sd_ && sd_->sd_event_new(&event_) >= 0 && sd_->sd_device_monitor_new(&monitor_) >= 0 &&
+        sd_->sd_device_monitor_attach_event(monitor_, event_) >= 0 &&
+        sd_->sd_device_monitor_start(monitor_, on_udev_event, &udev_hint_) >= 0) {
+        add_to(epoll_.get(), sd_->sd_event_get_fd(event_));
         events = "udev events";
     } else {
-        monitor_ = sd_device_monitor_unref(monitor_);
-        event_ = sd_event_unref(event_);
+        if (sd_) {
+            monitor_ = sd_->sd_device_monitor_unref(monitor_);
+            event_ = sd_->sd_event_unref(event_);
+        }
         uevent_ = kernel_uevents();
         if (uevent_) {
             add_to(epoll_.get(), uevent_.get());
@@ -81,8 +86,10 @@ DeviceWatch::DeviceWatch() : epoll_(::epoll_create1(EPOLL_CLOEXEC))
 
 DeviceWatch::~DeviceWatch()
 {
-    sd_device_monitor_unref(monitor_);
-    sd_event_unref(event_);
+    if (sd_) {
+        sd_->sd_device_monitor_unref(monitor_);
+        sd_->sd_event_unref(event_);
+    }
 }
 
 void DeviceWatch::watch(const std::string &path)
@@ -114,7 +121,7 @@ bool DeviceWatch::drain_uevents()
     bool any = false;
     if (event_) {
         udev_hint_ = false;
-        for (int i = 0; i < 256 && sd_event_run(event_, 0) > 0; i++) {
+        for (int i = 0; i < 256 && sd_->sd_event_run(event_, 0) > 0; i++) {
         }
         return udev_hint_;
     }

@@ -24,6 +24,8 @@ struct sd_device_monitor;
 
 namespace devhost {
 
+struct LibSystemd;
+
 class DeviceWatch {
 public:
     // Never throws: a source that cannot be had is left out, and source()
@@ -52,6 +54,7 @@ private:
     bool drain_inotify();
 
     UniqueFd epoll_, inotify_, uevent_;
+    const LibSystemd *sd_ = nullptr;  // loaded when udevd runs (libsystemd.hpp)
     sd_event *event_ = nullptr;
     sd_device_monitor *monitor_ = nullptr;
     bool udev_hint_ = false;  // set by the monitor's callback

@@ -2,8 +2,8 @@
 
 #include "common/device_path.hpp"
 #include "common/text.hpp"
+#include "libsystemd.hpp"
 
-#include <systemd/sd-device.h>
 
 #include <algorithm>
 #include <cctype>
@@ -102,53 +102,58 @@ std::optional<std::string> resolve_link(const std::string &identity, std::string
     return std::nullopt;
 }
 
-using DevicePtr = std::unique_ptr<sd_device, decltype(&sd_device_unref)>;
-
-std::string attr(sd_device *d, const char *name)
+std::string attr(const LibSystemd &sd, sd_device *d, const char *name)
 {
     const char *v = nullptr;
-    return sd_device_get_sysattr_value(d, name, &v) >= 0 && v ? v : "";
+    return sd.sd_device_get_sysattr_value(d, name, &v) >= 0 && v ? v : "";
 }
 
 // Whether device `d`'s USB device is `u`.
-bool usb_matches(sd_device *d, const Usb &u)
+bool usb_matches(const LibSystemd &sd, sd_device *d, const Usb &u)
 {
     sd_device *usb = nullptr;  // borrowed from d
-    if (sd_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device", &usb) < 0)
+    if (sd.sd_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device", &usb) < 0)
         return false;
-    return lower(attr(usb, "idVendor")) == u.vendor && lower(attr(usb, "idProduct")) == u.product &&
-           (u.serial.empty() || attr(usb, "serial") == u.serial);
+    return lower(attr(sd, usb, "idVendor")) == u.vendor && lower(attr(sd, usb, "idProduct")) == u.product &&
+           (u.serial.empty() || attr(sd, usb, "serial") == u.serial);
 }
 
 std::optional<std::string> resolve_usb(const std::string &identity, std::string &error)
 {
     const Usb u = *parse_usb(identity);
+    std::string why;
+    const LibSystemd *lib = libsystemd(why);
+    if (!lib) {
+        error = identity + ": " + why;
+        return std::nullopt;
+    }
+    const LibSystemd &sd = *lib;
     sd_device_enumerator *raw = nullptr;
-    int r = sd_device_enumerator_new(&raw);
-    std::unique_ptr<sd_device_enumerator, decltype(&sd_device_enumerator_unref)> e(raw, sd_device_enumerator_unref);
+    int r = sd.sd_device_enumerator_new(&raw);
+    std::unique_ptr<sd_device_enumerator, decltype(sd.sd_device_enumerator_unref)> e(raw, sd.sd_device_enumerator_unref);
     for (const char *subsystem : {"tty", "block", "usbmisc"})
         if (r >= 0)
-            r = sd_device_enumerator_add_match_subsystem(e.get(), subsystem, 1);
+            r = sd.sd_device_enumerator_add_match_subsystem(e.get(), subsystem, 1);
     // sd-device's enumerator skips, by default, every device with a node
     // that udev has not initialized (no entry in its database). Without
     // udevd (device_watch.cpp's test: an initramfs, a container, a system
     // with only devtmpfs) no device ever is, so none would match: take them
     // all then. With udevd, a device is taken once its rules have run.
     if (r >= 0 && ::access("/run/udev/control", F_OK) != 0)
-        r = sd_device_enumerator_allow_uninitialized(e.get());
+        r = sd.sd_device_enumerator_allow_uninitialized(e.get());
     if (r < 0) {
         error = identity + ": cannot enumerate devices: " + std::strerror(-r);
         return std::nullopt;
     }
     std::vector<std::string> found;
-    for (sd_device *d = sd_device_enumerator_get_device_first(e.get()); d;
-         d = sd_device_enumerator_get_device_next(e.get())) {
+    for (sd_device *d = sd.sd_device_enumerator_get_device_first(e.get()); d;
+         d = sd.sd_device_enumerator_get_device_next(e.get())) {
         const char *subsystem = nullptr, *devtype = nullptr, *devname = nullptr;
-        if (sd_device_get_devname(d, &devname) < 0 || !devname || sd_device_get_subsystem(d, &subsystem) < 0)
+        if (sd.sd_device_get_devname(d, &devname) < 0 || !devname || sd.sd_device_get_subsystem(d, &subsystem) < 0)
             continue;
-        if (std::string(subsystem) == "block" && (sd_device_get_devtype(d, &devtype) < 0 || std::string(devtype) != "disk"))
+        if (std::string(subsystem) == "block" && (sd.sd_device_get_devtype(d, &devtype) < 0 || std::string(devtype) != "disk"))
             continue;  // whole disks only: their partitions are the same device
-        if (usb_matches(d, u))
+        if (usb_matches(sd, d, u))
             found.emplace_back(devname);
     }
     if (found.size() == 1) {

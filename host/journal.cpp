@@ -1,12 +1,17 @@
 #include "journal.hpp"
 
+#include "libsystemd.hpp"
+
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <spdlog/sinks/systemd_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <string>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <syslog.h>
 #include <unistd.h>
 
 namespace devhost::logging {
@@ -24,7 +29,7 @@ bool parse_number(const char *text, char end, unsigned long long &value)
     return errno == 0 && *stop == end;
 }
 
-// Where sd_journal_send writes (fixed in libsystemd); it drops a line
+// Where sd_journal_sendv writes (fixed in libsystemd); it drops a line
 // silently when nothing is there, so the sink looks first.
 constexpr const char *journal_socket = "/run/systemd/journal/socket";
 
@@ -34,29 +39,43 @@ bool journal_socket_present()
     return ::stat(journal_socket, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-// spdlog's systemd sink (its table maps trace and debug to LOG_DEBUG, info to
-// LOG_INFO, warn to LOG_WARNING, err to LOG_ERR, critical to LOG_CRIT), with
-// a missing journal socket or the journal's refusal turned into a prefixed
-// stderr line instead of a lost line or an exception.
-class JournalSink final : public spdlog::sinks::systemd_sink<std::mutex> {
-public:
-    JournalSink() : systemd_sink("devhost") {}
-
+// Each line to the journal as MESSAGE, PRIORITY (trace and debug LOG_DEBUG,
+// info LOG_INFO, warn LOG_WARNING, err LOG_ERR, critical LOG_CRIT, as
+// spdlog's own systemd sink maps them) and SYSLOG_IDENTIFIER=devhost,
+// through libsystemd's sd_journal_sendv (loaded when the first line goes,
+// libsystemd.hpp); a missing journal socket, no libsystemd or the journal's
+// refusal turns the line into a prefixed stderr line instead of a lost line.
+class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
 protected:
     void sink_it_(const spdlog::details::log_msg &msg) override
     {
-        if (!present_) {
+        std::string why;
+        const LibSystemd *sd = present_ ? libsystemd(why) : nullptr;
+        if (!sd || !send(*sd, msg))
             to_stderr(msg);
-            return;
-        }
-        try {
-            systemd_sink::sink_it_(msg);
-        } catch (const spdlog::spdlog_ex &) {
-            to_stderr(msg);
-        }
     }
+    void flush_() override {}
 
 private:
+    static int syslog_level(spdlog::level::level_enum l)
+    {
+        static constexpr std::array<int, 7> levels{LOG_DEBUG, LOG_DEBUG, LOG_INFO, LOG_WARNING,
+                                                   LOG_ERR,   LOG_CRIT,  LOG_INFO};
+        return levels.at(static_cast<size_t>(l));
+    }
+
+    static bool send(const LibSystemd &sd, const spdlog::details::log_msg &msg)
+    {
+        std::string message = "MESSAGE=";
+        message.append(msg.payload.data(), msg.payload.size());
+        const std::string priority = "PRIORITY=" + std::to_string(syslog_level(msg.level));
+        static const std::string ident = "SYSLOG_IDENTIFIER=devhost";
+        iovec fields[] = {{message.data(), message.size()},
+                          {const_cast<char *>(priority.data()), priority.size()},
+                          {const_cast<char *>(ident.data()), ident.size()}};
+        return sd.sd_journal_sendv(fields, 3) >= 0;
+    }
+
     void to_stderr(const spdlog::details::log_msg &msg)
     {
         const auto level = spdlog::level::to_string_view(msg.level);

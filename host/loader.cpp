@@ -583,6 +583,22 @@ std::shared_ptr<const Plugin> PluginRegistry::find(std::string_view device_class
     return nullptr;
 }
 
+std::shared_ptr<boost::dll::shared_library> load_trusted_library(const fs::path &file, std::string &error)
+{
+    try {
+        struct stat st {};
+        TrustRefusal untrusted;
+        UniqueFd fd = open_trusted_file(file, st, untrusted);
+        if (!fd)
+            refuse_untrusted(untrusted, file);
+        check_elf_layout(fd.get(), static_cast<uint64_t>(st.st_size));
+        return load_library(fd.get(), file);
+    } catch (const Refused &r) {
+        error = display_path(file) + ": " + r.reason;
+        return nullptr;
+    }
+}
+
 std::string display_path(const fs::path &file)
 {
     const std::string &s = file.native();

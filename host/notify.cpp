@@ -1,8 +1,10 @@
 #include "notify.hpp"
 
-#include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
+#include "libsystemd.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -11,14 +13,26 @@ namespace devhost {
 Notifier::Notifier()
 {
     uint64_t usec = 0;
+    // Under a service manager only (NOTIFY_SOCKET): elsewhere serve needs
+    // no libsystemd for its notifications, which would go nowhere.
+    if (!std::getenv("NOTIFY_SOCKET"))
+        return;
+    std::string why;
+    sd_ = libsystemd(why);
+    if (!sd_) {
+        spdlog::warn("cannot notify the service manager: {}", why);
+        return;
+    }
     // 0: the variables stay (sd_notify reads NOTIFY_SOCKET at each call).
-    if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2)
+    if (sd_->sd_watchdog_enabled(0, &usec) > 0 && usec >= 2)
         ping_interval_ = std::chrono::microseconds(usec / 2);
 }
 
 void Notifier::send(const std::string &state)
 {
-    const int r = sd_notify(0, state.c_str());
+    if (!sd_)
+        return;
+    const int r = sd_->sd_notify(0, state.c_str());
     if (r < 0)
         spdlog::warn("cannot notify the service manager ({}): {}", state.substr(0, state.find('\n')), std::strerror(-r));
 }

@@ -1,5 +1,5 @@
 // systemd's notification protocol for `devhost serve` (Type=notify), through
-// libsystemd's sd_notify: READY=1, RELOADING=1, STOPPING=1, STATUS=...,
+// libsystemd's sd_notify (libsystemd.hpp): READY=1, RELOADING=1, STOPPING=1, STATUS=...,
 // WATCHDOG=1. Without NOTIFY_SOCKET (not started by systemd) every call
 // does nothing.
 #pragma once
@@ -10,6 +10,8 @@
 #include <string>
 
 namespace devhost {
+
+struct LibSystemd;
 
 class Notifier {
 public:
@@ -27,6 +29,7 @@ public:
 
 private:
     void send(const std::string &state);
+    const LibSystemd *sd_ = nullptr;  // loaded under a service manager only (libsystemd.hpp)
     std::optional<std::chrono::microseconds> ping_interval_;
     std::string last_status_;
 };

@@ -2,20 +2,40 @@
 
 #include "common/text.hpp"
 
+#include <gcrypt.h>
+#include <mutex>
 #include <new>
-#include <openssl/evp.h>
 
 namespace devhost {
 
+namespace {
+
+// libgcrypt wants gcry_check_version before its first use; a library that
+// uses it too (libsystemd does) makes the same calls, and a second
+// initialization is harmless. No secure memory: digests of step data only.
+void initialize_gcrypt()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
+            gcry_check_version(nullptr);
+            gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
+            gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+        }
+    });
+}
+
+}  // namespace
+
 struct Sha256::Context {
-    EVP_MD_CTX *md = nullptr;
-    ~Context() { EVP_MD_CTX_free(md); }
+    gcry_md_hd_t md = nullptr;
+    ~Context() { gcry_md_close(md); }
 };
 
 Sha256::Sha256() : ctx_(std::make_unique<Context>())
 {
-    ctx_->md = EVP_MD_CTX_new();
-    if (!ctx_->md || EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1)
+    initialize_gcrypt();
+    if (gcry_md_open(&ctx_->md, GCRY_MD_SHA256, 0) != 0)
         throw std::bad_alloc();
 }
 
@@ -24,22 +44,21 @@ Sha256::~Sha256() = default;
 void Sha256::update(const uint8_t *data, size_t len)
 {
     if (len)
-        EVP_DigestUpdate(ctx_->md, data, len);
+        gcry_md_write(ctx_->md, data, len);
 }
 
 std::string Sha256::hex()
 {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_->md, digest, &len);
-    return text::to_hex(digest, len);
+    const unsigned char *digest = gcry_md_read(ctx_->md, GCRY_MD_SHA256);
+    return text::to_hex(digest, gcry_md_get_algo_dlen(GCRY_MD_SHA256));
 }
 
 std::string Sha256::of(const uint8_t *data, size_t len)
 {
-    Sha256 h;
-    h.update(data, len);
-    return h.hex();
+    initialize_gcrypt();
+    unsigned char digest[32];
+    gcry_md_hash_buffer(GCRY_MD_SHA256, digest, data, len);
+    return text::to_hex(digest, sizeof digest);
 }
 
 }  // namespace devhost

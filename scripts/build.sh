@@ -22,8 +22,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 packages=(
   build-essential cmake pkg-config
   libboost-dev libboost-program-options-dev
-  libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev libsystemd-dev
-  libmosquitto-dev mosquitto mosquitto-clients prometheus-cpp-dev curl
+  libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libgcrypt20-dev libsystemd-dev
+  libmosquitto-dev mosquitto mosquitto-clients openssl prometheus-cpp-dev curl
   util-linux e2fsprogs socat procps systemd
   abigail-tools python3 universal-ctags
   man-db groff-base

@@ -199,6 +199,13 @@ hil_initramfs() { # plugin guest_script module...
     # Shared libraries and the dynamic loader, at the paths ldd names.
     # shellcheck disable=SC2046,SC2086 # one path a word
     copy_at "" $(ldd "$BUILD_DIR/bin/devhost" "$so" ${HIL_EXTRA_BINS:-} | ldd_paths)
+    # libsystemd, which serve loads when it needs it (host/libsystemd.hpp),
+    # and what it needs.
+    local sd
+    sd=$(ldconfig -p | sed -n 's/^[[:space:]]*libsystemd\.so\.0 (libc6,x86-64) => //p' | head -n 1)
+    [ -n "$sd" ] || fail "no libsystemd.so.0 (apt-get install libsystemd0)"
+    # shellcheck disable=SC2046 # one path a word
+    copy_at "" "$sd" $(ldd "$sd" | ldd_paths)
     if [ -n "${UDEV_DIR:-}" ]; then udev_root; fi
     cp "$guest" "$ROOT/init" && chmod 755 "$ROOT/init"
     cp "$SOURCE_DIR/tests/hil/guest-lib.sh" "$ROOT/hil/lib.sh"
