@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <condition_variable>
@@ -340,7 +341,22 @@ private:
             if (p->logged_.size() >= 32 || !p->logged_.insert(text).second)
                 return;
         }
-        spdlog::error("mqtt: {}", text);
+        // The key is known to OpenSSL by its descriptor (set_tls); the user
+        // knows it by the key-file they configured.
+        std::string line = text;
+        if (p->key_ && p->settings_.key_file) {
+            const std::string by_fd = "/proc/self/fd/" + std::to_string(p->key_.get());
+            for (size_t at = 0; (at = line.find(by_fd, at)) != std::string::npos;) {
+                const size_t end = at + by_fd.size();
+                if (end < line.size() && std::isdigit(static_cast<unsigned char>(line[end]))) {
+                    at = end;  // another descriptor's name
+                    continue;
+                }
+                line.replace(at, by_fd.size(), *p->settings_.key_file);
+                at += p->settings_.key_file->size();
+            }
+        }
+        spdlog::error("mqtt: {}", line);
     }
 
     void set_will()

@@ -179,5 +179,8 @@ TEST_CASE("an encrypted key file fails to load, logged, and serve serves on")
     CHECK(devhost->wait_for_output("mqtt: Error: Unable to load client key file", 15s));
     CHECK(devhost->wait_for_output("worker class loop started", 10s));
     INFO(devhost->err());
+    // Named as configured, not by the descriptor OpenSSL was given.
+    CHECK(devhost->err().find(d + "/locked.key") != std::string::npos);
+    CHECK(devhost->err().find("/proc/self/fd/") == std::string::npos);
     CHECK(devhost->err().find("mqtt: connected") == std::string::npos);
 }
