@@ -329,7 +329,9 @@ UniqueFd open_private_file(const std::string &path, const std::string &what, int
         return UniqueFd();
     }
     if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
-        error = shown + " is owned by uid " + std::to_string(st.st_uid) + ": it must be root's";
+        const uid_t me = ::geteuid();
+        error = shown + " is owned by uid " + std::to_string(st.st_uid) + ": it must be root's" +
+                (me == 0 ? "" : " or devhost's own (uid " + std::to_string(me) + ")");
         return UniqueFd();
     }
     if (st.st_mode & 077) {

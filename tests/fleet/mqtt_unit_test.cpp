@@ -162,6 +162,15 @@ TEST_CASE("mqtt password file is checked on its descriptor")
     CHECK(error == "password file '" + loose.string() + "' has mode 0640: others may read it (chmod 600 it)");
     CHECK(!read_password_file(theirs.string(), error));
     CHECK(error == "password file '" + theirs.string() + "' is owned by uid 65534: it must be root's");
+    // devhost as another user accepts its own files too, and says so.
+    REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+    REQUIRE(::chmod(theirs.c_str(), 0644) == 0);
+    CHECK(in_child([&] {
+              if (::seteuid(1000) != 0)
+                  return std::string("seteuid failed");
+              std::string why;
+              return read_password_file(theirs.string(), why) ? std::string("accepted") : why;
+          }) == "password file '" + theirs.string() + "' is owned by uid 65534: it must be root's or devhost's own (uid 1000)");
     CHECK(!read_password_file(link.string(), error));  // O_NOFOLLOW: not followed
     CHECK(error == "cannot open password file '" + link.string() + "': Too many levels of symbolic links");
     CHECK(!read_password_file(empty.string(), error));
