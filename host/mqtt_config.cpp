@@ -3,6 +3,7 @@
 #include "config.hpp"
 
 #include "common/text.hpp"
+#include "trusted_file.hpp"
 
 #include <cerrno>
 #include <climits>
@@ -347,6 +348,52 @@ UniqueFd open_private_file(const std::string &path, const std::string &what, int
     return fd;
 }
 
+UniqueFd open_ca_file(const std::string &path, std::string &error)
+{
+    using Kind = TrustRefusal::Kind;
+    const std::string shown = "CA file " + q(path);
+    struct stat st {};
+    TrustRefusal why;
+    UniqueFd fd = open_trusted_file(path, st, why);
+    if (fd)
+        return fd;
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(why.mode & 07777));
+    const uid_t me = ::geteuid();
+    const std::string whose = me == 0 ? "root's" : "root's or devhost's own (uid " + std::to_string(me) + ")";
+    const std::string dir = "the directory " + q(why.path) + " of " + shown;
+    switch (why.kind) {
+    case Kind::Open:
+        error = "cannot open " + shown + (why.path.empty() || why.path == path ? "" : " (at " + q(why.path) + ")") +
+                ": " + std::strerror(why.os_errno);
+        break;
+    case Kind::NotRegular:
+        error = shown + " is not a regular file";
+        break;
+    case Kind::FileWritable:
+        error = shown + " has mode " + mode + ": others may change it, and with it which brokers devhost trusts";
+        break;
+    case Kind::FileOwner:
+        error = shown + " is owned by uid " + std::to_string(why.uid) + ": it must be " + whose;
+        break;
+    case Kind::DirWritable:
+        error = dir + " has mode " + mode + ": others may replace the CA file in it";
+        break;
+    case Kind::DirOwner:
+        error = dir + " is owned by uid " + std::to_string(why.uid) + ": it must be " + whose;
+        break;
+    case Kind::LinkOwner:
+        error = "the symlink " + q(why.path) + " on the way to " + shown + " is owned by uid " +
+                std::to_string(why.uid) + " in a directory others may write to";
+        break;
+    case Kind::Changed:
+    case Kind::None:
+        error = shown + " was replaced while it was checked";
+        break;
+    }
+    return fd;
+}
+
 std::optional<std::string> read_password_file(const std::string &path, std::string &error)
 {
     const UniqueFd fd = open_private_file(path, "password file", 4096, error);
@@ -386,7 +433,12 @@ void check_mqtt(const Config &config, std::vector<Diagnostic> &diags)
         if (!open_private_file(*m.key_file, "key file", max_key_file_bytes, error))
             diags.push_back({file, m.key_file_line, "[mqtt] key-file: " + error});
     }
-    // Certificates are public: a regular file that opens is enough.
+    if (m.ca_file) {
+        std::string error;
+        if (!open_ca_file(*m.ca_file, error))
+            diags.push_back({file, m.ca_file_line, "[mqtt] ca-file: " + error});
+    }
+    // The client's certificate is public: a regular file that opens is enough.
     const auto readable = [&](const std::optional<std::string> &path, int line, const char *key) {
         if (!path)
             return;
@@ -396,7 +448,6 @@ void check_mqtt(const Config &config, std::vector<Diagnostic> &diags)
             diags.push_back({file, line, std::string("[mqtt] ") + key + ": " + q(*path) + ": " +
                                              (!fd ? std::strerror(errno) : "not a regular file")});
     };
-    readable(m.ca_file, m.ca_file_line, "ca-file");
     readable(m.cert_file, m.cert_file_line, "cert-file");
     if (!m.node) {
         const std::string node = mqtt_node(m);

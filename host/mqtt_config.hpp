@@ -107,6 +107,13 @@ void check_mqtt(const Config &config, std::vector<Diagnostic> &diags);
 UniqueFd open_private_file(const std::string &path, const std::string &what, int64_t max_bytes,
                            std::string &error);
 
+// The CA file (ca-file): it decides which brokers devhost trusts, so it
+// must be a file only root or devhost's user can change, checked like a
+// plugin by descriptor along its whole path (trusted_file.hpp); readable
+// by anyone is fine. An empty descriptor with `error` (one line naming
+// "CA file 'PATH'") otherwise.
+UniqueFd open_ca_file(const std::string &path, std::string &error);
+
 // The password file's first line, read from open_private_file (at most
 // 4 KiB); nullopt with `error` (one line naming the file) otherwise.
 std::optional<std::string> read_password_file(const std::string &path, std::string &error);

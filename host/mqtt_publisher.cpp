@@ -35,12 +35,18 @@ void init_library()
     std::call_once(once, [] { mosquitto_lib_init(); });
 }
 
+// The TLS files checked at start and kept open (set_tls).
+struct TlsFiles {
+    UniqueFd key;  // [mqtt] key-file (open_private_file)
+    UniqueFd ca;   // [mqtt] ca-file (open_ca_file)
+};
+
 class MqttPublisher : public EventSink {
 public:
     MqttPublisher(const MqttSettings &m, std::string node, std::string client_id, std::optional<std::string> password,
-                  UniqueFd key, std::unique_ptr<MqttSpool> spool)
+                  TlsFiles tls, std::unique_ptr<MqttSpool> spool)
         : settings_(m), node_(std::move(node)), client_id_(std::move(client_id)), password_(std::move(password)),
-          key_(std::move(key)), state_(m.prefix, m.group, node_, DEVHOST_VERSION), spool_(std::move(spool)),
+          tls_(std::move(tls)), state_(m.prefix, m.group, node_, DEVHOST_VERSION), spool_(std::move(spool)),
           commands_(m.prefix, m.group, node_, m.allow_commands,
                     {[this](json r) { reply(std::move(r)); }, [this] { rebirth(); }})
     {
@@ -307,21 +313,45 @@ private:
 
     // The CA (or the system's), and with cert-file the client certificate
     // and its key. libmosquitto takes paths and OpenSSL opens them at each
-    // connect; the key is given as /proc/self/fd/N of the descriptor
-    // open_private_file checked (O_NOFOLLOW, owner, mode), which opens that
-    // same file again whatever has been renamed or linked in its path since
-    // (a key file replaced in place by its owner, root, is theirs to make).
+    // connect; the key and the CA are given as /proc/self/fd/N of the
+    // descriptors checked at start (open_private_file, open_ca_file), which
+    // opens those same files again whatever has been renamed or linked in
+    // their paths since (a file replaced in place by its owner, root, is
+    // theirs to make).
     void set_tls(mosquitto *mosq)
     {
-        const std::string key = key_ ? "/proc/self/fd/" + std::to_string(key_.get()) : "";
-        const int rc = mosquitto_tls_set(mosq, settings_.ca_file ? settings_.ca_file->c_str() : nullptr,
-                                         settings_.ca_file ? nullptr : "/etc/ssl/certs",
+        const std::string key = by_descriptor(tls_.key), ca = by_descriptor(tls_.ca);
+        const int rc = mosquitto_tls_set(mosq, tls_.ca ? ca.c_str() : nullptr, tls_.ca ? nullptr : "/etc/ssl/certs",
                                          settings_.cert_file ? settings_.cert_file->c_str() : nullptr,
-                                         key_ ? key.c_str() : nullptr, &MqttPublisher::no_passphrase);
+                                         tls_.key ? key.c_str() : nullptr, &MqttPublisher::no_passphrase);
         if (rc != MOSQ_ERR_SUCCESS)
             throw std::runtime_error(std::string("TLS: ") + mosquitto_strerror(rc) +
                                      (rc == MOSQ_ERR_INVAL ? " (a CA, certificate or key file that cannot be read)"
                                                            : ""));
+    }
+
+    static std::string by_descriptor(const UniqueFd &fd) { return fd ? "/proc/self/fd/" + std::to_string(fd.get()) : ""; }
+
+    // `text` with each file set_tls gave by its descriptor named as configured.
+    std::string as_configured(std::string text) const
+    {
+        const std::pair<const UniqueFd *, const std::optional<std::string> *> files[] = {
+            {&tls_.key, &settings_.key_file}, {&tls_.ca, &settings_.ca_file}};
+        for (const auto &[fd, path] : files) {
+            if (!*fd || !*path)
+                continue;
+            const std::string name = by_descriptor(*fd);
+            for (size_t at = 0; (at = text.find(name, at)) != std::string::npos;) {
+                const size_t end = at + name.size();
+                if (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) {
+                    at = end;  // another descriptor's name
+                    continue;
+                }
+                text.replace(at, name.size(), **path);
+                at += (*path)->size();
+            }
+        }
+        return text;
     }
 
     // An encrypted key fails to load (logged through on_log) instead of
@@ -341,21 +371,9 @@ private:
             if (p->logged_.size() >= 32 || !p->logged_.insert(text).second)
                 return;
         }
-        // The key is known to OpenSSL by its descriptor (set_tls); the user
-        // knows it by the key-file they configured.
-        std::string line = text;
-        if (p->key_ && p->settings_.key_file) {
-            const std::string by_fd = "/proc/self/fd/" + std::to_string(p->key_.get());
-            for (size_t at = 0; (at = line.find(by_fd, at)) != std::string::npos;) {
-                const size_t end = at + by_fd.size();
-                if (end < line.size() && std::isdigit(static_cast<unsigned char>(line[end]))) {
-                    at = end;  // another descriptor's name
-                    continue;
-                }
-                line.replace(at, by_fd.size(), *p->settings_.key_file);
-                at += p->settings_.key_file->size();
-            }
-        }
+        // The key and the CA are known to OpenSSL by their descriptors
+        // (set_tls); the user knows them by the paths they configured.
+        const std::string line = p->as_configured(text);
         spdlog::error("mqtt: {}", line);
     }
 
@@ -478,7 +496,7 @@ private:
     MqttSettings settings_;
     std::string node_, client_id_;
     std::optional<std::string> password_;
-    UniqueFd key_;  // [mqtt] key-file, checked (open_private_file), open while we run
+    TlsFiles tls_;  // [mqtt] key-file and ca-file, checked, open while we run
     std::mutex log_mutex_;  // below: libmosquitto's errors logged since the last connection
     std::set<std::string> logged_;
     // The connection's client: replaced by the client thread between
@@ -535,11 +553,18 @@ std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::strin
             return nullptr;
         }
     }
-    UniqueFd key;
+    TlsFiles tls;
     if (m.key_file) {
-        key = open_private_file(*m.key_file, "key file", max_key_file_bytes, error);
-        if (!key) {
+        tls.key = open_private_file(*m.key_file, "key file", max_key_file_bytes, error);
+        if (!tls.key) {
             error = "[mqtt] key-file: " + error;
+            return nullptr;
+        }
+    }
+    if (m.ca_file) {
+        tls.ca = open_ca_file(*m.ca_file, error);
+        if (!tls.ca) {
+            error = "[mqtt] ca-file: " + error;
             return nullptr;
         }
     }
@@ -557,7 +582,7 @@ std::unique_ptr<EventSink> make_mqtt_publisher(const MqttSettings &m, std::strin
         spdlog::info("mqtt: no [host] state-dir: the spool is in memory only (lost when devhost stops)");
     }
     try {
-        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password, std::move(key),
+        return std::make_unique<MqttPublisher>(m, mqtt_node(m), mqtt_client_id(m), password, std::move(tls),
                                                std::move(spool));
     } catch (const std::exception &e) {
         error = std::string("[mqtt]: ") + e.what();

@@ -201,6 +201,41 @@ TEST_CASE("mqtt check refuses device names that are no topic level")
           "test.ini:4: [device a+b]: its name has a '+' (MQTT topic syntax), so it cannot be a topic level of [mqtt]");
 }
 
+TEST_CASE("mqtt CA file is checked like a plugin: only root may change it or its directories")
+{
+    if (::geteuid() != 0)
+        DEVHOST_SKIP("needs root to give the CA file and its directory to another owner");
+    TempDir dir;
+    const fs::path good = dir / "ca.pem", open_to_all = dir / "open.pem", sub = dir / "theirs",
+                   in_theirs = dir / "theirs" / "ca.pem";
+    fs::create_directories(sub);
+    for (const auto &f : {good, open_to_all, in_theirs})
+        write_file(f, "-----BEGIN CERTIFICATE-----\n");
+    REQUIRE(::chmod(good.c_str(), 0644) == 0);
+    REQUIRE(::chmod(open_to_all.c_str(), 0666) == 0);
+    REQUIRE(::chmod(in_theirs.c_str(), 0644) == 0);
+    REQUIRE(::chown(sub.c_str(), 65534, 65534) == 0);
+    std::string error;
+    CHECK(open_ca_file(good.string(), error));
+    CHECK(!open_ca_file(open_to_all.string(), error));
+    CHECK(error == "CA file '" + open_to_all.string() +
+                       "' has mode 0666: others may change it, and with it which brokers devhost trusts");
+    CHECK(!open_ca_file(in_theirs.string(), error));
+    CHECK(error == "the directory '" + sub.string() + "' of CA file '" + in_theirs.string() +
+                       "' is owned by uid 65534: it must be root's");
+    CHECK(!open_ca_file((dir / "none.pem").string(), error));
+    CHECK(error == "cannot open CA file '" + (dir / "none.pem").string() + "': No such file or directory");
+
+    // devhost check reports it on the key's line.
+    std::vector<std::string> errors;
+    Config c = parsed("broker = mqtts://h\nca-file = " + open_to_all.string() + "\n", errors);
+    CHECK(errors.empty());
+    const auto checked = check_errors(c);
+    REQUIRE(checked.size() == 1);
+    CHECK(checked[0] == "test.ini:3: [mqtt] ca-file: CA file '" + open_to_all.string() +
+                            "' has mode 0666: others may change it, and with it which brokers devhost trusts");
+}
+
 TEST_CASE("fleet state makes births data and deaths with seq from 0")
 {
     FleetState s("devhost", "g", "n", "9.9");
