@@ -9,7 +9,8 @@
 #
 # Environment: BUILD_DIR (default: build), DEVHOST_WERROR=ON for -Werror,
 # DEVHOST_SANITIZE=address|thread, CMAKE_BUILD_TYPE, CTEST_ARGS (extra ctest
-# arguments, e.g. "-L unit"), BUILD_TARGETS (build only these targets).
+# arguments, e.g. "-L unit"), BUILD_TARGETS (build only these targets),
+# CMAKE_ARGS (more -D options for the configure step).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,10 +48,11 @@ install_missing() {
 
 build() {
   install_missing
+  # shellcheck disable=SC2086 # CMAKE_ARGS: one option a word
   cmake -S . -B "$build_dir" \
     -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
     -DDEVHOST_WERROR="${DEVHOST_WERROR:-OFF}" \
-    -DDEVHOST_SANITIZE="${DEVHOST_SANITIZE:-}" >&2
+    -DDEVHOST_SANITIZE="${DEVHOST_SANITIZE:-}" ${CMAKE_ARGS:-} >&2
   # shellcheck disable=SC2086
   cmake --build "$build_dir" -j "$jobs" ${BUILD_TARGETS:+--target $BUILD_TARGETS} >&2
 }
