@@ -207,6 +207,15 @@ int cmd_check(const Cli &cli)
     int code = prepare(cli, cli.args[0], config, registry, plan, files);
     if (code >= 0)
         return code;
+    // serve's [mqtt] and [metrics] need the fleet module: checked as serve
+    // checks it (not loaded), so check does not pass what serve refuses.
+    if (config.mqtt.enabled || config.metrics.enabled) {
+        if (const std::string why = fleet_module_refusal(); !why.empty()) {
+            const int line = config.mqtt.enabled ? config.mqtt.line : config.metrics.listen_line;
+            error_line(cli.args[0] + ":" + std::to_string(line) + ": " + why);
+            return exit_no_plugin;
+        }
+    }
     // The devices and the steps a run would record, repetitions (repeat=)
     // and instances (instances=) counted, and the sections and lines they
     // come from when that is fewer (a template's once).

@@ -186,7 +186,8 @@ const std::vector<CommandHelp> &command_helps()
          "     usable fleet module (lib/devhost/fleet.so)\n"},
         {"check", "devhost check [OPTIONS] CONFIG", check_text, {{"allow-faults", allow_faults_text}},
          "  0  the config is valid\n"
-         "  2  usage error, or a mistake in the config (an unknown class too)\n"},
+         "  2  usage error, or a mistake in the config (an unknown class too)\n"
+         "  3  [mqtt]/[metrics] without a usable fleet module (lib/devhost/fleet.so)\n"},
         {"plugins", "devhost plugins [OPTIONS] [--json]", plugins_text,
          {{"json", "print one JSON document: {\"host_abi\", \"plugins\", \"refused\"}"}},
          "  0  at least one plugin loaded\n"
@@ -287,7 +288,7 @@ const char *const exit_text =
     "     listed); reset-failed: the restart ledger could not be used\n"
     "  2  usage or config error\n"
     "  3  run, probe: no usable plugin for a device's class (check: 2); scan: no\n"
-    "     plugin for --class C; plugins, scan: no plugin loaded; serve: also\n"
+    "     plugin for --class C; plugins, scan: no plugin loaded; serve, check:\n"
     "     [mqtt]/[metrics] without a usable fleet module (lib/devhost/fleet.so)\n"
     "  4  interrupted by SIGINT, SIGTERM or SIGHUP (held devices were released)\n"
     "  5  status, call, reset, reload, monitor: devhost serve is not running\n"

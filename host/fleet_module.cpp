@@ -8,11 +8,25 @@
 
 namespace devhost {
 
-std::filesystem::path fleet_module_path()
+std::filesystem::path fleet_module_path(std::string &error)
 {
     std::error_code ec;
     const std::filesystem::path exe = boost::dll::program_location(ec);
+    if (ec || !exe.is_absolute()) {
+        error = "cannot find devhost's own path to find its fleet module: " +
+                (ec ? ec.message() : "not absolute: " + exe.string());
+        return {};
+    }
     return (exe.parent_path() / ".." / "lib" / "devhost" / "fleet.so").lexically_normal();
+}
+
+std::string fleet_module_refusal()
+{
+    std::string error;
+    const std::filesystem::path file = fleet_module_path(error);
+    if (file.empty())
+        return error;
+    return open_trusted_library(file, error) ? "" : "the fleet module (for [mqtt] and [metrics]) " + error;
 }
 
 const FleetModule *load_fleet_module(std::string &error)
@@ -25,7 +39,9 @@ const FleetModule *load_fleet_module(std::string &error)
     std::lock_guard<std::mutex> guard(lock);
     if (module)
         return module;
-    const std::filesystem::path file = fleet_module_path();
+    const std::filesystem::path file = fleet_module_path(error);
+    if (file.empty())
+        return nullptr;
     const std::string shown = display_path(file);
     auto loaded = load_trusted_library(file, error);
     if (!loaded) {

@@ -56,8 +56,13 @@ constexpr uint64_t fleet_layout()
 }
 
 // Where the module is: ../lib/devhost/fleet.so relative to the executable
-// (the build tree has the install tree's layout).
-std::filesystem::path fleet_module_path();
+// (the build tree has the install tree's layout); empty with `error` when
+// the executable's own path cannot be found.
+std::filesystem::path fleet_module_path(std::string &error);
+
+// Why the module cannot be used, without loading it (devhost check: the
+// file and its directories checked as serve will), or "".
+std::string fleet_module_refusal();
 
 // The module, loaded once per process (later calls return the same);
 // nullptr with `error`, one line naming the file and what is wrong with it.

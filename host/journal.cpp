@@ -51,6 +51,11 @@ protected:
     {
         std::string why;
         const LibSystemd *sd = present_ ? libsystemd(why) : nullptr;
+        if (present_ && !sd && !said_) {  // once: why the journal's fields are missing
+            said_ = true;
+            const std::string line = "<4>devhost: warn: not logging to the journal: " + why + "\n";
+            [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+        }
         if (!sd || !send(*sd, msg))
             to_stderr(msg);
     }
@@ -86,6 +91,7 @@ private:
     }
 
     const bool present_ = journal_socket_present();
+    bool said_ = false;  // under the sink's mutex
 };
 
 }  // namespace

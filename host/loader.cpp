@@ -583,7 +583,7 @@ std::shared_ptr<const Plugin> PluginRegistry::find(std::string_view device_class
     return nullptr;
 }
 
-std::shared_ptr<boost::dll::shared_library> load_trusted_library(const fs::path &file, std::string &error)
+UniqueFd open_trusted_library(const fs::path &file, std::string &error)
 {
     try {
         struct stat st {};
@@ -592,6 +592,19 @@ std::shared_ptr<boost::dll::shared_library> load_trusted_library(const fs::path 
         if (!fd)
             refuse_untrusted(untrusted, file);
         check_elf_layout(fd.get(), static_cast<uint64_t>(st.st_size));
+        return fd;
+    } catch (const Refused &r) {
+        error = display_path(file) + ": " + r.reason;
+        return UniqueFd();
+    }
+}
+
+std::shared_ptr<boost::dll::shared_library> load_trusted_library(const fs::path &file, std::string &error)
+{
+    const UniqueFd fd = open_trusted_library(file, error);
+    if (!fd)
+        return nullptr;
+    try {
         return load_library(fd.get(), file);
     } catch (const Refused &r) {
         error = display_path(file) + ": " + r.reason;

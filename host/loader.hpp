@@ -199,9 +199,11 @@ private:
 // to_printable), so a file name holding a newline stays on its line.
 std::string display_path(const fs::path &file);
 
-// Opens `file` by the plugins' rules (trusted_file.hpp, the ELF header) and
-// loads that descriptor, without taking it for a plugin: for the host's own
-// modules (fleet_module.hpp). nullptr with `error`, one line naming the file.
+// Opens `file` by the plugins' rules (trusted_file.hpp, the ELF header),
+// without loading it; empty with `error`, one line naming the file.
+UniqueFd open_trusted_library(const fs::path &file, std::string &error);
+// open_trusted_library, then loads that descriptor, without taking it for a
+// plugin: for the host's own modules (fleet_module.hpp). nullptr with `error`.
 std::shared_ptr<boost::dll::shared_library> load_trusted_library(const fs::path &file, std::string &error);
 
 // The directories to search, in order: --plugin-path, DEVHOST_PLUGIN_PATH,

@@ -314,12 +314,25 @@ private:
     // The CA (or the system's), and with cert-file the client certificate
     // and its key. libmosquitto takes paths and OpenSSL opens them at each
     // connect; the key and the CA are given as /proc/self/fd/N of the
-    // descriptors checked at start (open_private_file, open_ca_file), which
-    // opens those same files again whatever has been renamed or linked in
-    // their paths since (a file replaced in place by its owner, root, is
-    // theirs to make).
+    // descriptors checked (open_private_file at start, open_ca_file before
+    // each connection), which opens those same files again whatever has
+    // been renamed or linked in their paths since (a file replaced in place
+    // by its owner, root, is theirs to make).
     void set_tls(mosquitto *mosq)
     {
+        // A CA file replaced since (rotated by renaming a new one into
+        // place) is taken at the next connection, once it passes the same
+        // checks; one that does not leaves the last good one in use.
+        if (settings_.ca_file && !first_) {
+            std::string error;
+            if (UniqueFd ca = open_ca_file(*settings_.ca_file, error)) {
+                tls_.ca = std::move(ca);
+                ca_refused_.clear();
+            } else if (error != ca_refused_) {
+                spdlog::error("mqtt: [mqtt] ca-file: {}; connecting with the one checked before", error);
+                ca_refused_ = error;
+            }
+        }
         const std::string key = by_descriptor(tls_.key), ca = by_descriptor(tls_.ca);
         const int rc = mosquitto_tls_set(mosq, tls_.ca ? ca.c_str() : nullptr, tls_.ca ? nullptr : "/etc/ssl/certs",
                                          settings_.cert_file ? settings_.cert_file->c_str() : nullptr,
@@ -497,6 +510,7 @@ private:
     std::string node_, client_id_;
     std::optional<std::string> password_;
     TlsFiles tls_;  // [mqtt] key-file and ca-file, checked, open while we run
+    std::string ca_refused_;  // the last refusal of a changed ca-file, said once
     std::mutex log_mutex_;  // below: libmosquitto's errors logged since the last connection
     std::set<std::string> logged_;
     // The connection's client: replaced by the client thread between

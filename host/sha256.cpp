@@ -5,6 +5,8 @@
 #include <gcrypt.h>
 #include <mutex>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 namespace devhost {
 
@@ -18,7 +20,8 @@ void initialize_gcrypt()
     static std::once_flag once;
     std::call_once(once, [] {
         if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-            gcry_check_version(nullptr);
+            if (!gcry_check_version(GCRYPT_VERSION))  // older than the headers built against
+                throw std::runtime_error(std::string("libgcrypt is older than ") + GCRYPT_VERSION);
             gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
             gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
         }

@@ -15,7 +15,9 @@ namespace devhost {
 
 class Sha256 {
 public:
-    // Throws std::bad_alloc when libgcrypt cannot make its context.
+    // Throws std::bad_alloc when libgcrypt cannot make its context, and
+    // std::runtime_error when the libgcrypt loaded is older than the one
+    // devhost was built against.
     Sha256();
     ~Sha256();
     Sha256(const Sha256 &) = delete;

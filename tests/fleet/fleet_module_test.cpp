@@ -1,8 +1,9 @@
 // The fleet module (host/fleet_module.hpp): serve loads lib/devhost/fleet.so
 // beside its executable only for [mqtt] or [metrics], by the plugins' rules,
 // and a missing, writable or foreign module ends serve with one line naming
-// it (exit 3); check never needs it. Each case runs a copy of devhost in a
-// tree of its own, with the module as the case wants it.
+// it (exit 3); check reports a missing one the same way, without loading
+// it. Each case runs a copy of devhost in a tree of its own, with the
+// module as the case wants it.
 #include "broker.hpp"
 #include "devhost_test.hpp"
 
@@ -47,17 +48,25 @@ std::pair<int, std::string> serve(const TempDir &dir, const fs::path &tree)
 
 }  // namespace
 
-TEST_CASE("serve with [metrics] and no fleet module ends with one line naming it, and check does not need it")
+TEST_CASE("serve and check with [metrics] and no fleet module end with one line naming it")
 {
     TempDir dir;
     const fs::path tree = make_tree(dir);
     const auto [code, line] = serve(dir, tree);
+    const std::string expected = "devhost: error: " + (dir / "m.ini").string() +
+                                 ":4: the fleet module (for [mqtt] and [metrics]) " +
+                                 (tree / "lib" / "devhost" / "fleet.so").string() +
+                                 ": cannot open: No such file or directory";
     CHECK(code == 3);
-    CHECK(line == "devhost: error: " + (dir / "m.ini").string() + ":4: the fleet module (for [mqtt] and [metrics]) " +
-                      (tree / "lib" / "devhost" / "fleet.so").string() + ": cannot open: No such file or directory");
+    CHECK(line == expected);
     const auto r = run_process({(tree / "bin" / "devhost").string(), "check", (dir / "m.ini").string()});
-    INFO(r.err);
-    CHECK(r.exit_code == 0);
+    CHECK(r.exit_code == 3);
+    CHECK(r.err == expected + "\n");
+    // With the module in place, check passes.
+    fs::copy_file(binary_dir() / "lib" / "devhost" / "fleet.so", tree / "lib" / "devhost" / "fleet.so");
+    const auto ok = run_process({(tree / "bin" / "devhost").string(), "check", (dir / "m.ini").string()});
+    INFO(ok.err);
+    CHECK(ok.exit_code == 0);
 }
 
 TEST_CASE("serve refuses a fleet module others may write")

@@ -171,6 +171,17 @@ TEST_CASE("mqtt password file is checked on its descriptor")
               std::string why;
               return read_password_file(theirs.string(), why) ? std::string("accepted") : why;
           }) == "password file '" + theirs.string() + "' is owned by uid 65534: it must be root's or devhost's own (uid 1000)");
+    const fs::path mine = dir / "mine.pass";
+    write_file(mine, "s3cret\n");
+    REQUIRE(::chmod(mine.c_str(), 0600) == 0);
+    REQUIRE(::chown(mine.c_str(), 1000, 1000) == 0);
+    CHECK(in_child([&] {
+              if (::seteuid(1000) != 0)
+                  return std::string("seteuid failed");
+              std::string why;
+              const auto password = read_password_file(mine.string(), why);
+              return password ? "accepted: " + *password : why;
+          }) == "accepted: s3cret");
     CHECK(!read_password_file(link.string(), error));  // O_NOFOLLOW: not followed
     CHECK(error == "cannot open password file '" + link.string() + "': Too many levels of symbolic links");
     CHECK(!read_password_file(empty.string(), error));
