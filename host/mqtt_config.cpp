@@ -311,6 +311,17 @@ std::string topic_level_problem(const std::string &name)
     return "";
 }
 
+namespace {
+
+// Whose a file devhost trusts may be: root's, or the user's devhost runs as.
+std::string trusted_owners()
+{
+    const uid_t me = ::geteuid();
+    return me == 0 ? "root's" : "root's or devhost's own (uid " + std::to_string(me) + ")";
+}
+
+}  // namespace
+
 UniqueFd open_private_file(const std::string &path, const std::string &what, int64_t max_bytes,
                            std::string &error)
 {
@@ -330,9 +341,7 @@ UniqueFd open_private_file(const std::string &path, const std::string &what, int
         return UniqueFd();
     }
     if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
-        const uid_t me = ::geteuid();
-        error = shown + " is owned by uid " + std::to_string(st.st_uid) + ": it must be root's" +
-                (me == 0 ? "" : " or devhost's own (uid " + std::to_string(me) + ")");
+        error = shown + " is owned by uid " + std::to_string(st.st_uid) + ": it must be " + trusted_owners();
         return UniqueFd();
     }
     if (st.st_mode & 077) {
@@ -359,8 +368,7 @@ UniqueFd open_ca_file(const std::string &path, std::string &error)
         return fd;
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(why.mode & 07777));
-    const uid_t me = ::geteuid();
-    const std::string whose = me == 0 ? "root's" : "root's or devhost's own (uid " + std::to_string(me) + ")";
+    const std::string whose = trusted_owners();
     const std::string dir = "the directory " + q(why.path) + " of " + shown;
     switch (why.kind) {
     case Kind::Open:
