@@ -8,6 +8,13 @@
 
 namespace devhost {
 
+namespace {
+
+// How check and serve both begin a refusal of the module's file.
+constexpr const char *refused_prefix = "the fleet module (for [mqtt] and [metrics]) ";
+
+}  // namespace
+
 std::filesystem::path fleet_module_path(std::string &error)
 {
     std::error_code ec;
@@ -26,7 +33,7 @@ std::string fleet_module_refusal()
     const std::filesystem::path file = fleet_module_path(error);
     if (file.empty())
         return error;
-    return open_trusted_library(file, error) ? "" : "the fleet module (for [mqtt] and [metrics]) " + error;
+    return open_trusted_library(file, error) ? "" : refused_prefix + error;
 }
 
 const FleetModule *load_fleet_module(std::string &error)
@@ -45,7 +52,7 @@ const FleetModule *load_fleet_module(std::string &error)
     const std::string shown = display_path(file);
     auto loaded = load_trusted_library(file, error);
     if (!loaded) {
-        error = "the fleet module (for [mqtt] and [metrics]) " + error;
+        error = refused_prefix + error;
         return nullptr;
     }
     if (!loaded->has(fleet_module_symbol)) {
